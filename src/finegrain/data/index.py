@@ -1,0 +1,148 @@
+"""The index table: one row per image, the contract between data sources and everything after.
+
+Columns, in order: ``image_id, path, subject_id, study_id, split, view``, then for each of the
+14 observations ``<Observation>`` (1 positive, 0 negative, -1 uncertain, empty = not mentioned)
+and ``<Observation> subcategory`` (``atypical``, ``typical`` or empty).
+
+>>> import pandas as pd
+>>> frame = empty_index()
+>>> list(frame.columns[:6])
+['image_id', 'path', 'subject_id', 'study_id', 'split', 'view']
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from finegrain.io import atomic_open
+from finegrain.observations import COARSE_VALUES, OBSERVATIONS, SUBCATEGORIES, subcategory_column
+
+META_COLUMNS: tuple[str, ...] = ("image_id", "path", "subject_id", "study_id", "split", "view")
+SPLITS: tuple[str, ...] = ("train", "validate", "test")
+LABEL_COLUMNS: tuple[str, ...] = OBSERVATIONS
+SUBCATEGORY_COLUMNS: tuple[str, ...] = tuple(subcategory_column(o) for o in OBSERVATIONS)
+INDEX_COLUMNS: tuple[str, ...] = META_COLUMNS + tuple(
+    c for obs in OBSERVATIONS for c in (obs, subcategory_column(obs))
+)
+
+
+@dataclass
+class IndexSummary:
+    """What a source kept and what it dropped, by reason (nothing is dropped silently)."""
+
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    skipped_files: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.dropped[reason] += n
+
+    def format(self) -> str:
+        """Human-readable lines: kept count, then each drop reason with its count."""
+        lines = [f"kept {self.kept} images"]
+        for reason, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"dropped {n} ({reason})")
+        return "\n".join(lines)
+
+
+def empty_index() -> pd.DataFrame:
+    """An index table with no rows and the right columns and dtypes."""
+    return normalise_index(pd.DataFrame({c: [] for c in INDEX_COLUMNS}))
+
+
+def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFrame:
+    """Validate ``frame`` against the index contract and return it with canonical dtypes.
+
+    Missing subcategory columns are added empty; missing metadata or label columns are an error.
+    Errors name ``source``, the offending column and the first bad row (as a CSV line number).
+    """
+    missing = [c for c in META_COLUMNS + LABEL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
+    frame = frame.copy()
+    for col in SUBCATEGORY_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = pd.NA
+    for col in META_COLUMNS:
+        frame[col] = frame[col].astype("string")
+        blank = frame[col].isna() | (frame[col].str.strip() == "")
+        if col != "view" and blank.any():
+            raise ValueError(f"{source}: empty {col!r} at line {_line(frame, blank)}")
+    bad_split = ~frame["split"].isin(SPLITS)
+    if bad_split.any():
+        value = frame.loc[bad_split, "split"].iloc[0]
+        raise ValueError(
+            f"{source}: split {value!r} at line {_line(frame, bad_split)} is not one of {SPLITS}"
+        )
+    dup = frame["image_id"].duplicated()
+    if dup.any():
+        value = frame.loc[dup, "image_id"].iloc[0]
+        raise ValueError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
+    for col in LABEL_COLUMNS:
+        numeric = pd.to_numeric(frame[col], errors="coerce")
+        bad = (
+            numeric.isna() & frame[col].notna() & (frame[col].astype("string").str.strip() != "")
+        ) | (numeric.notna() & ~numeric.isin(COARSE_VALUES))
+        if bad.any():
+            value = frame.loc[bad, col].iloc[0]
+            raise ValueError(
+                f"{source}: label {value!r} in column {col!r} at line {_line(frame, bad)} "
+                "is not one of 1, 0, -1 or empty"
+            )
+        frame[col] = numeric.astype("Int8")
+    for col in SUBCATEGORY_COLUMNS:
+        values = frame[col].astype("string").str.strip().replace("", pd.NA)
+        bad = values.notna() & ~values.isin(SUBCATEGORIES)
+        if bad.any():
+            raise ValueError(
+                f"{source}: subcategory {values[bad].iloc[0]!r} in column {col!r} at line "
+                f"{_line(frame, bad)} is not 'atypical', 'typical' or empty"
+            )
+        frame[col] = values
+    ordered = list(INDEX_COLUMNS) + [c for c in frame.columns if c not in INDEX_COLUMNS]
+    return frame[ordered].reset_index(drop=True)
+
+
+def read_index(path: str | Path) -> pd.DataFrame:
+    """Read and validate an index table (CSV, CSV.gz or Parquet by extension).
+
+    Relative ``path`` values are resolved against the index file's folder.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"index table not found: {path}")
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    frame = normalise_index(frame, source=str(path))
+    paths = frame["path"].astype(str)
+    frame["path"] = [p if Path(p).is_absolute() else str(path.parent / p) for p in paths]
+    frame["path"] = frame["path"].astype("string")
+    return frame
+
+
+def write_index(frame: pd.DataFrame, path: str | Path) -> None:
+    """Validate and write an index table atomically (CSV, CSV.gz or Parquet by extension)."""
+    path = Path(path)
+    frame = normalise_index(frame, source=str(path))
+    if path.suffix == ".parquet":
+        with atomic_open(path, "wb") as handle:
+            frame.to_parquet(handle, index=False)
+    elif path.suffix == ".gz":
+        with atomic_open(path, "wb") as handle:
+            frame.to_csv(handle, index=False, compression="gzip")
+    else:
+        with atomic_open(path, "w") as handle:
+            frame.to_csv(handle, index=False)
+
+
+def _line(frame: pd.DataFrame, mask: pd.Series) -> int:
+    """CSV line number (header = line 1) of the first row where ``mask`` is true."""
+    position = int(mask.to_numpy().nonzero()[0][0])
+    return position + 2

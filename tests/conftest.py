@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests run on CPU in seconds on tiny inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: The read-only development data beside the repository (see ../shared/data/README.md).
+SHARED_DATA = Path(
+    os.environ.get(
+        "FINEGRAIN_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test with a clear reason when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(
+            f"shared development data not found at {SHARED_DATA} (set FINEGRAIN_SHARED_DATA)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory) -> Path:
+    """A small MIMIC-CXR-JPG-shaped phantom tree (48 studies, 64 px), built once per session."""
+    from finegrain.data.phantom import make_phantom
+
+    root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
+    make_phantom(root, studies=48, size=64, seed=0)
+    return root
