@@ -1,0 +1,211 @@
+"""Write the benchmark's outputs from its run directories: ``results.csv``, ``summary.md``,
+``summary.tex``, figures (PNG + SVG) and ``report.html``.
+
+Works on whatever runs have finished: unfinished runs and runs without a usable checkpoint are
+listed in the notes of every output, never silently left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from finegrain.experiment.aggregate import (
+    averaged_scores,
+    results_table,
+    summary_table,
+    test_statistics,
+)
+from finegrain.experiment.grid import (
+    METHOD_NAMES,
+    SELECTIONS,
+    RunSpec,
+    method_tau,
+)
+from finegrain.experiment.presets import Preset
+from finegrain.experiment.report import Figure, write_report
+from finegrain.experiment.selection import DONE_MARKER, RunSelection, select_run
+from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
+from finegrain.io import atomic_write_csv, atomic_write_text
+
+
+@dataclass
+class Outputs:
+    tables: list[Table]
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    stats: pd.DataFrame
+    selections: list[RunSelection]
+    notes: list[str] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelection], list[str]]:
+    """Select the checkpoint of every finished run of ``specs``; notes for the others."""
+    selections, notes = [], []
+    missing = []
+    for spec in specs:
+        run_dir = spec.directory(runs_root)
+        if not (run_dir / DONE_MARKER).exists():
+            missing.append(spec.label)
+            continue
+        sel = select_run(run_dir)
+        if sel.spec != spec:
+            notes.append(
+                f"{run_dir}: config.json describes {sel.spec.label}, expected {spec.label}"
+            )
+        notes += [f"{spec.label}: {n}" for n in sel.notes]
+        selections.append(sel)
+    if missing:
+        notes.insert(
+            0,
+            f"{len(missing)} of {len(specs)} runs not finished (left out of the tables): "
+            + ", ".join(missing),
+        )
+    return selections, notes
+
+
+def _table_methods(preset: Preset, methods: Sequence[str] | None) -> list[str]:
+    names: list[str] = []
+    for sel in preset.selections if "all" not in preset.selections else SELECTIONS:
+        if sel == "figure4":
+            continue
+        for m in methods if methods is not None else SELECTIONS[sel]:
+            if m not in names:
+                names.append(m)
+    return names
+
+
+def write_figures(
+    out: Path,
+    selections: Sequence[RunSelection],
+    summary: pd.DataFrame,
+    preset: Preset,
+    methods: Sequence[str] | None,
+) -> list[Figure]:
+    """τ ablation (if Figure 4 is selected), score distributions and ROC curves."""
+    from finegrain.experiment import plots
+
+    figures: list[Figure] = []
+    fig_dir = out / "figures"
+    wanted = set(preset.selections) if "all" not in preset.selections else set(SELECTIONS)
+    if "figure4" in wanted and not summary.empty:
+        plots.save_figure(
+            plots.tau_ablation_figure(summary, preset.observations), fig_dir / "tau-ablation"
+        )
+        figures.append(
+            Figure(
+                "Figure 4: τ ablation",
+                fig_dir / "tau-ablation.png",
+                "PU-RM validation AUC^FG against τ (line: mean over seeds; band: ± std); dashed: "
+                "U-Ones and U-Ignore.",
+            )
+        )
+    has_test = any((s.directory / "predictions-test.csv").is_file() for s in selections)
+    split = "test" if has_test else "validate"
+    for obs in preset.observations:
+        scores = {}
+        for m in _table_methods(preset, methods):
+            t = method_tau(m, preset.tau)
+            group = [
+                s
+                for s in selections
+                if s.spec.observation == obs and s.spec.method == m and s.spec.tau == t
+            ]
+            frame = averaged_scores(group, split) if group else None
+            if frame is not None:
+                scores[m] = frame
+        if not scores:
+            continue
+        slug = obs.lower().replace(" ", "-")
+        plots.save_figure(
+            plots.score_distribution_figure(scores, obs, split), fig_dir / f"scores-{slug}"
+        )
+        figures.append(
+            Figure(
+                f"{obs}: score distributions",
+                fig_dir / f"scores-{slug}.png",
+                f"P(positive) of atypical and typical positives on the {split} split "
+                "(seed-averaged scores at the checkpoints chosen on validation).",
+            )
+        )
+        plots.save_figure(plots.roc_figure(scores, obs, split), fig_dir / f"roc-{slug}")
+        figures.append(
+            Figure(
+                f"{obs}: atypical vs typical ROC",
+                fig_dir / f"roc-{slug}.png",
+                f"ROC of typical (1) against atypical (0) positives on the {split} split; legend: "
+                "AUC^FG of the seed-averaged scores.",
+            )
+        )
+    return figures
+
+
+def write_outputs(
+    out: str | Path,
+    specs: Sequence[RunSpec],
+    *,
+    preset: Preset,
+    methods: Sequence[str] | None = None,
+    taus: Sequence[float] | None = None,
+    config: dict | None = None,
+) -> Outputs:
+    """Read the finished runs of ``specs`` under ``out/runs`` and write every output."""
+    out = Path(out)
+    selections, notes = collect(specs, out / "runs")
+    results = results_table(selections)
+    summary = summary_table(results)
+    has_test = (results["split"] == "test").any() if not results.empty else False
+    stats = test_statistics(selections) if has_test else pd.DataFrame()
+    if not stats.empty:
+        for _, r in stats[stats["note"] != ""].iterrows():
+            tau = "" if pd.isna(r["tau"]) else f" τ={r['tau']:g}"
+            notes.append(
+                f"{r['observation']} {METHOD_NAMES.get(r['method'], r['method'])}{tau}: {r['note']}"
+            )
+    tables = build_tables(
+        list(preset.selections),
+        list(preset.observations),
+        summary,
+        stats,
+        tau=preset.tau,
+        methods=methods,
+        taus=taus,
+    )
+    paths = {"results": out / "results.csv"}
+    atomic_write_csv(paths["results"], results)
+    header = f"# finegrain benchmark ({preset.name} preset)\n\n"
+    note_md = "".join(f"- {n}\n" for n in notes)
+    paths["summary.md"] = out / "summary.md"
+    atomic_write_text(
+        paths["summary.md"],
+        header
+        + "\n".join(to_markdown(t) for t in tables)
+        + ("\n## Notes\n\n" + note_md if notes else ""),
+    )
+    paths["summary.tex"] = out / "summary.tex"
+    atomic_write_text(
+        paths["summary.tex"],
+        "% finegrain benchmark tables; needs \\usepackage{booktabs}\n"
+        + "\n".join(to_latex(t) for t in tables),
+    )
+    figures = write_figures(out, selections, summary, preset, methods) if selections else []
+    paths["report.html"] = out / "report.html"
+    write_report(
+        paths["report.html"],
+        title=f"finegrain benchmark — {preset.name}",
+        lead=(
+            f"{len(selections)} finished runs of {len(specs)}; observations: "
+            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; model: {preset.model}, "
+            f"{preset.image_size} px, {preset.iterations} iterations "
+            f"(checkpoint every {preset.checkpoint_every})."
+        ),
+        tables=tables,
+        figures=figures,
+        config=config or {"preset": preset.to_dict()},
+        notes=notes,
+    )
+    return Outputs(tables, results, summary, stats, selections, notes, paths)

@@ -1,0 +1,141 @@
+"""Benchmark figures (matplotlib, Agg backend): the τ ablation (the paper's Figure 4), and for
+each method the atypical-vs-typical score distributions and ROC curves.
+
+Every figure is saved as PNG and SVG through :mod:`finegrain.io` (atomic writes).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finegrain.experiment.aggregate import fg_cases
+from finegrain.experiment.grid import METHOD_NAMES, format_tau
+from finegrain.io import atomic_write_bytes
+from finegrain.observations import TYPICAL
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, stem: str | Path) -> dict[str, Path]:
+    """Write ``<stem>.png`` (150 dpi) and ``<stem>.svg`` atomically; close the figure."""
+    plt = _pyplot()
+    stem = Path(stem)
+    paths = {}
+    for fmt in ("png", "svg"):
+        buffer = io.BytesIO()
+        # a fixed date and no hash salt keep SVGs identical across reruns
+        metadata = {"Date": None} if fmt == "svg" else {"Software": "finegrain"}
+        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+        path = stem.with_suffix(f".{fmt}")
+        atomic_write_bytes(path, buffer.getvalue())
+        paths[fmt] = path
+    plt.close(fig)
+    return paths
+
+
+def tau_ablation_figure(
+    summary: pd.DataFrame,
+    observations: Sequence[str],
+    *,
+    baselines: Sequence[str] = ("u-ones", "u-ignore"),
+    split: str = "validate",
+):
+    """PU-RM AUC^FG against τ (mean line, ±std band) with the baselines as horizontal lines."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        1, len(observations), figsize=(4.2 * len(observations), 3.4), squeeze=False
+    )
+    for ax, obs in zip(axes[0], observations, strict=True):
+        rows = summary[
+            (summary["observation"] == obs)
+            & (summary["method"] == "pu-rm")
+            & (summary["split"] == split)
+            & summary["tau"].notna()
+        ].sort_values("tau")
+        taus = rows["tau"].astype(float).to_numpy()
+        mean = rows["auc_fg_mean"].astype(float).to_numpy()
+        std = np.nan_to_num(rows["auc_fg_std"].astype(float).to_numpy())
+        ax.plot(taus, mean, "o-", color="C3", label="PU-RM")
+        ax.fill_between(taus, mean - std, mean + std, color="C3", alpha=0.2, linewidth=0)
+        for i, b in enumerate(baselines):
+            base = summary[
+                (summary["observation"] == obs)
+                & (summary["method"] == b)
+                & (summary["split"] == split)
+            ]
+            if base.empty or np.isnan(base["auc_fg_mean"].iloc[0]):
+                continue
+            ax.axhline(
+                float(base["auc_fg_mean"].iloc[0]),
+                color=f"C{i}",
+                linestyle="--",
+                label=METHOD_NAMES.get(b, b),
+            )
+        ax.set_title(obs)
+        ax.set_xlabel("τ")
+        ax.set_ylabel(f"AUC$^{{FG}}$ ({split})")
+        if len(taus):
+            ax.set_xticks(taus, [format_tau(t) for t in taus])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
+    """Histograms of the positive-class probability of atypical vs typical positives, one panel
+    per method (``scores``: method -> seed-averaged predictions of ``observation`` on ``split``)."""
+    plt = _pyplot()
+    methods = list(scores)
+    fig, axes = plt.subplots(
+        1, max(1, len(methods)), figsize=(3.2 * max(1, len(methods)), 2.9), squeeze=False
+    )
+    bins = np.linspace(0.0, 1.0, 21)
+    for ax, method in zip(axes[0], methods, strict=False):
+        cases = fg_cases(scores[method])
+        typical = cases["subcategory"] == TYPICAL
+        ax.hist(cases.loc[~typical, "score"], bins=bins, alpha=0.6, color="C0", label="atypical")
+        ax.hist(cases.loc[typical, "score"], bins=bins, alpha=0.6, color="C3", label="typical")
+        ax.set_title(METHOD_NAMES.get(method, method), fontsize=10)
+        ax.set_xlabel("P(positive)")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(f"{observation} positives ({split})")
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
+    """ROC curves of atypical (0) vs typical (1) positives, one curve per method, AUC^FG in the
+    legend."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for i, (method, frame) in enumerate(scores.items()):
+        cases = fg_cases(frame)
+        y = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
+        if y.min(initial=1) == y.max(initial=0):
+            continue
+        fpr, tpr, _ = roc_curve(y, cases["score"].to_numpy(dtype=float))
+        value = roc_auc_score(y, cases["score"].to_numpy(dtype=float))
+        ax.plot(fpr, tpr, color=f"C{i}", label=f"{METHOD_NAMES.get(method, method)} ({value:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("false positive rate (atypical called typical)")
+    ax.set_ylabel("true positive rate (typical)")
+    ax.set_title(f"{observation}: atypical vs typical ({split})", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,76 @@
+"""Benchmark presets: the paper's protocol and a demo that runs on a laptop CPU.
+
+A preset fixes the data (phantom size), the model and the training schedule; command-line
+options override single fields (see :func:`Preset.replace`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything a benchmark needs besides the data location and the output folder."""
+
+    name: str
+    observations: tuple[str, ...] = ("Consolidation", "Edema")
+    selections: tuple[str, ...] = ("table2",)
+    seeds: int = 3
+    tau: float = 0.3
+    model: str = "densenet121"
+    pretrained: bool = True
+    image_size: int = 224
+    iterations: int = 50_000
+    checkpoint_every: int = 10_000
+    batch_size: int = 32
+    lr: float = 1e-4
+    augment: bool = True
+    views: tuple[str, ...] = ("AP", "PA")
+    #: phantom studies and pixel size when the data is the built-in phantom
+    phantom_studies: int = 2000
+    phantom_size: int = 128
+    num_workers: int | None = None
+
+    def replace(self, **changes) -> Preset:
+        """A copy with the non-``None`` ``changes`` applied."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
+#: batch 32, 50k iterations with a checkpoint every 10k, 3 seeds, τ = 0.3, Consolidation and
+#: Edema, AP/PA views, the official split.
+PAPER = Preset(name="paper")
+
+#: A small grid on the phantom that finishes in a few minutes on a 2-core CPU (see
+#: docs/benchmark.md for the measurements behind these numbers).
+DEMO = Preset(
+    name="demo",
+    seeds=2,
+    model="densenet-tiny",
+    pretrained=False,
+    image_size=64,
+    iterations=300,
+    checkpoint_every=100,
+    batch_size=32,
+    lr=1e-3,
+    augment=False,
+    phantom_studies=1200,
+    phantom_size=64,
+    num_workers=0,
+)
+
+PRESETS: dict[str, Preset] = {"paper": PAPER, "demo": DEMO}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}"
+        ) from None

@@ -1,0 +1,271 @@
+"""The paper's tables: rows = methods, columns = observations, AUC^FG as mean ± std (4 decimals).
+
+Tables are built once as plain data (:class:`Table`) and rendered to Markdown, LaTeX or HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from finegrain.experiment.grid import (
+    FIGURE4_TAUS,
+    METHOD_NAMES,
+    REFERENCE_METHOD,
+    SELECTIONS,
+    format_tau,
+    method_tau,
+)
+
+DASH = "–"
+
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: a title, a caption, a header row and string cells."""
+
+    key: str
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def mean_std(mean: float, std: float, *, digits: int = 4) -> str:
+    """``0.7123 ± 0.0101``; a missing mean is a dash, a missing std (one seed) is left out."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return DASH
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _number(x: float, digits: int = 4) -> str:
+    return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _p_value(p: float) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return DASH
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _lookup(frame: pd.DataFrame, observation: str, method: str, tau: float | None, **eq) -> dict:
+    if frame is None or frame.empty:
+        return {}
+    sel = (frame["observation"] == observation) & (frame["method"] == method)
+    sel &= frame["tau"].isna() if tau is None else (frame["tau"].astype(float) - tau).abs() < 1e-9
+    for column, value in eq.items():
+        sel &= frame[column] == value
+    rows = frame[sel]
+    return {} if rows.empty else rows.iloc[0].to_dict()
+
+
+def method_table(
+    key: str,
+    title: str,
+    methods: Sequence[str],
+    observations: Sequence[str],
+    summary: pd.DataFrame,
+    *,
+    tau: float,
+    split: str = "validate",
+    metric: str = "auc_fg",
+) -> Table:
+    """Rows = methods, columns = observations, ``metric`` mean ± std over seeds on ``split``."""
+    rows = []
+    for method in methods:
+        t = method_tau(method, tau)
+        cells = [METHOD_NAMES.get(method, method)]
+        for obs in observations:
+            r = _lookup(summary, obs, method, t, split=split)
+            cells.append(mean_std(r.get(f"{metric}_mean"), r.get(f"{metric}_std")))
+        rows.append(cells)
+    return Table(key, title, ["Method", *observations], rows)
+
+
+def test_table(
+    key: str,
+    title: str,
+    methods: Sequence[str],
+    observations: Sequence[str],
+    summary: pd.DataFrame,
+    stats: pd.DataFrame,
+    *,
+    tau: float,
+    reference: str = REFERENCE_METHOD,
+) -> Table:
+    """Test AUC^FG at the validation-chosen checkpoints, its bootstrap CI and DeLong p."""
+    header = ["Method"]
+    for obs in observations:
+        header += [f"{obs} AUC^FG", f"{obs} 95% CI", f"{obs} p vs {METHOD_NAMES[reference]}"]
+    rows = []
+    for method in methods:
+        t = method_tau(method, tau)
+        cells = [METHOD_NAMES.get(method, method)]
+        for obs in observations:
+            r = _lookup(summary, obs, method, t, split="test")
+            s = _lookup(stats, obs, method, t)
+            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
+            lo, hi = s.get("ci_low", math.nan), s.get("ci_high", math.nan)
+            cells.append(DASH if math.isnan(lo) else f"[{_number(lo)}, {_number(hi)}]")
+            cells.append(_p_value(s.get("delong_p", math.nan)))
+        rows.append(cells)
+    return Table(key, title, header, rows)
+
+
+def tau_table(
+    observations: Sequence[str],
+    summary: pd.DataFrame,
+    *,
+    taus: Sequence[float] = FIGURE4_TAUS,
+    baselines: Sequence[str] = ("u-ones", "u-ignore"),
+) -> Table:
+    """Figure 4 as numbers: PU-RM validation AUC^FG for each τ, then the baselines."""
+    rows = []
+    for t in taus:
+        cells = [f"PU-RM τ = {format_tau(t)}"]
+        for obs in observations:
+            r = _lookup(summary, obs, "pu-rm", float(t), split="validate")
+            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
+        rows.append(cells)
+    for b in baselines:
+        cells = [METHOD_NAMES[b]]
+        for obs in observations:
+            r = _lookup(summary, obs, b, None, split="validate")
+            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
+        rows.append(cells)
+    return Table(
+        "figure4", "Figure 4: PU-RM AUC^FG (validation) against τ", ["", *observations], rows
+    )
+
+
+def build_tables(
+    selections: Sequence[str],
+    observations: Sequence[str],
+    summary: pd.DataFrame,
+    stats: pd.DataFrame | None,
+    *,
+    tau: float,
+    methods: Sequence[str] | None = None,
+    taus: Sequence[float] | None = None,
+) -> list[Table]:
+    """The tables of the named selections (``table2``, ``table3``, ``figure4``)."""
+    if "all" in selections:
+        selections = list(SELECTIONS)
+    has_test = summary is not None and not summary.empty and (summary["split"] == "test").any()
+    titles = {
+        "table2": "Table 2: AUC^FG (validation) of the uncertainty policies and PU-RM",
+        "table3": "Table 3: ablation of the risk-modulation (validation AUC^FG)",
+    }
+    tables: list[Table] = []
+    for name in selections:
+        if name == "figure4":
+            tables.append(tau_table(observations, summary, taus=taus or FIGURE4_TAUS))
+            continue
+        names = list(methods) if methods is not None else list(SELECTIONS[name])
+        table = method_table(name, titles[name], names, observations, summary, tau=tau)
+        table.caption = (
+            f"Mean ± std over seeds at each run's checkpoint with the best validation AUC^FG; "
+            f"risk-modulated methods at τ = {format_tau(tau)}."
+        )
+        tables.append(table)
+        auc = method_table(
+            f"{name}-auc",
+            titles[name].split(":")[0] + ": AUC, positive vs negative (validation)",
+            names,
+            observations,
+            summary,
+            tau=tau,
+            metric="auc",
+        )
+        auc.caption = "Same checkpoints; the ordinary AUC of positives against negatives."
+        tables.append(auc)
+        if has_test and stats is not None:
+            test = test_table(
+                f"{name}-test",
+                titles[name].split(":")[0] + ": test split at the checkpoints chosen on validation",
+                names,
+                observations,
+                summary,
+                stats,
+                tau=tau,
+            )
+            test.caption = (
+                "AUC^FG mean ± std over seeds; 95% percentile bootstrap CI of the seed-mean "
+                "AUC^FG (test cases resampled); two-sided paired DeLong p-value against U-Ones "
+                "on seed-averaged scores."
+            )
+            tables.append(test)
+    return tables
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"### {table.title}", ""]
+    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(table.header) - 1)) + "|")
+    for row in table.rows:
+        lines.append("| " + " | ".join(row) + " |")
+    if table.caption:
+        lines += ["", table.caption]
+    for note in table.notes:
+        lines.append(f"- {note}")
+    return "\n".join(lines) + "\n"
+
+
+_TEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$"}
+
+
+def _tex(text: str) -> str:
+    out = "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+    out = out.replace("AUC^FG", r"AUC$^{\mathrm{FG}}$").replace("±", r"$\pm$")
+    out = out.replace("τ", r"$\tau$").replace("–", "--").replace("< ", "$<$ ")
+    return out
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` environment."""
+    cols = "l" + "c" * (len(table.header) - 1)
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{_tex(table.title)}}}",
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in table.header) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if table.caption:
+        lines.append(rf"\par\smallskip{{\footnotesize {_tex(table.caption)}}}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(table: Table) -> str:
+    esc = html.escape
+    parts = [
+        f'<table class="results" id="{esc(table.key)}">',
+        f"<caption>{esc(table.title)}</caption>",
+    ]
+    parts.append(
+        "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in table.header) + "</tr></thead>"
+    )
+    parts.append("<tbody>")
+    for row in table.rows:
+        parts.append(
+            "<tr>"
+            + f"<th>{esc(row[0])}</th>"
+            + "".join(f"<td>{esc(c)}</td>" for c in row[1:])
+            + "</tr>"
+        )
+    parts.append("</tbody></table>")
+    if table.caption:
+        parts.append(f'<p class="caption">{esc(table.caption)}</p>')
+    return "\n".join(parts)
