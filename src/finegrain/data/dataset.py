@@ -1,0 +1,144 @@
+"""The torch ``Dataset`` over the image cache for one observation, split and uncertainty policy.
+
+Items are ``(image, label, row)``: ``image`` is a uint8 tensor ``[1, S, S]`` straight from the
+cache (augmented if asked), ``label`` an int64 scalar in {1, 0, -1} and ``row`` the int64
+position of the image in the index table given. Images stay uint8 all the way into the model,
+whose first module (``InputNormalization``) scales them, replicates channels and applies the
+ImageNet mean / std: normalisation lives in exactly one place (see ``docs/data.md``).
+
+Rows are left out, counted by reason in :attr:`CXRDataset.summary`: ``blank label`` (the
+observation is not mentioned), ``not in cache`` (the image id is absent from the cache),
+``failed in cache`` (the image could not be decoded by ``prepare``) and ``uncertain dropped``
+(label -1 when ``keep_uncertain=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from finegrain.data.augment import Augmentation
+from finegrain.data.cache import ImageCache
+from finegrain.data.index import SPLITS
+from finegrain.observations import UNCERTAIN, check_observation, subcategory_column
+
+log = logging.getLogger(__name__)
+
+#: Drop reasons, in the order they are checked (a row is counted under the first that applies).
+DROP_REASONS: tuple[str, ...] = (
+    "blank label",
+    "not in cache",
+    "failed in cache",
+    "uncertain dropped",
+)
+
+Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class CXRDataset(Dataset):
+    """Images of one ``split`` labelled for one ``observation``, read from an :class:`ImageCache`.
+
+    Attributes: ``labels`` (int64 array, 1/0/-1), ``subcategories`` (object array of
+    ``"atypical"``, ``"typical"`` or ``""``), ``image_ids``, ``index_rows`` (positions in
+    ``index``), ``cache_rows`` and ``summary`` (``kept`` and every drop reason, with counts).
+    """
+
+    def __init__(
+        self,
+        index: pd.DataFrame,
+        cache: ImageCache,
+        observation: str,
+        split: str,
+        *,
+        keep_uncertain: bool = True,
+        augment: Augmentation | None = None,
+    ):
+        observation = check_observation(observation)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        for column in ("image_id", "split", observation):
+            if column not in index.columns:
+                raise ValueError(f"index table: missing column {column!r}")
+        if augment is not None and not callable(augment):
+            raise TypeError(f"augment must be an Augmentation or None, got {augment!r}")
+        self.observation = observation
+        self.split = split
+        self.keep_uncertain = keep_uncertain
+        self.augment = augment
+        self.cache = cache
+
+        positions = np.flatnonzero((index["split"] == split).to_numpy(dtype=bool, na_value=False))
+        part = index.iloc[positions]
+        raw = pd.to_numeric(part[observation], errors="raise").astype("Int64")
+        ids = part["image_id"].astype(str).tolist()
+        cache_rows = np.array([cache._rows.get(i, -1) for i in ids], dtype=np.int64)
+        blank = raw.isna().to_numpy()
+        absent = ~blank & (cache_rows < 0)
+        failed = ~blank & ~absent & ~cache.ok[np.maximum(cache_rows, 0)] if len(ids) else absent
+        label_values = raw.fillna(0).to_numpy(dtype=np.int64)
+        uncertain = ~blank & ~absent & ~failed & (label_values == UNCERTAIN) & (not keep_uncertain)
+        keep = ~(blank | absent | failed | uncertain)
+
+        self.summary: dict[str, int] = {"kept": int(keep.sum())}
+        for reason, mask in zip(DROP_REASONS, (blank, absent, failed, uncertain), strict=True):
+            self.summary[reason] = int(mask.sum())
+        if self.summary["not in cache"]:
+            log.warning(
+                "%d %s images of the index are not in the cache %s (was it prepared from "
+                "another index?)",
+                self.summary["not in cache"],
+                split,
+                cache.directory,
+            )
+
+        self.index_rows: np.ndarray = positions[keep].astype(np.int64)
+        self.cache_rows: np.ndarray = cache_rows[keep]
+        self.labels: np.ndarray = label_values[keep]
+        self.image_ids: list[str] = [i for i, k in zip(ids, keep, strict=True) if k]
+        sub_col = subcategory_column(observation)
+        if sub_col in part.columns:
+            subs = part[sub_col].astype("string").fillna("").to_numpy(dtype=object)[keep]
+        else:
+            subs = np.full(len(self.labels), "", dtype=object)
+        self.subcategories: np.ndarray = subs
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> Item:
+        image = torch.from_numpy(np.array(self.cache[self.cache_rows[i]]))[None]
+        if self.augment is not None:
+            image = self.augment(image)
+        return (
+            image,
+            torch.tensor(self.labels[i], dtype=torch.int64),
+            torch.tensor(self.index_rows[i], dtype=torch.int64),
+        )
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Item]:
+        """A batch at once: one sorted read of the memmap (used by DataLoader's batch fetch)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        images = torch.from_numpy(self.cache.read_rows(self.cache_rows[indices]))[:, None]
+        labels = torch.from_numpy(self.labels[indices])
+        rows = torch.from_numpy(self.index_rows[indices])
+        if self.augment is None:
+            return list(zip(images, labels, rows, strict=True))
+        return [
+            (self.augment(image), label, row)
+            for image, label, row in zip(images, labels, rows, strict=True)
+        ]
+
+    def format_summary(self) -> str:
+        """One line: kept count and each non-zero drop reason."""
+        dropped = ", ".join(f"{n} {r}" for r in DROP_REASONS if (n := self.summary[r]))
+        return f"{self.observation} / {self.split}: kept {self.summary['kept']}" + (
+            f"; dropped {dropped}" if dropped else ""
+        )
+
+    def __repr__(self) -> str:
+        return f"CXRDataset({self.format_summary()})"
