@@ -167,7 +167,42 @@ def averaged_scores(selections: Sequence[RunSelection], split: str) -> pd.DataFr
     return cases
 
 
-def test_statistics(
+def seed_mean_ci(
+    typical: np.ndarray,
+    scores: np.ndarray,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the seed-mean AUC^FG.
+
+    ``typical`` is 0/1 per case (0 atypical, 1 typical), ``scores`` is ``[cases, seeds]``. Each
+    replicate resamples the cases (stratified by subcategory, as
+    :func:`finegrain.metrics.bootstrap_ci` does) and applies the same resample to every seed.
+    With one seed this equals ``bootstrap_ci(auc_fg, typical, scores[:, 0])``.
+    """
+    from finegrain.metrics import auc_replicates, bootstrap_ci, bootstrap_indices
+
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim == 1:
+        scores = scores[:, None]
+    if scores.shape[1] == 1:
+        from finegrain.metrics import auc_fg
+
+        return bootstrap_ci(auc_fg, typical, scores[:, 0], n_boot=n_boot, level=level, seed=seed)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+    idx = bootstrap_indices(typical, n_boot, seed=seed)
+    reps = np.mean(
+        [auc_replicates(typical, scores[:, j], idx) for j in range(scores.shape[1])], axis=0
+    )
+    alpha = (1.0 - level) / 2.0
+    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def split_statistics(
     selections: Sequence[RunSelection],
     *,
     split: str = "test",
@@ -182,7 +217,7 @@ def test_statistics(
     ``ci_high``, ``delong_p`` (``NaN`` for the reference itself or when undefined) and ``note``
     (why a value is missing).
     """
-    from finegrain.metrics import auc_fg, bootstrap_ci, delong_test
+    from finegrain.metrics import delong_test
 
     groups = _group(selections)
     matrices = {key: seed_score_matrix(sels, split) for key, sels in groups.items()}
@@ -215,12 +250,9 @@ def test_statistics(
             row["note"] = f"{split} split lacks atypical or typical positives"
             continue
 
-        def seed_mean_auc_fg(y, s):
-            return float(np.mean([auc_fg(y, s[:, j]) for j in range(s.shape[1])]))
-
         try:
-            row["ci_low"], row["ci_high"] = bootstrap_ci(
-                seed_mean_auc_fg, sub, scores, n_boot=n_boot, level=level, seed=seed
+            row["ci_low"], row["ci_high"] = seed_mean_ci(
+                sub, scores, n_boot=n_boot, level=level, seed=seed
             )
         except ValueError as exc:
             row["note"] = f"bootstrap CI undefined: {exc}"

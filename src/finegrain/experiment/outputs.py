@@ -16,8 +16,8 @@ import pandas as pd
 from finegrain.experiment.aggregate import (
     averaged_scores,
     results_table,
+    split_statistics,
     summary_table,
-    test_statistics,
 )
 from finegrain.experiment.grid import (
     METHOD_NAMES,
@@ -159,7 +159,7 @@ def write_outputs(
     results = results_table(selections)
     summary = summary_table(results)
     has_test = (results["split"] == "test").any() if not results.empty else False
-    stats = test_statistics(selections) if has_test else pd.DataFrame()
+    stats = split_statistics(selections) if has_test else pd.DataFrame()
     if not stats.empty:
         for _, r in stats[stats["note"] != ""].iterrows():
             tau = "" if pd.isna(r["tau"]) else f" τ={r['tau']:g}"

@@ -65,7 +65,9 @@ def render_report(
     else:
         body.append("<p>Every run of the grid finished and had a checkpoint to choose.</p>")
     body.append("<h2>Configuration and versions</h2>")
-    body.append(f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str))}</pre>")
+    body.append(
+        f"<pre>{esc(json.dumps(config, indent=2, sort_keys=True, default=str), quote=False)}</pre>"
+    )
     return _template().substitute(title=esc(title), lead=esc(lead), body="\n".join(body))
 
 

@@ -1,0 +1,345 @@
+"""Benchmark pieces over synthetic run directories: selection, aggregation, tables, figures and
+the HTML report (no training involved)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from finegrain.evaluate import score_predictions
+from finegrain.experiment.aggregate import (
+    fg_cases,
+    results_table,
+    seed_mean_ci,
+    summary_table,
+)
+from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.outputs import write_outputs
+from finegrain.experiment.presets import DEMO, PAPER, get_preset
+from finegrain.experiment.selection import find_runs, read_metrics, select_iteration, select_run
+from finegrain.experiment.tables import mean_std, to_latex, to_markdown
+from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, atomic_write_text
+from finegrain.metrics import auc_fg, bootstrap_ci, delong_test
+
+ITERATIONS = (10, 20, 30)
+
+
+def make_run(runs_root, spec: RunSpec, *, quality: float, n: int = 60, done: bool = True):
+    """A run directory per the contract, with predictions whose AUC^FG grows with ``quality``
+    and varies by iteration; metrics.jsonl is computed from the predictions."""
+    rng = np.random.default_rng(hash((spec.label, quality)) % 2**32)
+    run_dir = spec.directory(runs_root)
+    atomic_write_json(
+        run_dir / "config.json",
+        {
+            "observation": spec.observation,
+            "method": spec.method,
+            "tau": spec.tau if spec.tau is not None else 0.3,
+            "seed": spec.seed,
+            "versions": {"python": "3"},
+        },
+    )
+    for split, offset in (("validate", 0), ("test", 1000)):
+        label = np.array([1] * (n // 2) + [0] * (n // 4) + [-1] * (n - n // 2 - n // 4))
+        sub = np.array(
+            ["atypical" if i % 2 else "typical" for i in range(n // 2)]
+            + [""] * (n // 4)
+            + ["typical"] * (n - n // 2 - n // 4)
+        )
+        frames = []
+        for it in ITERATIONS:
+            signal = quality * (1 + rng.normal(0, 0.5)) * (sub == "typical") + 0.6 * (label == 1)
+            score = 1 / (1 + np.exp(-(signal + rng.normal(0, 1, n))))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "image_id": [f"img{offset + i}" for i in range(n)],
+                        "iteration": it,
+                        "label": label,
+                        "subcategory": sub,
+                        "score": score,
+                    }
+                )
+            )
+            m = score_predictions(frames[-1].replace({"subcategory": {"": None}}))
+            append_jsonl(
+                run_dir / "metrics.jsonl",
+                {"iteration": it, "split": split, **m, "train_loss": 0.5, "elapsed_s": 1.0},
+            )
+        atomic_write_csv(run_dir / f"predictions-{split}.csv", pd.concat(frames))
+    if done:
+        atomic_write_text(run_dir / "done", "")
+    return run_dir
+
+
+def _best(run_dir, split="validate"):
+    """Independent re-computation of the protocol: best validation AUC^FG, ties -> earliest."""
+    pred = pd.read_csv(run_dir / f"predictions-{split}.csv", keep_default_na=False)
+    best_it, best = None, -1.0
+    for it in ITERATIONS:
+        p = pred[(pred["iteration"] == it) & (pred["label"] == 1) & (pred["subcategory"] != "")]
+        value = roc_auc_score(p["subcategory"] == "typical", p["score"])
+        if value > best:
+            best_it, best = it, value
+    return best_it, best
+
+
+# ---------------------------------------------------------------------------------- selection
+
+
+def test_select_iteration_known_answers():
+    m = pd.DataFrame(
+        {
+            "iteration": [10, 20, 30, 40, 10, 20],
+            "split": ["validate"] * 4 + ["test"] * 2,
+            "auc_fg": [0.6, 0.8, None, 0.8, 0.99, 0.1],
+        }
+    )
+    assert select_iteration(m) == 20  # tie 0.8 at 20 and 40 -> earliest; test split ignored
+    assert select_iteration(m, split="test") == 10
+    m2 = m.assign(auc_fg=[None] * 6)
+    assert select_iteration(m2) is None
+    with pytest.raises(ValueError, match="auc_fg"):
+        select_iteration(m.drop(columns="auc_fg"))
+
+
+def test_read_metrics_keeps_last_line_of_reevaluated_checkpoint(tmp_path):
+    for rec in (
+        {"iteration": 10, "split": "validate", "auc_fg": 0.5},
+        {"iteration": 20, "split": "validate", "auc_fg": 0.7},
+        {"iteration": 20, "split": "validate", "auc_fg": 0.6},
+    ):
+        append_jsonl(tmp_path / "metrics.jsonl", rec)
+    with open(tmp_path / "metrics.jsonl", "a") as fh:
+        fh.write('{"iteration": 30, "split": "vali')  # killed writer
+    m = read_metrics(tmp_path)
+    assert m["iteration"].tolist() == [10, 20]
+    assert m.loc[m["iteration"] == 20, "auc_fg"].item() == 0.6
+    assert {"auc", "n_atypical"} <= set(m.columns)
+
+
+def test_select_run_matches_independent_protocol(tmp_path):
+    spec = RunSpec("Edema", "pu-rm", 0.3, 1)
+    run_dir = make_run(tmp_path, spec, quality=1.0)
+    sel = select_run(run_dir)
+    assert sel.spec == spec
+    it, best = _best(run_dir)
+    assert sel.iteration == it
+    assert sel.row("validate")["auc_fg"] == pytest.approx(best)
+    assert sel.row("test")["iteration"] == it
+
+
+def test_find_runs_separates_finished(tmp_path):
+    a = make_run(tmp_path, RunSpec("Edema", "u-ones", None, 0), quality=1.0)
+    b = make_run(tmp_path, RunSpec("Edema", "u-ones", None, 1), quality=1.0, done=False)
+    assert find_runs(tmp_path) == ([a], [b])
+
+
+# --------------------------------------------------------------------------------------- grid
+
+
+def test_grid_dedupes_shared_runs_and_puts_seed0_first():
+    specs = grid_for(["table2", "figure4"], observations=["edema"], seeds=2, taus=[0.3, 0.5])
+    labels = [s.label for s in specs]
+    assert len(labels) == len(set(labels))
+    # table2's pu-rm at τ=0.3 is figure4's τ=0.3 point: listed once
+    assert labels.count("Edema/pu-rm-tau0.3/seed0") == 1
+    assert "Edema/pu-rm-tau0.5/seed1" in labels
+    assert {s.seed for s in specs[: len(specs) // 2]} == {0}
+    assert RunSpec("Edema", "u-ones", None, 0).directory("r").as_posix() == "r/Edema/u-ones/seed0"
+    with pytest.raises(ValueError, match="table9"):
+        grid_for(["table9"], observations=["Edema"], seeds=1)
+    with pytest.raises(ValueError, match="unknown observation"):
+        grid_for(["table2"], observations=["Edemaa"], seeds=1)
+
+
+def test_presets():
+    assert PAPER.model == "densenet121" and PAPER.pretrained and PAPER.image_size == 224
+    assert (PAPER.iterations, PAPER.checkpoint_every, PAPER.batch_size) == (50000, 10000, 32)
+    assert (PAPER.lr, PAPER.seeds, PAPER.tau) == (1e-4, 3, 0.3)
+    assert PAPER.observations == ("Consolidation", "Edema") and PAPER.views == ("AP", "PA")
+    assert get_preset("demo") is DEMO
+    assert DEMO.replace(seeds=5, tau=None).seeds == 5
+    with pytest.raises(ValueError, match="quick"):
+        get_preset("quick")
+
+
+# -------------------------------------------------------------------------------- aggregation
+
+
+@pytest.fixture(scope="module")
+def synthetic_benchmark(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    preset = DEMO.replace(selections=("table2", "figure4"), seeds=2, observations=("Edema",))
+    specs = grid_for(preset.selections, observations=preset.observations, seeds=2, taus=[0.3, 0.6])
+    quality = {"u-ignore": 0.5, "u-zeros": 0.2, "u-ones": 0.8, "pu-rm": 1.6}
+    for spec in specs:
+        if spec.label == "Edema/u-zeros/seed1":
+            continue  # an unfinished run: must be reported, not silently dropped
+        q = quality[spec.method] + (0.5 if spec.tau == 0.6 else 0.0)
+        make_run(out / "runs", spec, quality=q)
+    outputs = write_outputs(out, specs, preset=preset, taus=[0.3, 0.6], config={"x": 1})
+    return out, specs, outputs
+
+
+def test_results_csv_rows_and_selected_flags(synthetic_benchmark):
+    out, specs, outputs = synthetic_benchmark
+    results = pd.read_csv(out / "results.csv")
+    finished = len(specs) - 1
+    assert len(results) == finished * len(ITERATIONS) * 2
+    assert list(results.columns[:6]) == [
+        "observation",
+        "method",
+        "tau",
+        "seed",
+        "iteration",
+        "split",
+    ]
+    chosen = results[results["selected"]]
+    assert len(chosen) == finished * 2  # one checkpoint per run, both splits
+    for sel in outputs.selections:
+        it, best = _best(sel.directory)
+        rows = chosen[
+            (chosen["method"] == sel.spec.method)
+            & (chosen["seed"] == sel.spec.seed)
+            & ((chosen["tau"].isna()) if sel.spec.tau is None else (chosen["tau"] == sel.spec.tau))
+        ]
+        assert set(rows["iteration"]) == {it}
+        assert rows.loc[rows["split"] == "validate", "auc_fg"].item() == pytest.approx(best)
+
+
+def test_summary_mean_std_and_markdown(synthetic_benchmark):
+    out, _, outputs = synthetic_benchmark
+    values = [_best(s.directory)[1] for s in outputs.selections if s.spec.method == "u-ones"]
+    expected = mean_std(float(np.mean(values)), float(np.std(values, ddof=1)))
+    md = (out / "summary.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| U-Ones |"))
+    assert row == f"| U-Ones | {expected} |"
+    assert re.search(r"\| U-Zeros \| \d\.\d{4} \|", md)  # one finished seed: no std
+    assert "1 of" in md and "Edema/u-zeros/seed1" in md  # the unfinished run is reported
+    assert "Table 2" in md and "Figure 4" in md and "PU-RM τ = 0.6" in md
+    tex = (out / "summary.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"$\pm$" in tex and "PU-RM" in tex
+
+
+def test_split_statistics_ci_and_delong(synthetic_benchmark):
+    _, _, outputs = synthetic_benchmark
+    stats = outputs.stats
+    row = stats[(stats["method"] == "pu-rm") & (stats["tau"] == 0.3)].iloc[0]
+    pu = [s for s in outputs.selections if s.spec.method == "pu-rm" and s.spec.tau == 0.3]
+    ref = [s for s in outputs.selections if s.spec.method == "u-ones"]
+
+    def test_scores(sels):
+        frames = [
+            pd.read_csv(s.directory / "predictions-test.csv", keep_default_na=False).query(
+                f"iteration == {s.iteration} and label == 1 and subcategory != ''"
+            )
+            for s in sorted(sels, key=lambda s: s.spec.seed)
+        ]
+        y = (frames[0]["subcategory"] == "typical").to_numpy(int)
+        return y, np.mean([f["score"].to_numpy() for f in frames], axis=0)
+
+    y, a = test_scores(pu)
+    _, b = test_scores(ref)
+    assert row["n_typical"] == y.sum() and row["n_atypical"] == (1 - y).sum()
+    assert row["delong_p"] == pytest.approx(delong_test(y, a, b).p_value)
+    assert row["ci_low"] < row["ci_high"]
+    assert np.isnan(stats[stats["method"] == "u-ones"]["delong_p"]).all()
+    md = (synthetic_benchmark[0] / "summary.md").read_text()
+    assert "95% CI" in md and "p vs U-Ones" in md
+
+
+def test_seed_mean_ci_reduces_to_bootstrap_ci():
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 20 + [1] * 25)
+    s = rng.random(45) + 0.3 * y
+    one = bootstrap_ci(auc_fg, y, s, n_boot=300, seed=3)
+    assert seed_mean_ci(y, s[:, None], n_boot=300, seed=3) == pytest.approx(one)
+    assert seed_mean_ci(y, np.stack([s, s], axis=1), n_boot=300, seed=3) == pytest.approx(one)
+    lo, hi = seed_mean_ci(y, np.stack([s, rng.random(45)], axis=1), n_boot=300, seed=3)
+    assert lo < hi
+
+
+def test_fg_cases_uses_positives_with_subcategory():
+    frame = pd.DataFrame(
+        {
+            "label": [1, 1, 1, 0, -1],
+            "subcategory": ["Atypical", "typical", None, None, "typical"],
+            "score": [0.1, 0.2, 0.3, 0.4, 0.5],
+        }
+    )
+    cases = fg_cases(frame)
+    assert cases["score"].tolist() == [0.1, 0.2] and cases["subcategory"].tolist() == [
+        "atypical",
+        "typical",
+    ]
+
+
+def test_summary_table_std_is_sample_std():
+    res = results_table([])
+    assert res.empty and summary_table(res).empty
+    res = pd.DataFrame(
+        {
+            "observation": "Edema",
+            "method": "u-ones",
+            "tau": None,
+            "seed": [0, 1, 2],
+            "iteration": 10,
+            "split": "validate",
+            "auc_fg": [0.6, 0.7, 0.8],
+            "auc": [0.9, 0.9, None],
+            "selected": True,
+        }
+    )
+    s = summary_table(res).iloc[0]
+    assert s["auc_fg_mean"] == pytest.approx(0.7) and s["auc_fg_std"] == pytest.approx(0.1)
+    assert s["seeds"] == 3 and s["auc_mean"] == pytest.approx(0.9)
+
+
+# ------------------------------------------------------------------------------ figures, html
+
+
+def test_figures_written_as_png_and_svg(synthetic_benchmark):
+    out, _, _ = synthetic_benchmark
+    for stem in ("tau-ablation", "scores-edema", "roc-edema"):
+        png = out / "figures" / f"{stem}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in (out / "figures" / f"{stem}.svg").read_text()
+
+
+def test_report_is_self_contained(synthetic_benchmark):
+    out, _, outputs = synthetic_benchmark
+    page = (out / "report.html").read_text()
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # no external assets
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 3
+    assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    for table in outputs.tables:
+        assert f'id="{table.key}"' in page
+    assert "Edema/u-zeros/seed1" in page and '"x": 1' in page
+
+
+def test_table_renderers_escape():
+    from finegrain.experiment.tables import Table, to_html
+
+    t = Table("k", "AUC^FG & co", ["Method", "A_b"], [["PU-RM", "0.5000 ± 0.0100"]], "τ < 1")
+    assert "AUC$^{\\mathrm{FG}}$ \\& co" in to_latex(t) and "A\\_b" in to_latex(t)
+    assert "| PU-RM | 0.5000 ± 0.0100 |" in to_markdown(t)
+    assert "&amp; co" in to_html(t) and "&lt; 1" in to_html(t)
+
+
+def test_config_json_mismatch_is_noted(tmp_path):
+    spec = RunSpec("Edema", "u-ones", None, 0)
+    run_dir = make_run(tmp_path / "runs", spec, quality=1.0)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["seed"] = 7
+    atomic_write_json(run_dir / "config.json", config)
+    outputs = write_outputs(tmp_path, [spec], preset=DEMO.replace(observations=("Edema",)))
+    assert any("expected Edema/u-ones/seed0" in n for n in outputs.notes)
