@@ -1,0 +1,32 @@
+"""``finegrain export``: a checkpoint as TorchScript or ONNX for deployment."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "export a checkpoint as TorchScript or ONNX (uint8 image in, probability out)"
+DESCRIPTION = """\
+Export a checkpoint for deployment. The exported model takes uint8 images [B, 1, S, S] (any
+batch size B; S the checkpoint's image size, preprocessed like `finegrain predict` does) and
+returns the positive probability [B]. TorchScript needs nothing more; ONNX needs the optional
+extra: pip install 'finegrain[export]' (onnx, onnxscript, onnxruntime). The ONNX graph's input
+is named "image" and its output "probability".
+
+Example:
+  finegrain export runs/edema-pu-rm-s0/checkpoints/iter-0050000.pt --format onnx -o edema.onnx
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint file (.pt)")
+    parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    parser.add_argument("-o", "--out", required=True, help="output file (.pt/.ts or .onnx)")
+    parser.add_argument("--opset", type=int, help="ONNX opset version (exporter default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from finegrain.predict import export
+
+    out = export(args.checkpoint, args.out, format=args.format, opset=args.opset)
+    print(f"exported {args.checkpoint} as {args.format} -> {out}")
+    return 0

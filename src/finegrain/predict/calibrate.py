@@ -1,0 +1,160 @@
+"""Fit tier thresholds from a run's validation predictions and store them in the checkpoint.
+
+The thresholds live *inside* the checkpoint under ``"thresholds"`` (see docs/architecture.md),
+so a checkpoint file is all ``finegrain predict`` needs. The checkpoint is rewritten atomically:
+loaded with ``weights_only=True``, the key added, saved through :func:`finegrain.io.atomic_open`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from finegrain.io import atomic_open
+from finegrain.predict.tiers import Thresholds, fit_thresholds
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS_VALIDATE = "predictions-validate.csv"
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict safely (``weights_only=True``); errors name the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{path}: not a readable finegrain checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise ValueError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def stored_thresholds(checkpoint: str | os.PathLike | dict) -> Thresholds | None:
+    """The thresholds stored in a checkpoint (path or loaded dict), or ``None``."""
+    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    data = ckpt.get("thresholds")
+    return Thresholds.from_dict(data) if data else None
+
+
+def store_thresholds(checkpoint_path: str | os.PathLike, thresholds: Thresholds) -> None:
+    """Rewrite ``checkpoint_path`` atomically with ``"thresholds"`` added (or replaced)."""
+    import torch
+
+    ckpt = read_checkpoint(checkpoint_path)
+    ckpt["thresholds"] = thresholds.to_dict()
+    with atomic_open(checkpoint_path, "wb") as handle:
+        torch.save(ckpt, handle)
+
+
+def checkpoints_of(target: str | os.PathLike) -> list[Path]:
+    """A checkpoint file itself, or every ``checkpoints/*.pt`` of a run directory (sorted)."""
+    target = Path(target)
+    if target.is_file():
+        return [target]
+    if target.is_dir():
+        found = sorted((target / "checkpoints").glob("*.pt"))
+        if not found:
+            raise FileNotFoundError(f"no checkpoints/*.pt in run directory {target}")
+        return found
+    raise FileNotFoundError(f"neither a checkpoint nor a run directory: {target}")
+
+
+def calibrate_checkpoint(
+    checkpoint_path: str | os.PathLike,
+    *,
+    predictions: str | os.PathLike | None = None,
+    iteration: int | None = None,
+    sensitivity: float = 0.95,
+    method: str = "sensitivity",
+    write: bool = True,
+) -> Thresholds:
+    """Fit thresholds for one checkpoint from validation predictions at its iteration.
+
+    ``predictions`` defaults to ``<run dir>/predictions-validate.csv`` where the run directory
+    is the checkpoint's grandparent (``RUN/checkpoints/iter-N.pt``); ``iteration`` defaults to
+    the checkpoint's own. With ``write`` the thresholds are stored in the checkpoint.
+    """
+    import pandas as pd
+
+    checkpoint_path = Path(checkpoint_path)
+    ckpt = read_checkpoint(checkpoint_path)
+    if predictions is None:
+        predictions = checkpoint_path.parent.parent / PREDICTIONS_VALIDATE
+    predictions = Path(predictions)
+    if not predictions.is_file():
+        raise FileNotFoundError(
+            f"validation predictions not found: {predictions} (pass --predictions, or evaluate "
+            "the run on the validate split first)"
+        )
+    if iteration is None:
+        iteration = ckpt.get("iteration")
+    frame = pd.read_csv(predictions, keep_default_na=False, na_values=[""])
+    missing = [c for c in ("iteration", "label", "subcategory", "score") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{predictions}: missing column(s) {missing}")
+    if iteration is not None:
+        rows = frame[frame["iteration"] == int(iteration)]
+        if rows.empty:
+            have = sorted(frame["iteration"].unique().tolist())
+            raise ValueError(
+                f"{predictions}: no rows for iteration {iteration} (iterations present: {have})"
+            )
+    else:
+        if frame["iteration"].nunique() > 1:
+            raise ValueError(
+                f"{predictions}: several iterations and the checkpoint names none; pass --iteration"
+            )
+        rows = frame
+        iteration = int(frame["iteration"].iloc[0])
+    labels = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=float)
+    subs = rows["subcategory"].astype(object).where(rows["subcategory"].notna(), "")
+    try:
+        thresholds = fit_thresholds(
+            labels,
+            subs.tolist(),
+            rows["score"].to_numpy(dtype=float),
+            sensitivity=sensitivity,
+            method=method,
+            iteration=int(iteration),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{predictions} (iteration {iteration}): {exc}") from exc
+    if write:
+        store_thresholds(checkpoint_path, thresholds)
+        log.info("stored thresholds in %s", checkpoint_path)
+    return thresholds
+
+
+def calibrate(
+    target: str | os.PathLike,
+    *,
+    predictions: str | os.PathLike | None = None,
+    iteration: int | None = None,
+    sensitivity: float = 0.95,
+    method: str = "sensitivity",
+    write: bool = True,
+) -> dict[Path, Thresholds]:
+    """Calibrate a checkpoint, or every checkpoint of a run directory; returns path -> thresholds.
+
+    ``iteration`` may only be given with a single checkpoint.
+    """
+    paths = checkpoints_of(target)
+    if iteration is not None and len(paths) > 1:
+        raise ValueError(f"--iteration needs a single checkpoint; {target} has {len(paths)}")
+    return {
+        p: calibrate_checkpoint(
+            p,
+            predictions=predictions,
+            iteration=iteration,
+            sensitivity=sensitivity,
+            method=method,
+            write=write,
+        )
+        for p in paths
+    }

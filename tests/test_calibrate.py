@@ -1,0 +1,179 @@
+"""Tier thresholds: fitted on synthetic scores with known answers; calibrate on a run dir."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finegrain.predict.tiers import (
+    Thresholds,
+    fit_thresholds,
+    sensitivity_threshold,
+    tier,
+    tiers,
+    youden_threshold,
+)
+
+
+def test_perfectly_separated_scores_give_the_separating_cuts():
+    # negatives < atypical < typical, with gaps: every cut is determined by hand.
+    neg = [0.01, 0.05, 0.10]
+    atyp = [0.30, 0.35, 0.40]
+    typ = [0.80, 0.85, 0.90]
+    labels = [0] * 3 + [1] * 6
+    subs = [""] * 3 + ["atypical"] * 3 + ["typical"] * 3
+    th = fit_thresholds(labels, subs, neg + atyp + typ, sensitivity=1.0)
+    assert th.positive == 0.30  # lowest positive: all positives kept
+    assert th.typical == 0.80  # lowest typical: J = 1
+    assert th.youden_j == 1.0
+    assert th.achieved_sensitivity == 1.0 and th.specificity == 1.0
+    assert (th.n_positive, th.n_negative, th.n_atypical, th.n_typical) == (6, 3, 3, 3)
+    assert tiers(neg + atyp + typ, th) == ["negative"] * 3 + ["atypical positive"] * 3 + [
+        "typical positive"
+    ] * 3
+
+
+def test_sensitivity_threshold_is_the_highest_reaching_the_target():
+    pos = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]  # 10 positives
+    assert sensitivity_threshold(pos, 0.95) == 0.05  # needs 10 of 10
+    assert sensitivity_threshold(pos, 0.9) == 0.1  # 9 of 10
+    assert sensitivity_threshold(pos, 0.85) == 0.1  # ceil(8.5) = 9
+    assert sensitivity_threshold(pos, 0.5) == 0.5
+    for target in (0.3, 0.55, 0.95):
+        t = sensitivity_threshold(pos, target)
+        assert np.mean(np.array(pos) >= t) >= target
+        higher = min(p for p in pos if p > t) if t < max(pos) else math.inf
+        assert np.mean(np.array(pos) >= higher) < target  # any higher cut misses the target
+
+
+def test_youden_hand_computed_case_with_overlap():
+    # class 1: 0.35, 0.8 ; class 0: 0.1, 0.4
+    # t=0.8: TPR .5 FPR 0 -> .5 ; t=0.4: .5-.5=0 ; t=0.35: 1-.5=.5 ; ties -> highest (0.8)
+    assert youden_threshold([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == (0.8, 0.5)
+    # class 1: 0.6, 0.7, 0.2 ; class 0: 0.5, 0.1 -> t=0.6: 2/3 - 0 is the best J
+    t, j = youden_threshold([1, 1, 1, 0, 0], [0.6, 0.7, 0.2, 0.5, 0.1])
+    assert t == 0.6 and j == pytest.approx(2 / 3)
+
+
+def test_youden_method_for_the_positive_cut_and_uncertain_rows_ignored():
+    labels = [0, 0, 0, 1, 1, 1, -1, -1]
+    subs = ["", "", "", "atypical", "typical", "typical", "atypical", "typical"]
+    scores = [0.1, 0.2, 0.6, 0.5, 0.7, 0.9, 0.0, 0.99]
+    th = fit_thresholds(labels, subs, scores, method="youden")
+    # pos {0.5,0.7,0.9} vs neg {0.1,0.2,0.6}: t=0.7 -> 2/3-0; t=0.5 -> 1-1/3; tie -> 0.7
+    assert th.positive == 0.7 and th.method == "youden" and th.sensitivity is None
+    assert th.typical == 0.7  # atypical {0.5} vs typical {0.7, 0.9}
+    assert th.n_positive == 3 and th.n_atypical == 1  # the -1 rows are not counted
+
+
+def test_tier_boundaries_and_an_empty_atypical_band():
+    th = Thresholds(positive=0.4, typical=0.7)
+    assert [tier(s, th) for s in (0.39, 0.4, 0.69, 0.7, 1.0)] == [
+        "negative",
+        "atypical positive",
+        "atypical positive",
+        "typical positive",
+        "typical positive",
+    ]
+    inverted = Thresholds(positive=0.6, typical=0.3)  # typical cut below the positive cut
+    assert [tier(s, inverted) for s in (0.5, 0.6)] == ["negative", "typical positive"]
+    assert tiers([0.5, float("nan")], th.to_dict()) == ["atypical positive", None]
+
+
+def test_errors_name_what_is_missing():
+    with pytest.raises(ValueError, match="no validation positives"):
+        fit_thresholds([0, 0], ["", ""], [0.1, 0.2])
+    with pytest.raises(ValueError, match="0 atypical and 2 typical"):
+        fit_thresholds([1, 1, 0], ["typical", "typical", ""], [0.5, 0.6, 0.1])
+    with pytest.raises(ValueError, match="unknown subcategory"):
+        fit_thresholds([1], ["severe"], [0.5])
+    with pytest.raises(ValueError, match="row 1 is not finite"):
+        fit_thresholds([1, 1], ["atypical", "typical"], [0.5, float("nan")])
+    with pytest.raises(ValueError, match="same length"):
+        fit_thresholds([1, 1], ["atypical"], [0.5, 0.6])
+    with pytest.raises(ValueError, match="needs validation negatives"):
+        fit_thresholds([1, 1], ["atypical", "typical"], [0.5, 0.6], method="youden")
+
+
+def test_thresholds_round_trip():
+    th = fit_thresholds([1, 1, 0], ["atypical", "typical", ""], [0.4, 0.8, 0.1], iteration=7)
+    assert Thresholds.from_dict(th.to_dict()) == th
+    with pytest.raises(ValueError, match="missing field"):
+        Thresholds.from_dict({"positive": 0.5})
+
+
+# ---------------------------------------------------------------- calibrate on a run directory
+
+
+def _fake_run(tmp_path, iterations=(10, 20)):
+    import torch
+
+    from finegrain.train.checkpoint import save_checkpoint
+    from finegrain.train.models import build_model
+
+    run = tmp_path / "run"
+    model = build_model("densenet-tiny", pretrained=False)
+    for it in iterations:
+        save_checkpoint(
+            run / "checkpoints" / f"iter-{it:07d}.pt",
+            {"model": model.state_dict(), "iteration": it, "model_name": "densenet-tiny",
+             "image_size": 32, "observation": "Edema", "method": "pu-rm", "config": {}},
+        )
+    rows = []
+    rng = np.random.default_rng(0)
+    for it in iterations:
+        shift = it / 100  # later iterations score higher: the cut must follow the iteration
+        for i in range(20):
+            label = [0, 1, 1, -1][i % 4]
+            sub = "" if label == 0 else ("atypical" if i % 8 < 4 else "typical")
+            score = {0: 0.1, 1: 0.5}[max(label, 0)] + (0.3 if sub == "typical" else 0) + shift
+            rows.append((f"img{i}", it, label, sub, score + rng.uniform(0, 0.01)))
+    frame = pd.DataFrame(rows, columns=["image_id", "iteration", "label", "subcategory", "score"])
+    frame.to_csv(run / "predictions-validate.csv", index=False)
+    assert torch.load(run / "checkpoints" / "iter-0000010.pt", weights_only=True)
+    return run, frame
+
+
+def test_calibrate_run_dir_stores_thresholds_per_iteration(tmp_path):
+    from finegrain.predict import calibrate, stored_thresholds
+
+    run, frame = _fake_run(tmp_path)
+    fitted = calibrate(run, sensitivity=1.0)
+    assert len(fitted) == 2
+    for path, th in fitted.items():
+        it = int(path.stem.split("-")[1])
+        rows = frame[(frame.iteration == it) & (frame.label == 1)]
+        assert th.iteration == it
+        assert th.positive == pytest.approx(rows.score.min())
+        typical_min = rows[rows.subcategory == "typical"].score.min()
+        assert th.typical == pytest.approx(typical_min)
+        assert stored_thresholds(path) == th  # stored in the checkpoint, loadable weights_only
+
+
+def test_calibrate_errors_name_the_file(tmp_path):
+    from finegrain.predict import calibrate, calibrate_checkpoint
+
+    run, _ = _fake_run(tmp_path, iterations=(10,))
+    ckpt = run / "checkpoints" / "iter-0000010.pt"
+    with pytest.raises(ValueError, match="no rows for iteration 99"):
+        calibrate_checkpoint(ckpt, iteration=99)
+    with pytest.raises(FileNotFoundError, match="predictions"):
+        calibrate_checkpoint(ckpt, predictions=tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match="neither a checkpoint"):
+        calibrate(tmp_path / "missing")
+
+
+def test_calibrate_cli(tmp_path, capsys):
+    from finegrain.cli import main
+    from finegrain.predict import stored_thresholds
+
+    run, _ = _fake_run(tmp_path, iterations=(10,))
+    ckpt = run / "checkpoints" / "iter-0000010.pt"
+    assert main(["calibrate", str(ckpt), "--dry-run"]) == 0
+    assert stored_thresholds(ckpt) is None
+    assert main(["calibrate", str(ckpt), "--sensitivity", "0.9"]) == 0
+    assert "typical >=" in capsys.readouterr().out
+    assert stored_thresholds(ckpt).sensitivity == 0.9
