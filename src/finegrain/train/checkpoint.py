@@ -1,0 +1,129 @@
+"""Checkpoints of a run: atomic save, ``weights_only`` load, RNG states, and :func:`load_model`.
+
+A checkpoint (``<run>/checkpoints/iter-0010000.pt``) is a dict of tensors and plain Python
+values only (``model``, ``optimizer``, ``iteration``, ``rng``, ``config``, ``model_name``,
+``image_size``, ``observation``, ``method``, ...), so it loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from finegrain.io import atomic_open
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^iter-(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
+    """``<run_dir>/checkpoints/iter-0010000.pt``."""
+    return Path(run_dir) / CHECKPOINT_DIR / f"iter-{iteration:07d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(iteration, path)`` of every checkpoint in ``run_dir``, oldest first."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    found = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest iteration, or None."""
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` through a temporary file renamed into place (never half-written)."""
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and CUDA) RNG states as tensors and plain values."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [int(version), torch.tensor(mt, dtype=torch.int64), gauss],
+        "numpy": [
+            str(name),
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(int(x) for x in mt.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and/or ``torch.compile`` wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def load_model(
+    checkpoint: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model of a checkpoint (or of a run directory's latest checkpoint).
+
+    Returns ``(model in eval mode, meta)`` where ``meta`` is the checkpoint without the model,
+    optimizer and RNG states (iteration, config, model_name, image_size, observation, method,
+    thresholds when present).
+    """
+    from finegrain.train.models import build_model
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in {path / CHECKPOINT_DIR}")
+        path = found
+    payload = load_checkpoint(path, map_location=map_location)
+    if "model" not in payload or "model_name" not in payload:
+        raise ValueError(f"{path} is not a finegrain checkpoint (no 'model'/'model_name')")
+    model = build_model(
+        payload["model_name"], pretrained=False, image_size=payload.get("image_size")
+    )
+    model.load_state_dict(payload["model"])
+    model.to(map_location).eval()
+    meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "rng", "scaler")}
+    meta["path"] = str(path)
+    return model, meta

@@ -1,0 +1,78 @@
+"""``TrainConfig``: every knob of a training run, stored as ``config.json`` in the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    """One training run: one observation x method x seed.
+
+    Defaults follow the paper's protocol: Adam (0.9, 0.999), lr 1e-4, no weight decay, global
+    batch 32, 50k iterations, a checkpoint (and validation) every 10k iterations.
+    ``num_workers=None`` picks ``min(4, cpu count)``; ``device="auto"`` picks CUDA when present.
+    ``amp``/``channels_last``/``compile`` only act on CUDA.
+    """
+
+    index: str
+    cache: str
+    observation: str
+    method: str = "pu-rm"
+    tau: float = 0.3
+    seed: int = 0
+    iterations: int = 50000
+    batch_size: int = 32
+    checkpoint_every: int = 10000
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    model: str = "densenet121"
+    pretrained: bool = True
+    weights: str | None = None
+    out: str = "runs/run"
+    eval_splits: tuple[str, ...] = ("validate",)
+    eval_batch_size: int = 64
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int | None = None
+    augment: bool = True
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key in ("index", "cache", "out", "weights"):
+            value = getattr(self, key)
+            if value is not None:
+                setattr(self, key, str(value))
+        self.betas = tuple(float(b) for b in self.betas)
+        self.eval_splits = tuple(self.eval_splits)
+        if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
+            raise ValueError("iterations, checkpoint_every and batch_size must be positive")
+        if not 0.0 < self.tau < 1.0:
+            raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`. The run-directory extras of ``config.json`` (``versions``,
+        ``world_size``, ``data``) are ignored; any other unknown key is an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        ignored = {"versions", "world_size", "data"}
+        unknown = set(data) - names - ignored
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        """Read a ``config.json`` written by :func:`finegrain.train.train`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

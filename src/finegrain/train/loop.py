@@ -1,0 +1,506 @@
+"""The training loop: one observation x one method x one seed, top to bottom.
+
+``train(config)`` builds the datasets, the model and Adam; draws global batches from a seeded
+per-epoch permutation; steps; and every ``checkpoint_every`` iterations (and at the end)
+evaluates on the validation split(s), appends to ``metrics.jsonl`` and
+``predictions-<split>.csv``, and writes a checkpoint. ``done`` is written last.
+
+Exact resume: the data order is a pure function of (seed, iteration); each training item's
+augmentation is drawn under a seed derived from (seed, iteration, slot in the batch); and a
+checkpoint holds the model, optimiser, scaler, RNG states and iteration. So ``resume=True``
+after a kill ends with bit-identical weights to an uninterrupted run on CPU.
+
+Under torchrun each process takes its slice of every global batch (global batch = 32 by
+default, per rank = 32 / world size), evaluation is sharded and gathered, and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import random
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from finegrain.io import (
+    append_jsonl,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+)
+from finegrain.observations import check_observation
+from finegrain.train.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unwrap,
+)
+from finegrain.train.config import TrainConfig
+from finegrain.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    cleanup,
+    gather_objects,
+    init_distributed,
+)
+from finegrain.train.evaluation import predict_split
+from finegrain.train.methods import Method, get_method
+from finegrain.train.models import build_model
+
+log = logging.getLogger(__name__)
+
+#: Config fields that may change between a run and its resumption (they do not change results
+#: on CPU, or only change speed).
+RUNTIME_FIELDS = frozenset({"num_workers", "compile", "eval_batch_size", "device", "out"})
+PREDICTION_COLUMNS = ("image_id", "iteration", "label", "subcategory", "score")
+
+
+# ---------------------------------------------------------------------------------------------
+# Data order
+
+
+class InfiniteBatchSampler:
+    """Endless global batches from a seeded per-epoch permutation; yields this rank's share.
+
+    Global batch ``i`` is positions ``[i*B, (i+1)*B)`` of the concatenation of the epoch
+    permutations (epoch ``e`` shuffled by ``numpy.random.default_rng([seed, e])``). Rank ``r``
+    of ``W`` gets slots ``[r*B/W, (r+1)*B/W)`` of it, so the global batch is the same for any
+    world size. Each item comes as ``(position, item_seed)``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        global_batch: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        start_iteration: int = 0,
+    ) -> None:
+        if n < 1:
+            raise ValueError("the training split is empty: nothing to train on")
+        if global_batch % world_size:
+            raise ValueError(
+                f"batch size {global_batch} is not divisible by the world size {world_size}"
+            )
+        self.n, self.global_batch, self.seed = n, global_batch, seed
+        self.rank, self.world_size, self.start_iteration = rank, world_size, start_iteration
+        self.per_rank = global_batch // world_size
+        self._epochs: dict[int, np.ndarray] = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._epochs:
+            self._epochs = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n)}
+        return self._epochs[epoch]
+
+    def global_batch_positions(self, iteration: int) -> np.ndarray:
+        """Dataset positions of global batch ``iteration`` (0-based)."""
+        stream = np.arange(iteration * self.global_batch, (iteration + 1) * self.global_batch)
+        out = np.empty(self.global_batch, dtype=np.int64)
+        for epoch in np.unique(stream // self.n):
+            mask = stream // self.n == epoch
+            out[mask] = self._permutation(int(epoch))[stream[mask] % self.n]
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        for iteration in count(self.start_iteration):
+            positions = self.global_batch_positions(iteration)
+            seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
+            yield [(int(positions[j]), int(seeds[j])) for j in range(lo, hi)]
+
+
+class SeededItems(Dataset):
+    """Wraps a dataset so that item ``(position, seed)`` is drawn under that seed.
+
+    Augmentations using the ``random``, NumPy or torch global generators then depend only on
+    the seed (not on the worker or on what came before), which makes resume exact. The global
+    generators are restored afterwards.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        position, seed = key
+        py, npy, th = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            return self.dataset[position]
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
+            torch.set_rng_state(th)
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup helpers
+
+
+def build_datasets(config: TrainConfig, method: Method) -> dict[str, Dataset]:
+    """``{"train": ..., <eval split>: ...}`` from the index table and the image cache."""
+    from finegrain.data.cache import ImageCache
+    from finegrain.data.dataset import Augmentation, CXRDataset
+    from finegrain.data.index import read_index
+
+    index = read_index(config.index)
+    cache = ImageCache(config.cache)
+    observation = check_observation(config.observation)
+    datasets: dict[str, Dataset] = {
+        "train": CXRDataset(
+            index,
+            cache,
+            observation,
+            "train",
+            keep_uncertain=method.keep_uncertain,
+            augment=Augmentation() if config.augment else None,
+        )
+    }
+    for split in config.eval_splits:
+        datasets[split] = CXRDataset(index, cache, observation, split, keep_uncertain=True)
+    return datasets
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of python, torch, torchvision, finegrain and the git commit (if any)."""
+    import torchvision
+
+    import finegrain
+
+    commit = None
+    with contextlib.suppress(Exception):
+        here = Path(finegrain.__file__).resolve().parent
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "finegrain": finegrain.__version__,
+        "git_commit": commit,
+    }
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if not (config.amp and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _check_resumable(out: Path, config: TrainConfig) -> None:
+    saved = TrainConfig.from_json(out / "config.json").to_dict()
+    current = config.to_dict()
+    changed = sorted(k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k])
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"cannot resume {out}: config changed ({detail})")
+
+
+def _truncate_outputs(out: Path, iteration: int, splits) -> None:
+    """Drop metrics/prediction rows after ``iteration`` (written before a kill)."""
+    metrics = out / "metrics.jsonl"
+    if metrics.exists():
+        kept = [r for r in read_jsonl(metrics) if r["iteration"] <= iteration]
+        atomic_write_text(metrics, "".join(_jsonl_line(r) for r in kept))
+    for split in splits:
+        path = out / f"predictions-{split}.csv"
+        if path.exists():
+            frame = pd.read_csv(path, dtype={"image_id": str})
+            atomic_write_csv(path, frame[frame["iteration"] <= iteration])
+
+
+def _jsonl_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True, default=str) + "\n"
+
+
+def _append_predictions(path: Path, frame: pd.DataFrame) -> None:
+    if path.exists():
+        frame = pd.concat([pd.read_csv(path, dtype={"image_id": str}), frame], ignore_index=True)
+    atomic_write_csv(path, frame)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation at a checkpoint
+
+
+def evaluate_splits(
+    model: torch.nn.Module,
+    datasets: Mapping[str, Dataset],
+    splits,
+    iteration: int,
+    info: DistInfo,
+    *,
+    batch_size: int,
+    amp_dtype: torch.dtype | None,
+) -> dict[str, tuple[dict[str, Any], pd.DataFrame]]:
+    """Score each split (sharded over ranks, gathered); rank 0 gets ``{split: (scores, preds)}``."""
+    from finegrain.evaluate import score_predictions
+
+    results = {}
+    for split in splits:
+        dataset = datasets[split]
+        mine = range(info.rank, len(dataset), info.world_size)
+        frame = predict_split(model, dataset, batch_size, positions=mine, amp_dtype=amp_dtype)
+        frames = gather_objects(frame, info)
+        if not info.is_main:
+            continue
+        frame = pd.concat(frames, ignore_index=True).sort_values("position", kind="stable")
+        frame.insert(1, "iteration", iteration)
+        frame = frame[list(PREDICTION_COLUMNS)].reset_index(drop=True)
+        results[split] = (score_predictions(frame), frame)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    datasets: Mapping[str, Dataset] | None = None,
+) -> Path:
+    """Train one run into ``config.out`` and return that directory (see the module docstring).
+
+    ``datasets`` (optional) replaces :func:`build_datasets`: ``{"train": ..., <split>: ...}``
+    following the ``CXRDataset`` item contract.
+    """
+    info = init_distributed(config.device)
+    try:
+        return _train(config, info, resume=resume, progress=progress, datasets=datasets)
+    finally:
+        cleanup(info)
+
+
+def _train(
+    config: TrainConfig,
+    info: DistInfo,
+    *,
+    resume: bool,
+    progress: bool,
+    datasets: Mapping[str, Dataset] | None,
+) -> Path:
+    from tqdm.auto import tqdm
+
+    out = Path(config.out)
+    method = get_method(config.method)
+    check_observation(config.observation)
+    device = info.device
+    if config.batch_size % info.world_size:
+        raise ValueError(
+            f"--batch-size {config.batch_size} is not divisible by the {info.world_size} processes"
+        )
+
+    # --- the run directory: fresh, or resumed from its last checkpoint
+    if (out / "done").exists():
+        if resume:
+            log.info("%s is already complete (done marker present)", out)
+            return out
+        raise ValueError(f"{out} holds a complete run ('done' exists); choose a new --out")
+    ckpt = latest_checkpoint(out) if resume else None
+    if not resume and list_checkpoints(out):
+        raise ValueError(f"{out} already has checkpoints: pass --resume or choose a new --out")
+    if ckpt is not None:
+        _check_resumable(out, config)
+
+    # --- determinism: seeds, then data, model, optimiser
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    if datasets is None:
+        datasets = build_datasets(config, method)
+    train_set = datasets["train"]
+    for split in config.eval_splits:
+        if split not in datasets:
+            raise ValueError(f"no dataset for evaluation split {split!r}")
+    image_size = int(train_set[0][0].shape[-1])
+
+    model = build_model(
+        config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
+    ).to(device)
+    use_channels_last = config.channels_last and device.type == "cuda"
+    if use_channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        model.normalize.memory_format = torch.channels_last
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.betas),
+        weight_decay=config.weight_decay,
+    )
+    amp_dtype = _amp_dtype(config, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    start, elapsed_before = 0, 0.0
+    if ckpt is not None:
+        payload = load_checkpoint(ckpt, map_location=device)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if "scaler" in payload:
+            scaler.load_state_dict(payload["scaler"])
+        start = int(payload["iteration"])
+        elapsed_before = float(payload.get("elapsed_s", 0.0))
+        set_rng_state(payload["rng"])
+        if info.is_main:
+            _truncate_outputs(out, start, config.eval_splits)
+            log.info("resuming %s from iteration %d (%s)", out, start, ckpt.name)
+    elif info.is_main:
+        for stale in [out / "metrics.jsonl"] + [
+            out / f"predictions-{s}.csv" for s in config.eval_splits
+        ]:
+            stale.unlink(missing_ok=True)  # from a run killed before its first checkpoint
+        record = config.to_dict()
+        record["versions"] = versions()
+        record["world_size"] = info.world_size
+        record["data"] = {
+            split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
+        }
+        atomic_write_json(out / "config.json", record)
+    barrier(info)
+
+    net: torch.nn.Module = model
+    if info.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        net = torch.compile(net)
+
+    workers = config.num_workers
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    sampler = InfiniteBatchSampler(
+        len(train_set),
+        config.batch_size,
+        config.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        start_iteration=start,
+    )
+    loader = DataLoader(
+        SeededItems(train_set),
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    batches = iter(loader)
+
+    # --- train
+    net.train()
+    running = torch.zeros((), device=device)
+    steps = 0
+    bar = tqdm(
+        total=config.iterations,
+        initial=start,
+        desc=f"{config.observation} {config.method} seed {config.seed}",
+        disable=not (progress and info.is_main),
+        unit="it",
+    )
+    t0 = time.perf_counter()
+    t_bar, it_bar = t0, start
+    for iteration in range(start + 1, config.iterations + 1):
+        images, labels, _rows = next(batches)
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = net(images)
+        loss = method.loss(logits, labels, config.tau)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        running += loss.detach()
+        steps += 1
+
+        if iteration % 20 == 0 or iteration == config.iterations:
+            now = time.perf_counter()
+            rate = (iteration - it_bar) * config.batch_size / max(now - t_bar, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            bar.update(iteration - bar.n)
+            t_bar, it_bar = now, iteration
+
+        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
+            train_loss = all_reduce_mean(running / steps, info).item()
+            elapsed = elapsed_before + time.perf_counter() - t0
+            results = evaluate_splits(
+                model,
+                datasets,
+                config.eval_splits,
+                iteration,
+                info,
+                batch_size=config.eval_batch_size,
+                amp_dtype=amp_dtype,
+            )
+            if info.is_main:
+                for split, (scores, frame) in results.items():
+                    record = {"iteration": iteration, "split": split, **scores}
+                    record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
+                    append_jsonl(out / "metrics.jsonl", record)
+                    _append_predictions(out / f"predictions-{split}.csv", frame)
+                    bar.write(
+                        f"iter {iteration} {split}: auc_fg={scores['auc_fg']} auc={scores['auc']}"
+                    )
+                save_checkpoint(
+                    checkpoint_path(out, iteration),
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "iteration": iteration,
+                        "rng": rng_state(),
+                        "config": config.to_dict(),
+                        "model_name": config.model,
+                        "image_size": image_size,
+                        "observation": config.observation,
+                        "method": config.method,
+                        "tau": config.tau,
+                        "train_loss": train_loss,
+                        "elapsed_s": elapsed,
+                    },
+                )
+            barrier(info)
+            running.zero_()
+            steps = 0
+    bar.close()
+    del batches, loader
+    if info.is_main:
+        atomic_write_text(out / "done", f"{config.iterations}\n")
+    barrier(info)
+    return out
+
+
+__all__ = ["InfiniteBatchSampler", "SeededItems", "build_datasets", "train", "unwrap"]

@@ -1,0 +1,175 @@
+"""Model factory by name: a backbone with a 2-way head behind :class:`InputNormalization`.
+
+Every model takes uint8 images ``[B, 1, S, S]`` and returns logits ``[B, 2]`` (negative,
+positive); ``softmax(logits)[:, 1]`` is the positive probability. Models are
+:class:`FinegrainNet` instances exposing ``normalize``, ``features`` (the last convolutional
+feature map, after its activation), ``pool`` and ``classifier`` (a ``Linear``), which is what
+class activation maps need (see :func:`cam_layers`).
+
+ImageNet weights are never downloaded: they are read from the torch hub cache
+(``torch.hub.get_dir()/checkpoints/<file>``) or from ``weights=FILE``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class InputNormalization(nn.Module):
+    """uint8 ``[B, 1, S, S]`` -> float ``[B, 3, S, S]``: /255, 3 channels, ImageNet mean/std.
+
+    Raises ``TypeError`` for any other dtype, so that an image already scaled to [0, 1] (or
+    normalised twice) can never pass silently.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.memory_format = torch.contiguous_format  # the loop sets channels_last on CUDA
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype != torch.uint8:
+            raise TypeError(
+                f"InputNormalization expects uint8 images [B, 1, S, S] in 0..255, got {x.dtype}"
+            )
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"expected images of shape [B, 1, S, S], got {tuple(x.shape)}")
+        dtype = self.mean.dtype
+        x = x.to(dtype).div_(255.0).expand(-1, 3, -1, -1)
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+
+class FinegrainNet(nn.Module):
+    """``normalize -> features -> pool -> classifier``: a CAM-friendly 2-way classifier."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Linear, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.normalize = InputNormalization()
+        self.features = features
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(self.normalize(x))))
+
+
+def cam_layers(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """``(features, classifier)`` of a finegrain model (unwraps DDP / torch.compile)."""
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    return model.features, model.classifier
+
+
+@dataclass(frozen=True)
+class _Spec:
+    build: Callable[[], nn.Module]  # torchvision backbone with its ImageNet-shaped head
+    split: Callable[[nn.Module], tuple[nn.Module, int]]  # -> (features, n_features)
+    weights_file: str | None  # file name in torch.hub.get_dir()/checkpoints
+    head_prefix: str  # state-dict prefix of the ImageNet head (not loaded)
+
+
+def _densenet_split(net: nn.Module) -> tuple[nn.Module, int]:
+    return nn.Sequential(net.features, nn.ReLU()), net.classifier.in_features
+
+
+def _resnet_split(net: nn.Module) -> tuple[nn.Module, int]:
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    return nn.Sequential(*(getattr(net, n) for n in names)), net.fc.in_features
+
+
+def _tiny_densenet() -> nn.Module:
+    return torchvision.models.DenseNet(
+        growth_rate=12, block_config=(2, 2, 2, 2), num_init_features=16, bn_size=2
+    )
+
+
+MODELS: dict[str, _Spec] = {
+    "densenet121": _Spec(
+        torchvision.models.densenet121, _densenet_split, "densenet121-a639ec97.pth", "classifier."
+    ),
+    "resnet18": _Spec(torchvision.models.resnet18, _resnet_split, "resnet18-f37072fd.pth", "fc."),
+    "densenet-tiny": _Spec(_tiny_densenet, _densenet_split, None, "classifier."),
+}
+
+
+def default_weights_path(name: str) -> Path | None:
+    """Where the ImageNet weights of ``name`` are expected (the torch hub cache), or None."""
+    spec = _spec(name)
+    if spec.weights_file is None:
+        return None
+    return Path(torch.hub.get_dir()) / "checkpoints" / spec.weights_file
+
+
+def build_model(
+    name: str,
+    *,
+    pretrained: bool = True,
+    weights: str | Path | None = None,
+    image_size: int | None = None,
+) -> FinegrainNet:
+    """Build model ``name`` (``densenet121``, ``resnet18``, ``densenet-tiny``) with 2 logits.
+
+    ``pretrained``: load ImageNet weights into the backbone, from ``weights`` when given, else
+    from the torch hub cache; a missing file raises ``FileNotFoundError`` saying where to put it.
+    ``densenet-tiny`` has no ImageNet weights and is always randomly initialised (for CPU runs).
+    ``image_size`` is accepted for the record (all backbones pool adaptively).
+    """
+    spec = _spec(name)
+    net = spec.build()
+    if weights is not None or (pretrained and spec.weights_file is not None):
+        path = Path(weights) if weights is not None else default_weights_path(name)
+        _load_backbone(net, path, spec, name, explicit=weights is not None)
+    features, n_features = spec.split(net)
+    return FinegrainNet(features, nn.Linear(n_features, 2), name)
+
+
+def _spec(name: str) -> _Spec:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str, explicit: bool) -> None:
+    if not path.is_file():
+        if explicit:
+            raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(
+            f"ImageNet weights for {name} not found at {path}. Place the torchvision file "
+            f"{spec.weights_file} there (download it from https://download.pytorch.org/models/"
+            f"{spec.weights_file} on a machine with network access), or pass --weights FILE, "
+            "or train from scratch with --no-pretrained."
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a checkpoint dict wrapping a state dict
+    if not isinstance(state, dict):
+        raise ValueError(f"weights file {path} does not hold a state dict")
+    fixed = {}
+    for key, value in state.items():
+        match = _DENSENET_KEY.match(key)  # old torchvision DenseNet names (norm.1 -> norm1)
+        fixed[match.group(1) + match.group(2) if match else key] = value
+    backbone = {k: v for k, v in fixed.items() if not k.startswith(spec.head_prefix)}
+    missing, unexpected = net.load_state_dict(backbone, strict=False)
+    missing = [k for k in missing if not k.startswith(spec.head_prefix)]
+    if missing or unexpected:
+        raise ValueError(
+            f"weights file {path} does not match {name}: {len(missing)} missing keys "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
