@@ -13,22 +13,31 @@ Which cases enter which metric (the paper measures AUC^FG over positive cases):
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from finegrain.metrics import auc, auc_fg
+from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
     NEGATIVE,
     POSITIVE,
     SUBCATEGORIES,
     TYPICAL,
     UNCERTAIN,
+    check_observation,
+    subcategory_column,
 )
 
-__all__ = ["score_predictions"]
+__all__ = [
+    "Evaluation",
+    "evaluate_predictions",
+    "read_labels",
+    "read_predictions",
+    "score_predictions",
+]
 
 #: Keys of the dict returned by :func:`score_predictions` (the metrics.jsonl contract).
 SCORE_KEYS: tuple[str, ...] = (
@@ -41,6 +50,15 @@ SCORE_KEYS: tuple[str, ...] = (
 )
 
 
+def _where(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
+    """The first flagged value and where it is: ``line N`` of a CSV file, else ``row <index>``."""
+    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+    index = values.index[pos]
+    if source.endswith((".csv", ".csv.gz", ".gz", ".tsv")) and isinstance(index, (int, np.integer)):
+        return values.iloc[pos], f"line {int(index) + 2}"
+    return values.iloc[pos], f"row {index!r}"
+
+
 def _labels_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     """Coarse labels as float (1, 0, -1, NaN for blank); a ValueError names the bad row."""
     numeric = pd.to_numeric(values, errors="coerce").astype("Float64")
@@ -49,9 +67,9 @@ def _labels_array(values: pd.Series, source: str, column: str) -> np.ndarray:
         numeric.notna() & ~numeric.isin([POSITIVE, NEGATIVE, UNCERTAIN])
     )
     if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy(dtype=bool))[0])
+        value, where = _where(values, bad, source)
         raise ValueError(
-            f"{source}: label {values.iloc[pos]!r} in column {column!r} at row {pos} "
+            f"{source}: label {value!r} in column {column!r} at {where} "
             "is not one of 1, 0, -1 or empty"
         )
     return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -63,9 +81,9 @@ def _subcategory_array(values: pd.Series, source: str, column: str) -> np.ndarra
     text = text.mask(text == "", pd.NA)
     bad = text.notna() & ~text.isin(SUBCATEGORIES)
     if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy(dtype=bool))[0])
+        value, where = _where(values, bad, source)
         raise ValueError(
-            f"{source}: subcategory {values.iloc[pos]!r} in column {column!r} at row {pos} "
+            f"{source}: subcategory {value!r} in column {column!r} at {where} "
             "is not 'atypical', 'typical' or empty"
         )
     return text.to_numpy(dtype=object, na_value=None)
@@ -75,9 +93,9 @@ def _score_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy(dtype=bool))[0])
+        value, where = _where(values, bad, source)
         raise ValueError(
-            f"{source}: score {values.iloc[pos]!r} in column {column!r} at row {pos} is not a "
+            f"{source}: score {value!r} in column {column!r} at {where} is not a "
             f"finite number ({int(bad.sum())} such row(s))"
         )
     return numeric.to_numpy(dtype=np.float64)
@@ -88,8 +106,14 @@ def _require(frame: pd.DataFrame, columns: list[str], source: str) -> None:
     if missing:
         raise ValueError(
             f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
-            f"it has {', '.join(map(repr, map(str, frame.columns)))}"
+            f"it has {_column_list(frame)}"
         )
+
+
+def _column_list(frame: pd.DataFrame, limit: int = 12) -> str:
+    names = [repr(str(c)) for c in frame.columns]
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 @dataclass
@@ -168,3 +192,265 @@ def score_predictions(frame: pd.DataFrame, *, include_uncertain: bool = False) -
         "n_positive": n_positive,
         "n_negative": n_negative,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate a predictions file against a labels file (the `finegrain evaluate` command)
+# --------------------------------------------------------------------------------------------
+
+
+def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFrame, str]:
+    if isinstance(table, pd.DataFrame):
+        return table, what
+    path = Path(table)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path), str(path)
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+
+
+def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
+    if given is not None:
+        _require(frame, [given], source)
+        return given
+    for candidate in ("image_id", "id"):
+        if candidate in frame.columns:
+            return candidate
+    raise ValueError(
+        f"{source}: no id column: expected 'image_id' or 'id' (or name it with id_column); "
+        f"it has {_column_list(frame)}"
+    )
+
+
+def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
+    ids = frame[column].astype("string").str.strip()
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        raise ValueError(f"{source}: empty {column!r} at {_where(ids, blank, source)[1]}")
+    dup = ids.duplicated()
+    if dup.any():
+        value, where = _where(ids, dup, source)
+        raise ValueError(f"{source}: duplicate {column} {value!r} at {where}")
+    return ids
+
+
+def read_predictions(
+    predictions: pd.DataFrame | str | Path,
+    *,
+    id_column: str | None = None,
+    score_column: str = "score",
+    iteration: int | None = None,
+) -> tuple[pd.DataFrame, int | None, str]:
+    """One score per case: ``(frame with columns id, score[, label, subcategory], iteration, source)``.
+
+    A run's ``predictions-<split>.csv`` holds every checkpoint (column ``iteration``): the last
+    one is taken unless ``iteration`` names another. Any other table needs an id column
+    (``image_id`` or ``id``, or ``id_column``) and ``score_column``.
+    """
+    frame, source = _read_table(predictions, "predictions")
+    id_col = _id_column(frame, id_column, source)
+    _require(frame, [score_column], source)
+    chosen = None
+    if "iteration" in frame.columns:
+        iters = pd.to_numeric(frame["iteration"], errors="coerce")
+        if iters.isna().any():
+            value, where = _where(frame["iteration"], iters.isna(), source)
+            raise ValueError(f"{source}: iteration {value!r} at {where} is not a number")
+        available = sorted(int(i) for i in iters.unique())
+        if not available:
+            raise ValueError(f"{source}: no predictions (the table is empty)")
+        chosen = available[-1] if iteration is None else int(iteration)
+        if chosen not in available:
+            raise ValueError(f"{source}: no predictions for iteration {chosen}; it has {available}")
+        frame = frame[iters == chosen]
+    elif iteration is not None:
+        raise ValueError(
+            f"{source}: iteration {iteration} asked for, but there is no 'iteration' column"
+        )
+    out = pd.DataFrame(
+        {
+            "id": _ids(frame, id_col, source),
+            "score": _score_array(frame[score_column], source, score_column),
+        }
+    )
+    for col in ("label", "subcategory"):
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+    return out, chosen, source
+
+
+def read_labels(labels: pd.DataFrame | str | Path, observation: str) -> tuple[pd.DataFrame, str]:
+    """Labels of one observation: ``(frame with columns id, label, subcategory, source)``.
+
+    Accepts a labels CSV from ``finegrain label`` (``id``, ``<Obs>``, ``<Obs> subcategory``, ...)
+    or an index table (``image_id``, ..., ``<Obs>``, ``<Obs> subcategory``).
+    """
+    observation = check_observation(observation)
+    frame, source = _read_table(labels, "labels")
+    id_col = _id_column(frame, None, source)
+    sub_col = subcategory_column(observation)
+    _require(frame, [observation, sub_col], source)
+    out = pd.DataFrame(
+        {
+            "id": _ids(frame, id_col, source),
+            "label": _labels_array(frame[observation], source, observation),
+            "subcategory": _subcategory_array(frame[sub_col], source, sub_col),
+        }
+    )
+    return out, source
+
+
+@dataclass
+class Evaluation:
+    """AUC^FG and AUC of one predictions table with bootstrap CIs and every count behind them."""
+
+    observation: str | None
+    iteration: int | None
+    auc_fg: float | None
+    auc_fg_ci: tuple[float, float] | None
+    auc: float | None
+    auc_ci: tuple[float, float] | None
+    n_atypical: int
+    n_typical: int
+    n_positive: int
+    n_negative: int
+    n_predictions: int
+    left_out: dict[str, int]  # reason -> number of predictions
+    labels_without_prediction: int | None
+    level: float
+    n_boot: int
+    seed: int
+    include_uncertain: bool
+    predictions_source: str
+    labels_source: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("auc_fg_ci", "auc_ci"):
+            out[key] = list(out[key]) if out[key] is not None else None
+        return out
+
+    def format(self) -> str:
+        """Human-readable summary (what ``finegrain evaluate`` prints)."""
+        pct = f"{100 * self.level:g}%"
+        title = self.observation or "(observation not named)"
+        if self.iteration is not None:
+            title += f", iteration {self.iteration}"
+
+        def line(name, value, ci, counts, missing):
+            if value is None:
+                return f"{name:<7} undefined ({missing})   ({counts})"
+            return f"{name:<7} {value:.4f}  {pct} CI {ci[0]:.4f} to {ci[1]:.4f}   ({counts})"
+
+        lines = [
+            f"{title}: {self.n_predictions} predictions from {self.predictions_source}"
+            + (f", labels from {self.labels_source}" if self.labels_source else ""),
+            line(
+                "AUC^FG",
+                self.auc_fg,
+                self.auc_fg_ci,
+                f"atypical {self.n_atypical}, typical {self.n_typical}",
+                "needs at least one atypical and one typical positive",
+            ),
+            line(
+                "AUC",
+                self.auc,
+                self.auc_ci,
+                f"positive {self.n_positive}, negative {self.n_negative}",
+                "needs at least one positive and one negative",
+            ),
+        ]
+        for reason, n in self.left_out.items():
+            lines.append(f"left out {n} ({reason})")
+        if self.labels_without_prediction:
+            lines.append(
+                f"note: {self.labels_without_prediction} labelled cases have no prediction"
+            )
+        lines.append(
+            f"CIs: percentile bootstrap, {self.n_boot} replicates stratified by class, "
+            f"seed {self.seed}"
+            + ("; uncertain counted as positive" if self.include_uncertain else "")
+        )
+        return "\n".join(lines)
+
+
+def evaluate_predictions(
+    predictions: pd.DataFrame | str | Path,
+    labels: pd.DataFrame | str | Path | None = None,
+    observation: str | None = None,
+    *,
+    id_column: str | None = None,
+    score_column: str = "score",
+    iteration: int | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    include_uncertain: bool = False,
+) -> Evaluation:
+    """Join predictions to labels by id and measure AUC^FG and AUC with bootstrap CIs.
+
+    ``predictions`` and ``labels`` are DataFrames or file paths (see :func:`read_predictions`
+    and :func:`read_labels`). Without ``labels``, the predictions must carry ``label`` and
+    ``subcategory`` columns (as a run's ``predictions-<split>.csv`` does); with ``labels``, those
+    columns of the predictions are ignored. Every prediction left out is counted by reason:
+    id not in the labels, blank label, uncertain label, positive without a subcategory.
+    """
+    preds, chosen, pred_source = read_predictions(
+        predictions, id_column=id_column, score_column=score_column, iteration=iteration
+    )
+    left_out: Counter = Counter()
+    labels_source = None
+    unmatched_labels = None
+    if labels is not None:
+        if observation is None:
+            raise ValueError("an observation is needed to read labels (e.g. observation='Edema')")
+        observation = check_observation(observation)
+        table, labels_source = read_labels(labels, observation)
+        found = preds["id"].isin(table["id"])
+        left_out["id not in labels"] = int((~found).sum())
+        unmatched_labels = int((~table["id"].isin(preds["id"])).sum())
+        matched = table.set_index("id").loc[preds.loc[found, "id"]]
+        label = matched["label"].to_numpy(dtype=np.float64)
+        subcategory = matched["subcategory"].to_numpy(dtype=object)
+        score = preds.loc[found, "score"].to_numpy()
+    else:
+        _require(preds, ["label", "subcategory"], f"{pred_source} (no labels file given)")
+        if observation is not None:
+            observation = check_observation(observation)
+        label = _labels_array(preds["label"], pred_source, "label")
+        subcategory = _subcategory_array(preds["subcategory"], pred_source, "subcategory")
+        score = preds["score"].to_numpy()
+    sel = _select(label, subcategory, score, include_uncertain)
+    left_out.update(sel.left_out)
+    n_typical, n_positive = int(sel.fg.sum()), int(sel.y.sum())
+    n_atypical, n_negative = sel.fg.shape[0] - n_typical, sel.y.shape[0] - n_positive
+
+    def measure(metric, y, s, ok):
+        if not ok:
+            return None, None
+        return metric(y, s), bootstrap_ci(metric, y, s, n_boot=n_boot, level=level, seed=seed)
+
+    fg_value, fg_ci = measure(auc_fg, sel.fg, sel.fg_score, n_atypical and n_typical)
+    auc_value, auc_ci = measure(auc, sel.y, sel.y_score, n_positive and n_negative)
+    return Evaluation(
+        observation=observation,
+        iteration=chosen,
+        auc_fg=fg_value,
+        auc_fg_ci=fg_ci,
+        auc=auc_value,
+        auc_ci=auc_ci,
+        n_atypical=int(n_atypical),
+        n_typical=n_typical,
+        n_positive=n_positive,
+        n_negative=int(n_negative),
+        n_predictions=int(preds.shape[0]),
+        left_out={k: v for k, v in left_out.items() if v},
+        labels_without_prediction=unmatched_labels,
+        level=level,
+        n_boot=n_boot,
+        seed=seed,
+        include_uncertain=include_uncertain,
+        predictions_source=pred_source,
+        labels_source=labels_source,
+    )
