@@ -151,6 +151,7 @@ def prepare(
     errors: dict[int, str | None] = {}
     journal = out / JOURNAL_FILE
     if journal.is_file():
+        _drop_partial_line(journal)
         for record in read_jsonl(journal):
             for row, image_id, error in zip(
                 record["rows"], record["ids"], record["errors"], strict=True
@@ -353,6 +354,16 @@ def _remove_cache_files(out: Path) -> None:
     # cache.json first: a folder is never left looking finished while being rebuilt
     for name in (META_FILE, MANIFEST_FILE, JOURNAL_FILE, PARAMS_FILE, IMAGES_FILE):
         (out / name).unlink(missing_ok=True)
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a trailing partial line (a kill during an append) so new records start clean."""
+    with open(path, "r+b") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def _resolve_workers(workers: int | None, tasks: int) -> int:

@@ -1,0 +1,154 @@
+"""CXRDataset and Augmentation: items, drop counts by reason, batch path, uint8 all the way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from finegrain.data.augment import Augmentation
+from finegrain.data.cache import ImageCache, prepare
+from finegrain.data.dataset import CXRDataset
+from finegrain.data.index import normalise_index
+from finegrain.observations import OBSERVATIONS, subcategory_column
+
+SIZE = 12
+OBS = "Edema"
+#           image_id: (split, Edema label, subcategory)
+ROWS = {
+    "a": ("train", 1, "atypical"),
+    "b": ("train", 1, "typical"),
+    "c": ("train", 0, None),
+    "d": ("train", -1, "typical"),
+    "e": ("train", None, None),  # blank label
+    "f": ("train", 0, None),  # truncated file: failed in cache
+    "g": ("train", 1, "typical"),  # not in the cache at all
+    "h": ("validate", 0, None),
+    "i": ("train", -1, None),
+}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[pd.DataFrame, ImageCache]:
+    root: Path = tmp_path_factory.mktemp("ds")
+    rng = np.random.default_rng(0)
+    paths = {}
+    for n, image_id in enumerate(ROWS):
+        paths[image_id] = root / f"{image_id}.png"
+        Image.fromarray((rng.random((20, 16)) * 255).astype(np.uint8) // 2 + n).save(
+            paths[image_id]
+        )
+    data = paths["f"].read_bytes()
+    paths["f"].write_bytes(data[: len(data) // 2])
+    frame = pd.DataFrame(
+        {
+            "image_id": list(ROWS),
+            "path": [str(p) for p in paths.values()],
+            "subject_id": "1",
+            "study_id": [str(i) for i in range(len(ROWS))],
+            "split": [v[0] for v in ROWS.values()],
+            "view": "AP",
+        }
+    )
+    for obs in OBSERVATIONS:
+        frame[obs] = pd.NA
+    frame[OBS] = [v[1] if v[1] is not None else pd.NA for v in ROWS.values()]
+    frame[subcategory_column(OBS)] = [v[2] if v[2] else pd.NA for v in ROWS.values()]
+    index = normalise_index(frame)
+    prepare(index[index["image_id"] != "g"], root / "cache", size=SIZE, workers=0, progress=False)
+    return index, ImageCache(root / "cache")
+
+
+def test_drop_counts_and_attributes(setup):
+    index, cache = setup
+    ds = CXRDataset(index, cache, "edema", "train")
+    assert ds.summary == {
+        "kept": 5,
+        "blank label": 1,
+        "not in cache": 1,
+        "failed in cache": 1,
+        "uncertain dropped": 0,
+    }
+    assert ds.image_ids == ["a", "b", "c", "d", "i"]
+    assert ds.labels.dtype == np.int64 and ds.labels.tolist() == [1, 1, 0, -1, -1]
+    assert ds.subcategories.tolist() == ["atypical", "typical", "", "typical", ""]
+    assert ds.index_rows.tolist() == [0, 1, 2, 3, 8]
+    strict = CXRDataset(index, cache, OBS, "train", keep_uncertain=False)
+    assert strict.summary["uncertain dropped"] == 2 and strict.summary["kept"] == 3
+    assert strict.image_ids == ["a", "b", "c"]
+    assert "2 uncertain dropped" in strict.format_summary()
+    assert CXRDataset(index, cache, OBS, "validate").image_ids == ["h"]
+    assert len(CXRDataset(index, cache, OBS, "test")) == 0
+
+
+def test_items_are_uint8_from_the_cache(setup):
+    index, cache = setup
+    ds = CXRDataset(index, cache, OBS, "train")
+    image, label, row = ds[4]
+    assert image.dtype == torch.uint8 and image.shape == (1, SIZE, SIZE)
+    assert label.dtype == torch.int64 and label.item() == -1
+    assert row.dtype == torch.int64 and row.item() == 8
+    np.testing.assert_array_equal(image[0].numpy(), cache[cache.row_of("i")])
+    assert int(image.max()) > 1  # 0..255 values, not scaled to [0, 1]
+    batch = ds.__getitems__([4, 0, 2])
+    for got, want in zip(batch, [ds[4], ds[0], ds[2]], strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a, b) and a.dtype == b.dtype
+
+
+def test_dataloader_batches_and_worker_pickling(setup):
+    index, cache = setup
+    ds = CXRDataset(index, cache, OBS, "train", augment=Augmentation())
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1, shuffle=False)
+    images, labels, rows = next(iter(loader))
+    assert images.shape == (4, 1, SIZE, SIZE) and images.dtype == torch.uint8
+    assert labels.tolist() == [1, 1, 0, -1] and rows.tolist() == [0, 1, 2, 3]
+
+
+def test_input_normalization_accepts_dataset_batches_only():
+    models = pytest.importorskip("finegrain.train.models")
+    norm = models.InputNormalization()
+    batch = torch.full((2, 1, SIZE, SIZE), 255, dtype=torch.uint8)
+    out = norm(batch)
+    assert out.shape == (2, 3, SIZE, SIZE) and out.dtype == torch.float32
+    assert torch.allclose(out[0, :, 0, 0], (1 - norm.mean.flatten()) / norm.std.flatten())
+    with pytest.raises(TypeError):
+        norm(batch.float() / 255)  # an already scaled image never passes silently
+
+
+def test_augmentation_is_small_uint8_and_seeded():
+    image = torch.zeros((1, 64, 64), dtype=torch.uint8)
+    image[:, 16:48, 16:48] = 200
+    aug = Augmentation(degrees=10, translate=0.05, scale=(0.9, 1.1))
+    torch.manual_seed(3)
+    first = aug(image)
+    torch.manual_seed(3)
+    assert torch.equal(first, aug(image))
+    assert first.dtype == torch.uint8 and first.shape == image.shape
+    outs = [aug(image) for _ in range(5)]
+    assert any(not torch.equal(o, image) for o in outs)
+    for out in outs:  # small: the square stays mostly where it was
+        assert (out[:, 24:40, 24:40] == 200).float().mean() > 0.9
+    identity = Augmentation(degrees=0, translate=0, scale=(1, 1))
+    assert torch.equal(identity(image), image)
+    with pytest.raises(TypeError, match="uint8"):
+        aug(image.float())
+    with pytest.raises(ValueError, match="translate"):
+        Augmentation(translate=1.5)
+    assert Augmentation.from_value(True) == Augmentation()
+    assert Augmentation.from_value(False) is None
+    assert Augmentation.from_value(aug.to_dict()) == aug
+
+
+def test_bad_arguments(setup):
+    index, cache = setup
+    with pytest.raises(ValueError, match="unknown observation"):
+        CXRDataset(index, cache, "Broken Heart", "train")
+    with pytest.raises(ValueError, match="split"):
+        CXRDataset(index, cache, OBS, "val")
+    with pytest.raises(ValueError, match="missing column 'Edema'"):
+        CXRDataset(index.drop(columns=[OBS]), cache, OBS, "train")
