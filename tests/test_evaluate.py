@@ -1,13 +1,18 @@
-"""finegrain.evaluate.score_predictions: which cases enter AUC^FG and AUC, and empty classes."""
+"""finegrain.evaluate and `finegrain evaluate`: which cases enter AUC^FG and AUC, joins, counts."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from finegrain.evaluate import SCORE_KEYS, score_predictions
+from finegrain.cli import main
+from finegrain.data.index import INDEX_COLUMNS
+from finegrain.evaluate import SCORE_KEYS, evaluate_predictions, score_predictions
+from finegrain.metrics import auc, auc_fg, bootstrap_ci
 
 
 def _frame(seed=0, n=200):
@@ -107,3 +112,162 @@ def test_bad_values_are_named(column, value, match):
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match=r"missing column\(s\) 'subcategory'"):
         score_predictions(pd.DataFrame({"label": [1], "score": [0.5]}))
+
+
+# ------------------------------------------------------------------ evaluate_predictions / CLI
+
+
+def _run_predictions(tmp_path, n=120, seed=0):
+    """A run's predictions-test.csv (two checkpoints) and a matching labels CSV."""
+    rng = np.random.default_rng(seed)
+    label = rng.choice(["1", "0", "-1", ""], size=n, p=[0.4, 0.4, 0.1, 0.1])
+    sub = np.where(
+        np.isin(label, ["1", "-1"]), np.where(rng.random(n) < 0.4, "atypical", "typical"), ""
+    )
+    ids = [f"img{k:03d}" for k in range(n)]
+    early, late = rng.random(n), rng.random(n) + (label == "1") * 0.5 + (sub == "typical") * 0.3
+    preds = pd.DataFrame(
+        {
+            "image_id": ids * 2,
+            "iteration": [100] * n + [200] * n,
+            "label": list(label) * 2,
+            "subcategory": list(sub) * 2,
+            "score": list(early) + list(late),
+        }
+    )
+    path = tmp_path / "predictions-test.csv"
+    preds.to_csv(path, index=False)
+    return path, ids, label, sub, early, late
+
+
+def test_run_predictions_without_labels_use_the_last_iteration(tmp_path):
+    path, _, label, sub, early, late = _run_predictions(tmp_path)
+    ev = evaluate_predictions(path, n_boot=200, seed=1)
+    assert ev.iteration == 200
+    fg = label == "1"
+    assert ev.auc_fg == auc_fg(sub[fg], late[fg])
+    used = np.isin(label, ["1", "0"])
+    assert ev.auc == auc(label[used] == "1", late[used])
+    assert ev.auc_fg_ci == bootstrap_ci(auc_fg, sub[fg], late[fg], n_boot=200, seed=1)
+    assert ev.auc_fg_ci[0] < ev.auc_fg < ev.auc_fg_ci[1]
+    assert ev.left_out == {
+        "blank label": int((label == "").sum()),
+        "uncertain label": int((label == "-1").sum()),
+    }
+    assert ev.n_positive + ev.n_negative + sum(ev.left_out.values()) == ev.n_predictions == 120
+    first = evaluate_predictions(path, iteration=100, n_boot=200, seed=1)
+    assert first.iteration == 100 and first.auc_fg == auc_fg(sub[fg], early[fg])
+    with pytest.raises(ValueError, match=r"no predictions for iteration 150; it has \[100, 200\]"):
+        evaluate_predictions(path, iteration=150)
+
+
+def test_join_with_a_labels_csv_counts_what_is_left_out(tmp_path):
+    path, ids, label, sub, _, late = _run_predictions(tmp_path)
+    # labels for all but the first 10 ids, plus 4 labelled cases that were never predicted;
+    # flip the labels so that a result computed from the predictions' own columns would differ
+    flipped = np.where(label == "1", "0", np.where(label == "0", "1", label))
+    flipped_sub = np.where(
+        flipped == "1", np.where(np.arange(120) % 3 == 0, "atypical", "typical"), ""
+    )
+    labels = pd.DataFrame(
+        {
+            "id": ids[10:] + ["extra1", "extra2", "extra3", "extra4"],
+            "Edema": list(flipped[10:]) + ["1"] * 4,
+            "Edema severity": "",
+            "Edema change": "",
+            "Edema subcategory": list(flipped_sub[10:]) + ["typical"] * 4,
+        }
+    )
+    labels_path = tmp_path / "labels.csv"
+    labels.to_csv(labels_path, index=False)
+    ev = evaluate_predictions(path, labels_path, "edema", n_boot=100)
+    assert ev.observation == "Edema"
+    keep = np.arange(120) >= 10
+    fg = keep & (flipped == "1")
+    assert ev.auc_fg == auc_fg(flipped_sub[fg], late[fg])
+    used = keep & np.isin(flipped, ["1", "0"])
+    assert ev.auc == auc(flipped[used] == "1", late[used])
+    assert ev.left_out["id not in labels"] == 10
+    assert ev.left_out["uncertain label"] == int((flipped[keep] == "-1").sum())
+    assert ev.labels_without_prediction == 4
+    text = ev.format()
+    assert f"AUC^FG  {ev.auc_fg:.4f}" in text and "left out 10 (id not in labels)" in text
+
+
+def test_index_table_as_labels_and_a_plain_scores_file(tmp_path):
+    index = pd.DataFrame({c: [""] * 4 for c in INDEX_COLUMNS})
+    index["image_id"] = ["a", "b", "c", "d"]
+    index["Edema"] = ["1", "1", "0", "1"]
+    index["Edema subcategory"] = ["atypical", "typical", "", "typical"]
+    index.to_csv(tmp_path / "index.csv", index=False)
+    pd.DataFrame({"id": ["d", "c", "b", "a"], "prob": [0.9, 0.1, 0.4, 0.6]}).to_csv(
+        tmp_path / "scores.csv", index=False
+    )
+    ev = evaluate_predictions(
+        tmp_path / "scores.csv", tmp_path / "index.csv", "Edema", score_column="prob", n_boot=50
+    )
+    assert ev.iteration is None
+    assert ev.auc_fg == 0.5  # atypical 0.6 vs typical 0.4 and 0.9
+    assert ev.auc == 1.0 and (ev.n_positive, ev.n_negative) == (3, 1)
+    assert ev.left_out == {}
+
+
+@pytest.mark.parametrize(
+    ("scores", "labels", "kwargs", "match"),
+    [
+        ("id,score\na,0.1\na,0.2\n", None, {}, r"scores.csv: duplicate id 'a' at line 3"),
+        ("id,score\na,0.1\nb,x\n", None, {}, r"score 'x' in column 'score' at line 3"),
+        ("name,score\na,0.1\n", None, {}, r"no id column: expected 'image_id' or 'id'"),
+        ("id,prob\na,0.1\n", None, {}, r"missing column\(s\) 'score'; it has 'id', 'prob'"),
+        ("id,score\na,0.1\n", None, {}, r"missing column\(s\) 'label', 'subcategory'"),
+        ("id,score\na,0.1\n", "id,Edema\na,1\n", {}, r"missing column\(s\) 'Edema subcategory'"),
+        (
+            "id,score\na,0.1\nb,0.2\n",
+            "id,Edema,Edema subcategory\na,1,typical\nb,2,\n",
+            {},
+            r"labels.csv: label '2' in column 'Edema' at line 3",
+        ),
+        ("id,score\na,0.1\n", None, {"iteration": 3}, r"there is no 'iteration' column"),
+    ],
+)
+def test_evaluate_errors_name_file_line_and_column(tmp_path, scores, labels, kwargs, match):
+    (tmp_path / "scores.csv").write_text(scores)
+    labels_path = None
+    if labels is not None:
+        labels_path = tmp_path / "labels.csv"
+        labels_path.write_text(labels)
+    with pytest.raises(ValueError, match=match):
+        evaluate_predictions(tmp_path / "scores.csv", labels_path, "Edema", **kwargs)
+
+
+def test_undefined_metric_is_reported_not_raised(tmp_path):
+    (tmp_path / "p.csv").write_text(
+        "id,label,subcategory,score\na,1,typical,0.9\nb,0,,0.2\nc,1,typical,0.7\n"
+    )
+    ev = evaluate_predictions(tmp_path / "p.csv", n_boot=20)
+    assert ev.auc_fg is None and ev.auc_fg_ci is None and ev.auc == 1.0
+    assert "AUC^FG  undefined" in ev.format()
+
+
+def test_cli_text_and_json(tmp_path, capsys):
+    path, *_ = _run_predictions(tmp_path)
+    assert main(["evaluate", str(path), "--n-boot", "100", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    ev = evaluate_predictions(path, n_boot=100)
+    assert result["auc_fg"] == ev.auc_fg and result["auc_fg_ci"] == list(ev.auc_fg_ci)
+    assert result["iteration"] == 200 and result["left_out"] == ev.left_out
+    assert main(["evaluate", str(path), "--n-boot", "100", "--iteration", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "iteration 100" in out and "95% CI" in out and "atypical" in out
+
+
+def test_cli_errors(tmp_path, capsys):
+    path, *_ = _run_predictions(tmp_path)
+    assert main(["evaluate", str(tmp_path / "nope.csv")]) == 2
+    assert "predictions file not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(path), "--labels", str(path)])
+    assert exc.value.code == 2
+    assert "--labels needs --observation" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "--labels", str(path), "--observation", "Edemas"]) == 2
+    assert "unknown observation 'Edemas'" in capsys.readouterr().err
