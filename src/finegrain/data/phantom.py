@@ -21,13 +21,16 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import os
+import shutil
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from finegrain.io import atomic_open, atomic_write_bytes, atomic_write_text
 from finegrain.observations import ATYPICAL, OBSERVATIONS, TYPICAL
 
 #: Official MIMIC-CXR-JPG CSV names (gzipped) and their columns.
@@ -305,9 +308,10 @@ class _Painter:
     def __init__(self, size: int, rng: np.random.Generator):
         self.size = size
         self.rng = rng
-        t = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
+        t = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
         self.Y, self.X = np.meshgrid(t, t, indexing="ij")
         self.up = {k: self._upsampler(size, k) for k in (8, 16)}
+        self._views: dict[str, dict[str, np.ndarray]] = {}
 
     @staticmethod
     def _upsampler(size: int, k: int) -> np.ndarray:
@@ -329,48 +333,60 @@ class _Painter:
     def _soft(d: np.ndarray, edge: float) -> np.ndarray:
         return np.clip((1.0 - d) / edge, 0.0, 1.0)
 
-    def frontal(self, findings: dict[str, _Finding], view: str) -> np.ndarray:
-        rng = self.rng
-        ang = math.radians(rng.uniform(-5, 5))
-        scale = rng.uniform(0.95, 1.05)
-        ca, sa = math.cos(ang) * scale, math.sin(ang) * scale
-        dx, dy = rng.uniform(-0.04, 0.04, 2)
-        X = ca * self.X + sa * self.Y + dx
-        Y = -sa * self.X + ca * self.Y + dy
-        ap = view == "AP"
+    def _anatomy(self, ap: bool) -> dict[str, np.ndarray]:
+        """The fixed anatomy of a view (body, lungs, ribs, ...), computed once per painter."""
+        X, Y = self.X, self.Y
         soft = self._soft
         body = soft(np.sqrt((X / 0.92) ** 2 + ((Y - 0.1) / 1.25) ** 2), 0.05)
         dome = 0.52 + (0.06 if ap else 0.0)  # AP: shallower inspiration
-        img = 0.10 + 0.42 * body
-        # lungs with the diaphragm domes cutting them below
         lungs = np.zeros_like(X)
-        lung_side = {}
-        for side, cx in (("right", -0.36), ("left", 0.36)):
+        sides = {}
+        for side, cx in (("right", -0.36), ("left", 0.36)):  # diaphragm domes cut the lungs
             d = np.sqrt(((X - cx) / 0.30) ** 2 + ((Y + 0.02) / 0.62) ** 2)
             dia = dome + 0.10 * ((X - cx) / 0.3) ** 2 - (0.04 if side == "right" else 0.0)
-            m = soft(d, 0.08) * np.clip((dia - Y) / 0.03, 0, 1)
-            lung_side[side] = m
-            lungs += m
-        img -= 0.30 * lungs * (1 + 0.08 * self.texture())
-        # mediastinum and heart (the heart covers the medial lung bases)
+            sides[side] = soft(d, 0.08) * np.clip((dia - Y) / 0.03, 0, 1)
+            lungs += sides[side]
+        base = 0.10 + 0.42 * body - 0.30 * lungs
         med = soft(np.abs(X - 0.02) / (0.10 + 0.03 * (Y + 1)), 0.3) * np.clip((0.7 - Y) / 0.1, 0, 1)
-        img += 0.06 * med
-        cm = findings["Cardiomegaly"].severity
+        base += 0.06 * med
+        ribs = np.zeros_like(X)  # curved bands across each hemithorax
+        for k in range(9):
+            curve = -0.62 + 0.135 * k + 0.35 * (np.abs(X) - 0.05) ** 2 - 0.12 * np.abs(X)
+            ribs += np.exp(-(((Y - curve) / 0.018) ** 2))
+        base += 0.07 * ribs * lungs
+        for sgn in (-1, 1):  # clavicles
+            clav = -0.68 + 0.25 * (sgn * X - 0.1)
+            base += (
+                0.12 * np.exp(-(((Y - clav) / 0.03) ** 2)) * (np.abs(X) < 0.6) * (sgn * X > 0.05)
+            )
+        base += 0.06 * np.exp(-((X / 0.06) ** 2)) * body  # spine
+        fluid_lateral = {
+            side: np.clip((np.abs(X) - 0.15) / 0.5, 0, 1)
+            * (np.sign(X) == (1 if side == "left" else -1))
+            for side in sides
+        }
+        return {
+            "base": base.astype(np.float32),
+            "lungs": lungs.astype(np.float32),
+            "dome": np.float32(dome),
+            **{f"lung_{k}": v.astype(np.float32) for k, v in sides.items()},
+            **{f"lateral_{k}": v.astype(np.float32) for k, v in fluid_lateral.items()},
+        }
+
+    def frontal(self, findings: dict[str, _Finding], view: str) -> np.ndarray:
+        """A frontal (AP or PA) radiograph of the study's findings, uint8 (size, size)."""
+        rng = self.rng
+        ap = view == "AP"
+        if view not in self._views:
+            self._views[view] = self._anatomy(ap)
+        a = self._views[view]
+        X, Y, lungs, dome = self.X, self.Y, a["lungs"], a["dome"]
+        img = a["base"] - 0.024 * lungs * self.texture()
+        cm = findings["Cardiomegaly"].severity  # heart width; AP magnifies the heart
         width = (0.31 + rng.uniform(-0.02, 0.02) + 0.22 * cm) * (1.12 if ap else 1.0)
         height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
-        heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
+        heart = self._soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
         img += heart * (0.28 * lungs + 0.03)
-        # ribs: curved bands across each hemithorax; clavicles; spine
-        ribs = np.zeros_like(X)
-        for k in range(9):
-            y0 = -0.62 + 0.135 * k
-            curve = y0 + 0.35 * (np.abs(X) - 0.05) ** 2 - 0.12 * np.abs(X)
-            ribs += np.exp(-(((Y - curve) / 0.018) ** 2))
-        img += 0.07 * ribs * lungs
-        for sgn in (-1, 1):
-            clav = -0.68 + 0.25 * (sgn * X - 0.1)
-            img += 0.12 * np.exp(-(((Y - clav) / 0.03) ** 2)) * (np.abs(X) < 0.6) * (sgn * X > 0.05)
-        img += 0.06 * np.exp(-((X / 0.06) ** 2)) * body
         # findings
         s = findings["Edema"].severity
         if s > 0:
@@ -391,11 +407,9 @@ class _Painter:
             h = 0.03 + 0.50 * f.severity
             sides = ("right", "left") if f.where == "bilateral" else (f.where,)
             for side in sides:
-                cx = -0.36 if side == "right" else 0.36
-                lateral = np.clip((np.abs(X) - 0.15) / 0.5, 0, 1) * (np.sign(X) == np.sign(cx))
-                level = dome + 0.1 - h * (0.55 + 0.45 * lateral)
-                fluid = np.clip((Y - level) / 0.04, 0, 1) * lung_side[side]
-                img += 0.30 * fluid
+                level = dome + 0.1 - h * (0.55 + 0.45 * a[f"lateral_{side}"])
+                fluid = np.clip((Y - level) / 0.04, 0, 1) * a[f"lung_{side}"]
+                img += 0.30 * fluid * (1 - heart)
         f = findings["Atelectasis"]
         if f.severity > 0:
             band = np.exp(-(((Y - dome + 0.12) / 0.02) ** 2)) * lungs
@@ -403,7 +417,31 @@ class _Painter:
         if findings["Support Devices"].status == 1:
             line = np.exp(-(((X - 0.0 - 0.02 * Y) / 0.012) ** 2)) * (Y > -1) * (Y < -0.15)
             img += 0.35 * line
+        # acquisition geometry: small rotation, scale and shift
+        ang = rng.uniform(-5, 5)
+        scale = rng.uniform(0.95, 1.05)
+        shift = rng.uniform(-0.04, 0.04, 2) * self.size / 2
+        img = self._affine(img, ang, scale, shift)
         return self._acquire(img, ap)
+
+    def _affine(self, img: np.ndarray, degrees: float, scale: float, shift) -> np.ndarray:
+        """Rotate/scale/shift a float image about its centre (Pillow, bilinear)."""
+        c = self.size / 2
+        t = math.radians(degrees)
+        ca, sa = math.cos(t) / scale, math.sin(t) / scale
+        # output (x, y) samples input at A @ (x - c, y - c) + c + shift
+        coeffs = (
+            ca, sa, c - ca * c - sa * c + shift[0],
+            -sa, ca, c + sa * c - ca * c + shift[1],
+        )  # fmt: skip
+        out = Image.fromarray(img.astype(np.float32), mode="F").transform(
+            (self.size, self.size),
+            Image.Transform.AFFINE,
+            coeffs,
+            Image.Resampling.BILINEAR,
+            fillcolor=0.1,
+        )
+        return np.asarray(out, dtype=np.float32)
 
     def lateral(self, findings: dict[str, _Finding]) -> np.ndarray:
         X, Y = self.X, self.Y
@@ -421,14 +459,16 @@ class _Painter:
         return self._acquire(img, False)
 
     def _acquire(self, img: np.ndarray, ap: bool) -> np.ndarray:
+        """Exposure (gain, gamma), quantum noise, AP's lower contrast; to uint8."""
         rng = self.rng
-        gain = rng.uniform(0.85, 1.15)
-        gamma = rng.uniform(0.8, 1.25)
+        gain = np.float32(rng.uniform(0.85, 1.15))
+        gamma = np.float32(rng.uniform(0.8, 1.25))
+        sigma = np.float32(rng.uniform(0.01, 0.035) * 255)
         img = np.clip(img * gain, 0, 1) ** gamma
-        img = img + rng.normal(0, rng.uniform(0.01, 0.035), img.shape).astype(np.float32)
         if ap:
-            img = img * 0.95 + 0.03
-        return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+            img = img * np.float32(0.95) + np.float32(0.03)
+        img = img * np.float32(255) + rng.standard_normal(img.shape, dtype=np.float32) * sigma
+        return np.clip(img + np.float32(0.5), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -566,18 +606,35 @@ def make_phantom(
     Returns a :class:`PhantomSummary`; ``phantom-truth.csv`` holds the true severity, change,
     status and subcategory per study and observation.
     """
-    import time
-
-    import pandas as pd
-    from tqdm import tqdm
-
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies}")
     if size < 16:
         raise ValueError(f"size must be >= 16 px, got {size}")
     start = time.perf_counter()
-    root = Path(out)
-    root.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
+    if final.exists() and (not final.is_dir() or any(final.iterdir())):
+        raise FileExistsError(f"phantom output {final} exists and is not an empty folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # the whole tree is written in a hidden staging folder, then renamed into place: a killed
+    # run leaves no half-written phantom (and no per-file fsync is needed)
+    root = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        summary = _write_phantom(root, studies=studies, size=size, seed=seed, progress=progress)
+        if final.exists():
+            final.rmdir()
+        os.replace(root, final)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    summary.root = final
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _write_phantom(root: Path, *, studies: int, size: int, seed: int, progress: bool):
+    import pandas as pd
+    from tqdm import tqdm
+
     rng = np.random.default_rng(seed)
     painter = _Painter(size, rng)
 
@@ -587,8 +644,8 @@ def make_phantom(
         counts.append(int(rng.choice([1, 2, 3, 4, 5], p=[0.3, 0.25, 0.2, 0.15, 0.1])))
     counts[-1] -= sum(counts) - studies
     n_subj = len(counts)
-    subject_ids = np.sort(rng.choice(np.arange(10_000_000, 20_000_000), n_subj, replace=False))
-    study_ids = rng.choice(np.arange(50_000_000, 60_000_000), studies, replace=False)
+    subject_ids = np.sort(rng.choice(10_000_000, n_subj, replace=False)) + 10_000_000
+    study_ids = rng.choice(10_000_000, studies, replace=False) + 50_000_000
     split_of = [
         str(v) for v in rng.choice(["train", "validate", "test"], n_subj, p=[0.7, 0.15, 0.15])
     ]
@@ -609,7 +666,7 @@ def make_phantom(
             report = _report(rng, findings, view, prev is not None)
             sdir = root / "files" / f"p{subj[:2]}" / f"p{subj}"
             (sdir / f"s{study}").mkdir(parents=True, exist_ok=True)
-            atomic_write_text(sdir / f"s{study}.txt", report)
+            (sdir / f"s{study}.txt").write_text(report, encoding="utf-8")
             date += int(rng.integers(1, 40))
             images = [(view, painter.frontal(findings, view))]
             if view == "PA" and rng.random() < 0.6 or view == "AP" and rng.random() < 0.05:
@@ -620,7 +677,7 @@ def make_phantom(
                 dicom = _dicom_id(rng)
                 buf = io.BytesIO()
                 Image.fromarray(pixels, mode="L").save(buf, format="JPEG", quality=90)
-                atomic_write_bytes(sdir / f"s{study}" / f"{dicom}.jpg", buf.getvalue())
+                (sdir / f"s{study}" / f"{dicom}.jpg").write_bytes(buf.getvalue())
                 recorded_view = img_view if rng.random() > 0.01 else ""  # MIMIC has blanks too
                 frontal = img_view in ("AP", "PA")
                 summary.frontal += frontal
@@ -699,7 +756,7 @@ def make_phantom(
         buf = io.BytesIO()
         with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
             gz.write(text)
-        atomic_write_bytes(root / f"{CSV_PREFIX}-{name}.csv.gz", buf.getvalue())
+        (root / f"{CSV_PREFIX}-{name}.csv.gz").write_bytes(buf.getvalue())
 
     write_gz("chexpert", chexpert.iloc[keep])
     write_gz("negbio", negbio.iloc[keep])
@@ -707,7 +764,5 @@ def make_phantom(
     write_gz("metadata", meta)
     write_gz("split", pd.DataFrame(split_rows, columns=list(SPLIT_COLUMNS)))
     truth = pd.DataFrame(truth_rows, columns=list(TRUTH_COLUMNS))
-    with atomic_open(root / TRUTH_FILE, "w") as handle:
-        truth.to_csv(handle, index=False, lineterminator="\n")
-    summary.seconds = time.perf_counter() - start
+    (root / TRUTH_FILE).write_text(truth.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
     return summary
