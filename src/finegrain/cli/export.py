@@ -22,11 +22,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     parser.add_argument("-o", "--out", required=True, help="output file (.pt/.ts or .onnx)")
     parser.add_argument("--opset", type=int, help="ONNX opset version (exporter default)")
+    parser.add_argument(
+        "--onnx-exporter",
+        choices=("dynamo", "legacy"),
+        default="dynamo",
+        help="torch.export-based (default; needs onnxscript) or the older, faster, deprecated "
+        "TorchScript-based ONNX exporter",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from finegrain.predict import export
 
-    out = export(args.checkpoint, args.out, format=args.format, opset=args.opset)
+    out = export(
+        args.checkpoint,
+        args.out,
+        format=args.format,
+        opset=args.opset,
+        onnx_exporter=args.onnx_exporter,
+    )
     print(f"exported {args.checkpoint} as {args.format} -> {out}")
     return 0

@@ -43,14 +43,26 @@ def export(
     *,
     format: str = "torchscript",  # noqa: A002 - mirrors the CLI flag
     opset: int | None = None,
+    onnx_exporter: str = "dynamo",
 ) -> Path:
-    """Export ``checkpoint`` to ``out`` in ``format`` (``torchscript`` or ``onnx``); atomic."""
+    """Export ``checkpoint`` to ``out`` in ``format`` (``torchscript`` or ``onnx``); atomic.
+
+    ``onnx_exporter``: ``"dynamo"`` (torch.export-based, torch's default; needs onnxscript) or
+    ``"legacy"`` (the older TorchScript-based exporter: about 10x faster, deprecated by torch).
+    """
     from finegrain.predict.predict import Predictor
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
     predictor = Predictor.from_checkpoint(checkpoint)
-    return export_model(predictor.model, predictor.image_size, out, format=format, opset=opset)
+    return export_model(
+        predictor.model,
+        predictor.image_size,
+        out,
+        format=format,
+        opset=opset,
+        onnx_exporter=onnx_exporter,
+    )
 
 
 def export_model(
@@ -60,41 +72,80 @@ def export_model(
     *,
     format: str = "torchscript",  # noqa: A002
     opset: int | None = None,
+    onnx_exporter: str = "dynamo",
 ) -> Path:
     """Export a model (uint8 ``[B, 1, S, S]`` -> 2 logits) with a probability output."""
+    import warnings
+
     import torch
 
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
     out = Path(out)
     wrapped = probability_model(model)
     example = torch.randint(0, 256, (2, 1, image_size, image_size), dtype=torch.uint8)
     if format == "torchscript":
-        with torch.no_grad():
-            traced = torch.jit.trace(wrapped, (example,), check_trace=False)
-        traced = torch.jit.freeze(traced)
-        with atomic_open(out, "wb") as handle:
-            torch.jit.save(traced, handle)
+        with warnings.catch_warnings():  # torch marks jit as deprecated; it still works
+            warnings.simplefilter("ignore", FutureWarning)
+            with torch.no_grad():
+                traced = torch.jit.freeze(torch.jit.trace(wrapped, (example,), check_trace=False))
+            with atomic_open(out, "wb") as handle:
+                torch.jit.save(traced, handle)
         return out
     if format == "onnx":
+        return _export_onnx(wrapped, example, out, opset=opset, exporter=onnx_exporter)
+    raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
+
+
+ONNX_EXPORTERS = ("dynamo", "legacy")
+
+
+def _export_onnx(
+    wrapped: torch.nn.Module, example: torch.Tensor, out: Path, *, opset: int | None, exporter: str
+) -> Path:
+    import io
+    import warnings
+
+    import torch
+
+    if exporter not in ONNX_EXPORTERS:
+        raise ValueError(f"unknown ONNX exporter {exporter!r}; choose from {ONNX_EXPORTERS}")
+    needed = ("onnx", "onnxscript") if exporter == "dynamo" else ("onnx",)
+    for module in needed:
         try:
-            import onnx  # noqa: F401
-            import onnxscript  # noqa: F401
+            __import__(module)
         except ImportError as exc:
             raise ValueError(
                 f"ONNX export needs the optional extra 'export' (pip install 'finegrain[export]'): "
                 f"{exc}"
             ) from exc
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        kwargs = {"opset_version": opset} if opset else {}
-        program = torch.onnx.export(
-            wrapped,
-            (example,),
-            dynamo=True,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-            **kwargs,
-        )
-        atomic_write_bytes(out, program.model_proto.SerializeToString())
-        return out
-    raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
+    kwargs = {"opset_version": opset} if opset else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        if exporter == "dynamo":
+            program = torch.onnx.export(
+                wrapped,
+                (example,),
+                dynamo=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                verbose=False,
+                **kwargs,
+            )
+            data = program.model_proto.SerializeToString()
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(
+                wrapped,
+                (example,),
+                buffer,
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                **kwargs,
+            )
+            data = buffer.getvalue()
+    atomic_write_bytes(out, data)
+    return out

@@ -1,0 +1,91 @@
+"""Plain CAM: the logit decomposition holds exactly; figures are written; clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from finegrain.cam import cam_images, compute_cam
+
+
+@pytest.mark.parametrize("name", ["densenet-tiny", "resnet18"])
+def test_cam_mean_plus_bias_is_the_logit_difference(name):
+    from finegrain.train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, pretrained=False).eval()
+    x = torch.randint(0, 256, (3, 1, 64, 64), dtype=torch.uint8)
+    res = compute_cam(model, x)
+    with torch.no_grad():
+        logits = model(x)
+    diff = (logits[:, 1] - logits[:, 0]).numpy()
+    assert res.feature_cam.ndim == 3 and res.feature_cam.shape[1] > 1  # a spatial map
+    np.testing.assert_allclose(res.feature_cam.mean(axis=(1, 2)) + res.bias, diff, atol=1e-5)
+    np.testing.assert_allclose(res.probability, torch.softmax(logits, 1)[:, 1].numpy(), atol=1e-6)
+    assert res.cam.shape == (3, 64, 64)
+    # the CAM is a map of the input, not a constant: different images give different maps
+    assert not np.allclose(res.cam[0], res.cam[1])
+
+
+def test_cam_refuses_models_without_a_pooled_linear_head():
+    class MLPHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc1 = nn.Linear(4 * 30 * 30, 4)
+            self.fc2 = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(self.conv(x.float()).flatten(1))))
+
+    class MaxPooled(nn.Module):  # max pooling: the mean of the map is not the head's input
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(torch.amax(self.conv(x.float()), dim=(2, 3)))
+
+    x = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="plain CAM"):
+        compute_cam(MLPHead(), x)
+    with pytest.raises(ValueError, match="global average"):
+        compute_cam(MaxPooled(), x)
+    with pytest.raises(ValueError, match="2-logit linear head"):
+        compute_cam(nn.Sequential(nn.Flatten(), nn.Linear(1024, 3)), x)
+
+
+def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
+    from test_predict import _save_tiny_checkpoint
+
+    from finegrain.cli import main
+
+    a = _save_tiny_checkpoint(tmp_path / "u-ones.pt", seed=0, method="u-ones", thresholds=None)
+    b = _save_tiny_checkpoint(tmp_path / "pu-rm.pt", seed=1, method="pu-rm",
+                              thresholds={"positive": 0.3, "typical": 0.6})
+    imgs = tmp_path / "imgs"
+    (imgs / "x").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(imgs / "one.png")
+    Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(imgs / "x" / "one.jpg")
+    (imgs / "bad.png").write_bytes(b"\x89PNG broken")
+
+    single = cam_images([a], [imgs], tmp_path / "single", progress=False)
+    double = cam_images([a, b], [imgs], tmp_path / "double", progress=False)
+    assert (single["error"] != "").sum() == 1 and "bad.png" in " ".join(single["error"])
+    outs = sorted(p.name for p in (tmp_path / "double").glob("*.png"))
+    assert outs == ["one-2.png", "one.png"]  # the repeated stem does not overwrite
+    w1 = Image.open(tmp_path / "single" / "one.png").size[0]
+    w2 = Image.open(tmp_path / "double" / "one.png").size[0]
+    assert w2 > w1  # a second CAM panel beside the first
+    np.testing.assert_allclose(single["probability"], double["probability"])  # first checkpoint
+
+    assert main(["cam", str(a), str(b), str(imgs / "one.png"), "-o", str(tmp_path / "cli"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "cli" / "one.png").is_file()
+    with pytest.raises(SystemExit):
+        main(["cam", str(imgs / "one.png"), "-o", str(tmp_path / "cli")])  # no checkpoint

@@ -1,0 +1,90 @@
+"""Exported models give the PyTorch model's probabilities, at any batch size."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from finegrain.predict import Predictor, export, export_model
+
+HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from test_predict import _save_tiny_checkpoint
+
+    return _save_tiny_checkpoint(
+        tmp_path_factory.mktemp("export") / "tiny.pt", seed=3, method="pu-rm", thresholds=None
+    )
+
+
+def _inputs(size):
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (b, 1, size, size), dtype=np.uint8) for b in (3, 1, 5)]
+
+
+def test_torchscript_matches_pytorch(checkpoint, tmp_path):
+    from finegrain.cli import main
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    out = tmp_path / "model.ts"
+    assert main(["export", str(checkpoint), "--format", "torchscript", "-o", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    for x in _inputs(predictor.image_size):
+        got = scripted(torch.from_numpy(x)).numpy()
+        expected = predictor.probabilities(x[:, 0])
+        assert got.shape == (len(x),)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.skipif(
+    not HAVE_ONNX,
+    reason="ONNX export needs the optional extra 'export' (onnx, onnxscript, onnxruntime)",
+)
+def test_onnx_matches_pytorch_with_dynamic_batch(checkpoint, tmp_path):
+    import onnxruntime as ort
+
+    from finegrain.cli import main
+
+    predictor = Predictor.from_checkpoint(checkpoint)
+    out = tmp_path / "model.onnx"
+    argv = ["export", str(checkpoint), "--format", "onnx", "--onnx-exporter", "legacy"]
+    assert main([*argv, "-o", str(out)]) == 0
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    for x in _inputs(predictor.image_size):
+        (got,) = session.run(["probability"], {"image": x})
+        np.testing.assert_allclose(got, predictor.probabilities(x[:, 0]), atol=1e-5)
+
+
+@pytest.mark.skipif(
+    not HAVE_ONNX,
+    reason="ONNX export needs the optional extra 'export' (onnx, onnxscript, onnxruntime)",
+)
+def test_onnx_dynamo_exporter_dynamic_batch(tmp_path):
+    """The default (torch.export-based) exporter, on a small model of the same contract
+    (a full densenet-tiny takes ~20 s to export this way)."""
+    import onnxruntime as ort
+    from torch import nn
+
+    from finegrain.train.models import FinegrainNet
+
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU())
+    model = FinegrainNet(features, nn.Linear(4, 2), "small").eval()
+    out = export_model(model, 16, tmp_path / "small.onnx", format="onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for x in _inputs(16):
+        (got,) = session.run(["probability"], {"image": x})
+        with torch.no_grad():
+            expected = torch.softmax(model(torch.from_numpy(x)), 1)[:, 1].numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_unknown_format(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="unknown export format"):
+        export(checkpoint, tmp_path / "m.x", format="tflite")

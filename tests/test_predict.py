@@ -1,0 +1,177 @@
+"""predict / cam / export on a tiny checkpoint: JPEG, 16-bit PNG, DICOM, unreadable files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from finegrain.predict import Thresholds, predict, tier
+
+SIZE = 32
+
+
+def _save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | None):
+    from finegrain.train.checkpoint import save_checkpoint
+    from finegrain.train.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("densenet-tiny", pretrained=False)
+    with torch.no_grad():  # make the head matter: a spread of probabilities across images
+        model.classifier.weight.mul_(20)
+    payload = {
+        "model": model.state_dict(),
+        "iteration": 5,
+        "model_name": "densenet-tiny",
+        "image_size": SIZE,
+        "observation": "Consolidation",
+        "method": method,
+        "config": {},
+    }
+    if thresholds:
+        payload["thresholds"] = thresholds
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A densenet-tiny checkpoint in the training checkpoint format, thresholds stored."""
+    d = tmp_path_factory.mktemp("ckpt")
+    raw = _save_tiny_checkpoint(d / "raw.pt", seed=0, method="pu-rm", thresholds=None)
+    from finegrain.predict import Predictor
+
+    # place the cuts inside the model's actual range so all three tiers can occur
+    pred = Predictor.from_checkpoint(raw)
+    rng = np.random.default_rng(0)
+    probs = pred.probabilities(rng.integers(0, 256, (64, SIZE, SIZE), dtype=np.uint8))
+    lo, hi = np.quantile(probs, [0.33, 0.66])
+    th = {"positive": float(lo), "typical": float(hi), "method": "sensitivity"}
+    return _save_tiny_checkpoint(d / "tiny.pt", seed=0, method="pu-rm", thresholds=th)
+
+
+def _gradient(h=48, w=40, seed=0):
+    rng = np.random.default_rng(seed)
+    img = np.add.outer(np.arange(h) * 3, np.arange(w) * 2).astype(float)
+    img += rng.normal(0, 20, (h, w))
+    img = (img - img.min()) / (img.max() - img.min()) * 255
+    return np.round(img).astype(np.uint8)  # spans 0..255 exactly
+
+
+def write_dicom(path, pixels: np.ndarray, photometric: str = "MONOCHROME2"):
+    pydicom = pytest.importorskip("pydicom", reason="pydicom (extra 'dicom') not installed")
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    assert pydicom.dcmread(path).PhotometricInterpretation == photometric
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """8-bit PNG, JPEG, 16-bit PNG, DICOM (MONOCHROME2 and 1), a nested one and a broken one."""
+    d = tmp_path_factory.mktemp("images")
+    img = _gradient()
+    Image.fromarray(img).save(d / "a_png8.png")
+    Image.fromarray(img).save(d / "b_jpeg.jpg", quality=95)
+    Image.fromarray(img.astype(np.uint16) * 257).save(d / "c_png16.png")  # 16-bit, same content
+    assert Image.open(d / "c_png16.png").mode.startswith("I")
+    twelve = img.astype(np.uint16) * 16  # 12-bit stored values
+    write_dicom(d / "d_mono2.dcm", twelve, "MONOCHROME2")
+    write_dicom(d / "e_mono1.dcm", 4095 - twelve, "MONOCHROME1")  # inverted storage, same image
+    (d / "f_broken.jpg").write_bytes(b"not a jpeg at all")
+    (d / "sub").mkdir()
+    Image.fromarray(_gradient(seed=1)).save(d / "sub" / "g_nested.jpeg")
+    (d / "notes.txt").write_text("ignored: not an image extension")
+    return d
+
+
+def test_predict_folder_all_formats_and_broken_file(tiny_checkpoint, image_folder):
+    frame = predict(tiny_checkpoint, [image_folder], batch_size=2, progress=False)
+    assert list(frame.columns) == ["path", "probability", "tier", "error"]
+    names = [p.split("/")[-1] for p in frame["path"]]
+    assert names == [
+        "a_png8.png", "b_jpeg.jpg", "c_png16.png", "d_mono2.dcm", "e_mono1.dcm",
+        "f_broken.jpg", "g_nested.jpeg",
+    ]  # recursed, sorted, .txt not collected
+    row = frame.set_index(pd.Index(names))
+    assert "f_broken.jpg" in row.loc["f_broken.jpg", "error"]  # the error names the file
+    assert math.isnan(row.loc["f_broken.jpg", "probability"]) and row.loc["f_broken.jpg", "tier"] == ""
+    ok = row.drop("f_broken.jpg")
+    assert (ok["error"] == "").all()
+    th = torch.load(tiny_checkpoint, weights_only=True)["thresholds"]
+    for name, r in ok.iterrows():
+        assert 0 <= r.probability <= 1, name
+        assert r.tier == tier(r.probability, th), name
+    # the same picture through every format gets (almost) the same probability
+    p = ok["probability"]
+    assert p["c_png16.png"] == pytest.approx(p["a_png8.png"], abs=1e-6)  # 16-bit min-max scaled
+    assert p["d_mono2.dcm"] == pytest.approx(p["a_png8.png"], abs=1e-3)
+    assert p["e_mono1.dcm"] == pytest.approx(p["d_mono2.dcm"], abs=1e-6)  # MONOCHROME1 inverted
+    assert p["b_jpeg.jpg"] == pytest.approx(p["a_png8.png"], abs=0.05)  # lossy
+    assert p["g_nested.jpeg"] != p["b_jpeg.jpg"]
+
+
+def test_predict_matches_the_model_on_the_cache_preprocessing(tiny_checkpoint, image_folder):
+    from finegrain.data.imageio import read_grayscale
+    from finegrain.train import load_model
+
+    model, meta = load_model(tiny_checkpoint)
+    path = image_folder / "b_jpeg.jpg"
+    x = torch.from_numpy(np.array(read_grayscale(path, meta["image_size"])))[None, None]
+    expected = torch.softmax(model(x), 1)[0, 1].item()
+    got = predict(tiny_checkpoint, path, progress=False)
+    assert got["probability"].iloc[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_missing_file_is_an_error_row_and_explicit_thresholds(tiny_checkpoint, image_folder):
+    th = Thresholds(positive=0.0, typical=1.1)  # everything atypical positive
+    frame = predict(
+        tiny_checkpoint, [image_folder / "nope.png", image_folder / "a_png8.png"],
+        thresholds=th, progress=False,
+    )
+    assert "not found" in frame["error"].iloc[0]
+    assert frame["tier"].tolist() == ["", "atypical positive"]
+
+
+def test_predict_requires_thresholds(tmp_path, image_folder):
+    raw = _save_tiny_checkpoint(tmp_path / "raw.pt", seed=0, method="u-ones", thresholds=None)
+    with pytest.raises(ValueError, match="finegrain calibrate"):
+        predict(raw, [image_folder], progress=False)
+
+
+def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, capsys):
+    from finegrain.cli import main
+
+    out_csv, out_json, cams = tmp_path / "p.csv", tmp_path / "p.json", tmp_path / "cams"
+    assert main(["predict", str(tiny_checkpoint), str(image_folder), "-o", str(out_csv),
+                 "--no-progress", "--cam", str(cams)]) == 0
+    assert "1 unreadable" in capsys.readouterr().out
+    table = pd.read_csv(out_csv, keep_default_na=False)
+    assert len(table) == 7 and (table["error"] != "").sum() == 1
+    assert len(list(cams.glob("*.png"))) == 6
+    assert main(["predict", str(tiny_checkpoint), str(image_folder / "a_png8.png"),
+                 "-o", str(out_json), "--no-progress"]) == 0
+    records = json.loads(out_json.read_text())
+    assert records[0]["tier"] in ("negative", "atypical positive", "typical positive")
+    with pytest.raises(SystemExit):  # argparse usage error, exit 2
+        main(["predict", str(tiny_checkpoint), str(image_folder), "-o", str(tmp_path / "x.txt")])
