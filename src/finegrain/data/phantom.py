@@ -381,9 +381,14 @@ class _Painter:
             self._views[view] = self._anatomy(ap)
         a = self._views[view]
         X, Y, lungs, dome = self.X, self.Y, a["lungs"], a["dome"]
-        img = a["base"] - 0.024 * lungs * self.texture()
+        # the same random draws whatever the findings, so severity is the only difference
+        lung_tex, haze_tex, blob_tex = self.texture(), self.texture(16), self.texture(16)
+        jitter = rng.uniform(-0.02, 0.02)
+        ang, scale = rng.uniform(-5, 5), rng.uniform(0.95, 1.05)
+        shift = rng.uniform(-0.04, 0.04, 2) * self.size / 2
+        img = a["base"] - 0.024 * lungs * lung_tex
         cm = findings["Cardiomegaly"].severity  # heart width; AP magnifies the heart
-        width = (0.31 + rng.uniform(-0.02, 0.02) + 0.22 * cm) * (1.12 if ap else 1.0)
+        width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
         height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
         heart = self._soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
         img += heart * (0.28 * lungs + 0.03)
@@ -394,20 +399,20 @@ class _Painter:
                 -((np.abs(X) - 0.2) ** 2) / (2 * (0.10 + 0.14 * s) ** 2)
                 - (Y - 0.02) ** 2 / (2 * (0.18 + 0.2 * s) ** 2)
             )
-            img += 0.30 * s * hila * lungs * (0.8 + 0.25 * self.texture(16))
+            img += 0.30 * s * hila * lungs * (0.8 + 0.25 * haze_tex)
         f = findings["Consolidation"]
         if f.severity > 0:
             cx, cy = LOBES[f.where]
             r = 0.05 + 0.17 * f.severity
             blob = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r * r))
-            blob = np.clip(blob * (1.2 + 0.5 * self.texture(16)), 0, 1)
+            blob = np.clip(blob * (1.2 + 0.5 * blob_tex), 0, 1)
             img += (0.05 + 0.30 * f.severity) * blob * lungs
         f = findings["Pleural Effusion"]
         if f.severity > 0:
-            h = 0.03 + 0.50 * f.severity
+            h = 0.05 + 0.50 * f.severity  # fluid height; the meniscus rises laterally
             sides = ("right", "left") if f.where == "bilateral" else (f.where,)
             for side in sides:
-                level = dome + 0.1 - h * (0.55 + 0.45 * a[f"lateral_{side}"])
+                level = dome + 0.04 - h * (0.4 + 0.6 * a[f"lateral_{side}"])
                 fluid = np.clip((Y - level) / 0.04, 0, 1) * a[f"lung_{side}"]
                 img += 0.30 * fluid * (1 - heart)
         f = findings["Atelectasis"]
@@ -418,9 +423,6 @@ class _Painter:
             line = np.exp(-(((X - 0.0 - 0.02 * Y) / 0.012) ** 2)) * (Y > -1) * (Y < -0.15)
             img += 0.35 * line
         # acquisition geometry: small rotation, scale and shift
-        ang = rng.uniform(-5, 5)
-        scale = rng.uniform(0.95, 1.05)
-        shift = rng.uniform(-0.04, 0.04, 2) * self.size / 2
         img = self._affine(img, ang, scale, shift)
         return self._acquire(img, ap)
 

@@ -1,0 +1,159 @@
+"""The MIMIC-shaped phantom: exact layout, CSV names/columns, determinism, subtle atypicals."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from finegrain.data import phantom
+from finegrain.data.phantom import (
+    DRAWN,
+    LABEL_CSV_COLUMNS,
+    METADATA_COLUMNS,
+    SPLIT_COLUMNS,
+    TRUTH_COLUMNS,
+    make_phantom,
+)
+from finegrain.observations import OBSERVATIONS
+
+JPG = re.compile(r"files/p(\d\d)/p(\d{8})/s(\d{8})/([0-9a-f]{8}(?:-[0-9a-f]{8}){4})\.jpg")
+TXT = re.compile(r"files/p(\d\d)/p(\d{8})/s(\d{8})\.txt")
+
+
+def _csv(root: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(root / f"mimic-cxr-2.0.0-{name}.csv.gz", dtype=str, keep_default_na=False)
+
+
+def test_layout_and_csv_names_are_mimic(phantom_root: Path) -> None:
+    top = sorted(p.name for p in phantom_root.iterdir())
+    assert top == [
+        "files",
+        "mimic-cxr-2.0.0-chexpert.csv.gz",
+        "mimic-cxr-2.0.0-metadata.csv.gz",
+        "mimic-cxr-2.0.0-negbio.csv.gz",
+        "mimic-cxr-2.0.0-split.csv.gz",
+        "phantom-truth.csv",
+    ]
+    files = [p.relative_to(phantom_root).as_posix() for p in phantom_root.rglob("*") if p.is_file()]
+    jpgs = [f for f in files if f.endswith(".jpg")]
+    txts = [f for f in files if f.endswith(".txt")]
+    assert len(jpgs) + len(txts) + 5 == len(files)
+    for f in jpgs:
+        m = JPG.fullmatch(f)
+        assert m, f
+        assert m.group(2).startswith(m.group(1))
+    for f in txts:
+        m = TXT.fullmatch(f)
+        assert m, f
+        assert m.group(2).startswith(m.group(1))
+    assert len(txts) == 48
+    meta = _csv(phantom_root, "metadata")
+    assert tuple(meta.columns) == METADATA_COLUMNS
+    expected = {
+        f"files/p{r.subject_id[:2]}/p{r.subject_id}/s{r.study_id}/{r.dicom_id}.jpg"
+        for r in meta.itertuples()
+    }
+    assert expected == set(jpgs)
+    assert tuple(_csv(phantom_root, "split").columns) == SPLIT_COLUMNS
+    for name in ("chexpert", "negbio"):
+        labels = _csv(phantom_root, name)
+        assert tuple(labels.columns) == LABEL_CSV_COLUMNS
+        values = set(np.unique(labels[list(OBSERVATIONS)].to_numpy()))
+        assert values <= {"1.0", "0.0", "-1.0", ""}
+    truth = pd.read_csv(phantom_root / "phantom-truth.csv")
+    assert tuple(truth.columns) == TRUTH_COLUMNS
+    assert len(truth) == 48 * len(OBSERVATIONS)
+
+
+def test_metadata_split_and_reports(phantom_root: Path) -> None:
+    meta = _csv(phantom_root, "metadata")
+    split = _csv(phantom_root, "split")
+    assert set(split["split"]) <= {"train", "validate", "test"}
+    assert split.groupby("subject_id")["split"].nunique().max() == 1  # split by subject
+    assert sorted(split["dicom_id"]) == sorted(meta["dicom_id"])
+    assert {"AP", "PA"} <= set(meta["ViewPosition"])
+    assert set(meta["ViewPosition"]) - {"AP", "PA", ""}, "some lateral views expected"
+    assert (meta["Rows"] == "64").all() and (meta["Columns"] == "64").all()
+    img = Image.open(next((phantom_root / "files").rglob("*.jpg")))
+    assert img.mode == "L" and img.size == (64, 64)
+    report = next((phantom_root / "files").rglob("*.txt")).read_text()
+    for section in ("FINAL REPORT", "EXAMINATION:", "INDICATION:", "COMPARISON:", "FINDINGS:"):
+        assert section in report
+    assert "IMPRESSION:" in report
+
+
+def test_label_csvs_follow_truth_with_a_little_noise(phantom_root: Path) -> None:
+    chexpert = _csv(phantom_root, "chexpert").set_index("study_id")
+    negbio = _csv(phantom_root, "negbio").set_index("study_id")
+    truth = pd.read_csv(phantom_root / "phantom-truth.csv", dtype=str, keep_default_na=False)
+    wide = truth.pivot(index="study_id", columns="observation", values="status")
+    common = chexpert.index.intersection(wide.index)
+    assert len(common) >= 40
+    ours = chexpert.loc[common, list(OBSERVATIONS)].replace({"1.0": "1", "0.0": "0", "-1.0": "-1"})
+    agree = (ours.to_numpy() == wide.loc[common, list(OBSERVATIONS)].to_numpy()).mean()
+    assert 0.9 < agree <= 1.0
+    assert (negbio.loc[common].to_numpy() != chexpert.loc[common].to_numpy()).any() or len(
+        common
+    ) < 10
+
+
+def test_truth_subcategory_follows_the_severity_band(phantom_root: Path) -> None:
+    truth = pd.read_csv(phantom_root / "phantom-truth.csv", keep_default_na=False)
+    drawn = truth[truth["observation"].isin(DRAWN) & truth["subcategory"].ne("")]
+    assert set(drawn["subcategory"]) <= {"atypical", "typical"}
+    atypical = drawn.loc[drawn["subcategory"] == "atypical", "severity"]
+    typical = drawn.loc[drawn["subcategory"] == "typical", "severity"]
+    assert len(atypical) and len(typical)
+    assert atypical.max() < typical.min()
+    assert (drawn["status"].astype(str).isin(["1", "-1"])).all()
+
+
+def test_deterministic_per_seed(tmp_path: Path) -> None:
+    a = make_phantom(tmp_path / "a", studies=10, size=32, seed=3)
+    make_phantom(tmp_path / "b", studies=10, size=32, seed=3)
+    make_phantom(tmp_path / "c", studies=10, size=32, seed=4)
+    assert a.studies == 10 and a.images >= 10
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+        }
+
+    assert contents(tmp_path / "a") == contents(tmp_path / "b")
+    assert contents(tmp_path / "a") != contents(tmp_path / "c")
+
+
+def test_refuses_a_non_empty_folder_and_leaves_no_partial_tree(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        make_phantom(out, studies=2, size=32)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    with pytest.raises(ValueError, match="studies"):
+        make_phantom(tmp_path / "x", studies=0)
+
+
+@pytest.mark.parametrize("observation", DRAWN)
+def test_slight_findings_are_subtle_and_significant_ones_clear(observation: str) -> None:
+    """The same acquisition drawn with severity 0, slight and significant: the slight image is
+    much closer to the negative than the significant one (atypical positives are subtle)."""
+
+    def draw(severity: float) -> np.ndarray:
+        painter = phantom._Painter(64, np.random.default_rng(0))
+        findings = {obs: phantom._Finding() for obs in OBSERVATIONS}
+        findings[observation].severity = severity
+        findings["Consolidation"].where = "right lower lobe"
+        findings["Pleural Effusion"].where = "left"
+        return painter.frontal(findings, "PA").astype(float)
+
+    negative, slight, significant = draw(0.0), draw(0.15), draw(0.85)
+    d_slight = np.abs(slight - negative).mean()
+    d_significant = np.abs(significant - negative).mean()
+    assert d_slight > 0
+    assert d_significant > 3 * d_slight
