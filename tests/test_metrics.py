@@ -51,7 +51,7 @@ def labelled_scores(draw, min_size=2, max_size=40, tied=None):
 # ------------------------------------------------------------------ equality with references
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(labelled_scores())
 def test_auc_fg_equals_sklearn_roc_auc_score(data):
     y, s = data
@@ -59,14 +59,14 @@ def test_auc_fg_equals_sklearn_roc_auc_score(data):
     assert math.isclose(auc(y, s), roc_auc_score(y, s), rel_tol=0, abs_tol=1e-12)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores(tied=True))
 def test_auc_is_the_exact_pairwise_fraction_rounded_once(data):
     y, s = data
     assert auc_fg(y, s) == float(_pairs_fraction(y, s))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores(), st.sampled_from(["affine", "cube", "arctan"]))
 def test_invariant_to_strictly_increasing_transforms(data, kind):
     y, s = data
@@ -84,7 +84,7 @@ def test_invariant_to_strictly_increasing_transforms(data, kind):
     assert auc_fg(y, t) == auc_fg(y, s)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores())
 def test_reversing_the_score_gives_one_minus_auc(data):
     y, s = data
@@ -165,7 +165,7 @@ def _data(n=300, seed=0, shift=0.8):
 
 def test_vectorised_replicates_equal_sklearn_on_the_same_resamples():
     y, s = _data(n=120)
-    idx = bootstrap_indices(y, n_boot=150, seed=3)
+    idx = bootstrap_indices(y, n_boot=80, seed=3)
     fast = auc_replicates(y, s, idx)
     slow = np.array([roc_auc_score(y[row], s[row]) for row in idx])
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
