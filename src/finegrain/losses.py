@@ -8,7 +8,7 @@ atypical positives) contribute a bounded, constant gradient instead of being for
            = -log(p)                        otherwise
 
 with ``p`` the softmax probability of the target class. Value and slope are continuous at
-``p = tau``. Both losses are computed from logits in float32 (whatever the input dtype), so the
+``p = tau``. Both losses are computed from logits in at least float32 (fp16/bf16 are upcast), so the
 loss and its gradient are finite for any finite logits, fp16/bf16 included.
 
 >>> import torch
@@ -34,8 +34,13 @@ def _target_log_prob(logits: Tensor, target: Tensor) -> Tensor:
         raise ValueError(
             f"target must be [batch] = {tuple(logits.shape[:1])}, got {tuple(target.shape)}"
         )
-    log_probs = torch.log_softmax(logits.float(), dim=1)
+    log_probs = torch.log_softmax(upcast_half(logits), dim=1)
     return log_probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
+
+
+def upcast_half(x: Tensor) -> Tensor:
+    """fp16/bf16 -> float32 (float32/float64 kept, so float64 gradchecks stay exact)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _reduce(loss: Tensor, reduction: str, weight: Tensor | None) -> Tensor:

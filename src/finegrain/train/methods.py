@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from finegrain.losses import ce_loss, pce_loss
+from finegrain.losses import ce_loss, pce_loss, upcast_half
 from finegrain.observations import NEGATIVE, POSITIVE, UNCERTAIN
 
 MAPPINGS = ("ignore", "zero", "one")
@@ -75,7 +75,7 @@ class Method:
         return torch.where(labels == UNCERTAIN, torch.full_like(labels, mapped), labels)
 
     def per_sample_loss(self, logits: Tensor, labels: Tensor, tau: float) -> tuple[Tensor, Tensor]:
-        """Loss of each sample (``[B]``, float32) and the mask of samples that count.
+        """Loss of each sample (``[B]``, at least float32) and the mask of samples that count.
 
         Each class gets its own loss; ignored samples have loss 0 and mask False.
         """
@@ -92,12 +92,12 @@ class Method:
             "ce": ce_loss(logits, safe, reduction="none"),
             "pce": pce_loss(logits, safe, tau=tau, reduction="none"),
         }
-        loss = torch.zeros(labels.shape, dtype=torch.float32, device=logits.device)
+        loss = torch.zeros(labels.shape, dtype=by_loss["ce"].dtype, device=logits.device)
         loss = torch.where(labels == NEGATIVE, by_loss[self.negative_loss], loss)
         loss = torch.where(labels == POSITIVE, by_loss[self.positive_loss], loss)
         if self.uncertain_soft_target is not None:
             q = self.uncertain_soft_target
-            log_probs = torch.log_softmax(logits.float(), dim=1)
+            log_probs = torch.log_softmax(upcast_half(logits), dim=1)
             soft = -(q * log_probs[:, POSITIVE] + (1.0 - q) * log_probs[:, NEGATIVE])
             uncertain = soft
         else:

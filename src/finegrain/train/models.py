@@ -104,6 +104,24 @@ MODELS: dict[str, _Spec] = {
 }
 
 
+def register_model(
+    name: str,
+    build: Callable[[], nn.Module],
+    split: Callable[[nn.Module], tuple[nn.Module, int]],
+    *,
+    weights_file: str | None = None,
+    head_prefix: str = "fc.",
+) -> None:
+    """Add a backbone to the factory (timm-style registry).
+
+    ``build()`` returns the backbone with its ImageNet-shaped head; ``split(net)`` returns
+    ``(features, n_features)``: the module up to the last activated feature map and its channel
+    count; ``weights_file`` names its ImageNet weights in the torch hub cache (None: none);
+    ``head_prefix`` is the state-dict prefix of the head that is not loaded.
+    """
+    MODELS[name] = _Spec(build, split, weights_file, head_prefix)
+
+
 def default_weights_path(name: str) -> Path | None:
     """Where the ImageNet weights of ``name`` are expected (the torch hub cache), or None."""
     spec = _spec(name)
@@ -127,10 +145,13 @@ def build_model(
     ``image_size`` is accepted for the record (all backbones pool adaptively).
     """
     spec = _spec(name)
-    net = spec.build()
+    path = None
     if weights is not None or (pretrained and spec.weights_file is not None):
         path = Path(weights) if weights is not None else default_weights_path(name)
-        _load_backbone(net, path, spec, name, explicit=weights is not None)
+        _check_weights_file(path, spec, name, explicit=weights is not None)
+    net = spec.build()
+    if path is not None:
+        _load_backbone(net, path, spec, name)
     features, n_features = spec.split(net)
     return FinegrainNet(features, nn.Linear(n_features, 2), name)
 
@@ -142,11 +163,11 @@ def _spec(name: str) -> _Spec:
 
 
 _DENSENET_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$"
 )
 
 
-def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str, explicit: bool) -> None:
+def _check_weights_file(path: Path, spec: _Spec, name: str, explicit: bool) -> None:
     if not path.is_file():
         if explicit:
             raise FileNotFoundError(f"weights file not found: {path}")
@@ -156,6 +177,9 @@ def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str, explicit:
             f"{spec.weights_file} on a machine with network access), or pass --weights FILE, "
             "or train from scratch with --no-pretrained."
         )
+
+
+def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a checkpoint dict wrapping a state dict

@@ -1,0 +1,94 @@
+"""Method presets: which loss each class gets, how uncertain labels are mapped."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from finegrain.losses import ce_loss, pce_loss
+from finegrain.train.methods import METHODS, Method, get_method
+
+TAU = 0.3
+
+# method -> (loss on negatives, loss on positives, loss on uncertain: (kind, target) or None)
+TABLE = {
+    "u-ignore": ("ce", "ce", None),
+    "u-zeros": ("ce", "ce", ("ce", 0)),
+    "u-ones": ("ce", "ce", ("ce", 1)),
+    "p-rm": ("ce", "pce", None),
+    "u-rm": ("ce", "ce", ("pce", 1)),
+    "pu-rm": ("ce", "pce", ("pce", 1)),
+    "u-ones-ls": ("ce", "ce", ("soft", 0.85)),
+}
+
+
+def _reference(kind: str, logits: torch.Tensor, target) -> torch.Tensor:
+    if kind == "ce":
+        return ce_loss(logits, torch.full((len(logits),), target), reduction="none")
+    if kind == "pce":
+        return pce_loss(logits, torch.full((len(logits),), target), tau=TAU, reduction="none")
+    log_p = torch.log_softmax(logits, dim=1)
+    return -(target * log_p[:, 1] + (1 - target) * log_p[:, 0])
+
+
+def test_table_covers_every_preset():
+    assert set(TABLE) == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_per_class_loss_assignment(name):
+    method = get_method(name)
+    negative, positive, uncertain = TABLE[name]
+    # probabilities below and above tau for the positive class, so CE and PCE differ
+    p = torch.tensor([0.05, 0.2, 0.6, 0.95], dtype=torch.float64)
+    logits = torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], dim=1)
+    for label, kind, target in ((0, negative, 0), (1, positive, 1)):
+        labels = torch.full((4,), label)
+        loss, keep = method.per_sample_loss(logits, labels, TAU)
+        assert keep.all()
+        torch.testing.assert_close(loss, _reference(kind, logits, target))
+    loss, keep = method.per_sample_loss(logits, torch.full((4,), -1), TAU)
+    if uncertain is None:
+        assert not method.keep_uncertain
+        assert not keep.any() and (loss == 0).all()
+        assert (method.targets(torch.tensor([-1, 0, 1])) == torch.tensor([-1, 0, 1])).all()
+    else:
+        kind, target = uncertain
+        assert method.keep_uncertain and keep.all()
+        torch.testing.assert_close(loss, _reference(kind, logits, target))
+        mapped = 0 if target == 0 else 1
+        assert (method.targets(torch.tensor([-1, 0, 1])) == torch.tensor([mapped, 0, 1])).all()
+
+
+def test_pce_differs_from_ce_below_tau():
+    """Guard that the table test can fail: for p < tau the two losses differ."""
+    logits = torch.tensor([[0.0, math.log(0.1 / 0.9)]], dtype=torch.float64)
+    assert _reference("ce", logits, 1).item() != pytest.approx(_reference("pce", logits, 1).item())
+
+
+def test_loss_is_mean_over_kept_samples():
+    method = METHODS["pu-rm"]
+    logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    labels = torch.tensor([1, 0, -1, 1, 0, -1])
+    per, keep = method.per_sample_loss(logits, labels, TAU)
+    assert method.loss(logits, labels, TAU).item() == pytest.approx(per.mean().item())
+    ignore = METHODS["u-ignore"]
+    per, keep = ignore.per_sample_loss(logits, labels, TAU)
+    assert ignore.loss(logits, labels, TAU).item() == pytest.approx(per[keep].mean().item())
+    # no kept sample: zero loss that still backpropagates
+    loss = ignore.loss(logits, torch.full((6,), -1), TAU)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_bad_labels_and_names():
+    with pytest.raises(ValueError, match="labels must be 1, 0 or -1"):
+        METHODS["pu-rm"].loss(torch.zeros(2, 2), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="unknown method 'pu_rm'"):
+        get_method("pu_rm")
+    with pytest.raises(ValueError, match="uncertain must be"):
+        Method("x", "maybe")
+    with pytest.raises(ValueError, match="soft"):
+        Method("x", "one", uncertain_loss="pce", uncertain_soft_target=0.8)
