@@ -53,10 +53,12 @@ SCORE_KEYS: tuple[str, ...] = (
 def _where(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
     """The first flagged value and where it is: ``line N`` of a CSV file, else ``row <index>``."""
     pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-    index = values.index[pos]
-    if source.endswith((".csv", ".csv.gz", ".gz", ".tsv")) and isinstance(index, (int, np.integer)):
-        return values.iloc[pos], f"line {int(index) + 2}"
-    return values.iloc[pos], f"row {index!r}"
+    index, value = values.index[pos], values.iloc[pos]
+    value = value.item() if isinstance(value, np.generic) else value
+    index = index.item() if isinstance(index, np.generic) else index
+    if source.endswith((".csv", ".csv.gz", ".gz", ".tsv")) and isinstance(index, int):
+        return value, f"line {int(index) + 2}"
+    return value, f"row {index!r}"
 
 
 def _labels_array(values: pd.Series, source: str, column: str) -> np.ndarray:
@@ -201,7 +203,7 @@ def score_predictions(frame: pd.DataFrame, *, include_uncertain: bool = False) -
 
 def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFrame, str]:
     if isinstance(table, pd.DataFrame):
-        return table, what
+        return table, f"{what} (DataFrame)"
     path = Path(table)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")

@@ -410,7 +410,7 @@ def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 
 def _check_labels_any(y_true: Any) -> np.ndarray:
     return _check_classes(
-        y_true, "y_true", {**_SUBCATEGORY_CODES}, "0/1 (or 'atypical'/'typical' for AUC^FG)"
+        y_true, "y_true", _SUBCATEGORY_CODES, "0/1 (or 'atypical'/'typical' for AUC^FG)"
     )
 
 
