@@ -1,0 +1,224 @@
+"""Benchmark the report labeler on OpenI: F1 vs the NegBio gold standard, subcategory agreement
+with the MeSH severity modifiers, and speed; plus the same F1 and speed for negspacy (NegEx)
+fed with the same mention phrases, and the speed ratio.
+
+    python benchmarks/labeler.py [--data ../shared/data/openi] [--reports 200000] [--json out.json]
+
+(a) micro-F1 of "positive or uncertain" (status 1/-1 -> 1; 0/blank -> 0) over the gold's seven
+    observations, and per observation with precision/recall;
+(b) agreement of our subcategory with mesh_severity.csv, on rows where our status is 1/-1
+    (coverage = such rows / all rows);
+(c) reports/s on the OpenI reports repeated to --reports reports, one process;
+(d) the same F1 and speed for negspacy (spaCy blank English + sentencizer + EntityRuler with our
+    mention phrases + negex), on --baseline-reports reports; skipped with an install hint when
+    negspacy is not importable.
+Speeds are wall-clock on whatever machine runs this: compare the ratio, not the absolute value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+from finegrain.observations import OBSERVATIONS
+from finegrain.reports.labeler import _analyse, _labels
+from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR, Lexicon, observation_slug
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openi"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def f1_table(pred: dict[str, dict[str, int]], gold: list[dict[str, str]], observations):
+    """Per-observation and micro precision/recall/F1 of binary 'present' predictions."""
+    rows = {}
+    total = [0, 0, 0]  # tp, fp, fn
+    for obs in observations:
+        tp = fp = fn = 0
+        for g in gold:
+            y = int(g[obs])
+            p = pred[g["id"]][obs]
+            tp += y and p
+            fp += (not y) and p
+            fn += y and not p
+        rows[obs] = _prf(tp, fp, fn)
+        total = [total[0] + tp, total[1] + fp, total[2] + fn]
+    rows["micro"] = _prf(*total)
+    return rows
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def ours(texts: list[str], lex: Lexicon) -> list[dict]:
+    return [_labels(_analyse(t, lex), "severity") for t in texts]
+
+
+def speed(fn, texts: list[str], n: int) -> float:
+    batch = (texts * (n // len(texts) + 1))[:n]
+    start = time.perf_counter()
+    fn(batch)
+    return n / (time.perf_counter() - start)
+
+
+# --- comparison: negspacy -------------------------------------------------------------------
+def build_negspacy(lexicon_dir: Path):
+    import spacy
+    from negspacy.negation import Negex  # noqa: F401  (registers the "negex" factory)
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
+    patterns = []
+    for obs in OBSERVATIONS:
+        path = lexicon_dir / "mention" / f"{observation_slug(obs)}.txt"
+        if obs == "No Finding" or not path.is_file():
+            continue
+        label = observation_slug(obs).upper()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            phrase = line.strip().lower()
+            if not phrase or phrase.startswith("#") or "..." in phrase:
+                continue
+            if "*" in phrase:  # prefix wildcard -> token regex
+                tokens = [
+                    {"LOWER": {"REGEX": f"^{w[:-1]}"}} if w.endswith("*") else {"LOWER": w}
+                    for w in phrase.replace("-", " ").split()
+                ]
+                patterns.append({"label": label, "pattern": tokens})
+            else:
+                patterns.append({"label": label, "pattern": phrase})
+                patterns.append({"label": label, "pattern": phrase + "s"})
+    ruler.add_patterns(patterns)
+    labels = sorted({p["label"] for p in patterns})
+    nlp.add_pipe("negex", config={"ent_types": labels})
+    return nlp
+
+
+def negspacy_labels(nlp, texts: list[str], observations) -> list[dict[str, int]]:
+    from finegrain.reports.lexicon import default_lexicon
+    from finegrain.reports.sections import remove_deid, select_text
+
+    lex = default_lexicon()
+    bodies = [remove_deid(select_text(t, lex.sections_use, lex.sections_skip)) for t in texts]
+    wanted = {observation_slug(o).upper(): o for o in observations}
+    out = []
+    for doc in nlp.pipe(bodies, batch_size=256):
+        present = dict.fromkeys(observations, 0)
+        for ent in doc.ents:
+            obs = wanted.get(ent.label_)
+            if obs and not ent._.negex:
+                present[obs] = 1
+        out.append(present)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="OpenI folder")
+    parser.add_argument("--lexicon", type=Path, default=None, help="lexicon folder")
+    parser.add_argument("--reports", type=int, default=200_000, help="reports for speed (ours)")
+    parser.add_argument(
+        "--baseline-reports", type=int, default=20_000, help="reports for the baseline's speed"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    args = parser.parse_args(argv)
+
+    if not (args.data / "reports.csv").is_file():
+        print(f"OpenI data not found in {args.data} (use --data)", file=sys.stderr)
+        return 2
+    lex = Lexicon.load(args.lexicon)
+    reports = read_csv(args.data / "reports.csv")
+    gold = read_csv(args.data / "negbio_gold.csv")
+    mesh = read_csv(args.data / "mesh_severity.csv")
+    gold_obs = [c for c in gold[0] if c != "id"]
+    texts = [r["report"] for r in reports]
+    ids = [r["id"] for r in reports]
+    labels = dict(zip(ids, ours(texts, lex), strict=True))
+    result: dict = {"data": str(args.data), "n_reports": len(texts)}
+
+    pred = {i: {o: int(lab[o].status in (1, -1)) for o in gold_obs} for i, lab in labels.items()}
+    result["ours_f1"] = f1_table(pred, gold, gold_obs)
+    # secondary: positive only (uncertain -> 0); shows how the gold treats hedged findings
+    pred_pos = {i: {o: int(lab[o].status == 1) for o in gold_obs} for i, lab in labels.items()}
+    result["ours_f1_positive_only"] = f1_table(pred_pos, gold, gold_obs)
+
+    agree = covered = 0
+    for row in mesh:
+        lab = labels[row["id"]][row["observation"]]
+        if lab.status in (1, -1):
+            covered += 1
+            agree += lab.subcategory == row["subcategory"]
+    result["subcategory"] = {
+        "rows": len(mesh),
+        "covered": covered,
+        "coverage": covered / len(mesh),
+        "agreement": agree / covered if covered else 0.0,
+    }
+    result["ours_reports_per_s"] = speed(lambda b: ours(b, lex), texts, args.reports)
+    result["ours_speed_reports"] = args.reports
+
+    try:
+        nlp = build_negspacy(args.lexicon or DEFAULT_LEXICON_DIR)
+    except ImportError as exc:
+        print(
+            f"comparison skipped: negspacy not importable ({exc}); "
+            "install it with `pip install negspacy` (pulls in spaCy)",
+            file=sys.stderr,
+        )
+        nlp = None
+    if nlp is not None:
+        base = negspacy_labels(nlp, texts, gold_obs)
+        result["negspacy_f1"] = f1_table(dict(zip(ids, base, strict=True)), gold, gold_obs)
+        result["negspacy_reports_per_s"] = speed(
+            lambda b: negspacy_labels(nlp, b, gold_obs), texts, args.baseline_reports
+        )
+        result["negspacy_speed_reports"] = args.baseline_reports
+        result["speed_ratio"] = result["ours_reports_per_s"] / result["negspacy_reports_per_s"]
+
+    print(f"OpenI development half: {len(texts)} reports, gold: {len(gold)} reports")
+    header = f"{'observation':<20}{'P':>7}{'R':>7}{'F1':>7}"
+    if nlp is not None:
+        header += f"   | negspacy {'P':>6}{'R':>7}{'F1':>7}"
+    print(header)
+    for obs in [*gold_obs, "micro"]:
+        r = result["ours_f1"][obs]
+        line = f"{obs:<20}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['f1']:>7.3f}"
+        if nlp is not None:
+            b = result["negspacy_f1"][obs]
+            line += f"   |          {b['precision']:>6.3f}{b['recall']:>7.3f}{b['f1']:>7.3f}"
+        print(line)
+    r = result["ours_f1_positive_only"]["micro"]
+    print(
+        f"{'micro, positive only':<20}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['f1']:>7.3f}"
+        "   (uncertain counted as absent)"
+    )
+    s = result["subcategory"]
+    print(
+        f"subcategory agreement with MeSH: {s['agreement']:.3f} "
+        f"(covered {s['covered']}/{s['rows']} = {s['coverage']:.2f})"
+    )
+    print(f"ours: {result['ours_reports_per_s']:,.0f} reports/s on {args.reports:,} reports")
+    if nlp is not None:
+        print(
+            f"negspacy: {result['negspacy_reports_per_s']:,.0f} reports/s on "
+            f"{args.baseline_reports:,} reports; ratio ours/negspacy = {result['speed_ratio']:.1f}x"
+        )
+    if args.json:
+        from finegrain.io import atomic_write_json
+
+        atomic_write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
