@@ -1,0 +1,126 @@
+"""CheXpert-v1.0 (or -small) as an index table.
+
+Reads ``train.csv`` and ``valid.csv`` (``Path, Sex, Age, Frontal/Lateral, AP/PA`` and the 14
+observations). Splits: ``valid.csv`` is ``validate``; ``test`` is carved out of ``train.csv`` by
+patient, deterministically (:func:`~finegrain.data.csvsource.patient_split` with ``seed``,
+``test_fraction`` of the training patients; the official CheXpert test images are not part of the
+public release). CheXpert has no reports, so there are no subcategories unless ``labels`` names a
+``finegrain label`` CSV whose ``id`` is the study (``patient00001/study1``); its coarse labels and
+subcategories then replace the CSV's labels.
+
+``Path`` values start with the dataset folder (``CheXpert-v1.0-small/train/...``); that first
+component is dropped and the rest is taken relative to ``root``. Views: the ``AP/PA`` value for
+frontal images (``AP``, ``PA``, ``LL``, ``RL`` or empty) and ``LATERAL`` for lateral ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finegrain.data.csvsource import (
+    check_columns,
+    existing_files,
+    finish_index,
+    load_labels_csv,
+    parse_labels,
+    patient_split,
+    read_table,
+)
+from finegrain.data.index import IndexSummary
+from finegrain.observations import OBSERVATIONS
+
+CHEXPERT_FILES = {"train": "train.csv", "validate": "valid.csv"}
+
+
+def _relative(path: str) -> str:
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[1:]) if parts[0].lower().startswith("chexpert") else "/".join(parts)
+
+
+def index_chexpert(
+    root: str | Path,
+    *,
+    views: Sequence[str] | None = ("AP", "PA"),
+    labels: str | Path | None = None,
+    skip_missing: bool = False,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+) -> tuple[pd.DataFrame, IndexSummary]:
+    """Build the index table of a CheXpert-v1.0 folder (paths relative to ``root``)."""
+    root = Path(root)
+    summary = IndexSummary()
+    parts = []
+    for split, name in CHEXPERT_FILES.items():
+        path = root / name
+        table = read_table(path, what="CheXpert table")
+        check_columns(table, ("Path", "Frontal/Lateral", "AP/PA", *OBSERVATIONS), path)
+        table = parse_labels(table, path)
+        rel = table["Path"].astype(str).map(_relative)
+        pieces = rel.str.extract(r"(patient\d+)/(study\d+)/([^/]+?)\.\w+$")
+        bad = pieces[0].isna()
+        if bad.any():
+            pos = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(
+                f"{path}: line {pos + 2}, column 'Path': {table['Path'].iloc[pos]!r} is not "
+                "like .../patientNNNNN/studyN/viewN_frontal.jpg"
+            )
+        frontal = table["Frontal/Lateral"].astype("string").str.strip().str.lower() == "frontal"
+        view = table["AP/PA"].astype("string").str.strip().str.upper().replace("", pd.NA)
+        part = pd.DataFrame(
+            {
+                "path": rel,
+                "subject_id": pieces[0],
+                "study_id": pieces[0] + "/" + pieces[1],
+                "image_id": pieces[0] + "/" + pieces[1] + "/" + pieces[2],
+                "view": view.where(frontal.fillna(False), "LATERAL"),
+                "split": split,
+                "_line": np.arange(len(table)) + 2,
+                "_file": name,
+                **{obs: table[obs] for obs in OBSERVATIONS},
+            }
+        )
+        if split == "train":
+            carved = patient_split(
+                part["subject_id"],
+                seed=seed,
+                fractions={"train": 1 - test_fraction, "test": test_fraction},
+            )
+            part["split"] = carved
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+
+    if views is not None:
+        wanted = {v.strip().upper() for v in views}
+        keep = frame["view"].str.upper().isin(wanted).fillna(False).to_numpy(bool)
+        for view, n in frame.loc[~keep, "view"].fillna("missing").value_counts().items():
+            summary.drop(f"view not kept ({view})", int(n))
+        frame = frame[keep]
+
+    if labels is not None:
+        table = load_labels_csv(labels)
+        frame = frame.drop(columns=list(OBSERVATIONS))
+        frame = frame.merge(
+            table.rename(columns={"id": "study_id"}), on="study_id", how="left", indicator=True
+        )
+        no_row = (frame.pop("_merge") == "left_only").to_numpy()
+        summary.drop("label row missing", int(no_row.sum()))
+        frame = frame[~no_row]
+
+    absolute = [os.path.join(root, p) for p in frame["path"]]
+    exists = existing_files(absolute)
+    if not exists.all():
+        if not skip_missing:
+            pos = int(np.flatnonzero(~exists)[0])
+            raise FileNotFoundError(
+                f"image file not found: {absolute[pos]} ({frame['_file'].iloc[pos]} line "
+                f"{frame['_line'].iloc[pos]}); use skip_missing / --skip-missing to continue"
+            )
+        summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
+        summary.drop("image file missing", int((~exists).sum()))
+        frame = frame[exists]
+    return finish_index(frame.reset_index(drop=True), summary, str(root)), summary
