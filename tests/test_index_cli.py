@@ -1,0 +1,66 @@
+"""``finegrain index`` and ``finegrain phantom`` end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from finegrain.cli import main
+from finegrain.data.index import read_index
+
+
+def test_index_mimic_cli_writes_a_readable_index(phantom_root: Path, tmp_path: Path, capsys):
+    out = tmp_path / "elsewhere" / "index.csv"
+    assert main(["index", "--mimic", str(phantom_root), "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("kept ")
+    assert "view not kept (LATERAL)" in printed
+    frame = read_index(out)
+    assert len(frame) == int(printed.split()[1])
+    assert all(Path(p).is_file() for p in frame["path"])  # paths rebased to the index folder
+    assert main(["index", "--mimic", str(phantom_root), "-o", str(out), "--views", "all",
+                 "--no-progress"]) == 0  # fmt: skip
+    assert len(read_index(out)) > len(frame)
+
+
+def test_index_cli_skip_missing_lists_files(phantom_root: Path, tmp_path: Path, capsys):
+    root = Path(shutil.copytree(phantom_root, tmp_path / "m"))
+    victim = next((root / "files").rglob("*.jpg"))
+    meta = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", dtype=str)
+    view = meta.loc[meta["dicom_id"] == victim.stem, "ViewPosition"].iloc[0]
+    victim.unlink()
+    out = tmp_path / "index.csv"
+    args = ["index", "--mimic", str(root), "-o", str(out), "--no-progress", "--views", view]
+    assert main(args) == 2
+    assert victim.name in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--skip-missing"]) == 0
+    listing = tmp_path / "index.csv.skipped.txt"
+    assert listing.read_text().split() == [str(victim)]
+    assert "dropped 1 (image file missing)" in capsys.readouterr().out
+
+
+def test_index_cli_named_errors(phantom_root: Path, tmp_path: Path, capsys):
+    root = Path(shutil.copytree(phantom_root, tmp_path / "m"))
+    meta = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", dtype=str)
+    meta.drop(columns=["study_id"]).to_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", index=False)
+    assert main(["index", "--mimic", str(root), "-o", str(tmp_path / "i.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "metadata.csv.gz" in err and "'study_id'" in err
+    with pytest.raises(SystemExit):  # a source is required
+        main(["index", "-o", str(tmp_path / "i.csv")])
+    with pytest.raises(SystemExit):
+        main(["index", "--csv", "x.csv", "--labels", "negbio", "-o", str(tmp_path / "i.csv")])
+
+
+def test_phantom_cli(tmp_path: Path, capsys):
+    out = tmp_path / "ph"
+    assert main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"]) == 0
+    assert "5 studies" in capsys.readouterr().out
+    assert (out / "mimic-cxr-2.0.0-chexpert.csv.gz").is_file()
+    with pytest.raises(SystemExit):  # not empty
+        main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"])
+    assert "not an empty folder" in capsys.readouterr().err
