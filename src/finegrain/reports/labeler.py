@@ -40,7 +40,7 @@ from finegrain.observations import (
     subcategory_column,
 )
 from finegrain.reports.lexicon import OTHER_FINDING, Lexicon, default_lexicon
-from finegrain.reports.sections import remove_deid, select_text
+from finegrain.reports.sections import DEID_RE, remove_deid, select_text
 
 _SENTENCE = re.compile(
     r"(?:(?<![^a-z]vs)(?<![^a-z]dr)(?<!e\.g)(?<!i\.e)\.|[?!;])(?=\s|$)|\n[ \t]*\n|\.(?=[a-z]{2,})"
@@ -237,9 +237,9 @@ class _Found:
 def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
     """Mentions per observation in the labelled part of ``text``; None when there is none."""
     body = select_text(text, lex.sections_use, lex.sections_skip)
+    if not DEID_RE.sub("", body).strip():
+        return None  # blank, or only de-identification marks
     body = remove_deid(body).lower()
-    if not body.strip():
-        return None
     found: dict[str, _Found] = {}
     mention_re = lex.mention_re
     for piece in _SENTENCE.split(body):

@@ -1,0 +1,60 @@
+"""``finegrain label``: radiology reports -> labels CSV (status, severity, change, subcategory)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "label reports: CheXpert status plus atypical/typical subcategory per observation"
+
+DESCRIPTION = """\
+Label radiology reports for the 14 CheXpert observations and divide positive and uncertain
+findings into atypical / typical by the paper's Table 1 rule.
+
+Input: a CSV with one report per row (columns --id-column and --text-column). MIMIC-style
+sections are recognised: FINDINGS and IMPRESSION are labelled when present, else the whole
+report except INDICATION / HISTORY / COMPARISON / TECHNIQUE. De-identification marks (___ and
+XXXX) are neutral; undecodable bytes are replaced and counted; empty reports give blank rows.
+
+Output: a CSV with `id`, then per observation `<Obs>` (1 positive, 0 negative, -1 uncertain,
+empty = not mentioned), `<Obs> severity`, `<Obs> change` (normalised Table 1 terms attached to
+that finding) and `<Obs> subcategory` (atypical / typical, for 1 and -1). A summary of counts is
+printed; report text is never printed.
+
+The phrases live in plain text files (see finegrain/reports/lexicon/README.txt); copy that
+folder, edit it and pass --lexicon DIR. See docs/division.md for the rules.
+
+Example:
+  finegrain label reports.csv -o labels.csv --id-column study_id --text-column text
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reports", help="CSV of reports")
+    parser.add_argument("-o", "--output", required=True, help="labels CSV to write")
+    parser.add_argument("--id-column", default="id", help="column with the report id (id)")
+    parser.add_argument("--text-column", default="report", help="column with the text (report)")
+    parser.add_argument("--lexicon", default=None, help="lexicon folder (default: built-in)")
+    parser.add_argument(
+        "--precedence",
+        default="severity",
+        choices=("severity", "change", "typical-wins", "atypical-wins"),
+        help="which cue decides when severity and change disagree (default: severity)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from finegrain.reports import label_reports
+
+    summary = label_reports(
+        args.reports,
+        args.output,
+        id_column=args.id_column,
+        text_column=args.text_column,
+        lexicon_dir=args.lexicon,
+        precedence=args.precedence,
+        progress=not args.no_progress,
+    )
+    print(summary.format())
+    print(f"labels written to {args.output}")
+    return 0

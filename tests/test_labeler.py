@@ -1,0 +1,293 @@
+"""The report labeler: status, cue attachment, division, report handling, CSV and CLI."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finegrain.observations import OBSERVATIONS
+from finegrain.reports import Lexicon, ObservationLabel, label_report, label_reports
+from finegrain.reports.labeler import label_columns
+from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR
+
+
+@pytest.fixture(scope="module")
+def paper_examples(shared_data):
+    with open(shared_data / "paper_examples.csv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_every_paper_example(paper_examples):
+    """Each row of the paper's Table 1 / Figure 2 examples: status, cue and subcategory."""
+    failures = []
+    for row in paper_examples:
+        label = label_report(row["sentence"])[row["observation"]]
+        if row["dimension"] == "severity":
+            cue = label.severity
+        elif row["dimension"] == "change":
+            cue = label.change
+        else:
+            cue = label.severity or label.change
+        want = (int(row["status"]), row["cue"] or None, row["subcategory"])
+        got = (label.status, cue, label.subcategory)
+        if got != want:
+            failures.append(f"{row['sentence']!r} / {row['observation']}: {got} != {want}")
+    assert len(paper_examples) >= 20
+    assert not failures, "\n".join(failures)
+
+
+def lab(text: str, observation: str) -> ObservationLabel:
+    return label_report(text)[observation]
+
+
+def test_severity_before_a_change_word_qualifies_the_change():
+    label = lab("There has been substantial improvement in the consolidation.", "Consolidation")
+    assert label == ObservationLabel(1, None, "improve", "atypical")
+
+
+def test_each_finding_gets_its_own_cue():
+    text = "There is continued substantial cardiomegaly with mild-to-moderate pulmonary edema."
+    labels = label_report(text)
+    assert labels["Cardiomegaly"] == ObservationLabel(1, "substantial", None, "typical")
+    assert labels["Edema"] == ObservationLabel(1, "mild-to-moderate", None, "atypical")
+
+
+def test_anatomy_is_not_severity():
+    label = lab("Atelectasis adjacent to the minor fissure.", "Atelectasis")
+    assert label == ObservationLabel(1, None, None, "typical")
+
+
+def test_negated_finding_has_no_cue():
+    assert lab("No large effusion.", "Pleural Effusion") == ObservationLabel(0, None, None, None)
+
+
+def test_no_acute_process_yields_nothing_but_no_finding():
+    labels = label_report("No acute cardiopulmonary process.")
+    assert labels["No Finding"].status == 1
+    assert all(labels[o].status is None for o in OBSERVATIONS if o != "No Finding")
+
+
+@pytest.mark.parametrize(
+    ("text", "observation", "severity", "change"),
+    [
+        ("The heart is mildly enlarged.", "Cardiomegaly", "mild", None),
+        ("Mild to moderate cardiomegaly.", "Cardiomegaly", "mild-to-moderate", None),
+        ("Moderately severe edema.", "Edema", "moderate-to-severe", None),
+        ("The effusion is small.", "Pleural Effusion", "small", None),
+        ("Improving right lower lobe atelectasis.", "Atelectasis", None, "improve"),
+        ("Increasing left effusion.", "Pleural Effusion", None, "increase"),
+        ("The pneumothorax has decreased in size.", "Pneumothorax", None, "decrease"),
+        ("Worsening pulmonary edema.", "Edema", None, "worsen"),
+        ("Progression of the consolidation.", "Consolidation", None, "progress"),
+        ("Resolving pneumonia.", "Pneumonia", None, "resolution"),
+        ("The edema has partially cleared.", "Edema", None, "clear"),
+        ("Slightly improved small effusion.", "Pleural Effusion", "small", "improve"),
+    ],
+)
+def test_word_forms_normalise_to_table1_terms(text, observation, severity, change):
+    label = lab(text, observation)
+    assert label.status == 1
+    assert (label.severity, label.change) == (severity, change)
+
+
+def test_cue_does_not_jump_across_a_verb_clause():
+    text = "Lung volumes have decreased and there is a left effusion."
+    assert lab(text, "Pleural Effusion") == ObservationLabel(1, None, None, "typical")
+    text = "Effusion on the left, moderate atelectasis on the right."
+    assert lab(text, "Pleural Effusion").severity is None
+    assert lab(text, "Atelectasis").severity == "moderate"
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("No pneumothorax.", 0),
+        ("Pneumothorax is not seen.", 0),
+        ("There is no evidence of pneumothorax or effusion.", 0),
+        ("Pneumothorax has resolved.", 0),
+        ("Possible small pneumothorax.", -1),
+        ("Pneumothorax cannot be excluded.", -1),
+        ("Pneumothorax is not excluded.", -1),
+        ("Small apical pneumothorax.", 1),
+        ("No change in the small pneumothorax.", 1),
+        ("No effusion, but a small pneumothorax is present.", 1),
+        ("No effusion, possibly a small pneumothorax.", -1),
+        ("No opacity to suggest pneumothorax.", 0),
+    ],
+)
+def test_negation_and_uncertainty_scope(text, status):
+    assert lab(text, "Pneumothorax").status == status
+
+
+def test_aggregation_positive_beats_uncertain_beats_negative():
+    assert lab("No effusion. Possible effusion. Small effusion.", "Pleural Effusion").status == 1
+    assert lab("No effusion. Possible effusion.", "Pleural Effusion").status == -1
+    assert lab("No effusion. Effusion is not seen.", "Pleural Effusion").status == 0
+
+
+def test_last_mention_with_a_cue_wins_across_the_report():
+    text = "FINDINGS: Moderate right effusion.\nIMPRESSION: Effusion, now small."
+    assert lab(text, "Pleural Effusion").severity == "small"
+    text = "FINDINGS: Moderate right effusion.\nIMPRESSION: Right effusion."
+    assert lab(text, "Pleural Effusion").severity == "moderate"
+
+
+def test_precedence_parameter_is_used():
+    text = "Moderate effusion, improved."
+    assert label_report(text)["Pleural Effusion"].subcategory == "typical"
+    assert label_report(text, precedence="change")["Pleural Effusion"].subcategory == "atypical"
+    with pytest.raises(ValueError, match="precedence"):
+        label_report(text, precedence="nope")
+
+
+def test_no_finding_rule():
+    # support devices do not count as a finding; other abnormalities do
+    assert lab("Endotracheal tube in place. Lungs clear.", "No Finding").status == 1
+    assert lab("Endotracheal tube in place.", "Support Devices").status == 1
+    assert lab("Mild cardiomegaly.", "No Finding").status is None
+    assert lab("Possible small effusion.", "No Finding").status is None
+    assert lab("Emphysema.", "No Finding").status is None
+    assert lab("No emphysema, no effusion.", "No Finding").status == 1
+    assert lab("", "No Finding").status is None
+
+
+def test_empty_and_odd_input_is_blank():
+    for text in ("", "   \n\t", "___", "INDICATION: cough"):
+        labels = label_report(text)
+        assert set(labels) == set(OBSERVATIONS)
+        assert all(v.status is None for v in labels.values()), text
+
+
+def test_deid_marks_keep_negation_scope():
+    assert lab("There are no XXXX of a pleural effusion.", "Pleural Effusion").status == 0
+    assert lab("Since ___, small effusion.", "Pleural Effusion").status == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=20),
+            st.sampled_from(
+                ["___", "XXXX", " " * 50, "\n\n", ".", "no ", "effusion", "mild ", "IMPRESSION:"]
+            ),
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_arbitrary_text_never_crashes_and_is_deterministic(text):
+    first = label_report(text)
+    assert set(first) == set(OBSERVATIONS)
+    assert label_report(text) == first
+    for label in first.values():
+        assert label.status in (None, 1, 0, -1)
+        assert (label.subcategory is not None) == (label.status in (1, -1)) or (
+            label.status == 1 and label.subcategory is None  # No Finding
+        )
+
+
+def test_huge_whitespace_is_fine():
+    labels = label_report(" " * 200_000 + "small effusion" + "\n" * 10_000)
+    assert labels["Pleural Effusion"].severity == "small"
+
+
+# --- lexicon ----------------------------------------------------------------------------------
+def test_lexicon_override_extends_phrases(tmp_path):
+    custom = tmp_path / "lex"
+    shutil.copytree(DEFAULT_LEXICON_DIR, custom)
+    with open(custom / "mention" / "pneumothorax.txt", "a", encoding="utf-8") as handle:
+        handle.write("\nptx\n")
+    with open(custom / "severity.txt", "a", encoding="utf-8") as handle:
+        handle.write("\n[ignore]\nextensive = ignored\n")
+    text = "Small ptx."
+    assert label_report(text)["Pneumothorax"].status is None
+    label = label_report(text, lexicon=Lexicon.load(custom))["Pneumothorax"]
+    assert label == ObservationLabel(1, "small", None, "atypical")
+
+
+def test_lexicon_errors_name_file_and_line(tmp_path):
+    custom = tmp_path / "lex"
+    shutil.copytree(DEFAULT_LEXICON_DIR, custom)
+    (custom / "severity.txt").write_text("tiny = tiny\nhuge = enormous\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"severity.txt:2: 'enormous' is not a Table 1"):
+        Lexicon.load(custom)
+    shutil.copy(DEFAULT_LEXICON_DIR / "severity.txt", custom / "severity.txt")
+    (custom / "mention" / "heart.txt").write_text("heart\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="heart.txt: file name is not an observation"):
+        Lexicon.load(custom)
+    with pytest.raises(FileNotFoundError, match="lexicon directory not found"):
+        Lexicon.load(tmp_path / "missing")
+
+
+# --- CSV and CLI ------------------------------------------------------------------------------
+def _write_reports(path):
+    rows = [
+        b"study,text\n",
+        b'1,"FINDINGS: Small left pleural effusion.\nIMPRESSION: No pneumothorax."\n',
+        b"2,\n",
+        b'3,"Mild cardiomegaly \xff\xfe with \x80 worsening edema."\n',
+        b'4,"No acute cardiopulmonary process."\n',
+    ]
+    path.write_bytes(b"".join(rows))
+
+
+def test_label_reports_csv(tmp_path):
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    _write_reports(src)
+    summary = label_reports(src, out, id_column="study", text_column="text")
+    assert (summary.reports, summary.empty, summary.decode_replaced) == (4, 1, 1)
+    with open(out, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["study", *label_columns()]
+    assert [r["study"] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["Pleural Effusion"] == "1" and rows[0]["Pleural Effusion severity"] == "small"
+    assert rows[0]["Pleural Effusion subcategory"] == "atypical" and rows[0]["Pneumothorax"] == "0"
+    assert all(v == "" for k, v in rows[1].items() if k != "study")
+    assert rows[2]["Edema change"] == "worsen" and rows[2]["Edema subcategory"] == "typical"
+    assert rows[2]["Cardiomegaly severity"] == "mild"
+    assert rows[3]["No Finding"] == "1"
+    assert summary.counts["Pleural Effusion"]["positive"] == 1
+    assert summary.counts["Pneumothorax"]["negative"] == 1
+    assert summary.counts["No Finding"]["blank"] == 3
+    assert "reports read: 4" in summary.format()
+
+
+def test_label_reports_names_missing_column(tmp_path):
+    src = tmp_path / "reports.csv"
+    _write_reports(src)
+    with pytest.raises(ValueError, match="no column 'report'.*--text-column"):
+        label_reports(src, tmp_path / "out.csv", id_column="study")
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    from finegrain.cli import main
+
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    _write_reports(src)
+    code = main(
+        [
+            "label",
+            str(src),
+            "-o",
+            str(out),
+            "--id-column",
+            "study",
+            "--text-column",
+            "text",
+            "--no-progress",
+            "--precedence",
+            "change",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "reports read: 4" in printed.out and "empty: 1" in printed.out
+    assert "cardiomegaly" not in (printed.out + printed.err).lower().replace("cardiomegaly ", "")
+    assert "worsening" not in printed.out + printed.err  # report text is never printed
+    with open(out, encoding="utf-8", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+    assert main(["label", str(src), "-o", str(out)]) == 2  # missing column: clean error
