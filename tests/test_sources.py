@@ -254,3 +254,22 @@ def test_rebase_paths(tmp_path: Path) -> None:
     assert out["path"].tolist() == ["../root/files/a.jpg", "/abs/b.jpg"]
     same = rebase_paths(frame, tmp_path, tmp_path / "index.csv")
     assert same["path"].tolist() == ["files/a.jpg", "/abs/b.jpg"]
+
+
+def test_index_subcategories_agree_with_the_phantom_truth(phantom_root: Path) -> None:
+    """With the real report labeler: subcategories in the index match the truth the phantom
+    drew (agreement measured over rows where both give one)."""
+    pytest.importorskip("finegrain.reports.labeler")
+    frame, summary = index_mimic(phantom_root, progress=False)
+    assert not any("labeler unavailable" in r for r in summary.dropped)
+    truth = pd.read_csv(phantom_root / "phantom-truth.csv", dtype=str, keep_default_na=False)
+    wide = truth.pivot(index="study_id", columns="observation", values="subcategory")
+    got, want = [], []
+    for obs in OBSERVATIONS:
+        ours = frame[subcategory_column(obs)].fillna("").to_numpy()
+        theirs = wide.loc[frame["study_id"], obs].to_numpy()
+        both = (ours != "") & (theirs != "")
+        got.extend(ours[both])
+        want.extend(theirs[both])
+    assert len(got) >= 30
+    assert np.mean(np.array(got) == np.array(want)) >= 0.9

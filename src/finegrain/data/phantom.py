@@ -82,20 +82,21 @@ SIGNIFICANT_TERMS = {
     "mid": ("large", "substantial", "moderate-to-severe"),
     "high": ("severe", "massive", "large"),
 }
+#: (normalised Table 1 cue, verb phrase after the finding, adjective after a hedged finding)
 IMPROVE_PHRASES = (
-    ("improved", "has improved"),
-    ("decrease", "has decreased"),
-    ("resolution", "is resolving"),
-    ("clear", "is clearing"),
-    ("improved", "is improved compared to the prior study"),
+    ("improve", "has improved", "improved"),
+    ("decrease", "has decreased", "decreased"),
+    ("resolution", "is resolving", ""),
+    ("clear", "is clearing", ""),
+    ("improve", "is improved compared to the prior study", "improved"),
 )
 WORSEN_PHRASES = (
-    ("worsen", "has worsened"),
-    ("increase", "has increased"),
-    ("progress", "shows interval progression"),
-    ("worsen", "is worse compared to the prior study"),
+    ("worsen", "has worsened", "worsened"),
+    ("increase", "has increased", "increased"),
+    ("progress", "shows interval progression", ""),
+    ("worsen", "is worse compared to the prior study", "worse"),
 )
-OBS_TERMS_OK = {  # severity words that read naturally for each drawn observation
+OBS_TERMS_AVOID = {  # severity words that read oddly for an observation
     "Consolidation": {"trace", "massive"},
     "Edema": {"tiny", "trace", "massive"},
     "Cardiomegaly": {"tiny", "trace", "small"},
@@ -161,7 +162,8 @@ class _Finding:
     change: str = ""  # new / improved / worsened / stable / resolved / ""
     status: int | None = None
     severity_term: str = ""
-    change_term: str = ""
+    change_term: str = ""  # normalised Table 1 change cue written in the report
+    change_phrase: str = ""
     subcategory: str = ""
     where: str = ""  # lobe or side
 
@@ -204,7 +206,7 @@ def _severity_terms(obs: str, s: float) -> tuple[str, ...]:
     else:
         key = "low" if s < 0.75 else "mid" if s < 0.9 else "high"
         terms = SIGNIFICANT_TERMS[key]
-    bad = OBS_TERMS_OK.get(obs, set())
+    bad = OBS_TERMS_AVOID.get(obs, set())
     kept = tuple(t for t in terms if t not in bad)
     return kept or (("mild",) if s < SIGNIFICANT_BAND[0] else ("moderate",))
 
@@ -239,7 +241,12 @@ def _describe(rng: np.random.Generator, obs: str, f: _Finding) -> None:
     if want_severity:
         f.severity_term = _word(rng, _severity_terms(obs, s))
     if change_cue:
-        f.change_term = change_cue
+        phrases = IMPROVE_PHRASES if change_cue == "improved" else WORSEN_PHRASES
+        if f.status == -1 or obs == "Cardiomegaly":  # hedged or heart: the adjective forms
+            phrases = tuple(p for p in phrases if p[2])
+        f.change_term, f.change_phrase = _word(rng, phrases)[:2]
+        if f.status == -1 or obs == "Cardiomegaly":
+            f.change_phrase = next(p[2] for p in phrases if p[1] == f.change_phrase)
     f.subcategory = ATYPICAL if slight else TYPICAL
 
 
@@ -263,15 +270,11 @@ def _sentence(rng: np.random.Generator, obs: str, f: _Finding) -> str:
         return _word(rng, ("No {n}.", "There is no {n}.", "No evidence of {n}.")).format(
             n=_word(rng, NOUNS[obs])
         )
-    chg_phrase = ""
-    if f.change_term == "improved":
-        chg_phrase = _word(rng, IMPROVE_PHRASES)[1]
-    elif f.change_term == "worsened":
-        chg_phrase = _word(rng, WORSEN_PHRASES)[1]
+    chg_phrase = f.change_phrase
     subject = f"{sev} {noun}" if sev else noun
     if f.status == -1:
         if chg_phrase:
-            return f"Possible {subject}, which {chg_phrase}."
+            return f"Possible {subject}, {chg_phrase} compared to the prior study."
         return _word(
             rng,
             (
@@ -281,7 +284,9 @@ def _sentence(rng: np.random.Generator, obs: str, f: _Finding) -> str:
                 "Findings may represent {s}.",
             ),
         ).format(s=subject, S=subject[:1].upper() + subject[1:])
-    if chg_phrase:
+    if chg_phrase and obs == "Cardiomegaly":
+        text = f"{subject[:1].upper()}{subject[1:]}, {chg_phrase} compared to the prior study."
+    elif chg_phrase:
         text = f"{subject[:1].upper()}{subject[1:]} {chg_phrase}."
     elif obs == "Cardiomegaly" and sev and rng.random() < 0.5:
         text = (
@@ -586,7 +591,7 @@ def _study_findings(rng, prev: dict[str, _Finding] | None, view: str) -> dict[st
         out["Fracture"].status, out["Fracture"].subcategory = 1, TYPICAL
     pathology = [o for o in OBSERVATIONS if o not in ("No Finding", "Support Devices")]
     if not any(out[o].status in (1, -1) for o in pathology):
-        out["No Finding"].status, out["No Finding"].subcategory = 1, TYPICAL
+        out["No Finding"].status = 1  # no fine label for "No Finding"
     return out
 
 
