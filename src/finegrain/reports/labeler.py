@@ -49,7 +49,7 @@ _TOKEN = re.compile(r"@|[a-z0-9]+|[,/&]")
 _PATHOLOGY = frozenset(OBSERVATIONS) - {"No Finding", "Support Devices"}
 _NOT_FINDING = "Support Devices"
 _MAX_PRE_TOKENS = 8
-_MAX_POST_TOKENS = 12
+_MAX_POST_TOKENS = 16
 
 
 @dataclass(frozen=True)
