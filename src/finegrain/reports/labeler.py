@@ -105,9 +105,12 @@ class _Sentence:
         if len(tokens) > _MAX_PRE_TOKENS:
             return False
         for i, tok in enumerate(tokens):
-            if tok in lex.coordinator:
-                if i == 0 or tokens[i - 1] != "@":
+            if tok == ",":
+                # "mild, patchy opacity"; "cardiomegaly, edema": only after the cue or a mention
+                if i and tokens[i - 1] != "@":
                     return False
+            elif tok in lex.coordinator:
+                continue  # "small right and left effusions", "mild X and Y"
             elif (
                 tok in lex.barrier
                 or tok in lex.linking
@@ -134,6 +137,19 @@ class _Sentence:
             # telegraphic style: "edema improved", "edema, improved" (change only)
             return not prefix or (change and prefix == [","])
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
+
+    def _predicative(self, start: int) -> bool:
+        """A cue after a linking verb ("has decreased", "is small") describes what precedes it."""
+        tokens = _TOKEN.findall(self.text[max(0, start - 40) : start])
+        linked = False
+        for tok in reversed(tokens):
+            if tok in self.lex.linking:
+                linked = True
+            elif tok == "there":
+                return False  # existential: "there is mild cardiomegaly"
+            elif tok not in self.lex.adverb and tok != "to":
+                return linked
+        return linked
 
     def _absorbed(self, index: int) -> bool:
         """A severity cue right before a change cue qualifies the change."""
@@ -208,7 +224,7 @@ class _Sentence:
                 continue
             if not change and self._absorbed(i):
                 continue
-            if self._pre_gap_ok(ce, s, change):
+            if not self._predicative(cs) and self._pre_gap_ok(ce, s, change):
                 best = (s - ce, term)
             break
         for cs, ce, cue in cues:
