@@ -216,6 +216,10 @@ def test_existing_files(tmp_path: Path) -> None:
     (tmp_path / "a" / "x.jpg").write_bytes(b"1")
     paths = [str(tmp_path / "a" / "x.jpg"), str(tmp_path / "a" / "y.jpg"), str(tmp_path / "b/z")]
     assert existing_files(paths).tolist() == [True, False, False]
+    for i in range(8):  # many files per folder: the one-scandir-per-folder path
+        (tmp_path / "a" / f"{i}.jpg").write_bytes(b"1")
+    many = [str(tmp_path / "a" / f"{i}.jpg") for i in range(10)] + [str(tmp_path / "b/z")]
+    assert existing_files(many).tolist() == [True] * 8 + [False] * 3
 
 
 def test_index_csv_with_label_columns_and_reports(tmp_path: Path, monkeypatch) -> None:

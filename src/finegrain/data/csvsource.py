@@ -95,16 +95,22 @@ def _list_dir(directory: str) -> tuple[str, frozenset[str]]:
         return directory, frozenset()
 
 
-def existing_files(paths: Sequence[str], *, workers: int = 16) -> np.ndarray:
-    """Boolean mask: which ``paths`` exist. Lists each parent folder once (``os.scandir``,
-    threaded) instead of one ``stat`` per file."""
+def existing_files(paths: Sequence[str], *, workers: int = 8) -> np.ndarray:
+    """Boolean mask: which ``paths`` exist.
+
+    Where folders hold several of the files (4 or more on average) each folder is listed once
+    with ``os.scandir`` (threaded); otherwise, as in MIMIC's one-or-two images per study folder,
+    a plain ``os.path.exists`` loop is faster (measured in ``benchmarks/phantom.py``).
+    """
     parents = [os.path.dirname(p) or "." for p in paths]
-    names = [os.path.basename(p) for p in paths]
     unique = list(dict.fromkeys(parents))
+    if len(paths) < 4 * len(unique):
+        return np.fromiter((os.path.exists(p) for p in paths), bool, len(paths))
+    names = [os.path.basename(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         listing = dict(pool.map(_list_dir, unique, chunksize=64))
     return np.fromiter(
-        (n in listing[d] for d, n in zip(parents, names, strict=False)), bool, len(paths)
+        (n in listing[d] for d, n in zip(parents, names, strict=True)), bool, len(paths)
     )
 
 

@@ -193,5 +193,6 @@ def _add_subcategories(
         positive = frame[obs].isin([1, -1]).fillna(False).to_numpy(bool)
         values = merged[col].where(positive, pd.NA).to_numpy()
         frame[col] = values
-        no_subcat += int((positive & pd.isna(values)).sum())
+        if obs != "No Finding":  # "No Finding" never has a fine label
+            no_subcat += int((positive & pd.isna(values)).sum())
     summary.drop("positive label without a labeler subcategory (label kept)", no_subcat)
