@@ -18,6 +18,17 @@ from finegrain.train.models import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _images(n=2, size=32):
     return torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8)
 

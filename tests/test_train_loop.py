@@ -22,6 +22,17 @@ from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.models import MODELS, register_model
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class TinyCXR(Dataset):
     """``n`` random uint8 images, brighter when positive; the optional noise augmentation
     draws from the global torch RNG (as a real augmentation would)."""

@@ -345,6 +345,13 @@ def _train(
     for split in config.eval_splits:
         if split not in datasets:
             raise ValueError(f"no dataset for evaluation split {split!r}")
+    for split, dataset in datasets.items():
+        if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
+            summary = getattr(dataset, "summary", None)
+            raise ValueError(
+                f"no {split} images for {config.observation} in {config.index}"
+                + (f" (dataset summary: {summary})" if summary else "")
+            )
     image_size = int(train_set[0][0].shape[-1])
 
     model = build_model(
