@@ -291,3 +291,40 @@ def test_cli_end_to_end(tmp_path, capsys):
     with open(out, encoding="utf-8", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
     assert main(["label", str(src), "-o", str(out)]) == 2  # missing column: clean error
+
+
+@pytest.mark.parametrize(
+    ("text", "observation", "severity"),
+    [
+        ("There are small right and left pleural effusions.", "Pleural Effusion", "small"),
+        ("Mild, patchy atelectasis at the bases.", "Atelectasis", "mild"),
+        ("There is mild cardiomegaly.", "Cardiomegaly", "mild"),
+        ("There appear to be small bilateral effusions.", "Pleural Effusion", "small"),
+        ("Minimal scarring and/or atelectasis in the left base.", "Atelectasis", "minimal"),
+    ],
+)
+def test_coordinated_and_existential_modifiers(text, observation, severity):
+    assert lab(text, observation).severity == severity
+
+
+def test_predicative_cue_belongs_to_its_subject():
+    text = "The consolidation has decreased and pulmonary edema has largely cleared."
+    assert lab(text, "Consolidation").change == "decrease"
+    assert lab(text, "Edema").change == "clear"
+    text = "Lung volumes are improved with minimal bibasilar atelectasis."
+    assert lab(text, "Atelectasis") == ObservationLabel(1, "minimal", None, "atypical")
+
+
+def test_benchmark_metrics_helper():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "labeler.py"
+    spec = importlib.util.spec_from_file_location("bench_labeler", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    gold = [{"id": "a", "X": "1"}, {"id": "b", "X": "0"}, {"id": "c", "X": "1"}]
+    pred = {"a": {"X": 1}, "b": {"X": 1}, "c": {"X": 0}}
+    table = bench.f1_table(pred, gold, ["X"])
+    assert table["X"]["precision"] == 0.5 and table["X"]["recall"] == 0.5
+    assert table["micro"]["f1"] == 0.5

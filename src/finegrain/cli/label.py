@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.division import PRECEDENCES
+
 HELP = "label reports: CheXpert status plus atypical/typical subcategory per observation"
 
 DESCRIPTION = """\
@@ -37,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precedence",
         default="severity",
-        choices=("severity", "change", "typical-wins", "atypical-wins"),
+        choices=PRECEDENCES,
         help="which cue decides when severity and change disagree (default: severity)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
