@@ -397,6 +397,7 @@ class _Painter:
         height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
         heart = self._soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
         img += heart * (0.28 * lungs + 0.03)
+        open_lung = lungs * (1 - heart)  # lung not covered by the heart: where opacities show
         # findings
         s = findings["Edema"].severity
         if s > 0:
@@ -404,14 +405,14 @@ class _Painter:
                 -((np.abs(X) - 0.2) ** 2) / (2 * (0.10 + 0.14 * s) ** 2)
                 - (Y - 0.02) ** 2 / (2 * (0.18 + 0.2 * s) ** 2)
             )
-            img += 0.30 * s * hila * lungs * (0.8 + 0.25 * haze_tex)
+            img += 0.30 * s * hila * open_lung * (0.8 + 0.25 * haze_tex)
         f = findings["Consolidation"]
         if f.severity > 0:
             cx, cy = LOBES[f.where]
             r = 0.05 + 0.17 * f.severity
             blob = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r * r))
             blob = np.clip(blob * (1.2 + 0.5 * blob_tex), 0, 1)
-            img += (0.05 + 0.30 * f.severity) * blob * lungs
+            img += (0.05 + 0.30 * f.severity) * blob * open_lung
         f = findings["Pleural Effusion"]
         if f.severity > 0:
             h = 0.05 + 0.50 * f.severity  # fluid height; the meniscus rises laterally
@@ -422,7 +423,7 @@ class _Painter:
                 img += 0.30 * fluid * (1 - heart)
         f = findings["Atelectasis"]
         if f.severity > 0:
-            band = np.exp(-(((Y - dome + 0.12) / 0.02) ** 2)) * lungs
+            band = np.exp(-(((Y - dome + 0.12) / 0.02) ** 2)) * open_lung
             img += 0.10 * f.severity * band
         if findings["Support Devices"].status == 1:
             line = np.exp(-(((X - 0.0 - 0.02 * Y) / 0.012) ** 2)) * (Y > -1) * (Y < -0.15)
