@@ -31,9 +31,10 @@ def test_perfectly_separated_scores_give_the_separating_cuts():
     assert th.youden_j == 1.0
     assert th.achieved_sensitivity == 1.0 and th.specificity == 1.0
     assert (th.n_positive, th.n_negative, th.n_atypical, th.n_typical) == (6, 3, 3, 3)
-    assert tiers(neg + atyp + typ, th) == ["negative"] * 3 + ["atypical positive"] * 3 + [
-        "typical positive"
-    ] * 3
+    assert (
+        tiers(neg + atyp + typ, th)
+        == ["negative"] * 3 + ["atypical positive"] * 3 + ["typical positive"] * 3
+    )
 
 
 def test_sensitivity_threshold_is_the_highest_reaching_the_target():
@@ -119,8 +120,15 @@ def _fake_run(tmp_path, iterations=(10, 20)):
     for it in iterations:
         save_checkpoint(
             run / "checkpoints" / f"iter-{it:07d}.pt",
-            {"model": model.state_dict(), "iteration": it, "model_name": "densenet-tiny",
-             "image_size": 32, "observation": "Edema", "method": "pu-rm", "config": {}},
+            {
+                "model": model.state_dict(),
+                "iteration": it,
+                "model_name": "densenet-tiny",
+                "image_size": 32,
+                "observation": "Edema",
+                "method": "pu-rm",
+                "config": {},
+            },
         )
     rows = []
     rng = np.random.default_rng(0)

@@ -60,13 +60,13 @@ def test_cam_refuses_models_without_a_pooled_linear_head():
 
 
 def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
+    from finegrain.cli import main
     from test_predict import _save_tiny_checkpoint
 
-    from finegrain.cli import main
-
     a = _save_tiny_checkpoint(tmp_path / "u-ones.pt", seed=0, method="u-ones", thresholds=None)
-    b = _save_tiny_checkpoint(tmp_path / "pu-rm.pt", seed=1, method="pu-rm",
-                              thresholds={"positive": 0.3, "typical": 0.6})
+    b = _save_tiny_checkpoint(
+        tmp_path / "pu-rm.pt", seed=1, method="pu-rm", thresholds={"positive": 0.3, "typical": 0.6}
+    )
     imgs = tmp_path / "imgs"
     (imgs / "x").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -84,8 +84,20 @@ def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
     assert w2 > w1  # a second CAM panel beside the first
     np.testing.assert_allclose(single["probability"], double["probability"])  # first checkpoint
 
-    assert main(["cam", str(a), str(b), str(imgs / "one.png"), "-o", str(tmp_path / "cli"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "cam",
+                str(a),
+                str(b),
+                str(imgs / "one.png"),
+                "-o",
+                str(tmp_path / "cli"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "cli" / "one.png").is_file()
     with pytest.raises(SystemExit):
         main(["cam", str(imgs / "one.png"), "-o", str(tmp_path / "cli")])  # no checkpoint

@@ -40,19 +40,46 @@ def _save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | No
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A densenet-tiny checkpoint in the training checkpoint format, thresholds stored."""
-    d = tmp_path_factory.mktemp("ckpt")
-    raw = _save_tiny_checkpoint(d / "raw.pt", seed=0, method="pu-rm", thresholds=None)
-    from finegrain.predict import Predictor
+def tiny_checkpoint(phantom_root, tmp_path_factory):
+    """A densenet-tiny trained a few iterations on the phantom, calibrated by `calibrate`.
 
-    # place the cuts inside the model's actual range so all three tiers can occur
-    pred = Predictor.from_checkpoint(raw)
-    rng = np.random.default_rng(0)
-    probs = pred.probabilities(rng.integers(0, 256, (64, SIZE, SIZE), dtype=np.uint8))
-    lo, hi = np.quantile(probs, [0.33, 0.66])
-    th = {"positive": float(lo), "typical": float(hi), "method": "sensitivity"}
-    return _save_tiny_checkpoint(d / "tiny.pt", seed=0, method="pu-rm", thresholds=th)
+    The 48-study phantom's validation split has no observation with both atypical and typical
+    positives, so the thresholds are fitted on the test split's predictions (``predictions=``,
+    the CLI's ``--predictions``); Cardiomegaly has 7 atypical / 4 typical test positives.
+    """
+    from finegrain.data.cache import prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+    from finegrain.predict import calibrate
+    from finegrain.train import TrainConfig, train
+
+    work = tmp_path_factory.mktemp("phantom-run")
+    frame, _ = index_mimic(phantom_root, progress=False)
+    index = phantom_root / "index-predict-tests.csv"  # paths are relative to the index folder
+    write_index(frame, index)
+    prepare(index, work / "cache", size=SIZE, progress=False)
+    config = TrainConfig(
+        index=str(index),
+        cache=str(work / "cache"),
+        observation="Cardiomegaly",
+        method="pu-rm",
+        iterations=4,
+        checkpoint_every=4,
+        batch_size=8,
+        lr=1e-3,
+        model="densenet-tiny",
+        pretrained=False,
+        augment=False,
+        num_workers=0,
+        device="cpu",
+        eval_splits=("test",),
+        out=str(work / "run"),
+    )
+    run = train(config, progress=False)
+    fitted = calibrate(run, predictions=run / "predictions-test.csv", sensitivity=0.9)
+    (checkpoint,) = fitted
+    assert fitted[checkpoint].n_atypical > 0 and fitted[checkpoint].n_typical > 0
+    return checkpoint
 
 
 def _gradient(h=48, w=40, seed=0):
@@ -110,12 +137,19 @@ def test_predict_folder_all_formats_and_broken_file(tiny_checkpoint, image_folde
     assert list(frame.columns) == ["path", "probability", "tier", "error"]
     names = [p.split("/")[-1] for p in frame["path"]]
     assert names == [
-        "a_png8.png", "b_jpeg.jpg", "c_png16.png", "d_mono2.dcm", "e_mono1.dcm",
-        "f_broken.jpg", "g_nested.jpeg",
+        "a_png8.png",
+        "b_jpeg.jpg",
+        "c_png16.png",
+        "d_mono2.dcm",
+        "e_mono1.dcm",
+        "f_broken.jpg",
+        "g_nested.jpeg",
     ]  # recursed, sorted, .txt not collected
     row = frame.set_index(pd.Index(names))
     assert "f_broken.jpg" in row.loc["f_broken.jpg", "error"]  # the error names the file
-    assert math.isnan(row.loc["f_broken.jpg", "probability"]) and row.loc["f_broken.jpg", "tier"] == ""
+    assert (
+        math.isnan(row.loc["f_broken.jpg", "probability"]) and row.loc["f_broken.jpg", "tier"] == ""
+    )
     ok = row.drop("f_broken.jpg")
     assert (ok["error"] == "").all()
     th = torch.load(tiny_checkpoint, weights_only=True)["thresholds"]
@@ -146,8 +180,10 @@ def test_predict_matches_the_model_on_the_cache_preprocessing(tiny_checkpoint, i
 def test_missing_file_is_an_error_row_and_explicit_thresholds(tiny_checkpoint, image_folder):
     th = Thresholds(positive=0.0, typical=1.1)  # everything atypical positive
     frame = predict(
-        tiny_checkpoint, [image_folder / "nope.png", image_folder / "a_png8.png"],
-        thresholds=th, progress=False,
+        tiny_checkpoint,
+        [image_folder / "nope.png", image_folder / "a_png8.png"],
+        thresholds=th,
+        progress=False,
     )
     assert "not found" in frame["error"].iloc[0]
     assert frame["tier"].tolist() == ["", "atypical positive"]
@@ -163,15 +199,42 @@ def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, c
     from finegrain.cli import main
 
     out_csv, out_json, cams = tmp_path / "p.csv", tmp_path / "p.json", tmp_path / "cams"
-    assert main(["predict", str(tiny_checkpoint), str(image_folder), "-o", str(out_csv),
-                 "--no-progress", "--cam", str(cams)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tiny_checkpoint),
+                str(image_folder),
+                "-o",
+                str(out_csv),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "1 unreadable" in capsys.readouterr().out
     table = pd.read_csv(out_csv, keep_default_na=False)
     assert len(table) == 7 and (table["error"] != "").sum() == 1
-    assert len(list(cams.glob("*.png"))) == 6
-    assert main(["predict", str(tiny_checkpoint), str(image_folder / "a_png8.png"),
-                 "-o", str(out_json), "--no-progress"]) == 0
+    one = image_folder / "a_png8.png"
+    assert (
+        main(
+            [
+                "predict",
+                str(tiny_checkpoint),
+                str(one),
+                str(image_folder / "f_broken.jpg"),
+                "-o",
+                str(out_json),
+                "--no-progress",
+                "--cam",
+                str(cams),
+            ]
+        )
+        == 0
+    )
     records = json.loads(out_json.read_text())
     assert records[0]["tier"] in ("negative", "atypical positive", "typical positive")
+    assert records[1]["probability"] is None and records[1]["error"]
+    assert [p.name for p in cams.glob("*.png")] == ["a_png8.png"]  # none for the broken file
     with pytest.raises(SystemExit):  # argparse usage error, exit 2
         main(["predict", str(tiny_checkpoint), str(image_folder), "-o", str(tmp_path / "x.txt")])

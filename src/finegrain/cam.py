@@ -126,8 +126,11 @@ def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CA
 
 
 def _normalise(cam: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1]; a (numerically) constant map becomes all zeros."""
     lo, hi = float(cam.min()), float(cam.max())
-    return (cam - lo) / (hi - lo) if hi > lo else np.zeros_like(cam)
+    if hi - lo <= 1e-6 * max(1.0, abs(hi), abs(lo)):
+        return np.zeros_like(cam, dtype=float)
+    return (cam - lo) / (hi - lo)
 
 
 def save_cam_figure(
@@ -158,8 +161,8 @@ def save_cam_figure(
     for ax in axes:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.92) if title else None)
     out = Path(out)
     with atomic_open(out, "wb") as handle:
         fig.savefig(handle, format="png")
@@ -217,6 +220,9 @@ class CAMRenderer:
                 text = f"{label}\np = {prob:.3f}"
                 if p.thresholds is not None:
                     text += f" ({tier(prob, p.thresholds)})"
+                h, w = res.feature_cam.shape[1:]
+                if h * w == 1:  # e.g. a 32 px input through a /32 backbone
+                    text += "\n1x1 feature map: no spatial CAM"
                 panels.append((res.cam[i], text))
             out = self.output_path(path)
             outputs.append(save_cam_figure(images[i], panels, out, title=Path(path).name))
