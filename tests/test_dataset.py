@@ -135,6 +135,14 @@ def test_augmentation_is_small_uint8_and_seeded():
         assert (out[:, 24:40, 24:40] == 200).float().mean() > 0.9
     identity = Augmentation(degrees=0, translate=0, scale=(1, 1))
     assert torch.equal(identity(image), image)
+    shrink = Augmentation(degrees=0, translate=0, scale=(0.5, 0.5), fill=7)
+    small = shrink(image)  # the 32 px square becomes 16 px, the border is filled with 7
+    assert (small == 200).sum() == 16 * 16 and small[0, 0, 0] == 7
+    batch = torch.stack([image] * 6)
+    torch.manual_seed(0)
+    out = aug(batch)  # one call, one draw per image
+    assert out.shape == batch.shape and out.dtype == torch.uint8
+    assert len({o.numpy().tobytes() for o in out}) == 6
     with pytest.raises(TypeError, match="uint8"):
         aug(image.float())
     with pytest.raises(ValueError, match="translate"):
@@ -152,3 +160,27 @@ def test_bad_arguments(setup):
         CXRDataset(index, cache, OBS, "val")
     with pytest.raises(ValueError, match="missing column 'Edema'"):
         CXRDataset(index.drop(columns=[OBS]), cache, OBS, "train")
+
+
+def test_phantom_index_prepare_dataset_round_trip(phantom_root, tmp_path):
+    from finegrain.data.index import read_index, write_index
+    from finegrain.data.mimic import index_mimic
+
+    frame, _ = index_mimic(phantom_root, progress=False)
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
+    write_index(frame, tmp_path / "index.csv")
+    summary = prepare(tmp_path / "index.csv", tmp_path / "cache", size=32, progress=False)
+    assert summary.failed == 0 and summary.ok == len(frame) > 0
+    index, cache = read_index(tmp_path / "index.csv"), ImageCache(tmp_path / "cache")
+    total = 0
+    for split in ("train", "validate", "test"):
+        ds = CXRDataset(index, cache, "Pleural Effusion", split)
+        in_split = int((index["split"] == split).sum())
+        assert ds.summary["kept"] + ds.summary["blank label"] == in_split
+        assert set(np.unique(ds.labels)) <= {1, 0, -1}
+        total += in_split
+        if len(ds):
+            image, _, row = ds[0]
+            assert image.shape == (1, 32, 32) and image.dtype == torch.uint8
+            assert index["image_id"].iloc[int(row)] == ds.image_ids[0]
+    assert total == len(index)

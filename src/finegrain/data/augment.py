@@ -2,20 +2,24 @@
 
 A CXR recipe keeps augmentation mild: a few degrees of rotation, a few percent of translation
 and scale. No flips by default (they move the heart to the wrong side). The transform runs on
-the uint8 tensor ``[1, S, S]`` returned by the dataset and keeps it uint8; normalisation to
+the uint8 images returned by the dataset, one ``[1, S, S]`` or a whole batch ``[B, 1, S, S]``
+at once (one ``affine_grid`` + ``grid_sample`` call with a random affine per image, bilinear,
+the same operation as torchvision's ``RandomAffine``), and returns uint8; normalisation to
 float happens later, in one place: the model's ``InputNormalization`` (see ``docs/data.md``).
 
-Randomness comes from torch's global generator, which the DataLoader seeds per worker from its
-own ``generator``: runs are deterministic given the loader's seed and ``num_workers``.
+Randomness comes from torch's global generator (or the ``generator`` given), which the
+DataLoader seeds per worker from its own ``generator``: runs are deterministic given the
+loader's seed and ``num_workers``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from functools import cached_property
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -45,30 +49,18 @@ class Augmentation:
         if not 0 <= self.hflip <= 1:
             raise ValueError(f"Augmentation: hflip must be a probability, got {self.hflip}")
 
-    @cached_property
-    def transform(self) -> Any:
-        """The torchvision ``transforms.v2`` pipeline this augmentation stands for."""
-        from torchvision.transforms import v2
-
-        steps = [
-            v2.RandomAffine(
-                degrees=self.degrees,
-                translate=(self.translate, self.translate),
-                scale=self.scale,
-                shear=self.shear or None,
-                interpolation=v2.InterpolationMode.BILINEAR,
-                fill=self.fill,
-            )
-        ]
-        if self.hflip:
-            steps.append(v2.RandomHorizontalFlip(self.hflip))
-        return v2.Compose(steps)
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """Augment one uint8 image ``[C, H, W]``; the result is uint8 of the same shape."""
-        if image.dtype != torch.uint8:
-            raise TypeError(f"Augmentation expects a uint8 image, got {image.dtype}")
-        return self.transform(image)
+    def __call__(
+        self, images: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Augment uint8 images ``[C, H, W]`` or a batch ``[B, C, H, W]`` (each image with its
+        own random draw) in one ``grid_sample`` call; the result is uint8 of the same shape."""
+        if images.dtype != torch.uint8:
+            raise TypeError(f"Augmentation expects uint8 images, got {images.dtype}")
+        if images.ndim not in (3, 4):
+            raise ValueError(f"expected [C, H, W] or [B, C, H, W], got {tuple(images.shape)}")
+        batch = images if images.ndim == 4 else images[None]
+        out = _random_affine(batch, self, generator)
+        return out if images.ndim == 4 else out[0]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able fields (for run configs)."""
@@ -89,3 +81,42 @@ class Augmentation:
         if isinstance(value, dict):
             return cls(**value)
         raise TypeError(f"cannot make an Augmentation from {value!r}")
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def _random_affine(
+    images: torch.Tensor, aug: Augmentation, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Per-image random rotation / scale / shear / translation (+ optional flip), bilinear."""
+    n, _, height, width = images.shape
+    angle = _uniform(n, -aug.degrees, aug.degrees, generator) * (math.pi / 180)
+    shear = _uniform(n, -aug.shear, aug.shear, generator) * (math.pi / 180)
+    scale = _uniform(n, aug.scale[0], aug.scale[1], generator)
+    # translation as a fraction of the side; normalised coordinates span 2 per side
+    tx = _uniform(n, -aug.translate, aug.translate, generator) * 2
+    ty = _uniform(n, -aug.translate, aug.translate, generator) * 2
+    flip = torch.rand(n, generator=generator) < aug.hflip if aug.hflip else None
+    # forward map in pixel units: x' = S R Sh x + t; affine_grid needs the inverse, in
+    # normalised coordinates (corrected for non-square images with the aspect matrix A)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    forward = torch.zeros(n, 2, 2, dtype=torch.float64)
+    forward[:, 0, 0] = cos
+    forward[:, 0, 1] = -sin + cos * torch.tan(shear)
+    forward[:, 1, 0] = sin
+    forward[:, 1, 1] = cos - sin * torch.tan(shear)
+    forward = forward * scale.view(n, 1, 1)
+    aspect = torch.tensor([[width / 2, 0.0], [0.0, height / 2]], dtype=torch.float64)
+    inverse = torch.linalg.inv(aspect) @ torch.linalg.inv(forward) @ aspect
+    theta = torch.empty(n, 2, 3, dtype=torch.float64)
+    theta[:, :, :2] = inverse
+    theta[:, :, 2] = -(inverse @ torch.stack([tx, ty], dim=1).unsqueeze(-1)).squeeze(-1)
+    grid = F.affine_grid(theta.float(), list(images.shape), align_corners=False)
+    shifted = images.float() - aug.fill  # zero padding of (x - fill) == padding with fill
+    out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = out.add_(aug.fill).round_().clamp_(0, 255).to(torch.uint8)
+    if flip is not None and flip.any():
+        out[flip] = out[flip].flip(-1)
+    return out

@@ -126,12 +126,9 @@ class CXRDataset(Dataset):
         images = torch.from_numpy(self.cache.read_rows(self.cache_rows[indices]))[:, None]
         labels = torch.from_numpy(self.labels[indices])
         rows = torch.from_numpy(self.index_rows[indices])
-        if self.augment is None:
-            return list(zip(images, labels, rows, strict=True))
-        return [
-            (self.augment(image), label, row)
-            for image, label, row in zip(images, labels, rows, strict=True)
-        ]
+        if self.augment is not None:
+            images = self.augment(images)  # the whole batch in one call, a draw per image
+        return list(zip(images, labels, rows, strict=True))
 
     def format_summary(self) -> str:
         """One line: kept count and each non-zero drop reason."""
