@@ -185,3 +185,34 @@ def test_calibrate_cli(tmp_path, capsys):
     assert main(["calibrate", str(ckpt), "--sensitivity", "0.9"]) == 0
     assert "typical >=" in capsys.readouterr().out
     assert stored_thresholds(ckpt).sensitivity == 0.9
+
+
+def _brute_force_youden(y, s):
+    best = None
+    for t in sorted(set(s), reverse=True):
+        tp = sum(1 for yi, si in zip(y, s, strict=True) if yi == 1 and si >= t)
+        fp = sum(1 for yi, si in zip(y, s, strict=True) if yi == 0 and si >= t)
+        j = tp * y.count(0) - fp * y.count(1)
+        if best is None or j > best[1]:
+            best = (t, j)
+    return best[0], best[1] / (y.count(0) * y.count(1))
+
+
+def test_youden_threshold_equals_brute_force():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pairs = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=30)
+
+    @settings(max_examples=150, deadline=None)
+    @given(pairs)
+    def check(data):
+        y = [a for a, _ in data]
+        s = [b / 6 for _, b in data]  # few distinct values: many ties
+        if 0 not in y or 1 not in y:
+            return
+        t, j = youden_threshold(y, s)
+        bt, bj = _brute_force_youden(y, s)
+        assert t == bt and j == pytest.approx(bj)
+
+    check()

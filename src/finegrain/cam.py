@@ -254,7 +254,7 @@ def cam_images(
     files = collect_images(images)
     if not files:
         raise ValueError(f"no images found in {[str(p) for p in images]}")
-    rows = []
+    rows = {}
     for start in tqdm(range(0, len(files), batch_size), desc="cam", disable=not progress):
         ok, arrays = [], []
         for f in files[start : start + batch_size]:
@@ -262,14 +262,12 @@ def cam_images(
                 arrays.append(predictors[0].read(f))
                 ok.append(f)
             except Exception as exc:  # noqa: BLE001 - reported per image
-                rows.append(
-                    {"path": str(f), "output": "", "probability": np.nan, "error": _error_text(exc)}
-                )
+                rows[f] = {"path": str(f), "output": "", "probability": np.nan,
+                           "error": _error_text(exc)}  # fmt: skip
         if ok:
             probs, outs = renderer.render_batch(ok, np.stack(arrays))
             for f, pr, o in zip(ok, probs, outs, strict=True):
-                rows.append(
-                    {"path": str(f), "output": str(o), "probability": float(pr), "error": ""}
-                )
+                rows[f] = {"path": str(f), "output": str(o), "probability": float(pr), "error": ""}
+    rows = [rows[f] for f in files]  # input order
     frame = pd.DataFrame(rows, columns=["path", "output", "probability", "error"])
     return frame

@@ -27,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "items",
         nargs="+",
-        metavar="CHECKPOINT [CHECKPOINT2] IMAGE",
-        help="one or two checkpoints, then images or folders",
+        metavar="CHECKPOINT_OR_IMAGE",
+        help="one or two checkpoints (.pt/.pth) first, then images or folders",
     )
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch (16)")
