@@ -58,4 +58,4 @@ def test_deid_marks_become_a_neutral_word():
     assert remove_deid("Since ___, no XXXX of effusion. x-XXXX") == (
         "Since  deid , no  deid  of effusion. x- deid "
     )
-    assert remove_deid("xylophone, box, axxxial") == "xylophone, box, axxxial"
+    assert remove_deid("xylophone, box, ax") == "xylophone, box, ax"

@@ -40,10 +40,12 @@ from finegrain.observations import (
     subcategory_column,
 )
 from finegrain.reports.lexicon import OTHER_FINDING, Lexicon, default_lexicon
-from finegrain.reports.sections import DEID_RE, remove_deid, select_text
+from finegrain.reports.sections import DEID_TOKEN, remove_deid, select_text
 
+# literal first, so that the regex engine can skip quickly to candidate positions
 _SENTENCE = re.compile(
-    r"(?:(?<![^a-z]vs)(?<![^a-z]dr)(?<!e\.g)(?<!i\.e)\.|[?!;])(?=\s|$)|\n[ \t]*\n|\.(?=[a-z]{2,})"
+    r"\.(?<![^a-z]vs\.)(?<![^a-z]dr\.)(?<!e\.g\.)(?<!i\.e\.)(?=\s|$)"
+    r"|[?!;](?=\s|$)|\n[ \t]*\n|\.(?=[a-z]{2,})"
 )
 _TOKEN = re.compile(r"@|[a-z0-9]+|[,/&]")
 _PATHOLOGY = frozenset(OBSERVATIONS) - {"No Finding", "Support Devices"}
@@ -252,10 +254,9 @@ class _Found:
 
 def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
     """Mentions per observation in the labelled part of ``text``; None when there is none."""
-    body = select_text(text, lex.sections_use, lex.sections_skip)
-    if not DEID_RE.sub("", body).strip():
+    body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
+    if not body.replace(DEID_TOKEN, "").strip():
         return None  # blank, or only de-identification marks
-    body = remove_deid(body).lower()
     found: dict[str, _Found] = {}
     mention_re = lex.mention_re
     for piece in _SENTENCE.split(body):

@@ -19,11 +19,13 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-_HEADER = re.compile(r"(?m)^[ \t]*([A-Za-z][A-Za-z /&()\-]{0,40}?)[ \t]*:")
+_HEADER = re.compile(r"[ \t]*([A-Za-z][A-Za-z /&()\-]{0,40}?)[ \t]*:")  # at a line start
 _SPACE = re.compile(r"[\s/&()\-]+")
 
 #: De-identification marks: MIMIC-CXR's ``___`` and OpenI's ``XXXX``.
-DEID_RE = re.compile(r"_{2,}|(?<![A-Za-z])[Xx]{3,}(?![A-Za-z])")
+DEID_RE = re.compile(r"__+|XXX+|xxx+")
+# one literal-prefixed pattern per mark is several times faster than one alternation
+_DEID_PASSES = (re.compile("__+"), re.compile("XXX+"), re.compile("xxx+"))
 #: Neutral token that replaces a de-identification mark (keeps cue scopes intact).
 DEID_TOKEN = " deid "
 
@@ -44,14 +46,17 @@ def split_sections(text: str, known: Collection[str] = ()) -> list[Section]:
     """Split ``text`` at section headers; ``known`` are lower-case names accepted in any case."""
     sections: list[Section] = []
     name, start = "", 0
-    for match in _HEADER.finditer(text):
-        raw = match.group(1).strip()
-        norm = _norm(raw)
-        if norm not in known and not (raw.isupper() and len(raw) >= 3):
-            continue
-        if match.start() > start or name:
-            sections.append(Section(name, text[start : match.start()]))
-        name, start = norm, match.end()
+    line_start = 0
+    for line in text.split("\n"):
+        match = _HEADER.match(line) if ":" in line else None
+        if match is not None:
+            raw = match.group(1).strip()
+            norm = _norm(raw)
+            if norm in known or (raw.isupper() and len(raw) >= 3):
+                if line_start > start or name:
+                    sections.append(Section(name, text[start:line_start]))
+                name, start = norm, line_start + match.end()
+        line_start += len(line) + 1
     sections.append(Section(name, text[start:]))
     return [s for s in sections if s.name or s.text.strip()]
 
@@ -71,4 +76,7 @@ def select_text(text: str, use: Collection[str], skip: Collection[str]) -> str:
 
 def remove_deid(text: str) -> str:
     """Replace de-identification marks (``___``, ``XXXX``) by a neutral word."""
-    return DEID_RE.sub(DEID_TOKEN, text)
+    for pattern in _DEID_PASSES:
+        if pattern.pattern[0] in text:
+            text = pattern.sub(DEID_TOKEN, text)
+    return text
