@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -95,6 +96,12 @@ def prepare_data(
         t0 = time.perf_counter()
         frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
         log.info("index: %s", summary.format().replace("\n", "; "))
+        # index_mimic gives paths relative to the MIMIC root; the index table's contract is
+        # relative to the index file's folder (or absolute)
+        frame["path"] = [
+            p if Path(p).is_absolute() else os.path.relpath(root / p, index_path.parent)
+            for p in frame["path"].astype(str)
+        ]
         write_index(frame, index_path)
         seconds["index"] = time.perf_counter() - t0
     cache_dir = data / f"cache-{preset.image_size}"
@@ -150,6 +157,24 @@ class GridOutcome:
     seconds: float = 0.0
 
 
+def _train_one(config, resume: bool, threads: int | None) -> str:
+    """Train one run (in this process or a worker process) with ``threads`` torch threads."""
+    import torch
+
+    from finegrain.train.loop import train
+
+    saved = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        train(config, resume=resume, progress=False)
+    finally:
+        torch.set_num_threads(saved)
+    if not (Path(config.out) / DONE_MARKER).exists():
+        raise RuntimeError(f"{config.out}: train() returned but wrote no {DONE_MARKER!r} marker")
+    return config.out
+
+
 def run_grid(
     specs: Sequence[RunSpec],
     runs_root: str | Path,
@@ -157,43 +182,84 @@ def run_grid(
     data: BenchmarkData,
     *,
     device: str | None = None,
+    jobs: int = 1,
     progress: bool = True,
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
 ) -> GridOutcome:
-    """Train every run of ``specs`` that is not finished yet.
+    """Train every run of ``specs`` that is not finished yet (``done`` marker).
 
-    ``max_runs`` stops after that many runs were trained in this call; ``before_run(spec,
-    run_dir)`` is called before each run that will be trained.
+    An unfinished run with checkpoints resumes from the last one. ``jobs`` > 1 trains that many
+    runs at once in worker processes (each with ``preset.threads`` torch threads). ``max_runs``
+    stops after that many runs; ``before_run(spec, run_dir)`` is called before each run starts
+    (in this process; raising :class:`StopBenchmark` stops the grid, keeping finished runs).
     """
     from tqdm.auto import tqdm
 
-    from finegrain.train.loop import train
-
     outcome = GridOutcome()
     t0 = time.perf_counter()
-    bar = tqdm(specs, desc="benchmark runs", unit="run", disable=not progress)
-    for spec in bar:
+    todo = []
+    for spec in specs:
         run_dir = spec.directory(runs_root)
         if (run_dir / DONE_MARKER).exists():
             outcome.skipped.append(spec)
-            continue
-        if max_runs is not None and len(outcome.trained) >= max_runs:
-            break
-        bar.set_postfix_str(spec.label)
+        else:
+            todo.append(spec)
+    if max_runs is not None:
+        todo = todo[:max_runs]
+    extra = {"device": device} if device else {}
+
+    def submit_args(spec: RunSpec) -> tuple:
+        run_dir = spec.directory(runs_root)
         if before_run is not None:
             before_run(spec, run_dir)
-        extra = {"device": device} if device else {}
         config = train_config(spec, preset, data, run_dir, **extra)
-        resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+        ckpts = run_dir / "checkpoints"
+        resume = ckpts.is_dir() and any(ckpts.glob("*.pt"))
         log.info("%s run %s", "resuming" if resume else "starting", spec.label)
-        train(config, resume=resume, progress=False)
-        if not (run_dir / DONE_MARKER).exists():
-            raise RuntimeError(f"{run_dir}: train() returned but wrote no {DONE_MARKER!r} marker")
-        outcome.trained.append(spec)
-    bar.close()
-    outcome.seconds = time.perf_counter() - t0
+        return config, resume, preset.threads
+
+    bar = tqdm(total=len(todo), desc="benchmark runs", unit="run", disable=not progress)
+    try:
+        if jobs <= 1 or len(todo) <= 1:
+            for spec in todo:
+                bar.set_postfix_str(spec.label)
+                _train_one(*submit_args(spec))
+                outcome.trained.append(spec)
+                bar.update()
+        else:
+            _run_parallel(todo, submit_args, jobs, outcome, bar)
+    except StopBenchmark as exc:
+        log.warning("benchmark stopped: %s", exc)
+    finally:
+        bar.close()
+        outcome.seconds = time.perf_counter() - t0
     return outcome
+
+
+def _run_parallel(todo, submit_args, jobs: int, outcome: GridOutcome, bar) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")
+    pending = list(todo)
+    running = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        try:
+            while pending or running:
+                while pending and len(running) < jobs:
+                    spec = pending.pop(0)
+                    running[pool.submit(_train_one, *submit_args(spec))] = spec
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec = running.pop(future)
+                    future.result()  # re-raises a worker's error
+                    outcome.trained.append(spec)
+                    bar.update()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
 
 
 def versions() -> dict[str, str]:
@@ -233,11 +299,18 @@ def run_benchmark(
     methods: Sequence[str] | None = None,
     taus: Sequence[float] | None = None,
     device: str | None = None,
+    jobs: int | None = None,
     progress: bool = True,
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
+    report_only: bool = False,
 ) -> BenchmarkResult:
-    """The whole benchmark; see the module docstring. Returns what was done and written."""
+    """The whole benchmark; see the module docstring. Returns what was done and written.
+
+    ``report_only`` trains nothing and rebuilds the outputs from the finished runs. ``jobs``
+    (default: the preset's) is capped at the CPU count.
+    """
+    jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
     from finegrain.experiment.outputs import write_outputs
 
     out = Path(out)
@@ -256,21 +329,28 @@ def run_benchmark(
         "methods": list(methods) if methods else None,
         "taus": list(taus) if taus else None,
         "device": device,
+        "jobs": jobs,
         "runs": [s.label for s in specs],
         "versions": versions(),
     }
-    atomic_write_json(out / "benchmark.json", config)
-    data = prepare_data(source, out, preset, progress=progress)
-    grid = run_grid(
-        specs,
-        out / "runs",
-        preset,
-        data,
-        device=device,
-        progress=progress,
-        max_runs=max_runs,
-        before_run=before_run,
-    )
+    if not report_only:
+        atomic_write_json(out / "benchmark.json", config)
+    if report_only:
+        data, grid = BenchmarkData(Path(), Path()), GridOutcome()
+        grid.skipped = [s for s in specs if (s.directory(out / "runs") / DONE_MARKER).exists()]
+    else:
+        data = prepare_data(source, out, preset, progress=progress)
+        grid = run_grid(
+            specs,
+            out / "runs",
+            preset,
+            data,
+            device=device,
+            jobs=jobs,
+            progress=progress,
+            max_runs=max_runs,
+            before_run=before_run,
+        )
     t_report = time.perf_counter()
     outputs = write_outputs(out, specs, preset=preset, methods=methods, taus=taus, config=config)
     seconds = dict(data.seconds)
