@@ -328,3 +328,8 @@ def test_benchmark_metrics_helper():
     table = bench.f1_table(pred, gold, ["X"])
     assert table["X"]["precision"] == 0.5 and table["X"]["recall"] == 0.5
     assert table["micro"]["f1"] == 0.5
+
+
+def test_run_on_sentence_stays_fast_and_labelled():
+    labels = label_report("small effusion, " * 3000)  # 48,000 characters, one "sentence"
+    assert labels["Pleural Effusion"] == ObservationLabel(1, "small", None, "atypical")

@@ -52,6 +52,7 @@ _PATHOLOGY = frozenset(OBSERVATIONS) - {"No Finding", "Support Devices"}
 _NOT_FINDING = "Support Devices"
 _MAX_PRE_TOKENS = 8
 _MAX_POST_TOKENS = 16
+_MAX_SENTENCE = 1000
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,18 @@ class _Found:
     changes: list[tuple[int, str]] = field(default_factory=list)
 
 
+def _pieces(body: str):
+    """Sentences; a run-on "sentence" longer than ``_MAX_SENTENCE`` characters (never seen in
+    real reports) is cut at spaces, so the work per report stays linear in its length."""
+    for piece in _SENTENCE.split(body):
+        while len(piece) > _MAX_SENTENCE:
+            cut = piece.rfind(" ", 0, _MAX_SENTENCE)
+            cut = cut if cut > 0 else _MAX_SENTENCE
+            yield piece[:cut]
+            piece = piece[cut:]
+        yield piece
+
+
 def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
     """Mentions per observation in the labelled part of ``text``; None when there is none."""
     body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
@@ -259,7 +272,7 @@ def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
         return None  # blank, or only de-identification marks
     found: dict[str, _Found] = {}
     mention_re = lex.mention_re
-    for piece in _SENTENCE.split(body):
+    for piece in _pieces(body):
         mentions = []
         for m in mention_re.finditer(piece):
             observations = lex.mention_observations(m.group())
