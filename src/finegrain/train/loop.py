@@ -131,9 +131,11 @@ class InfiniteBatchSampler:
 class SeededItems(Dataset):
     """Wraps a dataset so that item ``(position, seed)`` is drawn under that seed.
 
-    Augmentations using the ``random``, NumPy or torch global generators then depend only on
-    the seed (not on the worker or on what came before), which makes resume exact. The global
-    generators are restored afterwards.
+    Augmentations drawing from the ``random``, NumPy or torch global generators then depend
+    only on the seed (not on the DataLoader worker or on what came before), which makes resume
+    exact and the data identical for any number of workers or ranks. torch's global generator
+    is restored afterwards; the ``random`` and NumPy global generators are left reseeded
+    (restoring them costs ~0.3 ms per item, and nothing in training draws from them).
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -144,16 +146,41 @@ class SeededItems(Dataset):
 
     def __getitem__(self, key: tuple[int, int]):
         position, seed = key
-        py, npy, th = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        generator = torch.default_generator
+        saved = generator.get_state()
+        generator.manual_seed(seed)  # torch.manual_seed also seeds every accelerator: slow
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
         try:
             return self.dataset[position]
         finally:
-            random.setstate(py)
-            np.random.set_state(npy)
-            torch.set_rng_state(th)
+            generator.set_state(saved)
+
+
+def make_train_loader(
+    dataset: Dataset, config: TrainConfig, info: DistInfo, *, start_iteration: int = 0
+) -> DataLoader:
+    """The endless training DataLoader: this rank's share of each seeded global batch, from
+    ``start_iteration`` on, with workers / pinned memory / persistent workers as configured."""
+    workers = config.num_workers
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    sampler = InfiniteBatchSampler(
+        len(dataset),
+        config.batch_size,
+        config.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        start_iteration=start_iteration,
+    )
+    return DataLoader(
+        SeededItems(dataset),
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -405,25 +432,7 @@ def _train(
     if config.compile:
         net = torch.compile(net)
 
-    workers = config.num_workers
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
-    sampler = InfiniteBatchSampler(
-        len(train_set),
-        config.batch_size,
-        config.seed,
-        rank=info.rank,
-        world_size=info.world_size,
-        start_iteration=start,
-    )
-    loader = DataLoader(
-        SeededItems(train_set),
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(config.seed),
-    )
+    loader = make_train_loader(train_set, config, info, start_iteration=start)
     batches = iter(loader)
 
     # --- train
@@ -510,4 +519,11 @@ def _train(
     return out
 
 
-__all__ = ["InfiniteBatchSampler", "SeededItems", "build_datasets", "train", "unwrap"]
+__all__ = [
+    "InfiniteBatchSampler",
+    "SeededItems",
+    "build_datasets",
+    "make_train_loader",
+    "train",
+    "unwrap",
+]
