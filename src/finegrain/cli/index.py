@@ -102,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
 
         root = Path(args.openi)
         frame, summary = index_openi(
-            root, skip_missing=args.skip_missing, seed=args.split_seed, progress=progress
+            root,
+            labels=args.labels,
+            skip_missing=args.skip_missing,
+            seed=args.split_seed,
+            progress=progress,
         )
     else:
         root = Path(args.csv).parent
