@@ -204,7 +204,7 @@ def test_youden_threshold_equals_brute_force():
 
     pairs = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=2, max_size=30)
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=60, deadline=None)
     @given(pairs)
     def check(data):
         y = [a for a, _ in data]

@@ -61,6 +61,7 @@ def test_onnx_matches_pytorch_with_dynamic_batch(checkpoint, tmp_path):
         np.testing.assert_allclose(got, predictor.probabilities(x[:, 0]), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not HAVE_ONNX,
     reason="ONNX export needs the optional extra 'export' (onnx, onnxscript, onnxruntime)",

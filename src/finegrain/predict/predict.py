@@ -84,7 +84,8 @@ class Predictor:
         checkpoint = Path(checkpoint)
         ckpt = read_checkpoint(checkpoint)  # validates; carries thresholds
         model, meta = _load_model(checkpoint)
-        meta = {**{k: v for k, v in ckpt.items() if k not in ("model", "optimizer")}, **meta}
+        skip = ("model", "optimizer", "rng", "scaler")
+        meta = {**{k: v for k, v in ckpt.items() if k not in skip}, **meta}
         size = _meta_get(meta, "image_size")
         if size is None:
             raise ValueError(f"{checkpoint}: no image_size in the checkpoint")
@@ -186,9 +187,12 @@ def predict(
             thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_dict(thresholds)
         )
     if predictor.thresholds is None:
+        where = (
+            predictor.meta.get("path", predictor.name) if predictor is checkpoint else checkpoint
+        )
         raise ValueError(
-            f"checkpoint {checkpoint} has no tier thresholds; run `finegrain calibrate "
-            f"{checkpoint}` (fits them on the run's validation predictions) first"
+            f"checkpoint {where} has no tier thresholds; run `finegrain calibrate {where}` "
+            "(fits them on the run's validation predictions) first, or pass thresholds="
         )
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
