@@ -10,6 +10,7 @@ import pytest
 
 from finegrain.cli import main
 from finegrain.data.index import read_index
+from finegrain.observations import OBSERVATIONS
 
 
 def test_index_mimic_cli_writes_a_readable_index(phantom_root: Path, tmp_path: Path, capsys):
@@ -64,3 +65,27 @@ def test_phantom_cli(tmp_path: Path, capsys):
     with pytest.raises(SystemExit):  # not empty
         main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"])
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_index_csv_and_openi_cli(tmp_path: Path, capsys):
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    for i in range(4):
+        (data / "img" / f"{i}.png").write_bytes(b"x")
+    labels = {obs: ["1", "0", "", "-1"] for obs in OBSERVATIONS}
+    pd.DataFrame({"path": [f"img/{i}.png" for i in range(4)], **labels}).to_csv(
+        data / "source.csv", index=False
+    )
+    out = tmp_path / "out" / "index.csv"
+    assert main(["index", "--csv", str(data / "source.csv"), "-o", str(out), "--no-progress"]) == 0
+    frame = read_index(out)
+    assert len(frame) == 4 and all(Path(p).is_file() for p in frame["path"])
+    pd.DataFrame({"id": ["0", "1"], "report": ["a", "b"]}).to_csv(data / "reports.csv", index=False)
+    (data / "images").mkdir()
+    (data / "images" / "CXR0_1.png").write_bytes(b"x")
+    truth = pd.DataFrame({"id": ["0", "1"], **{o: ["1", ""] for o in OBSERVATIONS}})
+    truth.to_csv(tmp_path / "labels.csv", index=False)
+    args = ["index", "--openi", str(data), "-o", str(out), "--labels", str(tmp_path / "labels.csv")]
+    assert main([*args, "--no-progress"]) == 0
+    assert "dropped 1 (report without image)" in capsys.readouterr().out
+    assert read_index(out)["Edema"].tolist() == [1]
