@@ -1,0 +1,182 @@
+"""End to end: a tiny benchmark grid on the tiny phantom (real index, cache and training), the
+best-checkpoint selection, the outputs, resuming after an interruption, and the CLI."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from finegrain.experiment.presets import DEMO
+from finegrain.experiment.runner import BenchmarkData, DataSource, StopBenchmark, run_benchmark
+from finegrain.experiment.selection import select_iteration
+
+TINY = DEMO.replace(
+    observations=("Edema",),
+    seeds=2,
+    iterations=4,
+    checkpoint_every=2,
+    batch_size=8,
+    image_size=32,
+    jobs=1,
+)
+METHODS = ["u-ones", "pu-rm"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(phantom_root, tmp_path_factory) -> BenchmarkData:
+    """Index and cache of the 48-study session phantom, made once by the benchmark's own step."""
+    from finegrain.experiment.runner import prepare_data
+
+    out = tmp_path_factory.mktemp("bench-data")
+    return prepare_data(DataSource(mimic=phantom_root), out, TINY, progress=False)
+
+
+def _source(data: BenchmarkData) -> DataSource:
+    return DataSource(index=data.index, cache=data.cache)
+
+
+def test_tiny_grid_end_to_end(tiny_data, tmp_path):
+    result = run_benchmark(tmp_path, TINY, _source(tiny_data), methods=METHODS, progress=False)
+    runs = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in tmp_path.glob("runs/*/*/*"))
+    assert runs == [
+        "Edema/pu-rm-tau0.3/seed0",
+        "Edema/pu-rm-tau0.3/seed1",
+        "Edema/u-ones/seed0",
+        "Edema/u-ones/seed1",
+    ]
+    assert len(result.grid.trained) == 4
+    for name in ("results.csv", "summary.md", "summary.tex", "report.html", "benchmark.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert set(results["split"]) == {"validate", "test"}
+    assert sorted(set(results["iteration"])) == [2, 4]
+    # best-checkpoint selection: recomputed from each run's own metrics.jsonl
+    for sel in result.outputs.selections:
+        metrics = pd.read_json(sel.directory / "metrics.jsonl", lines=True)
+        val = metrics[metrics["split"] == "validate"].dropna(subset=["auc_fg"])
+        if val.empty:
+            assert sel.iteration is None
+            continue
+        best = val["auc_fg"].max()
+        assert sel.iteration == val.loc[val["auc_fg"] == best, "iteration"].min()
+        assert sel.iteration == select_iteration(metrics)
+        rows = results[
+            (results["method"] == sel.spec.method)
+            & (results["seed"] == sel.spec.seed)
+            & results["selected"]
+        ]
+        assert set(rows["iteration"]) == {sel.iteration}
+    md = (tmp_path / "summary.md").read_text()
+    assert "| U-Ones |" in md and "| PU-RM |" in md
+    assert "U-Zeros" not in md  # --methods replaced the table's methods
+
+
+def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):
+    def stop_after_first(spec, run_dir):
+        if any(tmp_path.glob("runs/*/*/*/done")):
+            raise StopBenchmark("injected stop after the first run")
+
+    first = run_benchmark(
+        tmp_path,
+        TINY.replace(seeds=1),
+        _source(tiny_data),
+        methods=METHODS,
+        progress=False,
+        before_run=stop_after_first,
+    )
+    assert [s.label for s in first.grid.trained] == ["Edema/u-ones/seed0"]
+    assert "1 of 2 runs not finished" in (tmp_path / "summary.md").read_text()
+    finished = tmp_path / "runs/Edema/u-ones/seed0"
+    snapshot = {
+        p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished.rglob("*") if p.is_file()
+    }
+    second = run_benchmark(
+        tmp_path, TINY.replace(seeds=1), _source(tiny_data), methods=METHODS, progress=False
+    )
+    assert [s.label for s in second.grid.trained] == ["Edema/pu-rm-tau0.3/seed0"]
+    assert [s.label for s in second.grid.skipped] == ["Edema/u-ones/seed0"]
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished.rglob("*") if p.is_file()}
+    assert after == snapshot
+    assert "not finished" not in (tmp_path / "summary.md").read_text()
+
+
+def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
+    from finegrain.experiment.grid import RunSpec
+    from finegrain.experiment.runner import _train_one, train_config
+
+    spec = RunSpec("Edema", "u-ones", None, 0)
+    run_dir = spec.directory(tmp_path / "runs")
+    # a run killed between its checkpoints at iterations 2 and 4: train it fully, then remove
+    # what the kill would not have written (the last checkpoint and the done marker)
+    _train_one(train_config(spec, TINY, tiny_data, run_dir), False, 1)
+    checkpoints = sorted(run_dir.glob("checkpoints/*.pt"))
+    assert len(checkpoints) == 2
+    checkpoints[-1].unlink()
+    (run_dir / "done").unlink()
+    stamp = checkpoints[0].stat().st_mtime_ns
+    result = run_benchmark(
+        tmp_path, TINY.replace(seeds=1), _source(tiny_data), methods=["u-ones"], progress=False
+    )
+    assert [s.label for s in result.grid.trained] == ["Edema/u-ones/seed0"]
+    assert checkpoints[0].stat().st_mtime_ns == stamp  # resumed, not retrained from scratch
+    assert checkpoints[-1].exists()
+    metrics = pd.read_json(run_dir / "metrics.jsonl", lines=True)
+    assert sorted(set(metrics["iteration"])) == [2, 4]
+
+
+def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
+    from finegrain.cli import main
+
+    out = tmp_path / "b"
+    rc = main(
+        [
+            "benchmark",
+            "--index",
+            str(tiny_data.index),
+            "--cache",
+            str(tiny_data.cache),
+            "--observations",
+            "Edema",
+            "--methods",
+            "u-ignore",
+            "--seeds",
+            "1",
+            "--iterations",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--batch-size",
+            "8",
+            "--jobs",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "| U-Ignore |" in printed and "1 runs trained" in printed
+    stamp = (out / "runs/Edema/u-ignore/seed0/done").stat().st_mtime_ns
+    rc = main(
+        [
+            "benchmark",
+            "--report-only",
+            "--out",
+            str(out),
+            "--observations",
+            "Edema",
+            "--methods",
+            "u-ignore",
+            "--seeds",
+            "1",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    assert "0 runs trained, 1 already finished" in capsys.readouterr().out
+    assert (out / "runs/Edema/u-ignore/seed0/done").stat().st_mtime_ns == stamp
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--index", "x.csv", "--out", str(out)])  # --cache missing
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--tau", "1.5", "--out", str(out)])
