@@ -3,7 +3,8 @@
 Runs ``finegrain.predict`` on ``../shared/data/real_cxr/covid`` (353 JPEGs) and relates the
 positive probability and the three-tier reading to the severity scores in ``images.csv``
 (89 images: geographic extent 0-8, opacity 0-6, Brixia global 0-18): Spearman correlations
-(scipy) and the tier distribution per severity band. Also renders CAMs for a few scored images.
+(scipy), beside those of a model-free baseline (mean image brightness), and the tier
+distribution per severity band. Also renders CAMs for a few scored images.
 
 A checkpoint is an argument (``--checkpoint``; calibrated, or it is calibrated from its run's
 validation predictions). Without one, ``--train-phantom WORK`` trains u-ones and pu-rm
@@ -102,13 +103,21 @@ def analyse(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     from scipy.stats import spearmanr
 
     lines, rows = [], []
-    lines.append("| severity score | n | Spearman rho (probability) | p-value |")
-    lines.append("|---|---|---|---|")
+    lines.append(
+        "| severity score | n | Spearman rho (probability) | p-value "
+        "| rho of mean image brightness (baseline) |"
+    )
+    lines.append("|---|---|---|---|---|")
     for col, name in SCORES.items():
         sub = frame[frame[col].notna() & frame["probability"].notna()]
         res = spearmanr(sub["probability"], sub[col])
-        rows.append({"score": col, "n": len(sub), "rho": res.statistic, "p": res.pvalue})
-        lines.append(f"| {name} | {len(sub)} | {res.statistic:+.3f} | {res.pvalue:.3g} |")
+        base = spearmanr(sub["brightness"], sub[col])
+        rows.append({"score": col, "n": len(sub), "rho": res.statistic, "p": res.pvalue,
+                     "rho_brightness": base.statistic, "p_brightness": base.pvalue})  # fmt: skip
+        lines.append(
+            f"| {name} | {len(sub)} | {res.statistic:+.3f} | {res.pvalue:.3g} "
+            f"| {base.statistic:+.3f} (p {base.pvalue:.3g}) |"
+        )
     scored = frame[frame["brixia_senior_global_0to18"].notna()].copy()
     scored["Brixia band"] = pd.cut(
         scored["brixia_senior_global_0to18"],
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from finegrain.cam import cam_images
     from finegrain.io import atomic_write_csv, atomic_write_text
-    from finegrain.predict import predict, stored_thresholds
+    from finegrain.predict import Predictor, predict, stored_thresholds
 
     covid, out = Path(args.covid), Path(args.out)
     if not (covid / "images.csv").is_file():
@@ -194,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         pred = predict(ckpt, covid / "images", batch_size=32, progress=True)
         elapsed = time.perf_counter() - t0
         pred["image"] = [str(Path(p).relative_to(covid)) for p in pred["path"]]
+        # a model-free baseline: mean brightness of the image as the model sees it
+        predictor = Predictor.from_checkpoint(ckpt)
+        pred["brightness"] = [
+            float(predictor.read(p).mean()) if not e else float("nan")
+            for p, e in zip(pred["path"], pred["error"], strict=True)
+        ]
         frame = pred.merge(meta, on="image", how="left", validate="one_to_one")
         n_bad = int((frame["error"] != "").sum())
         th = stored_thresholds(ckpt)
