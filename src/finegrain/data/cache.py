@@ -16,6 +16,7 @@ decoded again, so no half-written row is ever marked done.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -108,6 +109,9 @@ def prepare(
     it does nothing. A cache made with another size, crop or index is an error unless
     ``overwrite=True``. Images that cannot be read are recorded as ``error`` in the manifest and
     in the summary, never fatal.
+
+    Worker processes are started with ``forkserver`` (``spawn`` where unavailable): in a script,
+    call ``prepare`` under ``if __name__ == "__main__":`` as usual with multiprocessing.
     """
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
@@ -170,13 +174,11 @@ def prepare(
     ]
     workers = _resolve_workers(workers, len(tasks))
     bar = _progress(len(ids), resumed, progress)
-    try:
-        for record in _run_tasks(tasks, workers):
+    with contextlib.closing(_run_tasks(tasks, workers)) as records, bar:
+        for record in records:  # closing() ends the pool at once on an error or Ctrl-C
             append_jsonl(journal, record)  # after the chunk's pixels are on disk
             errors.update(zip(record["rows"], record["errors"], strict=True))
             bar.update(len(record["rows"]))
-    finally:
-        bar.close()
 
     statuses = [errors[row] for row in range(len(ids))]
     _finalise(out, params, ids, statuses)
@@ -383,7 +385,7 @@ def _run_tasks(tasks: list[tuple], workers: int):
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with context.Pool(workers) as pool:
+    with context.Pool(workers) as pool:  # terminated on exit, also on error or Ctrl-C
         yield from pool.imap_unordered(_prepare_chunk, tasks, chunksize=1)
 
 

@@ -27,6 +27,8 @@ from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
 from finegrain.observations import UNCERTAIN, check_observation, subcategory_column
 
+__all__ = ["DROP_REASONS", "Augmentation", "CXRDataset"]
+
 log = logging.getLogger(__name__)
 
 #: Drop reasons, in the order they are checked (a row is counted under the first that applies).

@@ -103,7 +103,7 @@ def _to_luminance(image: Image.Image) -> Image.Image:
 
 def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
     """Linear min..max scaling of any numeric array to uint8 (a constant image becomes 0)."""
-    array = np.asarray(array, dtype=np.float64)
+    array = np.asarray(array, dtype=np.float32 if array.itemsize <= 2 else np.float64)
     if not np.isfinite(array).all():
         raise ValueError("pixel data contains NaN or infinity")
     low, high = float(array.min()), float(array.max())
