@@ -156,6 +156,14 @@ class SeededItems(Dataset):
         finally:
             generator.set_state(saved)
 
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """A batch: one batched read when the dataset has one and draws nothing at random
+        (``augment is None``), else item by item under each item's seed."""
+        fetch = getattr(self.dataset, "__getitems__", None)
+        if fetch is not None and getattr(self.dataset, "augment", True) is None:
+            return fetch([position for position, _ in keys])
+        return [self[key] for key in keys]
+
 
 def make_train_loader(
     dataset: Dataset, config: TrainConfig, info: DistInfo, *, start_iteration: int = 0
@@ -379,7 +387,7 @@ def _train(
                 f"no {split} images for {config.observation} in {config.index}"
                 + (f" (dataset summary: {summary})" if summary else "")
             )
-    image_size = int(train_set[0][0].shape[-1])
+    image_size = int(SeededItems(train_set)[(0, 0)][0].shape[-1])  # global RNG untouched
 
     model = build_model(
         config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
