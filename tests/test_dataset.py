@@ -158,6 +158,11 @@ def test_bad_arguments(setup):
         CXRDataset(index, cache, "Broken Heart", "train")
     with pytest.raises(ValueError, match="split"):
         CXRDataset(index, cache, OBS, "val")
+    broken = index.copy()
+    broken[OBS] = broken[OBS].astype(object)
+    broken.loc[2, OBS] = 2
+    with pytest.raises(ValueError, match="label 2 in column 'Edema' at row 2"):
+        CXRDataset(broken, cache, OBS, "train")
     with pytest.raises(ValueError, match="missing column 'Edema'"):
         CXRDataset(index.drop(columns=[OBS]), cache, OBS, "train")
 

@@ -277,6 +277,11 @@ class ImageCache:
             )
         return row
 
+    def lookup(self, image_ids: Sequence[str]) -> np.ndarray:
+        """Rows of many ids at once (int64; -1 for an id absent from the cache; failed ids keep
+        their row: check :attr:`ok`)."""
+        return np.fromiter((self._rows.get(i, -1) for i in image_ids), np.int64, len(image_ids))
+
     def read_rows(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         """A copy of many rows, ``(len(rows), size, size)``, read in ascending row order."""
         rows = np.asarray(rows, dtype=np.int64)

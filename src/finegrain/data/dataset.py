@@ -76,9 +76,17 @@ class CXRDataset(Dataset):
 
         positions = np.flatnonzero((index["split"] == split).to_numpy(dtype=bool, na_value=False))
         part = index.iloc[positions]
-        raw = pd.to_numeric(part[observation], errors="raise").astype("Int64")
+        raw = pd.to_numeric(part[observation], errors="coerce")
+        bad = (raw.isna() & part[observation].notna()) | (raw.notna() & ~raw.isin([1, 0, -1]))
+        if bad.any():
+            position = int(positions[bad.to_numpy().nonzero()[0][0]])
+            raise ValueError(
+                f"index table: label {part[observation].iloc[int(bad.to_numpy().argmax())]!r} "
+                f"in column {observation!r} at row {position} is not 1, 0, -1 or empty"
+            )
+        raw = raw.astype("Int64")
         ids = part["image_id"].astype(str).tolist()
-        cache_rows = np.array([cache._rows.get(i, -1) for i in ids], dtype=np.int64)
+        cache_rows = cache.lookup(ids)
         blank = raw.isna().to_numpy()
         absent = ~blank & (cache_rows < 0)
         failed = ~blank & ~absent & ~cache.ok[np.maximum(cache_rows, 0)] if len(ids) else absent
