@@ -3,9 +3,12 @@ with the MeSH severity modifiers, and speed; plus the same F1 and speed for negs
 fed with the same mention phrases, and the speed ratio.
 
     python benchmarks/labeler.py [--data ../shared/data/openi] [--reports 200000] [--json out.json]
+    python benchmarks/labeler.py --errors Edema     # list the disagreements (prints report text)
 
-(a) micro-F1 of "positive or uncertain" (status 1/-1 -> 1; 0/blank -> 0) over the gold's seven
-    observations, and per observation with precision/recall;
+(a) micro-F1 over the gold's seven observations, and per observation with precision/recall, in
+    two views: "positive or uncertain" (the issue's: status 1/-1 -> 1; 0/blank -> 0) and
+    "positive only" (uncertain -> 0); plus the disagreements of each view counted by category
+    (see ``categorise``), to tell gold-standard conventions from labeler errors;
 (b) agreement of our subcategory with mesh_severity.csv, on rows where our status is 1/-1
     (coverage = such rows / all rows);
 (c) reports/s on the OpenI reports repeated to --reports reports, one process;
@@ -19,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from finegrain.observations import OBSERVATIONS
-from finegrain.reports.labeler import _analyse, _labels
+from finegrain.reports.labeler import _analyse, _labels, _pieces, _Sentence
 from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR, Lexicon, observation_slug
+from finegrain.reports.sections import DEID_TOKEN, remove_deid, select_text
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "openi"
 
@@ -58,6 +64,76 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+VIEWS = {
+    "positive or uncertain": (1, -1),  # the issue's view
+    "positive only": (1,),  # uncertain counted as absent
+}
+# vascular congestion-type phrases that CheXpert counts as Edema and the NegBio gold does not
+_CONGESTION = re.compile(r"congestion|prominence|engorgement|venous hypertension")
+CATEGORIES = ("hedge, gold absent", "hedge, gold present", "congestion", "deid", "other")
+
+
+def evidence(text: str, lex: Lexicon, observation: str) -> list[tuple[int, str, str]]:
+    """(status, mention, sentence) for each mention of ``observation`` in the labelled text."""
+    body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
+    out = []
+    for piece in _pieces(body):
+        mentions = []
+        for m in lex.mention_re.finditer(piece):
+            observations = lex.mention_observations(m.group())
+            if observations:
+                mentions.append((m.start(), m.end(), observations))
+        if not mentions:
+            continue
+        sentence = _Sentence(piece, lex, mentions)
+        for s, e, observations in mentions:
+            if observation in observations:
+                lo, hi = sentence.clause(s, e)
+                status = sentence.status(s, e, lo, hi)
+                out.append((status, piece[s:e], " ".join(piece.split())))
+    return out
+
+
+def categorise(status: int | None, gold: int, observation: str, found: list) -> str:
+    """Category of one disagreement (heuristic, for the error breakdown).
+
+    - "hedge, gold absent": we say uncertain, the gold says absent (the gold counts most hedged
+      findings as absent, although its README says 1 = positive or uncertain);
+    - "hedge, gold present": we say uncertain, the gold says present (positive-only view);
+    - "congestion": Edema from vascular congestion / prominence only (CheXpert counts it, the
+      gold does not);
+    - "deid": a false positive whose deciding mention has a de-identification mark within the
+      three words before it (``XXXX`` often swallowed a "no" or a hedge);
+    - "other": the rest (gold conventions such as "enlarged cardiac silhouette" not counted as
+      Cardiomegaly, garbled dictation, and labeler errors): read them with ``--errors``.
+    """
+    if status == -1:
+        return "hedge, gold present" if gold else "hedge, gold absent"
+    if gold == 0 and status == 1:
+        deciding = [(m, t) for st, m, t in found if st == 1]
+        if observation == "Edema" and all(_CONGESTION.search(m) for m, _ in deciding):
+            return "congestion"
+        deid = DEID_TOKEN.strip()
+        for mention, text in deciding:
+            before = text.split(mention)[0].split()[-3:]
+            if deid in before:
+                return "deid"
+    return "other"
+
+
+def disagreements(labels, reports, gold, observations, lex, present=(1, -1)):
+    """[(id, observation, our status, gold, category, evidence)] for one view."""
+    out = []
+    for g in gold:
+        for obs in observations:
+            status = labels[g["id"]][obs].status
+            y = int(g[obs])
+            if (status in present) != bool(y):
+                found = evidence(reports[g["id"]], lex, obs)
+                out.append((g["id"], obs, status, y, categorise(status, y, obs, found), found))
+    return out
 
 
 def ours(texts: list[str], lex: Lexicon) -> list[dict]:
@@ -131,6 +207,16 @@ def main(argv=None) -> int:
         "--baseline-reports", type=int, default=20_000, help="reports for the baseline's speed"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument(
+        "--errors",
+        metavar="OBS",
+        default=None,
+        help="only list the disagreements with the gold for this observation (id, our status, "
+        "gold, category, the sentences that mention it); prints report text",
+    )
+    parser.add_argument(
+        "--view", choices=sorted(VIEWS), default="positive or uncertain", help="for --errors"
+    )
     args = parser.parse_args(argv)
 
     if not (args.data / "reports.csv").is_file():
@@ -144,6 +230,18 @@ def main(argv=None) -> int:
     texts = [r["report"] for r in reports]
     ids = [r["id"] for r in reports]
     labels = dict(zip(ids, ours(texts, lex), strict=True))
+    by_id = dict(zip(ids, texts, strict=True))
+    if args.errors:
+        if args.errors not in gold_obs:
+            print(f"--errors: {args.errors!r} not in the gold ({', '.join(gold_obs)})")
+            return 2
+        rows = disagreements(labels, by_id, gold, [args.errors], lex, VIEWS[args.view])
+        print(f"{args.errors}, view {args.view!r}: {len(rows)} disagreements")
+        for report_id, _, status, y, category, found in rows:
+            print(f"id {report_id}  ours {status}  gold {y}  [{category}]")
+            for st, mention, text in found:
+                print(f"    {st!s:>2} {mention!r}: {text}")
+        return 0
     result: dict = {"data": str(args.data), "n_reports": len(texts)}
 
     pred = {i: {o: int(lab[o].status in (1, -1)) for o in gold_obs} for i, lab in labels.items()}
@@ -151,6 +249,13 @@ def main(argv=None) -> int:
     # secondary: positive only (uncertain -> 0); shows how the gold treats hedged findings
     pred_pos = {i: {o: int(lab[o].status == 1) for o in gold_obs} for i, lab in labels.items()}
     result["ours_f1_positive_only"] = f1_table(pred_pos, gold, gold_obs)
+    result["error_categories"] = {}
+    for view, present in VIEWS.items():
+        rows = disagreements(labels, by_id, gold, gold_obs, lex, present)
+        table = {obs: Counter() for obs in gold_obs}
+        for _, obs, status, _, category, _ in rows:
+            table[obs][f"{'FP' if status in present else 'FN'} {category}"] += 1
+        result["error_categories"][view] = {o: dict(c) for o, c in table.items()}
 
     agree = covered = 0
     for row in mesh:
@@ -186,22 +291,34 @@ def main(argv=None) -> int:
         result["speed_ratio"] = result["ours_reports_per_s"] / result["negspacy_reports_per_s"]
 
     print(f"OpenI development half: {len(texts)} reports, gold: {len(gold)} reports")
-    header = f"{'observation':<20}{'P':>7}{'R':>7}{'F1':>7}"
+    header = f"{'':<20}{'positive or uncertain':>21} |{'positive only':>21}"
     if nlp is not None:
-        header += f"   | negspacy {'P':>6}{'R':>7}{'F1':>7}"
+        header += f" |{'negspacy (not negated)':>23}"
+    print(header)
+    header = f"{'observation':<20}" + f"{'P':>7}{'R':>7}{'F1':>7} |" * 2
+    if nlp is not None:
+        header += f"{'P':>9}{'R':>7}{'F1':>7}"
     print(header)
     for obs in [*gold_obs, "micro"]:
-        r = result["ours_f1"][obs]
-        line = f"{obs:<20}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['f1']:>7.3f}"
+        line = f"{obs:<20}"
+        for key in ("ours_f1", "ours_f1_positive_only"):
+            r = result[key][obs]
+            line += f"{r['precision']:>7.3f}{r['recall']:>7.3f}{r['f1']:>7.3f} |"
         if nlp is not None:
             b = result["negspacy_f1"][obs]
-            line += f"   |          {b['precision']:>6.3f}{b['recall']:>7.3f}{b['f1']:>7.3f}"
+            line += f"{b['precision']:>9.3f}{b['recall']:>7.3f}{b['f1']:>7.3f}"
         print(line)
-    r = result["ours_f1_positive_only"]["micro"]
-    print(
-        f"{'micro, positive only':<20}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['f1']:>7.3f}"
-        "   (uncertain counted as absent)"
-    )
+    kinds = [f"{side} {c}" for side in ("FP", "FN") for c in CATEGORIES]
+    for view, table in result["error_categories"].items():
+        used = [k for k in kinds if any(k in t for t in table.values())]
+        print(f"disagreements by category, view {view!r} (benchmarks/labeler.py --errors OBS):")
+        print(f"{'observation':<20}" + "".join(f"{k:>{max(len(k), 5) + 2}}" for k in used))
+        totals = Counter()
+        for obs, counts in table.items():
+            totals.update(counts)
+            row = "".join(f"{counts.get(k, 0):>{max(len(k), 5) + 2}}" for k in used)
+            print(f"{obs:<20}{row}")
+        print(f"{'all':<20}" + "".join(f"{totals.get(k, 0):>{max(len(k), 5) + 2}}" for k in used))
     s = result["subcategory"]
     print(
         f"subcategory agreement with MeSH: {s['agreement']:.3f} "
