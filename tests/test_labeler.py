@@ -333,3 +333,16 @@ def test_benchmark_metrics_helper():
 def test_run_on_sentence_stays_fast_and_labelled():
     labels = label_report("small effusion, " * 3000)  # 48,000 characters, one "sentence"
     assert labels["Pleural Effusion"] == ObservationLabel(1, "small", None, "atypical")
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("Interstitial edema difficult to entirely exclude.", -1),
+        ("Mild edema cannot be entirely excluded.", -1),
+        ("Difficult to exclude early edema.", -1),
+        ("Edema is present.", 1),
+    ],
+)
+def test_post_hedges_difficult_to_exclude(text, status):
+    assert lab(text, "Edema").status == status
