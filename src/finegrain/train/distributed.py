@@ -22,6 +22,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # True when init_distributed created the process group
 
     @property
     def is_main(self) -> bool:
@@ -52,17 +53,19 @@ def init_distributed(device: str = "auto") -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
+    owns = False
     if world_size > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+        owns = True
+    return DistInfo(rank, world_size, local_rank, dev, owns_group=owns)
 
 
 def cleanup(info: DistInfo) -> None:
-    """Leave the process group (if this module joined one)."""
-    if info.distributed and dist.is_initialized():
+    """Leave the process group if :func:`init_distributed` created it."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 
