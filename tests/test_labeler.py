@@ -346,3 +346,26 @@ def test_run_on_sentence_stays_fast_and_labelled():
 )
 def test_post_hedges_difficult_to_exclude(text, status):
     assert lab(text, "Edema").status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        # exam quality is not a hedge on the finding: the explicit statement decides
+        ("Assessment for effusion limited by rotation; no large effusion is seen.", 0),
+        ("Evaluation for pleural fluid is limited. Small left effusion.", 1),
+        # alone, an unassessed finding stays uncertain, and carries no cue
+        ("Evaluation for effusion is limited.", -1),
+        ("Effusion is difficult to assess on this portable film.", -1),
+        # "limited to" is extent, not exam quality
+        ("Small effusion limited to the costophrenic angle.", 1),
+    ],
+)
+def test_exam_quality_is_not_a_hedge(text, status):
+    assert lab(text, "Pleural Effusion").status == status
+
+
+def test_unassessed_mention_carries_no_cue_and_keeps_no_finding_blank():
+    labels = label_report("Evaluation for small effusion is limited.")
+    assert labels["Pleural Effusion"] == ObservationLabel(-1, None, None, "typical")
+    assert labels["No Finding"].status is None

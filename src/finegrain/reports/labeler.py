@@ -8,9 +8,12 @@ report is blank everywhere.
 
 Engine, per sentence that contains a mention (see ``docs/division.md``):
 
-- **status**: the nearest negation/uncertainty cue before the mention in its clause (clauses end
-  at terminators such as "but", "which", "there is"); if none, the first post cue after it
-  ("... is not seen", "... cannot be excluded") reached through a linking verb. Pseudo cues
+- **status**: an exam-quality phrase right after the mention ("evaluation for pleural fluid
+  limited") marks it *unassessed*: it counts (as uncertain) only when nothing else in the report
+  is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
+  in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
+  first post cue after it ("... is not seen", "... cannot be excluded") reached through a
+  linking verb. Pseudo cues
   ("no change") do nothing; a change noun ("improvement in", "increase in") presupposes the
   finding, so cues before it do not reach the mention.
 - **cues** (status 1 / -1 only): a severity or change cue *attached* to the mention: before it
@@ -53,6 +56,8 @@ _NOT_FINDING = "Support Devices"
 _MAX_PRE_TOKENS = 8
 _MAX_POST_TOKENS = 16
 _MAX_SENTENCE = 1000
+#: internal status of a mention that the exam could not assess ("evaluation for X is limited")
+_UNASSESSED = -2
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,13 @@ class _Sentence:
         for cs, _, cue in cues:
             if s <= cs < e and cue.negation:
                 return NEGATIVE  # "heart is not enlarged"
+        for cs, ce, cue in cues:
+            if cs < e or ce > hi or cue.pseudo:
+                continue
+            if cue.unassessed and self._post_gap_ok(e, cs, change=False):
+                return _UNASSESSED  # "evaluation for pleural fluid (is) limited"
+            if cue.unassessed or cue.negation or cue.uncertainty:
+                break
         for i in range(len(cues) - 1, -1, -1):
             cs, ce, cue = cues[i]
             if ce > s or cs < lo:
@@ -285,7 +297,7 @@ def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
             lo, hi = sentence.clause(s, e)
             status = sentence.status(s, e, lo, hi)
             severity = change = None
-            if status != NEGATIVE:
+            if status in (POSITIVE, UNCERTAIN):
                 severity = sentence.attached(s, e, lo, hi, "severity")
                 change = sentence.attached(s, e, lo, hi, "change")
             for obs in observations:
@@ -301,11 +313,15 @@ def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
 
 
 def _aggregate_status(statuses: list[int]) -> int:
+    """Positive > uncertain > negative; a mention the exam could not assess counts (as
+    uncertain) only when it is all the report says about the finding."""
     if POSITIVE in statuses:
         return POSITIVE
     if UNCERTAIN in statuses:
         return UNCERTAIN
-    return NEGATIVE
+    if NEGATIVE in statuses:
+        return NEGATIVE
+    return UNCERTAIN  # only unassessed mentions
 
 
 def _last(items: list[tuple[int, str]], status: int) -> str | None:

@@ -46,6 +46,7 @@ class Cue:
     negation: frozenset[str] = frozenset()  # {"pre", "post"}
     uncertainty: frozenset[str] = frozenset()
     pseudo: bool = False
+    unassessed: bool = False  # exam quality after a mention: "evaluation for X is limited"
     terminator: bool = False
     severity: str | None = None  # normalised Table 1 term
     change: str | None = None
@@ -319,12 +320,14 @@ def _load(directory: Path) -> Lexicon:
                     slot[name] = value
 
     neg = _read(directory / "negation.txt", ("pre", "post", "pseudo"))
-    unc = _read(directory / "uncertainty.txt", ("pre", "post", "both", "pseudo"))
+    unc = _read(directory / "uncertainty.txt", ("pre", "post", "both", "pseudo", "unassessed"))
     for table, name in ((neg, "negation"), (unc, "uncertainty")):
         for section, entries in table.items():
             for entry in entries:
                 if section == "pseudo":
                     role(entry, pseudo=True)
+                elif section == "unassessed":
+                    role(entry, unassessed=True)
                 elif section in ("pre", "post"):
                     role(entry, **{name: frozenset({section})})
                 elif section == "both":
