@@ -369,3 +369,18 @@ def test_unassessed_mention_carries_no_cue_and_keeps_no_finding_blank():
     labels = label_report("Evaluation for small effusion is limited.")
     assert labels["Pleural Effusion"] == ObservationLabel(-1, None, None, "typical")
     assert labels["No Finding"].status is None
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("Basal opacity, an infectious process versus scarring.", -1),
+        ("Basal opacity, infectious etiology versus scarring.", -1),
+        ("Basal opacity, infectious etiology vs chronic change.", -1),
+        # a comma or another mention in between breaks the coordination
+        ("Infectious etiology, scarring versus atelectasis.", 1),
+        ("Pneumonia in the right base, atelectasis versus scarring on the left.", 1),
+    ],
+)
+def test_versus_coordinates_with_the_mention_head(text, status):
+    assert lab(text, "Pneumonia").status == status

@@ -13,7 +13,8 @@ Engine, per sentence that contains a mention (see ``docs/division.md``):
   is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
   in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
   first post cue after it ("... is not seen", "... cannot be excluded") reached through a
-  linking verb. Pseudo cues
+  linking verb, or a two-sided hedge ("versus") after the mention's head noun ("an infectious
+  etiology versus ..."). Pseudo cues
   ("no change") do nothing; a change noun ("improvement in", "increase in") presupposes the
   finding, so cues before it do not reach the mention.
 - **cues** (status 1 / -1 only): a severity or change cue *attached* to the mention: before it
@@ -146,6 +147,20 @@ class _Sentence:
             return not prefix or (change and prefix == [","])
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
 
+    def _head_gap(self, start: int, end: int) -> bool:
+        """Up to two plain words end the mention's noun phrase ("infectious *etiology*"), so a
+        two-sided hedge after them ("versus") still coordinates with the mention."""
+        lex = self.lex
+        tokens = self._tokens(start, end)
+        return len(tokens) <= 2 and not any(
+            t in lex.linking
+            or t in lex.barrier
+            or t in lex.preposition
+            or t in lex.coordinator
+            or not t.isalpha()
+            for t in tokens
+        )
+
     def _predicative(self, start: int) -> bool:
         """A cue after a linking verb ("has decreased", "is small") describes what precedes it."""
         tokens = _TOKEN.findall(self.text[max(0, start - 40) : start])
@@ -218,6 +233,8 @@ class _Sentence:
             if post_unc or post_neg:
                 if self._post_gap_ok(e, cs, change=False):
                     return UNCERTAIN if post_unc else NEGATIVE
+                if "pre" in cue.uncertainty and self._head_gap(e, cs):
+                    return UNCERTAIN  # "an infectious etiology versus chronic disease"
                 break
         return POSITIVE
 
