@@ -180,6 +180,8 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     # simulate lines written after the checkpoint by the killed process: they must be dropped
     with open(killed / "metrics.jsonl", "a") as handle:
         handle.write(json.dumps({"iteration": 6, "split": "validate"}) + "\n")
+    with open(killed / "predictions-validate.csv", "a") as handle:
+        handle.write("img000,6,0,,0.5\n")
     with pytest.raises(ValueError, match="--resume"):
         train(make_config(killed), datasets=tiny_datasets(), progress=False)
     with pytest.raises(ValueError, match="tau"):
