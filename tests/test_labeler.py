@@ -384,3 +384,19 @@ def test_unassessed_mention_carries_no_cue_and_keeps_no_finding_blank():
 )
 def test_versus_coordinates_with_the_mention_head(text, status):
     assert lab(text, "Pneumonia").status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("Effusion or atelectasis cannot be excluded.", -1),
+        ("Effusion, atelectasis, or consolidation cannot be excluded.", -1),
+        ("Effusion or a loculated collection could explain this.", -1),
+        ("Effusion and atelectasis are not seen.", 0),
+        # without a conjunction the post cue belongs to the last item only
+        ("Small effusion, atelectasis cannot be excluded.", 1),
+        ("Small effusion and atelectasis, cannot be excluded.", 1),
+    ],
+)
+def test_post_cue_reaches_a_coordinated_mention(text, status):
+    assert lab(text, "Pleural Effusion").status == status

@@ -13,7 +13,7 @@ Engine, per sentence that contains a mention (see ``docs/division.md``):
   is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
   in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
   first post cue after it ("... is not seen", "... cannot be excluded") reached through a
-  linking verb, or a two-sided hedge ("versus") after the mention's head noun ("an infectious
+  linking verb or a coordination ("X or Y cannot be excluded"), or a two-sided hedge ("versus") after the mention's head noun ("an infectious
   etiology versus ..."). Pseudo cues
   ("no change") do nothing; a change noun ("improvement in", "increase in") presupposes the
   finding, so cues before it do not reach the mention.
@@ -147,6 +147,27 @@ class _Sentence:
             return not prefix or (change and prefix == [","])
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
 
+    def _coordinated(self, start: int, end: int) -> bool:
+        """The mention is the first of a coordination that a post cue follows: "effusion or
+        atelectasis cannot be excluded", "cardiomegaly or pericardial fluid could ..."."""
+        lex = self.lex
+        tokens = self._tokens(start, end)
+        if (
+            len(tokens) > _MAX_PRE_TOKENS
+            or not tokens
+            or tokens[0] not in lex.coordinator
+            or tokens[-1] == ","
+            or not any(t.isalpha() and t in lex.coordinator for t in tokens)
+        ):
+            return False  # a conjunction must join them: "effusion, pneumonia cannot be ..."
+        return all(
+            t in lex.coordinator
+            or t in (",", "@")
+            or t.isalpha()
+            and not (t in lex.linking or t in lex.barrier or t in lex.preposition)
+            for t in tokens
+        )
+
     def _head_gap(self, start: int, end: int) -> bool:
         """Up to two plain words end the mention's noun phrase ("infectious *etiology*"), so a
         two-sided hedge after them ("versus") still coordinates with the mention."""
@@ -231,7 +252,7 @@ class _Sentence:
             post_unc = "post" in cue.uncertainty
             post_neg = "post" in cue.negation
             if post_unc or post_neg:
-                if self._post_gap_ok(e, cs, change=False):
+                if self._post_gap_ok(e, cs, change=False) or self._coordinated(e, cs):
                     return UNCERTAIN if post_unc else NEGATIVE
                 if "pre" in cue.uncertainty and self._head_gap(e, cs):
                     return UNCERTAIN  # "an infectious etiology versus chronic disease"
