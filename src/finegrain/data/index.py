@@ -36,17 +36,25 @@ class IndexSummary:
 
     kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
     skipped_files: list[str] = field(default_factory=list)
 
     def drop(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` rows left out of the index for ``reason``."""
         if n:
             self.dropped[reason] += n
+
+    def note(self, what: str, n: int = 1) -> None:
+        """Count ``n`` rows kept, but with something worth knowing (e.g. no report)."""
+        if n:
+            self.notes[what] += n
 
     def format(self) -> str:
         """Human-readable lines: kept count, then each drop reason with its count."""
         lines = [f"kept {self.kept} images"]
         for reason, n in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0])):
             lines.append(f"dropped {n} ({reason})")
+        lines += [f"note: {n} {what}" for what, n in sorted(self.notes.items())]
         return "\n".join(lines)
 
 

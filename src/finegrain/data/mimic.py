@@ -179,12 +179,8 @@ def _add_subcategories(
     texts = read_texts(paths)
     found = np.array([t is not None for t in texts])
     n_missing = int(frame["study_id"].isin(studies["study_id"][~found]).sum())
-    summary.drop("report missing: subcategories left empty (rows kept)", n_missing)
-    try:
-        labeled = label_texts([t for t in texts if t is not None], progress=progress)
-    except ImportError:  # the labeler is an optional part of a partial install
-        summary.drop("report labeler unavailable: subcategories left empty (rows kept)", len(frame))
-        return
+    summary.note("rows whose report is missing: subcategories left empty", n_missing)
+    labeled = label_texts([t for t in texts if t is not None], progress=progress)
     labeled["study_id"] = studies["study_id"][found].to_numpy()
     merged = frame[["study_id"]].merge(labeled, on="study_id", how="left")
     no_subcat = 0
@@ -195,4 +191,4 @@ def _add_subcategories(
         frame[col] = values
         if obs != "No Finding":  # "No Finding" never has a fine label
             no_subcat += int((positive & pd.isna(values)).sum())
-    summary.drop("positive label without a labeler subcategory (label kept)", no_subcat)
+    summary.note("positive labels without a labeler subcategory", no_subcat)
