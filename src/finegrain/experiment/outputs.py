@@ -15,7 +15,9 @@ import pandas as pd
 
 from finegrain.experiment.aggregate import (
     averaged_scores,
+    fg_cases,
     results_table,
+    selected_predictions,
     split_statistics,
     summary_table,
 )
@@ -144,6 +146,86 @@ def write_figures(
     return figures
 
 
+def write_cams(
+    out: Path, selections: Sequence[RunSelection], preset: Preset, notes: list[str]
+) -> list[Figure]:
+    """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (seed 0, chosen
+    checkpoints) on one atypical and one typical test positive per observation.
+
+    Skipped with a note when ``finegrain.cam`` is unavailable or a piece is missing.
+    """
+    try:
+        from finegrain.cam import cam_images
+        from finegrain.train.checkpoint import checkpoint_path
+    except ImportError as exc:
+        notes.append(f"CAMs not drawn: {exc}")
+        return []
+    import json
+
+    from finegrain.data.index import read_index
+
+    figures = []
+    for obs in preset.observations:
+        pair = []
+        for method in ("u-ones", "pu-rm"):
+            t = method_tau(method, preset.tau)
+            found = [
+                s
+                for s in selections
+                if s.spec.observation == obs
+                and s.spec.method == method
+                and s.spec.tau == t
+                and s.spec.seed == 0
+                and s.iteration is not None
+            ]
+            if found:
+                pair.append(found[0])
+        if len(pair) != 2:
+            continue
+        split = "test" if (pair[0].directory / "predictions-test.csv").is_file() else "validate"
+        cases = fg_cases(selected_predictions(pair[0], split))
+        picks = [
+            cases[cases["subcategory"] == sub].sort_values("image_id").head(1)
+            for sub in ("atypical", "typical")
+        ]
+        picks = pd.concat(picks)
+        if picks.empty:
+            continue
+        ckpts = [checkpoint_path(s.directory, s.iteration) for s in pair]
+        config = json.loads((pair[0].directory / "config.json").read_text(encoding="utf-8"))
+        missing = [str(c) for c in ckpts if not c.is_file()]
+        if missing or "index" not in config:
+            what = ", ".join(missing) if missing else "the index path in config.json"
+            notes.append(f"{obs}: CAMs not drawn: missing {what}")
+            continue
+        index_path = Path(config["index"])
+        index = read_index(index_path).set_index("image_id")
+        paths = []
+        for image_id in picks["image_id"]:
+            p = Path(str(index.loc[image_id, "path"]))
+            paths.append(p if p.is_absolute() else index_path.parent / p)
+        slug = obs.lower().replace(" ", "-")
+        try:
+            table = cam_images(ckpts, paths, out / "figures" / f"cam-{slug}", progress=False)
+        except (OSError, ValueError, RuntimeError) as exc:
+            notes.append(f"{obs}: CAMs not drawn: {exc}")
+            continue
+        for (_, row), sub in zip(table.iterrows(), picks["subcategory"], strict=True):
+            if row["error"]:
+                notes.append(f"{obs}: CAM of {row['path']} failed: {row['error']}")
+                continue
+            figures.append(
+                Figure(
+                    f"{obs}: CAM of an {sub} test positive",
+                    Path(row["output"]),
+                    "Class activation maps (last feature map weighted by the classifier's "
+                    "positive-class weights) of U-Ones (left) and PU-RM (right), seed 0 at "
+                    "the checkpoints chosen on validation; p = predicted probability.",
+                )
+            )
+    return figures
+
+
 def write_outputs(
     out: str | Path,
     specs: Sequence[RunSpec],
@@ -152,6 +234,7 @@ def write_outputs(
     methods: Sequence[str] | None = None,
     taus: Sequence[float] | None = None,
     config: dict | None = None,
+    cams: bool = True,
 ) -> Outputs:
     """Read the finished runs of ``specs`` under ``out/runs`` and write every output."""
     out = Path(out)
@@ -193,6 +276,8 @@ def write_outputs(
         + "\n".join(to_latex(t) for t in tables),
     )
     figures = write_figures(out, selections, summary, preset, methods) if selections else []
+    if cams and selections:
+        figures += write_cams(out, selections, preset, notes)
     paths["report.html"] = out / "report.html"
     write_report(
         paths["report.html"],
