@@ -15,6 +15,16 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _default_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file (0o666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_mode()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit rename it over ``path``.
@@ -28,6 +38,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         kwargs.setdefault("newline", "" if path.suffix == ".csv" else None)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a shared cache must stay readable
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

@@ -1,0 +1,45 @@
+"""Atomic writes: the destination is either the old content or the new, never a partial file."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from finegrain.io import append_jsonl, atomic_open, atomic_write_json, atomic_write_text, read_jsonl
+
+
+def test_atomic_write_replaces_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_failed_write_keeps_old_content(tmp_path):
+    target = tmp_path / "a.txt"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_file_gets_umask_permissions_not_private(tmp_path):
+    target = tmp_path / "c.json"
+    atomic_write_json(target, {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_read_jsonl_ignores_torn_last_line(tmp_path):
+    log = tmp_path / "m.jsonl"
+    append_jsonl(log, {"iteration": 1})
+    append_jsonl(log, {"iteration": 2})
+    with open(log, "a") as handle:
+        handle.write('{"iteration": 3')  # a writer killed mid-line
+    assert [r["iteration"] for r in read_jsonl(log)] == [1, 2]
