@@ -400,3 +400,20 @@ def test_versus_coordinates_with_the_mention_head(text, status):
 )
 def test_post_cue_reaches_a_coordinated_mention(text, status):
     assert lab(text, "Pleural Effusion").status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("The heart is possibly enlarged.", -1),
+        ("The heart size may be enlarged.", -1),
+        # "borderline" grades a size (present), inside or before the mention alike
+        ("Cardiac silhouette is borderline enlarged.", 1),
+        ("Borderline heart size.", 1),
+        ("Borderline enlarged heart.", 1),
+        ("The heart is enlarged.", 1),
+        ("The heart is not enlarged.", 0),
+    ],
+)
+def test_hedge_inside_a_mention_phrase(text, status):
+    assert lab(text, "Cardiomegaly").status == status

@@ -8,7 +8,8 @@ report is blank everywhere.
 
 Engine, per sentence that contains a mention (see ``docs/division.md``):
 
-- **status**: an exam-quality phrase right after the mention ("evaluation for pleural fluid
+- **status**: a negation or hedge inside a gapped mention decides ("heart is not enlarged",
+  "heart is borderline enlarged"); an exam-quality phrase right after the mention ("evaluation for pleural fluid
   limited") marks it *unassessed*: it counts (as uncertain) only when nothing else in the report
   is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
   in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
@@ -222,9 +223,14 @@ class _Sentence:
 
     def status(self, s: int, e: int, lo: int, hi: int) -> int:
         cues = self.cues
+        hedged = False
         for cs, _, cue in cues:
-            if s <= cs < e and cue.negation:
-                return NEGATIVE  # "heart is not enlarged"
+            if s <= cs < e and not cue.pseudo:
+                if cue.negation:
+                    return NEGATIVE  # "heart is not enlarged"
+                hedged = hedged or bool(cue.uncertainty)  # "heart is possibly enlarged"
+        if hedged:
+            return UNCERTAIN
         for cs, ce, cue in cues:
             if cs < e or ce > hi or cue.pseudo:
                 continue
