@@ -417,3 +417,10 @@ def test_post_cue_reaches_a_coordinated_mention(text, status):
 )
 def test_hedge_inside_a_mention_phrase(text, status):
     assert lab(text, "Cardiomegaly").status == status
+
+
+def test_indication_does_not_leak_when_findings_exist():
+    text = "INDICATION: Edema. Pneumonia?\nFINDINGS: Clear lungs.\nIMPRESSION: Normal chest."
+    labels = label_report(text)
+    assert labels["Edema"].status is None and labels["Pneumonia"].status is None
+    assert labels["No Finding"].status == 1
