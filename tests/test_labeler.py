@@ -328,6 +328,15 @@ def test_benchmark_metrics_helper():
     table = bench.f1_table(pred, gold, ["X"])
     assert table["X"]["precision"] == 0.5 and table["X"]["recall"] == 0.5
     assert table["micro"]["f1"] == 0.5
+    # the error categories of the breakdown
+    assert bench.categorise(-1, 0, "Edema", []) == "hedge, gold absent"
+    assert bench.categorise(-1, 1, "Edema", []) == "hedge, gold present"
+    congested = [(1, "vascular congestion", "mild vascular congestion"), (0, "edema", "no edema")]
+    assert bench.categorise(1, 0, "Edema", congested) == "congestion"
+    assert bench.categorise(1, 0, "Edema", [(1, "edema", "mild edema")]) == "other"
+    swallowed = [(1, "pneumothorax", "deid pneumothorax")]
+    assert bench.categorise(1, 0, "Pneumothorax", swallowed) == "deid"
+    assert bench.categorise(None, 1, "Pneumothorax", []) == "other"
 
 
 def test_run_on_sentence_stays_fast_and_labelled():
