@@ -433,3 +433,15 @@ def test_indication_does_not_leak_when_findings_exist():
     labels = label_report(text)
     assert labels["Edema"].status is None and labels["Pneumonia"].status is None
     assert labels["No Finding"].status == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "observation"),
+    [
+        ("Enlarged heart without overt interstitial edema.", "Edema"),
+        ("No definite focal consolidation.", "Consolidation"),
+        ("Negative for significant pleural effusion.", "Pleural Effusion"),
+    ],
+)
+def test_negation_reaches_through_hedging_adjectives(text, observation):
+    assert lab(text, observation).status == 0
