@@ -445,3 +445,22 @@ def test_indication_does_not_leak_when_findings_exist():
 )
 def test_negation_reaches_through_hedging_adjectives(text, observation):
     assert lab(text, observation).status == 0
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Heart size is normal.",
+        "Normal heart size.",
+        "The cardiac silhouette is within normal limits.",
+    ],
+)
+def test_normal_heart_size_is_a_negative_cardiomegaly(sentence):
+    # CheXpert (and so MIMIC's labels) reads a normal heart size as Cardiomegaly 0, not blank
+    labels = label_report(sentence)
+    assert labels["Cardiomegaly"].status == 0
+    assert labels["No Finding"].status == 1
+
+
+def test_stable_heart_size_says_nothing_about_cardiomegaly():
+    assert label_report("Heart size is stable.")["Cardiomegaly"].status is None
