@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ ITERATIONS = (10, 20, 30)
 def make_run(runs_root, spec: RunSpec, *, quality: float, n: int = 60, done: bool = True):
     """A run directory per the contract, with predictions whose AUC^FG grows with ``quality``
     and varies by iteration; metrics.jsonl is computed from the predictions."""
-    rng = np.random.default_rng(hash((spec.label, quality)) % 2**32)
+    rng = np.random.default_rng([zlib.crc32(spec.label.encode()), int(quality * 1000)])
     run_dir = spec.directory(runs_root)
     atomic_write_json(
         run_dir / "config.json",
