@@ -29,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 
 from finegrain.observations import OBSERVATIONS
-from finegrain.reports.labeler import _analyse, _labels, _pieces, _Sentence
+from finegrain.reports.labeler import _analyse, _labels, mention_evidence
 from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR, Lexicon, observation_slug
 from finegrain.reports.sections import DEID_TOKEN, remove_deid, select_text
 
@@ -75,25 +75,9 @@ _CONGESTION = re.compile(r"congestion|prominence|engorgement|venous hypertension
 CATEGORIES = ("hedge, gold absent", "hedge, gold present", "congestion", "deid", "other")
 
 
-def evidence(text: str, lex: Lexicon, observation: str) -> list[tuple[int, str, str]]:
+def evidence(text: str, lex: Lexicon, observation: str) -> list[tuple[int | None, str, str]]:
     """(status, mention, sentence) for each mention of ``observation`` in the labelled text."""
-    body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
-    out = []
-    for piece in _pieces(body):
-        mentions = []
-        for m in lex.mention_re.finditer(piece):
-            observations = lex.mention_observations(m.group())
-            if observations:
-                mentions.append((m.start(), m.end(), observations))
-        if not mentions:
-            continue
-        sentence = _Sentence(piece, lex, mentions)
-        for s, e, observations in mentions:
-            if observation in observations:
-                lo, hi = sentence.clause(s, e)
-                status = sentence.status(s, e, lo, hi)
-                out.append((status, piece[s:e], " ".join(piece.split())))
-    return out
+    return mention_evidence(text, observation, lexicon=lex)
 
 
 def categorise(status: int | None, gold: int, observation: str, found: list) -> str:
@@ -182,7 +166,6 @@ def build_negspacy(lexicon_dir: Path):
 
 def negspacy_labels(nlp, texts: list[str], observations) -> list[dict[str, int]]:
     from finegrain.reports.lexicon import default_lexicon
-    from finegrain.reports.sections import remove_deid, select_text
 
     lex = default_lexicon()
     bodies = [remove_deid(select_text(t, lex.sections_use, lex.sections_skip)) for t in texts]

@@ -242,7 +242,7 @@ def test_index_csv_with_label_columns_and_reports(tmp_path: Path, monkeypatch) -
     base.assign(path=["img0.png", "nope.png", *base["path"][2:]], report="x").to_csv(
         tmp_path / "missing.csv", index=False
     )
-    with pytest.raises(FileNotFoundError, match="line 3.*nope.png"):
+    with pytest.raises(FileNotFoundError, match="nope.png.*missing.csv line 3"):
         index_csv(tmp_path / "missing.csv", progress=False)
     frame, summary = index_csv(tmp_path / "missing.csv", skip_missing=True, progress=False)
     assert summary.dropped["image file missing"] == 1 and len(frame) == 5

@@ -24,8 +24,8 @@ import pandas as pd
 
 from finegrain.data.csvsource import (
     check_columns,
-    existing_files,
     finish_index,
+    keep_existing_files,
     load_labels_csv,
     parse_labels,
     patient_split,
@@ -112,15 +112,11 @@ def index_chexpert(
         frame = frame[~no_row]
 
     absolute = [os.path.join(root, p) for p in frame["path"]]
-    exists = existing_files(absolute)
-    if not exists.all():
-        if not skip_missing:
-            pos = int(np.flatnonzero(~exists)[0])
-            raise FileNotFoundError(
-                f"image file not found: {absolute[pos]} ({frame['_file'].iloc[pos]} line "
-                f"{frame['_line'].iloc[pos]}); use skip_missing / --skip-missing to continue"
-            )
-        summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
-        summary.drop("image file missing", int((~exists).sum()))
-        frame = frame[exists]
+    frame = keep_existing_files(
+        frame,
+        absolute,
+        summary,
+        skip_missing=skip_missing,
+        where=lambda pos: f"{frame['_file'].iloc[pos]} line {frame['_line'].iloc[pos]}",
+    )
     return finish_index(frame.reset_index(drop=True), summary, str(root)), summary

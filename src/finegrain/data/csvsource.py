@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,6 +112,33 @@ def existing_files(paths: Sequence[str], *, workers: int = 8) -> np.ndarray:
     return np.fromiter(
         (n in listing[d] for d, n in zip(parents, names, strict=True)), bool, len(paths)
     )
+
+
+def keep_existing_files(
+    frame: pd.DataFrame,
+    absolute: Sequence[str],
+    summary: IndexSummary,
+    *,
+    skip_missing: bool,
+    where: Callable[[int], str],
+) -> pd.DataFrame:
+    """Rows of ``frame`` whose image file (``absolute[i]``) exists.
+
+    A missing file is an error naming it and ``where(i)`` (the row it came from), unless
+    ``skip_missing``: then the rows are dropped, counted and their files listed in ``summary``.
+    """
+    exists = existing_files(absolute)
+    if exists.all():
+        return frame
+    if not skip_missing:
+        pos = int(np.flatnonzero(~exists)[0])
+        raise FileNotFoundError(
+            f"image file not found: {absolute[pos]} ({where(pos)}); "
+            "use skip_missing / --skip-missing to continue without it"
+        )
+    summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
+    summary.drop("image file missing", int((~exists).sum()))
+    return frame[exists]
 
 
 def _read_text(path: str) -> str | None:
@@ -301,14 +328,11 @@ def index_csv(
         )
     out = out[~no_split.to_numpy()]
     absolute = [p if os.path.isabs(p) else str(file.parent / p) for p in out["path"]]
-    exists = existing_files(absolute)
-    if not exists.all():
-        if not skip_missing:
-            pos = int(np.flatnonzero(~exists)[0])
-            raise FileNotFoundError(
-                f"{file}: line {int(out.index[pos]) + 2}: image file not found: {absolute[pos]}"
-            )
-        summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
-        summary.drop("image file missing", int((~exists).sum()))
-        out = out[exists]
+    out = keep_existing_files(
+        out,
+        absolute,
+        summary,
+        skip_missing=skip_missing,
+        where=lambda pos: f"{file} line {int(out.index[pos]) + 2}",
+    )
     return finish_index(out.reset_index(drop=True), summary, str(file)), summary

@@ -22,8 +22,8 @@ import pandas as pd
 
 from finegrain.data.csvsource import (
     check_columns,
-    existing_files,
     finish_index,
+    keep_existing_files,
     label_texts,
     load_labels_csv,
     parse_labels,
@@ -148,18 +148,16 @@ def index_mimic(
     ]
     frame["path"] = [f"{d}/{i}.jpg" for d, i in zip(folders, frame["dicom_id"], strict=False)]
     absolute = [os.path.join(root, p) for p in frame["path"]]
-    exists = existing_files(absolute)
-    if not exists.all():
-        if not skip_missing:
-            pos = int(np.flatnonzero(~exists)[0])
-            raise FileNotFoundError(
-                f"image file not found: {absolute[pos]} (dicom_id "
-                f"{frame['dicom_id'].iloc[pos]}, {meta_path.name} line {frame['_line'].iloc[pos]}); "
-                "use skip_missing / --skip-missing to continue without it"
-            )
-        summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
-        summary.drop("image file missing", int((~exists).sum()))
-        frame = frame[exists]
+    frame = keep_existing_files(
+        frame,
+        absolute,
+        summary,
+        skip_missing=skip_missing,
+        where=lambda pos: (
+            f"dicom_id {frame['dicom_id'].iloc[pos]}, {meta_path.name} line "
+            f"{frame['_line'].iloc[pos]}"
+        ),
+    )
 
     if not from_csv:
         _add_subcategories(frame, reports_root, summary, progress)

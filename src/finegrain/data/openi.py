@@ -25,8 +25,8 @@ import pandas as pd
 
 from finegrain.data.csvsource import (
     check_columns,
-    existing_files,
     finish_index,
+    keep_existing_files,
     label_texts,
     load_labels_csv,
     patient_split,
@@ -91,15 +91,17 @@ def index_openi(
         frame = frame.merge(labeled, on="id", how="left")
 
     absolute = [p if os.path.isabs(p) else os.path.join(folder, p) for p in frame["path"]]
-    exists = existing_files(absolute)
-    if not exists.all():
-        if not skip_missing:
-            pos = int(np.flatnonzero(~exists)[0])
-            where = f" (images.csv line {frame['_line'].iloc[pos]})" if "_line" in frame else ""
-            raise FileNotFoundError(f"image file not found: {absolute[pos]}{where}")
-        summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
-        summary.drop("image file missing", int((~exists).sum()))
-        frame = frame[exists]
+    frame = keep_existing_files(
+        frame,
+        absolute,
+        summary,
+        skip_missing=skip_missing,
+        where=lambda pos: (
+            f"images.csv line {frame['_line'].iloc[pos]}"
+            if "_line" in frame
+            else f"report id {frame['id'].iloc[pos]}"
+        ),
+    )
     frame = frame.assign(
         image_id=frame["path"].map(lambda p: Path(p).stem),
         subject_id=frame["id"],

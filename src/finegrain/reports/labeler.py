@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -327,10 +328,30 @@ def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
     if not body.replace(DEID_TOKEN, "").strip():
         return None  # blank, or only de-identification marks
     found: dict[str, _Found] = {}
-    mention_re = lex.mention_re
+    for sentence, s, e, observations in _mentions(body, lex):
+        lo, hi = sentence.clause(s, e)
+        status = sentence.status(s, e, lo, hi)
+        severity = change = None
+        if status in (POSITIVE, UNCERTAIN):
+            severity = sentence.attached(s, e, lo, hi, "severity")
+            change = sentence.attached(s, e, lo, hi, "change")
+        for obs in observations:
+            slot = found.get(obs)
+            if slot is None:
+                slot = found[obs] = _Found()
+            slot.statuses.append(status)
+            if severity is not None:
+                slot.severities.append((status, severity))
+            if change is not None:
+                slot.changes.append((status, change))
+    return found
+
+
+def _mentions(body: str, lex: Lexicon) -> Iterator[tuple[_Sentence, int, int, tuple[str, ...]]]:
+    """Each mention in ``body``: (its sentence, start, end, the observations it names)."""
     for piece in _pieces(body):
         mentions = []
-        for m in mention_re.finditer(piece):
+        for m in lex.mention_re.finditer(piece):
             observations = lex.mention_observations(m.group())
             if observations:
                 mentions.append((m.start(), m.end(), observations))
@@ -338,22 +359,23 @@ def _analyse(text: str, lex: Lexicon) -> dict[str, _Found] | None:
             continue
         sentence = _Sentence(piece, lex, mentions)
         for s, e, observations in mentions:
+            yield sentence, s, e, observations
+
+
+def mention_evidence(
+    text: str, observation: str, *, lexicon: Lexicon | None = None
+) -> list[tuple[int | None, str, str]]:
+    """Why the labeler said what it said: ``(status, mention, sentence)`` for every mention of
+    ``observation`` in the labelled part of ``text`` (returns report text: do not log it)."""
+    lex = lexicon if lexicon is not None else default_lexicon()
+    body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
+    out = []
+    for sentence, s, e, observations in _mentions(body, lex):
+        if observation in observations:
             lo, hi = sentence.clause(s, e)
             status = sentence.status(s, e, lo, hi)
-            severity = change = None
-            if status in (POSITIVE, UNCERTAIN):
-                severity = sentence.attached(s, e, lo, hi, "severity")
-                change = sentence.attached(s, e, lo, hi, "change")
-            for obs in observations:
-                slot = found.get(obs)
-                if slot is None:
-                    slot = found[obs] = _Found()
-                slot.statuses.append(status)
-                if severity is not None:
-                    slot.severities.append((status, severity))
-                if change is not None:
-                    slot.changes.append((status, change))
-    return found
+            out.append((status, sentence.text[s:e], " ".join(sentence.text.split())))
+    return out
 
 
 def _aggregate_status(statuses: list[int]) -> int:
