@@ -33,3 +33,14 @@ def phantom_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
     make_phantom(root, studies=48, size=64, seed=0)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: tiny models are fastest so and do not fight other processes."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,16 +21,7 @@ from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.models import MODELS, register_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyCXR(Dataset):
