@@ -93,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     from pathlib import Path
 
     from finegrain.cli import CLIError
@@ -108,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
     if args.data and (args.mimic or args.index):
         raise CLIError("--data phantom cannot be combined with --mimic or --index")
+    if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
+        logging.getLogger("finegrain.train").setLevel(logging.WARNING)
     source = DataSource(
         phantom=not (args.mimic or args.index),
         mimic=Path(args.mimic) if args.mimic else None,

@@ -198,12 +198,8 @@ def write_cams(
             what = ", ".join(missing) if missing else "the index path in config.json"
             notes.append(f"{obs}: CAMs not drawn: missing {what}")
             continue
-        index_path = Path(config["index"])
-        index = read_index(index_path).set_index("image_id")
-        paths = []
-        for image_id in picks["image_id"]:
-            p = Path(str(index.loc[image_id, "path"]))
-            paths.append(p if p.is_absolute() else index_path.parent / p)
+        index = read_index(config["index"]).set_index("image_id")  # paths resolved by read_index
+        paths = [Path(str(index.loc[image_id, "path"])) for image_id in picks["image_id"]]
         slug = obs.lower().replace(" ", "-")
         try:
             table = cam_images(ckpts, paths, out / "figures" / f"cam-{slug}", progress=False)

@@ -216,7 +216,7 @@ def run_grid(
         config = train_config(spec, preset, data, run_dir, **extra)
         ckpts = run_dir / "checkpoints"
         resume = ckpts.is_dir() and any(ckpts.glob("*.pt"))
-        log.info("%s run %s", "resuming" if resume else "starting", spec.label)
+        log.debug("%s run %s", "resuming" if resume else "starting", spec.label)
         return config, resume, preset.threads
 
     bar = tqdm(total=len(todo), desc="benchmark runs", unit="run", disable=not progress)

@@ -495,9 +495,14 @@ def _train(
                     record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
                     append_jsonl(out / "metrics.jsonl", record)
                     _append_predictions(out / f"predictions-{split}.csv", frame)
-                    bar.write(
-                        f"iter {iteration} {split}: auc_fg={scores['auc_fg']} auc={scores['auc']}"
+                    message = (
+                        f"iteration {iteration} {split}: AUC^FG {_fmt(scores['auc_fg'])}, "
+                        f"AUC {_fmt(scores['auc'])}"
                     )
+                    if progress:
+                        bar.write(message)
+                    else:
+                        log.info(message)
                 save_checkpoint(
                     checkpoint_path(out, iteration),
                     {
@@ -535,3 +540,8 @@ __all__ = [
     "train",
     "unwrap",
 ]
+
+
+def _fmt(value: float | None) -> str:
+    """A metric for the console: 4 decimals, or n/a when a class was empty."""
+    return "n/a" if value is None else f"{value:.4f}"
