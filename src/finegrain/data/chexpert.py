@@ -26,6 +26,7 @@ from finegrain.data.csvsource import (
     check_columns,
     finish_index,
     keep_existing_files,
+    keep_views,
     load_labels_csv,
     parse_labels,
     patient_split,
@@ -95,11 +96,7 @@ def index_chexpert(
     frame = pd.concat(parts, ignore_index=True)
 
     if views is not None:
-        wanted = {v.strip().upper() for v in views}
-        keep = frame["view"].str.upper().isin(wanted).fillna(False).to_numpy(bool)
-        for view, n in frame.loc[~keep, "view"].fillna("missing").value_counts().items():
-            summary.drop(f"view not kept ({view})", int(n))
-        frame = frame[keep]
+        frame = keep_views(frame, views, summary)
 
     if labels is not None:
         table = load_labels_csv(labels)

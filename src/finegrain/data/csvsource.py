@@ -114,6 +114,16 @@ def existing_files(paths: Sequence[str], *, workers: int = 8) -> np.ndarray:
     )
 
 
+def keep_views(frame: pd.DataFrame, views: Iterable[str], summary: IndexSummary) -> pd.DataFrame:
+    """Rows whose ``view`` is one of ``views`` (case-insensitive); the others are counted in
+    ``summary`` by their view ("missing" when blank)."""
+    wanted = {v.strip().upper() for v in views}
+    keep = frame["view"].str.upper().isin(wanted).fillna(False).to_numpy(bool)
+    for view, n in frame.loc[~keep, "view"].fillna("missing").value_counts().items():
+        summary.drop(f"view not kept ({view})", int(n))
+    return frame[keep]
+
+
 def keep_existing_files(
     frame: pd.DataFrame,
     absolute: Sequence[str],

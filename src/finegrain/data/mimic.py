@@ -24,6 +24,7 @@ from finegrain.data.csvsource import (
     check_columns,
     finish_index,
     keep_existing_files,
+    keep_views,
     label_texts,
     load_labels_csv,
     parse_labels,
@@ -98,11 +99,7 @@ def index_mimic(
     frame["view"] = frame["view"].astype("string").str.strip().replace("", pd.NA)
 
     if views is not None:
-        wanted = {v.strip().upper() for v in views}
-        keep = frame["view"].str.upper().isin(wanted).fillna(False).to_numpy(bool)
-        for view, n in frame.loc[~keep, "view"].fillna("missing").value_counts().items():
-            summary.drop(f"view not kept ({view})", int(n))
-        frame = frame[keep]
+        frame = keep_views(frame, views, summary)
 
     split_path = mimic_csv(root, "split")
     split = read_table(split_path, what="split table")
