@@ -195,3 +195,15 @@ def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
         main(["benchmark", "--index", "x.csv", "--out", str(out)])  # --cache missing
     with pytest.raises(SystemExit):
         main(["benchmark", "--tau", "1.5", "--out", str(out)])
+
+
+def test_cli_weights_reach_the_model(tiny_data, tmp_path, capsys):
+    from finegrain.cli import main
+
+    missing = tmp_path / "no-such-weights.pth"
+    args = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
+    args += ["--observations", "Edema", "--methods", "u-ones", "--seeds", "1"]
+    args += ["--iterations", "2", "--checkpoint-every", "1", "--image-size", "32", "--no-progress"]
+    args += ["--model", "resnet18", "--weights", str(missing), "--out", str(tmp_path / "b")]
+    assert main(args) == 2
+    assert f"weights file not found: {missing}" in capsys.readouterr().err

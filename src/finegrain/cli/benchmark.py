@@ -75,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--batch-size", type=int)
     train.add_argument("--lr", type=float)
     train.add_argument("--model", help="model name (see finegrain train --help)")
+    train.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="ImageNet weights file for the model (default: torchvision's file in the torch cache)",
+    )
+    train.add_argument(
+        "--no-pretrained", action="store_true", help="train from scratch, no ImageNet weights"
+    )
     train.add_argument("--image-size", type=int)
     train.add_argument("--phantom-studies", type=int)
     train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
@@ -127,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         model=args.model,
+        weights=args.weights,
+        pretrained=False if args.no_pretrained else None,
         image_size=args.image_size,
         phantom_studies=args.phantom_studies,
     )

@@ -21,6 +21,8 @@ class Preset:
     tau: float = 0.3
     model: str = "densenet121"
     pretrained: bool = True
+    #: ImageNet weights file (``None``: torchvision's file in the local torch hub cache)
+    weights: str | None = None
     image_size: int = 224
     iterations: int = 50_000
     checkpoint_every: int = 10_000

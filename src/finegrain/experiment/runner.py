@@ -131,6 +131,7 @@ def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Pa
         lr=preset.lr,
         model=preset.model,
         pretrained=preset.pretrained,
+        weights=preset.weights,
         out=str(run_dir),
         eval_splits=("validate", "test"),
         augment=preset.augment,
