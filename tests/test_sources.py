@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from finegrain.data.csvsource import (
 from finegrain.data.index import INDEX_COLUMNS
 from finegrain.data.mimic import index_mimic
 from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.reports import ObservationLabel
 
 VIEW_KEPT = ("AP", "PA")
 
@@ -43,17 +43,9 @@ def mimic_copy(phantom_root: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(phantom_root, tmp_path / "mimic"))
 
 
-@dataclass(frozen=True)
-class _Label:
-    status: int | None
-    severity: str | None = None
-    change: str | None = None
-    subcategory: str | None = None
-
-
-def _stub_labeler(text: str, **_: object) -> dict[str, _Label]:
+def _stub_labeler(text: str, **_: object) -> dict[str, ObservationLabel]:
     """Every observation positive and atypical: shows which rows receive a subcategory."""
-    return {obs: _Label(1, "mild", None, "atypical") for obs in OBSERVATIONS}
+    return {obs: ObservationLabel(1, "mild", None, "atypical") for obs in OBSERVATIONS}
 
 
 def test_counts_per_drop_reason_match_what_the_phantom_wrote(phantom_root: Path) -> None:

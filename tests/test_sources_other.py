@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -13,22 +12,15 @@ from finegrain.data.chexpert import index_chexpert
 from finegrain.data.index import INDEX_COLUMNS
 from finegrain.data.openi import index_openi
 from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.reports import ObservationLabel
 
 
-@dataclass(frozen=True)
-class _Label:
-    status: int | None
-    severity: str | None = None
-    change: str | None = None
-    subcategory: str | None = None
-
-
-def _edema_labeler(text: str, **_: object) -> dict[str, _Label]:
+def _edema_labeler(text: str, **_: object) -> dict[str, ObservationLabel]:
     """Edema positive (atypical if the text says 'mild'), everything else unmentioned."""
-    out = {obs: _Label(None) for obs in OBSERVATIONS}
+    out = {obs: ObservationLabel(None, None, None, None) for obs in OBSERVATIONS}
     if "edema" in text.lower():
         sub = "atypical" if "mild" in text.lower() else "typical"
-        out["Edema"] = _Label(1, None, None, sub)
+        out["Edema"] = ObservationLabel(1, None, None, sub)
     return out
 
 

@@ -20,17 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from finegrain.evaluate import SCORE_KEYS
 from finegrain.experiment.grid import RunSpec, method_tau
 from finegrain.io import read_jsonl
 
-METRIC_FIELDS: tuple[str, ...] = (
-    "auc_fg",
-    "auc",
-    "n_atypical",
-    "n_typical",
-    "n_positive",
-    "n_negative",
-)
+#: The metric fields of each metrics.jsonl line (the training loop's contract).
+METRIC_FIELDS: tuple[str, ...] = SCORE_KEYS
 
 #: Marker file a finished run directory carries (written last by the train loop).
 DONE_MARKER = "done"
