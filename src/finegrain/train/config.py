@@ -42,6 +42,9 @@ class TrainConfig:
     compile: bool = False
     num_workers: int | None = None
     augment: bool = True
+    #: where training augmentation runs: "loader" (per image, in DataLoader workers), "device"
+    #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
+    augment_on: str = "auto"
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +57,8 @@ class TrainConfig:
         self.eval_splits = tuple(self.eval_splits)
         if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
             raise ValueError("iterations, checkpoint_every and batch_size must be positive")
+        if self.augment_on not in ("auto", "loader", "device"):
+            raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
 

@@ -17,6 +17,7 @@ default, per rank = 32 / world size), evaluation is sharded and gathered, and on
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import platform
@@ -33,6 +34,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.io import (
     append_jsonl,
     atomic_write_csv,
@@ -63,12 +65,15 @@ from finegrain.train.distributed import (
 from finegrain.train.evaluation import predict_split
 from finegrain.train.methods import Method, get_method
 from finegrain.train.models import build_model
+from finegrain.train.tracking import TrackingSpec
 
 log = logging.getLogger(__name__)
 
 #: Config fields that may change between a run and its resumption (they do not change results
 #: on CPU, or only change speed).
-RUNTIME_FIELDS = frozenset({"num_workers", "compile", "eval_batch_size", "device", "out"})
+RUNTIME_FIELDS = frozenset(
+    {"num_workers", "compile", "eval_batch_size", "device", "out", "augment_on"}
+)
 PREDICTION_COLUMNS = ("image_id", "iteration", "label", "subcategory", "score")
 
 
@@ -120,12 +125,18 @@ class InfiniteBatchSampler:
             out[mask] = self._permutation(int(epoch))[stream[mask] % self.n]
         return out
 
+    def item_seeds(self, iteration: int) -> list[int]:
+        """This rank's per-item augmentation seeds of global batch ``iteration`` (0-based)."""
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
+        return [int(s) for s in seeds[lo:hi]]
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
         for iteration in count(self.start_iteration):
             positions = self.global_batch_positions(iteration)
-            seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
-            yield [(int(positions[j]), int(seeds[j])) for j in range(lo, hi)]
+            seeds = self.item_seeds(iteration)
+            yield [(int(positions[j]), seeds[j - lo]) for j in range(lo, hi)]
 
 
 class SeededItems(Dataset):
@@ -244,6 +255,30 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def _augmentation_on(
+    config: TrainConfig, train_set: Dataset, device: torch.device
+) -> tuple[Dataset, Augmentation | None]:
+    """Where the training augmentation runs: ``(dataset for the loader, augmentation to apply
+    to each batch on the device or None)``.
+
+    ``augment_on="device"`` (the ``"auto"`` choice on CUDA) takes the dataset's
+    :class:`Augmentation` out of the loader (which then reads plain batches in one read) and
+    applies it to the whole batch on the training device, each image with its item seed, so
+    the draws are the loader's. ``"loader"`` (``"auto"`` on CPU, where DataLoader workers
+    spread it over cores) augments image by image in the loader. Datasets whose augmentation
+    is not an :class:`Augmentation` always augment in the loader.
+    """
+    where = config.augment_on
+    if where == "auto":
+        where = "device" if device.type == "cuda" else "loader"
+    augment = getattr(train_set, "augment", None)
+    if where != "device" or not isinstance(augment, Augmentation):
+        return train_set, None
+    plain = copy.copy(train_set)
+    plain.augment = None
+    return plain, augment
+
+
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if not (config.amp and device.type == "cuda"):
         return None
@@ -326,15 +361,19 @@ def train(
     resume: bool = False,
     progress: bool = True,
     datasets: Mapping[str, Dataset] | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     """Train one run into ``config.out`` and return that directory (see the module docstring).
 
     ``datasets`` (optional) replaces :func:`build_datasets`: ``{"train": ..., <split>: ...}``
-    following the ``CXRDataset`` item contract.
+    following the ``CXRDataset`` item contract. ``tracking`` mirrors every evaluation to
+    TensorBoard / MLflow (see :mod:`finegrain.train.tracking`).
     """
     info = init_distributed(config.device)
     try:
-        return _train(config, info, resume=resume, progress=progress, datasets=datasets)
+        return _train(
+            config, info, resume=resume, progress=progress, datasets=datasets, tracking=tracking
+        )
     finally:
         cleanup(info)
 
@@ -346,6 +385,7 @@ def _train(
     resume: bool,
     progress: bool,
     datasets: Mapping[str, Dataset] | None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     from tqdm.auto import tqdm
 
@@ -440,8 +480,17 @@ def _train(
     if config.compile:
         net = torch.compile(net)
 
+    train_set, device_augment = _augmentation_on(config, train_set, device)
     loader = make_train_loader(train_set, config, info, start_iteration=start)
     batches = iter(loader)
+    tracker = None
+    if tracking is not None and tracking.enabled and info.is_main:
+        from finegrain.train.tracking import Tracker
+
+        params = config.to_dict()
+        params["versions"] = versions()
+        params["world_size"] = info.world_size
+        tracker = Tracker(tracking, out, params, start)
 
     # --- train
     net.train()
@@ -460,6 +509,9 @@ def _train(
         images, labels, _rows = next(batches)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
+        if device_augment is not None:  # the batch's augmentation, on the training device
+            seeds = loader.batch_sampler.item_seeds(iteration - 1)
+            images = augment_seeded(images, device_augment, seeds)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = net(images)
         loss = method.loss(logits, labels, config.tau)
@@ -503,6 +555,10 @@ def _train(
                         bar.write(message)
                     else:
                         log.info(message)
+                if tracker is not None:
+                    lr = optimizer.param_groups[0]["lr"]
+                    scores = {split: row for split, (row, _) in results.items()}
+                    tracker.log_evaluation(iteration, train_loss, lr, scores)
                 save_checkpoint(
                     checkpoint_path(out, iteration),
                     {
@@ -526,6 +582,13 @@ def _train(
             steps = 0
     bar.close()
     del batches, loader
+    if tracker is not None:
+        from finegrain.train.tracking import best_checkpoint
+
+        best = best_checkpoint(out)
+        if best is not None:
+            tracker.log_best_checkpoint(*best)
+        tracker.close()
     if info.is_main:
         atomic_write_text(out / "done", f"{config.iterations}\n")
     barrier(info)
