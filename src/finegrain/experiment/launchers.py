@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-#: Launcher names accepted by :func:`make_launcher` (and ``finegrain benchmark --launcher``).
+#: Launcher names accepted by :func:`launcher_for` (and ``finegrain benchmark --launcher``).
 LAUNCHERS = ("local", "ray", "slurm")
 
 
@@ -353,7 +353,10 @@ class LocalLauncher:
                     break
                 for sentinel in wait(list(running)):
                     process, receive, task, slot = running.pop(sentinel)
-                    message = receive.recv() if receive.poll() else None
+                    try:
+                        message = receive.recv() if receive.poll() else None
+                    except EOFError:  # the worker died before it could say anything
+                        message = None
                     receive.close()
                     process.join()
                     free.append(slot)
@@ -410,8 +413,8 @@ def _ray_entry(target, task: RunTask) -> str:
 
 
 class RayLauncher:
-    """Every run as a Ray task with ``num_gpus=gpus_per_run`` (0 on CPU) and ``cpus_per_run``
-    CPUs. ``address`` joins an existing cluster (``"auto"``, ``"ray://host:10001"``); without
+    """Every run as a Ray task with ``num_gpus=gpus_per_run`` (0 when ``use_gpus`` is false:
+    then ``gpus_per_run`` is the run's CPU processes) and ``cpus_per_run`` CPUs. ``address`` joins an existing cluster (``"auto"``, ``"ray://host:10001"``); without
     it a local cluster is started (with ``init_kwargs``, e.g. ``num_cpus``) and shut down
     afterwards. A task whose worker dies is retried up to ``retries`` times and resumes from
     its last checkpoint. The workers need finegrain installed (or a ``runtime_env``)."""
@@ -422,7 +425,8 @@ class RayLauncher:
         self,
         *,
         address: str | None = None,
-        gpus_per_run: int = 0,
+        gpus_per_run: int = 1,
+        use_gpus: bool = True,
         cpus_per_run: float = 1,
         retries: int = 3,
         init_kwargs: dict | None = None,
@@ -430,6 +434,7 @@ class RayLauncher:
     ) -> None:
         self.address = address
         self.gpus_per_run = gpus_per_run
+        self.use_gpus = use_gpus
         self.cpus_per_run = cpus_per_run
         self.retries = retries
         self.init_kwargs = dict(init_kwargs or {})
@@ -445,7 +450,7 @@ class RayLauncher:
             started = True
         remote = ray.remote(
             num_cpus=self.cpus_per_run,
-            num_gpus=self.gpus_per_run,
+            num_gpus=self.gpus_per_run if self.use_gpus else 0,
             max_retries=self.retries,
             retry_exceptions=False,
         )(_ray_entry)
@@ -496,8 +501,8 @@ class SubmititRun:
 class SlurmLauncher:
     """Every run as one Slurm job through submitit's ``AutoExecutor`` (logs in ``folder``).
 
-    A job asks for ``gpus_per_run`` GPUs on one node (a run of several GPUs uses
-    ``torch.distributed.run`` inside the job), ``cpus_per_run`` CPUs, ``time_min`` minutes on
+    A job asks for ``gpus_per_run`` GPUs on one node (none when ``use_gpus`` is false; a run
+    of several processes uses ``torch.distributed.run`` inside the job), ``cpus_per_run`` CPUs, ``time_min`` minutes on
     ``partition``; ``slurm_options`` go to sbatch as ``slurm_additional_parameters``. A job
     that is preempted or reaches its time limit is requeued (up to ``max_requeues`` times)
     and resumes; a job that dies is resubmitted up to ``retries`` times and resumes.
@@ -511,7 +516,8 @@ class SlurmLauncher:
         folder: str | Path,
         *,
         partition: str | None = None,
-        gpus_per_run: int = 0,
+        gpus_per_run: int = 1,
+        use_gpus: bool = True,
         cpus_per_run: int = 4,
         time_min: int = 24 * 60,
         mem_gb: float | None = None,
@@ -525,6 +531,7 @@ class SlurmLauncher:
         self.folder = Path(folder)
         self.partition = partition
         self.gpus_per_run = gpus_per_run
+        self.use_gpus = use_gpus
         self.cpus_per_run = cpus_per_run
         self.time_min = time_min
         self.mem_gb = mem_gb
@@ -549,7 +556,7 @@ class SlurmLauncher:
             nodes=1,
             tasks_per_node=1,
             cpus_per_task=self.cpus_per_run,
-            gpus_per_node=self.gpus_per_run,
+            gpus_per_node=self.gpus_per_run if self.use_gpus else 0,
         )
         if self.mem_gb is not None:
             params["mem_gb"] = self.mem_gb
@@ -606,12 +613,67 @@ class SlurmLauncher:
 # ---------------------------------------------------------------------------------------------
 
 
-def make_launcher(name: str, **options) -> Launcher:
-    """A launcher by name (``local``, ``ray``, ``slurm``) with its constructor's ``options``."""
-    classes = {"local": LocalLauncher, "ray": RayLauncher, "slurm": SlurmLauncher}
-    if name not in classes:
-        raise ValueError(f"unknown launcher {name!r}; expected one of: {', '.join(LAUNCHERS)}")
-    return classes[name](**options)
+def uses_gpus(device: str | None) -> bool:
+    """Whether runs on ``device`` (``cuda``, ``auto``/None with CUDA present) get whole GPUs."""
+    if device in (None, "auto"):
+        import torch
+
+        return torch.cuda.is_available()
+    return device == "cuda"
+
+
+def launcher_for(
+    name: str,
+    *,
+    out: str | Path,
+    device: str | None = None,
+    jobs: int | None = None,
+    gpus_per_run: int = 1,
+    address: str | None = None,
+    partition: str | None = None,
+    time_min: int | None = None,
+    cpus_per_run: int | None = None,
+    mem_gb: float | None = None,
+    slurm_options: dict[str, str] | None = None,
+    retries: int = 3,
+    cluster: str | None = None,
+) -> Launcher:
+    """The launcher ``name`` (``local``, ``ray``, ``slurm``) for a benchmark writing to ``out``.
+
+    On ``device`` ``cuda`` (or ``auto`` with CUDA present) each run gets ``gpus_per_run`` whole
+    GPUs; on CPU ``gpus_per_run`` > 1 means that many CPU processes per run (gloo), which is how
+    the multi-GPU path is tested without GPUs. ``jobs`` only applies to ``local`` (default: one
+    per GPU group on CUDA, else 1). Slurm logs go to ``out/slurm``.
+    """
+    if gpus_per_run < 1:
+        raise ValueError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
+    gpus = uses_gpus(device)
+    if name == "local":
+        if gpus:
+            return LocalLauncher(jobs, gpus=visible_gpus(), gpus_per_run=gpus_per_run)
+        return LocalLauncher(jobs, gpus_per_run=gpus_per_run)
+    if name == "ray":
+        return RayLauncher(
+            address=address,
+            gpus_per_run=gpus_per_run,
+            use_gpus=gpus,
+            cpus_per_run=cpus_per_run or 1,
+            retries=retries,
+        )
+    if name == "slurm":
+        return SlurmLauncher(
+            Path(out) / "slurm",
+            partition=partition,
+            gpus_per_run=gpus_per_run,
+            use_gpus=gpus,
+            cpus_per_run=cpus_per_run or 4,
+            time_min=time_min or 24 * 60,
+            mem_gb=mem_gb,
+            slurm_options=slurm_options,
+            retries=retries,
+            cluster=cluster,
+        )
+    raise ValueError(f"unknown launcher {name!r}; expected one of: {', '.join(LAUNCHERS)}")
 
 
 def _main(argv: Sequence[str]) -> int:
