@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from finegrain.experiment.grid import grid_for
 from finegrain.experiment.launchers import (
     LocalLauncher,
     RunTask,
@@ -27,7 +28,7 @@ from finegrain.experiment.launchers import (
     visible_gpus,
 )
 from finegrain.experiment.presets import DEMO
-from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark
+from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark, run_grid
 from finegrain.train.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -246,11 +247,11 @@ def test_submitit_grid_equals_the_local_launcher(tiny_data, reference, tmp_path)
     assert len(result.grid.trained) == 4
     assert set(launcher.attempts.values()) == {1}
     assert_same_grid(tmp_path, reference)
-    # finished runs are skipped; --report-only builds the same report from the folder
-    again = run_benchmark(
-        tmp_path, TINY, source, methods=METHODS, progress=False, launcher=launcher
-    )
-    assert len(again.grid.trained) == 0 and len(again.grid.skipped) == 4
+    # finished runs are skipped: nothing is submitted again
+    specs = grid_for(TINY.selections, observations=TINY.observations, seeds=2, methods=METHODS)
+    again = run_grid(specs, tmp_path / "runs", TINY, tiny_data, progress=False, launcher=launcher)
+    assert len(again.trained) == 0 and len(again.skipped) == 4
+    assert set(launcher.attempts.values()) == {1}
 
 
 def kill_a_training_process(out: Path, runs: int, marker: str, killed: list) -> None:

@@ -565,8 +565,6 @@ class SlurmLauncher:
                 params["slurm_partition"] = self.partition
             if self.slurm_options:
                 params["slurm_additional_parameters"] = self.slurm_options
-        elif executor.cluster == "local":
-            params["local_signal_delay_s"] = 5
         executor.update_parameters(**params)
         return executor
 
