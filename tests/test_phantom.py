@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from finegrain.data import phantom
 from finegrain.data.phantom import (
     DRAWN,
     LABEL_CSV_COLUMNS,
     METADATA_COLUMNS,
     SPLIT_COLUMNS,
     TRUTH_COLUMNS,
+    Finding,
+    Painter,
     make_phantom,
 )
 from finegrain.observations import OBSERVATIONS
@@ -143,8 +144,8 @@ def test_slight_findings_are_subtle_and_significant_ones_clear(observation: str)
     much closer to the negative than the significant one (atypical positives are subtle)."""
 
     def draw(severity: float) -> np.ndarray:
-        painter = phantom._Painter(64, np.random.default_rng(0))
-        findings = {obs: phantom._Finding() for obs in OBSERVATIONS}
+        painter = Painter(64, np.random.default_rng(0))
+        findings = {obs: Finding() for obs in OBSERVATIONS}
         findings[observation].severity = severity
         findings["Consolidation"].where = "right lower lobe"
         findings["Pleural Effusion"].where = "left"
