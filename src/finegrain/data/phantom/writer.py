@@ -54,6 +54,14 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _folder_mode() -> int:
+    """Permissions a plain ``mkdir()`` would give a new folder (0o777 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
+
 @dataclass
 class PhantomSummary:
     """What ``make_phantom`` wrote."""
@@ -115,6 +123,7 @@ def make_phantom(
     # run leaves no half-written phantom (and no per-file fsync is needed)
     root = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
+        os.chmod(root, _folder_mode())  # mkdtemp makes 0700; the phantom must respect the umask
         summary = _write_phantom(root, studies=studies, size=size, seed=seed, progress=progress)
         if final.exists():
             final.rmdir()
