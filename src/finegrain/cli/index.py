@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
-    from finegrain.data.csvsource import index_csv, rebase_paths
+    from finegrain.data.csvsource import index_csv
     from finegrain.data.index import write_index
+    from finegrain.data.sources import rebase_paths
     from finegrain.io import atomic_write_text
 
     views = None if [v.lower() for v in args.views] == ["all"] else tuple(args.views)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from finegrain.io import atomic_open
-from finegrain.observations import COARSE_VALUES, OBSERVATIONS, SUBCATEGORIES, subcategory_column
+from finegrain.labels import check_labels, check_subcategories, csv_line
+from finegrain.observations import OBSERVATIONS, subcategory_column
 
 META_COLUMNS: tuple[str, ...] = ("image_id", "path", "subject_id", "study_id", "split", "view")
 SPLITS: tuple[str, ...] = ("train", "validate", "test")
@@ -69,6 +70,7 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
     Missing subcategory columns are added empty; missing metadata or label columns are an error.
     Errors name ``source``, the offending column and the first bad row (as a CSV line number).
     """
+    where = csv_line()
     missing = [c for c in META_COLUMNS + LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
@@ -92,26 +94,9 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
         value = frame.loc[dup, "image_id"].iloc[0]
         raise ValueError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
     for col in LABEL_COLUMNS:
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = (
-            numeric.isna() & frame[col].notna() & (frame[col].astype("string").str.strip() != "")
-        ) | (numeric.notna() & ~numeric.isin(COARSE_VALUES))
-        if bad.any():
-            value = frame.loc[bad, col].iloc[0]
-            raise ValueError(
-                f"{source}: label {value!r} in column {col!r} at line {_line(frame, bad)} "
-                "is not one of 1, 0, -1 or empty"
-            )
-        frame[col] = numeric.astype("Int8")
+        frame[col] = check_labels(frame[col], source=source, column=col, where=where)
     for col in SUBCATEGORY_COLUMNS:
-        values = frame[col].astype("string").str.strip().replace("", pd.NA)
-        bad = values.notna() & ~values.isin(SUBCATEGORIES)
-        if bad.any():
-            raise ValueError(
-                f"{source}: subcategory {values[bad].iloc[0]!r} in column {col!r} at line "
-                f"{_line(frame, bad)} is not 'atypical', 'typical' or empty"
-            )
-        frame[col] = values
+        frame[col] = check_subcategories(frame[col], source=source, column=col, where=where)
     ordered = list(INDEX_COLUMNS) + [c for c in frame.columns if c not in INDEX_COLUMNS]
     return frame[ordered].reset_index(drop=True)
 

@@ -9,7 +9,7 @@ A folder with ``reports.csv`` (``id, report``) and the images, mapped to reports
 
 Coarse labels and subcategories come from the report labeler on the report text (or a
 ``finegrain label`` CSV keyed by report id). Each report is treated as one patient; the split is
-:func:`~finegrain.data.csvsource.patient_split` by report id with ``seed`` (70/10/20).
+:func:`~finegrain.data.sources.patient_split` by report id with ``seed`` (70/10/20).
 Images whose report is absent are dropped (``report missing``); reports without an image are
 counted (``report without image``).
 """
@@ -23,16 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finegrain.data.csvsource import (
+from finegrain.data.index import IndexSummary
+from finegrain.data.sources import (
     check_columns,
-    finish_index,
-    keep_existing_files,
+    finish_source,
     label_texts,
-    load_labels_csv,
     patient_split,
     read_table,
 )
-from finegrain.data.index import IndexSummary
 
 IMAGE_NAME = re.compile(r"^(?:CXR)?(\d+)(?:_.*)?\.(?:png|jpe?g)$", re.IGNORECASE)
 
@@ -78,30 +76,11 @@ def index_openi(
     summary.drop("report missing", int(no_report.sum()))
     frame = frame[~no_report].reset_index(drop=True)
 
-    if labels is not None:
-        table = load_labels_csv(labels)
-        frame = frame.merge(table, on="id", how="left", indicator=True)
-        no_row = (frame.pop("_merge") == "left_only").to_numpy()
-        summary.drop("label row missing", int(no_row.sum()))
-        frame = frame[~no_row].reset_index(drop=True)
-    else:
+    if labels is None:
         studies = frame.drop_duplicates("id")
         labeled = label_texts(studies["report"].astype(str).tolist(), progress=progress)
         labeled["id"] = studies["id"].to_numpy()
         frame = frame.merge(labeled, on="id", how="left")
-
-    absolute = [p if os.path.isabs(p) else os.path.join(folder, p) for p in frame["path"]]
-    frame = keep_existing_files(
-        frame,
-        absolute,
-        summary,
-        skip_missing=skip_missing,
-        where=lambda pos: (
-            f"images.csv line {frame['_line'].iloc[pos]}"
-            if "_line" in frame
-            else f"report id {frame['id'].iloc[pos]}"
-        ),
-    )
     frame = frame.assign(
         image_id=frame["path"].map(lambda p: Path(p).stem),
         subject_id=frame["id"],
@@ -109,4 +88,18 @@ def index_openi(
         split=patient_split(frame["id"], seed=seed),
         view=frame["view"] if "view" in frame.columns else pd.NA,
     )
-    return finish_index(frame.reset_index(drop=True), summary, str(folder)), summary
+    frame = finish_source(
+        frame,
+        summary,
+        root=folder,
+        source=str(folder),
+        skip_missing=skip_missing,
+        where=lambda row: (
+            f"images.csv line {row['_line']}"
+            if pd.notna(row["_line"])
+            else f"report id {row['id']}"
+        ),
+        labels=labels,
+        key="id",
+    )
+    return frame, summary
