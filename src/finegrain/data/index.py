@@ -29,6 +29,29 @@ SUBCATEGORY_COLUMNS: tuple[str, ...] = tuple(subcategory_column(o) for o in OBSE
 INDEX_COLUMNS: tuple[str, ...] = META_COLUMNS + tuple(
     c for obs in OBSERVATIONS for c in (obs, subcategory_column(obs))
 )
+#: Where a subcategory comes from: ``text`` (the report labeler, ``<Obs> subcategory``) or
+#: ``mesh`` (OpenI's manual MeSH annotation, optional ``<Obs> subcategory mesh`` columns).
+FINE_LABEL_SOURCES: tuple[str, ...] = ("text", "mesh")
+
+
+def fine_label_column(observation: str, source: str = "text") -> str:
+    """The subcategory column of ``observation`` from fine-label ``source``.
+
+    >>> fine_label_column("Edema"), fine_label_column("Edema", "mesh")
+    ('Edema subcategory', 'Edema subcategory mesh')
+    """
+    if source not in FINE_LABEL_SOURCES:
+        raise ValueError(
+            f"unknown fine-label source {source!r}; expected one of {', '.join(FINE_LABEL_SOURCES)}"
+        )
+    column = subcategory_column(observation)
+    return column if source == "text" else f"{column} {source}"
+
+
+#: Optional columns an index may carry after the contract's (validated when present).
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(
+    fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
+)
 
 
 @dataclass
@@ -95,7 +118,7 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
         raise ValueError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
     for col in LABEL_COLUMNS:
         frame[col] = check_labels(frame[col], source=source, column=col, where=where)
-    for col in SUBCATEGORY_COLUMNS:
+    for col in SUBCATEGORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in frame.columns):
         frame[col] = check_subcategories(frame[col], source=source, column=col, where=where)
     ordered = list(INDEX_COLUMNS) + [c for c in frame.columns if c not in INDEX_COLUMNS]
     return frame[ordered].reset_index(drop=True)

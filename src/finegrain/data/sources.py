@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finegrain.data.index import INDEX_COLUMNS, IndexSummary, normalise_index
+from finegrain.data.index import INDEX_COLUMNS, OPTIONAL_COLUMNS, IndexSummary, normalise_index
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import OBSERVATIONS, subcategory_column
 
@@ -257,7 +257,8 @@ def finish_index(frame: pd.DataFrame, summary: IndexSummary, source: str) -> pd.
     for col in INDEX_COLUMNS:
         if col not in frame.columns:
             frame[col] = pd.NA
-    frame = normalise_index(frame[list(INDEX_COLUMNS)], source=source)
+    optional = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    frame = normalise_index(frame[list(INDEX_COLUMNS) + optional], source=source)
     summary.kept = len(frame)
     return frame
 
