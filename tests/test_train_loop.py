@@ -17,10 +17,10 @@ from torch.utils.data import Dataset
 
 from finegrain.io import read_jsonl
 from finegrain.train.checkpoint import load_checkpoint
-from finegrain.train.rundir import RunDirectory, load_model
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.models import MODELS, register_model
+from finegrain.train.rundir import RunDirectory, load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
