@@ -29,7 +29,7 @@ from finegrain.experiment.grid import (
 )
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
-from finegrain.experiment.selection import RunSelection, select_run
+from finegrain.experiment.selection import RunSelection, describe_runs, select_run
 from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
@@ -278,9 +278,8 @@ def write_outputs(
         title=f"finegrain benchmark — {preset.name}",
         lead=(
             f"{len(selections)} finished runs of {len(specs)}; observations: "
-            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; model: {preset.model}, "
-            f"{preset.image_size} px, {preset.iterations} iterations "
-            f"(checkpoint every {preset.checkpoint_every})."
+            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; "
+            f"{describe_runs(selections)}."
         ),
         tables=tables,
         figures=figures,
