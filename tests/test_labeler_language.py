@@ -54,6 +54,9 @@ def check(text: str, observation: str, status, severity, change) -> None:
         ("Pulmonary vascular congestion is less pronounced.", EDEMA, "decrease"),
         ("Decreased conspicuity of the right lower lobe opacity.", OPAC, "decrease"),
         ("Extensive consolidation is more dense.", CONS, "increase"),
+        ("The left effusion has gotten larger.", EFF, "increase"),
+        ("Interval enlargement of the left pleural effusion.", EFF, "increase"),
+        ("The cardiac silhouette has enlarged.", HEART, "increase"),
     ],
 )
 def test_comparatives_are_change(text, observation, change):
@@ -76,6 +79,8 @@ def test_comparatives_are_change(text, observation, change):
         ("Mildly increased interstitial edema.", EDEMA, "increase"),
         ("There is a small increase in the right pleural effusion.", EFF, "increase"),
         ("Mild interval improvement in the right lower lobe consolidation.", CONS, "improve"),
+        ("The left effusion has increased slightly.", EFF, "increase"),
+        ("Pulmonary edema has improved mildly.", EDEMA, "improve"),
     ],
 )
 def test_a_degree_word_before_a_change_grades_the_change(text, observation, change):
@@ -122,6 +127,7 @@ def test_ranges_normalise_to_table1_range_terms(text, observation, severity):
         ("Trace to small bilateral pleural effusions.", EFF, "small"),
         ("Minimal to mild bibasilar atelectasis.", ATEL, "mild"),
         ("Large to massive right effusion.", EFF, "massive"),
+        ("Stable moderate to marked cardiomegaly.", HEART, "moderate-to-severe"),
     ],
 )
 def test_ranges_outside_table1_take_their_upper_end(text, observation, severity):
@@ -140,6 +146,13 @@ def test_ranges_outside_table1_take_their_upper_end(text, observation, severity)
         ("Edema, previously severe, has improved and is now mild.", EDEMA, "mild", "improve"),
         ("Effusion has increased, now moderate in size.", EFF, "moderate", "increase"),
         ("Tiny left apical pneumothorax, previously small.", PTX, "tiny", None),
+        ("The right pneumothorax, small on the prior study, is now large.", PTX, "large", None),
+        (
+            "The effusion, now moderate in size, was small on the prior study.",
+            EFF,
+            "moderate",
+            None,
+        ),
     ],
 )
 def test_the_current_degree_wins_over_the_past_one(text, observation, severity, change):
@@ -228,6 +241,19 @@ def test_a_negation_does_not_reach_a_device_in_a_trailing_clause(text):
 )
 def test_a_removed_device_is_negative(text):
     check(text, DEVICE, 0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "change"),
+    [
+        ("Small right apical pleural air collection.", 1, None),
+        ("No pleural air collections.", 0, None),
+        ("Almost completely resolved right apical pleural air collection.", 1, "resolution"),
+    ],
+)
+def test_pleural_air_is_a_pneumothorax(text, status, change):
+    severity = "small" if "small" in text.lower() else None
+    check(text, PTX, status, severity, change)
 
 
 @pytest.mark.parametrize(

@@ -84,11 +84,13 @@ class _Sentence:
                 if word in lex.past:
                     past.add(i)  # "previously moderate"
                     continue
-                if word in lex.transition:
-                    after = _TOKEN.findall(text[ce : ce + 12])
-                    if after and after[0] == lex.transition[word]:
-                        past.add(i)  # "from moderate to small"
-                        continue
+                after = _TOKEN.findall(text[ce : ce + 30])
+                if word in lex.transition and after and after[0] == lex.transition[word]:
+                    past.add(i)  # "from moderate to small"
+                    continue
+                if any(tuple(after[: len(p)]) == p for p in lex.past_after):
+                    past.add(i)  # "small on the prior study"
+                    continue
                 k = len(before)
                 while k:
                     if any(tuple(before[k - len(c) : k]) == c for c in lex.current):
@@ -254,8 +256,13 @@ class _Sentence:
         return linked
 
     def _absorbed(self, index: int) -> bool:
-        """A severity cue right before a change cue qualifies the change."""
-        _, end, _ = self.cues[index]
+        """A severity cue right before a change cue qualifies the change ("slightly worse"),
+        and so does an adverb right after one ("increased slightly")."""
+        start, end, cue = self.cues[index]
+        if index and cue.text in self.lex.adverb:
+            _, end0, before = self.cues[index - 1]
+            if before.change is not None and not _TOKEN.findall(self.text[end0:start]):
+                return True
         for start2, _, cue2 in self.cues[index + 1 :]:
             if cue2.change is None:
                 continue

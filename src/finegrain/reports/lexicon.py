@@ -199,6 +199,7 @@ class Lexicon:
     coordinator: frozenset[str]
     side: frozenset[str]
     past: frozenset[str]
+    past_after: frozenset[tuple[str, ...]]
     transition: dict[str, str]
     current: frozenset[tuple[str, ...]]
     predicate: frozenset[str]  # [predicate] of tense.txt plus the words named there
@@ -257,7 +258,7 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "side",
         ),
         "sections.txt": ("use", "skip"),
-        "tense.txt": ("past", "transition", "current", "predicate"),
+        "tense.txt": ("past", "past after", "transition", "current", "predicate"),
     }[path.name]
     return _read(path, sections)
 
@@ -392,6 +393,10 @@ def _load(directory: Path) -> Lexicon:
         coordinator=_words(attachment, "coordinator"),
         side=_words(attachment, "side"),
         past=_words(tense, "past"),
+        past_after=frozenset(
+            tuple(phrase_key(e.text).split(" "))
+            for e in _read_sections(tense).get("past after", [])
+        ),
         transition=transition,
         current=frozenset(
             tuple(phrase_key(e.text).split(" ")) for e in _read_sections(tense).get("current", [])
