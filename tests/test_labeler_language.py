@@ -264,6 +264,7 @@ def test_pleural_air_is_a_pneumothorax(text, status, change):
         ("Interval resolution of the left effusion.", EFF),
         ("The previously seen pneumothorax has resolved.", PTX),
         ("The right lower lobe pneumonia has completely resolved.", PNA),
+        ("The pneumothorax has resolved completely.", PTX),
     ],
 )
 def test_complete_resolution_is_negative(text, observation):
@@ -283,10 +284,24 @@ def test_complete_resolution_is_negative(text, observation):
         ("Consolidation has partially resolved.", CONS),
         ("Atelectasis has not completely resolved.", ATEL),
         ("Incomplete resolution of the right upper lobe pneumonia.", PNA),
+        ("The effusion has almost entirely resolved.", EFF),
     ],
 )
 def test_partial_resolution_is_positive_and_atypical(text, observation):
     check(text, observation, 1, None, "resolution")
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "change"),
+    [
+        ("Edema has not fully cleared.", 1, "clear"),
+        ("Edema has almost completely cleared.", 1, "clear"),
+        ("Edema has fully cleared.", 0, None),
+        ("Edema has cleared.", 0, None),
+    ],
+)
+def test_partial_clearing_is_positive_complete_clearing_negative(text, status, change):
+    check(text, EDEMA, status, None, change)
 
 
 @pytest.mark.parametrize(
@@ -327,6 +342,8 @@ def test_anatomy_is_not_a_degree(text, observation, severity):
         "Bilateral effusions, small on the left and moderate on the right.",
         "FINDINGS: Small left effusion.\nIMPRESSION: Moderate right effusion.",
         "FINDINGS: Moderate right effusion.\nIMPRESSION: Small left effusion.",
+        "Moderate right pleural effusion and a small one on the left.",
+        "Small left pleural effusion and a moderate one on the right.",
     ],
 )
 def test_several_degrees_of_one_finding_do_not_depend_on_order(text):

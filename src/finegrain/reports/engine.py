@@ -388,7 +388,25 @@ class _Sentence:
                     chain.append(k)
                 best = (cs - e, chain)
             break
-        return [(cues[i][2].severity, i in current) for i in best[1]] if best else []
+        chosen = best[1] if best else []
+        # "small left effusion and a moderate one on the right"
+        for i, (cs, ce, cue) in enumerate(cues):
+            if cue.severity is None or cs < e or ce > hi or i in chosen or i in past:
+                continue
+            if self._anaphoric(e, cs, ce):
+                chosen.append(i)
+        return [(cues[i][2].severity, i in current) for i in chosen]
+
+    def _anaphoric(self, e: int, cs: int, ce: int) -> bool:
+        """A degree of "one" ("and a moderate one") after the mention ending at ``e``."""
+        lex = self.lex
+        after = _TOKEN.findall(self.text[ce : ce + 8])
+        if not after or after[0] not in lex.anaphor:
+            return False
+        gap = self._tokens(e, cs)
+        return len(gap) <= 4 and not any(
+            t == "@" or t in lex.linking or t in lex.barrier for t in gap
+        )
 
     def change(self, s: int, e: int, lo: int, hi: int) -> str | None:
         """The change term attached to the mention at [s, e), if any; a negated change word

@@ -198,6 +198,7 @@ class Lexicon:
     complement: frozenset[str]
     coordinator: frozenset[str]
     side: frozenset[str]
+    anaphor: frozenset[str]
     past: frozenset[str]
     past_after: frozenset[tuple[str, ...]]
     transition: dict[str, str]
@@ -256,6 +257,7 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "complement",
             "coordinator",
             "side",
+            "anaphor",
         ),
         "sections.txt": ("use", "skip"),
         "tense.txt": ("past", "past after", "transition", "current", "predicate"),
@@ -392,6 +394,7 @@ def _load(directory: Path) -> Lexicon:
         complement=_words(attachment, "complement"),
         coordinator=_words(attachment, "coordinator"),
         side=_words(attachment, "side"),
+        anaphor=_words(attachment, "anaphor"),
         past=_words(tense, "past"),
         past_after=frozenset(
             tuple(phrase_key(e.text).split(" "))
