@@ -115,6 +115,8 @@ def test_a_comparison_of_the_two_sides_is_not_change(text, observation):
         ("Moderately to severely enlarged cardiac silhouette.", HEART, "moderate-to-severe"),
         ("Moderately-to-severely enlarged heart.", HEART, "moderate-to-severe"),
         ("Moderate-severe pulmonary edema.", EDEMA, "moderate-to-severe"),
+        ("Mild/moderate pulmonary edema.", EDEMA, "mild-to-moderate"),
+        ("Small/moderate left effusion.", EFF, "mild-to-moderate"),
     ],
 )
 def test_ranges_normalise_to_table1_range_terms(text, observation, severity):
@@ -325,6 +327,8 @@ def test_calibre_is_not_a_degree(text):
         ("Dilated loops of large bowel. Small left effusion.", EFF, "small"),
         ("Small bowel obstruction. Moderate cardiomegaly.", HEART, "moderate"),
         ("Atelectasis along the minor fissure.", ATEL, None),
+        ("Right upper lobe mass, known small cell carcinoma.", "Lung Lesion", None),
+        ("Calcified granuloma deep to the pectoralis minor. Mild atelectasis.", ATEL, "mild"),
     ],
 )
 def test_anatomy_is_not_a_degree(text, observation, severity):

@@ -23,10 +23,10 @@ DEFAULT_LEXICON_DIR = Path(__file__).with_name("lexicon")
 #: uncertain mention prevents No Finding but fills no column of its own.
 OTHER_FINDING = "No Finding"
 
-_SEP_RE = re.compile(r"[\s\-]+")
+_SEP_RE = re.compile(r"[\s\-/]+")
 _SEP, _WILD, _GAP = "\x00", "\x01", "\x02"
 _UNIT_RE = {
-    _SEP: r"[\s\-]+",
+    _SEP: r"[\s\-/]+",
     _WILD: r"[a-z0-9]*",
     _GAP: r"(?:[\s\-]+[a-z0-9']+){0,3}?[\s\-]+",
 }
