@@ -6,17 +6,22 @@ Per sentence that contains a mention:
 - **status**: a negation or hedge inside a gapped mention decides ("heart is not enlarged",
   "heart is borderline enlarged"); an exam-quality phrase right after the mention ("evaluation
   for pleural fluid limited") marks it *unassessed*: it counts (as uncertain) only when nothing
-  else in the report is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
-  in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
-  first post cue after it ("... is not seen", "... cannot be excluded") reached through a
-  linking verb or a coordination ("X or Y cannot be excluded"), or a two-sided hedge
-  ("versus") after the mention's head noun ("an infectious etiology versus ..."). Pseudo cues
-  ("no change") do nothing; a change noun ("improvement in", "increase in") presupposes the
-  finding, so cues before it do not reach the mention.
+  else in the report is said about the finding. Otherwise the nearest negation/uncertainty cue
+  before the mention in its clause (clauses end at terminators such as "but", "which", "there
+  is"; a negation's scope also ends at "with", "following", ...); if none, the first post cue
+  after it ("... is not seen", "... cannot be excluded") reached through a linking verb or a
+  coordination ("X or Y cannot be excluded"), or a two-sided hedge ("versus") after the
+  mention's head noun ("an infectious etiology versus ..."). Pseudo cues ("no change") do
+  nothing; a change noun ("improvement in", "increase in") presupposes the finding, so cues
+  before it do not reach the mention.
 - **cues** (status 1 / -1 only): a severity or change cue *attached* to the mention: before it
   with only modifiers between ("small right pleural effusion", "progression of X and Y"), or
-  after it through a linking verb ("edema has largely cleared"). A severity word right before a
-  change word qualifies the change ("substantial improvement"), not the finding.
+  after it through a linking verb ("edema has largely cleared") or a predicate of change words
+  and earlier degrees ("has grown and is now large"). A degree word next to a change word
+  grades the change ("slightly worse", "increased slightly"), not the finding; a degree of an
+  earlier state ("previously moderate", "from moderate to small") and a negated change word
+  ("no interval worsening") are not attached; degrees coordinated by side ("moderate right and
+  small left") all are.
 
 The study-level aggregation of the mentions is in :mod:`finegrain.reports.aggregate`.
 """
