@@ -477,3 +477,17 @@ def test_tense_lexicon_is_data(tmp_path):
     tense = (lexicon / "tense.txt").read_text(encoding="utf-8")
     (lexicon / "tense.txt").write_text(tense.replace("formerly\n", ""), encoding="utf-8")
     assert label_report(text, lexicon=Lexicon.load(lexicon))[EDEMA].severity == "large"
+
+
+@pytest.mark.parametrize(
+    ("text", "observation", "change"),
+    [
+        ("Interval regression of the left effusion.", EFF, "decrease"),
+        ("The right effusion has reaccumulated.", EFF, "increase"),
+        ("Re-accumulation of the left pleural effusion.", EFF, "increase"),
+        ("Deterioration of the right lower lobe consolidation.", CONS, "worsen"),
+        ("The left lower lobe opacity has lessened.", OPAC, "decrease"),
+    ],
+)
+def test_more_change_word_forms(text, observation, change):
+    check(text, observation, 1, None, change)
