@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except FileExistsError as exc:
+        if exc.errno is not None:  # the file system's own error: reported by finegrain.cli
+            raise
         raise CLIError(str(exc)) from exc
     print(summary.format())
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finegrain.io import default_mode
 from finegrain.observations import ATYPICAL, OBSERVATIONS, TYPICAL
 
 #: Official MIMIC-CXR-JPG CSV names (gzipped) and their columns.
@@ -633,6 +634,7 @@ def make_phantom(
     # the whole tree is written in a hidden staging folder, then renamed into place: a killed
     # run leaves no half-written phantom (and no per-file fsync is needed)
     root = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    os.chmod(root, default_mode(directory=True))  # mkdtemp's 0700 would lock out other users
     try:
         summary = _write_phantom(root, studies=studies, size=size, seed=seed, progress=progress)
         if final.exists():
