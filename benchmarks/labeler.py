@@ -29,7 +29,8 @@ from collections import Counter
 from pathlib import Path
 
 from finegrain.observations import OBSERVATIONS
-from finegrain.reports.labeler import _analyse, _labels, mention_evidence
+from finegrain.reports.aggregate import study_labels
+from finegrain.reports.engine import analyse, mention_evidence
 from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR, Lexicon, observation_slug
 from finegrain.reports.sections import DEID_TOKEN, remove_deid, select_text
 
@@ -121,7 +122,7 @@ def disagreements(labels, reports, gold, observations, lex, present=(1, -1)):
 
 
 def ours(texts: list[str], lex: Lexicon) -> list[dict]:
-    return [_labels(_analyse(t, lex), "severity") for t in texts]
+    return [study_labels(analyse(t, lex), "severity") for t in texts]
 
 
 def speed(fn, texts: list[str], n: int) -> float:
