@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finegrain.cli import main
+from finegrain.cli import EXIT_PARTIAL, main
 from finegrain.data.index import read_index
 from finegrain.observations import OBSERVATIONS
 
@@ -38,7 +38,7 @@ def test_index_cli_skip_missing_lists_files(phantom_root: Path, tmp_path: Path, 
     assert main(args) == 2
     assert victim.name in capsys.readouterr().err
     assert not out.exists()
-    assert main([*args, "--skip-missing"]) == 0
+    assert main([*args, "--skip-missing"]) == EXIT_PARTIAL  # written, one image skipped
     listing = tmp_path / "index.csv.skipped.txt"
     assert listing.read_text().split() == [str(victim)]
     assert "dropped 1 (image file missing)" in capsys.readouterr().out

@@ -130,3 +130,42 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             if line.strip():
                 records.append(json.loads(line))
     return records
+
+
+def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
+    """``pandas.read_csv`` with errors that name the file and line: an empty file, bytes that
+    are not UTF-8 (with the line and byte where they start), a row that does not parse.
+
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "scores.csv"
+    >>> _ = bad.write_bytes(b"image_id,score\\na,0.5\\nb,\\xff\\n")
+    >>> read_csv(bad)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../scores.csv: line 3, byte 3 (0xff) is not UTF-8: save the file as UTF-8 text
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file (expected a header row of column names)") from None
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path}: {_first_undecodable(path)} is not UTF-8: save the file as UTF-8 text"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits: ``line L, byte B (0xXX)``."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return f"line {line}, byte {column} (0x{data[exc.start]:02x})"
+    return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is
