@@ -114,3 +114,20 @@ def make_config(out, **overrides) -> TrainConfig:
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def patch_labeler(monkeypatch, stub) -> list[str]:
+    """Replace ``finegrain.reports.label_report`` (where the sources look it up) by ``stub``.
+
+    Returns the list of texts the stub is called with, so that a test can show the stub was
+    used (a renamed or re-imported labeler would otherwise leave the real one running)."""
+    import finegrain.reports
+
+    calls: list[str] = []
+
+    def recording(text, **kwargs):
+        calls.append(text)
+        return stub(text, **kwargs)
+
+    monkeypatch.setattr(finegrain.reports, "label_report", recording)  # raises if it is gone
+    return calls
