@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finegrain.cli import EXIT_PARTIAL, main
+from finegrain.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from finegrain.data.index import read_index
 from finegrain.observations import OBSERVATIONS
 
@@ -62,9 +62,9 @@ def test_phantom_cli(tmp_path: Path, capsys):
     assert main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"]) == 0
     assert "5 studies" in capsys.readouterr().out
     assert (out / "mimic-cxr-2.0.0-chexpert.csv.gz").is_file()
-    with pytest.raises(SystemExit):  # not empty
-        main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"])
-    assert "not an empty folder" in capsys.readouterr().err
+    again = ["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"]
+    assert main(again) == EXIT_USAGE  # not empty
+    assert "not an empty folder; choose a new or empty folder" in capsys.readouterr().err
 
 
 def test_index_csv_and_openi_cli(tmp_path: Path, capsys):

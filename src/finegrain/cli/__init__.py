@@ -118,6 +118,15 @@ def _file_in_the_way(path: str | os.PathLike) -> Path | None:
     return None
 
 
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The output path of a command (``-o``/``--out``/``--output``/``OUT``), if it has one."""
+    for name in ("out", "output"):
+        value = getattr(args, name, None)
+        if isinstance(value, str | os.PathLike):
+            return str(value)
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -215,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the file system refused: permission, full disk, path in the way
+        if exc.errno is not None and exc.filename is None and _output_of(args):
+            exc = OSError(exc.errno, exc.strerror, _output_of(args))  # a write to the output
         message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_FAILED
