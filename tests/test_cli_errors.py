@@ -260,3 +260,32 @@ def test_label_exit_codes(tmp_path, capsys):
     quote.write_text('id,report\n1,"Mild edema.\n2,"No edema."\n')
     assert main(["label", str(quote), "-o", out, "--no-progress"]) == EXIT_USAGE
     assert "quote.csv: line 2: a quoted field" in capsys.readouterr().err
+
+
+def test_predict_error_cells_start_with_the_path(inputs, tmp_path):
+    pytest.importorskip("pydicom", reason="pydicom (extra 'dicom') not installed")
+    import pandas as pd
+
+    (tmp_path / "scan.dcm").write_bytes(b"not a dicom file")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "p.csv"
+    args = ["predict", str(inputs / "ck.pt"), str(tmp_path), "-o", str(out), "--no-progress"]
+    assert main(args) == EXIT_FAILED
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 2
+    for path, error in zip(table["path"], table["error"], strict=True):
+        assert error.startswith(f"{path}: "), error
+
+
+def test_phantom_root_respects_the_umask(tmp_path, capsys):
+    """The phantom is written in a staging folder made by mkdtemp (0700) and renamed: its root
+    must get the mode every other folder gets (0777 less the umask)."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "phantom"
+        assert main(["phantom", str(out), "--studies", "2", "--size", "16", "--no-progress"]) == 0
+        mode = out.stat().st_mode & 0o777
+        assert mode == 0o755 == (out / "files").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    capsys.readouterr()

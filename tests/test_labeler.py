@@ -479,3 +479,35 @@ def test_normal_heart_size_is_a_negative_cardiomegaly(sentence):
 
 def test_stable_heart_size_says_nothing_about_cardiomegaly():
     assert label_report("Heart size is stable.")["Cardiomegaly"].status is None
+
+
+def test_duplicate_ids_keep_the_first_row_and_are_listed(tmp_path, caplog):
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    src.write_text(
+        'id,report\n7,"Large pleural effusion."\n8,"Mild edema."\n'
+        '7,"No pleural effusion."\n9,"Normal."\n8,"Severe edema."\n'
+    )
+    summary = label_reports(src, out)
+    assert summary.duplicates == [("7", 4, 2), ("8", 6, 3)]  # (id, line left out, line kept)
+    with open(out, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ["7", "8", "9"]
+    assert rows[0]["Pleural Effusion"] == "1" and rows[1]["Edema subcategory"] == "atypical"
+    said = summary.format() + caplog.text
+    assert "id '7' on line 4 (kept line 2)" in said and "id '8' on line 6 (kept line 3)" in said
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ('id,report\n1,"Mild edema.\n2,No edema.\n3,Normal.\n', "line 2: a quoted field"),
+        ('id,report\n1,"Mild edema.\n2,"No edema."\n3,Normal.\n', "line 2: a quoted field"),
+        ('id,report\n1,Mild edema.\n2,"No edema.",extra\n', "line 3: 3 fields, expected 2"),
+    ],
+)
+def test_unbalanced_quotes_never_merge_rows(tmp_path, content, match):
+    src = tmp_path / "reports.csv"
+    src.write_text(content)
+    with pytest.raises(ValueError, match=rf"reports\.csv: {match}"):
+        label_reports(src, tmp_path / "labels.csv")
+    assert not (tmp_path / "labels.csv").exists()
