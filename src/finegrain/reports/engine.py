@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from finegrain.observations import NEGATIVE, POSITIVE, UNCERTAIN
-from finegrain.reports.lexicon import Lexicon, default_lexicon
+from finegrain.reports.lexicon import Cue, Lexicon, default_lexicon
 from finegrain.reports.sections import DEID_TOKEN, remove_deid, select_text
 
 # literal first, so that the regex engine can skip quickly to candidate positions
@@ -47,7 +47,7 @@ UNASSESSED = -2
 class _Sentence:
     """Mentions and cues of one sentence, with the attachment rules."""
 
-    __slots__ = ("text", "lex", "mentions", "cues", "terms")
+    __slots__ = ("text", "lex", "mentions", "cues", "terms", "_marks")
 
     def __init__(self, text: str, lex: Lexicon, mentions: list) -> None:
         self.text = text
@@ -64,6 +64,50 @@ class _Sentence:
             cues.append((m.start(), m.end(), cue))
         self.cues = cues
         self.terms = terms
+        self._marks: tuple[set[int], set[int], set[int]] | None = None
+
+    def _tense(self) -> tuple[set[int], set[int], set[int]]:
+        """Cue indices of (past degrees, degrees marked current, negated change words)."""
+        if self._marks is not None:
+            return self._marks
+        lex, text, cues = self.lex, self.text, self.cues
+        past: set[int] = set()
+        current: set[int] = set()
+        negated: set[int] = set()
+        for i, (cs, ce, cue) in enumerate(cues):
+            if cue.severity is not None:
+                before = _TOKEN.findall(text[max(0, cs - 40) : cs])
+                j = len(before)
+                while j and before[j - 1] in lex.adverb:
+                    j -= 1
+                word = before[j - 1] if j else ""
+                if word in lex.past:
+                    past.add(i)  # "previously moderate"
+                    continue
+                if word in lex.transition:
+                    after = _TOKEN.findall(text[ce : ce + 12])
+                    if after and after[0] == lex.transition[word]:
+                        past.add(i)  # "from moderate to small"
+                        continue
+                k = len(before)
+                while k:
+                    if any(tuple(before[k - len(c) : k]) == c for c in lex.current):
+                        current.add(i)  # "now small", "is currently moderate"
+                        break
+                    if before[k - 1] not in lex.linking and before[k - 1] not in lex.adverb:
+                        break
+                    k -= 1
+            elif cue.change is not None:
+                # "no interval worsening", "without improvement", "has not improved"
+                for j in range(i - 1, -1, -1):
+                    _, je, other = cues[j]
+                    if "pre" in other.negation and not other.pseudo:
+                        gap = self._tokens(je, cs)
+                        if len(gap) <= 3 and all(t.isalpha() for t in gap):
+                            negated.add(i)
+                        break
+        self._marks = (past, current, negated)
+        return self._marks
 
     # -- gaps ----------------------------------------------------------------------------
     def _tokens(self, start: int, end: int) -> list[str]:
@@ -116,6 +160,50 @@ class _Sentence:
             # telegraphic style: "edema improved", "edema, improved" (change only)
             return not prefix or (change and prefix == [","])
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
+
+    def _predicate_gap_ok(self, start: int, end: int) -> bool:
+        """The gap before a current degree continues the finding's predicate over change words
+        and earlier degrees: "has grown and is now large", ", previously moderate, now small",
+        "has decreased in size from moderate to small"."""
+        lex = self.lex
+        past, _, _ = self._tense()
+        spans = [(ms, me, "@") for ms, me, _ in self.mentions if ms >= start and me <= end]
+        spans += [
+            (cs, ce, "~")
+            for i, (cs, ce, cue) in enumerate(self.cues)
+            if cs >= start and ce <= end and (cue.change is not None or i in past)
+        ]
+        tokens: list[str] = []
+        pos = start
+        for ms, me, mark in sorted(spans):
+            tokens += _TOKEN.findall(self.text[pos:ms])
+            tokens.append(mark)
+            pos = me
+        tokens += _TOKEN.findall(self.text[pos:end])
+        if not tokens or len(tokens) > _MAX_POST_TOKENS:
+            return False
+        return any(t == "~" or t in lex.linking for t in tokens) and all(
+            t == "~" or t in lex.predicate for t in tokens
+        )
+
+    def _side_gap(self, start: int, end: int) -> bool:
+        """Two degrees of one finding, coordinated by side: "moderate right and small left"."""
+        lex = self.lex
+        tokens = self._tokens(start, end)
+        return (
+            0 < len(tokens) <= 6
+            and any(t in lex.coordinator for t in tokens)
+            and all(t in lex.side or t in lex.coordinator for t in tokens)
+        )
+
+    def _appositive(self, e: int, cs: int, ce: int, hi: int) -> bool:
+        """A degree after a bare comma describes the mention before it ("effusions, moderate on
+        the right") unless it modifies a mention after it ("cardiomegaly, mild edema")."""
+        if self._tokens(e, cs) != [","]:
+            return False
+        return not any(
+            ce <= ms < hi and self._pre_gap_ok(ce, ms, False) for ms, _, _ in self.mentions
+        )
 
     def _coordinated(self, start: int, end: int) -> bool:
         """The mention is the first of a coordination that a post cue follows: "effusion or
@@ -191,34 +279,43 @@ class _Sentence:
         return lo, hi
 
     def status(self, s: int, e: int, lo: int, hi: int) -> int:
+        """The mention's status: 1, 0, -1 or ``UNASSESSED``."""
+        return self.decision(s, e, lo, hi)[0]
+
+    def decision(self, s: int, e: int, lo: int, hi: int) -> tuple[int, Cue | None]:
+        """The mention's status and the cue that decided it (None: positive, no cue)."""
         cues = self.cues
-        hedged = False
+        hedged: Cue | None = None
         for cs, _, cue in cues:
             if s <= cs < e and not cue.pseudo:
                 if cue.negation:
-                    return NEGATIVE  # "heart is not enlarged"
-                hedged = hedged or bool(cue.uncertainty)  # "heart is possibly enlarged"
-        if hedged:
-            return UNCERTAIN
+                    return NEGATIVE, cue  # "heart is not enlarged"
+                if cue.uncertainty and hedged is None:
+                    hedged = cue  # "heart is possibly enlarged"
+        if hedged is not None:
+            return UNCERTAIN, hedged
         for cs, ce, cue in cues:
             if cs < e or ce > hi or cue.pseudo:
                 continue
             if cue.unassessed and self._post_gap_ok(e, cs, change=False):
-                return UNASSESSED  # "evaluation for pleural fluid (is) limited"
+                return UNASSESSED, cue  # "evaluation for pleural fluid (is) limited"
             if cue.unassessed or cue.negation or cue.uncertainty:
                 break
+        scope_ended = False
         for i in range(len(cues) - 1, -1, -1):
             cs, ce, cue = cues[i]
             if ce > s or cs < lo:
                 continue
+            if cue.scope_end:
+                scope_ended = True  # "resolved with residual X": the negation stops at "with"
             if cue.pseudo:
                 continue
             if cue.change is not None and self._nominal(ce):
                 break  # "no improvement in X", "possible increase in X": X is present
             if "pre" in cue.uncertainty:
-                return UNCERTAIN
-            if "pre" in cue.negation:
-                return NEGATIVE
+                return UNCERTAIN, cue
+            if "pre" in cue.negation and not scope_ended:
+                return NEGATIVE, cue
         for cs, ce, cue in cues:
             if cs < e or ce > hi:
                 continue
@@ -228,45 +325,91 @@ class _Sentence:
             post_neg = "post" in cue.negation
             if post_unc or post_neg:
                 if self._post_gap_ok(e, cs, change=False) or self._coordinated(e, cs):
-                    return UNCERTAIN if post_unc else NEGATIVE
+                    return (UNCERTAIN if post_unc else NEGATIVE), cue
                 if "pre" in cue.uncertainty and self._head_gap(e, cs):
-                    return UNCERTAIN  # "an infectious etiology versus chronic disease"
+                    return UNCERTAIN, cue  # "an infectious etiology versus chronic disease"
                 break
-        return POSITIVE
+        return POSITIVE, None
 
-    def attached(self, s: int, e: int, lo: int, hi: int, dimension: str) -> str | None:
-        """The severity or change term attached to the mention at [s, e), if any."""
-        change = dimension == "change"
-        best: tuple[int, str] | None = None
+    def severities(self, s: int, e: int, lo: int, hi: int) -> list[tuple[str, bool]]:
+        """The degrees attached to the mention at [s, e), each with whether it is marked current;
+        several when coordinated by side ("moderate right and small left effusions"). A degree
+        of an earlier state ("previously moderate") is not attached."""
         cues = self.cues
-        for cs, _, cue in cues:
-            term = cue.change if change else cue.severity
-            if term is not None and s <= cs < e:
-                return term  # inside a gapped mention: "heart is mildly enlarged"
+        past, current, _ = self._tense()
+        best: tuple[int, list[int]] | None = None
+        for i, (cs, _, cue) in enumerate(cues):
+            # "heart is mildly enlarged"; not "heart is slightly more enlarged" (change only)
+            if cue.severity is not None and s <= cs < e and i not in past and not self._absorbed(i):
+                return [(cue.severity, i in current)]
         for i in range(len(cues) - 1, -1, -1):
             cs, ce, cue = cues[i]
             if ce > s or cs < lo:
                 continue
-            term = cue.change if change else cue.severity
-            if term is None:
+            if cue.severity is None or i in past or self._absorbed(i):
                 continue
-            if not change and self._absorbed(i):
-                continue
-            if not self._predicative(cs) and self._pre_gap_ok(ce, s, change):
-                best = (s - ce, term)
+            if not self._predicative(cs) and self._pre_gap_ok(ce, s, False):
+                chain = [i]
+                for k in range(i - 1, -1, -1):
+                    ks, ke, other = cues[k]
+                    if ks < lo or other.severity is None or k in past:
+                        break
+                    if not self._side_gap(ke, cues[chain[-1]][0]):
+                        break
+                    chain.append(k)
+                best = (s - ce, chain)
             break
-        for cs, ce, cue in cues:
+        for i, (cs, ce, cue) in enumerate(cues):
             if cs < e or ce > hi:
                 continue
-            term = cue.change if change else cue.severity
-            if term is None:
+            if cue.severity is None or i in past:
                 continue
-            if not change and self._absorbed(cues.index((cs, ce, cue))):
+            if self._absorbed(i):
                 break
+            if (best is None or cs - e < best[0]) and (
+                self._post_gap_ok(e, cs, False)
+                or self._predicate_gap_ok(e, cs)
+                or self._appositive(e, cs, ce, hi)
+            ):
+                chain = [i]
+                for k in range(i + 1, len(cues)):
+                    ks, ke, other = cues[k]
+                    if ke > hi or other.severity is None or k in past:
+                        break
+                    if not self._side_gap(cues[chain[-1]][1], ks):
+                        break
+                    chain.append(k)
+                best = (cs - e, chain)
+            break
+        return [(cues[i][2].severity, i in current) for i in best[1]] if best else []
+
+    def change(self, s: int, e: int, lo: int, hi: int) -> str | None:
+        """The change term attached to the mention at [s, e), if any; a negated change word
+        ("no interval worsening", "without improvement") is no change."""
+        best: tuple[int, str] | None = None
+        cues = self.cues
+        _, _, negated = self._tense()
+        for i, (cs, _, cue) in enumerate(cues):
+            if cue.change is not None and s <= cs < e and i not in negated:
+                return cue.change  # inside a gapped mention: "heart has enlarged"
+        for i in range(len(cues) - 1, -1, -1):
+            cs, ce, cue = cues[i]
+            if ce > s or cs < lo:
+                continue
+            if cue.change is None or i in negated:
+                continue
+            if not self._predicative(cs) and self._pre_gap_ok(ce, s, True):
+                best = (s - ce, cue.change)
+            break
+        for i, (cs, ce, cue) in enumerate(cues):
+            if cs < e or ce > hi:
+                continue
+            if cue.change is None or i in negated:
+                continue
             # a change noun after a bare comma belongs to what follows ("X, increase in Y")
-            need_link = change and self._nominal(ce)
-            if self._post_gap_ok(e, cs, change, need_link) and (best is None or cs - e < best[0]):
-                best = (cs - e, term)
+            need_link = self._nominal(ce)
+            if self._post_gap_ok(e, cs, True, need_link) and (best is None or cs - e < best[0]):
+                best = (cs - e, cue.change)
             break
         return best[1] if best else None
 
@@ -274,7 +417,8 @@ class _Sentence:
 @dataclass
 class Found:
     statuses: list[int] = field(default_factory=list)
-    severities: list[tuple[int, str]] = field(default_factory=list)  # (status, term)
+    #: (status, term, marked current) per attached degree
+    severities: list[tuple[int, str, bool]] = field(default_factory=list)
     changes: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -299,17 +443,18 @@ def analyse(text: str, lex: Lexicon) -> dict[str, Found] | None:
     for sentence, s, e, observations in _mentions(body, lex):
         lo, hi = sentence.clause(s, e)
         status = sentence.status(s, e, lo, hi)
-        severity = change = None
-        if status in (POSITIVE, UNCERTAIN):
-            severity = sentence.attached(s, e, lo, hi, "severity")
-            change = sentence.attached(s, e, lo, hi, "change")
+        severities: list[tuple[str, bool]] = []
+        change = None
+        if status in (POSITIVE, UNCERTAIN) and sentence.cues:
+            severities = sentence.severities(s, e, lo, hi)
+            change = sentence.change(s, e, lo, hi)
         for obs in observations:
             slot = found.get(obs)
             if slot is None:
                 slot = found[obs] = Found()
             slot.statuses.append(status)
-            if severity is not None:
-                slot.severities.append((status, severity))
+            for term, now in severities:
+                slot.severities.append((status, term, now))
             if change is not None:
                 slot.changes.append((status, change))
     return found
@@ -328,6 +473,22 @@ def _mentions(body: str, lex: Lexicon) -> Iterator[tuple[_Sentence, int, int, tu
         sentence = _Sentence(piece, lex, mentions)
         for s, e, observations in mentions:
             yield sentence, s, e, observations
+
+
+def deciding_cues(
+    text: str, observation: str, *, lexicon: Lexicon | None = None
+) -> list[tuple[int, str | None]]:
+    """``(status, cue phrase)`` for every mention of ``observation`` in the labelled part of
+    ``text``: the negation or hedge phrase that decided its status (None when positive)."""
+    lex = lexicon if lexicon is not None else default_lexicon()
+    body = remove_deid(select_text(text, lex.sections_use, lex.sections_skip).lower())
+    out = []
+    for sentence, s, e, observations in _mentions(body, lex):
+        if observation in observations:
+            lo, hi = sentence.clause(s, e)
+            status, cue = sentence.decision(s, e, lo, hi)
+            out.append((status, cue.text if cue is not None else None))
+    return out
 
 
 def mention_evidence(

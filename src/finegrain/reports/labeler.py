@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from finegrain.division import check_precedence
-from finegrain.reports.aggregate import ObservationLabel, study_labels
+from finegrain.reports.aggregate import DEGREE_RULES, ObservationLabel, check_degrees, study_labels
 from finegrain.reports.engine import analyse, mention_evidence
 from finegrain.reports.labels_csv import LabelSummary, label_cells, label_columns, read_reports
 from finegrain.reports.lexicon import Lexicon, default_lexicon
@@ -21,6 +21,7 @@ from finegrain.reports.lexicon import Lexicon, default_lexicon
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DEGREE_RULES",
     "LabelSummary",
     "ObservationLabel",
     "label_columns",
@@ -31,9 +32,16 @@ __all__ = [
 
 
 def label_report(
-    text: str, *, lexicon: Lexicon | None = None, precedence: str = "severity"
+    text: str,
+    *,
+    lexicon: Lexicon | None = None,
+    precedence: str = "severity",
+    degrees: str = "most-significant",
 ) -> dict[str, ObservationLabel]:
     """Label one report: a dict with all 14 observations -> :class:`ObservationLabel`.
+
+    ``precedence`` decides between a severity and a change cue (:func:`finegrain.division.divide`);
+    ``degrees`` between several degrees of one finding (one of :data:`DEGREE_RULES`).
 
     >>> labels = label_report("FINDINGS: Small left pleural effusion. No pneumothorax.")
     >>> labels["Pleural Effusion"]
@@ -42,8 +50,9 @@ def label_report(
     0
     """
     check_precedence(precedence)
+    check_degrees(degrees)
     lex = lexicon if lexicon is not None else default_lexicon()
-    return study_labels(analyse(text if isinstance(text, str) else "", lex), precedence)
+    return study_labels(analyse(text if isinstance(text, str) else "", lex), precedence, degrees)
 
 
 def label_reports(
@@ -54,6 +63,7 @@ def label_reports(
     text_column: str = "report",
     lexicon_dir: str | Path | None = None,
     precedence: str = "severity",
+    degrees: str = "most-significant",
     progress: bool = False,
 ) -> LabelSummary:
     """Label every report of ``reports_csv`` and write the labels CSV ``out_csv`` atomically.
@@ -67,6 +77,7 @@ def label_reports(
     from finegrain.io import atomic_open
 
     check_precedence(precedence)
+    check_degrees(degrees)
     lex = Lexicon.load(lexicon_dir)
     path = Path(reports_csv)
     rows, replaced = read_reports(path, id_column, text_column)
@@ -90,7 +101,7 @@ def label_reports(
             found = analyse(report, lex)
             if found is None:
                 summary.empty += 1
-            labels = study_labels(found, precedence)
+            labels = study_labels(found, precedence, degrees)
             summary.count(labels)
             writer.writerow([report_id, *label_cells(labels)])
     return summary
