@@ -100,6 +100,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def print_paired(paired) -> None:
+    """The paired differences against U-Ones, one line each (validation, then test)."""
+    from finegrain.experiment.tables import paired_line
+
+    if paired is None or paired.empty:
+        return
+    print("Paired difference against U-Ones (AUC^FG, same seeds and cases; see summary.md):")
+    for split in ("validate", "test"):
+        for _, row in paired[paired["split"] == split].iterrows():
+            print("  " + paired_line(row.to_dict()))
+    print()
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
@@ -158,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     for table in outputs.tables:
         if table.key in ("table2", "table3", "figure4", "table2-test", "table3-test"):
             print(to_markdown(table))
+    print_paired(outputs.paired)
     for note in outputs.notes:
         print(f"note: {note}")
     grid = result.grid

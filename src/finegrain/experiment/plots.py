@@ -98,6 +98,8 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
     """Histograms of the positive-class probability of atypical vs typical positives, one panel
     per method (``scores``: method -> seed-averaged predictions of ``observation`` on ``split``)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     methods = list(scores)
     fig, axes = plt.subplots(
         1, max(1, len(methods)), figsize=(3.2 * max(1, len(methods)), 2.9), squeeze=False
@@ -110,6 +112,7 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
         ax.hist(cases.loc[typical, "score"], bins=bins, alpha=0.6, color="C3", label="typical")
         ax.set_title(METHOD_NAMES.get(method, method), fontsize=10)
         ax.set_xlabel("P(positive)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"{observation} positives ({split})")
     fig.tight_layout()
@@ -135,7 +138,9 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")
     ax.set_title(f"{observation}: atypical vs typical ({split})", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(
+        fontsize=7, loc="lower right", title="AUC$^{FG}$, seed-averaged scores", title_fontsize=7
+    )
     ax.set_aspect("equal")
     fig.tight_layout()
     return fig
