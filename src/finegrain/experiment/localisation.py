@@ -168,3 +168,79 @@ def localisation_table(
                 }
             )
     return pd.DataFrame(rows, columns=LOCALISATION_COLUMNS), per_image
+
+
+#: Cases per group (typical positives, atypical positives, negatives) scored per model.
+CASES_PER_GROUP = 200
+
+
+def pick_cases(predictions: pd.DataFrame, n: int = CASES_PER_GROUP) -> dict[str, pd.DataFrame]:
+    """The first ``n`` (by image id, so every model sees the same ones) typical positives,
+    atypical positives and negatives of a predictions table."""
+    from finegrain.experiment.aggregate import fg_cases
+
+    cases = fg_cases(predictions)
+    label = pd.to_numeric(predictions["label"], errors="coerce")
+    groups = {
+        "typical": cases[cases["subcategory"] == "typical"],
+        "atypical": cases[cases["subcategory"] == "atypical"],
+        "negative": predictions[label == 0],
+    }
+    return {g: f.sort_values("image_id").head(n).reset_index(drop=True) for g, f in groups.items()}
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per observation × method × group."""
+    numbers = ["energy_inside", "mask_area", "peak", "probability"]
+    grouped = table.groupby(["observation", "method", "group"], sort=False)
+    out = grouped[numbers].agg(["mean", "std"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out["seeds"] = grouped["seed"].nunique()
+    out["cases"] = grouped["cases"].max()
+    return out.reset_index()
+
+
+def comparison_figure(
+    images: np.ndarray,
+    masks: np.ndarray | None,
+    cams: dict[str, np.ndarray],
+    probabilities: dict[str, np.ndarray],
+    titles: Sequence[str],
+    *,
+    cells: str,
+):
+    """Side-by-side CAMs: one row per case (``images`` ``(N, S, S)``), columns = the image with
+    the true lesion outline, then each model's CAM (``cams[name]`` ``(N, S, S)``, logit units,
+    one colour scale per row so the models compare) with its p, energy inside and peak."""
+    from finegrain.experiment.plots import _pyplot
+
+    plt = _pyplot()
+    names = list(cams)
+    fig, axes = plt.subplots(
+        len(images), 1 + len(names), figsize=(2.2 * (1 + len(names)), 2.3 * len(images)),
+        squeeze=False,
+    )  # fmt: skip
+    for i, image in enumerate(images):
+        ax = axes[i][0]
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        if masks is not None and masks[i].any():
+            ax.contour(resize_mask(masks[i], image.shape[0]), levels=[0.5], colors="lime",
+                       linewidths=0.8)  # fmt: skip
+        ax.set_title(titles[i], fontsize=7)
+        hi = max(float(np.clip(cams[n][i], 0, None).max()) for n in names) or 1.0
+        for j, name in enumerate(names, start=1):
+            cam = cams[name][i]
+            ax = axes[i][j]
+            ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+            ax.imshow(np.clip(cam, 0, None), cmap="inferno", alpha=0.55, vmin=0, vmax=hi)
+            text = f"{name}\np {probabilities[name][i]:.2f}, peak {cam.max():.2f}"
+            if masks is not None and masks[i].any():
+                mask = resize_mask(masks[i], cam.shape[0])
+                text += f"\nenergy in lesion {energy_inside(cam, mask):.2f}"
+            ax.set_title(text, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"CAMs, {cells}", fontsize=8)
+    fig.tight_layout()
+    return fig

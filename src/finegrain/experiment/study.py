@@ -371,6 +371,29 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
             mechanism = mechanism_table(selections, threshold=plan.tau)
             atomic_write_csv(out / "study-mechanism.csv", mechanism)
             tables.append(mechanism_summary_table(mechanism))
+            try:
+                loc, loc_figures, cells, loc_notes = study_localisation(
+                    folder, selections, plan.observations
+                )
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                notes.append(f"CAM localisation not measured: {exc}")
+                loc, loc_figures, cells, loc_notes = pd.DataFrame(), [], "", []
+            notes += loc_notes
+            if not loc.empty:
+                atomic_write_csv(out / "study-localisation.csv", loc)
+                tables.append(localisation_summary_table(loc, cells))
+            for obs, fig in loc_figures:
+                stem = out / "figures" / f"study-cam-{slug(obs.lower())}"
+                plots.save_figure(fig, stem)
+                figures.append(
+                    Figure(
+                        f"{obs}: CAMs of U-Ones and PU-RM ({cells})",
+                        stem.with_suffix(".png"),
+                        "Seed 0 at the checkpoints chosen on validation, on the first test "
+                        "typical positive, atypical positive and negative; green: the true "
+                        "lesion outline; one colour scale per row (logit-difference units).",
+                    )
+                )
     timing = read_timing(out)
     lead = (
         f"PU-RM − U-Ones over {len(conditions)} conditions; observations "
@@ -489,4 +512,141 @@ def mechanism_summary_table(mechanism: pd.DataFrame):
         caption="PCE differs from cross-entropy only for p ≤ τ (its linear regime). Share of "
         "test positives there and mean positive probability per class, each averaged over the "
         "seeds at their chosen checkpoints; τ-free methods are measured at the study's τ.",
+    )
+
+
+# ---------------------------------------------------------------------------- CAM localisation
+
+
+def phantom_masks(phantom_root: Path, index: pd.DataFrame):
+    """``read_masks(image_ids, observation) -> bool (N, H, W)`` from the phantom's true lesion
+    masks, or ``None`` when this phantom version cannot draw them."""
+    try:
+        from finegrain.data.phantom import lesion_masks
+    except ImportError:
+        return None
+
+    def read(image_ids: Sequence[str], observation: str):
+        return lesion_masks(phantom_root, list(image_ids), observation)
+
+    return read
+
+
+def study_localisation(folder: Path, selections, observations: Sequence[str], *, split="test"):
+    """CAMs of U-Ones vs PU-RM (every paired seed) scored against the true lesion masks on the
+    same test cases: the per-seed rows, one comparison figure per observation, and the cells of
+    the feature map. Returns ``(table, figures, cells, notes)``."""
+    from finegrain.data.cache import ImageCache
+    from finegrain.data.index import read_index
+    from finegrain.experiment import localisation as loc
+    from finegrain.experiment.aggregate import selected_predictions
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.train.checkpoint import checkpoint_path, load_model
+
+    notes: list[str] = []
+    caches = sorted((folder / "data").glob("cache-*"))
+    index_path = folder / "data" / "index.csv"
+    if not caches or not index_path.is_file():
+        return pd.DataFrame(), [], "", [f"{folder}: no cache or index; CAMs not scored"]
+    cache = ImageCache(caches[0])
+    index = read_index(index_path)
+    masks = phantom_masks(folder / "data" / "phantom", index)
+    if masks is None:
+        notes.append("this phantom has no true lesion masks: CAM peaks only, no energy share")
+
+    def read_images(ids):
+        return cache.read_rows([cache.row_of(i) for i in ids])
+
+    frames, figures, cells = [], [], ""
+    for obs in observations:
+        pair = {
+            m: {s.spec.seed: s for s in selections
+                if s.spec.observation == obs and s.spec.method == m and s.iteration is not None
+                and (s.spec.tau is None or math.isclose(s.spec.tau, PLAN.tau))}
+            for m in (REFERENCE_METHOD, METHOD)
+        }  # fmt: skip
+        seeds = sorted(set(pair[REFERENCE_METHOD]) & set(pair[METHOD]))
+        if not seeds:
+            continue
+        pred = selected_predictions(pair[REFERENCE_METHOD][seeds[0]], split)
+        if pred is None:
+            continue
+        cases = loc.pick_cases(pred)
+        checkpoints = {
+            (m, k): checkpoint_path(pair[m][k].directory, pair[m][k].iteration)
+            for m in pair
+            for k in seeds
+        }
+        read_masks = (lambda ids, o=obs: masks(ids, o)) if masks else (lambda ids: None)
+        table, _ = loc.localisation_table(
+            checkpoints, cases, read_images, read_masks, observation=obs
+        )
+        frames.append(table)
+        # the figure: seed 0's models on the first case of each group
+        examples = [(g, c.iloc[0]["image_id"]) for g, c in cases.items() if len(c)]
+        ids = [i for _, i in examples]
+        images = read_images(ids)
+        example_masks = read_masks(ids) if masks else None
+        cams, probs = {}, {}
+        for m in pair:
+            model, meta = load_model(checkpoints[(m, seeds[0])])
+            cells = loc.grid_label(loc.cam_grid(model, images.shape[-1]))
+            result = loc.cam_api().compute_cam(model, images[:, None])
+            cams[METHOD_NAMES[m]], probs[METHOD_NAMES[m]] = result.cam, result.probability
+        fig = loc.comparison_figure(
+            images, example_masks, cams, probs,
+            [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
+            cells=cells,
+        )  # fmt: skip
+        figures.append((obs, fig))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return table, figures, cells, notes
+
+
+def localisation_summary_table(table: pd.DataFrame, cells: str):
+    """U-Ones vs PU-RM: energy inside the true lesion for typical positives (and the mask's
+    area, what a uniform map scores), peak activation per group; mean ± std over seeds."""
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.experiment.localisation import summarise
+    from finegrain.experiment.tables import Table, mean_std
+
+    summary = summarise(table)
+    rows = []
+    for (obs, method), part in summary.groupby(["observation", "method"], sort=False):
+        g = {r["group"]: r for _, r in part.iterrows()}
+
+        def cell(group, column, digits=3, g=g):
+            r = g.get(group)
+            if r is None:
+                return "–"
+            return mean_std(r[f"{column}_mean"], r[f"{column}_std"], digits=digits)
+
+        rows.append(
+            [
+                f"{obs}: {METHOD_NAMES.get(method, method)}",
+                cell("typical", "energy_inside"),
+                cell("typical", "mask_area"),
+                cell("typical", "peak", 2),
+                cell("atypical", "peak", 2),
+                cell("negative", "peak", 2),
+                str(int(part["seeds"].max())),
+            ]
+        )
+    return Table(
+        "localisation",
+        f"Figure 5, measured: CAMs against the true lesion masks ({cells})",
+        [
+            "Model",
+            "energy inside lesion (typical +)",
+            "lesion area (uniform map)",
+            "peak, typical +",
+            "peak, atypical +",
+            "peak, negatives",
+            "seeds",
+        ],  # fmt: skip
+        rows,
+        caption="Test cases (the same for every model, up to 200 per group); energy inside = "
+        "share of the CAM's positive part inside the true lesion mask; peak = the CAM's maximum "
+        "in logit-difference units; mean ± std over seeds at the checkpoints chosen on "
+        "validation.",
     )
