@@ -10,15 +10,15 @@ import pandas as pd
 import pytest
 
 import finegrain.reports
-from finegrain.data.csvsource import (
+from finegrain.data.csvsource import index_csv
+from finegrain.data.index import INDEX_COLUMNS
+from finegrain.data.mimic import index_mimic
+from finegrain.data.sources import (
     existing_files,
-    index_csv,
     load_labels_csv,
     patient_split,
     rebase_paths,
 )
-from finegrain.data.index import INDEX_COLUMNS
-from finegrain.data.mimic import index_mimic
 from finegrain.observations import OBSERVATIONS, subcategory_column
 from finegrain.reports import ObservationLabel
 
@@ -111,7 +111,9 @@ def test_missing_column_and_unknown_label_are_named(mimic_copy: Path) -> None:
     labels = _read(mimic_copy, "chexpert")
     labels.loc[5, "Edema"] = "2.0"
     _write(mimic_copy, "chexpert", labels)
-    with pytest.raises(ValueError, match=r"chexpert\.csv\.gz: line 7, column 'Edema'.*'2\.0'"):
+    with pytest.raises(
+        ValueError, match=r"chexpert\.csv\.gz: label '2\.0' in column 'Edema' at line 7"
+    ):
         index_mimic(mimic_copy, progress=False)
     _csv_path(mimic_copy, "negbio").unlink()
     with pytest.raises(FileNotFoundError, match="negbio"):
@@ -150,7 +152,7 @@ def test_labels_csv_gives_coarse_labels_and_subcategories(phantom_root, tmp_path
         assert (got == wide.loc[frame["study_id"], obs].to_numpy()).all()
     bad = tmp_path / "bad.csv"
     pd.DataFrame(rows).assign(Edema="maybe").to_csv(bad, index=False)
-    with pytest.raises(ValueError, match=r"bad\.csv: line 2, column 'Edema'"):
+    with pytest.raises(ValueError, match=r"bad\.csv: label .* in column 'Edema' at line 2"):
         load_labels_csv(bad)
 
 

@@ -16,10 +16,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from finegrain.io import read_jsonl
-from finegrain.train.checkpoint import list_checkpoints, load_checkpoint, load_model
+from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.models import MODELS, register_model
+from finegrain.train.rundir import RunDirectory, load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -132,7 +133,7 @@ def test_run_directory_layout(tmp_path):
         "metrics.jsonl",
         "predictions-validate.csv",
     ]
-    assert [i for i, _ in list_checkpoints(out)] == [3, 6]
+    assert [i for i, _ in RunDirectory(out).checkpoints()] == [3, 6]
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == "pu-rm" and config["tau"] == 0.3
     assert {"python", "torch", "torchvision", "finegrain", "git_commit"} <= set(config["versions"])
@@ -166,7 +167,7 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     data["train"] = KillAfter(data["train"], limit=4 * 8 + 3)  # dies during iteration 5
     with pytest.raises(KeyboardInterrupt):
         train(make_config(killed), datasets=data, progress=False)
-    assert [i for i, _ in list_checkpoints(killed)] == [3]
+    assert [i for i, _ in RunDirectory(killed).checkpoints()] == [3]
     assert not (killed / "done").exists()
     # simulate lines written after the checkpoint by the killed process: they must be dropped
     with open(killed / "metrics.jsonl", "a") as handle:
