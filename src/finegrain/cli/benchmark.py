@@ -59,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument(
         "--selection",
         nargs="+",
-        choices=["table2", "table3", "figure4", "all"],
-        help="which results to reproduce (default: the preset's, table2)",
+        choices=["table2", "table3", "figure4", "all", "study"],
+        help="which results to reproduce (default: the preset's, table2); study: the "
+        "pre-registered PU-RM vs U-Ones study over the phantom's knobs (docs/study.md)",
     )
     grid.add_argument("--observations", nargs="+", metavar="OBS")
     grid.add_argument(
@@ -98,6 +99,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train nothing: rebuild results, tables, figures and report from finished runs",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_study_cli(args: argparse.Namespace, preset) -> int:
+    """``--selection study``: train (or resume) the study and print its map as a table."""
+    import dataclasses
+    from pathlib import Path
+
+    from finegrain.experiment.study import default_plan, run_study, study_summary_table
+    from finegrain.experiment.tables import to_markdown
+
+    plan = default_plan()
+    changes = {
+        "observations": tuple(args.observations) if args.observations else None,
+        "seeds": args.seeds,
+        "tau": args.tau,
+        "taus": tuple(args.taus) if args.taus else None,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
+    result = run_study(
+        args.out,
+        preset,
+        plan,
+        jobs=args.jobs,
+        device=args.device,
+        progress=not args.no_progress,
+        report_only=args.report_only,
+    )
+    print()
+    print(to_markdown(study_summary_table(result.table, plan.observations)))
+    print(
+        f"{result.trained} runs trained, {result.skipped} already finished; wall time "
+        f"{result.seconds:.0f} s, CPU {result.cpu_seconds:.0f} s"
+    )
+    print(f"outputs: {Path(args.out) / 'report.html'}, study.md, study.csv")
+    return 0
+
+
+def print_paired(paired) -> None:
+    """The paired differences against U-Ones, one line each (validation, then test)."""
+    from finegrain.experiment.tables import paired_line
+
+    if paired is None or paired.empty:
+        return
+    print("Paired difference against U-Ones (AUC^FG, same seeds and cases; see summary.md):")
+    for split in ("validate", "test"):
+        for _, row in paired[paired["split"] == split].iterrows():
+            print("  " + paired_line(row.to_dict()))
+    print()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +191,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if source.mimic is None and source.index is None and args.image_size is not None:
         preset = preset.replace(phantom_size=max(args.image_size, preset.phantom_size))
+    if args.selection and "study" in args.selection:
+        if len(args.selection) > 1 or source.mimic is not None or source.index is not None:
+            raise CLIError("--selection study runs alone, on the built-in phantom")
+        return run_study_cli(args, preset)
     result = run_benchmark(
         args.out,
         preset,
@@ -158,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     for table in outputs.tables:
         if table.key in ("table2", "table3", "figure4", "table2-test", "table3-test"):
             print(to_markdown(table))
+    print_paired(outputs.paired)
     for note in outputs.notes:
         print(f"note: {note}")
     grid = result.grid
