@@ -90,11 +90,10 @@ OPENI_FIXTURE_IDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def openi_root(openi_data, tmp_path_factory) -> Path:
-    """A small OpenI folder as published: a ``NLMCXR_reports.tgz`` with the real XML of
-    :data:`OPENI_FIXTURE_IDS`, synthetic 32 px PNGs for their images and ``views.csv.gz`` (the
-    real view positions of those images, in torchxrayvision's format)."""
+def write_openi_root(openi_data: Path, root: Path, ids) -> Path:
+    """An OpenI folder as published under ``root``: a ``NLMCXR_reports.tgz`` with the real XML of
+    reports ``ids``, synthetic 32 px PNGs for their images and ``views.csv.gz`` (the real view
+    positions of those images, in torchxrayvision's format)."""
     import io
     import tarfile
 
@@ -102,8 +101,8 @@ def openi_root(openi_data, tmp_path_factory) -> Path:
     import pandas as pd
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("openi")
-    wanted = {f"ecgen-radiology/{i}.xml" for i in OPENI_FIXTURE_IDS}
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = {f"ecgen-radiology/{i}.xml" for i in ids}
     images = []
     with (
         tarfile.open(openi_data / "NLMCXR_reports.tgz") as source,
@@ -126,3 +125,21 @@ def openi_root(openi_data, tmp_path_factory) -> Path:
     )
     views[views["imageid"].isin(images)].to_csv(root / "views.csv.gz", index=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def openi_root(openi_data, tmp_path_factory) -> Path:
+    """A small OpenI folder as published with the reports :data:`OPENI_FIXTURE_IDS`."""
+    return write_openi_root(
+        openi_data, tmp_path_factory.mktemp("openi") / "root", OPENI_FIXTURE_IDS
+    )
+
+
+@pytest.fixture(scope="session")
+def make_openi_root(openi_data, tmp_path_factory):
+    """``make(ids) -> Path``: an OpenI folder as published with the real reports ``ids``."""
+
+    def make(ids) -> Path:
+        return write_openi_root(openi_data, tmp_path_factory.mktemp("openi") / "root", ids)
+
+    return make

@@ -314,7 +314,8 @@ def read_labels(
 
 
 def subcategory_agreement(first: np.ndarray | list, second: np.ndarray | list) -> dict[str, Any]:
-    """How two subcategory sources agree on the cases both label (``None`` = no subcategory).
+    """How two subcategory sources agree on the cases both label (anything but ``atypical`` /
+    ``typical``, e.g. ``None`` or ``""``, is no subcategory).
 
     Returns ``n`` (cases with both), ``agree``, ``proportion`` and Cohen's ``kappa`` (``None``
     when undefined), and the 2×2 ``table`` ``{first: {second: count}}``.
@@ -326,7 +327,8 @@ def subcategory_agreement(first: np.ndarray | list, second: np.ndarray | list) -
     from sklearn.metrics import cohen_kappa_score
 
     a, b = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
-    both = np.array([x is not None and y is not None for x, y in zip(a, b, strict=True)], bool)
+    known = set(SUBCATEGORIES)
+    both = np.array([x in known and y in known for x, y in zip(a, b, strict=True)], dtype=bool)
     a, b = a[both].astype(str), b[both].astype(str)
     n = int(both.sum())
     agree = int((a == b).sum())

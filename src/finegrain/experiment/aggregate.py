@@ -580,3 +580,86 @@ def mechanism_table(
             }
         )
     return pd.DataFrame(rows, columns=MECHANISM_COLUMNS)
+
+
+FINE_LABEL_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "split",
+    "seeds",
+    "auc_fg_text",
+    "n_atypical_text",
+    "n_typical_text",
+    "auc_fg_human",
+    "n_atypical_human",
+    "n_typical_human",
+    "n_both",
+    "agree",
+    "kappa",
+]
+
+
+def fine_label_summary(
+    selections: Sequence[RunSelection],
+    index: pd.DataFrame,
+    *,
+    source: str = "mesh",
+    split: str = "test",
+) -> pd.DataFrame:
+    """AUC^FG against the text-mined subcategories next to AUC^FG against a second (human)
+    source, ``<Obs> subcategory <source>`` of ``index`` (e.g. OpenI's MeSH), joined by image id.
+
+    One row per (observation, method, tau) with an index column for the observation: the seed
+    means at the chosen checkpoints, the class counts of each, and the agreement of the two
+    sources on the split's positives that both label (``n_both``, ``agree``, Cohen's ``kappa``).
+    """
+    from finegrain.data.index import fine_label_column
+    from finegrain.evaluate import subcategory_agreement
+    from finegrain.metrics import auc_fg
+
+    ids = index["image_id"].astype(str)
+    rows = []
+    for (obs, method, tau), group in _group(selections).items():
+        column = fine_label_column(obs, source)
+        if column not in index.columns:
+            continue
+        human_of = dict(zip(ids, index[column].astype("string").fillna(""), strict=True))
+        fg_text, fg_human, agreement, counts = [], [], None, {}
+        for sel in group:
+            pred = selected_predictions(sel, split)
+            if pred is None:
+                continue
+            human = pred.assign(subcategory=pred["image_id"].astype(str).map(human_of))
+            for name, frame, values in (("text", pred, fg_text), ("human", human, fg_human)):
+                cases = fg_cases(frame)
+                typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
+                counts[f"n_atypical_{name}"] = int((typical == 0).sum())
+                counts[f"n_typical_{name}"] = int((typical == 1).sum())
+                if 0 < typical.sum() < len(typical):
+                    values.append(auc_fg(typical, cases["score"].to_numpy(dtype=float)))
+            if agreement is None:  # the same cases for every seed
+                positive = (pd.to_numeric(pred["label"], errors="coerce") == POSITIVE).to_numpy()
+                text = pred["subcategory"].astype("string").str.strip().str.lower()
+                agreement = subcategory_agreement(
+                    text.to_numpy(dtype=object, na_value=None)[positive],
+                    human["subcategory"].to_numpy(dtype=object)[positive],
+                )
+        if agreement is None:
+            continue
+        rows.append(
+            {
+                "observation": obs,
+                "method": method,
+                "tau": tau,
+                "split": split,
+                "seeds": len(fg_human),
+                "auc_fg_text": float(np.mean(fg_text)) if fg_text else math.nan,
+                "auc_fg_human": float(np.mean(fg_human)) if fg_human else math.nan,
+                **counts,
+                "n_both": agreement["n"],
+                "agree": agreement["agree"],
+                "kappa": math.nan if agreement["kappa"] is None else agreement["kappa"],
+            }
+        )
+    return pd.DataFrame(rows, columns=FINE_LABEL_COLUMNS)

@@ -16,6 +16,7 @@ import pandas as pd
 from finegrain.experiment.aggregate import (
     averaged_scores,
     fg_cases,
+    fine_label_summary,
     paired_difference,
     results_table,
     run_statistics,
@@ -34,7 +35,13 @@ from finegrain.experiment.localisation import article, cam_grid, grid_label
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
 from finegrain.experiment.selection import RunSelection, select_run
-from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
+from finegrain.experiment.tables import (
+    Table,
+    build_tables,
+    fine_label_table,
+    to_latex,
+    to_markdown,
+)
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -215,7 +222,7 @@ def write_cams(
             notes.append(f"{obs}: CAMs not drawn: {exc}")
             continue
         try:
-            from finegrain.train.checkpoint import load_model
+            from finegrain.train.rundir import load_model
 
             model, meta = load_model(ckpts[0])
             cells = grid_label(cam_grid(model, int(meta.get("image_size") or preset.image_size)))
@@ -278,8 +285,14 @@ def write_outputs(
         taus=taus,
         paired=paired,
     )
+    fine = fine_label_results(selections, notes)
+    if not fine.empty:
+        tables.append(fine_label_table(fine))
     paths = {"results": out / "results.csv"}
     atomic_write_csv(paths["results"], results)
+    if not fine.empty:
+        paths["fine_labels"] = out / "fine-labels.csv"
+        atomic_write_csv(paths["fine_labels"], fine)
     paths["paired"] = out / "paired-differences.csv"
     atomic_write_csv(paths["paired"], paired)
     paths["run_stats"] = out / "run-auc-ci.csv"
@@ -318,6 +331,27 @@ def write_outputs(
         notes=notes,
     )
     return Outputs(tables, results, summary, stats, selections, notes, paths, paired, run_stats)
+
+
+def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> pd.DataFrame:
+    """:func:`fine_label_summary` when the runs' index has human fine labels (OpenI's
+    ``<Obs> subcategory mesh``); empty otherwise."""
+    from finegrain.data.index import OPTIONAL_COLUMNS, read_index
+
+    index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
+    if index_path is None or not Path(index_path).is_file():
+        return pd.DataFrame()
+    index = read_index(index_path)
+    if not any(c in index.columns for c in OPTIONAL_COLUMNS):
+        return pd.DataFrame()
+    has_test = any(s.run.has_predictions("test") for s in selections)
+    fine = fine_label_summary(selections, index, split="test" if has_test else "validate")
+    if fine.empty:
+        notes.append(
+            "AUC^FG against the human (MeSH) fine labels not computed: no run of an observation "
+            "with MeSH labels has predictions at a chosen checkpoint"
+        )
+    return fine
 
 
 def paired_differences(

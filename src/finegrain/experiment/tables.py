@@ -342,6 +342,43 @@ def build_tables(
     return tables
 
 
+def fine_label_table(frame: pd.DataFrame, *, source_name: str = "MeSH, human") -> Table:
+    """AUC^FG against the text-mined subcategories next to AUC^FG against human ones
+    (:func:`finegrain.experiment.aggregate.fine_label_summary` rows), with their agreement."""
+    rows = []
+    for _, r in frame.iterrows():
+        tau = "" if r["tau"] is None or pd.isna(r["tau"]) else f" (τ = {format_tau(r['tau'])})"
+        kappa = DASH if pd.isna(r["kappa"]) else f"{r['kappa']:.2f}"
+        rows.append(
+            [
+                r["observation"],
+                METHOD_NAMES.get(r["method"], r["method"]) + tau,
+                f"{_number(r['auc_fg_text'])} ({r['n_atypical_text']}/{r['n_typical_text']})",
+                f"{_number(r['auc_fg_human'])} ({r['n_atypical_human']}/{r['n_typical_human']})",
+                f"{r['agree']}/{r['n_both']}, κ {kappa}",
+            ]
+        )
+    split = frame["split"].iloc[0] if len(frame) else "test"
+    return Table(
+        "fine-labels",
+        f"AUC^FG against text-mined and human fine labels ({split})",
+        [
+            "Observation",
+            "Method",
+            "AUC^FG, text-mined (atypical/typical)",
+            f"AUC^FG, {source_name} (atypical/typical)",
+            "Agreement on positives (agree/both, Cohen's κ)",
+        ],
+        rows,
+        caption=(
+            "Seed mean of each run's AUC^FG at its checkpoint chosen on validation, once with the "
+            "report labeler's subcategories and once with the human ones (OpenI's manual MeSH "
+            "severity modifiers mapped to Table 1); agreement of the two on the split's "
+            "positives that both label."
+        ),
+    )
+
+
 def to_markdown(table: Table) -> str:
     lines = [f"### {table.title}", ""]
     lines.append("| " + " | ".join(table.header) + " |")
