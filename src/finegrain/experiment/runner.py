@@ -30,17 +30,25 @@ BENCHMARK_FILE = "benchmark.json"
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where the images come from: exactly one of ``phantom``, ``mimic`` or ``index``+``cache``."""
+    """Where the images come from: exactly one of ``phantom``, ``mimic``, ``openi`` or
+    ``index``+``cache``. ``openi_views``: the view table of OpenI's PNG images (default:
+    ``nlmcxr_dicom_metadata.csv.gz`` in the OpenI root when it is there)."""
 
     phantom: bool = False
     mimic: Path | None = None
     index: Path | None = None
     cache: Path | None = None
+    openi: Path | None = None
+    openi_views: Path | None = None
 
     def __post_init__(self) -> None:
-        chosen = sum([self.phantom, self.mimic is not None, self.index is not None])
+        chosen = sum(
+            [self.phantom, self.mimic is not None, self.index is not None, self.openi is not None]
+        )
         if chosen != 1:
-            raise ValueError("choose exactly one data source: phantom, mimic root, or index+cache")
+            raise ValueError(
+                "choose exactly one data source: phantom, mimic root, openi root, or index+cache"
+            )
         if (self.index is None) != (self.cache is None):
             raise ValueError("--index and --cache go together")
 
@@ -49,6 +57,8 @@ class DataSource:
             return "phantom"
         if self.mimic is not None:
             return f"mimic:{self.mimic}"
+        if self.openi is not None:
+            return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
 
 
@@ -89,6 +99,8 @@ def prepare_data(
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
+    elif source.openi is not None:
+        root = Path(source.openi)
     else:
         root = Path(source.mimic)
     index_path = data / "index.csv"
@@ -97,7 +109,10 @@ def prepare_data(
         from finegrain.data.mimic import index_mimic
 
         t0 = time.perf_counter()
-        frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
+        if source.openi is not None:
+            frame, summary = _index_openi(source, tuple(preset.views), progress)
+        else:
+            frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
         log.info("index: %s", summary.format().replace("\n", "; "))
         # index_mimic gives paths relative to the MIMIC root; the index table's contract is
         # relative to the index file's folder (or absolute)
@@ -117,6 +132,17 @@ def prepare_data(
         prepare(index_path, cache_dir, size=preset.image_size, progress=progress)
         seconds["prepare"] = time.perf_counter() - t0
     return BenchmarkData(index_path, cache_dir, seconds)
+
+
+def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
+    """The OpenI index (as published) with its view table (given, or found in the root)."""
+    from finegrain.data.openi import index_openi
+
+    table = source.openi_views
+    default = Path(source.openi) / "nlmcxr_dicom_metadata.csv.gz"
+    if table is None and default.is_file():
+        table = default
+    return index_openi(source.openi, views=views, views_table=table, progress=progress)
 
 
 def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
