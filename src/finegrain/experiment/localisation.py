@@ -143,7 +143,7 @@ def localisation_table(
     summary (one row per method × seed × group: mean energy inside the mask, mean mask area,
     mean peak, mean probability) and the per-image scores.
     """
-    from finegrain.train.checkpoint import load_model
+    from finegrain.train.rundir import load_model
 
     images = {g: read_images(list(c["image_id"])) for g, c in cases.items() if len(c)}
     masks = {g: read_masks(list(cases[g]["image_id"])) for g in images}

@@ -215,7 +215,7 @@ def write_cams(
             notes.append(f"{obs}: CAMs not drawn: {exc}")
             continue
         try:
-            from finegrain.train.checkpoint import load_model
+            from finegrain.train.rundir import load_model
 
             model, meta = load_model(ckpts[0])
             cells = grid_label(cam_grid(model, int(meta.get("image_size") or preset.image_size)))
