@@ -89,15 +89,15 @@ class Launcher(Protocol):
 
 
 def _is_finished(run_dir: Path) -> bool:
-    from finegrain.experiment.selection import DONE_MARKER
+    from finegrain.train.rundir import RunDirectory
 
-    return (run_dir / DONE_MARKER).exists()
+    return RunDirectory(run_dir).is_done()
 
 
 def _has_checkpoints(run_dir: Path) -> bool:
-    from finegrain.train.checkpoint import list_checkpoints
+    from finegrain.train.rundir import RunDirectory
 
-    return bool(list_checkpoints(run_dir))
+    return bool(RunDirectory(run_dir).checkpoints())
 
 
 def execute(task: RunTask) -> str:

@@ -188,7 +188,7 @@ class Tracker:
 def best_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:
     """``(checkpoint path, iteration)`` with the highest validation AUC^FG, or None."""
     from finegrain.experiment.selection import read_metrics, select_iteration
-    from finegrain.train.checkpoint import checkpoint_path
+    from finegrain.train.rundir import RunDirectory
 
     metrics = read_metrics(run_dir)
     if metrics.empty or "validate" not in set(metrics["split"]):
@@ -196,5 +196,5 @@ def best_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:
     iteration = select_iteration(metrics)
     if iteration is None:
         return None
-    path = checkpoint_path(Path(run_dir), iteration)
+    path = RunDirectory(run_dir).checkpoint_path(iteration)
     return (path, iteration) if path.exists() else None
