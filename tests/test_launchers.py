@@ -345,3 +345,29 @@ def test_ray_grid_retries_a_killed_worker_and_equals_the_local_launcher(
     _, stamps = killed[0]
     assert stamps and all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())
     assert_same_grid(tmp_path, long_reference)
+
+
+@pytest.mark.slow
+def test_gpus_per_run_trains_each_run_through_torchrun(tiny_data, tmp_path):
+    """On CPU, --gpus-per-run 2 means two gloo processes per run, launched by
+    torch.distributed.run (the path a two-GPU run takes)."""
+    import json
+
+    from finegrain.train.tracking import TrackingSpec
+
+    launcher = launcher_for("local", out=tmp_path, device="cpu", gpus_per_run=2)
+    assert launcher.in_process and launcher.gpus_per_run == 2
+    source = DataSource(index=tiny_data.index, cache=tiny_data.cache)
+    result = run_benchmark(
+        tmp_path,
+        TINY.replace(seeds=1),
+        source,
+        methods=["u-ones"],
+        progress=False,
+        launcher=launcher,
+        tracking=TrackingSpec(tensorboard=True),
+    )
+    assert [s.label for s in result.grid.trained] == ["Edema/u-ones/seed0"]
+    run = tmp_path / "runs/Edema/u-ones/seed0"
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert (run / "done").exists() and list((run / "tensorboard").glob("events.*"))
