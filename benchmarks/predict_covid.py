@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cams", type=int, default=6, help="CAM figures for this many images")
     args = parser.parse_args(argv)
 
-    from finegrain.cam import cam_images
+    from finegrain.predict.cam import cam_images
     from finegrain.io import atomic_write_csv, atomic_write_text
     from finegrain.predict import Predictor, predict, stored_thresholds
 
