@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finegrain.data.csvsource import _list_dir, existing_files
 from finegrain.data.mimic import index_mimic
 from finegrain.data.phantom import make_phantom
+from finegrain.data.sources import _list_dir, existing_files
 
 
 def io_floor(out: Path, images: int, size: int) -> float:

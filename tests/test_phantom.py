@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from finegrain.data import phantom
 from finegrain.data.phantom import (
     DRAWN,
     LABEL_CSV_COLUMNS,
     METADATA_COLUMNS,
     SPLIT_COLUMNS,
     TRUTH_COLUMNS,
+    Finding,
+    Painter,
     make_phantom,
 )
 from finegrain.observations import OBSERVATIONS
@@ -143,8 +144,8 @@ def test_slight_findings_are_subtle_and_significant_ones_clear(observation: str)
     much closer to the negative than the significant one (atypical positives are subtle)."""
 
     def draw(severity: float) -> np.ndarray:
-        painter = phantom._Painter(64, np.random.default_rng(0))
-        findings = {obs: phantom._Finding() for obs in OBSERVATIONS}
+        painter = Painter(64, np.random.default_rng(0))
+        findings = {obs: Finding() for obs in OBSERVATIONS}
         findings[observation].severity = severity
         findings["Consolidation"].where = "right lower lobe"
         findings["Pleural Effusion"].where = "left"
@@ -155,3 +156,18 @@ def test_slight_findings_are_subtle_and_significant_ones_clear(observation: str)
     d_significant = np.abs(significant - negative).mean()
     assert d_slight > 0
     assert d_significant > 3 * d_slight
+
+
+def test_root_folder_and_files_respect_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        make_phantom(tmp_path / "p", studies=3, size=32, seed=0)
+    finally:
+        os.umask(old)
+    root = tmp_path / "p"
+    assert root.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    for path in root.rglob("*"):
+        expected = 0o755 if path.is_dir() else 0o644
+        assert path.stat().st_mode & 0o777 == expected, path

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finegrain.labels import check_labels, check_subcategories
 from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
     NEGATIVE,
     POSITIVE,
-    SUBCATEGORIES,
     TYPICAL,
     UNCERTAIN,
     check_observation,
@@ -50,52 +50,44 @@ SCORE_KEYS: tuple[str, ...] = (
 )
 
 
-def _where(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
-    """The first flagged value and where it is: ``line N`` of a CSV file, else ``row <index>``."""
-    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-    index, value = values.index[pos], values.iloc[pos]
-    value = value.item() if isinstance(value, np.generic) else value
+def _where(values: pd.Series, pos: int, source: str) -> str:
+    """Where the ``pos``-th value is: ``line N`` of a CSV file, else ``row <index>``."""
+    index = values.index[pos]
     index = index.item() if isinstance(index, np.generic) else index
     if source.endswith((".csv", ".csv.gz", ".gz", ".tsv")) and isinstance(index, int):
-        return value, f"line {int(index) + 2}"
-    return value, f"row {index!r}"
+        return f"line {int(index) + 2}"
+    return f"row {index!r}"
+
+
+def _first(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
+    """The first flagged value and where it is (see :func:`_where`)."""
+    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+    value = values.iloc[pos]
+    value = value.item() if isinstance(value, np.generic) else value
+    return value, _where(values, pos, source)
 
 
 def _labels_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     """Coarse labels as float (1, 0, -1, NaN for blank); a ValueError names the bad row."""
-    numeric = pd.to_numeric(values, errors="coerce").astype("Float64")
-    text = values.astype("string").str.strip()
-    bad = (numeric.isna() & values.notna() & (text != "")) | (
-        numeric.notna() & ~numeric.isin([POSITIVE, NEGATIVE, UNCERTAIN])
+    labels = check_labels(
+        values, source=source, column=column, where=lambda pos: _where(values, pos, source)
     )
-    if bad.any():
-        value, where = _where(values, bad, source)
-        raise ValueError(
-            f"{source}: label {value!r} in column {column!r} at {where} "
-            "is not one of 1, 0, -1 or empty"
-        )
-    return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return labels.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _subcategory_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     """Subcategories as an object array of 'atypical' / 'typical' / None."""
-    text = values.astype("string").str.strip().str.lower()
-    text = text.mask(text == "", pd.NA)
-    bad = text.notna() & ~text.isin(SUBCATEGORIES)
-    if bad.any():
-        value, where = _where(values, bad, source)
-        raise ValueError(
-            f"{source}: subcategory {value!r} in column {column!r} at {where} "
-            "is not 'atypical', 'typical' or empty"
-        )
-    return text.to_numpy(dtype=object, na_value=None)
+    subs = check_subcategories(
+        values, source=source, column=column, where=lambda pos: _where(values, pos, source)
+    )
+    return subs.to_numpy(dtype=object, na_value=None)
 
 
 def _score_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
-        value, where = _where(values, bad, source)
+        value, where = _first(values, bad, source)
         raise ValueError(
             f"{source}: score {value!r} in column {column!r} at {where} is not a "
             f"finite number ({int(bad.sum())} such row(s))"
@@ -209,7 +201,9 @@ def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFra
         raise FileNotFoundError(f"{what} file not found: {path}")
     if path.suffix == ".parquet":
         return pd.read_parquet(path), str(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+    from finegrain.io import read_csv  # errors name the file and line
+
+    return read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
 
 
 def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
@@ -229,10 +223,10 @@ def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     ids = frame[column].astype("string").str.strip()
     blank = ids.isna() | (ids == "")
     if blank.any():
-        raise ValueError(f"{source}: empty {column!r} at {_where(ids, blank, source)[1]}")
+        raise ValueError(f"{source}: empty {column!r} at {_first(ids, blank, source)[1]}")
     dup = ids.duplicated()
     if dup.any():
-        value, where = _where(ids, dup, source)
+        value, where = _first(ids, dup, source)
         raise ValueError(f"{source}: duplicate {column} {value!r} at {where}")
     return ids
 
@@ -257,7 +251,7 @@ def read_predictions(
     if "iteration" in frame.columns:
         iters = pd.to_numeric(frame["iteration"], errors="coerce")
         if iters.isna().any():
-            value, where = _where(frame["iteration"], iters.isna(), source)
+            value, where = _first(frame["iteration"], iters.isna(), source)
             raise ValueError(f"{source}: iteration {value!r} at {where} is not a number")
         available = sorted(int(i) for i in iters.unique())
         if not available:

@@ -187,6 +187,11 @@ def prepare(
     )
 
 
+def is_finished_cache(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a finished cache (its ``cache.json`` is written last)."""
+    return (Path(directory) / META_FILE).is_file()
+
+
 class ImageCache:
     """Read access to a finished cache folder written by :func:`prepare`.
 

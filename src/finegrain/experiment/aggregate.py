@@ -101,15 +101,12 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def selected_predictions(selection: RunSelection, split: str) -> pd.DataFrame | None:
-    """Rows of ``predictions-<split>.csv`` at the chosen iteration (``None`` if unavailable)."""
-    path = selection.directory / f"predictions-{split}.csv"
-    if selection.iteration is None or not path.is_file():
+    """The run's predictions of ``split`` at the chosen iteration (``None`` if unavailable)."""
+    if selection.iteration is None:
         return None
-    frame = pd.read_csv(path, dtype={"image_id": str, "subcategory": str})
-    for column in ("image_id", "iteration", "label", "subcategory", "score"):
-        if column not in frame.columns:
-            raise ValueError(f"{path}: missing column {column!r}")
-    frame = frame[frame["iteration"] == selection.iteration]
+    frame = selection.run.read_predictions(split, selection.iteration)
+    if frame is None:
+        return None
     return frame[["image_id", "label", "subcategory", "score"]].reset_index(drop=True)
 
 

@@ -29,9 +29,10 @@ from finegrain.experiment.grid import (
 )
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
-from finegrain.experiment.selection import DONE_MARKER, RunSelection, select_run
+from finegrain.experiment.selection import RunSelection, select_run
 from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
 from finegrain.io import atomic_write_csv, atomic_write_text
+from finegrain.train.rundir import RunDirectory
 
 
 @dataclass
@@ -51,13 +52,13 @@ def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelectio
     missing = []
     for spec in specs:
         run_dir = spec.directory(runs_root)
-        if not (run_dir / DONE_MARKER).exists():
+        if not RunDirectory(run_dir).is_done():
             missing.append(spec.label)
             continue
         sel = select_run(run_dir)
         if sel.spec != spec:
             notes.append(
-                f"{run_dir}: config.json describes {sel.spec.label}, expected {spec.label}"
+                f"{run_dir}: its recorded config describes {sel.spec.label}, expected {spec.label}"
             )
         notes += [f"{spec.label}: {n}" for n in sel.notes]
         selections.append(sel)
@@ -106,7 +107,7 @@ def write_figures(
                 "U-Ones and U-Ignore.",
             )
         )
-    has_test = any((s.directory / "predictions-test.csv").is_file() for s in selections)
+    has_test = any(s.run.has_predictions("test") for s in selections)
     split = "test" if has_test else "validate"
     for obs in preset.observations:
         scores = {}
@@ -156,12 +157,9 @@ def write_cams(
     """
     try:
         from finegrain.cam import cam_images
-        from finegrain.train.checkpoint import checkpoint_path
     except ImportError as exc:
         notes.append(f"CAMs not drawn: {exc}")
         return []
-    import json
-
     from finegrain.data.index import read_index
 
     figures = []
@@ -182,7 +180,7 @@ def write_cams(
                 pair.append(found[0])
         if len(pair) != 2:
             continue
-        split = "test" if (pair[0].directory / "predictions-test.csv").is_file() else "validate"
+        split = "test" if pair[0].run.has_predictions("test") else "validate"
         cases = fg_cases(selected_predictions(pair[0], split))
         picks = [
             cases[cases["subcategory"] == sub].sort_values("image_id").head(1)
@@ -191,11 +189,11 @@ def write_cams(
         picks = pd.concat(picks)
         if picks.empty:
             continue
-        ckpts = [checkpoint_path(s.directory, s.iteration) for s in pair]
-        config = json.loads((pair[0].directory / "config.json").read_text(encoding="utf-8"))
+        ckpts = [s.run.checkpoint_path(s.iteration) for s in pair]
+        config = pair[0].config
         missing = [str(c) for c in ckpts if not c.is_file()]
         if missing or "index" not in config:
-            what = ", ".join(missing) if missing else "the index path in config.json"
+            what = ", ".join(missing) if missing else "the index path in the run's config"
             notes.append(f"{obs}: CAMs not drawn: missing {what}")
             continue
         index = read_index(config["index"]).set_index("image_id")  # paths resolved by read_index

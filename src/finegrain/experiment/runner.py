@@ -19,8 +19,8 @@ from pathlib import Path
 
 from finegrain.experiment.grid import RunSpec, grid_for
 from finegrain.experiment.presets import Preset
-from finegrain.experiment.selection import DONE_MARKER
 from finegrain.io import atomic_write_json, atomic_write_text
+from finegrain.train.rundir import RunDirectory
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,9 @@ def prepare_data(
         write_index(frame, index_path)
         seconds["index"] = time.perf_counter() - t0
     cache_dir = data / f"cache-{preset.image_size}"
-    if not (cache_dir / "cache.json").exists():
+    from finegrain.data.cache import is_finished_cache
+
+    if not is_finished_cache(cache_dir):
         from finegrain.data.cache import prepare
 
         t0 = time.perf_counter()
@@ -171,8 +173,8 @@ def _train_one(config, resume: bool, threads: int | None) -> str:
         train(config, resume=resume, progress=False)
     finally:
         torch.set_num_threads(saved)
-    if not (Path(config.out) / DONE_MARKER).exists():
-        raise RuntimeError(f"{config.out}: train() returned but wrote no {DONE_MARKER!r} marker")
+    if not RunDirectory(config.out).is_done():
+        raise RuntimeError(f"{config.out}: train() returned but did not mark the run done")
     return config.out
 
 
@@ -202,7 +204,7 @@ def run_grid(
     todo = []
     for spec in specs:
         run_dir = spec.directory(runs_root)
-        if (run_dir / DONE_MARKER).exists():
+        if RunDirectory(run_dir).is_done():
             outcome.skipped.append(spec)
         else:
             todo.append(spec)
@@ -215,8 +217,7 @@ def run_grid(
         if before_run is not None:
             before_run(spec, run_dir)
         config = train_config(spec, preset, data, run_dir, **extra)
-        ckpts = run_dir / "checkpoints"
-        resume = ckpts.is_dir() and any(ckpts.glob("*.pt"))
+        resume = bool(RunDirectory(run_dir).checkpoints())
         log.debug("%s run %s", "resuming" if resume else "starting", spec.label)
         return config, resume, preset.threads
 
@@ -338,7 +339,7 @@ def run_benchmark(
         atomic_write_json(out / "benchmark.json", config)
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()
-        grid.skipped = [s for s in specs if (s.directory(out / "runs") / DONE_MARKER).exists()]
+        grid.skipped = [s for s in specs if RunDirectory(s.directory(out / "runs")).is_done()]
     else:
         data = prepare_data(source, out, preset, progress=progress)
         grid = run_grid(

@@ -78,19 +78,16 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike) -> Predictor:
-        """Load a checkpoint with :func:`finegrain.train.load_model` (``weights_only`` loads)."""
-        from finegrain.predict.calibrate import read_checkpoint
+        """Load a checkpoint once (``weights_only=True``) and rebuild its model."""
+        from finegrain.train.checkpoint import load_checkpoint, model_from_checkpoint
 
         checkpoint = Path(checkpoint)
-        ckpt = read_checkpoint(checkpoint)  # validates; carries thresholds
-        model, meta = _load_model(checkpoint)
-        skip = ("model", "optimizer", "rng", "scaler")
-        meta = {**{k: v for k, v in ckpt.items() if k not in skip}, **meta}
+        model, meta = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
         size = _meta_get(meta, "image_size")
         if size is None:
             raise ValueError(f"{checkpoint}: no image_size in the checkpoint")
         crop = _meta_get(meta, "crop") or _cache_crop(meta) or "none"
-        data = meta.get("thresholds") or ckpt.get("thresholds")
+        data = meta.get("thresholds")
         method = _meta_get(meta, "method", "")
         iteration = meta.get("iteration")
         name = " ".join(
@@ -122,23 +119,17 @@ class Predictor:
         return self.logits(images).softmax(dim=1)[:, 1].numpy().astype(float)
 
 
-def _load_model(checkpoint: Path) -> tuple[Any, dict]:
-    try:
-        from finegrain.train import load_model
-    except ImportError:  # pragma: no cover - package layout variant
-        from finegrain.train.checkpoint import load_model
-    return load_model(checkpoint, map_location="cpu")
-
-
 def _cache_crop(meta: dict) -> str | None:
     """The crop recorded in the training cache's ``cache.json``, when reachable."""
     import json
+
+    from finegrain.data.cache import META_FILE
 
     cache = _meta_get(meta, "cache")
     if not cache:
         return None
     try:
-        return json.loads((Path(cache) / "cache.json").read_text()).get("crop")
+        return json.loads((Path(cache) / META_FILE).read_text()).get("crop")
     except (OSError, ValueError):
         return None
 
@@ -153,7 +144,11 @@ def _read_image(path: str | os.PathLike, size: int, crop: str) -> np.ndarray:
 
 
 def _error_text(exc: BaseException) -> str:
+    from finegrain.data.imageio import ImageReadError
+
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, ImageReadError):  # "PATH: what went wrong", the path first
+        return text.replace("\n", " ")
     return f"{type(exc).__name__}: {text}".replace("\n", " ")
 
 

@@ -33,24 +33,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from finegrain.io import (
-    append_jsonl,
-    atomic_write_csv,
-    atomic_write_json,
-    atomic_write_text,
-    read_jsonl,
-)
 from finegrain.observations import check_observation
-from finegrain.train.checkpoint import (
-    checkpoint_path,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unwrap,
-)
+from finegrain.train.checkpoint import load_checkpoint, rng_state, set_rng_state, unwrap
 from finegrain.train.config import TrainConfig
 from finegrain.train.distributed import (
     DistInfo,
@@ -63,13 +47,13 @@ from finegrain.train.distributed import (
 from finegrain.train.evaluation import predict_split
 from finegrain.train.methods import Method, get_method
 from finegrain.train.models import build_model
+from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
 
 log = logging.getLogger(__name__)
 
 #: Config fields that may change between a run and its resumption (they do not change results
 #: on CPU, or only change speed).
 RUNTIME_FIELDS = frozenset({"num_workers", "compile", "eval_batch_size", "device", "out"})
-PREDICTION_COLUMNS = ("image_id", "iteration", "label", "subcategory", "score")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,40 +234,6 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _check_resumable(out: Path, config: TrainConfig) -> None:
-    saved = TrainConfig.from_json(out / "config.json").to_dict()
-    current = config.to_dict()
-    changed = sorted(k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"cannot resume {out}: config changed ({detail})")
-
-
-def _truncate_outputs(out: Path, iteration: int, splits) -> None:
-    """Drop metrics/prediction rows after ``iteration`` (written before a kill)."""
-    metrics = out / "metrics.jsonl"
-    if metrics.exists():
-        kept = [r for r in read_jsonl(metrics) if r["iteration"] <= iteration]
-        atomic_write_text(metrics, "".join(_jsonl_line(r) for r in kept))
-    for split in splits:
-        path = out / f"predictions-{split}.csv"
-        if path.exists():
-            frame = pd.read_csv(path, dtype={"image_id": str})
-            atomic_write_csv(path, frame[frame["iteration"] <= iteration])
-
-
-def _jsonl_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True, default=str) + "\n"
-
-
-def _append_predictions(path: Path, frame: pd.DataFrame) -> None:
-    if path.exists():
-        frame = pd.concat([pd.read_csv(path, dtype={"image_id": str}), frame], ignore_index=True)
-    atomic_write_csv(path, frame)
-
-
 # ---------------------------------------------------------------------------------------------
 # Evaluation at a checkpoint
 
@@ -347,9 +297,7 @@ def _train(
     progress: bool,
     datasets: Mapping[str, Dataset] | None,
 ) -> Path:
-    from tqdm.auto import tqdm
-
-    out = Path(config.out)
+    run = RunDirectory(config.out)
     method = get_method(config.method)
     check_observation(config.observation)
     device = info.device
@@ -357,18 +305,12 @@ def _train(
         raise ValueError(
             f"--batch-size {config.batch_size} is not divisible by the {info.world_size} processes"
         )
-
-    # --- the run directory: fresh, or resumed from its last checkpoint
-    if (out / "done").exists():
+    if run.is_done():
         if resume:
-            log.info("%s is already complete (done marker present)", out)
-            return out
-        raise ValueError(f"{out} holds a complete run ('done' exists); choose a new --out")
-    ckpt = latest_checkpoint(out) if resume else None
-    if not resume and list_checkpoints(out):
-        raise ValueError(f"{out} already has checkpoints: pass --resume or choose a new --out")
-    if ckpt is not None:
-        _check_resumable(out, config)
+            log.info("%s is already complete (done marker present)", run.path)
+            return run.path
+        raise ValueError(f"{run.path} holds a complete run ('done' exists); choose a new --out")
+    ckpt = _checkpoint_to_resume(run, config, resume)
 
     # --- determinism: seeds, then data, model, optimiser
     random.seed(config.seed)
@@ -376,17 +318,8 @@ def _train(
     torch.manual_seed(config.seed)
     if datasets is None:
         datasets = build_datasets(config, method)
+    _check_datasets(datasets, config)
     train_set = datasets["train"]
-    for split in config.eval_splits:
-        if split not in datasets:
-            raise ValueError(f"no dataset for evaluation split {split!r}")
-    for split, dataset in datasets.items():
-        if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
-            summary = getattr(dataset, "summary", None)
-            raise ValueError(
-                f"no {split} images for {config.observation} in {config.index}"
-                + (f" (dataset summary: {summary})" if summary else "")
-            )
     image_size = int(SeededItems(train_set)[(0, 0)][0].shape[-1])  # global RNG untouched
 
     model = build_model(
@@ -407,29 +340,9 @@ def _train(
 
     start, elapsed_before = 0, 0.0
     if ckpt is not None:
-        payload = load_checkpoint(ckpt, map_location=device)
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if "scaler" in payload:
-            scaler.load_state_dict(payload["scaler"])
-        start = int(payload["iteration"])
-        elapsed_before = float(payload.get("elapsed_s", 0.0))
-        set_rng_state(payload["rng"])
-        if info.is_main:
-            _truncate_outputs(out, start, config.eval_splits)
-            log.info("resuming %s from iteration %d (%s)", out, start, ckpt.name)
-    elif info.is_main:
-        for stale in [out / "metrics.jsonl"] + [
-            out / f"predictions-{s}.csv" for s in config.eval_splits
-        ]:
-            stale.unlink(missing_ok=True)  # from a run killed before its first checkpoint
-        record = config.to_dict()
-        record["versions"] = versions()
-        record["world_size"] = info.world_size
-        record["data"] = {
-            split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
-        }
-        atomic_write_json(out / "config.json", record)
+        start, elapsed_before = _restore(ckpt, model, optimizer, scaler, device)
+    if info.is_main:
+        _open_outputs(run, config, info, datasets, start)
     barrier(info)
 
     net: torch.nn.Module = model
@@ -447,15 +360,8 @@ def _train(
     net.train()
     running = torch.zeros((), device=device)
     steps = 0
-    bar = tqdm(
-        total=config.iterations,
-        initial=start,
-        desc=f"{config.observation} {config.method} seed {config.seed}",
-        disable=not (progress and info.is_main),
-        unit="it",
-    )
+    bar = _Progress(config, start, enabled=progress and info.is_main)
     t0 = time.perf_counter()
-    t_bar, it_bar = t0, start
     for iteration in range(start + 1, config.iterations + 1):
         images, labels, _rows = next(batches)
         images = images.to(device, non_blocking=True)
@@ -469,13 +375,7 @@ def _train(
         scaler.update()
         running += loss.detach()
         steps += 1
-
-        if iteration % 20 == 0 or iteration == config.iterations:
-            now = time.perf_counter()
-            rate = (iteration - it_bar) * config.batch_size / max(now - t_bar, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
-            bar.update(iteration - bar.n)
-            t_bar, it_bar = now, iteration
+        bar.step(iteration, loss)
 
         if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
             train_loss = all_reduce_mean(running / steps, info).item()
@@ -490,21 +390,9 @@ def _train(
                 amp_dtype=amp_dtype,
             )
             if info.is_main:
-                for split, (scores, frame) in results.items():
-                    record = {"iteration": iteration, "split": split, **scores}
-                    record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
-                    append_jsonl(out / "metrics.jsonl", record)
-                    _append_predictions(out / f"predictions-{split}.csv", frame)
-                    message = (
-                        f"iteration {iteration} {split}: AUC^FG {_fmt(scores['auc_fg'])}, "
-                        f"AUC {_fmt(scores['auc'])}"
-                    )
-                    if progress:
-                        bar.write(message)
-                    else:
-                        log.info(message)
-                save_checkpoint(
-                    checkpoint_path(out, iteration),
+                _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
+                run.save_checkpoint(
+                    iteration,
                     {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
@@ -527,9 +415,148 @@ def _train(
     bar.close()
     del batches, loader
     if info.is_main:
-        atomic_write_text(out / "done", f"{config.iterations}\n")
+        run.mark_done(config.iterations)
     barrier(info)
-    return out
+    return run.path
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-directory bookkeeping around the loop
+
+
+def _checkpoint_to_resume(run: RunDirectory, config: TrainConfig, resume: bool) -> Path | None:
+    """The checkpoint to resume from (``None``: start fresh); refuses to overwrite a run's
+    checkpoints without ``resume`` or to resume under a different configuration."""
+    if not resume:
+        if run.checkpoints():
+            raise ValueError(
+                f"{run.path} already has checkpoints: pass --resume or choose a new --out"
+            )
+        return None
+    ckpt = run.latest_checkpoint()
+    if ckpt is not None:
+        saved = TrainConfig.from_dict(run.read_config()).to_dict()
+        current = config.to_dict()
+        changed = sorted(
+            k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k]
+        )
+        if changed:
+            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
+            raise ValueError(f"cannot resume {run.path}: config changed ({detail})")
+    return ckpt
+
+
+def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig) -> None:
+    """Every split the run needs is there and non-empty (the error names the split)."""
+    for split in config.eval_splits:
+        if split not in datasets:
+            raise ValueError(f"no dataset for evaluation split {split!r}")
+    for split, dataset in datasets.items():
+        if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
+            summary = getattr(dataset, "summary", None)
+            raise ValueError(
+                f"no {split} images for {config.observation} in {config.index}"
+                + (f" (dataset summary: {summary})" if summary else "")
+            )
+
+
+def _restore(
+    ckpt: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load model, optimiser, scaler and RNG states from ``ckpt``; returns (iteration, elapsed)."""
+    payload = load_checkpoint(ckpt, map_location=device)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if "scaler" in payload:
+        scaler.load_state_dict(payload["scaler"])
+    set_rng_state(payload["rng"])
+    log.info(
+        "resuming %s from iteration %d (%s)", ckpt.parent.parent, payload["iteration"], ckpt.name
+    )
+    return int(payload["iteration"]), float(payload.get("elapsed_s", 0.0))
+
+
+def _open_outputs(
+    run: RunDirectory,
+    config: TrainConfig,
+    info: DistInfo,
+    datasets: Mapping[str, Dataset],
+    start: int,
+) -> None:
+    """Resumed: drop outputs written after the checkpoint. Fresh: clear leftovers of a run
+    killed before its first checkpoint and write ``config.json``."""
+    if start:
+        run.truncate_after(start, config.eval_splits)
+        return
+    run.clear_outputs(config.eval_splits)
+    record = config.to_dict()
+    record["versions"] = versions()
+    record["world_size"] = info.world_size
+    record["data"] = {
+        split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
+    }
+    run.write_config(record)
+
+
+def _record_evaluations(
+    run: RunDirectory,
+    results: Mapping[str, tuple[dict[str, Any], pd.DataFrame]],
+    iteration: int,
+    train_loss: float,
+    elapsed: float,
+    bar: _Progress,
+) -> None:
+    """Append each split's scores to ``metrics.jsonl`` and predictions to its CSV; report them."""
+    for split, (scores, frame) in results.items():
+        record = {"iteration": iteration, "split": split, **scores}
+        record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
+        run.append_metrics(record)
+        run.append_predictions(split, frame)
+        bar.message(
+            f"iteration {iteration} {split}: AUC^FG {_fmt(scores['auc_fg'])}, "
+            f"AUC {_fmt(scores['auc'])}"
+        )
+
+
+class _Progress:
+    """The tqdm bar of a run (loss and images/s every 20 iterations); messages go above it,
+    or to the log when the bar is off."""
+
+    def __init__(self, config: TrainConfig, start: int, *, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.enabled = enabled
+        self.batch_size = config.batch_size
+        self.iterations = config.iterations
+        self.bar = tqdm(
+            total=config.iterations,
+            initial=start,
+            desc=f"{config.observation} {config.method} seed {config.seed}",
+            disable=not enabled,
+            unit="it",
+        )
+        self.t_bar, self.it_bar = time.perf_counter(), start
+
+    def step(self, iteration: int, loss: torch.Tensor) -> None:
+        if iteration % 20 == 0 or iteration == self.iterations:
+            now = time.perf_counter()
+            rate = (iteration - self.it_bar) * self.batch_size / max(now - self.t_bar, 1e-9)
+            self.bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            self.bar.update(iteration - self.bar.n)
+            self.t_bar, self.it_bar = now, iteration
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            self.bar.write(text)
+        else:
+            log.info(text)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 __all__ = [
