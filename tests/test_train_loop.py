@@ -54,6 +54,7 @@ def test_run_directory_layout(tmp_path):
         "done",
         "metrics.jsonl",
         "predictions-validate.csv",
+        "train.lock",
     ]
     assert [i for i, _ in RunDirectory(out).checkpoints()] == [3, 6]
     config = json.loads((out / "config.json").read_text())
@@ -76,9 +77,14 @@ def test_run_directory_layout(tmp_path):
     saved = predictions[predictions["iteration"] == 6]["score"].to_numpy()
     np.testing.assert_allclose(scores.numpy(), saved, rtol=1e-5, atol=1e-6)
     # a complete run is not overwritten; resuming it is a no-op
-    with pytest.raises(ValueError, match="done"):
+    with pytest.raises(ValueError, match="complete run"):
         train(make_config(tmp_path / "run"), datasets=tiny_datasets(), progress=False)
     assert train(make_config(tmp_path / "run"), resume=True, datasets=tiny_datasets()) == out
+    # ... but only under the settings it was trained with (runtime fields aside)
+    with pytest.raises(ValueError, match=r"cannot reuse .*iterations: 6 -> 9"):
+        train(make_config(tmp_path / "run", iterations=9), resume=True, datasets=tiny_datasets())
+    relocated = make_config(tmp_path / "run", num_workers=1, eval_batch_size=5)
+    assert train(relocated, resume=True, datasets=tiny_datasets()) == out
 
 
 def test_resume_after_kill_is_bit_exact(tmp_path):

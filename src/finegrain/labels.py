@@ -11,7 +11,7 @@ mentioned); ``1.0`` / ``-1.0`` and surrounding space are accepted. A subcategory
 2    <NA>
 3    <NA>
 4      -1
-Name: Edema, dtype: Int8
+dtype: Int8
 >>> check_labels(pd.Series(["1", "2"]), source="labels.csv", column="Edema", where=csv_line())
 Traceback (most recent call last):
 ...

@@ -11,8 +11,10 @@ Run the paper's experiments end to end: data -> index table -> image cache -> a 
 training runs (observation x method x seed, and τ for Figure 4) -> for each run the checkpoint
 with the best validation AUC^FG -> tables (mean ± std over seeds), figures and an HTML report.
 
-Data (one of): the built-in phantom (default), a MIMIC-CXR-JPG root (--mimic), or an existing
-index table and image cache (--index/--cache).
+Data (one of): the built-in phantom (default), a MIMIC-CXR-JPG root (--mimic), OpenI as
+published (--openi; no credentials needed, see docs/data.md), or an existing index table and
+image cache (--index/--cache). With OpenI (or an index made by `finegrain index --openi`) the
+report adds AUC^FG against OpenI's human MeSH fine labels next to the text-mined ones.
 
 Presets: `demo` (the default) trains a tiny network on a small phantom and finishes in a few
 minutes on a 2-core CPU; `paper` is the paper's protocol (DenseNet121 from ImageNet weights,
@@ -52,6 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", choices=["phantom"], default=None, help="the built-in phantom (default)"
     )
     data.add_argument("--mimic", metavar="ROOT", help="a MIMIC-CXR-JPG root folder")
+    data.add_argument(
+        "--openi",
+        metavar="ROOT",
+        help="OpenI as published (NLMCXR_reports.tgz + NLMCXR_png/ or NLMCXR_dcm/; PNG views "
+        "from ROOT/nlmcxr_dicom_metadata.csv.gz or --openi-views); adds AUC^FG against the "
+        "human MeSH fine labels",
+    )
+    data.add_argument(
+        "--openi-views", metavar="TABLE", help="view table of OpenI's PNGs (imageid, View Position)"
+    )
     data.add_argument("--index", metavar="INDEX", help="an existing index table (with --cache)")
     data.add_argument("--cache", metavar="CACHE", help="an existing image cache (with --index)")
     grid = parser.add_argument_group("grid")
@@ -59,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument(
         "--selection",
         nargs="+",
-        choices=["table2", "table3", "figure4", "all"],
-        help="which results to reproduce (default: the preset's, table2)",
+        choices=["table2", "table3", "figure4", "all", "study"],
+        help="which results to reproduce (default: the preset's, table2); study: the "
+        "pre-registered PU-RM vs U-Ones study over the phantom's knobs (docs/study.md)",
     )
     grid.add_argument("--observations", nargs="+", metavar="OBS")
     grid.add_argument(
@@ -100,6 +113,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def run_study_cli(args: argparse.Namespace, preset) -> int:
+    """``--selection study``: train (or resume) the study and print its map as a table."""
+    import dataclasses
+    from pathlib import Path
+
+    from finegrain.experiment.study import default_plan, run_study, study_summary_table
+    from finegrain.experiment.tables import to_markdown
+
+    plan = default_plan()
+    changes = {
+        "observations": tuple(args.observations) if args.observations else None,
+        "seeds": args.seeds,
+        "tau": args.tau,
+        "taus": tuple(args.taus) if args.taus else None,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
+    result = run_study(
+        args.out,
+        preset,
+        plan,
+        jobs=args.jobs,
+        device=args.device,
+        progress=not args.no_progress,
+        report_only=args.report_only,
+    )
+    print()
+    print(to_markdown(study_summary_table(result.table, plan.observations)))
+    print(
+        f"{result.trained} runs trained, {result.skipped} already finished; wall time "
+        f"{result.seconds:.0f} s, CPU {result.cpu_seconds:.0f} s"
+    )
+    print(f"outputs: {Path(args.out) / 'report.html'}, study.md, study.csv")
+    return 0
+
+
+def print_paired(paired) -> None:
+    """The paired differences against U-Ones, one line each (validation, then test)."""
+    from finegrain.experiment.tables import paired_line
+
+    if paired is None or paired.empty:
+        return
+    print("Paired difference against U-Ones (AUC^FG, same seeds and cases; see summary.md):")
+    for split in ("validate", "test"):
+        for _, row in paired[paired["split"] == split].iterrows():
+            print("  " + paired_line(row.to_dict()))
+    print()
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
@@ -109,21 +170,27 @@ def run(args: argparse.Namespace) -> int:
     from finegrain.experiment.runner import DataSource, run_benchmark
     from finegrain.experiment.tables import to_markdown
 
-    if args.mimic and args.index:
-        raise CLIError("choose one data source: --data phantom, --mimic ROOT or --index/--cache")
+    if sum(map(bool, (args.mimic, args.index, args.openi))) > 1:
+        raise CLIError(
+            "choose one data source: --data phantom, --mimic ROOT, --openi ROOT or --index/--cache"
+        )
+    if args.openi_views and not args.openi:
+        raise CLIError("--openi-views only applies to --openi")
     if (args.index is None) != (args.cache is None):
         raise CLIError("--index and --cache go together")
     if args.seeds is not None and args.seeds < 1:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.data and (args.mimic or args.index):
-        raise CLIError("--data phantom cannot be combined with --mimic or --index")
+    if args.data and (args.mimic or args.index or args.openi):
+        raise CLIError("--data phantom cannot be combined with --mimic, --openi or --index")
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)
     source = DataSource(
-        phantom=not (args.mimic or args.index),
+        phantom=not (args.mimic or args.index or args.openi),
         mimic=Path(args.mimic) if args.mimic else None,
         index=Path(args.index) if args.index else None,
         cache=Path(args.cache) if args.cache else None,
+        openi=Path(args.openi) if args.openi else None,
+        openi_views=Path(args.openi_views) if args.openi_views else None,
     )
     preset = get_preset(args.preset).replace(
         selections=tuple(args.selection) if args.selection else None,
@@ -140,8 +207,12 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         phantom_studies=args.phantom_studies,
     )
-    if source.mimic is None and source.index is None and args.image_size is not None:
+    if source.phantom and args.image_size is not None:
         preset = preset.replace(phantom_size=max(args.image_size, preset.phantom_size))
+    if args.selection and "study" in args.selection:
+        if len(args.selection) > 1 or not source.phantom:
+            raise CLIError("--selection study runs alone, on the built-in phantom")
+        return run_study_cli(args, preset)
     result = run_benchmark(
         args.out,
         preset,
@@ -158,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     for table in outputs.tables:
         if table.key in ("table2", "table3", "figure4", "table2-test", "table3-test"):
             print(to_markdown(table))
+    print_paired(outputs.paired)
     for note in outputs.notes:
         print(f"note: {note}")
     grid = result.grid

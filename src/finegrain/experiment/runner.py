@@ -24,20 +24,31 @@ from finegrain.train.rundir import RunDirectory
 
 log = logging.getLogger(__name__)
 
+#: The benchmark's request (preset, data, methods, versions), written before training.
+BENCHMARK_FILE = "benchmark.json"
+
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where the images come from: exactly one of ``phantom``, ``mimic`` or ``index``+``cache``."""
+    """Where the images come from: exactly one of ``phantom``, ``mimic``, ``openi`` or
+    ``index``+``cache``. ``openi_views``: the view table of OpenI's PNG images (default:
+    ``nlmcxr_dicom_metadata.csv.gz`` in the OpenI root when it is there)."""
 
     phantom: bool = False
     mimic: Path | None = None
     index: Path | None = None
     cache: Path | None = None
+    openi: Path | None = None
+    openi_views: Path | None = None
 
     def __post_init__(self) -> None:
-        chosen = sum([self.phantom, self.mimic is not None, self.index is not None])
+        chosen = sum(
+            [self.phantom, self.mimic is not None, self.index is not None, self.openi is not None]
+        )
         if chosen != 1:
-            raise ValueError("choose exactly one data source: phantom, mimic root, or index+cache")
+            raise ValueError(
+                "choose exactly one data source: phantom, mimic root, openi root, or index+cache"
+            )
         if (self.index is None) != (self.cache is None):
             raise ValueError("--index and --cache go together")
 
@@ -46,6 +57,8 @@ class DataSource:
             return "phantom"
         if self.mimic is not None:
             return f"mimic:{self.mimic}"
+        if self.openi is not None:
+            return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
 
 
@@ -86,6 +99,8 @@ def prepare_data(
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
+    elif source.openi is not None:
+        root = Path(source.openi)
     else:
         root = Path(source.mimic)
     index_path = data / "index.csv"
@@ -94,7 +109,10 @@ def prepare_data(
         from finegrain.data.mimic import index_mimic
 
         t0 = time.perf_counter()
-        frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
+        if source.openi is not None:
+            frame, summary = _index_openi(source, tuple(preset.views), progress)
+        else:
+            frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
         log.info("index: %s", summary.format().replace("\n", "; "))
         # index_mimic gives paths relative to the MIMIC root; the index table's contract is
         # relative to the index file's folder (or absolute)
@@ -116,13 +134,24 @@ def prepare_data(
     return BenchmarkData(index_path, cache_dir, seconds)
 
 
+def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
+    """The OpenI index (as published) with its view table (given, or found in the root)."""
+    from finegrain.data.openi import index_openi
+
+    table = source.openi_views
+    default = Path(source.openi) / "nlmcxr_dicom_metadata.csv.gz"
+    if table is None and default.is_file():
+        table = default
+    return index_openi(source.openi, views=views, views_table=table, progress=progress)
+
+
 def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
     """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid."""
     from finegrain.train.config import TrainConfig
 
     values = dict(
-        index=str(data.index),
-        cache=str(data.cache),
+        index=str(Path(data.index).resolve()),  # absolute: the run's record works from anywhere
+        cache=str(Path(data.cache).resolve()),
         observation=spec.observation,
         method=spec.method,
         tau=spec.tau if spec.tau is not None else preset.tau,
@@ -178,6 +207,46 @@ def _train_one(config, resume: bool, threads: int | None) -> str:
     return config.out
 
 
+def plan_runs(
+    specs: Sequence[RunSpec],
+    runs_root: str | Path,
+    preset: Preset,
+    data: BenchmarkData,
+    *,
+    device: str | None = None,
+) -> tuple[list[RunSpec], list[RunSpec]]:
+    """``(to train, finished)``: the runs of ``specs`` still to train and those already done.
+
+    A finished run is reused, and an unfinished one resumed, only when its recorded
+    configuration equals the requested one (fields in
+    :data:`~finegrain.train.config.RUNTIME_FIELDS` aside); otherwise a ``ValueError`` names
+    each such run and its differing fields (old -> new).
+    """
+    from finegrain.train.config import format_differences
+
+    extra = {"device": device} if device else {}
+    todo, finished, conflicts = [], [], []
+    for spec in specs:
+        run = RunDirectory(spec.directory(runs_root))
+        done = run.is_done()
+        if done or (run.has_config() and run.checkpoints()):
+            wanted = train_config(spec, preset, data, run.path, **extra)
+            changed = wanted.differences(run.read_config())
+            if changed:
+                conflicts.append(f"{run.path} ({format_differences(changed)})")
+        (finished if done else todo).append(spec)
+    if conflicts:
+        shown = "; ".join(conflicts[:5]) + (
+            f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        )
+        raise ValueError(
+            f"{len(conflicts)} run(s) under {runs_root} were trained with other settings than "
+            f"requested: {shown}. Rerun with the settings they were trained with, or choose a "
+            "new --out"
+        )
+    return todo, finished
+
+
 def run_grid(
     specs: Sequence[RunSpec],
     runs_root: str | Path,
@@ -190,7 +259,8 @@ def run_grid(
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
 ) -> GridOutcome:
-    """Train every run of ``specs`` that is not finished yet (``done`` marker).
+    """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
+    refuses runs recorded with other settings).
 
     An unfinished run with checkpoints resumes from the last one. ``jobs`` > 1 trains that many
     runs at once in worker processes (each with ``preset.threads`` torch threads). ``max_runs``
@@ -201,13 +271,7 @@ def run_grid(
 
     outcome = GridOutcome()
     t0 = time.perf_counter()
-    todo = []
-    for spec in specs:
-        run_dir = spec.directory(runs_root)
-        if RunDirectory(run_dir).is_done():
-            outcome.skipped.append(spec)
-        else:
-            todo.append(spec)
+    todo, outcome.skipped = plan_runs(specs, runs_root, preset, data, device=device)
     if max_runs is not None:
         todo = todo[:max_runs]
     extra = {"device": device} if device else {}
@@ -285,6 +349,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _recorded_request(out: Path) -> dict | None:
+    """The request recorded in ``out/benchmark.json`` by the run that trained the grid."""
+    import json
+
+    path = out / BENCHMARK_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -335,13 +412,15 @@ def run_benchmark(
         "runs": [s.label for s in specs],
         "versions": versions(),
     }
-    if not report_only:
-        atomic_write_json(out / "benchmark.json", config)
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()
         grid.skipped = [s for s in specs if RunDirectory(s.directory(out / "runs")).is_done()]
+        config = _recorded_request(out) or config
     else:
         data = prepare_data(source, out, preset, progress=progress)
+        # refuse runs recorded with other settings before benchmark.json claims the new ones
+        plan_runs(specs, out / "runs", preset, data, device=device)
+        atomic_write_json(out / BENCHMARK_FILE, config)
         grid = run_grid(
             specs,
             out / "runs",
