@@ -61,7 +61,6 @@ def _folder_mode() -> int:
     return 0o777 & ~umask
 
 
-
 @dataclass
 class PhantomSummary:
     """What ``make_phantom`` wrote."""
