@@ -25,14 +25,38 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``root``: relative path -> (size, mtime in ns)."""
+    return {
+        p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+    }
+
+
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory) -> Path:
-    """A small MIMIC-CXR-JPG-shaped phantom tree (48 studies, 64 px), built once per session."""
+    """A small MIMIC-CXR-JPG-shaped phantom tree (48 studies, 64 px), built once per session.
+
+    Shared by every test: READ ONLY. A test that needs to change it works on a copy
+    (``shutil.copytree``, as ``test_sources.mimic_copy`` does). At the end of the session the
+    tree is compared with what was built, so a test that writes into it fails, instead of
+    making other tests pass or fail by the order they run in.
+    """
     from finegrain.data.phantom import make_phantom
 
     root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
     make_phantom(root, studies=48, size=64, seed=0)
-    return root
+    built = _tree_state(root)
+    yield root
+    now = _tree_state(root)
+    if now != built:
+        added = sorted(set(now) - set(built))
+        removed = sorted(set(built) - set(now))
+        changed = sorted(k for k in set(now) & set(built) if now[k] != built[k])
+        pytest.fail(
+            f"a test changed the shared session phantom {root} (added {added[:5]}, removed "
+            f"{removed[:5]}, changed {changed[:5]}); work on a copy of it instead"
+        )
 
 
 @pytest.fixture

@@ -273,6 +273,21 @@ def test_cli_errors(tmp_path, capsys):
     assert "unknown observation 'Edemas'" in capsys.readouterr().err
 
 
+def test_cli_names_the_file_and_line_of_empty_and_non_utf8_files(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert main(["evaluate", str(empty)]) == 2
+    assert f"{empty}: empty file" in capsys.readouterr().err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"image_id,label,subcategory,score\na,1,typical,0.9\nb\xe9,0,,0.1\n")
+    assert main(["evaluate", str(latin)]) == 2
+    assert f"{latin}: line 3, byte 2 (0xe9) is not UTF-8" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_text("image_id,label,subcategory,score\na,1,typical,0.9\nb,0,,0.1\n")
+    assert main(["evaluate", str(good), "--labels", str(latin), "--observation", "Edema"]) == 2
+    assert f"{latin}: line 3, byte 2 (0xe9) is not UTF-8" in capsys.readouterr().err
+
+
 def test_fine_labels_mesh_measures_against_the_human_subcategories():
     """AUC^FG against `<Obs> subcategory mesh`, with the agreement with the text-mined ones."""
     obs = "Pleural Effusion"

@@ -54,6 +54,9 @@ def check(text: str, observation: str, status, severity, change) -> None:
         ("Pulmonary vascular congestion is less pronounced.", EDEMA, "decrease"),
         ("Decreased conspicuity of the right lower lobe opacity.", OPAC, "decrease"),
         ("Extensive consolidation is more dense.", CONS, "increase"),
+        ("The left effusion has gotten larger.", EFF, "increase"),
+        ("Interval enlargement of the left pleural effusion.", EFF, "increase"),
+        ("The cardiac silhouette has enlarged.", HEART, "increase"),
     ],
 )
 def test_comparatives_are_change(text, observation, change):
@@ -76,6 +79,8 @@ def test_comparatives_are_change(text, observation, change):
         ("Mildly increased interstitial edema.", EDEMA, "increase"),
         ("There is a small increase in the right pleural effusion.", EFF, "increase"),
         ("Mild interval improvement in the right lower lobe consolidation.", CONS, "improve"),
+        ("The left effusion has increased slightly.", EFF, "increase"),
+        ("Pulmonary edema has improved mildly.", EDEMA, "improve"),
     ],
 )
 def test_a_degree_word_before_a_change_grades_the_change(text, observation, change):
@@ -110,6 +115,8 @@ def test_a_comparison_of_the_two_sides_is_not_change(text, observation):
         ("Moderately to severely enlarged cardiac silhouette.", HEART, "moderate-to-severe"),
         ("Moderately-to-severely enlarged heart.", HEART, "moderate-to-severe"),
         ("Moderate-severe pulmonary edema.", EDEMA, "moderate-to-severe"),
+        ("Mild/moderate pulmonary edema.", EDEMA, "mild-to-moderate"),
+        ("Small/moderate left effusion.", EFF, "mild-to-moderate"),
     ],
 )
 def test_ranges_normalise_to_table1_range_terms(text, observation, severity):
@@ -122,6 +129,7 @@ def test_ranges_normalise_to_table1_range_terms(text, observation, severity):
         ("Trace to small bilateral pleural effusions.", EFF, "small"),
         ("Minimal to mild bibasilar atelectasis.", ATEL, "mild"),
         ("Large to massive right effusion.", EFF, "massive"),
+        ("Stable moderate to marked cardiomegaly.", HEART, "moderate-to-severe"),
     ],
 )
 def test_ranges_outside_table1_take_their_upper_end(text, observation, severity):
@@ -140,6 +148,13 @@ def test_ranges_outside_table1_take_their_upper_end(text, observation, severity)
         ("Edema, previously severe, has improved and is now mild.", EDEMA, "mild", "improve"),
         ("Effusion has increased, now moderate in size.", EFF, "moderate", "increase"),
         ("Tiny left apical pneumothorax, previously small.", PTX, "tiny", None),
+        ("The right pneumothorax, small on the prior study, is now large.", PTX, "large", None),
+        (
+            "The effusion, now moderate in size, was small on the prior study.",
+            EFF,
+            "moderate",
+            None,
+        ),
     ],
 )
 def test_the_current_degree_wins_over_the_past_one(text, observation, severity, change):
@@ -231,6 +246,19 @@ def test_a_removed_device_is_negative(text):
 
 
 @pytest.mark.parametrize(
+    ("text", "status", "change"),
+    [
+        ("Small right apical pleural air collection.", 1, None),
+        ("No pleural air collections.", 0, None),
+        ("Almost completely resolved right apical pleural air collection.", 1, "resolution"),
+    ],
+)
+def test_pleural_air_is_a_pneumothorax(text, status, change):
+    severity = "small" if "small" in text.lower() else None
+    check(text, PTX, status, severity, change)
+
+
+@pytest.mark.parametrize(
     ("text", "observation"),
     [
         ("The right pleural effusion has resolved.", EFF),
@@ -238,6 +266,7 @@ def test_a_removed_device_is_negative(text):
         ("Interval resolution of the left effusion.", EFF),
         ("The previously seen pneumothorax has resolved.", PTX),
         ("The right lower lobe pneumonia has completely resolved.", PNA),
+        ("The pneumothorax has resolved completely.", PTX),
     ],
 )
 def test_complete_resolution_is_negative(text, observation):
@@ -257,10 +286,24 @@ def test_complete_resolution_is_negative(text, observation):
         ("Consolidation has partially resolved.", CONS),
         ("Atelectasis has not completely resolved.", ATEL),
         ("Incomplete resolution of the right upper lobe pneumonia.", PNA),
+        ("The effusion has almost entirely resolved.", EFF),
     ],
 )
 def test_partial_resolution_is_positive_and_atypical(text, observation):
     check(text, observation, 1, None, "resolution")
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "change"),
+    [
+        ("Edema has not fully cleared.", 1, "clear"),
+        ("Edema has almost completely cleared.", 1, "clear"),
+        ("Edema has fully cleared.", 0, None),
+        ("Edema has cleared.", 0, None),
+    ],
+)
+def test_partial_clearing_is_positive_complete_clearing_negative(text, status, change):
+    check(text, EDEMA, status, None, change)
 
 
 @pytest.mark.parametrize(
@@ -284,6 +327,8 @@ def test_calibre_is_not_a_degree(text):
         ("Dilated loops of large bowel. Small left effusion.", EFF, "small"),
         ("Small bowel obstruction. Moderate cardiomegaly.", HEART, "moderate"),
         ("Atelectasis along the minor fissure.", ATEL, None),
+        ("Right upper lobe mass, known small cell carcinoma.", "Lung Lesion", None),
+        ("Calcified granuloma deep to the pectoralis minor. Mild atelectasis.", ATEL, "mild"),
     ],
 )
 def test_anatomy_is_not_a_degree(text, observation, severity):
@@ -301,6 +346,8 @@ def test_anatomy_is_not_a_degree(text, observation, severity):
         "Bilateral effusions, small on the left and moderate on the right.",
         "FINDINGS: Small left effusion.\nIMPRESSION: Moderate right effusion.",
         "FINDINGS: Moderate right effusion.\nIMPRESSION: Small left effusion.",
+        "Moderate right pleural effusion and a small one on the left.",
+        "Small left pleural effusion and a moderate one on the right.",
     ],
 )
 def test_several_degrees_of_one_finding_do_not_depend_on_order(text):
@@ -430,3 +477,17 @@ def test_tense_lexicon_is_data(tmp_path):
     tense = (lexicon / "tense.txt").read_text(encoding="utf-8")
     (lexicon / "tense.txt").write_text(tense.replace("formerly\n", ""), encoding="utf-8")
     assert label_report(text, lexicon=Lexicon.load(lexicon))[EDEMA].severity == "large"
+
+
+@pytest.mark.parametrize(
+    ("text", "observation", "change"),
+    [
+        ("Interval regression of the left effusion.", EFF, "decrease"),
+        ("The right effusion has reaccumulated.", EFF, "increase"),
+        ("Re-accumulation of the left pleural effusion.", EFF, "increase"),
+        ("Deterioration of the right lower lobe consolidation.", CONS, "worsen"),
+        ("The left lower lobe opacity has lessened.", OPAC, "decrease"),
+    ],
+)
+def test_more_change_word_forms(text, observation, change):
+    check(text, observation, 1, None, change)

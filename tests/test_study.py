@@ -127,3 +127,22 @@ def test_study_resumes_without_retraining(tiny_study):
     again = run_study(out, TINY, TINY_PLAN, progress=False)
     assert again.trained == 0 and again.skipped == 6
     assert (out / "conditions/calibrated/runs/Edema/u-ones/seed0/done").stat().st_mtime_ns == stamp
+
+
+def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_study, capsys):
+    from finegrain.cli import main
+
+    out, _ = tiny_study
+    data = out / "conditions/calibrated/data"
+    rc = main(
+        ["benchmark", "--index", str(data / "index.csv"), "--cache", str(data / "cache-32"),
+         "--observations", "Edema", "--methods", "u-ones", "pu-rm", "--seeds", "1",
+         "--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8", "--jobs", "1",
+         "--no-progress", "--out", str(out / "cli")]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "95% CI" in printed and "atypical /" in printed  # test table with CIs and counts
+    assert "Paired difference against U-Ones" in printed
+    assert "PU-RM − U-Ones (Edema, test): Δ AUC^FG" in printed
+    assert "over 1 paired seed(s)" in printed

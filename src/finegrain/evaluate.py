@@ -210,7 +210,9 @@ def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFra
         raise FileNotFoundError(f"{what} file not found: {path}")
     if path.suffix == ".parquet":
         return pd.read_parquet(path), str(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+    from finegrain.io import read_csv  # errors name the file and line
+
+    return read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
 
 
 def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:

@@ -34,7 +34,8 @@ sources (exactly one):
                    optional image_id, patient_id, study_id, view, split
 
 A missing column, an unknown label value or a missing image file stops with an error naming the
-file and row; --skip-missing continues and writes the skipped files to INDEX.skipped.txt.
+file and row; --skip-missing continues and writes the skipped files to INDEX.skipped.txt
+(exit status 3 when it skipped any).
 Paths in INDEX are written relative to INDEX's folder.
 
 example:
@@ -163,4 +164,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(listing, "\n".join(summary.skipped_files) + "\n")
         print(f"{len(summary.skipped_files)} skipped files listed in {listing}")
     print(f"wrote {out}")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=summary.kept, failed=len(summary.skipped_files))  # 3: files skipped

@@ -34,7 +34,7 @@ from finegrain.experiment.grid import (
 from finegrain.experiment.localisation import article, cam_grid, grid_label
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
-from finegrain.experiment.selection import RunSelection, select_run
+from finegrain.experiment.selection import RunSelection, describe_runs, select_run
 from finegrain.experiment.tables import (
     Table,
     build_tables,
@@ -321,9 +321,8 @@ def write_outputs(
         title=f"finegrain benchmark — {preset.name}",
         lead=(
             f"{len(selections)} finished runs of {len(specs)}; observations: "
-            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; model: {preset.model}, "
-            f"{preset.image_size} px, {preset.iterations} iterations "
-            f"(checkpoint every {preset.checkpoint_every})."
+            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; "
+            f"{describe_runs(selections)}."
         ),
         tables=tables,
         figures=figures,

@@ -24,6 +24,9 @@ from finegrain.train.rundir import RunDirectory
 
 log = logging.getLogger(__name__)
 
+#: The benchmark's request (preset, data, methods, versions), written before training.
+BENCHMARK_FILE = "benchmark.json"
+
 
 @dataclass(frozen=True)
 class DataSource:
@@ -147,8 +150,8 @@ def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Pa
     from finegrain.train.config import TrainConfig
 
     values = dict(
-        index=str(data.index),
-        cache=str(data.cache),
+        index=str(Path(data.index).resolve()),  # absolute: the run's record works from anywhere
+        cache=str(Path(data.cache).resolve()),
         observation=spec.observation,
         method=spec.method,
         tau=spec.tau if spec.tau is not None else preset.tau,
@@ -204,6 +207,46 @@ def _train_one(config, resume: bool, threads: int | None) -> str:
     return config.out
 
 
+def plan_runs(
+    specs: Sequence[RunSpec],
+    runs_root: str | Path,
+    preset: Preset,
+    data: BenchmarkData,
+    *,
+    device: str | None = None,
+) -> tuple[list[RunSpec], list[RunSpec]]:
+    """``(to train, finished)``: the runs of ``specs`` still to train and those already done.
+
+    A finished run is reused, and an unfinished one resumed, only when its recorded
+    configuration equals the requested one (fields in
+    :data:`~finegrain.train.config.RUNTIME_FIELDS` aside); otherwise a ``ValueError`` names
+    each such run and its differing fields (old -> new).
+    """
+    from finegrain.train.config import format_differences
+
+    extra = {"device": device} if device else {}
+    todo, finished, conflicts = [], [], []
+    for spec in specs:
+        run = RunDirectory(spec.directory(runs_root))
+        done = run.is_done()
+        if done or (run.has_config() and run.checkpoints()):
+            wanted = train_config(spec, preset, data, run.path, **extra)
+            changed = wanted.differences(run.read_config())
+            if changed:
+                conflicts.append(f"{run.path} ({format_differences(changed)})")
+        (finished if done else todo).append(spec)
+    if conflicts:
+        shown = "; ".join(conflicts[:5]) + (
+            f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        )
+        raise ValueError(
+            f"{len(conflicts)} run(s) under {runs_root} were trained with other settings than "
+            f"requested: {shown}. Rerun with the settings they were trained with, or choose a "
+            "new --out"
+        )
+    return todo, finished
+
+
 def run_grid(
     specs: Sequence[RunSpec],
     runs_root: str | Path,
@@ -216,7 +259,8 @@ def run_grid(
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
 ) -> GridOutcome:
-    """Train every run of ``specs`` that is not finished yet (``done`` marker).
+    """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
+    refuses runs recorded with other settings).
 
     An unfinished run with checkpoints resumes from the last one. ``jobs`` > 1 trains that many
     runs at once in worker processes (each with ``preset.threads`` torch threads). ``max_runs``
@@ -227,13 +271,7 @@ def run_grid(
 
     outcome = GridOutcome()
     t0 = time.perf_counter()
-    todo = []
-    for spec in specs:
-        run_dir = spec.directory(runs_root)
-        if RunDirectory(run_dir).is_done():
-            outcome.skipped.append(spec)
-        else:
-            todo.append(spec)
+    todo, outcome.skipped = plan_runs(specs, runs_root, preset, data, device=device)
     if max_runs is not None:
         todo = todo[:max_runs]
     extra = {"device": device} if device else {}
@@ -311,6 +349,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _recorded_request(out: Path) -> dict | None:
+    """The request recorded in ``out/benchmark.json`` by the run that trained the grid."""
+    import json
+
+    path = out / BENCHMARK_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -361,13 +412,15 @@ def run_benchmark(
         "runs": [s.label for s in specs],
         "versions": versions(),
     }
-    if not report_only:
-        atomic_write_json(out / "benchmark.json", config)
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()
         grid.skipped = [s for s in specs if RunDirectory(s.directory(out / "runs")).is_done()]
+        config = _recorded_request(out) or config
     else:
         data = prepare_data(source, out, preset, progress=progress)
+        # refuse runs recorded with other settings before benchmark.json claims the new ones
+        plan_runs(specs, out / "runs", preset, data, device=device)
+        atomic_write_json(out / BENCHMARK_FILE, config)
         grid = run_grid(
             specs,
             out / "runs",

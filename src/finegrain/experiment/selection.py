@@ -111,9 +111,52 @@ def select_run(run_dir: str | Path, *, split: str = "validate") -> RunSelection:
     return selection
 
 
+def _setting(config: dict, key: str):
+    if key == "image_size":
+        return (config.get("preprocessing") or {}).get("size")
+    return config.get(key)
+
+
+def describe_runs(selections: list[RunSelection]) -> str:
+    """The training settings of the runs themselves (their recorded configurations), e.g.
+    ``model: densenet-tiny, 64 px, 300 iterations (checkpoint every 100), batch 32, lr 0.001``;
+    a setting on which the runs differ lists every value and says so."""
+    values: dict[str, list] = {}
+    for key in ("model", "image_size", "iterations", "checkpoint_every", "batch_size", "lr"):
+        found = []
+        for sel in selections:
+            value = _setting(sel.config, key)
+            if value is not None and value not in found:
+                found.append(value)
+        values[key] = found
+
+    def text(key: str) -> str:
+        found = values[key]
+        if len(found) == 1:
+            return f"{found[0]}"
+        return " / ".join(str(v) for v in found) + " (runs differ)"
+
+    parts = []
+    if values["model"]:
+        parts.append(f"model: {text('model')}")
+    if values["image_size"]:
+        parts.append(f"{text('image_size')} px")
+    if values["iterations"]:
+        every = (
+            f" (checkpoint every {text('checkpoint_every')})" if values["checkpoint_every"] else ""
+        )
+        parts.append(f"{text('iterations')} iterations{every}")
+    if values["batch_size"]:
+        parts.append(f"batch {text('batch_size')}")
+    if values["lr"]:
+        parts.append(f"lr {text('lr')}")
+    return ", ".join(parts) if parts else "no run settings recorded"
+
+
 __all__ = [
     "METRIC_FIELDS",
     "RunSelection",
+    "describe_runs",
     "find_runs",
     "read_metrics",
     "read_spec",

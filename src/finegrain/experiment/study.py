@@ -541,7 +541,7 @@ def study_localisation(folder: Path, selections, observations: Sequence[str], *,
     from finegrain.experiment import localisation as loc
     from finegrain.experiment.aggregate import selected_predictions
     from finegrain.experiment.grid import METHOD_NAMES
-    from finegrain.train.rundir import RunDirectory, load_model
+    from finegrain.train.rundir import load_model
 
     notes: list[str] = []
     caches = sorted((folder / "data").glob("cache-*"))
@@ -573,7 +573,7 @@ def study_localisation(folder: Path, selections, observations: Sequence[str], *,
             continue
         cases = loc.pick_cases(pred)
         checkpoints = {
-            (m, k): RunDirectory(pair[m][k].directory).checkpoint_path(pair[m][k].iteration)
+            (m, k): pair[m][k].run.checkpoint_path(pair[m][k].iteration)
             for m in pair
             for k in seeds
         }

@@ -144,7 +144,11 @@ def _read_image(path: str | os.PathLike, size: int, crop: str) -> np.ndarray:
 
 
 def _error_text(exc: BaseException) -> str:
+    from finegrain.data.imageio import ImageReadError
+
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, ImageReadError):  # "PATH: what went wrong", the path first
+        return text.replace("\n", " ")
     return f"{type(exc).__name__}: {text}".replace("\n", " ")
 
 

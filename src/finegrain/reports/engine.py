@@ -6,17 +6,22 @@ Per sentence that contains a mention:
 - **status**: a negation or hedge inside a gapped mention decides ("heart is not enlarged",
   "heart is borderline enlarged"); an exam-quality phrase right after the mention ("evaluation
   for pleural fluid limited") marks it *unassessed*: it counts (as uncertain) only when nothing
-  else in the report is said about the finding. Otherwise the nearest negation/uncertainty cue before the mention
-  in its clause (clauses end at terminators such as "but", "which", "there is"); if none, the
-  first post cue after it ("... is not seen", "... cannot be excluded") reached through a
-  linking verb or a coordination ("X or Y cannot be excluded"), or a two-sided hedge
-  ("versus") after the mention's head noun ("an infectious etiology versus ..."). Pseudo cues
-  ("no change") do nothing; a change noun ("improvement in", "increase in") presupposes the
-  finding, so cues before it do not reach the mention.
+  else in the report is said about the finding. Otherwise the nearest negation/uncertainty cue
+  before the mention in its clause (clauses end at terminators such as "but", "which", "there
+  is"; a negation's scope also ends at "with", "following", ...); if none, the first post cue
+  after it ("... is not seen", "... cannot be excluded") reached through a linking verb or a
+  coordination ("X or Y cannot be excluded"), or a two-sided hedge ("versus") after the
+  mention's head noun ("an infectious etiology versus ..."). Pseudo cues ("no change") do
+  nothing; a change noun ("improvement in", "increase in") presupposes the finding, so cues
+  before it do not reach the mention.
 - **cues** (status 1 / -1 only): a severity or change cue *attached* to the mention: before it
   with only modifiers between ("small right pleural effusion", "progression of X and Y"), or
-  after it through a linking verb ("edema has largely cleared"). A severity word right before a
-  change word qualifies the change ("substantial improvement"), not the finding.
+  after it through a linking verb ("edema has largely cleared") or a predicate of change words
+  and earlier degrees ("has grown and is now large"). A degree word next to a change word
+  grades the change ("slightly worse", "increased slightly"), not the finding; a degree of an
+  earlier state ("previously moderate", "from moderate to small") and a negated change word
+  ("no interval worsening") are not attached; degrees coordinated by side ("moderate right and
+  small left") all are.
 
 The study-level aggregation of the mentions is in :mod:`finegrain.reports.aggregate`.
 """
@@ -84,11 +89,13 @@ class _Sentence:
                 if word in lex.past:
                     past.add(i)  # "previously moderate"
                     continue
-                if word in lex.transition:
-                    after = _TOKEN.findall(text[ce : ce + 12])
-                    if after and after[0] == lex.transition[word]:
-                        past.add(i)  # "from moderate to small"
-                        continue
+                after = _TOKEN.findall(text[ce : ce + 30])
+                if word in lex.transition and after and after[0] == lex.transition[word]:
+                    past.add(i)  # "from moderate to small"
+                    continue
+                if any(tuple(after[: len(p)]) == p for p in lex.past_after):
+                    past.add(i)  # "small on the prior study"
+                    continue
                 k = len(before)
                 while k:
                     if any(tuple(before[k - len(c) : k]) == c for c in lex.current):
@@ -254,8 +261,13 @@ class _Sentence:
         return linked
 
     def _absorbed(self, index: int) -> bool:
-        """A severity cue right before a change cue qualifies the change."""
-        _, end, _ = self.cues[index]
+        """A severity cue right before a change cue qualifies the change ("slightly worse"),
+        and so does an adverb right after one ("increased slightly")."""
+        start, end, cue = self.cues[index]
+        if index and cue.text in self.lex.adverb:
+            _, end0, before = self.cues[index - 1]
+            if before.change is not None and not _TOKEN.findall(self.text[end0:start]):
+                return True
         for start2, _, cue2 in self.cues[index + 1 :]:
             if cue2.change is None:
                 continue
@@ -381,7 +393,25 @@ class _Sentence:
                     chain.append(k)
                 best = (cs - e, chain)
             break
-        return [(cues[i][2].severity, i in current) for i in best[1]] if best else []
+        chosen = best[1] if best else []
+        # "small left effusion and a moderate one on the right"
+        for i, (cs, ce, cue) in enumerate(cues):
+            if cue.severity is None or cs < e or ce > hi or i in chosen or i in past:
+                continue
+            if self._anaphoric(e, cs, ce):
+                chosen.append(i)
+        return [(cues[i][2].severity, i in current) for i in chosen]
+
+    def _anaphoric(self, e: int, cs: int, ce: int) -> bool:
+        """A degree of "one" ("and a moderate one") after the mention ending at ``e``."""
+        lex = self.lex
+        after = _TOKEN.findall(self.text[ce : ce + 8])
+        if not after or after[0] not in lex.anaphor:
+            return False
+        gap = self._tokens(e, cs)
+        return len(gap) <= 4 and not any(
+            t == "@" or t in lex.linking or t in lex.barrier for t in gap
+        )
 
     def change(self, s: int, e: int, lo: int, hi: int) -> str | None:
         """The change term attached to the mention at [s, e), if any; a negated change word

@@ -9,6 +9,7 @@ sentence), :mod:`~finegrain.reports.aggregate` (one label per observation per st
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 from finegrain.division import check_precedence
@@ -16,6 +17,8 @@ from finegrain.reports.aggregate import DEGREE_RULES, ObservationLabel, check_de
 from finegrain.reports.engine import analyse, mention_evidence
 from finegrain.reports.labels_csv import LabelSummary, label_cells, label_columns, read_reports
 from finegrain.reports.lexicon import Lexicon, default_lexicon
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEGREE_RULES",
@@ -65,8 +68,9 @@ def label_reports(
 ) -> LabelSummary:
     """Label every report of ``reports_csv`` and write the labels CSV ``out_csv`` atomically.
 
-    Undecodable bytes are replaced (and counted), empty reports give blank rows (counted);
-    nothing is dropped: the output has one row per input row, in order.
+    Undecodable bytes are replaced (and counted), empty reports give blank rows (counted). The
+    output has one row per report id, in input order: a repeated id keeps its first row, and
+    the rows left out are listed (id and line) in ``summary.duplicates`` and in a warning.
     """
     from tqdm import tqdm
 
@@ -77,7 +81,19 @@ def label_reports(
     lex = Lexicon.load(lexicon_dir)
     path = Path(reports_csv)
     rows, replaced = read_reports(path, id_column, text_column)
-    summary = LabelSummary(reports=len(rows), decode_replaced=replaced)
+    first_line: dict[str, int] = {}
+    unique = []
+    duplicates = []
+    for report_id, report, line in rows:  # a labels CSV is joined by id: one row per id
+        if report_id in first_line:
+            duplicates.append((report_id, line, first_line[report_id]))
+            continue
+        first_line[report_id] = line
+        unique.append((report_id, report))
+    rows = unique
+    summary = LabelSummary(reports=len(rows), decode_replaced=replaced, duplicates=duplicates)
+    if duplicates:
+        log.warning("%s: %s", path, summary.format_duplicates())
     with atomic_open(out_csv, "w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow([id_column, *label_columns()])

@@ -28,6 +28,8 @@ class LabelSummary:
     reports: int = 0
     empty: int = 0  # nothing to label (blank, or only skipped sections): all columns blank
     decode_replaced: int = 0  # reports with undecodable bytes, replaced by U+FFFD
+    #: rows left out because their id was seen before: (id, line, line of the kept row)
+    duplicates: list[tuple[str, int, int]] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(
         default_factory=lambda: {
             obs: dict.fromkeys(
@@ -45,11 +47,24 @@ class LabelSummary:
             if lab.subcategory:
                 c[lab.subcategory] += 1
 
+    def format_duplicates(self, limit: int = 5) -> str:
+        """One line: the duplicate ids left out, with their lines (the first ``limit``)."""
+        shown = "; ".join(
+            f"id {rid!r} on line {line} (kept line {kept})"
+            for rid, line, kept in self.duplicates[:limit]
+        )
+        more = len(self.duplicates) - limit
+        return (
+            f"duplicate ids: {len(self.duplicates)} row(s) left out, the first row of each id "
+            f"kept: {shown}" + (f"; and {more} more" if more > 0 else "")
+        )
+
     def format(self) -> str:
         """A plain-text table (no report text)."""
         lines = [
             f"reports read: {self.reports}   empty: {self.empty}   "
             f"undecodable bytes replaced in: {self.decode_replaced}",
+            *([self.format_duplicates()] if self.duplicates else []),
             f"{'observation':<28}{'1':>8}{'-1':>8}{'0':>8}{'blank':>8}{'atypical':>10}{'typical':>9}",
         ]
         for obs, c in self.counts.items():
@@ -82,9 +97,15 @@ def label_cells(labels: dict[str, ObservationLabel]) -> list[int | str]:
     return out
 
 
-def read_reports(path: Path, id_column: str, text_column: str) -> tuple[list[tuple[str, str]], int]:
-    """``[(id, report)]`` of a reports CSV, in order, and how many reports had undecodable
-    bytes (replaced by U+FFFD). Errors name the file and row."""
+def read_reports(
+    path: Path, id_column: str, text_column: str
+) -> tuple[list[tuple[str, str, int]], int]:
+    """``[(id, report, line)]`` of a reports CSV, in order (``line``: the file line where the
+    row starts), and how many reports had undecodable bytes (replaced by U+FFFD).
+
+    Errors name the file and line: a missing column, a row with the wrong number of fields, or
+    an unterminated quote (which would otherwise merge the rows after it into one report).
+    """
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -93,7 +114,7 @@ def read_reports(path: Path, id_column: str, text_column: str) -> tuple[list[tup
         text = data.decode("utf-8-sig", errors="replace")
         replaced_file = True
     csv.field_size_limit(1 << 30)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = next(reader, None)
     if header is None:
         raise ValueError(
@@ -108,15 +129,28 @@ def read_reports(path: Path, id_column: str, text_column: str) -> tuple[list[tup
     i_id, i_text = header.index(id_column), header.index(text_column)
     rows = []
     replaced = 0
-    for line_number, row in enumerate(reader, start=2):
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ValueError(
+                f"{path}: line {start}: a quoted field that starts on this row is not closed "
+                f"properly (CSV error by line {reader.line_num}: {exc}); the rows after it would "
+                'merge into one report. Close the quote, or double quotes inside a quoted field ("")'
+            ) from None
+        line, start = start, reader.line_num + 1
         if not row:
             continue
-        if len(row) <= max(i_id, i_text):
+        if len(row) != len(header):
             raise ValueError(
-                f"{path}: row {line_number} has {len(row)} fields, expected {len(header)}"
+                f"{path}: line {line}: {len(row)} fields, expected {len(header)} "
+                f"({', '.join(header)}); is a quote or a comma unbalanced?"
             )
         report = row[i_text]
         if replaced_file and "\ufffd" in report:
             replaced += 1
-        rows.append((row[i_id], report))
+        rows.append((row[i_id], report, line))
     return rows, replaced

@@ -23,10 +23,10 @@ DEFAULT_LEXICON_DIR = Path(__file__).with_name("lexicon")
 #: uncertain mention prevents No Finding but fills no column of its own.
 OTHER_FINDING = "No Finding"
 
-_SEP_RE = re.compile(r"[\s\-]+")
+_SEP_RE = re.compile(r"[\s\-/]+")
 _SEP, _WILD, _GAP = "\x00", "\x01", "\x02"
 _UNIT_RE = {
-    _SEP: r"[\s\-]+",
+    _SEP: r"[\s\-/]+",
     _WILD: r"[a-z0-9]*",
     _GAP: r"(?:[\s\-]+[a-z0-9']+){0,3}?[\s\-]+",
 }
@@ -198,7 +198,9 @@ class Lexicon:
     complement: frozenset[str]
     coordinator: frozenset[str]
     side: frozenset[str]
+    anaphor: frozenset[str]
     past: frozenset[str]
+    past_after: frozenset[tuple[str, ...]]
     transition: dict[str, str]
     current: frozenset[tuple[str, ...]]
     predicate: frozenset[str]  # [predicate] of tense.txt plus the words named there
@@ -255,9 +257,10 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "complement",
             "coordinator",
             "side",
+            "anaphor",
         ),
         "sections.txt": ("use", "skip"),
-        "tense.txt": ("past", "transition", "current", "predicate"),
+        "tense.txt": ("past", "past after", "transition", "current", "predicate"),
     }[path.name]
     return _read(path, sections)
 
@@ -391,7 +394,12 @@ def _load(directory: Path) -> Lexicon:
         complement=_words(attachment, "complement"),
         coordinator=_words(attachment, "coordinator"),
         side=_words(attachment, "side"),
+        anaphor=_words(attachment, "anaphor"),
         past=_words(tense, "past"),
+        past_after=frozenset(
+            tuple(phrase_key(e.text).split(" "))
+            for e in _read_sections(tense).get("past after", [])
+        ),
         transition=transition,
         current=frozenset(
             tuple(phrase_key(e.text).split(" ")) for e in _read_sections(tense).get("current", [])

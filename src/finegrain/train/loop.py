@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from finegrain.observations import check_observation
 from finegrain.train.checkpoint import load_checkpoint, rng_state, set_rng_state, unwrap
-from finegrain.train.config import TrainConfig
+from finegrain.train.config import TrainConfig, format_differences
 from finegrain.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -50,10 +50,6 @@ from finegrain.train.models import build_model
 from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
 
 log = logging.getLogger(__name__)
-
-#: Config fields that may change between a run and its resumption (they do not change results
-#: on CPU, or only change speed).
-RUNTIME_FIELDS = frozenset({"num_workers", "compile", "eval_batch_size", "device", "out"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,7 +280,9 @@ def train(
     """
     info = init_distributed(config.device)
     try:
-        return _train(config, info, resume=resume, progress=progress, datasets=datasets)
+        # one process trains a run directory at a time (rank 0 holds the lock for all ranks)
+        with RunDirectory(config.out).lock() if info.is_main else contextlib.nullcontext():
+            return _train(config, info, resume=resume, progress=progress, datasets=datasets)
     finally:
         cleanup(info)
 
@@ -306,10 +304,11 @@ def _train(
             f"--batch-size {config.batch_size} is not divisible by the {info.world_size} processes"
         )
     if run.is_done():
-        if resume:
-            log.info("%s is already complete (done marker present)", run.path)
-            return run.path
-        raise ValueError(f"{run.path} holds a complete run ('done' exists); choose a new --out")
+        if not resume:
+            raise ValueError(f"{run.path} holds a complete run; choose a new --out")
+        _check_same_config(run, config, "reuse")
+        log.info("%s is already complete", run.path)
+        return run.path
     ckpt = _checkpoint_to_resume(run, config, resume)
 
     # --- determinism: seeds, then data, model, optimiser
@@ -435,15 +434,18 @@ def _checkpoint_to_resume(run: RunDirectory, config: TrainConfig, resume: bool) 
         return None
     ckpt = run.latest_checkpoint()
     if ckpt is not None:
-        saved = TrainConfig.from_dict(run.read_config()).to_dict()
-        current = config.to_dict()
-        changed = sorted(
-            k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k]
-        )
-        if changed:
-            detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-            raise ValueError(f"cannot resume {run.path}: config changed ({detail})")
+        _check_same_config(run, config, "resume")
     return ckpt
+
+
+def _check_same_config(run: RunDirectory, config: TrainConfig, action: str) -> None:
+    """Refuse to resume or reuse a run recorded with other settings (runtime fields aside)."""
+    changed = config.differences(run.read_config())
+    if changed:
+        raise ValueError(
+            f"cannot {action} {run.path}: it was trained with other settings "
+            f"({format_differences(changed)}); choose a new --out"
+        )
 
 
 def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig) -> None:

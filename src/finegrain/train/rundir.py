@@ -52,8 +52,9 @@ GRID_LAYOUT = "*/*/seed*"
 _CHECKPOINT_NAME = re.compile(r"^iter-(\d+)\.pt$")
 
 
-class RunLockedError(RuntimeError):
-    """Another process is training this run directory."""
+class RunLockedError(ValueError):
+    """Another process is training this run directory (a ``ValueError``: the command line
+    reports it in one line, like other unusable arguments)."""
 
 
 class RunDirectory:
