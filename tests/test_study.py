@@ -17,6 +17,7 @@ from finegrain.experiment.study import (
 )
 
 TINY = DEMO.replace(
+    phantom_eval_studies=40,
     seeds=1,
     iterations=2,
     checkpoint_every=2,
@@ -146,3 +147,11 @@ def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_stu
     assert "Paired difference against U-Ones" in printed
     assert "PU-RM − U-Ones (Edema, test): Δ AUC^FG" in printed
     assert "over 1 paired seed(s)" in printed
+
+
+def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives():
+    from finegrain.data.phantom import required_eval_studies
+
+    needed = required_eval_studies(300, observations=DEMO.observations)
+    assert DEMO.phantom_eval_studies >= needed
+    assert DEMO.checkpoint_every * 2 == DEMO.iterations  # two checkpoints to choose from
