@@ -96,6 +96,7 @@ def prepare_data(
                 size=preset.phantom_size,
                 seed=0,
                 progress=progress,
+                eval_studies=preset.phantom_eval_studies,
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
