@@ -45,7 +45,7 @@ def before_noise(positive: float, uncertain: float, negative: float) -> tuple[fl
     cannot be reached (a share would be negative).
 
     >>> [round(v, 4) for v in before_noise(0.068, 0.1276, 0.1026)]
-    [0.0676, 0.1317, 0.1047, 0.696]
+    [0.0684, 0.1311, 0.1047, 0.6957]
     """
     keep = (1 - BLANK_ROW) * (1 - MISSED)
     t1, t2 = positive / keep, uncertain / keep
