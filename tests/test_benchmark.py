@@ -249,3 +249,16 @@ def test_cli_weights_reach_the_model(tiny_data, tmp_path, capsys):
     args += ["--model", "resnet18", "--weights", str(missing), "--out", str(tmp_path / "b")]
     assert main(args) == 2
     assert f"weights file not found: {missing}" in capsys.readouterr().err
+
+
+def test_cli_benchmark_accepts_every_training_method(tiny_data, tmp_path, capsys):
+    """``finegrain train`` accepts u-ones-ls, so the benchmark does too (methods come from
+    train.methods.METHODS, display names included)."""
+    from finegrain.cli import main
+
+    args = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
+    args += ["--observations", "Edema", "--methods", "u-ones-ls", "--seeds", "1"]
+    args += ["--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8"]
+    assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "| U-Ones + LS |" in capsys.readouterr().out
+    assert (tmp_path / "b/runs/Edema/u-ones-ls/seed0/done").is_file()  # no τ in its name
