@@ -18,7 +18,8 @@ from finegrain.train.config import TrainConfig
 from finegrain.train.loop import SeededItems, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train_loop import TinyCXR, assert_same_state, make_config  # noqa: E402
+from helpers import TinyCXR, make_config  # noqa: E402
+from test_train_loop import assert_same_state  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,7 +14,8 @@ from finegrain.train.loop import train
 from finegrain.train.tracking import TrackingSpec, default_mlflow_uri, flatten
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train_loop import KillAfter, make_config, tiny_datasets  # noqa: E402
+from helpers import make_config, tiny_datasets  # noqa: E402
+from test_train_loop import KillAfter  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
