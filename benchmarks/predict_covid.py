@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cams", type=int, default=6, help="CAM figures for this many images")
     args = parser.parse_args(argv)
 
-    from finegrain.cam import cam_images
     from finegrain.io import atomic_write_csv, atomic_write_text
     from finegrain.predict import Predictor, predict, stored_thresholds
+    from finegrain.predict.cam import cam_images
 
     covid, out = Path(args.covid), Path(args.out)
     if not (covid / "images.csv").is_file():

@@ -29,6 +29,7 @@ def save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | Non
         "iteration": 5,
         "model_name": "densenet-tiny",
         "image_size": CHECKPOINT_SIZE,
+        "preprocessing": {"size": CHECKPOINT_SIZE, "crop": "none", "normalization": "imagenet"},
         "observation": "Consolidation",
         "method": method,
         "config": {},

@@ -26,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("phantom", "finegrain.cli.phantom"),
     ("index", "finegrain.cli.index"),
     ("prepare", "finegrain.cli.prepare"),
+    ("weights", "finegrain.cli.weights"),
     ("train", "finegrain.cli.train"),
     ("evaluate", "finegrain.cli.evaluate"),
     ("cam", "finegrain.cli.cam"),

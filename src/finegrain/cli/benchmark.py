@@ -22,23 +22,57 @@ minutes on a 2-core CPU; `paper` is the paper's protocol (DenseNet121 from Image
 Consolidation and Edema). Options below override single preset fields.
 
 Selections: table2 (U-Ignore, U-Zeros, U-Ones, PU-RM), table3 (U-Ignore, U-Ignore + P-RM,
-PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all.
+PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all; and study
+(not in all): the pre-registered PU-RM vs U-Ones study on the calibrated phantom, sweeping the
+phantom's knobs and τ (docs/study.md; hours of CPU, resumable).
 
 Outputs in --out: runs/<observation>/<method>[-tau<τ>]/seed<k>/ (one run directory each),
 results.csv (every run x checkpoint x split, with the selected flag), summary.md, summary.tex,
 figures/*.png|svg, report.html (self-contained), benchmark.json (the configuration).
 Beyond the paper, the test split is scored at the checkpoint chosen on validation, with a
-bootstrap 95% CI and a paired DeLong p-value against U-Ones.
+bootstrap 95% CI and a paired DeLong p-value against U-Ones, and every method's paired
+difference against U-Ones (same seeds, same cases) is printed with its 95% CI.
 
 Finished runs are skipped and unfinished ones resume from their last checkpoint, so running
 the same command again after an interruption completes the rest.
+
+Where runs train (--launcher; see docs/benchmark.md): `local` (default) trains --jobs runs at
+once in worker processes on this machine; with --device cuda each worker gets its own GPU(s)
+through CUDA_VISIBLE_DEVICES (--jobs defaults to the number of visible GPUs / --gpus-per-run).
+`ray` hands every run to Ray (a local Ray cluster, or --address for an existing one); `slurm`
+submits one Slurm job per run through submitit (--partition, --time, ...). Everywhere: a
+finished run is skipped, an interrupted or retried run resumes from its last checkpoint, and
+--report-only builds the report from the shared --out folder. Workers of the local launcher
+stop when the benchmark is stopped (Ctrl-C, SIGTERM, even SIGKILL on Linux).
+
+Tracking (off by default; each run directory's metrics.jsonl stays the source of truth):
+--tensorboard writes event files to runs/.../tensorboard (`tensorboard --logdir OUT/runs`);
+--mlflow [URI] logs each run to MLflow (default URI: sqlite:///OUT/mlflow.db).
 
 Examples:
   finegrain benchmark                                   # demo on the phantom, prints Table 2
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --selection all \\
       --device cuda --out mimic-benchmark
   finegrain benchmark --out finegrain-benchmark --report-only   # rebuild tables and report
+  finegrain benchmark --selection study --out study     # the study (docs/study.md)
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda  # 1 run per GPU
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \\
+      --launcher slurm --partition gpu --gpus-per-run 2 --time 1440 --out /shared/bench
 """
+
+
+def _slurm_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _tau(text: str) -> float:
@@ -99,8 +133,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--image-size", type=int)
     train.add_argument("--phantom-studies", type=int)
     train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
-    train.add_argument(
-        "--jobs", type=int, help="runs trained at once in worker processes (default: preset's)"
+    where = parser.add_argument_group("where runs train (launcher)")
+    where.add_argument(
+        "--launcher",
+        choices=["local", "ray", "slurm"],
+        default="local",
+        help="local worker processes (default), Ray tasks, or Slurm jobs via submitit",
+    )
+    where.add_argument(
+        "--jobs",
+        type=_positive,
+        help="local: runs trained at once (default: the preset's on CPU, one per GPU group on "
+        "CUDA)",
+    )
+    where.add_argument(
+        "--gpus-per-run",
+        type=_positive,
+        default=1,
+        help="GPUs per run (default 1); > 1 runs each run through torch.distributed.run with "
+        "one process per GPU (the paper's 2 x 16 batch: 2); on CPU: processes per run",
+    )
+    where.add_argument(
+        "--address", help="ray: address of an existing Ray cluster (default: start a local one)"
+    )
+    where.add_argument("--partition", help="slurm: partition to submit to")
+    where.add_argument(
+        "--gpus-per-node",
+        type=_positive,
+        help="slurm: GPUs per job (one job = one run on one node; same as --gpus-per-run)",
+    )
+    where.add_argument(
+        "--time",
+        type=_positive,
+        metavar="MINUTES",
+        help="slurm: time limit per job in minutes (default 1440); a job reaching it is "
+        "requeued and resumes from its last checkpoint",
+    )
+    where.add_argument(
+        "--cpus-per-run", type=_positive, help="ray/slurm: CPUs per run (default: ray 1, slurm 4)"
+    )
+    where.add_argument("--mem-gb", type=float, help="slurm: memory per job in GB")
+    where.add_argument(
+        "--slurm-option",
+        type=_slurm_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="slurm: extra sbatch option, e.g. account=myproj or qos=high (repeat for several)",
+    )
+    where.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="ray/slurm: times a run whose worker or job died is retried (default 3); it "
+        "resumes from its last checkpoint",
+    )
+    track = parser.add_argument_group("experiment tracking (off by default)")
+    track.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="TensorBoard event files in each run directory (needs finegrain[tensorboard])",
+    )
+    track.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log each run to MLflow at URI (default: sqlite:///OUT/mlflow.db; needs "
+        "finegrain[mlflow])",
     )
     parser.add_argument(
         "--out", "-o", default="finegrain-benchmark", help="output folder (default: %(default)s)"
@@ -166,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
+    from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
     from finegrain.experiment.runner import DataSource, run_benchmark
     from finegrain.experiment.tables import to_markdown
@@ -213,6 +313,31 @@ def run(args: argparse.Namespace) -> int:
         if len(args.selection) > 1 or not source.phantom:
             raise CLIError("--selection study runs alone, on the built-in phantom")
         return run_study_cli(args, preset)
+    gpus_per_run = args.gpus_per_run
+    if args.gpus_per_node is not None:
+        if args.launcher != "slurm":
+            raise CLIError("--gpus-per-node is a slurm option; use --gpus-per-run")
+        if args.gpus_per_run not in (1, args.gpus_per_node):
+            raise CLIError("--gpus-per-node and --gpus-per-run differ: give one of them")
+        gpus_per_run = args.gpus_per_node
+    launcher = None  # local on CPU: the preset's --jobs, capped at the CPU count
+    if not args.report_only and (
+        args.launcher != "local" or gpus_per_run > 1 or uses_gpus(args.device)
+    ):
+        launcher = launcher_for(
+            args.launcher,
+            out=args.out,
+            device=args.device,
+            jobs=args.jobs,
+            gpus_per_run=gpus_per_run,
+            address=args.address,
+            partition=args.partition,
+            time_min=args.time,
+            cpus_per_run=args.cpus_per_run,
+            mem_gb=args.mem_gb,
+            slurm_options=dict(args.slurm_option or []),
+            retries=args.retries,
+        )
     result = run_benchmark(
         args.out,
         preset,
@@ -223,6 +348,8 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.no_progress,
         report_only=args.report_only,
+        launcher=launcher,
+        tracking=tracking_spec(args, Path(args.out)),
     )
     outputs = result.outputs
     print()
@@ -242,3 +369,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"outputs: {Path(args.out) / 'report.html'}, summary.md, results.csv")
     return 0
+
+
+def tracking_spec(args: argparse.Namespace, folder):
+    """The :class:`~finegrain.train.tracking.TrackingSpec` of ``--tensorboard`` / ``--mlflow``
+    (``--mlflow`` without a URI: a local store ``sqlite:///<folder>/mlflow.db``), or None."""
+    from finegrain.train.tracking import TrackingSpec, default_mlflow_uri
+
+    if not args.tensorboard and args.mlflow is None:
+        return None
+    uri = args.mlflow or (default_mlflow_uri(folder) if args.mlflow is not None else None)
+    return TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)

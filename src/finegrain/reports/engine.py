@@ -378,7 +378,12 @@ class _Sentence:
                 continue
             if self._absorbed(i):
                 break
-            if (best is None or cs - e < best[0]) and (
+            # nearest wins, but a degree marked current wins over an earlier one it corrects
+            # ("the moderate effusion has become small")
+            closer = (
+                best is None or cs - e < best[0] or (i in current and best[1][0] not in current)
+            )
+            if closer and (
                 self._post_gap_ok(e, cs, False)
                 or self._predicate_gap_ok(e, cs)
                 or self._appositive(e, cs, ce, hi)
