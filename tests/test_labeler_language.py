@@ -402,6 +402,8 @@ def test_an_explicitly_current_degree_wins_across_the_report():
         "Top-normal cardiac size.",
         "The cardiac silhouette is upper limits of normal in size.",
         "Heart size is at the upper range of normal.",
+        "Heart size upper limits normal.",
+        "The heart is at the high end of normal size.",
     ],
 )
 def test_a_heart_at_the_top_of_the_normal_range_is_not_cardiomegaly(text):
