@@ -451,6 +451,8 @@ class _Sentence:
 
 @dataclass
 class Found:
+    """What the mentions of one observation in one report said, in report order."""
+
     statuses: list[int] = field(default_factory=list)
     #: (status, term, marked current) per attached degree
     severities: list[tuple[int, str, bool]] = field(default_factory=list)
