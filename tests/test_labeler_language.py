@@ -130,6 +130,7 @@ def test_ranges_normalise_to_table1_range_terms(text, observation, severity):
         ("Minimal to mild bibasilar atelectasis.", ATEL, "mild"),
         ("Large to massive right effusion.", EFF, "massive"),
         ("Stable moderate to marked cardiomegaly.", HEART, "moderate-to-severe"),
+        ("Mild to moderately severe cardiomegaly.", HEART, "moderate-to-severe"),
     ],
 )
 def test_ranges_outside_table1_take_their_upper_end(text, observation, severity):
@@ -151,6 +152,8 @@ def test_ranges_outside_table1_take_their_upper_end(text, observation, severity)
         ("The moderate effusion has become small.", EFF, "small", None),
         ("Small left effusion has become moderate in size.", EFF, "moderate", None),
         ("Moderate left effusion, now small.", EFF, "small", None),
+        ("Edema is now mild, improved from moderate on the prior study.", EDEMA, "mild", "improve"),
+        ("Right pleural effusion is present and appears increased.", EFF, None, "increase"),
         ("The right pneumothorax, small on the prior study, is now large.", PTX, "large", None),
         (
             "The effusion, now moderate in size, was small on the prior study.",
@@ -402,6 +405,8 @@ def test_an_explicitly_current_degree_wins_across_the_report():
         "Top-normal cardiac size.",
         "The cardiac silhouette is upper limits of normal in size.",
         "Heart size is at the upper range of normal.",
+        "Heart size upper limits normal.",
+        "The heart is at the high end of normal size.",
     ],
 )
 def test_a_heart_at_the_top_of_the_normal_range_is_not_cardiomegaly(text):
