@@ -134,6 +134,20 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
     assert contents(tmp_path / "a") != contents(tmp_path / "c")
 
 
+def test_same_bytes_whatever_the_number_of_workers(tmp_path: Path) -> None:
+    """Chunks of subjects have their own random streams: 1 or 2 processes write the same."""
+    make_phantom(tmp_path / "one", studies=600, size=16, seed=2, workers=1)
+    make_phantom(tmp_path / "two", studies=600, size=16, seed=2, workers=2)
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+        }
+
+    one = contents(tmp_path / "one")
+    assert len(one) > 1200 and one == contents(tmp_path / "two")
+
+
 def test_refuses_a_non_empty_folder_and_leaves_no_partial_tree(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

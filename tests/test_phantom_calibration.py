@@ -135,8 +135,11 @@ def test_prevalence_multiplies_the_positive_share(tmp_path: Path) -> None:
     make_phantom(tmp_path / "x2", studies=1500, size=16, seed=2, prevalence={"Consolidation": 3})
     one, _ = index_mimic(tmp_path / "x1", progress=False)
     three, _ = index_mimic(tmp_path / "x2", progress=False)
-    ratio = _shares(three, "Consolidation")[0] / _shares(one, "Consolidation")[0]
-    assert 2.4 < ratio < 3.6
+    tripled = _shares(three, "Consolidation")[0]
+    assert 2.2 < tripled / _shares(one, "Consolidation")[0] < 3.8
+    assert tripled == pytest.approx(
+        3 * load_calibration().shares["Consolidation"].positive, abs=0.035
+    )
     assert _shares(three, "Edema")[0] == pytest.approx(_shares(one, "Edema")[0], abs=0.03)
     with pytest.raises(ValueError, match="exceeds positive"):
         make_phantom(tmp_path / "x3", studies=10, size=16, prevalence=20)

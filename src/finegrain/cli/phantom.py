@@ -101,6 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiplier on the positive share, for all calibrated observations or per "
         "observation (1.0)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes drawing the phantom (default: available CPUs, at most 8); the output "
+        "does not depend on it",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             nocue_severity=args.nocue_severity,
             visibility=args.visibility,
             prevalence=args.prevalence,
+            workers=args.workers,
         )
     except FileExistsError as exc:
         if exc.errno is not None:  # the file system's own error: reported by finegrain.cli

@@ -130,6 +130,7 @@ def make_phantom(
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
     visibility: float = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
+    workers: int | None = None,
 ) -> PhantomSummary:
     """Write a MIMIC-CXR-JPG-shaped phantom with ``size`` px JPEGs; calibrated to ``profile``.
 
@@ -139,7 +140,8 @@ def make_phantom(
     The knobs (``uncertain_mixture``, ``nocue_severity``, ``visibility``, ``prevalence``) are
     described in :mod:`finegrain.data.phantom.knobs`; their defaults are the calibrated point.
 
-    Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images).
+    Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images),
+    whatever the number of ``workers`` (processes; default: the available CPUs, at most 8).
     Besides the MIMIC files it writes ``phantom-truth.csv`` (true severity, image truth, cues and
     subcategory per study and observation), ``phantom-images.csv`` (each image's acquisition
     geometry, for lesion masks: :func:`finegrain.data.phantom.truth.read_truth`) and
@@ -179,7 +181,13 @@ def make_phantom(
             "knobs": knobs.as_dict(),
         }
         summary = _write_phantom(
-            root, settings, calibration=calibration, plan=plan, knobs=knobs, progress=progress
+            root,
+            settings,
+            calibration=calibration,
+            plan=plan,
+            knobs=knobs,
+            progress=progress,
+            workers=workers,
         )
         if final.exists():
             final.rmdir()
@@ -192,29 +200,56 @@ def make_phantom(
     return summary
 
 
-def _write_phantom(root: Path, settings: dict, *, calibration, plan, knobs, progress: bool):
-    import pandas as pd
-    from tqdm import tqdm
+CHUNK_STUDIES = 256
 
-    studies, size = settings["studies"], settings["size"]
-    rng = np.random.default_rng(settings["seed"])
-    painter = Painter(size, rng, visibility=knobs.visibility)
-    subjects = subject_plan(rng, calibration.studies_per_subject, studies, settings["eval_studies"])
-    total = sum(n for _, n in subjects)
-    subject_ids = np.sort(rng.choice(10_000_000, len(subjects), replace=False)) + 10_000_000
-    study_ids = rng.choice(40_000_000, total, replace=False) + 50_000_000
 
-    meta_rows, split_rows, label_rows, truth_rows, image_rows = [], [], [], [], []
-    summary = PhantomSummary(root=root, subjects=len(subjects), studies=total)
-    bar = tqdm(total=total, desc="phantom", unit="study", disable=not progress)
-    k = 0
-    for si, (split, n) in enumerate(subjects):
-        subj = str(subject_ids[si])
+@dataclass
+class _Chunk:
+    """Consecutive subjects drawn by one worker with their own random stream."""
+
+    root: Path
+    seed: int
+    number: int
+    subjects: list[tuple[str, str, list[str]]]  # (subject id, split, study ids)
+    size: int
+    calibration: object
+    plan: object
+    visibility: float
+
+
+@dataclass
+class _ChunkRows:
+    meta: list = field(default_factory=list)
+    split: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    truth: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    frontal: int = 0
+    lateral: int = 0
+    views: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def _workers(requested: int | None) -> int:
+    if requested is not None:
+        return max(1, int(requested))
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+def _write_chunk(chunk: _Chunk) -> _ChunkRows:
+    """Draw and write the studies of ``chunk`` (images and reports); return their table rows."""
+    rng = np.random.default_rng(np.random.SeedSequence(chunk.seed, spawn_key=(chunk.number,)))
+    calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
+    painter = Painter(size, rng, visibility=chunk.visibility)
+    out = _ChunkRows()
+    for subj, split, study_list in chunk.subjects:
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
         prev = None
-        for _ in range(n):
-            study = str(study_ids[k])
-            k += 1
+        for study in study_list:
             view = "AP" if rng.random() < calibration.ap_share else "PA"
             findings = study_findings(rng, prev, view, plan)
             report = report_text(rng, findings, view, prev is not None)
@@ -235,13 +270,13 @@ def _write_phantom(root: Path, settings: dict, *, calibration, plan, knobs, prog
                 (sdir / f"s{study}" / f"{dicom}.jpg").write_bytes(buf.getvalue())
                 recorded_view = img_view if rng.random() > 0.01 else ""  # MIMIC has blanks too
                 frontal = img_view in ("AP", "PA")
-                summary.frontal += frontal
-                summary.lateral += not frontal
-                summary.views[recorded_view or "missing"] = (
-                    summary.views.get(recorded_view or "missing", 0) + 1
+                out.frontal += frontal
+                out.lateral += not frontal
+                out.views[recorded_view or "missing"] = (
+                    out.views.get(recorded_view or "missing", 0) + 1
                 )
-                summary.splits[split] = summary.splits.get(split, 0) + 1
-                meta_rows.append(
+                out.splits[split] = out.splits.get(split, 0) + 1
+                out.meta.append(
                     (
                         dicom,
                         subj,
@@ -260,9 +295,9 @@ def _write_phantom(root: Path, settings: dict, *, calibration, plan, knobs, prog
                         "Recumbent" if view == "AP" else "Erect",
                     )
                 )
-                split_rows.append((dicom, study, subj, split))
+                out.split.append((dicom, study, subj, split))
                 g = geometry
-                image_rows.append(
+                out.images.append(
                     (dicom, subj, study, split, img_view)
                     + (
                         (round(g.angle, 5), round(g.scale, 6), round(g.shift_x, 6),
@@ -272,10 +307,10 @@ def _write_phantom(root: Path, settings: dict, *, calibration, plan, knobs, prog
                     )
                 )  # fmt: skip
             row = [int(subj), int(study)] + [_coarse(findings[o].status) for o in OBSERVATIONS]
-            label_rows.append(row)
+            out.labels.append(row)
             for obs in OBSERVATIONS:
                 f = findings[obs]
-                truth_rows.append(
+                out.truth.append(
                     (
                         subj,
                         study,
@@ -293,8 +328,77 @@ def _write_phantom(root: Path, settings: dict, *, calibration, plan, knobs, prog
                     )
                 )
             prev = findings
-            bar.update(1)
+    return out
+
+
+def _write_phantom(
+    root: Path, settings: dict, *, calibration, plan, knobs, progress: bool, workers: int | None
+):
+    import pandas as pd
+    from tqdm import tqdm
+
+    studies = settings["studies"]
+    rng = np.random.default_rng(settings["seed"])
+    subjects = subject_plan(rng, calibration.studies_per_subject, studies, settings["eval_studies"])
+    total = sum(n for _, n in subjects)
+    subject_ids = np.sort(rng.choice(10_000_000, len(subjects), replace=False)) + 10_000_000
+    study_ids = rng.choice(40_000_000, total, replace=False) + 50_000_000
+
+    # subjects are drawn in chunks of about CHUNK_STUDIES studies, each with its own random
+    # stream (the seed and the chunk's number): the bytes do not depend on the worker count
+    chunks: list[_Chunk] = []
+    k = 0
+    members: list[tuple[str, str, list[str]]] = []
+    for si, (split, n) in enumerate(subjects):
+        members.append((str(subject_ids[si]), split, [str(v) for v in study_ids[k : k + n]]))
+        k += n
+        if sum(len(m[2]) for m in members) >= CHUNK_STUDIES or si == len(subjects) - 1:
+            chunks.append(
+                _Chunk(
+                    root=root,
+                    seed=settings["seed"],
+                    number=len(chunks),
+                    subjects=members,
+                    size=settings["size"],
+                    calibration=calibration,
+                    plan=plan,
+                    visibility=knobs.visibility,
+                )
+            )
+            members = []
+    workers = min(_workers(workers), len(chunks))
+    summary = PhantomSummary(root=root, subjects=len(subjects), studies=total)
+    meta_rows, split_rows, label_rows, truth_rows, image_rows = [], [], [], [], []
+    bar = tqdm(total=total, desc="phantom", unit="study", disable=not progress)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = pool.map(_write_chunk, chunks)
+            done = []
+            for chunk, rows in zip(chunks, results, strict=True):
+                done.append(rows)
+                bar.update(sum(len(m[2]) for m in chunk.subjects))
+    else:
+        done = []
+        for chunk in chunks:
+            done.append(_write_chunk(chunk))
+            bar.update(sum(len(m[2]) for m in chunk.subjects))
     bar.close()
+    for rows in done:
+        meta_rows += rows.meta
+        split_rows += rows.split
+        label_rows += rows.labels
+        truth_rows += rows.truth
+        image_rows += rows.images
+        summary.frontal += rows.frontal
+        summary.lateral += rows.lateral
+        for key, value in rows.views.items():
+            summary.views[key] = summary.views.get(key, 0) + value
+        for key, value in rows.splits.items():
+            summary.splits[key] = summary.splits.get(key, 0) + value
     summary.images = len(meta_rows)
 
     # coarse labels as a labeler gives them: a little noise, NegBio disagreeing a little more
