@@ -59,7 +59,7 @@ def test_cam_refuses_models_it_cannot_explain():
 
 def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
     from finegrain.cli import main
-    from test_predict import _save_tiny_checkpoint
+    from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
 
     a = _save_tiny_checkpoint(tmp_path / "u-ones.pt", seed=0, method="u-ones", thresholds=None)
     b = _save_tiny_checkpoint(

@@ -59,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     for _, row in bad.iterrows():
         print(f"skipped {row['path']}: {row['error']}")
     print(f"{len(frame) - len(bad)} CAM figure(s) -> {args.out}; {len(bad)} unreadable")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=len(frame) - len(bad), failed=len(bad))  # 3: some unreadable, 1: all

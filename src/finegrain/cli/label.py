@@ -20,7 +20,10 @@ XXXX) are neutral; undecodable bytes are replaced and counted; empty reports giv
 Output: a CSV with `id`, then per observation `<Obs>` (1 positive, 0 negative, -1 uncertain,
 empty = not mentioned), `<Obs> severity`, `<Obs> change` (normalised Table 1 terms attached to
 that finding) and `<Obs> subcategory` (atypical / typical, for 1 and -1). A summary of counts is
-printed; report text is never printed.
+printed; report text is never printed. A repeated id keeps its first row; the rows left out
+are listed with their lines and the exit status is 3. A quote that is never closed (which would
+merge the rows after it into one report) or a row with the wrong number of fields stops with
+an error naming the line.
 
 The phrases live in plain text files (see finegrain/reports/lexicon/README.txt); copy that
 folder, edit it and pass --lexicon DIR. See docs/division.md for the rules.
@@ -59,4 +62,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(summary.format())
     print(f"labels written to {args.output}")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=summary.reports, failed=len(summary.duplicates))  # 3: duplicate ids

@@ -32,6 +32,9 @@ SELECTIONS: dict[str, tuple[str, ...]] = {
     "figure4": ("u-ones", "u-ignore", "pu-rm"),
 }
 FIGURE4_TAUS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Selections that sweep the data as well, each run by its own module (not part of ``all``):
+#: ``study`` = :func:`finegrain.experiment.study.run_study`.
+STUDY_SELECTIONS: tuple[str, ...] = ("study",)
 
 #: The method every other one is compared against (paired DeLong test on the test split).
 REFERENCE_METHOD = "u-ones"

@@ -16,21 +16,32 @@ import pandas as pd
 from finegrain.experiment.aggregate import (
     averaged_scores,
     fg_cases,
+    fine_label_summary,
+    paired_difference,
     results_table,
+    run_statistics,
     selected_predictions,
     split_statistics,
     summary_table,
 )
 from finegrain.experiment.grid import (
     METHOD_NAMES,
+    REFERENCE_METHOD,
     SELECTIONS,
     RunSpec,
     method_tau,
 )
+from finegrain.experiment.localisation import article, cam_grid, grid_label
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
 from finegrain.experiment.selection import RunSelection, describe_runs, select_run
-from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
+from finegrain.experiment.tables import (
+    Table,
+    build_tables,
+    fine_label_table,
+    to_latex,
+    to_markdown,
+)
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -44,6 +55,10 @@ class Outputs:
     selections: list[RunSelection]
     notes: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    #: paired differences against U-Ones (:func:`~finegrain.experiment.aggregate.paired_difference`)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: each run's AUC^FG with its bootstrap CI (:func:`~finegrain.experiment.aggregate.run_statistics`)
+    run_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelection], list[str]]:
@@ -132,7 +147,7 @@ def write_figures(
                 f"{obs}: score distributions",
                 fig_dir / f"scores-{slug}.png",
                 f"P(positive) of atypical and typical positives on the {split} split "
-                "(seed-averaged scores at the checkpoints chosen on validation).",
+                "(seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
             )
         )
         plots.save_figure(plots.roc_figure(scores, obs, split), fig_dir / f"roc-{slug}")
@@ -140,8 +155,10 @@ def write_figures(
             Figure(
                 f"{obs}: atypical vs typical ROC",
                 fig_dir / f"roc-{slug}.png",
-                f"ROC of typical (1) against atypical (0) positives on the {split} split; legend: "
-                "AUC^FG of the seed-averaged scores.",
+                f"ROC of typical (1) against atypical (0) positives on the {split} split. The "
+                "curves and the legend's AUC^FG use seed-averaged scores (each case's probability "
+                "averaged over the seeds), so they differ from the tables, which give the mean "
+                "of the per-seed AUC^FG.",
             )
         )
     return figures
@@ -204,17 +221,30 @@ def write_cams(
         except (OSError, ValueError, RuntimeError) as exc:
             notes.append(f"{obs}: CAMs not drawn: {exc}")
             continue
+        try:
+            from finegrain.train.rundir import load_model
+
+            model, meta = load_model(ckpts[0])
+            cells = grid_label(cam_grid(model, int(meta.get("image_size") or preset.image_size)))
+        except (OSError, ValueError, RuntimeError) as exc:
+            cells = f"feature-map size unknown ({exc})"
         for (_, row), sub in zip(table.iterrows(), picks["subcategory"], strict=True):
             if row["error"]:
                 notes.append(f"{obs}: CAM of {row['path']} failed: {row['error']}")
                 continue
             figures.append(
                 Figure(
-                    f"{obs}: CAM of an {sub} test positive",
+                    f"{obs}: CAM of {article(sub)} {sub} test positive ({cells})",
                     Path(row["output"]),
                     "Class activation maps (last feature map weighted by the classifier's "
                     "positive-class weights) of U-Ones (left) and PU-RM (right), seed 0 at "
-                    "the checkpoints chosen on validation; p = predicted probability.",
+                    f"the checkpoints chosen on validation; p = predicted probability. {cells}"
+                    + (
+                        " — each cell covers a large part of the lung, so the map shows where "
+                        "the evidence is only coarsely."
+                        if cells.endswith("localisation")
+                        else "."
+                    ),
                 )
             )
     return figures
@@ -237,6 +267,8 @@ def write_outputs(
     summary = summary_table(results)
     has_test = (results["split"] == "test").any() if not results.empty else False
     stats = split_statistics(selections) if has_test else pd.DataFrame()
+    paired = paired_differences(selections, _table_methods(preset, methods), preset.tau)
+    run_stats = run_statistics(selections) if selections else pd.DataFrame()
     if not stats.empty:
         for _, r in stats[stats["note"] != ""].iterrows():
             tau = "" if pd.isna(r["tau"]) else f" τ={r['tau']:g}"
@@ -251,9 +283,20 @@ def write_outputs(
         tau=preset.tau,
         methods=methods,
         taus=taus,
+        paired=paired,
     )
+    fine = fine_label_results(selections, notes)
+    if not fine.empty:
+        tables.append(fine_label_table(fine))
     paths = {"results": out / "results.csv"}
     atomic_write_csv(paths["results"], results)
+    if not fine.empty:
+        paths["fine_labels"] = out / "fine-labels.csv"
+        atomic_write_csv(paths["fine_labels"], fine)
+    paths["paired"] = out / "paired-differences.csv"
+    atomic_write_csv(paths["paired"], paired)
+    paths["run_stats"] = out / "run-auc-ci.csv"
+    atomic_write_csv(paths["run_stats"], run_stats)
     header = f"# finegrain benchmark ({preset.name} preset)\n\n"
     note_md = "".join(f"- {n}\n" for n in notes)
     paths["summary.md"] = out / "summary.md"
@@ -286,4 +329,40 @@ def write_outputs(
         config=config or {"preset": preset.to_dict()},
         notes=notes,
     )
-    return Outputs(tables, results, summary, stats, selections, notes, paths)
+    return Outputs(tables, results, summary, stats, selections, notes, paths, paired, run_stats)
+
+
+def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> pd.DataFrame:
+    """:func:`fine_label_summary` when the runs' index has human fine labels (OpenI's
+    ``<Obs> subcategory mesh``); empty otherwise."""
+    from finegrain.data.index import OPTIONAL_COLUMNS, read_index
+
+    index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
+    if index_path is None or not Path(index_path).is_file():
+        return pd.DataFrame()
+    index = read_index(index_path)
+    if not any(c in index.columns for c in OPTIONAL_COLUMNS):
+        return pd.DataFrame()
+    has_test = any(s.run.has_predictions("test") for s in selections)
+    fine = fine_label_summary(selections, index, split="test" if has_test else "validate")
+    if fine.empty:
+        notes.append(
+            "AUC^FG against the human (MeSH) fine labels not computed: no run of an observation "
+            "with MeSH labels has predictions at a chosen checkpoint"
+        )
+    return fine
+
+
+def paired_differences(
+    selections: Sequence[RunSelection], methods: Sequence[str], tau: float
+) -> pd.DataFrame:
+    """:func:`paired_difference` of every table method against U-Ones (validate and test)."""
+    frames = [
+        paired_difference(selections, method=m, tau=method_tau(m, tau))
+        for m in methods
+        if m != REFERENCE_METHOD
+    ]
+    has_reference = any(s.spec.method == REFERENCE_METHOD for s in selections)
+    if not frames or not has_reference:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)

@@ -46,6 +46,9 @@ class Preset:
     #: phantom studies and pixel size when the data is the built-in phantom
     phantom_studies: int = 2000
     phantom_size: int = 128
+    #: studies in each of the phantom's validate and test splits (``None``: the phantom splits
+    #: ``phantom_studies`` 70/15/15; otherwise ``phantom_studies`` are the training studies)
+    phantom_eval_studies: int | None = None
     #: torch CPU threads while training (``None``: torch's default). Tiny models on a small CPU
     #: run several times faster on one thread than on two competing ones.
     threads: int | None = None
@@ -102,14 +105,18 @@ DEMO = Preset(
         "model": "densenet-tiny",
         "pretrained": False,
         "iterations": 300,
-        "checkpoint_every": 100,
+        "checkpoint_every": 150,
         "batch_size": 32,
         "lr": 1e-3,
         "augment": False,
         "num_workers": 0,
     },
     image_size=64,
-    phantom_studies=1200,
+    # 4,000 training studies; validate and test sized for >= 300 atypical and >= 300 typical
+    # positives of each observation (the rarest: Consolidation, 6.8% positive, 19% of them
+    # atypical): finegrain.data.phantom.required_eval_studies(300)
+    phantom_studies=4000,
+    phantom_eval_studies=30071,
     phantom_size=64,
     threads=1,
     jobs=2,

@@ -17,6 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.launchers import (
+    Launcher,
+    LocalLauncher,
+    RunTask,
+    StopBenchmark,
+    execute,
+)
 from finegrain.experiment.presets import Preset
 from finegrain.io import atomic_write_json, atomic_write_text
 from finegrain.train.rundir import RunDirectory
@@ -29,17 +36,25 @@ BENCHMARK_FILE = "benchmark.json"
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where the images come from: exactly one of ``phantom``, ``mimic`` or ``index``+``cache``."""
+    """Where the images come from: exactly one of ``phantom``, ``mimic``, ``openi`` or
+    ``index``+``cache``. ``openi_views``: the view table of OpenI's PNG images (default:
+    ``nlmcxr_dicom_metadata.csv.gz`` in the OpenI root when it is there)."""
 
     phantom: bool = False
     mimic: Path | None = None
     index: Path | None = None
     cache: Path | None = None
+    openi: Path | None = None
+    openi_views: Path | None = None
 
     def __post_init__(self) -> None:
-        chosen = sum([self.phantom, self.mimic is not None, self.index is not None])
+        chosen = sum(
+            [self.phantom, self.mimic is not None, self.index is not None, self.openi is not None]
+        )
         if chosen != 1:
-            raise ValueError("choose exactly one data source: phantom, mimic root, or index+cache")
+            raise ValueError(
+                "choose exactly one data source: phantom, mimic root, openi root, or index+cache"
+            )
         if (self.index is None) != (self.cache is None):
             raise ValueError("--index and --cache go together")
 
@@ -48,6 +63,8 @@ class DataSource:
             return "phantom"
         if self.mimic is not None:
             return f"mimic:{self.mimic}"
+        if self.openi is not None:
+            return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
 
 
@@ -85,9 +102,12 @@ def prepare_data(
                 size=preset.phantom_size,
                 seed=0,
                 progress=progress,
+                eval_studies=preset.phantom_eval_studies,
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
+    elif source.openi is not None:
+        root = Path(source.openi)
     else:
         root = Path(source.mimic)
     index_path = data / "index.csv"
@@ -96,7 +116,10 @@ def prepare_data(
         from finegrain.data.mimic import index_mimic
 
         t0 = time.perf_counter()
-        frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
+        if source.openi is not None:
+            frame, summary = _index_openi(source, tuple(preset.views), progress)
+        else:
+            frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
         log.info("index: %s", summary.format().replace("\n", "; "))
         # index_mimic gives paths relative to the MIMIC root; the index table's contract is
         # relative to the index file's folder (or absolute)
@@ -116,6 +139,17 @@ def prepare_data(
         prepare(index_path, cache_dir, size=preset.image_size, progress=progress)
         seconds["prepare"] = time.perf_counter() - t0
     return BenchmarkData(index_path, cache_dir, seconds)
+
+
+def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
+    """The OpenI index (as published) with its view table (given, or found in the root)."""
+    from finegrain.data.openi import index_openi
+
+    table = source.openi_views
+    default = Path(source.openi) / "nlmcxr_dicom_metadata.csv.gz"
+    if table is None and default.is_file():
+        table = default
+    return index_openi(source.openi, views=views, views_table=table, progress=progress)
 
 
 def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
@@ -141,10 +175,6 @@ def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Pa
         raise ValueError(f"not a TrainConfig field: {exc}") from None
 
 
-class StopBenchmark(Exception):
-    """Raised by a ``before_run`` hook to stop the grid (the runs done so far are kept)."""
-
-
 @dataclass
 class GridOutcome:
     trained: list[RunSpec] = field(default_factory=list)
@@ -153,21 +183,10 @@ class GridOutcome:
 
 
 def _train_one(config, resume: bool, threads: int | None) -> str:
-    """Train one run (in this process or a worker process) with ``threads`` torch threads."""
-    import torch
-
-    from finegrain.train.loop import train
-
-    saved = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        train(config, resume=resume, progress=False)
-    finally:
-        torch.set_num_threads(saved)
-    if not RunDirectory(config.out).is_done():
-        raise RuntimeError(f"{config.out}: train() returned but did not mark the run done")
-    return config.out
+    """Train one run in this process with ``threads`` torch threads (see
+    :func:`finegrain.experiment.launchers.execute`; ``resume`` is decided from the run
+    directory: a run with checkpoints resumes)."""
+    return execute(RunTask(config, Path(config.out).name, threads=threads))
 
 
 def plan_runs(
@@ -221,14 +240,19 @@ def run_grid(
     progress: bool = True,
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
+    launcher: Launcher | None = None,
+    tracking=None,
 ) -> GridOutcome:
     """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
     refuses runs recorded with other settings).
 
-    An unfinished run with checkpoints resumes from the last one. ``jobs`` > 1 trains that many
-    runs at once in worker processes (each with ``preset.threads`` torch threads). ``max_runs``
-    stops after that many runs; ``before_run(spec, run_dir)`` is called before each run starts
-    (in this process; raising :class:`StopBenchmark` stops the grid, keeping finished runs).
+    An unfinished run with checkpoints resumes from the last one. ``launcher`` decides where
+    runs execute (default: :class:`~finegrain.experiment.launchers.LocalLauncher` with
+    ``jobs`` worker processes, each with ``preset.threads`` torch threads). ``max_runs`` stops
+    after that many runs; ``before_run(spec, run_dir)`` is called before each run is handed to
+    the launcher (in this process; raising :class:`StopBenchmark` stops the grid, keeping
+    finished runs). ``tracking`` (a :class:`~finegrain.train.tracking.TrackingSpec`) is
+    passed to every run.
     """
     from tqdm.auto import tqdm
 
@@ -238,57 +262,39 @@ def run_grid(
     if max_runs is not None:
         todo = todo[:max_runs]
     extra = {"device": device} if device else {}
+    if launcher is None:
+        launcher = LocalLauncher(jobs=min(jobs, max(1, len(todo))))
+    by_label = {spec.label: spec for spec in todo}
 
-    def submit_args(spec: RunSpec) -> tuple:
-        run_dir = spec.directory(runs_root)
-        if before_run is not None:
-            before_run(spec, run_dir)
-        config = train_config(spec, preset, data, run_dir, **extra)
-        resume = bool(RunDirectory(run_dir).checkpoints())
-        log.debug("%s run %s", "resuming" if resume else "starting", spec.label)
-        return config, resume, preset.threads
+    def tasks():
+        for spec in todo:
+            run_dir = spec.directory(runs_root)
+            if before_run is not None:
+                before_run(spec, run_dir)
+            config = train_config(spec, preset, data, run_dir, **extra)
+            yield RunTask(
+                config,
+                spec.label,
+                threads=preset.threads,
+                processes=max(1, launcher.gpus_per_run),
+                tracking=tracking,
+            )
 
     bar = tqdm(total=len(todo), desc="benchmark runs", unit="run", disable=not progress)
+
+    def on_done(task: RunTask) -> None:
+        outcome.trained.append(by_label[task.label])
+        bar.set_postfix_str(task.label)
+        bar.update()
+
     try:
-        if jobs <= 1 or len(todo) <= 1:
-            for spec in todo:
-                bar.set_postfix_str(spec.label)
-                _train_one(*submit_args(spec))
-                outcome.trained.append(spec)
-                bar.update()
-        else:
-            _run_parallel(todo, submit_args, jobs, outcome, bar)
+        launcher.run(tasks(), on_done)
     except StopBenchmark as exc:
         log.warning("benchmark stopped: %s", exc)
     finally:
         bar.close()
         outcome.seconds = time.perf_counter() - t0
     return outcome
-
-
-def _run_parallel(todo, submit_args, jobs: int, outcome: GridOutcome, bar) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    context = multiprocessing.get_context("spawn")
-    pending = list(todo)
-    running = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        try:
-            while pending or running:
-                while pending and len(running) < jobs:
-                    spec = pending.pop(0)
-                    running[pool.submit(_train_one, *submit_args(spec))] = spec
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    spec = running.pop(future)
-                    future.result()  # re-raises a worker's error
-                    outcome.trained.append(spec)
-                    bar.update()
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
 
 
 def versions() -> dict[str, str]:
@@ -346,11 +352,15 @@ def run_benchmark(
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
     report_only: bool = False,
+    launcher: Launcher | None = None,
+    tracking=None,
 ) -> BenchmarkResult:
     """The whole benchmark; see the module docstring. Returns what was done and written.
 
     ``report_only`` trains nothing and rebuilds the outputs from the finished runs. ``jobs``
-    (default: the preset's) is capped at the CPU count.
+    (default: the preset's) is capped at the CPU count. ``launcher`` (default: local worker
+    processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
+    :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
     """
     jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
     from finegrain.experiment.outputs import write_outputs
@@ -372,6 +382,7 @@ def run_benchmark(
         "taus": list(taus) if taus else None,
         "device": device,
         "jobs": jobs,
+        "launcher": launcher.name if launcher is not None else "local",
         "runs": [s.label for s in specs],
         "versions": versions(),
     }
@@ -394,6 +405,8 @@ def run_benchmark(
             progress=progress,
             max_runs=max_runs,
             before_run=before_run,
+            launcher=launcher,
+            tracking=tracking,
         )
     t_report = time.perf_counter()
     outputs = write_outputs(out, specs, preset=preset, methods=methods, taus=taus, config=config)

@@ -42,8 +42,13 @@ def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def error_text(exc: BaseException) -> str:
-    """One line: ``ExceptionType: message``."""
+    """One line: ``PATH: what went wrong`` for image read errors (the path first), else
+    ``ExceptionType: message``."""
+    from finegrain.data.imageio import ImageReadError
+
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, ImageReadError):
+        return text.replace("\n", " ")
     return f"{type(exc).__name__}: {text}".replace("\n", " ")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 #: Fields that do not change a run's results, only where or how fast it runs (or where it is
 #: written): a run may be resumed, or reused by the benchmark, with other values of these.
 RUNTIME_FIELDS: frozenset[str] = frozenset(
-    {"num_workers", "compile", "eval_batch_size", "device", "out"}
+    {"num_workers", "compile", "eval_batch_size", "device", "out", "augment_on"}
 )
 
 #: Keys of a run's recorded configuration that are not TrainConfig fields (written by the
@@ -52,6 +52,9 @@ class TrainConfig:
     compile: bool = False
     num_workers: int | None = None
     augment: bool = True
+    #: where training augmentation runs: "loader" (per image, in DataLoader workers), "device"
+    #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
+    augment_on: str = "auto"
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +67,8 @@ class TrainConfig:
         self.eval_splits = tuple(self.eval_splits)
         if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
             raise ValueError("iterations, checkpoint_every and batch_size must be positive")
+        if self.augment_on not in ("auto", "loader", "device"):
+            raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
 

@@ -17,6 +17,7 @@ default, per rank = 32 / world size), evaluation is sharded and gathered, and on
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import platform
@@ -33,6 +34,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.observations import check_observation
 from finegrain.train.checkpoint import load_checkpoint, rng_state, set_rng_state, unwrap
 from finegrain.train.config import TrainConfig, format_differences
@@ -48,6 +50,7 @@ from finegrain.train.evaluation import predict_split
 from finegrain.train.methods import Method, get_method
 from finegrain.train.models import build_model
 from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
+from finegrain.train.tracking import TrackingSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +103,18 @@ class InfiniteBatchSampler:
             out[mask] = self._permutation(int(epoch))[stream[mask] % self.n]
         return out
 
+    def item_seeds(self, iteration: int) -> list[int]:
+        """This rank's per-item augmentation seeds of global batch ``iteration`` (0-based)."""
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
+        return [int(s) for s in seeds[lo:hi]]
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
         for iteration in count(self.start_iteration):
             positions = self.global_batch_positions(iteration)
-            seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
-            yield [(int(positions[j]), int(seeds[j])) for j in range(lo, hi)]
+            seeds = self.item_seeds(iteration)
+            yield [(int(positions[j]), seeds[j - lo]) for j in range(lo, hi)]
 
 
 class SeededItems(Dataset):
@@ -224,6 +233,30 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def _augmentation_on(
+    config: TrainConfig, train_set: Dataset, device: torch.device
+) -> tuple[Dataset, Augmentation | None]:
+    """Where the training augmentation runs: ``(dataset for the loader, augmentation to apply
+    to each batch on the device or None)``.
+
+    ``augment_on="device"`` (the ``"auto"`` choice on CUDA) takes the dataset's
+    :class:`Augmentation` out of the loader (which then reads plain batches in one read) and
+    applies it to the whole batch on the training device, each image with its item seed, so
+    the draws are the loader's. ``"loader"`` (``"auto"`` on CPU, where DataLoader workers
+    spread it over cores) augments image by image in the loader. Datasets whose augmentation
+    is not an :class:`Augmentation` always augment in the loader.
+    """
+    where = config.augment_on
+    if where == "auto":
+        where = "device" if device.type == "cuda" else "loader"
+    augment = getattr(train_set, "augment", None)
+    if where != "device" or not isinstance(augment, Augmentation):
+        return train_set, None
+    plain = copy.copy(train_set)
+    plain.augment = None
+    return plain, augment
+
+
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if not (config.amp and device.type == "cuda"):
         return None
@@ -272,17 +305,26 @@ def train(
     resume: bool = False,
     progress: bool = True,
     datasets: Mapping[str, Dataset] | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     """Train one run into ``config.out`` and return that directory (see the module docstring).
 
     ``datasets`` (optional) replaces :func:`build_datasets`: ``{"train": ..., <split>: ...}``
-    following the ``CXRDataset`` item contract.
+    following the ``CXRDataset`` item contract. ``tracking`` mirrors every evaluation to
+    TensorBoard / MLflow (see :mod:`finegrain.train.tracking`).
     """
     info = init_distributed(config.device)
     try:
         # one process trains a run directory at a time (rank 0 holds the lock for all ranks)
         with RunDirectory(config.out).lock() if info.is_main else contextlib.nullcontext():
-            return _train(config, info, resume=resume, progress=progress, datasets=datasets)
+            return _train(
+                config,
+                info,
+                resume=resume,
+                progress=progress,
+                datasets=datasets,
+                tracking=tracking,
+            )
     finally:
         cleanup(info)
 
@@ -294,6 +336,7 @@ def _train(
     resume: bool,
     progress: bool,
     datasets: Mapping[str, Dataset] | None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     run = RunDirectory(config.out)
     method = get_method(config.method)
@@ -353,8 +396,17 @@ def _train(
     if config.compile:
         net = torch.compile(net)
 
+    train_set, device_augment = _augmentation_on(config, train_set, device)
     loader = make_train_loader(train_set, config, info, start_iteration=start)
     batches = iter(loader)
+    tracker = None
+    if tracking is not None and tracking.enabled and info.is_main:
+        from finegrain.train.tracking import Tracker
+
+        params = config.to_dict()
+        params["versions"] = versions()
+        params["world_size"] = info.world_size
+        tracker = Tracker(tracking, run.path, params, start)
 
     # --- train
     net.train()
@@ -366,6 +418,9 @@ def _train(
         images, labels, _rows = next(batches)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
+        if device_augment is not None:  # the batch's augmentation, on the training device
+            seeds = loader.batch_sampler.item_seeds(iteration - 1)
+            images = augment_seeded(images, device_augment, seeds)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = net(images)
         loss = method.loss(logits, labels, config.tau)
@@ -391,6 +446,10 @@ def _train(
             )
             if info.is_main:
                 _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
+                if tracker is not None:
+                    lr = optimizer.param_groups[0]["lr"]
+                    scores = {split: row for split, (row, _) in results.items()}
+                    tracker.log_evaluation(iteration, train_loss, lr, scores)
                 run.save_checkpoint(
                     iteration,
                     {
@@ -415,6 +474,13 @@ def _train(
             steps = 0
     bar.close()
     del batches, loader
+    if tracker is not None:
+        from finegrain.train.tracking import best_checkpoint
+
+        best = best_checkpoint(run.path)
+        if best is not None:
+            tracker.log_best_checkpoint(*best)
+        tracker.close()
     if info.is_main:
         run.mark_done(config.iterations)
     barrier(info)
