@@ -27,11 +27,15 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory) -> Path:
-    """A small MIMIC-CXR-JPG-shaped phantom tree (48 studies, 64 px), built once per session."""
+    """A small MIMIC-CXR-JPG-shaped phantom tree (48 studies, 64 px), built once per session.
+
+    Cardiomegaly's positive share is raised 5x (to 61 %) so that this tiny phantom's test split
+    has atypical and typical Cardiomegaly positives (7 / 4), which tests/test_predict.py needs.
+    """
     from finegrain.data.phantom import make_phantom
 
     root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
-    make_phantom(root, studies=48, size=64, seed=0)
+    make_phantom(root, studies=48, size=64, seed=0, prevalence={"Cardiomegaly": 5})
     return root
 
 
