@@ -514,7 +514,7 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
         for obs in observations:
             r = part[part["observation"] == obs]
             if r.empty or not int(r.iloc[0]["seeds"] or 0):
-                cells += ["–", "–", "–", "–"]
+                cells += ["–", "–", "–", "not run"]
                 continue
             r = r.iloc[0].to_dict()
             cells += [
