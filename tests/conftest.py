@@ -41,11 +41,14 @@ def phantom_root(tmp_path_factory) -> Path:
     (``shutil.copytree``, as ``test_sources.mimic_copy`` does). At the end of the session the
     tree is compared with what was built, so a test that writes into it fails, instead of
     making other tests pass or fail by the order they run in.
+
+    Cardiomegaly's positive share is raised 5x (to 61 %) so that this tiny phantom's test split
+    has atypical and typical Cardiomegaly positives (7 / 4), which tests/test_predict.py needs.
     """
     from finegrain.data.phantom import make_phantom
 
     root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
-    make_phantom(root, studies=48, size=64, seed=0)
+    make_phantom(root, studies=48, size=64, seed=0, prevalence={"Cardiomegaly": 5})
     built = _tree_state(root)
     yield root
     now = _tree_state(root)

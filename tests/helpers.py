@@ -29,6 +29,7 @@ def save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | Non
         "iteration": 5,
         "model_name": "densenet-tiny",
         "image_size": CHECKPOINT_SIZE,
+        "preprocessing": {"size": CHECKPOINT_SIZE, "crop": "none", "normalization": "imagenet"},
         "observation": "Consolidation",
         "method": method,
         "config": {},
@@ -70,6 +71,28 @@ class TinyCXR(Dataset):
             noise = torch.randint(-8, 9, image.shape, dtype=torch.int16)
             image = (image.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
         return image, torch.tensor(self.labels[i]), torch.tensor(i)
+
+
+class KillAfter(Dataset):
+    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
+
+    def __init__(self, dataset, limit):
+        self.dataset, self.limit, self.calls = dataset, limit, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt("killed")
+        return self.dataset[i]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def tiny_datasets(keep_uncertain=True):

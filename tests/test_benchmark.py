@@ -27,13 +27,13 @@ METHODS = ["u-ones", "pu-rm"]
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> BenchmarkData:
-    """A 150-study, 32 px phantom (the smallest whose validation and test splits hold both
+    """A 32 px phantom of 150 training studies and 60 per evaluation split (validate and test both hold
     atypical and typical Edema positives), indexed and cached by the benchmark's own step."""
     from finegrain.data.phantom import make_phantom
     from finegrain.experiment.runner import prepare_data
 
     out = tmp_path_factory.mktemp("bench-data")
-    make_phantom(out / "phantom", studies=150, size=32, seed=0)
+    make_phantom(out / "phantom", studies=150, size=32, seed=0, eval_studies=60)
     return prepare_data(DataSource(mimic=out / "phantom"), out, TINY, progress=False)
 
 
@@ -249,3 +249,16 @@ def test_cli_weights_reach_the_model(tiny_data, tmp_path, capsys):
     args += ["--model", "resnet18", "--weights", str(missing), "--out", str(tmp_path / "b")]
     assert main(args) == 2
     assert f"weights file not found: {missing}" in capsys.readouterr().err
+
+
+def test_cli_benchmark_accepts_every_training_method(tiny_data, tmp_path, capsys):
+    """``finegrain train`` accepts u-ones-ls, so the benchmark does too (methods come from
+    train.methods.METHODS, display names included)."""
+    from finegrain.cli import main
+
+    args = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
+    args += ["--observations", "Edema", "--methods", "u-ones-ls", "--seeds", "1"]
+    args += ["--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8"]
+    assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "| U-Ones + LS |" in capsys.readouterr().out
+    assert (tmp_path / "b/runs/Edema/u-ones-ls/seed0/done").is_file()  # no τ in its name

@@ -109,38 +109,35 @@ def test_every_help_documents_the_exit_codes(capsys):
             assert f"\n  {code} " in out, (name, code)
 
 
-@pytest.mark.parametrize("name", sorted(OUTPUTS))
-def test_output_under_a_regular_file(name, inputs, tmp_path, capsys):
-    """NotADirectoryError: the output path runs through a regular file (fails as root too)."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("in the way")
-    out = blocker / "sub" / OUTPUTS[name]
+FOLDER_WRITERS = ("prepare", "cam", "phantom", "train")
+FILE_WRITERS = ("label", "index", "predict", "export")
+
+
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [("under a file", n) for n in sorted(OUTPUTS)]  # NotADirectoryError (fails as root too)
+    + [("folder is a file", n) for n in FOLDER_WRITERS]  # FileExistsError
+    + [("file is a folder", n) for n in FILE_WRITERS],  # IsADirectoryError
+)
+def test_a_path_in_the_way(case, name, inputs, tmp_path, capsys):
+    """The output path is blocked by an existing file or folder: one line naming it, exit 1,
+    the blocking file or folder untouched, no temporary files."""
+    if case == "file is a folder":
+        blocker = out = tmp_path / OUTPUTS[name]
+        out.mkdir()
+        said = "is a folder where a file is needed"
+    else:
+        blocker = tmp_path / ("a-file" if case == "under a file" else OUTPUTS[name])
+        blocker.write_text("in the way")
+        out = blocker / "sub" / OUTPUTS[name] if case == "under a file" else blocker
+        said = "is a file where a folder is needed"
     assert main(_command(name, inputs, out)) == EXIT_FAILED
-    line = _one_error_line(capsys, name)
-    assert f"{blocker}: is a file where a folder is needed" in line
-    assert blocker.read_text() == "in the way" and _leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize("name", ["prepare", "cam", "phantom", "train"])
-def test_output_folder_is_a_file(name, inputs, tmp_path, capsys):
-    """FileExistsError: a command that writes a folder is given an existing file."""
-    out = tmp_path / OUTPUTS[name]
-    out.write_text("in the way")
-    assert main(_command(name, inputs, out)) == EXIT_FAILED
-    line = _one_error_line(capsys, name)
-    assert f"{out}: is a file where a folder is needed" in line
-    assert out.read_text() == "in the way" and _leftovers(tmp_path) == []
-
-
-@pytest.mark.parametrize("name", ["label", "index", "predict", "export"])
-def test_output_file_is_a_folder(name, inputs, tmp_path, capsys):
-    """IsADirectoryError: a command that writes a file is given an existing folder."""
-    out = tmp_path / OUTPUTS[name]
-    out.mkdir()
-    assert main(_command(name, inputs, out)) == EXIT_FAILED
-    line = _one_error_line(capsys, name)
-    assert f"{out}: is a folder where a file is needed" in line
-    assert out.is_dir() and not any(out.iterdir()) and _leftovers(tmp_path) == []
+    assert f"{blocker}: {said}" in _one_error_line(capsys, name)
+    if blocker.is_dir():
+        assert not any(blocker.iterdir())
+    else:
+        assert blocker.read_text() == "in the way"
+    assert _leftovers(tmp_path) == []
 
 
 def _disk_full(*_args, **_kwargs):

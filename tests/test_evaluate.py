@@ -331,3 +331,22 @@ def test_subcategory_agreement_kappa():
     result = subcategory_agreement(a, ["atypical", "atypical", "typical", "typical", None])
     assert result["kappa"] == -1.0 and result["proportion"] == 0.0
     assert subcategory_agreement([None], ["typical"])["n"] == 0
+
+
+def test_cli_fine_labels_mesh(tmp_path, capsys):
+    from finegrain.cli import main
+
+    obs = "Cardiomegaly"
+    (tmp_path / "index.csv").write_text(
+        f"image_id,{obs},{obs} subcategory,{obs} subcategory mesh\n"
+        "a,1,typical,typical\nb,1,atypical,atypical\nc,0,,\nd,1,atypical,typical\n"
+    )
+    (tmp_path / "scores.csv").write_text("id,score\na,0.9\nb,0.2\nc,0.1\nd,0.5\n")
+    args = ["evaluate", str(tmp_path / "scores.csv"), "--labels", str(tmp_path / "index.csv"),
+            "--observation", obs, "--n-boot", "20", "--fine-labels", "mesh"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "AUC^FG against the mesh subcategories" in printed
+    assert "agree on 2 of 3 positives with both (66.7%)" in printed
+    assert main(args[:-2] + ["--json"]) == 0
+    assert '"fine_labels": "text"' in capsys.readouterr().out

@@ -20,7 +20,7 @@ from finegrain.experiment.aggregate import (
     seed_mean_ci,
     summary_table,
 )
-from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.grid import METHOD_NAMES, RM_METHODS, RunSpec, grid_for
 from finegrain.experiment.outputs import write_outputs
 from finegrain.experiment.presets import DEMO, PAPER, get_preset
 from finegrain.experiment.selection import find_runs, read_metrics, select_iteration, select_run
@@ -161,14 +161,57 @@ def test_grid_dedupes_shared_runs_and_puts_seed0_first():
 
 
 def test_presets():
-    assert PAPER.model == "densenet121" and PAPER.pretrained and PAPER.image_size == 224
-    assert (PAPER.iterations, PAPER.checkpoint_every, PAPER.batch_size) == (50000, 10000, 32)
-    assert (PAPER.lr, PAPER.seeds, PAPER.tau) == (1e-4, 3, 0.3)
+    paper = {k: PAPER.setting(k) for k in ("model", "pretrained", "iterations", "lr")}
+    assert paper == {"model": "densenet121", "pretrained": True, "iterations": 50000, "lr": 1e-4}
+    assert (PAPER.setting("checkpoint_every"), PAPER.setting("batch_size")) == (10000, 32)
+    assert (PAPER.image_size, PAPER.seeds, PAPER.tau) == (224, 3, 0.3)
     assert PAPER.observations == ("Consolidation", "Edema") and PAPER.views == ("AP", "PA")
     assert get_preset("demo") is DEMO
     assert DEMO.replace(seeds=5, tau=None).seeds == 5
     with pytest.raises(ValueError, match="quick"):
         get_preset("quick")
+
+
+def test_a_preset_is_a_training_template():
+    from finegrain.experiment.runner import BenchmarkData, train_config
+
+    changed = DEMO.replace(iterations=60, lr=0.01, seeds=1)
+    assert changed.seeds == 1 and changed.train["iterations"] == 60
+    assert DEMO.train["iterations"] == 300  # the original is untouched
+    spec = RunSpec("Edema", "pu-rm", 0.3, 1)
+    config = train_config(spec, changed, BenchmarkData("i.csv", "c"), "run", device="cpu")
+    assert (config.iterations, config.lr, config.model, config.num_workers) == (
+        60,
+        0.01,
+        "densenet-tiny",
+        0,
+    )
+    assert (config.observation, config.method, config.tau, config.seed) == (
+        "Edema",
+        "pu-rm",
+        0.3,
+        1,
+    )
+    assert config.device == "cpu" and config.eval_splits == ("validate", "test")
+    assert config.amp is True  # left out of the template: TrainConfig's default
+    with pytest.raises(ValueError, match="no field"):
+        DEMO.replace(train={"iterationz": 1})
+    with pytest.raises(ValueError, match="set by the grid"):
+        DEMO.replace(train={"seed": 3})
+    with pytest.raises(ValueError, match="neither a preset nor a TrainConfig field"):
+        DEMO.replace(iterationz=1)
+
+
+def test_grid_methods_come_from_the_training_methods():
+    from finegrain.train.methods import METHODS
+
+    assert set(METHOD_NAMES) == set(METHODS)
+    assert {"p-rm", "u-rm", "pu-rm"} == RM_METHODS  # the methods whose loss uses τ
+    assert METHOD_NAMES["pu-rm"] == "PU-RM" and METHOD_NAMES["p-rm"] == "U-Ignore + P-RM"
+    specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-ones-ls", "pu-rm"])
+    assert [s.label for s in specs] == ["Edema/u-ones-ls/seed0", "Edema/pu-rm-tau0.3/seed0"]
+    with pytest.raises(ValueError, match="unknown method 'u-twos'"):
+        grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-twos"])
 
 
 # -------------------------------------------------------------------------------- aggregation

@@ -180,9 +180,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 def benchmark_args(data: BenchmarkData, out: Path, preset=LONG, jobs: int = 2) -> list[str]:
     args = ["benchmark", "--index", str(data.index), "--cache", str(data.cache)]
     args += ["--observations", "Edema", "--methods", *METHODS, "--seeds", str(preset.seeds)]
-    args += ["--iterations", str(preset.iterations)]
-    args += ["--checkpoint-every", str(preset.checkpoint_every)]
-    args += ["--batch-size", str(preset.batch_size), "--jobs", str(jobs), "--no-progress"]
+    args += ["--iterations", str(preset.setting("iterations"))]
+    args += ["--checkpoint-every", str(preset.setting("checkpoint_every"))]
+    args += ["--batch-size", str(preset.setting("batch_size")), "--jobs", str(jobs), "--no-progress"]
     return [*args, "--out", str(out)]
 
 

@@ -267,11 +267,13 @@ def test_dicom_views_come_from_the_headers(openi_root, tmp_path):
         ds.PixelData = bytes(16)
         ds.save_as(path, enforce_file_format=True)
     assert pydicom.dcmread(root / "NLMCXR_dcm" / "145_IM-0290-2001.dcm").ViewPosition == "LL"
+    (root / "NLMCXR_dcm" / "10_IM-0002-2001.dcm").write_bytes(b"not a DICOM file")
     frame, summary = index_openi(root, skip_missing=True, progress=False)
     assert list(frame["image_id"]) == ["CXR145_IM-0290-1001"]
     assert frame["path"].iloc[0] == "NLMCXR_dcm/145_IM-0290-1001.dcm"
     assert summary.dropped["view not kept (LL)"] == 1
-    assert summary.dropped["view not kept (missing)"] == 1
+    assert summary.dropped["view not kept (missing)"] == 2  # no ViewPosition; unreadable
+    assert summary.notes["DICOM headers unreadable: view unknown (counted as missing)"] == 1
 
 
 def test_images_only_as_archive_are_unpacked(openi_root, tmp_path):

@@ -58,3 +58,24 @@ def test_openi_index_prepare_benchmark_report(openi_e2e_root, tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert "AUC^FG, text-mined" in report and "AUC^FG, MeSH, human" in report
     assert "AUC^FG against text-mined and human fine labels" in (out / "summary.md").read_text()
+
+
+def test_benchmark_data_from_openi_root(openi_root, tmp_path):
+    """`finegrain benchmark --openi ROOT`'s data step: the index as published (the view table
+    found in ROOT) with the MeSH columns, and its image cache."""
+    import shutil
+
+    from finegrain.experiment.presets import get_preset
+    from finegrain.experiment.runner import DataSource, prepare_data
+
+    root = tmp_path / "openi"
+    shutil.copytree(openi_root, root)
+    (root / "views.csv.gz").rename(root / "nlmcxr_dicom_metadata.csv.gz")
+    preset = get_preset("demo").replace(image_size=16)
+    data = prepare_data(DataSource(openi=root), tmp_path / "bench", preset, progress=False)
+    index = read_index(data.index)
+    assert set(index["view"]) <= set(preset.views)
+    assert mesh_subcategory_column(OBS) in index.columns
+    assert (data.cache / "cache.json").is_file()
+    with pytest.raises(ValueError, match="exactly one data source"):
+        DataSource(openi=root, mimic=root)

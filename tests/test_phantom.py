@@ -38,12 +38,14 @@ def test_layout_and_csv_names_are_mimic(phantom_root: Path) -> None:
         "mimic-cxr-2.0.0-metadata.csv.gz",
         "mimic-cxr-2.0.0-negbio.csv.gz",
         "mimic-cxr-2.0.0-split.csv.gz",
+        "phantom-images.csv",
         "phantom-truth.csv",
+        "phantom.json",
     ]
     files = [p.relative_to(phantom_root).as_posix() for p in phantom_root.rglob("*") if p.is_file()]
     jpgs = [f for f in files if f.endswith(".jpg")]
     txts = [f for f in files if f.endswith(".txt")]
-    assert len(jpgs) + len(txts) + 5 == len(files)
+    assert len(jpgs) + len(txts) + 7 == len(files)
     for f in jpgs:
         m = JPG.fullmatch(f)
         assert m, f
@@ -101,15 +103,20 @@ def test_label_csvs_follow_truth_with_a_little_noise(phantom_root: Path) -> None
     assert (negbio.loc[common].to_numpy() != chexpert.loc[common].to_numpy()).any()
 
 
-def test_truth_subcategory_follows_the_severity_band(phantom_root: Path) -> None:
+def test_truth_subcategory_follows_the_cues_and_the_band(phantom_root: Path) -> None:
+    """With a cue the paper's rule gives atypical exactly for the slight band; without a cue it
+    gives typical whatever the image shows (real reports mostly carry no cue)."""
     truth = pd.read_csv(phantom_root / "phantom-truth.csv", keep_default_na=False)
     drawn = truth[truth["observation"].isin(DRAWN) & truth["subcategory"].ne("")]
     assert set(drawn["subcategory"]) <= {"atypical", "typical"}
-    atypical = drawn.loc[drawn["subcategory"] == "atypical", "severity"]
-    typical = drawn.loc[drawn["subcategory"] == "typical", "severity"]
+    assert (drawn["status"].astype(str).isin(["1", "-1"])).all()
+    cued = drawn[drawn["severity_term"].ne("") | drawn["change_term"].ne("")]
+    atypical = cued.loc[cued["subcategory"] == "atypical", "severity"]
+    typical = cued.loc[cued["subcategory"] == "typical", "severity"]
     assert len(atypical) and len(typical)
     assert atypical.max() < typical.min()
-    assert (drawn["status"].astype(str).isin(["1", "-1"])).all()
+    no_cue = drawn.drop(cued.index)
+    assert len(no_cue) and (no_cue["subcategory"] == "typical").all()
 
 
 def test_deterministic_per_seed(tmp_path: Path) -> None:
@@ -125,6 +132,20 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
 
     assert contents(tmp_path / "a") == contents(tmp_path / "b")
     assert contents(tmp_path / "a") != contents(tmp_path / "c")
+
+
+def test_same_bytes_whatever_the_number_of_workers(tmp_path: Path) -> None:
+    """Chunks of subjects have their own random streams: 1 or 2 processes write the same."""
+    make_phantom(tmp_path / "one", studies=600, size=16, seed=2, workers=1)
+    make_phantom(tmp_path / "two", studies=600, size=16, seed=2, workers=2)
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+        }
+
+    one = contents(tmp_path / "one")
+    assert len(one) > 1200 and one == contents(tmp_path / "two")
 
 
 def test_refuses_a_non_empty_folder_and_leaves_no_partial_tree(tmp_path: Path) -> None:
@@ -149,7 +170,7 @@ def test_slight_findings_are_subtle_and_significant_ones_clear(observation: str)
         findings[observation].severity = severity
         findings["Consolidation"].where = "right lower lobe"
         findings["Pleural Effusion"].where = "left"
-        return painter.frontal(findings, "PA").astype(float)
+        return painter.frontal(findings, "PA")[0].astype(float)
 
     negative, slight, significant = draw(0.0), draw(0.15), draw(0.85)
     d_slight = np.abs(slight - negative).mean()

@@ -17,6 +17,7 @@ from finegrain.experiment.study import (
 )
 
 TINY = DEMO.replace(
+    phantom_eval_studies=80,
     seeds=1,
     iterations=2,
     checkpoint_every=2,
@@ -107,12 +108,15 @@ def test_study_table_pairs_pu_rm_with_u_ones(tiny_study):
     table = pd.read_csv(out / "study.csv")
     assert set(table["condition"]) == {"calibrated", "tau-0.6", "seed-1"}
     test = table[table["split"] == "test"].set_index("condition")
-    for key in ("calibrated", "tau-0.6", "seed-1"):
-        row = test.loc[key]
-        if row["seeds"] == 1:
-            assert row["ci_low"] <= row["difference"] <= row["ci_high"]
-            assert row["decision"] == decide(row["ci_low"], row["ci_high"])
+    assert (test["seeds"] == 1).all()
+    defined = test[test["difference"].notna()]
+    assert len(defined) >= 1  # a tiny phantom may lack a class in some split: noted, not hidden
+    assert test.loc[test["difference"].isna(), "note"].fillna("").astype(str).str.len().gt(0).all()
+    for _, row in defined.iterrows():
+        assert row["ci_low"] <= row["difference"] <= row["ci_high"]
+        assert row["decision"] == decide(row["ci_low"], row["ci_high"])
     md = (out / "study.md").read_text()
+    assert "| methods" not in md  # the other methods are in Table 2, not on the map
     assert "calibrated point" in md and "tau = 0.6" in md and "seed = 1" in md
     assert "PCE's linear regime" in md  # the mechanism table
     page = (out / "report.html").read_text()
@@ -146,3 +150,11 @@ def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_stu
     assert "Paired difference against U-Ones" in printed
     assert "PU-RM − U-Ones (Edema, test): Δ AUC^FG" in printed
     assert "over 1 paired seed(s)" in printed
+
+
+def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives():
+    from finegrain.data.phantom import required_eval_studies
+
+    needed = required_eval_studies(300, observations=DEMO.observations)
+    assert DEMO.phantom_eval_studies >= needed
+    assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting("iterations")  # two checkpoints to choose from

@@ -4,7 +4,6 @@ own readers (EventAccumulator, MlflowClient) and compared with the run's metrics
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,7 @@ import pytest
 from finegrain.io import read_jsonl
 from finegrain.train.loop import train
 from finegrain.train.tracking import TrackingSpec, default_mlflow_uri, flatten
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import make_config, tiny_datasets  # noqa: E402
-from test_train_loop import KillAfter  # noqa: E402
+from helpers import KillAfter, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

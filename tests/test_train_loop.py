@@ -12,38 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from finegrain.io import read_jsonl
 from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.rundir import RunDirectory, load_model
-from helpers import make_config, tiny_datasets
+from helpers import KillAfter, assert_same_state, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class KillAfter(Dataset):
-    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
-
-    def __init__(self, dataset, limit):
-        self.dataset, self.limit, self.calls = dataset, limit, 0
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        self.calls += 1
-        if self.calls > self.limit:
-            raise KeyboardInterrupt("killed")
-        return self.dataset[i]
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def test_run_directory_layout(tmp_path):
@@ -123,6 +100,108 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     pa = pd.read_csv(full / "predictions-validate.csv")
     pb = pd.read_csv(killed / "predictions-validate.csv")
     pd.testing.assert_frame_equal(pa, pb)
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+import torch
+from finegrain.train.config import TrainConfig
+from finegrain.train.loop import build_datasets, train
+from finegrain.train.methods import get_method
+
+torch.set_num_threads(1)
+config = TrainConfig.from_dict(json.loads(sys.argv[1]))
+limit = int(sys.argv[2])
+datasets = build_datasets(config, get_method(config.method))
+
+
+class KillAfter(torch.utils.data.Dataset):
+    def __init__(self, dataset):
+        self.dataset, self.calls = dataset, 0
+        self.cache, self.summary, self.augment = dataset.cache, dataset.summary, dataset.augment
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.dataset[i]
+
+
+datasets["train"] = KillAfter(datasets["train"])
+train(config, datasets=datasets, progress=False)
+"""
+
+
+def test_resume_after_sigkill_with_the_real_dataset_and_augmentation(phantom_root, tmp_path):
+    """``CXRDataset`` + ``Augmentation`` from a real cache: a run SIGKILLed after its first
+    checkpoint and resumed (``finegrain train --resume``) ends bit-identical to a run that was
+    never interrupted."""
+    import subprocess
+    import sys
+
+    from finegrain.cli import main
+    from finegrain.data.cache import prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+
+    frame, _ = index_mimic(phantom_root, progress=False)
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
+    write_index(frame, tmp_path / "index.csv")
+    prepare(tmp_path / "index.csv", tmp_path / "cache", size=32, progress=False, workers=1)
+
+    def config(out):
+        return TrainConfig(
+            index=str(tmp_path / "index.csv"),
+            cache=str(tmp_path / "cache"),
+            observation="Cardiomegaly",
+            method="pu-rm",
+            model="densenet-tiny",
+            pretrained=False,
+            iterations=6,
+            checkpoint_every=3,
+            batch_size=8,
+            augment=True,
+            num_workers=0,
+            device="cpu",
+            out=str(out),
+        )
+
+    full = train(config(tmp_path / "full"), progress=False)
+    killed = tmp_path / "killed"
+    dead = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(config(killed).to_dict()), str(3 * 8 + 3)],
+        capture_output=True,
+        text=True,
+    )
+    assert dead.returncode == -9, dead.stderr  # SIGKILL during iteration 4
+    assert [i for i, _ in RunDirectory(killed).checkpoints()] == [3]
+    assert not RunDirectory(killed).is_done()
+    args = ["train", "--index", str(tmp_path / "index.csv"), "--cache", str(tmp_path / "cache")]
+    args += ["--observation", "Cardiomegaly", "--method", "pu-rm", "--model", "densenet-tiny"]
+    args += ["--no-pretrained", "--iterations", "6", "--checkpoint-every", "3"]
+    args += ["--batch-size", "8", "--workers", "0", "--device", "cpu", "--no-progress"]
+    assert main([*args, "--out", str(killed), "--resume"]) == 0
+
+    a = load_checkpoint(full / "checkpoints" / "iter-0000006.pt")
+    b = load_checkpoint(killed / "checkpoints" / "iter-0000006.pt")
+    assert_same_state(a["model"], b["model"])
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert_same_state(sa, sb)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(full / "predictions-validate.csv"),
+        pd.read_csv(killed / "predictions-validate.csv"),
+    )
+    # the guard: the augmentation draws matter (without them the weights differ)
+    plain = train(
+        TrainConfig(**(config(tmp_path / "plain").to_dict() | {"augment": False})), progress=False
+    )
+    c = load_checkpoint(plain / "checkpoints" / "iter-0000006.pt")
+    assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
 
 
 def test_different_seed_differs(tmp_path):

@@ -22,13 +22,16 @@ minutes on a 2-core CPU; `paper` is the paper's protocol (DenseNet121 from Image
 Consolidation and Edema). Options below override single preset fields.
 
 Selections: table2 (U-Ignore, U-Zeros, U-Ones, PU-RM), table3 (U-Ignore, U-Ignore + P-RM,
-PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all.
+PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all; and study
+(not in all): the pre-registered PU-RM vs U-Ones study on the calibrated phantom, sweeping the
+phantom's knobs and τ (docs/study.md; hours of CPU, resumable).
 
 Outputs in --out: runs/<observation>/<method>[-tau<τ>]/seed<k>/ (one run directory each),
 results.csv (every run x checkpoint x split, with the selected flag), summary.md, summary.tex,
 figures/*.png|svg, report.html (self-contained), benchmark.json (the configuration).
 Beyond the paper, the test split is scored at the checkpoint chosen on validation, with a
-bootstrap 95% CI and a paired DeLong p-value against U-Ones.
+bootstrap 95% CI and a paired DeLong p-value against U-Ones, and every method's paired
+difference against U-Ones (same seeds, same cases) is printed with its 95% CI.
 
 Finished runs are skipped and unfinished ones resume from their last checkpoint, so running
 the same command again after an interruption completes the rest.
@@ -51,8 +54,9 @@ Examples:
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --selection all \\
       --device cuda --out mimic-benchmark
   finegrain benchmark --out finegrain-benchmark --report-only   # rebuild tables and report
+  finegrain benchmark --selection study --out study     # the study (docs/study.md)
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda  # 1 run per GPU
-  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \\
       --launcher slurm --partition gpu --gpus-per-run 2 --time 1440 --out /shared/bench
 """
 

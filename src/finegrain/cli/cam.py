@@ -44,8 +44,8 @@ def split_items(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finegrain.cam import cam_images
     from finegrain.cli import CLIError
+    from finegrain.predict.cam import cam_images
 
     checkpoints, images = split_items(args.items)
     if not 1 <= len(checkpoints) <= 2:

@@ -41,6 +41,7 @@ Paths in INDEX are written relative to INDEX's folder.
 example:
   finegrain index --mimic /data/mimic-cxr-jpg/2.0.0 --reports /data/mimic-cxr-reports -o index.csv
   finegrain index --mimic phantom -o phantom/index.csv --views AP PA
+  finegrain index --openi openi --views openi/nlmcxr_dicom_metadata.csv.gz -o openi/index.csv
 """
 
 

@@ -13,17 +13,46 @@ built-in dataset runs through the same code path as MIMIC (`finegrain index --mi
   OUT/files/pXX/pSUBJECT/sSTUDY/DICOM_ID.jpg     grayscale JPEGs (AP/PA frontal, some lateral)
   OUT/files/pXX/pSUBJECT/sSTUDY.txt              free-text reports (FINDINGS / IMPRESSION)
   OUT/mimic-cxr-2.0.0-{chexpert,negbio,metadata,split}.csv.gz
-  OUT/phantom-truth.csv                          true severity, change, status, subcategory
+  OUT/phantom-truth.csv                          true severity, image truth, cues, subcategory
                                                  per study and observation
+  OUT/phantom-images.csv                         each image's acquisition geometry (lesion masks)
+  OUT/phantom.json                               the settings (knobs, profile, seed)
 
-Consolidation, Edema, Pleural Effusion and Cardiomegaly are drawn with a continuous severity;
-atypical positives (slight or improving) are drawn subtle, typical ones clearly (docs/phantom.md).
-The same seed gives the same bytes. OUT must not exist or be an empty folder.
+Consolidation, Edema, Pleural Effusion, Cardiomegaly and Atelectasis are drawn with a continuous
+severity, slight findings subtle, significant ones clearly. The default phantom is calibrated to
+real label statistics (CheXpert frontal images; cues from OpenI reports): the label shares, AP
+share, images per study and the share of positives without a cue are real ones. What labels
+cannot tell is a knob (docs/phantom.md). The same seed gives the same bytes. OUT must not exist
+or be an empty folder.
 
 example:
   finegrain phantom phantom --studies 2000 --size 128 --seed 0
+  finegrain phantom big --studies 1200 --eval-studies 30000 --size 64
+  finegrain phantom sweep --uncertain-mixture absent=0.7,slight=0.2,other=0.1 --visibility 0.5
   finegrain index --mimic phantom -o phantom/index.csv
 """
+
+
+def _weights(text: str) -> dict[str, float]:
+    """``name=value,name=value`` -> dict (argparse type)."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected name=value, got {part!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number in {part!r}") from None
+    return out
+
+
+def _prevalence(text: str) -> float | dict[str, float]:
+    """``1.5`` (all calibrated observations) or ``Consolidation=2,Edema=0.5``."""
+    try:
+        return float(text)
+    except ValueError:
+        return _weights(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +60,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--studies", type=int, default=2000, help="number of studies (2000)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (128)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--eval-studies",
+        type=int,
+        default=None,
+        metavar="N",
+        help="write N studies in each of validate and test; --studies then counts training "
+        "studies (default: one 70/15/15 split of --studies)",
+    )
+    parser.add_argument(
+        "--profile", default="chexpert-frontal", help="calibration profile (chexpert-frontal)"
+    )
+    knobs = parser.add_argument_group("knobs (docs/phantom.md; defaults are the calibrated point)")
+    knobs.add_argument(
+        "--uncertain-mixture",
+        type=_weights,
+        default=None,
+        metavar="absent=A,slight=B,significant=C,other=D",
+        help="image truth behind an uncertain label (default absent=0.4,slight=0.35,"
+        "significant=0.1,other=0.15)",
+    )
+    knobs.add_argument(
+        "--nocue-severity",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of slight image truth behind a positive without a cue (0.5)",
+    )
+    knobs.add_argument(
+        "--visibility",
+        type=float,
+        default=1.0,
+        help="contrast multiplier of slight findings relative to the noise (1.0)",
+    )
+    knobs.add_argument(
+        "--prevalence",
+        type=_prevalence,
+        default=1.0,
+        metavar="X or OBS=X,...",
+        help="multiplier on the positive share, for all calibrated observations or per "
+        "observation (1.0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes drawing the phantom (default: available CPUs, at most 8); the output "
+        "does not depend on it",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -52,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
             size=args.size,
             seed=args.seed,
             progress=not args.no_progress,
+            eval_studies=args.eval_studies,
+            profile=args.profile,
+            uncertain_mixture=args.uncertain_mixture,
+            nocue_severity=args.nocue_severity,
+            visibility=args.visibility,
+            prevalence=args.prevalence,
+            workers=args.workers,
         )
     except FileExistsError as exc:
         if exc.errno is not None:  # the file system's own error: reported by finegrain.cli

@@ -251,10 +251,12 @@ def read_views_table(path: str | Path) -> dict[str, str]:
     return dict(zip(ids[keep], view[keep], strict=True))
 
 
-def _dicom_views(paths: Sequence[str], *, progress: bool) -> list[str | None]:
-    """``ViewPosition`` of each DICOM file (header only; ``None`` where absent or unreadable)."""
+def _dicom_views(paths: Sequence[str], *, progress: bool) -> tuple[list[str | None], int]:
+    """``ViewPosition`` of each DICOM file (header only; ``None`` where absent or unreadable)
+    and the number of unreadable headers."""
     try:
         import pydicom
+        from pydicom.errors import InvalidDicomError
     except ImportError:
         raise ImportError(
             "reading OpenI's DICOM headers needs pydicom: pip install 'finegrain[dicom]'"
@@ -262,15 +264,17 @@ def _dicom_views(paths: Sequence[str], *, progress: bool) -> list[str | None]:
     from tqdm import tqdm
 
     out: list[str | None] = []
+    unreadable = 0
     for path in tqdm(paths, desc="reading DICOM views", unit="image", disable=not progress):
         try:
             header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["ViewPosition"])
-        except (OSError, pydicom.errors.InvalidDicomError):
+        except (OSError, InvalidDicomError):
             out.append(None)
+            unreadable += 1
             continue
         value = str(header.get("ViewPosition", "") or "").strip().upper()
         out.append(value or None)
-    return out
+    return out, unreadable
 
 
 def _index_published(
@@ -322,7 +326,9 @@ def _index_published(
     elif kind == "dcm":
         frame = keep_existing_files(frame, root, summary, skip_missing=skip_missing, where=where)
         paths = [os.path.join(root, p) for p in frame["path"]]
-        frame["view"] = pd.array(_dicom_views(paths, progress=progress), dtype="string")
+        found, unreadable = _dicom_views(paths, progress=progress)
+        frame["view"] = pd.array(found, dtype="string")
+        summary.note("DICOM headers unreadable: view unknown (counted as missing)", unreadable)
     else:
         frame["view"] = pd.NA
     if views is not None:

@@ -564,7 +564,9 @@ def mechanism_table(
             )
         if not values:
             continue
-        mean = np.nanmean(np.array(values, dtype=float), axis=0)
+        arr = np.array(values, dtype=float)
+        counts = np.isfinite(arr).sum(axis=0)
+        mean = np.where(counts > 0, np.nansum(arr, axis=0) / np.maximum(counts, 1), np.nan)
         rows.append(
             {
                 "observation": obs,

@@ -17,20 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finegrain.observations import check_observation
+from finegrain.train.methods import METHODS
 
 #: Methods whose loss uses τ (partially Huberised cross-entropy on some labels).
-RM_METHODS: frozenset[str] = frozenset({"p-rm", "u-rm", "pu-rm"})
+RM_METHODS: frozenset[str] = frozenset(name for name, m in METHODS.items() if m.uses_tau)
 
-#: Display names as in the paper.
-METHOD_NAMES: dict[str, str] = {
-    "u-ignore": "U-Ignore",
-    "u-zeros": "U-Zeros",
-    "u-ones": "U-Ones",
-    "p-rm": "U-Ignore + P-RM",
-    "u-rm": "U-RM",
-    "pu-rm": "PU-RM",
-    "u-ones-ls": "U-Ones + LS",
-}
+#: Display names as in the paper, for every training method.
+METHOD_NAMES: dict[str, str] = {name: m.display_name for name, m in METHODS.items()}
 
 #: The paper's results, each a list of methods (Figure 4 also sweeps τ over ``FIGURE4_TAUS``).
 SELECTIONS: dict[str, tuple[str, ...]] = {

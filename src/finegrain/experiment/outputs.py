@@ -170,10 +170,10 @@ def write_cams(
     """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (seed 0, chosen
     checkpoints) on one atypical and one typical test positive per observation.
 
-    Skipped with a note when ``finegrain.cam`` is unavailable or a piece is missing.
+    Skipped with a note when ``finegrain.predict.cam`` is unavailable or a piece is missing.
     """
     try:
-        from finegrain.cam import cam_images
+        from finegrain.predict.cam import cam_images
     except ImportError as exc:
         notes.append(f"CAMs not drawn: {exc}")
         return []

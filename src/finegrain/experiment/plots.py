@@ -138,9 +138,9 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")
     ax.set_title(f"{observation}: atypical vs typical ({split})", fontsize=10)
-    ax.legend(
-        fontsize=7, loc="lower right", title="AUC$^{FG}$, seed-averaged scores", title_fontsize=7
-    )
+    if ax.get_legend_handles_labels()[0]:  # no curve when a class is missing
+        ax.legend(fontsize=7, loc="lower right", title="AUC$^{FG}$, seed-averaged scores",
+                  title_fontsize=7)  # fmt: skip
     ax.set_aspect("equal")
     fig.tight_layout()
     return fig

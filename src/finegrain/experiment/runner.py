@@ -8,7 +8,6 @@ unfinished run resumes from its last checkpoint (``train(config, resume=True)``)
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -103,6 +102,7 @@ def prepare_data(
                 size=preset.phantom_size,
                 seed=0,
                 progress=progress,
+                eval_studies=preset.phantom_eval_studies,
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
@@ -153,36 +153,26 @@ def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
 
 
 def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
-    """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid."""
+    """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid: the preset's
+    training template, then ``extra`` (non-``None`` runtime choices such as ``device``), then
+    the run's identity, data and directory."""
     from finegrain.train.config import TrainConfig
 
-    values = dict(
+    values = {**preset.train, **{k: v for k, v in extra.items() if v is not None}}
+    values.update(
         index=str(Path(data.index).resolve()),  # absolute: the run's record works from anywhere
         cache=str(Path(data.cache).resolve()),
         observation=spec.observation,
         method=spec.method,
         tau=spec.tau if spec.tau is not None else preset.tau,
         seed=spec.seed,
-        iterations=preset.iterations,
-        batch_size=preset.batch_size,
-        checkpoint_every=preset.checkpoint_every,
-        lr=preset.lr,
-        model=preset.model,
-        pretrained=preset.pretrained,
-        weights=preset.weights,
         out=str(run_dir),
         eval_splits=("validate", "test"),
-        augment=preset.augment,
     )
-    optional = dict(num_workers=preset.num_workers, **extra)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in optional.items():
-        if value is None:
-            continue
-        if key not in names:
-            raise ValueError(f"TrainConfig has no field {key!r} (got {key}={value!r})")
-        values[key] = value
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:  # an unknown keyword in extra
+        raise ValueError(f"not a TrainConfig field: {exc}") from None
 
 
 @dataclass

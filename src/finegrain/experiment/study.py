@@ -109,11 +109,22 @@ class StudyPlan:
     sweeps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: make_phantom keywords common to every phantom of the study (e.g. evaluation split sizes)
     phantom: dict[str, Any] = field(default_factory=dict)
+    #: condition keys trained first, in this order (the rest follow in the default order)
+    order: tuple[str, ...] = ()
 
     def conditions(self) -> list[Condition]:
-        """Every condition in the order trained: the calibrated comparison first, then τ,
-        then each phantom knob, then the other methods (so a cut-short study has the answer
-        to its main question first)."""
+        """Every condition in the order trained: ``order`` first, then the calibrated comparison,
+        τ, each phantom knob and the other methods (so a cut-short study has the answer to its
+        main question first)."""
+        found = self._conditions()
+        keys = [c.key for c in found]
+        unknown = [k for k in self.order if k not in keys]
+        if unknown:
+            raise ValueError(f"study order names unknown conditions {unknown}; known: {keys}")
+        rank = {k: i for i, k in enumerate(self.order)}
+        return sorted(found, key=lambda c: (rank.get(c.key, len(rank)), keys.index(c.key)))
+
+    def _conditions(self) -> list[Condition]:
         pair = (REFERENCE_METHOD, METHOD)
         out = [Condition(CALIBRATED, "", pair, self.seeds, self.tau)]
         out += [
@@ -134,8 +145,51 @@ class StudyPlan:
         return dataclasses.asdict(self)
 
 
-#: The pre-registered plan of ``docs/study.md``.
-PLAN = StudyPlan()
+#: The pre-registered plan of ``docs/study.md`` (knobs: :mod:`finegrain.data.phantom.knobs`;
+#: the calibrated point is the phantom's defaults).
+PLAN = StudyPlan(
+    observations=("Consolidation", "Edema"),
+    tau=0.3,
+    seeds=5,
+    sweep_seeds=2,
+    tau_seeds=2,
+    other_seeds=2,
+    taus=(0.1, 0.6, 0.9),
+    sweeps={
+        "uncertain_mixture": {
+            "slight-heavy": {
+                "uncertain_mixture": {
+                    "absent": 0.10,
+                    "slight": 0.80,
+                    "significant": 0.05,
+                    "other": 0.05,
+                }
+            },
+            "absent-heavy": {
+                "uncertain_mixture": {
+                    "absent": 0.80,
+                    "slight": 0.05,
+                    "significant": 0.05,
+                    "other": 0.10,
+                }
+            },
+        },
+        "visibility": {"0.5": {"visibility": 0.5}, "2": {"visibility": 2.0}},
+        "nocue_severity": {"0.2": {"nocue_severity": 0.2}, "0.8": {"nocue_severity": 0.8}},
+        "prevalence": {"2": {"prevalence": 2.0}, "0.5": {"prevalence": 0.5}},
+    },  # fmt: skip
+    order=(
+        "calibrated",
+        "tau-0.1",
+        "tau-0.6",
+        "tau-0.9",
+        "uncertain_mixture-slight-heavy",
+        "visibility-0.5",
+        "nocue_severity-0.2",
+        "prevalence-2",
+        "methods",
+    ),
+)
 
 
 def default_plan() -> StudyPlan:
@@ -158,7 +212,12 @@ def condition_data(folder: Path, plan: StudyPlan, condition: Condition, preset: 
     if not marker.exists():
         options = {**plan.phantom, **condition.phantom}
         log.info("phantom %s: %s", condition.data_key, options or "calibrated defaults")
-        kwargs = {"studies": preset.phantom_studies, "size": preset.phantom_size, "seed": 0}
+        kwargs = {
+            "studies": preset.phantom_studies,
+            "size": preset.phantom_size,
+            "seed": 0,
+            "eval_studies": preset.phantom_eval_studies,
+        }
         make_phantom(phantom, progress=progress, **{**kwargs, **options})
         atomic_write_text(marker, "")
     return prepare_data(DataSource(mimic=phantom), folder, preset, progress=progress)
@@ -397,8 +456,8 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     timing = read_timing(out)
     lead = (
         f"PU-RM − U-Ones over {len(conditions)} conditions; observations "
-        f"{', '.join(plan.observations)}; {preset.model}, {preset.image_size} px, "
-        f"{preset.iterations} iterations (checkpoint every {preset.checkpoint_every}); "
+        f"{', '.join(plan.observations)}; {preset.setting('model')}, {preset.image_size} px, "
+        f"{preset.setting('iterations')} iterations (checkpoint every {preset.setting('checkpoint_every')}); "
         f"{timing}. Decision rule (pre-registered, docs/study.md): "
         + "; ".join(f"{k} = {v}" for k, v in DECISIONS.items())
         + "."
@@ -455,7 +514,7 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
         for obs in observations:
             r = part[part["observation"] == obs]
             if r.empty or not int(r.iloc[0]["seeds"] or 0):
-                cells += ["–", "–", "–", "–"]
+                cells += ["–", "–", "–", "not run"]
                 continue
             r = r.iloc[0].to_dict()
             cells += [
@@ -518,16 +577,19 @@ def mechanism_summary_table(mechanism: pd.DataFrame):
 # ---------------------------------------------------------------------------- CAM localisation
 
 
-def phantom_masks(phantom_root: Path, index: pd.DataFrame):
+def phantom_masks(phantom_root: Path):
     """``read_masks(image_ids, observation) -> bool (N, H, W)`` from the phantom's true lesion
-    masks, or ``None`` when this phantom version cannot draw them."""
+    masks (:func:`finegrain.data.phantom.read_truth`), or ``None`` when the phantom has no
+    truth files (an older phantom)."""
     try:
-        from finegrain.data.phantom import lesion_masks
-    except ImportError:
+        from finegrain.data.phantom import read_truth
+
+        truth = read_truth(phantom_root)
+    except (ImportError, FileNotFoundError):
         return None
 
     def read(image_ids: Sequence[str], observation: str):
-        return lesion_masks(phantom_root, list(image_ids), observation)
+        return truth.lesion_masks(list(image_ids), observation)
 
     return read
 
@@ -537,7 +599,6 @@ def study_localisation(folder: Path, selections, observations: Sequence[str], *,
     same test cases: the per-seed rows, one comparison figure per observation, and the cells of
     the feature map. Returns ``(table, figures, cells, notes)``."""
     from finegrain.data.cache import ImageCache
-    from finegrain.data.index import read_index
     from finegrain.experiment import localisation as loc
     from finegrain.experiment.aggregate import selected_predictions
     from finegrain.experiment.grid import METHOD_NAMES
@@ -549,8 +610,7 @@ def study_localisation(folder: Path, selections, observations: Sequence[str], *,
     if not caches or not index_path.is_file():
         return pd.DataFrame(), [], "", [f"{folder}: no cache or index; CAMs not scored"]
     cache = ImageCache(caches[0])
-    index = read_index(index_path)
-    masks = phantom_masks(folder / "data" / "phantom", index)
+    masks = phantom_masks(folder / "data" / "phantom")
     if masks is None:
         notes.append("this phantom has no true lesion masks: CAM peaks only, no energy share")
 

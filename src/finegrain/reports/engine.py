@@ -168,17 +168,20 @@ class _Sentence:
             return not prefix or (change and prefix == [","])
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
 
-    def _predicate_gap_ok(self, start: int, end: int) -> bool:
+    def _predicate_gap_ok(self, start: int, end: int, change: bool = False) -> bool:
         """The gap before a current degree continues the finding's predicate over change words
         and earlier degrees: "has grown and is now large", ", previously moderate, now small",
-        "has decreased in size from moderate to small"."""
+        "has decreased in size from moderate to small"; before a change word, over degrees
+        ("is now mild, improved from moderate")."""
         lex = self.lex
         past, _, _ = self._tense()
         spans = [(ms, me, "@") for ms, me, _ in self.mentions if ms >= start and me <= end]
         spans += [
             (cs, ce, "~")
             for i, (cs, ce, cue) in enumerate(self.cues)
-            if cs >= start and ce <= end and (cue.change is not None or i in past)
+            if cs >= start
+            and ce <= end
+            and (cue.change is not None or i in past or change and cue.severity is not None)
         ]
         tokens: list[str] = []
         pos = start
@@ -378,7 +381,12 @@ class _Sentence:
                 continue
             if self._absorbed(i):
                 break
-            if (best is None or cs - e < best[0]) and (
+            # nearest wins, but a degree marked current wins over an earlier one it corrects
+            # ("the moderate effusion has become small")
+            closer = (
+                best is None or cs - e < best[0] or (i in current and best[1][0] not in current)
+            )
+            if closer and (
                 self._post_gap_ok(e, cs, False)
                 or self._predicate_gap_ok(e, cs)
                 or self._appositive(e, cs, ce, hi)
@@ -438,7 +446,10 @@ class _Sentence:
                 continue
             # a change noun after a bare comma belongs to what follows ("X, increase in Y")
             need_link = self._nominal(ce)
-            if self._post_gap_ok(e, cs, True, need_link) and (best is None or cs - e < best[0]):
+            linked = self._post_gap_ok(e, cs, True, need_link) or (
+                not need_link and self._predicate_gap_ok(e, cs, change=True)
+            )
+            if linked and (best is None or cs - e < best[0]):
                 best = (cs - e, cue.change)
             break
         return best[1] if best else None
@@ -446,6 +457,8 @@ class _Sentence:
 
 @dataclass
 class Found:
+    """What the mentions of one observation in one report said, in report order."""
+
     statuses: list[int] = field(default_factory=list)
     #: (status, term, marked current) per attached degree
     severities: list[tuple[int, str, bool]] = field(default_factory=list)

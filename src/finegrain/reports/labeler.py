@@ -15,7 +15,12 @@ from pathlib import Path
 from finegrain.division import check_precedence
 from finegrain.reports.aggregate import DEGREE_RULES, ObservationLabel, check_degrees, study_labels
 from finegrain.reports.engine import analyse, mention_evidence
-from finegrain.reports.labels_csv import LabelSummary, label_cells, label_columns, read_reports
+from finegrain.reports.labels_csv import (
+    LabelSummary,
+    label_cells,
+    label_columns,
+    read_unique_reports,
+)
 from finegrain.reports.lexicon import Lexicon, default_lexicon
 
 log = logging.getLogger(__name__)
@@ -80,17 +85,7 @@ def label_reports(
     check_degrees(degrees)
     lex = Lexicon.load(lexicon_dir)
     path = Path(reports_csv)
-    rows, replaced = read_reports(path, id_column, text_column)
-    first_line: dict[str, int] = {}
-    unique = []
-    duplicates = []
-    for report_id, report, line in rows:  # a labels CSV is joined by id: one row per id
-        if report_id in first_line:
-            duplicates.append((report_id, line, first_line[report_id]))
-            continue
-        first_line[report_id] = line
-        unique.append((report_id, report))
-    rows = unique
+    rows, duplicates, replaced = read_unique_reports(path, id_column, text_column)
     summary = LabelSummary(reports=len(rows), decode_replaced=replaced, duplicates=duplicates)
     if duplicates:
         log.warning("%s: %s", path, summary.format_duplicates())

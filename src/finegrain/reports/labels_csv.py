@@ -154,3 +154,22 @@ def read_reports(
             replaced += 1
         rows.append((row[i_id], report, line))
     return rows, replaced
+
+
+def read_unique_reports(
+    path: Path, id_column: str, text_column: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]], int]:
+    """:func:`read_reports` with one row per id (a labels CSV is joined by id): ``[(id,
+    report)]`` in order, the rows left out as ``[(id, line, line of the kept row)]`` (a
+    repeated id keeps its first row), and the count of reports with undecodable bytes."""
+    rows, replaced = read_reports(path, id_column, text_column)
+    first_line: dict[str, int] = {}
+    unique = []
+    duplicates = []
+    for report_id, report, line in rows:
+        if report_id in first_line:
+            duplicates.append((report_id, line, first_line[report_id]))
+            continue
+        first_line[report_id] = line
+        unique.append((report_id, report))
+    return unique, duplicates, replaced

@@ -363,6 +363,7 @@ def _train(
     _check_datasets(datasets, config)
     train_set = datasets["train"]
     image_size = int(SeededItems(train_set)[(0, 0)][0].shape[-1])  # global RNG untouched
+    preprocessing = _preprocessing(train_set, image_size)
 
     model = build_model(
         config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
@@ -384,7 +385,7 @@ def _train(
     if ckpt is not None:
         start, elapsed_before = _restore(ckpt, model, optimizer, scaler, device)
     if info.is_main:
-        _open_outputs(run, config, info, datasets, start)
+        _open_outputs(run, config, info, datasets, start, preprocessing)
     barrier(info)
 
     net: torch.nn.Module = model
@@ -460,6 +461,7 @@ def _train(
                         "config": config.to_dict(),
                         "model_name": config.model,
                         "image_size": image_size,
+                        "preprocessing": preprocessing,
                         "observation": config.observation,
                         "method": config.method,
                         "tau": config.tau,
@@ -528,6 +530,21 @@ def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig) -> Non
             )
 
 
+def _preprocessing(dataset: Dataset, image_size: int) -> dict[str, Any] | None:
+    """The preprocessing spec of the training images, from the dataset's image cache (``None``
+    for a dataset without one: its checkpoints then cannot be used by ``predict``)."""
+    spec = getattr(dataset, "preprocessing", None)
+    if spec is None:
+        spec = getattr(getattr(dataset, "cache", None), "preprocessing", None)
+    if spec is None:
+        return None
+    if spec.size != image_size:
+        raise ValueError(
+            f"the training images are {image_size} px but their cache says {spec.size} px"
+        )
+    return spec.to_dict()
+
+
 def _restore(
     ckpt: Path,
     model: torch.nn.Module,
@@ -554,6 +571,7 @@ def _open_outputs(
     info: DistInfo,
     datasets: Mapping[str, Dataset],
     start: int,
+    preprocessing: dict[str, Any] | None,
 ) -> None:
     """Resumed: drop outputs written after the checkpoint. Fresh: clear leftovers of a run
     killed before its first checkpoint and write ``config.json``."""
@@ -567,6 +585,7 @@ def _open_outputs(
     record["data"] = {
         split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
     }
+    record["preprocessing"] = preprocessing
     run.write_config(record)
 
 

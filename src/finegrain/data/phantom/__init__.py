@@ -13,23 +13,60 @@ bands, *slight* (0.06-0.38, reported with slight words or as improving) and *sig
 negative one; a typical (significant or worsening) finding is clearly drawn. See
 ``docs/phantom.md``.
 
+The default phantom is **calibrated**: per calibrated observation, the shares of positive /
+uncertain / negative / blank labels among frontal images, the AP share, images per study and
+studies per subject are real CheXpert statistics, and the shares of atypical and of no-cue
+positives come from real reports (``calibration``). What labels cannot tell is a named knob
+(``knobs``). The truth (true severity, image truth, lesion masks) is read back with
+:func:`read_truth`.
+
 One concept per module:
 
+- ``calibration``: the calibration table (package data) and its loader;
+- ``knobs``: the named unknowns (uncertain mixture, no-cue severity, visibility, prevalence);
 - ``finding``: a finding's severity bands, location and record (:class:`Finding`);
-- ``course``: a subject's disease course from study to study;
-- ``wording``: status, Table 1 cues, sentences and the report;
-- ``painter``: the radiograph drawing;
-- ``writer``: the MIMIC-CXR-JPG layout (:func:`make_phantom`).
+- ``course``: per study, the labels and the image truth behind them;
+- ``wording``: Table 1 cues, sentences and the report;
+- ``painter``: the radiograph drawing and the lesion shapes;
+- ``noise``: labeler noise on the coarse labels (and its inverse);
+- ``splits``: subjects, splits and evaluation split sizes;
+- ``writer``: the MIMIC-CXR-JPG layout (:func:`make_phantom`);
+- ``truth``: the truth read back (:func:`read_truth`, :func:`lesion_mask`).
+
+Interface for studies (stable from v0.2): ``make_phantom(out, *, studies, size, seed, progress,
+eval_studies, profile, uncertain_mixture, nocue_severity, visibility, prevalence)``;
+``required_eval_studies(min_positives, *, profile, prevalence)``; ``read_truth(root) ->
+PhantomTruth`` with ``.severity(image_id, obs)``, ``.image_truth(image_id, obs)``,
+``.lesion_mask(image_id, obs, size)``, ``.lesion_masks(image_ids, obs, size)``;
+``lesion_mask(root, image_id, obs, size)``; ``load_calibration(profile)``; ``PhantomKnobs``.
 
 >>> # make_phantom("phantom", studies=2000, size=128, seed=0)
 """
 
+from finegrain.data.phantom.calibration import (
+    CALIBRATED,
+    DEFAULT_PROFILE,
+    PROFILES,
+    Calibration,
+    load_calibration,
+)
 from finegrain.data.phantom.finding import DRAWN, LOBES, SIGNIFICANT_BAND, SLIGHT_BAND, Finding
+from finegrain.data.phantom.knobs import (
+    DEFAULT_NOCUE_SEVERITY,
+    DEFAULT_UNCERTAIN_MIXTURE,
+    UNCERTAIN_TRUTHS,
+    PhantomKnobs,
+)
 from finegrain.data.phantom.painter import Painter
+from finegrain.data.phantom.splits import required_eval_studies
+from finegrain.data.phantom.truth import PhantomTruth, lesion_mask, read_truth
 from finegrain.data.phantom.writer import (
     CSV_PREFIX,
+    IMAGE_COLUMNS,
+    IMAGES_FILE,
     LABEL_CSV_COLUMNS,
     METADATA_COLUMNS,
+    SETTINGS_FILE,
     SPLIT_COLUMNS,
     TRUTH_COLUMNS,
     TRUTH_FILE,
@@ -38,8 +75,24 @@ from finegrain.data.phantom.writer import (
 )
 
 __all__ = [
+    "CALIBRATED",
     "CSV_PREFIX",
+    "DEFAULT_NOCUE_SEVERITY",
+    "DEFAULT_PROFILE",
+    "DEFAULT_UNCERTAIN_MIXTURE",
     "DRAWN",
+    "IMAGES_FILE",
+    "IMAGE_COLUMNS",
+    "PROFILES",
+    "SETTINGS_FILE",
+    "UNCERTAIN_TRUTHS",
+    "Calibration",
+    "PhantomKnobs",
+    "PhantomTruth",
+    "lesion_mask",
+    "load_calibration",
+    "read_truth",
+    "required_eval_studies",
     "LABEL_CSV_COLUMNS",
     "LOBES",
     "METADATA_COLUMNS",

@@ -1,80 +1,178 @@
-"""A subject's disease course: how each drawn finding's severity moves from study to study."""
+"""A subject's course: per study, the coarse label of each calibrated finding and the image truth
+behind it.
+
+Labels come first. For each calibrated observation a study's label state (positive, uncertain,
+negative, blank) is either the subject's previous state (probability :data:`PERSISTENCE`) or a
+fresh draw from the calibrated shares, so every study, first or later, has exactly the calibrated
+distribution while a subject's findings persist across studies. The image truth then follows the
+state:
+
+- **positive**: the report carries a cue with probability ``1 - no_cue`` (real reports). A cued
+  positive is slight with probability ``atypical / (1 - no_cue)`` (so the share of atypical among
+  positives is the real one); a positive without a cue is slight with the knob
+  ``nocue_severity``.
+- **uncertain**: the knob ``uncertain_mixture`` (absent / slight / significant / another finding).
+- **negative**: absent.
+- **blank**: absent, except that :data:`UNREPORTED` x (positive share) of the images show a slight
+  finding that the report does not mention.
+
+A finding that persists within its band keeps its severity (stable, small noise); moving from the
+significant to the slight band is an improvement, so improving findings are slight, as in v0.1.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from finegrain.data.phantom.calibration import CALIBRATED, STATES, Calibration
 from finegrain.data.phantom.finding import (
-    DRAWN,
     LOBES,
     SIGNIFICANT_BAND,
     SLIGHT_BAND,
     Finding,
     band,
 )
+from finegrain.data.phantom.knobs import OTHER_FINDING, UNCERTAIN_TRUTHS, PhantomKnobs
+from finegrain.data.phantom.noise import before_noise
 from finegrain.data.phantom.wording import describe, word
 from finegrain.observations import OBSERVATIONS, TYPICAL
 
-
-def _next_severity(rng: np.random.Generator, obs: str, prev: float) -> float:
-    """One step of a subject's disease course for a drawn observation."""
-    chronic = obs == "Cardiomegaly"
-    onset = {"Consolidation": 0.22, "Edema": 0.18, "Pleural Effusion": 0.22, "Cardiomegaly": 0.16}
-    if prev <= 0:
-        return band(rng, rng.random() < 0.5) if rng.random() < onset[obs] else 0.0
-    slight = prev < SIGNIFICANT_BAND[0]
-    u = rng.random()
-    if not chronic and u < 0.18:
-        return 0.0  # resolved
-    if u < 0.50:  # improving: an improving finding is mostly slight now
-        if slight:
-            return max(SLIGHT_BAND[0], prev * rng.uniform(0.35, 0.7))
-        return band(rng, True) if rng.random() < 0.75 else max(0.6, prev - rng.uniform(0.2, 0.3))
-    if u < 0.75:  # worsening
-        if slight and rng.random() < 0.6:
-            return band(rng, False)
-        return min(SLIGHT_BAND[1] if slight else 1.0, prev + rng.uniform(0.15, 0.3))
-    lo, hi = SLIGHT_BAND if slight else SIGNIFICANT_BAND
-    return float(np.clip(prev + rng.normal(0, 0.03), lo, hi))  # stable
+#: Probability that a finding keeps the label state of the subject's previous study.
+PERSISTENCE = 0.5
+#: Findings shown on the image but not mentioned, as a share of the positive share.
+UNREPORTED = 0.03
+_STATUS = {"positive": 1, "uncertain": -1, "negative": 0, "blank": None}
 
 
-def study_findings(rng, prev: dict[str, Finding] | None, view: str) -> dict[str, Finding]:
+@dataclass(frozen=True)
+class LabelPlan:
+    """Per calibrated observation, the probabilities the course draws from."""
+
+    states: dict[str, np.ndarray]  # cumulative probabilities over STATES (before labeler noise)
+    cue: dict[str, float]  # P(cue | positive)
+    slight_cued: dict[str, float]  # P(slight | positive with a cue)
+    slight_nocue: float  # P(slight | positive without a cue)
+    uncertain: np.ndarray  # cumulative probabilities over UNCERTAIN_TRUTHS
+    unreported: dict[str, float]  # P(slight finding drawn | blank)
+
+    @classmethod
+    def build(cls, calibration: Calibration, knobs: PhantomKnobs) -> LabelPlan:
+        """The plan that reproduces ``calibration`` under the labeler noise, with ``knobs``."""
+        if isinstance(knobs.prevalence, dict):
+            unknown = set(knobs.prevalence) - set(CALIBRATED)
+            if unknown:
+                raise ValueError(
+                    f"prevalence: {sorted(unknown)} not calibrated; use {list(CALIBRATED)}"
+                )
+        states, cue, slight_cued, unreported = {}, {}, {}, {}
+        for obs in CALIBRATED:
+            share = calibration.shares[obs]
+            positive = share.positive * knobs.prevalence_of(obs)
+            blank = share.blank - (positive - share.positive)
+            if blank < 0:
+                raise ValueError(
+                    f"prevalence x{knobs.prevalence_of(obs)} for {obs}: positive share "
+                    f"{positive:.3f} exceeds positive + blank ({share.positive + share.blank:.3f})"
+                )
+            drawn = before_noise(positive, share.uncertain, share.negative)
+            states[obs] = np.cumsum(drawn)
+            no_cue = calibration.no_cue[obs]
+            cue[obs] = 1.0 - no_cue
+            slight_cued[obs] = (
+                min(1.0, calibration.atypical[obs] / cue[obs]) if cue[obs] > 0 else 0.0
+            )
+            unreported[obs] = min(1.0, UNREPORTED * drawn[0] / drawn[3]) if drawn[3] > 0 else 0.0
+        mixture = np.cumsum([knobs.uncertain_mixture[k] for k in UNCERTAIN_TRUTHS])
+        return cls(
+            states=states,
+            cue=cue,
+            slight_cued=slight_cued,
+            slight_nocue=float(knobs.nocue_severity),
+            uncertain=mixture,
+            unreported=unreported,
+        )
+
+
+def _pick(rng: np.random.Generator, cumulative: np.ndarray, names: tuple[str, ...]) -> str:
+    return names[min(int(np.searchsorted(cumulative, rng.random(), side="right")), len(names) - 1)]
+
+
+def _severity(rng: np.random.Generator, truth: str, prior: float) -> float:
+    if truth not in ("slight", "significant"):
+        return 0.0
+    lo, hi = SLIGHT_BAND if truth == "slight" else SIGNIFICANT_BAND
+    if lo <= prior <= hi:  # persists in its band: stable
+        return float(np.clip(prior + rng.normal(0, 0.03), lo, hi))
+    return band(rng, truth == "slight")
+
+
+def _change(prev: dict[str, Finding] | None, prior: float, severity: float) -> str:
+    if prev and prior > 0 and severity > 0:
+        d = severity - prior
+        return "improved" if d < -0.08 else "worsened" if d > 0.08 else "stable"
+    if prev and prior > 0:
+        return "resolved"
+    if prev and severity > 0:
+        return "new"
+    return ""
+
+
+def study_findings(
+    rng: np.random.Generator, prev: dict[str, Finding] | None, view: str, plan: LabelPlan
+) -> dict[str, Finding]:
+    """The findings of one study given the subject's previous study ``prev`` (or None)."""
     out: dict[str, Finding] = {obs: Finding() for obs in OBSERVATIONS}
-    for obs in DRAWN:
-        p = prev[obs].severity if prev else 0.0
-        s = _next_severity(rng, obs, p)
+    others: list[str] = []
+    for obs in CALIBRATED:
+        before = prev[obs] if prev else None
         f = out[obs]
-        f.severity, f.prior = s, p
-        if prev and p > 0 and s > 0:
-            d = s - p
-            f.change = "improved" if d < -0.08 else "worsened" if d > 0.08 else "stable"
-        elif prev and p > 0:
-            f.change = "resolved"
-        elif prev and s > 0:
-            f.change = "new"
+        if before is not None and rng.random() < PERSISTENCE:
+            f.state = before.state
+        else:
+            f.state = _pick(rng, plan.states[obs], STATES)
+        cued = False
+        if f.state == "positive":
+            cued = rng.random() < plan.cue[obs]
+            slight = rng.random() < (plan.slight_cued[obs] if cued else plan.slight_nocue)
+            f.image_truth = "slight" if slight else "significant"
+        elif f.state == "uncertain":
+            f.image_truth = _pick(rng, plan.uncertain, UNCERTAIN_TRUTHS)
+            cued = f.image_truth in ("slight", "significant") and rng.random() < plan.cue[obs]
+            if f.image_truth == "other" and OTHER_FINDING[obs]:
+                others.append(OTHER_FINDING[obs])
+        elif f.state == "blank" and rng.random() < plan.unreported[obs]:
+            f.image_truth = "slight"
+        else:
+            f.image_truth = "absent"
+        f.prior = before.severity if before else 0.0
+        f.severity = _severity(rng, f.image_truth, f.prior)
+        f.change = _change(prev, f.prior, f.severity)
+        f.status = _STATUS[f.state]
         if obs == "Consolidation":
-            f.where = prev[obs].where if prev and prev[obs].where else word(rng, tuple(LOBES))
-        if obs == "Pleural Effusion":
+            f.where = before.where if before and before.where else word(rng, tuple(LOBES))
+        elif obs == "Pleural Effusion":
             f.where = (
-                prev[obs].where
-                if prev and prev[obs].where
+                before.where
+                if before and before.where
                 else word(rng, ("right", "left", "bilateral", "left", "right"))
             )
-        describe(rng, obs, f)
-        if s <= 0:
-            negate = {"Pleural Effusion": 0.6, "Cardiomegaly": 0.45}.get(obs, 0.4)
-            if f.change == "resolved" or rng.random() < negate:
-                f.status = 0
-    # text-mostly findings
-    a = out["Atelectasis"]
-    if rng.random() < 0.15:
-        a.severity = band(rng, rng.random() < 0.6)
-        a.where = "bases"
-        describe(rng, "Atelectasis", a)
+        elif obs == "Atelectasis":
+            f.where = "bases"
+        describe(rng, obs, f, cued)
+    for obs in others:  # an uncertain label over another finding: draw that one (slight)
+        f = out[obs]
+        if f.severity < SLIGHT_BAND[0]:
+            f.severity = band(rng, True)
+            f.image_truth = "slight"
+    # text-mostly findings (not calibrated; as in v0.1)
     px = out["Pneumothorax"]
     if rng.random() < 0.02:
         px.severity = band(rng, True)
-        describe(rng, "Pneumothorax", px)
+        px.status = -1 if rng.random() < 0.25 else 1
+        px.image_truth = "slight"
+        describe(rng, "Pneumothorax", px, True)
     elif rng.random() < 0.6:
         px.status = 0
     sd = out["Support Devices"]

@@ -38,6 +38,8 @@ class Finding:
     change_phrase: str = ""
     subcategory: str = ""
     where: str = ""  # lobe or side
+    state: str = ""  # coarse label drawn: positive / uncertain / negative / blank (calibrated)
+    image_truth: str = ""  # what the image shows: absent / slight / significant / other
 
 
 def band(rng: np.random.Generator, slight: bool) -> float:

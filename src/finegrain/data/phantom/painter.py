@@ -2,24 +2,168 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from finegrain.data.phantom.finding import LOBES, Finding
+from finegrain.data.phantom.finding import LOBES, SIGNIFICANT_BAND, Finding
+
+
+def soft(d: np.ndarray, edge: float) -> np.ndarray:
+    """1 inside a shape (``d < 1 - edge``), 0 outside (``d > 1``), linear in between."""
+    return np.clip((1.0 - d) / edge, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres ``(X, Y)`` in [-1, 1] (image left = patient right, Y down)."""
+    t = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
+    Y, X = np.meshgrid(t, t, indexing="ij")
+    return X, Y
+
+
+@functools.lru_cache(maxsize=16)
+def anatomy(size: int, view: str) -> dict[str, np.ndarray]:
+    """The fixed anatomy of a frontal view (body, lungs, ribs, ...) at ``size`` px (cached)."""
+    ap = view == "AP"
+    X, Y = grid(size)
+    body = soft(np.sqrt((X / 0.92) ** 2 + ((Y - 0.1) / 1.25) ** 2), 0.05)
+    dome = 0.52 + (0.06 if ap else 0.0)  # AP: shallower inspiration
+    lungs = np.zeros_like(X)
+    sides = {}
+    for side, cx in (("right", -0.36), ("left", 0.36)):  # diaphragm domes cut the lungs
+        d = np.sqrt(((X - cx) / 0.30) ** 2 + ((Y + 0.02) / 0.62) ** 2)
+        dia = dome + 0.10 * ((X - cx) / 0.3) ** 2 - (0.04 if side == "right" else 0.0)
+        sides[side] = soft(d, 0.08) * np.clip((dia - Y) / 0.03, 0, 1)
+        lungs += sides[side]
+    base = 0.10 + 0.42 * body - 0.30 * lungs
+    med = soft(np.abs(X - 0.02) / (0.10 + 0.03 * (Y + 1)), 0.3) * np.clip((0.7 - Y) / 0.1, 0, 1)
+    base += 0.06 * med
+    ribs = np.zeros_like(X)  # curved bands across each hemithorax
+    for k in range(9):
+        curve = -0.62 + 0.135 * k + 0.35 * (np.abs(X) - 0.05) ** 2 - 0.12 * np.abs(X)
+        ribs += np.exp(-(((Y - curve) / 0.018) ** 2))
+    base += 0.07 * ribs * lungs
+    for sgn in (-1, 1):  # clavicles
+        clav = -0.68 + 0.25 * (sgn * X - 0.1)
+        base += 0.12 * np.exp(-(((Y - clav) / 0.03) ** 2)) * (np.abs(X) < 0.6) * (sgn * X > 0.05)
+    base += 0.06 * np.exp(-((X / 0.06) ** 2)) * body  # spine
+    fluid_lateral = {
+        side: np.clip((np.abs(X) - 0.15) / 0.5, 0, 1)
+        * (np.sign(X) == (1 if side == "left" else -1))
+        for side in sides
+    }
+    return {
+        "base": base.astype(np.float32),
+        "lungs": lungs.astype(np.float32),
+        "dome": np.float32(dome),
+        **{f"lung_{k}": v.astype(np.float32) for k, v in sides.items()},
+        **{f"lateral_{k}": v.astype(np.float32) for k, v in fluid_lateral.items()},
+    }
+
+
+def contrast(finding: Finding, visibility: float) -> float:
+    """The contrast multiplier of a finding: ``visibility`` for the slight band, else 1."""
+    return visibility if 0 < finding.severity < SIGNIFICANT_BAND[0] else 1.0
+
+
+def lesion_shapes(
+    size: int, view: str, findings: dict[str, Finding], jitter: float, visibility: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Where each drawn finding lies, before the acquisition geometry: maps in [0, 1].
+
+    Keys: ``heart`` and ``open_lung`` (always), and each drawn observation with severity > 0
+    (``Cardiomegaly`` is the enlarged heart itself). The painter multiplies these by the
+    finding's density and texture; :func:`finegrain.data.phantom.truth.lesion_mask` thresholds
+    them at 0.5, so drawing and masks cannot drift apart.
+    """
+    ap = view == "AP"
+    a = anatomy(size, view)
+    X, Y = grid(size)
+    lungs, dome = a["lungs"], a["dome"]
+    f = findings["Cardiomegaly"]
+    cm = f.severity * contrast(f, visibility)  # heart width; AP magnifies the heart
+    width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
+    height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
+    heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
+    open_lung = lungs * (1 - heart)  # lung not covered by the heart: where opacities show
+    shapes = {"heart": heart, "open_lung": open_lung}
+    if f.severity > 0:
+        shapes["Cardiomegaly"] = heart
+    s = findings["Edema"].severity
+    if s > 0:
+        shapes["Edema"] = (
+            np.exp(
+                -((np.abs(X) - 0.2) ** 2) / (2 * (0.10 + 0.14 * s) ** 2)
+                - (Y - 0.02) ** 2 / (2 * (0.18 + 0.2 * s) ** 2)
+            )
+            * open_lung
+        )
+    f = findings["Consolidation"]
+    if f.severity > 0:
+        cx, cy = LOBES[f.where]
+        r = 0.05 + 0.17 * f.severity
+        shapes["Consolidation"] = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r * r))
+    f = findings["Pleural Effusion"]
+    if f.severity > 0:
+        h = 0.05 + 0.50 * f.severity  # fluid height; the meniscus rises laterally
+        sides = ("right", "left") if f.where == "bilateral" else (f.where,)
+        fluid = np.zeros_like(X)
+        for side in sides:
+            level = dome + 0.04 - h * (0.4 + 0.6 * a[f"lateral_{side}"])
+            fluid += np.clip((Y - level) / 0.04, 0, 1) * a[f"lung_{side}"]
+        shapes["Pleural Effusion"] = fluid * (1 - heart)
+    if findings["Atelectasis"].severity > 0:
+        shapes["Atelectasis"] = np.exp(-(((Y - dome + 0.12) / 0.02) ** 2)) * open_lung
+    return shapes
+
+
+def affine(
+    img: np.ndarray, degrees: float, scale: float, shift: tuple[float, float], fill: float
+) -> np.ndarray:
+    """Rotate/scale/shift a float image about its centre (Pillow, bilinear); ``shift`` in px."""
+    size = img.shape[0]
+    c = size / 2
+    t = math.radians(degrees)
+    ca, sa = math.cos(t) / scale, math.sin(t) / scale
+    # output (x, y) samples input at A @ (x - c, y - c) + c + shift
+    coeffs = (
+        ca, sa, c - ca * c - sa * c + shift[0],
+        -sa, ca, c + sa * c - ca * c + shift[1],
+    )  # fmt: skip
+    out = Image.fromarray(img.astype(np.float32), mode="F").transform(
+        (size, size), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR, fillcolor=fill
+    )
+    return np.asarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """The geometry of one frontal image: rotation (degrees), scale, shift (fraction of half the
+    image side) and the heart-width jitter; enough to redraw its lesion masks at any size."""
+
+    angle: float
+    scale: float
+    shift_x: float
+    shift_y: float
+    jitter: float
 
 
 class Painter:
-    """Vectorised radiograph-like drawing on a fixed grid (coordinates in [-1, 1])."""
+    """Vectorised radiograph-like drawing on a fixed grid (coordinates in [-1, 1]).
 
-    def __init__(self, size: int, rng: np.random.Generator):
+    ``visibility`` multiplies the drawn contrast of slight-band findings (see ``knobs``).
+    """
+
+    def __init__(self, size: int, rng: np.random.Generator, visibility: float = 1.0):
         self.size = size
         self.rng = rng
-        t = ((np.arange(size) + 0.5) / size * 2 - 1).astype(np.float32)
-        self.Y, self.X = np.meshgrid(t, t, indexing="ij")
+        self.visibility = visibility
+        self.X, self.Y = grid(size)
         self.up = {k: self._upsampler(size, k) for k in (8, 16)}
-        self._views: dict[str, dict[str, np.ndarray]] = {}
         # quantum noise: windows of one bank drawn once (drawing per image costs more than the
         # rest of the acquisition)
         self.noise = rng.standard_normal(8 * size * size, dtype=np.float32)
@@ -40,126 +184,44 @@ class Painter:
         small = self.rng.standard_normal((k, k)).astype(np.float32)
         return self.up[k] @ small @ self.up[k].T
 
-    @staticmethod
-    def _soft(d: np.ndarray, edge: float) -> np.ndarray:
-        return np.clip((1.0 - d) / edge, 0.0, 1.0)
-
-    def _anatomy(self, ap: bool) -> dict[str, np.ndarray]:
-        """The fixed anatomy of a view (body, lungs, ribs, ...), computed once per painter."""
-        X, Y = self.X, self.Y
-        soft = self._soft
-        body = soft(np.sqrt((X / 0.92) ** 2 + ((Y - 0.1) / 1.25) ** 2), 0.05)
-        dome = 0.52 + (0.06 if ap else 0.0)  # AP: shallower inspiration
-        lungs = np.zeros_like(X)
-        sides = {}
-        for side, cx in (("right", -0.36), ("left", 0.36)):  # diaphragm domes cut the lungs
-            d = np.sqrt(((X - cx) / 0.30) ** 2 + ((Y + 0.02) / 0.62) ** 2)
-            dia = dome + 0.10 * ((X - cx) / 0.3) ** 2 - (0.04 if side == "right" else 0.0)
-            sides[side] = soft(d, 0.08) * np.clip((dia - Y) / 0.03, 0, 1)
-            lungs += sides[side]
-        base = 0.10 + 0.42 * body - 0.30 * lungs
-        med = soft(np.abs(X - 0.02) / (0.10 + 0.03 * (Y + 1)), 0.3) * np.clip((0.7 - Y) / 0.1, 0, 1)
-        base += 0.06 * med
-        ribs = np.zeros_like(X)  # curved bands across each hemithorax
-        for k in range(9):
-            curve = -0.62 + 0.135 * k + 0.35 * (np.abs(X) - 0.05) ** 2 - 0.12 * np.abs(X)
-            ribs += np.exp(-(((Y - curve) / 0.018) ** 2))
-        base += 0.07 * ribs * lungs
-        for sgn in (-1, 1):  # clavicles
-            clav = -0.68 + 0.25 * (sgn * X - 0.1)
-            base += (
-                0.12 * np.exp(-(((Y - clav) / 0.03) ** 2)) * (np.abs(X) < 0.6) * (sgn * X > 0.05)
-            )
-        base += 0.06 * np.exp(-((X / 0.06) ** 2)) * body  # spine
-        fluid_lateral = {
-            side: np.clip((np.abs(X) - 0.15) / 0.5, 0, 1)
-            * (np.sign(X) == (1 if side == "left" else -1))
-            for side in sides
-        }
-        return {
-            "base": base.astype(np.float32),
-            "lungs": lungs.astype(np.float32),
-            "dome": np.float32(dome),
-            **{f"lung_{k}": v.astype(np.float32) for k, v in sides.items()},
-            **{f"lateral_{k}": v.astype(np.float32) for k, v in fluid_lateral.items()},
-        }
-
-    def frontal(self, findings: dict[str, Finding], view: str) -> np.ndarray:
-        """A frontal (AP or PA) radiograph of the study's findings, uint8 (size, size)."""
+    def frontal(self, findings: dict[str, Finding], view: str) -> tuple[np.ndarray, Acquisition]:
+        """A frontal (AP or PA) radiograph of the study's findings, uint8 (size, size), and its
+        acquisition geometry."""
         rng = self.rng
-        ap = view == "AP"
-        if view not in self._views:
-            self._views[view] = self._anatomy(ap)
-        a = self._views[view]
-        X, Y, lungs, dome = self.X, self.Y, a["lungs"], a["dome"]
+        a = anatomy(self.size, view)
+        X, Y, lungs = self.X, self.Y, a["lungs"]
         # the same random draws whatever the findings, so severity is the only difference
         lung_tex, haze_tex, blob_tex = self.texture(), self.texture(16), self.texture(16)
-        jitter = rng.uniform(-0.02, 0.02)
-        ang, scale = rng.uniform(-5, 5), rng.uniform(0.95, 1.05)
-        shift = rng.uniform(-0.04, 0.04, 2) * self.size / 2
+        jitter = float(rng.uniform(-0.02, 0.02))
+        ang, scale = float(rng.uniform(-5, 5)), float(rng.uniform(0.95, 1.05))
+        shift = rng.uniform(-0.04, 0.04, 2)
+        shapes = lesion_shapes(self.size, view, findings, jitter, self.visibility)
+        heart, open_lung = shapes["heart"], shapes["open_lung"]
         img = a["base"] - 0.024 * lungs * lung_tex
-        cm = findings["Cardiomegaly"].severity  # heart width; AP magnifies the heart
-        width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
-        height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
-        heart = self._soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
         img += heart * (0.28 * lungs + 0.03)
-        open_lung = lungs * (1 - heart)  # lung not covered by the heart: where opacities show
-        # findings
-        s = findings["Edema"].severity
-        if s > 0:
-            hila = np.exp(
-                -((np.abs(X) - 0.2) ** 2) / (2 * (0.10 + 0.14 * s) ** 2)
-                - (Y - 0.02) ** 2 / (2 * (0.18 + 0.2 * s) ** 2)
-            )
-            img += 0.30 * s * hila * open_lung * (0.8 + 0.25 * haze_tex)
-        f = findings["Consolidation"]
-        if f.severity > 0:
-            cx, cy = LOBES[f.where]
-            r = 0.05 + 0.17 * f.severity
-            blob = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r * r))
-            blob = np.clip(blob * (1.2 + 0.5 * blob_tex), 0, 1)
-            img += (0.05 + 0.30 * f.severity) * blob * open_lung
-        f = findings["Pleural Effusion"]
-        if f.severity > 0:
-            h = 0.05 + 0.50 * f.severity  # fluid height; the meniscus rises laterally
-            sides = ("right", "left") if f.where == "bilateral" else (f.where,)
-            for side in sides:
-                level = dome + 0.04 - h * (0.4 + 0.6 * a[f"lateral_{side}"])
-                fluid = np.clip((Y - level) / 0.04, 0, 1) * a[f"lung_{side}"]
-                img += 0.30 * fluid * (1 - heart)
-        f = findings["Atelectasis"]
-        if f.severity > 0:
-            band = np.exp(-(((Y - dome + 0.12) / 0.02) ** 2)) * open_lung
-            img += 0.10 * f.severity * band
+        vis = {obs: contrast(findings[obs], self.visibility) for obs in findings}
+        if "Edema" in shapes:
+            s = findings["Edema"].severity
+            img += 0.30 * s * vis["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)
+        if "Consolidation" in shapes:
+            s = findings["Consolidation"].severity
+            blob = np.clip(shapes["Consolidation"] * (1.2 + 0.5 * blob_tex), 0, 1)
+            img += (0.05 + 0.30 * s) * vis["Consolidation"] * blob * open_lung
+        if "Pleural Effusion" in shapes:
+            img += 0.30 * vis["Pleural Effusion"] * shapes["Pleural Effusion"]
+        if "Atelectasis" in shapes:
+            s = findings["Atelectasis"].severity
+            img += 0.10 * s * vis["Atelectasis"] * shapes["Atelectasis"]
         if findings["Support Devices"].status == 1:
             line = np.exp(-(((X - 0.0 - 0.02 * Y) / 0.012) ** 2)) * (Y > -1) * (Y < -0.15)
             img += 0.35 * line
         # acquisition geometry: small rotation, scale and shift
-        img = self._affine(img, ang, scale, shift)
-        return self._acquire(img, ap)
-
-    def _affine(self, img: np.ndarray, degrees: float, scale: float, shift) -> np.ndarray:
-        """Rotate/scale/shift a float image about its centre (Pillow, bilinear)."""
-        c = self.size / 2
-        t = math.radians(degrees)
-        ca, sa = math.cos(t) / scale, math.sin(t) / scale
-        # output (x, y) samples input at A @ (x - c, y - c) + c + shift
-        coeffs = (
-            ca, sa, c - ca * c - sa * c + shift[0],
-            -sa, ca, c + sa * c - ca * c + shift[1],
-        )  # fmt: skip
-        out = Image.fromarray(img.astype(np.float32), mode="F").transform(
-            (self.size, self.size),
-            Image.Transform.AFFINE,
-            coeffs,
-            Image.Resampling.BILINEAR,
-            fillcolor=0.1,
-        )
-        return np.asarray(out, dtype=np.float32)
+        img = affine(img, ang, scale, tuple(shift * self.size / 2), fill=0.1)
+        geometry = Acquisition(ang, scale, float(shift[0]), float(shift[1]), jitter)
+        return self._acquire(img, view == "AP"), geometry
 
     def lateral(self, findings: dict[str, Finding]) -> np.ndarray:
         X, Y = self.X, self.Y
-        soft = self._soft
         body = soft(np.sqrt((X / 0.8) ** 2 + ((Y - 0.1) / 1.2) ** 2), 0.05)
         lung = soft(np.sqrt((X / 0.55) ** 2 + ((Y + 0.05) / 0.62) ** 2), 0.1)
         cm = findings["Cardiomegaly"].severity

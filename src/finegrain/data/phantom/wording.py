@@ -77,21 +77,23 @@ def word(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def describe(rng: np.random.Generator, obs: str, f: Finding) -> None:
-    """Choose status and the Table 1 cues for a drawn finding; set its true subcategory.
+def describe(rng: np.random.Generator, obs: str, f: Finding, cued: bool) -> None:
+    """Choose the Table 1 cues written for a positive or uncertain finding; set its subcategory.
 
-    The wording is constrained so that the paper's rule (severity cue first, then change cue,
-    no cue -> typical) gives *atypical* exactly for the slight band.
+    ``f.status`` and ``f.severity`` are already set. Without a cue (``cued`` false) the report
+    names the finding only, and the paper's rule calls it typical whatever the image shows. With
+    a cue the wording is constrained so that the rule (severity cue first, then change cue)
+    gives *atypical* exactly for the slight band.
     """
-    s = f.severity
-    if s <= 0:
+    f.severity_term = f.change_term = f.change_phrase = ""
+    if f.status not in (1, -1):
         f.subcategory = ""
         return
-    if rng.random() < 0.03:  # drawn but not reported (real reports omit things)
-        f.status = None
+    s = f.severity
+    if not cued or s <= 0:
+        f.subcategory = TYPICAL
         return
     slight = s < SIGNIFICANT_BAND[0]
-    f.status = -1 if rng.random() < (0.25 if slight else 0.05) else 1
     change_cue = ""
     if f.change in ("improved", "worsened") and rng.random() < 0.85:
         change_cue = f.change
@@ -100,6 +102,8 @@ def describe(rng: np.random.Generator, obs: str, f: Finding) -> None:
         want_severity = True  # otherwise the rule would call it typical
     if not slight and change_cue == "improved":
         want_severity = True  # severity takes precedence: still typical
+    if not change_cue:
+        want_severity = True  # a cued finding carries at least one cue
     if want_severity:
         f.severity_term = word(rng, _severity_terms(obs, s))
     if change_cue:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from finegrain.data.phantom.course import study_findings
-from finegrain.data.phantom.finding import DRAWN
+from finegrain.data.phantom.calibration import CALIBRATED, DEFAULT_PROFILE, load_calibration
+from finegrain.data.phantom.course import LabelPlan, study_findings
+from finegrain.data.phantom.knobs import DEFAULT_NOCUE_SEVERITY, PhantomKnobs
+from finegrain.data.phantom.noise import MISSING_ROW, add_labeler_noise, negbio_from
 from finegrain.data.phantom.painter import Painter
+from finegrain.data.phantom.splits import subject_plan
 from finegrain.data.phantom.wording import report_text
 from finegrain.observations import OBSERVATIONS
 
@@ -51,7 +56,24 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "change_term",
     "subcategory",
     "drawn",
+    "image_truth",
+    "where",
 )
+IMAGES_FILE = "phantom-images.csv"
+IMAGE_COLUMNS: tuple[str, ...] = (
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "split",
+    "view",
+    "angle",
+    "scale",
+    "shift_x",
+    "shift_y",
+    "jitter",
+)
+SETTINGS_FILE = "phantom.json"
+FORMAT_VERSION = 2
 
 
 def _folder_mode() -> int:
@@ -59,7 +81,6 @@ def _folder_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o777 & ~umask
-
 
 
 @dataclass
@@ -103,17 +124,43 @@ def make_phantom(
     size: int = 128,
     seed: int = 0,
     progress: bool = False,
+    eval_studies: int | None = None,
+    profile: str = DEFAULT_PROFILE,
+    uncertain_mixture: Mapping[str, float] | None = None,
+    nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
+    visibility: float = 1.0,
+    prevalence: float | Mapping[str, float] = 1.0,
+    workers: int | None = None,
 ) -> PhantomSummary:
-    """Write a MIMIC-CXR-JPG-shaped phantom of ``studies`` studies with ``size`` px JPEGs.
+    """Write a MIMIC-CXR-JPG-shaped phantom with ``size`` px JPEGs; calibrated to ``profile``.
 
-    Deterministic for a given ``seed`` (same bytes for CSVs, reports and images).
-    Returns a :class:`PhantomSummary`; ``phantom-truth.csv`` holds the true severity, change,
-    status and subcategory per study and observation.
+    ``studies``: number of studies, split by subject about 70 / 15 / 15 % into train / validate /
+    test; with ``eval_studies``, ``studies`` is the number of *training* studies and validate and
+    test get ``eval_studies`` studies each (see :func:`~finegrain.data.phantom.splits.required_eval_studies`).
+    The knobs (``uncertain_mixture``, ``nocue_severity``, ``visibility``, ``prevalence``) are
+    described in :mod:`finegrain.data.phantom.knobs`; their defaults are the calibrated point.
+
+    Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images),
+    whatever the number of ``workers`` (processes; default: the available CPUs, at most 8).
+    Besides the MIMIC files it writes ``phantom-truth.csv`` (true severity, image truth, cues and
+    subcategory per study and observation), ``phantom-images.csv`` (each image's acquisition
+    geometry, for lesion masks: :func:`finegrain.data.phantom.truth.read_truth`) and
+    ``phantom.json`` (the settings). Returns a :class:`PhantomSummary`.
     """
     if studies < 1:
         raise ValueError(f"studies must be >= 1, got {studies}")
+    if eval_studies is not None and eval_studies < 1:
+        raise ValueError(f"eval_studies must be >= 1, got {eval_studies}")
     if size < 16:
         raise ValueError(f"size must be >= 16 px, got {size}")
+    knobs = PhantomKnobs(
+        **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
+        nocue_severity=nocue_severity,
+        visibility=visibility,
+        prevalence=prevalence,
+    )
+    calibration = load_calibration(profile)
+    plan = LabelPlan.build(calibration, knobs)  # errors before anything is written
     start = time.perf_counter()
     final = Path(out)
     if final.exists() and (not final.is_dir() or any(final.iterdir())):
@@ -124,7 +171,24 @@ def make_phantom(
     root = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         os.chmod(root, _folder_mode())  # mkdtemp makes 0700; the phantom must respect the umask
-        summary = _write_phantom(root, studies=studies, size=size, seed=seed, progress=progress)
+        settings = {
+            "format": FORMAT_VERSION,
+            "studies": studies,
+            "eval_studies": eval_studies,
+            "size": size,
+            "seed": seed,
+            "profile": profile,
+            "knobs": knobs.as_dict(),
+        }
+        summary = _write_phantom(
+            root,
+            settings,
+            calibration=calibration,
+            plan=plan,
+            knobs=knobs,
+            progress=progress,
+            workers=workers,
+        )
         if final.exists():
             final.rmdir()
         os.replace(root, final)
@@ -136,62 +200,83 @@ def make_phantom(
     return summary
 
 
-def _write_phantom(root: Path, *, studies: int, size: int, seed: int, progress: bool):
-    import pandas as pd
-    from tqdm import tqdm
+CHUNK_STUDIES = 256
 
-    rng = np.random.default_rng(seed)
-    painter = Painter(size, rng)
 
-    # subjects with 1-5 studies each, in time order
-    counts: list[int] = []
-    while sum(counts) < studies:
-        counts.append(int(rng.choice([1, 2, 3, 4, 5], p=[0.3, 0.25, 0.2, 0.15, 0.1])))
-    counts[-1] -= sum(counts) - studies
-    n_subj = len(counts)
-    subject_ids = np.sort(rng.choice(10_000_000, n_subj, replace=False)) + 10_000_000
-    study_ids = rng.choice(10_000_000, studies, replace=False) + 50_000_000
-    split_of = [
-        str(v) for v in rng.choice(["train", "validate", "test"], n_subj, p=[0.7, 0.15, 0.15])
-    ]
+@dataclass
+class _Chunk:
+    """Consecutive subjects drawn by one worker with their own random stream."""
 
-    meta_rows, split_rows, label_rows, truth_rows = [], [], [], []
-    summary = PhantomSummary(root=root, subjects=n_subj, studies=studies)
-    bar = tqdm(total=studies, desc="phantom", unit="study", disable=not progress)
-    k = 0
-    for si, n in enumerate(counts):
-        subj = str(subject_ids[si])
+    root: Path
+    seed: int
+    number: int
+    subjects: list[tuple[str, str, list[str]]]  # (subject id, split, study ids)
+    size: int
+    calibration: object
+    plan: object
+    visibility: float
+
+
+@dataclass
+class _ChunkRows:
+    meta: list = field(default_factory=list)
+    split: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    truth: list = field(default_factory=list)
+    images: list = field(default_factory=list)
+    frontal: int = 0
+    lateral: int = 0
+    views: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def _workers(requested: int | None) -> int:
+    if requested is not None:
+        return max(1, int(requested))
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, 8))
+
+
+def _write_chunk(chunk: _Chunk) -> _ChunkRows:
+    """Draw and write the studies of ``chunk`` (images and reports); return their table rows."""
+    rng = np.random.default_rng(np.random.SeedSequence(chunk.seed, spawn_key=(chunk.number,)))
+    calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
+    painter = Painter(size, rng, visibility=chunk.visibility)
+    out = _ChunkRows()
+    for subj, split, study_list in chunk.subjects:
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
         prev = None
-        for _ in range(n):
-            study = str(study_ids[k])
-            k += 1
-            view = "AP" if rng.random() < 0.45 else "PA"
-            findings = study_findings(rng, prev, view)
+        for study in study_list:
+            view = "AP" if rng.random() < calibration.ap_share else "PA"
+            findings = study_findings(rng, prev, view, plan)
             report = report_text(rng, findings, view, prev is not None)
             sdir = root / "files" / f"p{subj[:2]}" / f"p{subj}"
             (sdir / f"s{study}").mkdir(parents=True, exist_ok=True)
             (sdir / f"s{study}.txt").write_text(report, encoding="utf-8")
             date += int(rng.integers(1, 40))
-            images = [(view, painter.frontal(findings, view))]
-            if view == "PA" and rng.random() < 0.6 or view == "AP" and rng.random() < 0.05:
-                images.append(
-                    ("LL" if rng.random() < 0.1 else "LATERAL", painter.lateral(findings))
-                )
-            for img_view, pixels in images:
+            images = [(view, *painter.frontal(findings, view))]
+            if rng.random() < calibration.second_frontal[view]:
+                images.append((view, *painter.frontal(findings, view)))
+            if rng.random() < calibration.lateral[view]:
+                lateral_view = "LL" if rng.random() < 0.1 else "LATERAL"
+                images.append((lateral_view, painter.lateral(findings), None))
+            for img_view, pixels, geometry in images:
                 dicom = _dicom_id(rng)
                 buf = io.BytesIO()
                 Image.fromarray(pixels, mode="L").save(buf, format="JPEG", quality=90)
                 (sdir / f"s{study}" / f"{dicom}.jpg").write_bytes(buf.getvalue())
                 recorded_view = img_view if rng.random() > 0.01 else ""  # MIMIC has blanks too
                 frontal = img_view in ("AP", "PA")
-                summary.frontal += frontal
-                summary.lateral += not frontal
-                summary.views[recorded_view or "missing"] = (
-                    summary.views.get(recorded_view or "missing", 0) + 1
+                out.frontal += frontal
+                out.lateral += not frontal
+                out.views[recorded_view or "missing"] = (
+                    out.views.get(recorded_view or "missing", 0) + 1
                 )
-                summary.splits[split_of[si]] = summary.splits.get(split_of[si], 0) + 1
-                meta_rows.append(
+                out.splits[split] = out.splits.get(split, 0) + 1
+                out.meta.append(
                     (
                         dicom,
                         subj,
@@ -210,12 +295,22 @@ def _write_phantom(root: Path, *, studies: int, size: int, seed: int, progress: 
                         "Recumbent" if view == "AP" else "Erect",
                     )
                 )
-                split_rows.append((dicom, study, subj, split_of[si]))
+                out.split.append((dicom, study, subj, split))
+                g = geometry
+                out.images.append(
+                    (dicom, subj, study, split, img_view)
+                    + (
+                        (round(g.angle, 5), round(g.scale, 6), round(g.shift_x, 6),
+                         round(g.shift_y, 6), round(g.jitter, 6))
+                        if g is not None
+                        else ("", "", "", "", "")
+                    )
+                )  # fmt: skip
             row = [int(subj), int(study)] + [_coarse(findings[o].status) for o in OBSERVATIONS]
-            label_rows.append(row)
+            out.labels.append(row)
             for obs in OBSERVATIONS:
                 f = findings[obs]
-                truth_rows.append(
+                out.truth.append(
                     (
                         subj,
                         study,
@@ -227,31 +322,92 @@ def _write_phantom(root: Path, *, studies: int, size: int, seed: int, progress: 
                         f.severity_term,
                         f.change_term,
                         f.subcategory if f.status in (1, -1) else "",
-                        obs in DRAWN,
+                        obs in CALIBRATED,
+                        f.image_truth,
+                        f.where,
                     )
                 )
             prev = findings
-            bar.update(1)
+    return out
+
+
+def _write_phantom(
+    root: Path, settings: dict, *, calibration, plan, knobs, progress: bool, workers: int | None
+):
+    import pandas as pd
+    from tqdm import tqdm
+
+    studies = settings["studies"]
+    rng = np.random.default_rng(settings["seed"])
+    subjects = subject_plan(rng, calibration.studies_per_subject, studies, settings["eval_studies"])
+    total = sum(n for _, n in subjects)
+    subject_ids = np.sort(rng.choice(10_000_000, len(subjects), replace=False)) + 10_000_000
+    study_ids = rng.choice(40_000_000, total, replace=False) + 50_000_000
+
+    # subjects are drawn in chunks of about CHUNK_STUDIES studies, each with its own random
+    # stream (the seed and the chunk's number): the bytes do not depend on the worker count
+    chunks: list[_Chunk] = []
+    k = 0
+    members: list[tuple[str, str, list[str]]] = []
+    for si, (split, n) in enumerate(subjects):
+        members.append((str(subject_ids[si]), split, [str(v) for v in study_ids[k : k + n]]))
+        k += n
+        if sum(len(m[2]) for m in members) >= CHUNK_STUDIES or si == len(subjects) - 1:
+            chunks.append(
+                _Chunk(
+                    root=root,
+                    seed=settings["seed"],
+                    number=len(chunks),
+                    subjects=members,
+                    size=settings["size"],
+                    calibration=calibration,
+                    plan=plan,
+                    visibility=knobs.visibility,
+                )
+            )
+            members = []
+    workers = min(_workers(workers), len(chunks))
+    summary = PhantomSummary(root=root, subjects=len(subjects), studies=total)
+    meta_rows, split_rows, label_rows, truth_rows, image_rows = [], [], [], [], []
+    bar = tqdm(total=total, desc="phantom", unit="study", disable=not progress)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = pool.map(_write_chunk, chunks)
+            done = []
+            for chunk, rows in zip(chunks, results, strict=True):
+                done.append(rows)
+                bar.update(sum(len(m[2]) for m in chunk.subjects))
+    else:
+        done = []
+        for chunk in chunks:
+            done.append(_write_chunk(chunk))
+            bar.update(sum(len(m[2]) for m in chunk.subjects))
     bar.close()
+    for rows in done:
+        meta_rows += rows.meta
+        split_rows += rows.split
+        label_rows += rows.labels
+        truth_rows += rows.truth
+        image_rows += rows.images
+        summary.frontal += rows.frontal
+        summary.lateral += rows.lateral
+        for key, value in rows.views.items():
+            summary.views[key] = summary.views.get(key, 0) + value
+        for key, value in rows.splits.items():
+            summary.splits[key] = summary.splits.get(key, 0) + value
     summary.images = len(meta_rows)
 
     # coarse labels as a labeler gives them: a little noise, NegBio disagreeing a little more
     chexpert = pd.DataFrame(label_rows, columns=list(LABEL_CSV_COLUMNS))
-    values = chexpert[list(OBSERVATIONS)].to_numpy()
-    flip = rng.random(values.shape) < 0.015
-    values = np.where(flip & (values == -1), 1.0, np.where(flip & (values == 1), -1.0, values))
-    missed = (rng.random(values.shape) < 0.01) & ~np.isnan(values)
-    values = np.where(missed, np.nan, values)
-    blank_rows = rng.random(len(values)) < 0.01
-    values[blank_rows] = np.nan
+    values, blank_rows = add_labeler_noise(chexpert[list(OBSERVATIONS)].to_numpy(), rng)
     chexpert[list(OBSERVATIONS)] = values
     negbio = chexpert.copy()
-    nv = negbio[list(OBSERVATIONS)].to_numpy()
-    disagree = (rng.random(nv.shape) < 0.04) & ~np.isnan(nv)  # uncertain <-> positive,
-    swapped = np.select([nv == -1, nv == 1], [1.0, -1.0], default=np.nan)  # negative -> blank
-    nv = np.where(disagree, swapped, nv)
-    negbio[list(OBSERVATIONS)] = nv
-    no_row = rng.random(len(chexpert)) < 0.01
+    negbio[list(OBSERVATIONS)] = negbio_from(values, rng)
+    no_row = rng.random(len(chexpert)) < MISSING_ROW
     summary.label_rows_missing = int(no_row.sum())
     summary.blank_label_rows = int((blank_rows & ~no_row).sum())
     order = np.argsort(chexpert["study_id"].to_numpy(), kind="stable")
@@ -264,11 +420,14 @@ def _write_phantom(root: Path, *, studies: int, size: int, seed: int, progress: 
             gz.write(text)
         (root / f"{CSV_PREFIX}-{name}.csv.gz").write_bytes(buf.getvalue())
 
+    def write_csv(name: str, frame) -> None:
+        (root / name).write_text(frame.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+
     write_gz("chexpert", chexpert.iloc[keep])
     write_gz("negbio", negbio.iloc[keep])
-    meta = pd.DataFrame(meta_rows, columns=list(METADATA_COLUMNS))
-    write_gz("metadata", meta)
+    write_gz("metadata", pd.DataFrame(meta_rows, columns=list(METADATA_COLUMNS)))
     write_gz("split", pd.DataFrame(split_rows, columns=list(SPLIT_COLUMNS)))
-    truth = pd.DataFrame(truth_rows, columns=list(TRUTH_COLUMNS))
-    (root / TRUTH_FILE).write_text(truth.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    write_csv(TRUTH_FILE, pd.DataFrame(truth_rows, columns=list(TRUTH_COLUMNS)))
+    write_csv(IMAGES_FILE, pd.DataFrame(image_rows, columns=list(IMAGE_COLUMNS)))
+    (root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return summary
