@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finegrain.data.csvsource import _list_dir, existing_files
 from finegrain.data.mimic import index_mimic
 from finegrain.data.phantom import CALIBRATED, load_calibration, make_phantom
+from finegrain.data.sources import _list_dir, existing_files
 from finegrain.observations import subcategory_column
 
 

@@ -45,9 +45,9 @@ def train_phantom(work: Path, args: argparse.Namespace) -> dict[str, Path]:
     from finegrain.data.index import write_index
     from finegrain.data.mimic import index_mimic
     from finegrain.data.phantom import make_phantom
-    from finegrain.io import read_jsonl
     from finegrain.predict import calibrate
     from finegrain.train import TrainConfig, train
+    from finegrain.train.rundir import RunDirectory
 
     torch.set_num_threads(args.threads)
     root = work / "mimic-cxr-jpg"
@@ -79,18 +79,19 @@ def train_phantom(work: Path, args: argparse.Namespace) -> dict[str, Path]:
             device="cpu",
             out=str(out),
         )
-        if not (out / "done").is_file():
+        run = RunDirectory(out)
+        if not run.is_done():
             t0 = time.perf_counter()
-            train(config, resume=(out / "config.json").is_file(), progress=True)
+            train(config, resume=run.has_config(), progress=True)
             print(f"trained {method} in {time.perf_counter() - t0:.0f} s (CPU, shared machine)")
         calibrate(out, sensitivity=args.sensitivity)
         metrics = [
             m
-            for m in read_jsonl(out / "metrics.jsonl")
+            for m in run.metrics_records()
             if m["split"] == "validate" and m.get("auc_fg") is not None
         ]
         top = max(metrics, key=lambda m: (m["auc_fg"], m["iteration"]))
-        best[method] = out / "checkpoints" / f"iter-{top['iteration']:07d}.pt"
+        best[method] = run.checkpoint_path(top["iteration"])
         print(
             f"{method}: best validation AUC^FG {top['auc_fg']:.3f} (AUC {top['auc']:.3f}) "
             f"at iteration {top['iteration']}"
@@ -174,9 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cams", type=int, default=6, help="CAM figures for this many images")
     args = parser.parse_args(argv)
 
-    from finegrain.cam import cam_images
     from finegrain.io import atomic_write_csv, atomic_write_text
     from finegrain.predict import Predictor, predict, stored_thresholds
+    from finegrain.predict.cam import cam_images
 
     covid, out = Path(args.covid), Path(args.out)
     if not (covid / "images.csv").is_file():

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from finegrain.metrics import auc_fg
+from finegrain.train.rundir import RunDirectory, find_runs
 
 
 def run_grid(out: Path, iterations: int, seeds: int, observations: list[str]) -> None:
@@ -37,10 +38,12 @@ def run_grid(out: Path, iterations: int, seeds: int, observations: list[str]) ->
 def describe(out: Path, tau: float) -> pd.DataFrame:
     """One row per run × checkpoint: AUC^FG, fraction of positives below τ, mean p by class."""
     rows = []
-    for pred_file in sorted(out.glob("runs/*/*/seed*/predictions-validate.csv")):
-        seed_dir = pred_file.parent
+    finished, _ = find_runs(out / "runs")
+    for seed_dir in finished:
         method, observation = seed_dir.parent.name.split("-tau")[0], seed_dir.parent.parent.name
-        frame = pd.read_csv(pred_file)
+        frame = RunDirectory(seed_dir).read_predictions("validate")
+        if frame is None:
+            continue
         for iteration, group in frame.groupby("iteration"):
             positives = group[group["label"] == 1]
             sub = positives.dropna(subset=["subcategory"])

@@ -27,13 +27,13 @@ METHODS = ["u-ones", "pu-rm"]
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> BenchmarkData:
-    """A 150-study, 32 px phantom (the smallest whose validation and test splits hold both
+    """A 32 px phantom of 150 training studies and 60 per evaluation split (validate and test both hold
     atypical and typical Edema positives), indexed and cached by the benchmark's own step."""
     from finegrain.data.phantom import make_phantom
     from finegrain.experiment.runner import prepare_data
 
     out = tmp_path_factory.mktemp("bench-data")
-    make_phantom(out / "phantom", studies=150, size=32, seed=0)
+    make_phantom(out / "phantom", studies=150, size=32, seed=0, eval_studies=60)
     return prepare_data(DataSource(mimic=out / "phantom"), out, TINY, progress=False)
 
 
@@ -139,6 +139,42 @@ def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     assert sorted(set(metrics["iteration"])) == [2, 4]
 
 
+def test_rerun_with_other_settings_is_refused_and_the_report_describes_the_runs(
+    tiny_data, tmp_path
+):
+    preset = TINY.replace(seeds=1)
+    run_benchmark(tmp_path, preset, _source(tiny_data), methods=["u-ones"], progress=False)
+    request = (tmp_path / "benchmark.json").read_bytes()
+    run_dir = tmp_path / "runs/Edema/u-ones/seed0"
+    with pytest.raises(ValueError, match=rf"{run_dir} \(iterations: 4 -> 6\)"):
+        run_benchmark(
+            tmp_path, preset.replace(iterations=6), _source(tiny_data), methods=["u-ones"]
+        )
+    assert (tmp_path / "benchmark.json").read_bytes() == request  # still the runs' request
+    # runtime settings (device, worker counts) may differ: the finished run is reused
+    again = run_benchmark(
+        tmp_path,
+        preset.replace(num_workers=1),
+        _source(tiny_data),
+        methods=["u-ones"],
+        device="cpu",
+        progress=False,
+    )
+    assert [s.label for s in again.grid.skipped] == ["Edema/u-ones/seed0"]
+    # a report rebuilt under another request describes the runs as they were trained
+    run_benchmark(
+        tmp_path,
+        preset.replace(iterations=6, checkpoint_every=3, lr=0.5),
+        _source(tiny_data),
+        methods=["u-ones"],
+        progress=False,
+        report_only=True,
+    )
+    page = (tmp_path / "report.html").read_text()
+    assert "4 iterations (checkpoint every 2)" in page and "lr 0.001" in page
+    assert "6 iterations" not in page and "lr 0.5" not in page
+
+
 def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
     from finegrain.cli import main
 
@@ -191,6 +227,12 @@ def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
     assert rc == 0
     assert "0 runs trained, 1 already finished" in capsys.readouterr().out
     assert (out / "runs/Edema/u-ignore/seed0/done").stat().st_mtime_ns == stamp
+    rerun = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
+    rerun += ["--observations", "Edema", "--methods", "u-ignore", "--seeds", "1"]
+    rerun += ["--iterations", "3", "--checkpoint-every", "2", "--batch-size", "8", "--no-progress"]
+    assert main([*rerun, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "u-ignore/seed0 (iterations: 2 -> 3)" in err and "Traceback" not in err
     with pytest.raises(SystemExit):
         main(["benchmark", "--index", "x.csv", "--out", str(out)])  # --cache missing
     with pytest.raises(SystemExit):
@@ -207,3 +249,16 @@ def test_cli_weights_reach_the_model(tiny_data, tmp_path, capsys):
     args += ["--model", "resnet18", "--weights", str(missing), "--out", str(tmp_path / "b")]
     assert main(args) == 2
     assert f"weights file not found: {missing}" in capsys.readouterr().err
+
+
+def test_cli_benchmark_accepts_every_training_method(tiny_data, tmp_path, capsys):
+    """``finegrain train`` accepts u-ones-ls, so the benchmark does too (methods come from
+    train.methods.METHODS, display names included)."""
+    from finegrain.cli import main
+
+    args = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
+    args += ["--observations", "Edema", "--methods", "u-ones-ls", "--seeds", "1"]
+    args += ["--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8"]
+    assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "| U-Ones + LS |" in capsys.readouterr().out
+    assert (tmp_path / "b/runs/Edema/u-ones-ls/seed0/done").is_file()  # no τ in its name

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from finegrain.cam import cam_images, compute_cam
+from finegrain.predict.cam import cam_images, compute_cam
 
 
 @pytest.mark.parametrize("name", ["densenet-tiny", "resnet18"])
@@ -30,38 +30,36 @@ def test_cam_mean_plus_bias_is_the_logit_difference(name):
     assert not np.allclose(res.cam[0], res.cam[1])
 
 
-def test_cam_refuses_models_without_a_pooled_linear_head():
-    class MLPHead(nn.Module):
+def test_cam_refuses_models_it_cannot_explain():
+    from finegrain.train.models import build_model
+
+    class MLPHead(nn.Module):  # not a finegrain model: no features / classifier
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(1, 4, 3)
-            self.fc1 = nn.Linear(4 * 30 * 30, 4)
-            self.fc2 = nn.Linear(4, 2)
+            self.fc = nn.Linear(4 * 30 * 30, 2)
 
         def forward(self, x):
-            return self.fc2(torch.relu(self.fc1(self.conv(x.float()).flatten(1))))
-
-    class MaxPooled(nn.Module):  # max pooling: the mean of the map is not the head's input
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv2d(1, 4, 3)
-            self.fc = nn.Linear(4, 2)
-
-        def forward(self, x):
-            return self.fc(torch.amax(self.conv(x.float()), dim=(2, 3)))
+            return self.fc(torch.relu(self.conv(x.float()).flatten(1)))
 
     x = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
-    with pytest.raises(ValueError, match="plain CAM"):
+    with pytest.raises(ValueError, match="plain CAM needs a finegrain model"):
         compute_cam(MLPHead(), x)
+    max_pooled = build_model("densenet-tiny", pretrained=False)  # the mean is not the input
+    max_pooled.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(1))
+    big = torch.randint(0, 256, (2, 1, 128, 128), dtype=torch.uint8)  # a 4 x 4 feature map
+    compute_cam(build_model("densenet-tiny", pretrained=False), big)  # average pooled: fine
     with pytest.raises(ValueError, match="global average"):
-        compute_cam(MaxPooled(), x)
+        compute_cam(max_pooled, big)
+    three_logits = build_model("densenet-tiny", pretrained=False)
+    three_logits.classifier = nn.Linear(three_logits.classifier.in_features, 3)
     with pytest.raises(ValueError, match="2-logit linear head"):
-        compute_cam(nn.Sequential(nn.Flatten(), nn.Linear(1024, 3)), x)
+        compute_cam(three_logits, x)
 
 
 def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
     from finegrain.cli import main
-    from test_predict import _save_tiny_checkpoint
+    from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
 
     a = _save_tiny_checkpoint(tmp_path / "u-ones.pt", seed=0, method="u-ones", thresholds=None)
     b = _save_tiny_checkpoint(

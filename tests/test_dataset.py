@@ -110,7 +110,8 @@ def test_dataloader_batches_and_worker_pickling(setup):
 
 
 def test_input_normalization_accepts_dataset_batches_only():
-    models = pytest.importorskip("finegrain.train.models")
+    from finegrain.train import models
+
     norm = models.InputNormalization()
     batch = torch.full((2, 1, SIZE, SIZE), 255, dtype=torch.uint8)
     out = norm(batch)

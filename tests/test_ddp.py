@@ -1,6 +1,6 @@
 """DDP through torchrun: 2 CPU processes (gloo) match a single process on the same global batch.
 
-The model is BatchNorm-free (see test_train_loop.register_tiny_cnn): with BatchNorm, each rank
+The model is BatchNorm-free (see helpers.register_tiny_cnn): with BatchNorm, each rank
 normalises its own half-batch, which is the usual DDP semantics but not bit-comparable.
 """
 
@@ -20,10 +20,9 @@ import torch
 from finegrain.io import read_jsonl
 from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.loop import train
+from helpers import make_config, tiny_datasets
 
 TESTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS))
-from test_train_loop import make_config, tiny_datasets  # noqa: E402
 
 SETTINGS = dict(iterations=6, checkpoint_every=2, batch_size=8)
 
@@ -38,7 +37,7 @@ def test_two_process_gloo_matches_single_process(tmp_path):
             sys.path.insert(0, {str(TESTS)!r})
             import torch
             torch.set_num_threads(1)
-            from test_train_loop import make_config, tiny_datasets
+            from helpers import make_config, tiny_datasets
             from finegrain.train.loop import train
             train(make_config({str(ddp_out)!r}, **{SETTINGS!r}), datasets=tiny_datasets(),
                   progress=False)

@@ -271,3 +271,82 @@ def test_cli_errors(tmp_path, capsys):
     assert "--labels needs --observation" in capsys.readouterr().err
     assert main(["evaluate", str(path), "--labels", str(path), "--observation", "Edemas"]) == 2
     assert "unknown observation 'Edemas'" in capsys.readouterr().err
+
+
+def test_cli_names_the_file_and_line_of_empty_and_non_utf8_files(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert main(["evaluate", str(empty)]) == 2
+    assert f"{empty}: empty file" in capsys.readouterr().err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"image_id,label,subcategory,score\na,1,typical,0.9\nb\xe9,0,,0.1\n")
+    assert main(["evaluate", str(latin)]) == 2
+    assert f"{latin}: line 3, byte 2 (0xe9) is not UTF-8" in capsys.readouterr().err
+    good = tmp_path / "good.csv"
+    good.write_text("image_id,label,subcategory,score\na,1,typical,0.9\nb,0,,0.1\n")
+    assert main(["evaluate", str(good), "--labels", str(latin), "--observation", "Edema"]) == 2
+    assert f"{latin}: line 3, byte 2 (0xe9) is not UTF-8" in capsys.readouterr().err
+
+
+def test_fine_labels_mesh_measures_against_the_human_subcategories():
+    """AUC^FG against `<Obs> subcategory mesh`, with the agreement with the text-mined ones."""
+    obs = "Pleural Effusion"
+    index = pd.DataFrame(
+        {
+            "image_id": list("abcdefg"),
+            obs: [1, 1, 1, 1, 0, 1, -1],
+            f"{obs} subcategory": ["typical", "atypical", "typical", "typical", None, None, None],
+            f"{obs} subcategory mesh": ["typical", "typical", "atypical", None, None, "atypical",
+                                        "typical"],
+        }
+    )  # fmt: skip
+    preds = pd.DataFrame({"id": list("abcdefg"), "score": [0.9, 0.8, 0.3, 0.6, 0.1, 0.2, 0.5]})
+    text = evaluate_predictions(preds, index, obs, n_boot=10)
+    mesh = evaluate_predictions(preds, index, obs, n_boot=10, fine_labels="mesh")
+    # text: typical a(.9) c(.3) d(.6) vs atypical b(.8): 1 of 3 pairs ordered; f has none
+    assert text.auc_fg == pytest.approx(1 / 3)
+    assert (text.n_atypical, text.n_typical) == (1, 3)
+    # mesh: typical a(.9) b(.8) vs atypical c(.3) f(.2): all 4 pairs ordered -> 1
+    assert mesh.auc_fg == 1.0
+    assert (mesh.n_atypical, mesh.n_typical) == (2, 2)
+    assert text.agreement is None and text.fine_labels == "text"
+    # positives with both: a (typical/typical), b (atypical/typical), c (typical/atypical)
+    assert mesh.agreement["n"] == 3 and mesh.agreement["agree"] == 1
+    assert mesh.agreement["table"]["typical"]["atypical"] == 1
+    assert "agree on 1 of 3 positives" in mesh.format()
+    assert "against the mesh subcategories" in mesh.format()
+    with pytest.raises(ValueError, match="needs labels"):
+        evaluate_predictions(preds.assign(label=1, subcategory=""), fine_labels="mesh")
+    with pytest.raises(ValueError, match=r"missing column\(s\) 'Edema subcategory mesh'"):
+        evaluate_predictions(preds, index.assign(Edema=1, **{"Edema subcategory": ""}), "Edema",
+                             fine_labels="mesh")  # fmt: skip
+
+
+def test_subcategory_agreement_kappa():
+    from finegrain.evaluate import subcategory_agreement
+
+    a = ["typical", "typical", "atypical", "atypical", None]
+    result = subcategory_agreement(a, ["typical", "typical", "atypical", "atypical", "typical"])
+    assert (result["n"], result["agree"], result["kappa"]) == (4, 4, 1.0)
+    result = subcategory_agreement(a, ["atypical", "atypical", "typical", "typical", None])
+    assert result["kappa"] == -1.0 and result["proportion"] == 0.0
+    assert subcategory_agreement([None], ["typical"])["n"] == 0
+
+
+def test_cli_fine_labels_mesh(tmp_path, capsys):
+    from finegrain.cli import main
+
+    obs = "Cardiomegaly"
+    (tmp_path / "index.csv").write_text(
+        f"image_id,{obs},{obs} subcategory,{obs} subcategory mesh\n"
+        "a,1,typical,typical\nb,1,atypical,atypical\nc,0,,\nd,1,atypical,typical\n"
+    )
+    (tmp_path / "scores.csv").write_text("id,score\na,0.9\nb,0.2\nc,0.1\nd,0.5\n")
+    args = ["evaluate", str(tmp_path / "scores.csv"), "--labels", str(tmp_path / "index.csv"),
+            "--observation", obs, "--n-boot", "20", "--fine-labels", "mesh"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "AUC^FG against the mesh subcategories" in printed
+    assert "agree on 2 of 3 positives with both (66.7%)" in printed
+    assert main(args[:-2] + ["--json"]) == 0
+    assert '"fine_labels": "text"' in capsys.readouterr().out

@@ -20,7 +20,7 @@ from finegrain.experiment.aggregate import (
     seed_mean_ci,
     summary_table,
 )
-from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.grid import METHOD_NAMES, RM_METHODS, RunSpec, grid_for
 from finegrain.experiment.outputs import write_outputs
 from finegrain.experiment.presets import DEMO, PAPER, get_preset
 from finegrain.experiment.selection import find_runs, read_metrics, select_iteration, select_run
@@ -161,14 +161,57 @@ def test_grid_dedupes_shared_runs_and_puts_seed0_first():
 
 
 def test_presets():
-    assert PAPER.model == "densenet121" and PAPER.pretrained and PAPER.image_size == 224
-    assert (PAPER.iterations, PAPER.checkpoint_every, PAPER.batch_size) == (50000, 10000, 32)
-    assert (PAPER.lr, PAPER.seeds, PAPER.tau) == (1e-4, 3, 0.3)
+    paper = {k: PAPER.setting(k) for k in ("model", "pretrained", "iterations", "lr")}
+    assert paper == {"model": "densenet121", "pretrained": True, "iterations": 50000, "lr": 1e-4}
+    assert (PAPER.setting("checkpoint_every"), PAPER.setting("batch_size")) == (10000, 32)
+    assert (PAPER.image_size, PAPER.seeds, PAPER.tau) == (224, 3, 0.3)
     assert PAPER.observations == ("Consolidation", "Edema") and PAPER.views == ("AP", "PA")
     assert get_preset("demo") is DEMO
     assert DEMO.replace(seeds=5, tau=None).seeds == 5
     with pytest.raises(ValueError, match="quick"):
         get_preset("quick")
+
+
+def test_a_preset_is_a_training_template():
+    from finegrain.experiment.runner import BenchmarkData, train_config
+
+    changed = DEMO.replace(iterations=60, lr=0.01, seeds=1)
+    assert changed.seeds == 1 and changed.train["iterations"] == 60
+    assert DEMO.train["iterations"] == 300  # the original is untouched
+    spec = RunSpec("Edema", "pu-rm", 0.3, 1)
+    config = train_config(spec, changed, BenchmarkData("i.csv", "c"), "run", device="cpu")
+    assert (config.iterations, config.lr, config.model, config.num_workers) == (
+        60,
+        0.01,
+        "densenet-tiny",
+        0,
+    )
+    assert (config.observation, config.method, config.tau, config.seed) == (
+        "Edema",
+        "pu-rm",
+        0.3,
+        1,
+    )
+    assert config.device == "cpu" and config.eval_splits == ("validate", "test")
+    assert config.amp is True  # left out of the template: TrainConfig's default
+    with pytest.raises(ValueError, match="no field"):
+        DEMO.replace(train={"iterationz": 1})
+    with pytest.raises(ValueError, match="set by the grid"):
+        DEMO.replace(train={"seed": 3})
+    with pytest.raises(ValueError, match="neither a preset nor a TrainConfig field"):
+        DEMO.replace(iterationz=1)
+
+
+def test_grid_methods_come_from_the_training_methods():
+    from finegrain.train.methods import METHODS
+
+    assert set(METHOD_NAMES) == set(METHODS)
+    assert {"p-rm", "u-rm", "pu-rm"} == RM_METHODS  # the methods whose loss uses τ
+    assert METHOD_NAMES["pu-rm"] == "PU-RM" and METHOD_NAMES["p-rm"] == "U-Ignore + P-RM"
+    specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-ones-ls", "pu-rm"])
+    assert [s.label for s in specs] == ["Edema/u-ones-ls/seed0", "Edema/pu-rm-tau0.3/seed0"]
+    with pytest.raises(ValueError, match="unknown method 'u-twos'"):
+        grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-twos"])
 
 
 # -------------------------------------------------------------------------------- aggregation
@@ -344,3 +387,152 @@ def test_config_json_mismatch_is_noted(tmp_path):
     atomic_write_json(run_dir / "config.json", config)
     outputs = write_outputs(tmp_path, [spec], preset=DEMO.replace(observations=("Edema",)))
     assert any("expected Edema/u-ones/seed0" in n for n in outputs.notes)
+
+
+# ------------------------------------------------------------- CIs, paired differences, counts
+
+
+def _chosen_scores(sel, split="test"):
+    pred = pd.read_csv(sel.directory / f"predictions-{split}.csv", keep_default_na=False)
+    p = pred.query(f"iteration == {sel.iteration} and label == 1 and subcategory != ''")
+    return (p["subcategory"] == "typical").to_numpy(int), p["score"].to_numpy()
+
+
+def test_paired_difference_is_the_seed_mean_of_paired_auc_fg_differences(synthetic_benchmark):
+    _, _, outputs = synthetic_benchmark
+    paired = outputs.paired
+    assert set(paired["split"]) == {"validate", "test"}
+    row = paired[(paired["method"] == "pu-rm") & (paired["split"] == "test")].iloc[0]
+    pu = {s.spec.seed: s for s in outputs.selections if s.spec.variant == "pu-rm-tau0.3"}
+    ref = {s.spec.seed: s for s in outputs.selections if s.spec.method == "u-ones"}
+    diffs, a_scores, b_scores = [], [], []
+    for seed in sorted(pu):
+        y, a = _chosen_scores(pu[seed])
+        _, b = _chosen_scores(ref[seed])
+        diffs.append(roc_auc_score(y, a) - roc_auc_score(y, b))
+        a_scores.append(a)
+        b_scores.append(b)
+    assert row["seeds"] == 2
+    assert row["difference"] == pytest.approx(np.mean(diffs))
+    assert row["ci_low"] <= row["difference"] <= row["ci_high"]
+    pooled = delong_test(y, np.mean(a_scores, axis=0), np.mean(b_scores, axis=0)).p_value
+    assert row["delong_p"] == pytest.approx(pooled)
+    assert row["n_atypical"] == (1 - y).sum() and row["n_typical"] == y.sum()
+    # U-Zeros has one finished seed: paired on that seed only
+    zeros = paired[(paired["method"] == "u-zeros") & (paired["split"] == "test")].iloc[0]
+    assert zeros["seeds"] == 1
+    md = (synthetic_benchmark[0] / "summary.md").read_text()
+    assert "paired difference against U-Ones" in md and "PU-RM − U-Ones (test)" in md
+
+
+def test_paired_difference_ci_resamples_seeds_and_cases():
+    from finegrain.experiment.aggregate import paired_difference_ci
+
+    rng = np.random.default_rng(1)
+    y = np.array([0] * 150 + [1] * 150)
+    base = rng.random((300, 5)) + 0.4 * y[:, None]
+    assert paired_difference_ci(y, base, base) == (0.0, 0.0, 0.0)
+    better = base + 0.5 * y[:, None]  # every seed clearly better
+    mean, low, high = paired_difference_ci(y, better, base, n_boot=500)
+    assert 0 < low <= mean <= high
+    # seeds that disagree widen the interval beyond case sampling alone
+    mixed = base.copy()
+    mixed[:, :2] += 0.5 * y[:, None]
+    mixed[:, 2:] -= 0.3 * y[:, None]
+    _, lo_mixed, hi_mixed = paired_difference_ci(y, mixed, base, n_boot=500)
+    _, lo_one, hi_one = paired_difference_ci(y, mixed[:, :1], base[:, :1], n_boot=500)
+    assert hi_mixed - lo_mixed > hi_one - lo_one
+    assert lo_mixed < 0 < hi_mixed
+    with pytest.raises(ValueError, match="shape"):
+        paired_difference_ci(y, base, base[:, :2])
+
+
+def test_run_statistics_ci_brackets_each_runs_auc_fg(synthetic_benchmark):
+    _, _, outputs = synthetic_benchmark
+    stats = outputs.run_stats
+    assert len(stats) == 2 * len(outputs.selections)
+    for sel in outputs.selections[:3]:
+        y, s = _chosen_scores(sel)
+        row = stats[
+            (stats["method"] == sel.spec.method)
+            & (stats["seed"] == sel.spec.seed)
+            & (stats["split"] == "test")
+            & ((stats["tau"].isna()) if sel.spec.tau is None else (stats["tau"] == sel.spec.tau))
+        ].iloc[0]
+        assert row["auc_fg"] == pytest.approx(roc_auc_score(y, s))
+        assert row["ci_low"] <= row["auc_fg"] <= row["ci_high"]
+        assert row["n_typical"] == y.sum()
+
+
+def test_tables_show_class_counts_next_to_every_auc(synthetic_benchmark):
+    out, _, outputs = synthetic_benchmark
+    counts = {t.key: t.header for t in outputs.tables}
+    sel = outputs.selections[0]
+    n_typ = int(sel.metrics.query("split == 'validate'")["n_typical"].iloc[0])
+    n_atyp = int(sel.metrics.query("split == 'validate'")["n_atypical"].iloc[0])
+    assert counts["table2"][1] == f"Edema (n = {n_atyp} atypical / {n_typ} typical)"
+    assert re.fullmatch(r"Edema \(n = \d+ pos\. / \d+ neg\.\)", counts["table2-auc"][1])
+    assert re.fullmatch(
+        r"Edema AUC\^FG \(n = \d+ atypical / \d+ typical\)", counts["table2-test"][1]
+    )
+    assert counts["figure4"][1].startswith("Edema (n = ")
+    md = (out / "summary.md").read_text()
+    assert "seed mean of per-run values" in md
+    page = (out / "report.html").read_text()
+    assert "seed-averaged scores" in page  # the ROC caption says what the legend shows
+
+
+def test_mechanism_table_counts_the_linear_regime(synthetic_benchmark):
+    from finegrain.experiment.aggregate import mechanism_table
+
+    _, _, outputs = synthetic_benchmark
+    table = mechanism_table(outputs.selections, threshold=0.3)
+    row = table[(table["method"] == "pu-rm") & (table["tau"] == 0.6)].iloc[0]
+    shares, atyp = [], []
+    for sel in outputs.selections:
+        if sel.spec.method == "pu-rm" and sel.spec.tau == 0.6:
+            pred = pd.read_csv(sel.directory / "predictions-test.csv", keep_default_na=False)
+            pred = pred[pred["iteration"] == sel.iteration]
+            shares.append((pred.loc[pred["label"] == 1, "score"] <= 0.6).mean())
+            atyp.append(
+                pred.loc[pred["subcategory"].eq("atypical") & pred["label"].eq(1), "score"].mean()
+            )
+    assert row["threshold"] == 0.6 and row["seeds"] == 2
+    assert row["linear_share"] == pytest.approx(np.mean(shares))
+    assert row["mean_p_atypical"] == pytest.approx(np.mean(atyp))
+    ones = table[table["method"] == "u-ones"].iloc[0]
+    assert ones["threshold"] == 0.3  # a τ-free method is measured at the study's τ
+
+
+def test_score_histograms_have_integer_count_ticks(synthetic_benchmark):
+    from finegrain.experiment import plots
+    from finegrain.experiment.aggregate import averaged_scores
+
+    _, _, outputs = synthetic_benchmark
+    ones = [s for s in outputs.selections if s.spec.method == "u-ones"]
+    fig = plots.score_distribution_figure(
+        {"u-ones": averaged_scores(ones, "test")}, "Edema", "test"
+    )
+    fig.canvas.draw()
+    ticks = fig.axes[0].get_yticks()
+    assert len(ticks) > 1 and np.allclose(ticks, np.round(ticks))
+    plots._pyplot().close(fig)
+
+
+def test_localisation_helpers():
+    from finegrain.experiment.localisation import article, energy_inside, grid_label, resize_mask
+
+    assert f"{article('atypical')} atypical" == "an atypical"
+    assert f"{article('typical')} typical" == "a typical"
+    assert grid_label((4, 4)) == "4 × 4 cells: not a localisation"
+    assert grid_label((16, 16)) == "16 × 16 cells"
+    cam = np.zeros((8, 8))
+    cam[:4, :4] = 2.0
+    cam[4:, 4:] = -5.0  # negative evidence does not count as energy
+    mask = np.zeros((8, 8), bool)
+    mask[:2, :4] = True
+    assert energy_inside(cam, mask) == pytest.approx(0.5)
+    assert np.isnan(energy_inside(-np.ones((8, 8)), mask))
+    assert resize_mask(mask, 4)[:1, :2].all() and resize_mask(mask, 4).sum() == 2
+    with pytest.raises(ValueError, match="shape"):
+        energy_inside(cam, mask[:4])

@@ -15,7 +15,7 @@ HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onn
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from test_predict import _save_tiny_checkpoint
+    from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
 
     return _save_tiny_checkpoint(
         tmp_path_factory.mktemp("export") / "tiny.pt", seed=3, method="pu-rm", thresholds=None

@@ -156,3 +156,26 @@ def test_dicom_without_pydicom_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pydicom", None)
     with pytest.raises(ImageReadError, match=r"x\.dcm.*finegrain\[dicom\]"):
         read_grayscale(tmp_path / "x.dcm")
+
+
+def test_decompression_bomb_is_a_read_error_naming_the_file(tmp_path, monkeypatch):
+    """Pillow's DecompressionBombWarning (which names Pillow's own file) becomes an error that
+    names the image, and no warning escapes."""
+    import warnings
+
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 px: a warning, not yet an error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageReadError, match=rf"^{path}: too many pixels .*MAX_IMAGE_PIXELS"):
+            read_grayscale(path, 16)
+    assert caught == []
+
+
+def test_unreadable_dicom_error_starts_with_the_path(tmp_path):
+    pytest.importorskip("pydicom", reason="pydicom (extra 'dicom') not installed")
+    path = tmp_path / "scan.dcm"
+    path.write_bytes(b"not a dicom file")
+    with pytest.raises(ImageReadError, match=rf"^{path}: cannot read DICOM: "):
+        read_grayscale(path, 16)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finegrain.cli import main
+from finegrain.cli import EXIT_PARTIAL, EXIT_USAGE, main
 from finegrain.data.index import read_index
 from finegrain.observations import OBSERVATIONS
 
@@ -38,7 +38,7 @@ def test_index_cli_skip_missing_lists_files(phantom_root: Path, tmp_path: Path, 
     assert main(args) == 2
     assert victim.name in capsys.readouterr().err
     assert not out.exists()
-    assert main([*args, "--skip-missing"]) == 0
+    assert main([*args, "--skip-missing"]) == EXIT_PARTIAL  # written, one image skipped
     listing = tmp_path / "index.csv.skipped.txt"
     assert listing.read_text().split() == [str(victim)]
     assert "dropped 1 (image file missing)" in capsys.readouterr().out
@@ -62,9 +62,9 @@ def test_phantom_cli(tmp_path: Path, capsys):
     assert main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"]) == 0
     assert "5 studies" in capsys.readouterr().out
     assert (out / "mimic-cxr-2.0.0-chexpert.csv.gz").is_file()
-    with pytest.raises(SystemExit):  # not empty
-        main(["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"])
-    assert "not an empty folder" in capsys.readouterr().err
+    again = ["phantom", str(out), "--studies", "5", "--size", "32", "--no-progress"]
+    assert main(again) == EXIT_USAGE  # not empty
+    assert "not an empty folder; choose a new or empty folder" in capsys.readouterr().err
 
 
 def test_index_csv_and_openi_cli(tmp_path: Path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import shutil
 
 import pytest
@@ -224,6 +225,16 @@ def test_lexicon_errors_name_file_and_line(tmp_path):
 
 
 # --- CSV and CLI ------------------------------------------------------------------------------
+#: A phrase of each report of :func:`_write_reports` (never an observation name alone).
+_REPORT_PHRASES = (
+    "small left pleural effusion",
+    "no pneumothorax",
+    "mild cardiomegaly",
+    "worsening edema",
+    "no acute cardiopulmonary process",
+)
+
+
 def _write_reports(path):
     rows = [
         b"study,text\n",
@@ -263,8 +274,10 @@ def test_label_reports_names_missing_column(tmp_path):
         label_reports(src, tmp_path / "out.csv", id_column="study")
 
 
-def test_cli_end_to_end(tmp_path, capsys):
+def test_cli_end_to_end(tmp_path, capsys, caplog):
     from finegrain.cli import main
+
+    caplog.set_level(logging.INFO)  # the default verbosity: INFO and above
 
     src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
     _write_reports(src)
@@ -286,8 +299,10 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr()
     assert "reports read: 4" in printed.out and "empty: 1" in printed.out
-    assert "cardiomegaly" not in (printed.out + printed.err).lower().replace("cardiomegaly ", "")
-    assert "worsening" not in printed.out + printed.err  # report text is never printed
+    shown = " ".join((printed.out + printed.err + caplog.text).lower().split())
+    # report text is never printed or logged; observation names alone are (the counts table)
+    for phrase in _REPORT_PHRASES:
+        assert phrase not in shown, phrase
     with open(out, encoding="utf-8", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
     assert main(["label", str(src), "-o", str(out)]) == 2  # missing column: clean error
@@ -464,3 +479,54 @@ def test_normal_heart_size_is_a_negative_cardiomegaly(sentence):
 
 def test_stable_heart_size_says_nothing_about_cardiomegaly():
     assert label_report("Heart size is stable.")["Cardiomegaly"].status is None
+
+
+def test_duplicate_ids_keep_the_first_row_and_are_listed(tmp_path, caplog):
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    src.write_text(
+        'id,report\n7,"Large pleural effusion."\n8,"Mild edema."\n'
+        '7,"No pleural effusion."\n9,"Normal."\n8,"Severe edema."\n'
+    )
+    summary = label_reports(src, out)
+    assert summary.duplicates == [("7", 4, 2), ("8", 6, 3)]  # (id, line left out, line kept)
+    with open(out, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ["7", "8", "9"]
+    assert rows[0]["Pleural Effusion"] == "1" and rows[1]["Edema subcategory"] == "atypical"
+    said = summary.format() + caplog.text
+    assert "id '7' on line 4 (kept line 2)" in said and "id '8' on line 6 (kept line 3)" in said
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ('id,report\n1,"Mild edema.\n2,No edema.\n3,Normal.\n', "line 2: a quoted field"),
+        ('id,report\n1,"Mild edema.\n2,"No edema."\n3,Normal.\n', "line 2: a quoted field"),
+        ('id,report\n1,Mild edema.\n2,"No edema.",extra\n', "line 3: 3 fields, expected 2"),
+    ],
+)
+def test_unbalanced_quotes_never_merge_rows(tmp_path, content, match):
+    src = tmp_path / "reports.csv"
+    src.write_text(content)
+    with pytest.raises(ValueError, match=rf"reports\.csv: {match}"):
+        label_reports(src, tmp_path / "labels.csv")
+    assert not (tmp_path / "labels.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("degrees", "severity"), [("most-significant", "moderate"), ("last", "small")]
+)
+def test_cli_degrees_rule_reaches_the_labels(tmp_path, degrees, severity):
+    """`finegrain label --degrees` chooses among several degrees of one finding."""
+    from finegrain.cli import main
+
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    with open(src, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "report"])
+        writer.writerow(["r1", "Moderate right pleural effusion. Small left pleural effusion."])
+    assert main(["label", str(src), "-o", str(out), "--degrees", degrees, "--no-progress"]) == 0
+    with open(out, encoding="utf-8", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["Pleural Effusion"] == "1"
+    assert row["Pleural Effusion severity"] == severity

@@ -11,32 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from finegrain.predict import Thresholds, predict, tier
-
-SIZE = 32
-
-
-def _save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | None):
-    from finegrain.train.checkpoint import save_checkpoint
-    from finegrain.train.models import build_model
-
-    torch.manual_seed(seed)
-    model = build_model("densenet-tiny", pretrained=False)
-    with torch.no_grad():  # make the head matter: a spread of probabilities across images
-        model.classifier.weight.mul_(20)
-    payload = {
-        "model": model.state_dict(),
-        "iteration": 5,
-        "model_name": "densenet-tiny",
-        "image_size": SIZE,
-        "observation": "Consolidation",
-        "method": method,
-        "config": {},
-    }
-    if thresholds:
-        payload["thresholds"] = thresholds
-    save_checkpoint(path, payload)
-    return path
+from finegrain.predict import Thresholds, predict
+from helpers import CHECKPOINT_SIZE as SIZE
+from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +32,8 @@ def tiny_checkpoint(phantom_root, tmp_path_factory):
 
     work = tmp_path_factory.mktemp("phantom-run")
     frame, _ = index_mimic(phantom_root, progress=False)
-    index = phantom_root / "index-predict-tests.csv"  # paths are relative to the index folder
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]  # the phantom stays read-only
+    index = work / "index.csv"
     write_index(frame, index)
     prepare(index, work / "cache", size=SIZE, progress=False)
     config = TrainConfig(
@@ -155,7 +133,15 @@ def test_predict_folder_all_formats_and_broken_file(tiny_checkpoint, image_folde
     th = torch.load(tiny_checkpoint, weights_only=True)["thresholds"]
     for name, r in ok.iterrows():
         assert 0 <= r.probability <= 1, name
-        assert r.tier == tier(r.probability, th), name
+        # the tier rule written out here, not computed by finegrain.predict.tier
+        expected = (
+            "negative"
+            if r.probability < th["positive"]
+            else "typical positive"
+            if r.probability >= th["typical"]
+            else "atypical positive"
+        )
+        assert r.tier == expected, name
     # the same picture through every format gets (almost) the same probability
     p = ok["probability"]
     assert p["c_png16.png"] == pytest.approx(p["a_png8.png"], abs=1e-6)  # 16-bit min-max scaled
@@ -196,7 +182,7 @@ def test_predict_requires_thresholds(tmp_path, image_folder):
 
 
 def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, capsys):
-    from finegrain.cli import main
+    from finegrain.cli import EXIT_PARTIAL, main
 
     out_csv, out_json, cams = tmp_path / "p.csv", tmp_path / "p.json", tmp_path / "cams"
     assert (
@@ -210,7 +196,7 @@ def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, c
                 "--no-progress",
             ]
         )
-        == 0
+        == EXIT_PARTIAL  # written, but one image unreadable
     )
     assert "1 unreadable" in capsys.readouterr().out
     table = pd.read_csv(out_csv, keep_default_na=False)
@@ -230,7 +216,7 @@ def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, c
                 str(cams),
             ]
         )
-        == 0
+        == EXIT_PARTIAL
     )
     records = json.loads(out_json.read_text())
     assert records[0]["tier"] in ("negative", "atypical positive", "typical positive")
@@ -238,3 +224,75 @@ def test_predict_cli_csv_json_and_cam(tiny_checkpoint, image_folder, tmp_path, c
     assert [p.name for p in cams.glob("*.png")] == ["a_png8.png"]  # none for the broken file
     with pytest.raises(SystemExit):  # argparse usage error, exit 2
         main(["predict", str(tiny_checkpoint), str(image_folder), "-o", str(tmp_path / "x.txt")])
+
+
+def test_preprocessing_travels_in_the_checkpoint(phantom_root, tmp_path, monkeypatch):
+    """A center-cropped cache of non-square images, training with relative paths, prediction
+    from another working directory: the probabilities are the model's on the cache's own
+    pixels (before the fix, predict fell back to crop="none" when it could not find the cache,
+    0.07 apart). A checkpoint without the spec (older format) is refused."""
+    from finegrain.data.cache import ImageCache, prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+    from finegrain.train import TrainConfig, load_model, train
+    from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
+
+    work = tmp_path / "work"
+    (work / "images").mkdir(parents=True)
+    frame, _ = index_mimic(phantom_root, progress=False)
+    wide = []  # 64 x 96: a band on the left that a center crop removes
+    for image_id, path in zip(frame["image_id"], frame["path"], strict=True):
+        square = np.asarray(Image.open(phantom_root / path).convert("L"))
+        band = np.tile(np.linspace(255, 0, 32, dtype=np.uint8), (square.shape[0], 1))
+        target = work / "images" / f"{image_id}.png"
+        Image.fromarray(np.hstack([band, square])).save(target)
+        wide.append(str(target))
+    frame["path"] = wide
+    write_index(frame, work / "index.csv")
+    monkeypatch.chdir(work)
+    prepare("index.csv", "cache", size=SIZE, crop="center", progress=False, workers=1)
+    config = TrainConfig(
+        index="index.csv",
+        cache="cache",  # relative to the training directory, as a user would type it
+        observation="Cardiomegaly",
+        iterations=2,
+        checkpoint_every=2,
+        batch_size=8,
+        model="densenet-tiny",
+        pretrained=False,
+        augment=False,
+        num_workers=0,
+        device="cpu",
+        eval_splits=("test",),
+        out="run",
+    )
+    checkpoint = (train(config, progress=False) / "checkpoints" / "iter-0000002.pt").resolve()
+    stored = load_checkpoint(checkpoint)
+    assert stored["preprocessing"] == {"size": SIZE, "crop": "center", "normalization": "imagenet"}
+
+    cache = ImageCache(work / "cache")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ids = list(frame["image_id"][:6])
+    paths = [work / "images" / f"{i}.png" for i in ids]
+    got = predict(checkpoint, paths, thresholds=Thresholds(0.5, 0.8), progress=False)
+    model, _ = load_model(checkpoint)
+    pixels = torch.from_numpy(cache.read_rows([cache.row_of(i) for i in ids]))[:, None]
+    with torch.no_grad():
+        expected = torch.softmax(model(pixels), dim=1)[:, 1].numpy()
+    np.testing.assert_allclose(got["probability"].to_numpy(), expected, atol=1e-6)
+    squashed = np.stack([np.asarray(read_squashed(work / "images" / f"{i}.png")) for i in ids])
+    assert not np.array_equal(squashed, cache.read_rows([cache.row_of(i) for i in ids]))
+
+    del stored["preprocessing"]  # a checkpoint from before the spec existed
+    old = tmp_path / "old.pt"
+    save_checkpoint(old, stored)
+    with pytest.raises(ValueError, match="does not record its preprocessing"):
+        predict(old, paths, thresholds=Thresholds(0.5, 0.8), progress=False)
+
+
+def read_squashed(path):
+    from finegrain.data.imageio import read_grayscale
+
+    return read_grayscale(path, SIZE, crop="none")

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import finegrain.reports
-from finegrain.data.csvsource import (
+from finegrain.data.csvsource import index_csv
+from finegrain.data.index import INDEX_COLUMNS
+from finegrain.data.mimic import index_mimic
+from finegrain.data.sources import (
     existing_files,
-    index_csv,
     load_labels_csv,
     patient_split,
     rebase_paths,
 )
-from finegrain.data.index import INDEX_COLUMNS
-from finegrain.data.mimic import index_mimic
 from finegrain.observations import OBSERVATIONS, subcategory_column
 from finegrain.reports import ObservationLabel
+from helpers import patch_labeler
 
 VIEW_KEPT = ("AP", "PA")
 
@@ -111,7 +111,9 @@ def test_missing_column_and_unknown_label_are_named(mimic_copy: Path) -> None:
     labels = _read(mimic_copy, "chexpert")
     labels.loc[5, "Edema"] = "2.0"
     _write(mimic_copy, "chexpert", labels)
-    with pytest.raises(ValueError, match=r"chexpert\.csv\.gz: line 7, column 'Edema'.*'2\.0'"):
+    with pytest.raises(
+        ValueError, match=r"chexpert\.csv\.gz: label '2\.0' in column 'Edema' at line 7"
+    ):
         index_mimic(mimic_copy, progress=False)
     _csv_path(mimic_copy, "negbio").unlink()
     with pytest.raises(FileNotFoundError, match="negbio"):
@@ -150,15 +152,16 @@ def test_labels_csv_gives_coarse_labels_and_subcategories(phantom_root, tmp_path
         assert (got == wide.loc[frame["study_id"], obs].to_numpy()).all()
     bad = tmp_path / "bad.csv"
     pd.DataFrame(rows).assign(Edema="maybe").to_csv(bad, index=False)
-    with pytest.raises(ValueError, match=r"bad\.csv: line 2, column 'Edema'"):
+    with pytest.raises(ValueError, match=r"bad\.csv: label .* in column 'Edema' at line 2"):
         load_labels_csv(bad)
 
 
 def test_subcategories_only_where_the_coarse_label_is_positive_or_uncertain(
     phantom_root: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr(finegrain.reports, "label_report", _stub_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _stub_labeler)
     frame, summary = index_mimic(phantom_root, progress=False)
+    assert calls  # the stub labelled the reports
     for obs in OBSERVATIONS:
         positive = frame[obs].isin([1, -1]).fillna(False)
         sub = frame[subcategory_column(obs)]
@@ -167,8 +170,9 @@ def test_subcategories_only_where_the_coarse_label_is_positive_or_uncertain(
 
 
 def test_missing_report_is_counted(mimic_copy: Path, monkeypatch) -> None:
-    monkeypatch.setattr(finegrain.reports, "label_report", _stub_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _stub_labeler)
     frame, _ = index_mimic(mimic_copy, progress=False)
+    assert calls  # the stub labelled the reports
     s, t = frame["subject_id"].iloc[0], frame["study_id"].iloc[0]
     (mimic_copy / f"files/p{s[:2]}/p{s}/s{t}.txt").unlink()
     again, summary = index_mimic(mimic_copy, progress=False)
@@ -179,7 +183,7 @@ def test_missing_report_is_counted(mimic_copy: Path, monkeypatch) -> None:
 
 
 def test_reports_root_elsewhere(mimic_copy: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(finegrain.reports, "label_report", _stub_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _stub_labeler)
     reports = tmp_path / "reports"
     for txt in (mimic_copy / "files").rglob("*.txt"):
         dest = reports / txt.relative_to(mimic_copy)
@@ -187,8 +191,10 @@ def test_reports_root_elsewhere(mimic_copy: Path, tmp_path: Path, monkeypatch) -
         txt.rename(dest)
     _, summary = index_mimic(mimic_copy, progress=False)
     assert any(r.startswith("rows whose report is missing") for r in summary.notes)
-    _, summary = index_mimic(mimic_copy, reports_root=reports, progress=False)
-    assert not any(r.startswith("report missing") for r in summary.dropped)
+    again, summary = index_mimic(mimic_copy, reports_root=reports, progress=False)
+    # the reason is a note (rows kept, subcategories empty), never a drop
+    assert not any(r.startswith("rows whose report is missing") for r in summary.notes)
+    assert calls and again[subcategory_column("Edema")].notna().any()  # the stub labelled them
 
 
 def test_patient_split_is_deterministic_and_patient_level() -> None:
@@ -227,10 +233,11 @@ def test_index_csv_with_label_columns_and_reports(tmp_path: Path, monkeypatch) -
     )
     frame, _ = index_csv(tmp_path / "split.csv", progress=False)
     assert frame["split"].tolist()[:2] == ["train", "validate"]
-    monkeypatch.setattr(finegrain.reports, "label_report", _stub_labeler, raising=False)
-    base.assign(report="Mild edema.").to_csv(tmp_path / "reports.csv", index=False)
+    calls = patch_labeler(monkeypatch, _stub_labeler)
+    # the real labeler finds no edema here: only the stub makes every row atypical
+    base.assign(report="No acute findings.").to_csv(tmp_path / "reports.csv", index=False)
     frame, _ = index_csv(tmp_path / "reports.csv", progress=False)
-    assert (frame[subcategory_column("Edema")] == "atypical").all()
+    assert len(calls) == 6 and (frame[subcategory_column("Edema")] == "atypical").all()
     base.assign(path=["img0.png", "nope.png", *base["path"][2:]], report="x").to_csv(
         tmp_path / "missing.csv", index=False
     )
@@ -254,7 +261,6 @@ def test_rebase_paths(tmp_path: Path) -> None:
 def test_index_subcategories_agree_with_the_phantom_truth(phantom_root: Path) -> None:
     """With the real report labeler: subcategories in the index match the truth the phantom
     drew (agreement measured over rows where both give one)."""
-    pytest.importorskip("finegrain.reports.labeler")
     frame, summary = index_mimic(phantom_root, progress=False)
     truth = pd.read_csv(phantom_root / "phantom-truth.csv", dtype=str, keep_default_na=False)
     wide = truth.pivot(index="study_id", columns="observation", values="subcategory")

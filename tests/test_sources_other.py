@@ -7,12 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import finegrain.reports
 from finegrain.data.chexpert import index_chexpert
 from finegrain.data.index import INDEX_COLUMNS
 from finegrain.data.openi import index_openi
 from finegrain.observations import OBSERVATIONS, subcategory_column
 from finegrain.reports import ObservationLabel
+from helpers import patch_labeler
 
 
 def _edema_labeler(text: str, **_: object) -> dict[str, ObservationLabel]:
@@ -87,7 +87,7 @@ def test_chexpert_labels_csv_and_errors(tmp_path: Path) -> None:
     train = pd.read_csv(root / "train.csv", dtype=str, keep_default_na=False)
     train.loc[4, "Edema"] = "yes"
     train.to_csv(root / "train.csv", index=False)
-    with pytest.raises(ValueError, match=r"train\.csv: line 6, column 'Edema'"):
+    with pytest.raises(ValueError, match=r"train\.csv: label .* in column 'Edema' at line 6"):
         index_chexpert(root, skip_missing=True)
     train.drop(columns=["AP/PA"]).to_csv(root / "train.csv", index=False)
     with pytest.raises(ValueError, match=r"train\.csv: missing column\(s\) 'AP/PA'"):
@@ -95,7 +95,7 @@ def test_chexpert_labels_csv_and_errors(tmp_path: Path) -> None:
 
 
 def test_openi_with_image_folder(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(finegrain.reports, "label_report", _edema_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _edema_labeler)
     folder = tmp_path / "openi"
     (folder / "images").mkdir(parents=True)
     reports = pd.DataFrame(
@@ -109,6 +109,7 @@ def test_openi_with_image_folder(tmp_path: Path, monkeypatch) -> None:
         (folder / "images" / name).write_bytes(b"x")
     (folder / "images" / "notes.txt").write_text("ignored")
     frame, summary = index_openi(folder, progress=False)
+    assert calls  # the stub labelled the reports
     assert summary.kept == 4
     assert summary.dropped == {"report without image": 1, "report missing": 1}
     edema = dict(zip(frame["image_id"], frame[subcategory_column("Edema")], strict=True))
@@ -118,7 +119,7 @@ def test_openi_with_image_folder(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_openi_with_mapping_and_missing_file(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(finegrain.reports, "label_report", _edema_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _edema_labeler)
     folder = tmp_path / "openi"
     folder.mkdir()
     pd.DataFrame({"id": ["7"], "report": ["edema"]}).to_csv(folder / "reports.csv", index=False)
@@ -129,12 +130,13 @@ def test_openi_with_mapping_and_missing_file(tmp_path: Path, monkeypatch) -> Non
     with pytest.raises(FileNotFoundError, match=r"b\.png \(images\.csv line 3\)"):
         index_openi(folder, progress=False)
     frame, summary = index_openi(folder, skip_missing=True, progress=False)
+    assert calls  # the stub labelled the report
     assert frame["view"].tolist() == ["PA"] and summary.skipped_files[0].endswith("b.png")
 
 
 def test_openi_on_the_shared_reports(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
     """Real OpenI report ids and texts, with stand-in image files for a few of them."""
-    monkeypatch.setattr(finegrain.reports, "label_report", _edema_labeler, raising=False)
+    calls = patch_labeler(monkeypatch, _edema_labeler)
     reports = pd.read_csv(shared_data / "openi" / "reports.csv", dtype=str)
     folder = tmp_path / "openi"
     (folder / "images").mkdir(parents=True)
@@ -143,5 +145,6 @@ def test_openi_on_the_shared_reports(shared_data: Path, tmp_path: Path, monkeypa
     for i in ids:
         (folder / "images" / f"CXR{i}_IM-0000-1001.png").write_bytes(b"x")
     frame, summary = index_openi(folder, progress=False)
+    assert calls  # the stub labelled the reports
     assert sorted(frame["study_id"]) == sorted(ids)
     assert summary.dropped["report without image"] == len(reports) - 10

@@ -61,8 +61,11 @@ def test_train_cli_on_phantom(phantom_data, tmp_path, capsys):
     assert config["method"] == "pu-rm" and config["tau"] == 0.2 and config["augment"] is True
     assert config["data"]["train"]["kept"] > 0 and "blank label" in config["data"]["train"]
     assert [m["iteration"] for m in read_jsonl(out / "metrics.jsonl")] == [2, 4]
-    assert main(_args(phantom_data, out, "--resume")) == 0  # complete: nothing to do
+    same = ("--method", "pu-rm", "--tau", "0.2", "--workers", "1")  # workers: runtime only
+    assert main(_args(phantom_data, out, *same, "--resume")) == 0  # complete: nothing to do
     assert "run complete" in capsys.readouterr().out
+    assert main(_args(phantom_data, out, "--resume")) == 2  # the default tau is another run
+    assert "(tau: 0.2 -> 0.3)" in capsys.readouterr().err
 
 
 def test_train_cli_errors(phantom_data, tmp_path, capsys, monkeypatch):

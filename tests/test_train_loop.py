@@ -12,115 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from finegrain.io import read_jsonl
-from finegrain.train.checkpoint import list_checkpoints, load_checkpoint, load_model
+from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
-from finegrain.train.models import MODELS, register_model
+from finegrain.train.rundir import RunDirectory, load_model
+from helpers import KillAfter, assert_same_state, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class TinyCXR(Dataset):
-    """``n`` random uint8 images, brighter when positive; the optional noise augmentation
-    draws from the global torch RNG (as a real augmentation would)."""
-
-    def __init__(self, n=48, size=32, seed=0, augment=False, keep_uncertain=True):
-        rng = np.random.default_rng(seed)
-        labels = rng.choice([1, 0, -1], size=n, p=[0.4, 0.4, 0.2])
-        if not keep_uncertain:
-            labels = labels[labels != -1]
-        n = len(labels)
-        self.labels = labels.astype(np.int64)
-        self.subcategories = np.array(
-            [rng.choice(["atypical", "typical"]) if lab != 0 else None for lab in labels],
-            dtype=object,
-        )
-        self.image_ids = [f"img{i:03d}" for i in range(n)]
-        base = rng.integers(0, 200, size=(n, 1, size, size))
-        bright = np.where(self.labels == 0, 0, 40)[:, None, None, None]
-        self.images = torch.from_numpy((base + bright).clip(0, 255).astype(np.uint8))
-        self.augment = augment
-        self.summary = {"kept": n}
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        image = self.images[i]
-        if self.augment:
-            noise = torch.randint(-8, 9, image.shape, dtype=torch.int16)
-            image = (image.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
-        return image, torch.tensor(self.labels[i]), torch.tensor(i)
-
-
-class KillAfter(Dataset):
-    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
-
-    def __init__(self, dataset, limit):
-        self.dataset, self.limit, self.calls = dataset, limit, 0
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        self.calls += 1
-        if self.calls > self.limit:
-            raise KeyboardInterrupt("killed")
-        return self.dataset[i]
-
-
-def tiny_datasets(keep_uncertain=True):
-    return {
-        "train": TinyCXR(48, 32, seed=0, augment=True, keep_uncertain=keep_uncertain),
-        "validate": TinyCXR(24, 32, seed=1),
-    }
-
-
-def _tiny_cnn() -> nn.Module:
-    """A BatchNorm-free CNN (so per-rank batches give the same result as one big batch)."""
-    net = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1),
-        nn.GroupNorm(2, 8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-    )
-    return net
-
-
-def register_tiny_cnn() -> None:
-    if "test-cnn" not in MODELS:
-        register_model("test-cnn", _tiny_cnn, lambda net: (net, 16))
-
-
-def make_config(out, **overrides) -> TrainConfig:
-    register_tiny_cnn()
-    values = dict(
-        index="unused.csv",
-        cache="unused-cache",
-        observation="Edema",
-        method="pu-rm",
-        model="test-cnn",
-        pretrained=False,
-        iterations=6,
-        checkpoint_every=3,
-        batch_size=8,
-        out=str(out),
-        num_workers=0,
-        eval_batch_size=16,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def test_run_directory_layout(tmp_path):
@@ -131,8 +31,9 @@ def test_run_directory_layout(tmp_path):
         "done",
         "metrics.jsonl",
         "predictions-validate.csv",
+        "train.lock",
     ]
-    assert [i for i, _ in list_checkpoints(out)] == [3, 6]
+    assert [i for i, _ in RunDirectory(out).checkpoints()] == [3, 6]
     config = json.loads((out / "config.json").read_text())
     assert config["method"] == "pu-rm" and config["tau"] == 0.3
     assert {"python", "torch", "torchvision", "finegrain", "git_commit"} <= set(config["versions"])
@@ -153,9 +54,14 @@ def test_run_directory_layout(tmp_path):
     saved = predictions[predictions["iteration"] == 6]["score"].to_numpy()
     np.testing.assert_allclose(scores.numpy(), saved, rtol=1e-5, atol=1e-6)
     # a complete run is not overwritten; resuming it is a no-op
-    with pytest.raises(ValueError, match="done"):
+    with pytest.raises(ValueError, match="complete run"):
         train(make_config(tmp_path / "run"), datasets=tiny_datasets(), progress=False)
     assert train(make_config(tmp_path / "run"), resume=True, datasets=tiny_datasets()) == out
+    # ... but only under the settings it was trained with (runtime fields aside)
+    with pytest.raises(ValueError, match=r"cannot reuse .*iterations: 6 -> 9"):
+        train(make_config(tmp_path / "run", iterations=9), resume=True, datasets=tiny_datasets())
+    relocated = make_config(tmp_path / "run", num_workers=1, eval_batch_size=5)
+    assert train(relocated, resume=True, datasets=tiny_datasets()) == out
 
 
 def test_resume_after_kill_is_bit_exact(tmp_path):
@@ -166,7 +72,7 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     data["train"] = KillAfter(data["train"], limit=4 * 8 + 3)  # dies during iteration 5
     with pytest.raises(KeyboardInterrupt):
         train(make_config(killed), datasets=data, progress=False)
-    assert [i for i, _ in list_checkpoints(killed)] == [3]
+    assert [i for i, _ in RunDirectory(killed).checkpoints()] == [3]
     assert not (killed / "done").exists()
     # simulate lines written after the checkpoint by the killed process: they must be dropped
     with open(killed / "metrics.jsonl", "a") as handle:
@@ -194,6 +100,108 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     pa = pd.read_csv(full / "predictions-validate.csv")
     pb = pd.read_csv(killed / "predictions-validate.csv")
     pd.testing.assert_frame_equal(pa, pb)
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+import torch
+from finegrain.train.config import TrainConfig
+from finegrain.train.loop import build_datasets, train
+from finegrain.train.methods import get_method
+
+torch.set_num_threads(1)
+config = TrainConfig.from_dict(json.loads(sys.argv[1]))
+limit = int(sys.argv[2])
+datasets = build_datasets(config, get_method(config.method))
+
+
+class KillAfter(torch.utils.data.Dataset):
+    def __init__(self, dataset):
+        self.dataset, self.calls = dataset, 0
+        self.cache, self.summary, self.augment = dataset.cache, dataset.summary, dataset.augment
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.dataset[i]
+
+
+datasets["train"] = KillAfter(datasets["train"])
+train(config, datasets=datasets, progress=False)
+"""
+
+
+def test_resume_after_sigkill_with_the_real_dataset_and_augmentation(phantom_root, tmp_path):
+    """``CXRDataset`` + ``Augmentation`` from a real cache: a run SIGKILLed after its first
+    checkpoint and resumed (``finegrain train --resume``) ends bit-identical to a run that was
+    never interrupted."""
+    import subprocess
+    import sys
+
+    from finegrain.cli import main
+    from finegrain.data.cache import prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+
+    frame, _ = index_mimic(phantom_root, progress=False)
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
+    write_index(frame, tmp_path / "index.csv")
+    prepare(tmp_path / "index.csv", tmp_path / "cache", size=32, progress=False, workers=1)
+
+    def config(out):
+        return TrainConfig(
+            index=str(tmp_path / "index.csv"),
+            cache=str(tmp_path / "cache"),
+            observation="Cardiomegaly",
+            method="pu-rm",
+            model="densenet-tiny",
+            pretrained=False,
+            iterations=6,
+            checkpoint_every=3,
+            batch_size=8,
+            augment=True,
+            num_workers=0,
+            device="cpu",
+            out=str(out),
+        )
+
+    full = train(config(tmp_path / "full"), progress=False)
+    killed = tmp_path / "killed"
+    dead = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, json.dumps(config(killed).to_dict()), str(3 * 8 + 3)],
+        capture_output=True,
+        text=True,
+    )
+    assert dead.returncode == -9, dead.stderr  # SIGKILL during iteration 4
+    assert [i for i, _ in RunDirectory(killed).checkpoints()] == [3]
+    assert not RunDirectory(killed).is_done()
+    args = ["train", "--index", str(tmp_path / "index.csv"), "--cache", str(tmp_path / "cache")]
+    args += ["--observation", "Cardiomegaly", "--method", "pu-rm", "--model", "densenet-tiny"]
+    args += ["--no-pretrained", "--iterations", "6", "--checkpoint-every", "3"]
+    args += ["--batch-size", "8", "--workers", "0", "--device", "cpu", "--no-progress"]
+    assert main([*args, "--out", str(killed), "--resume"]) == 0
+
+    a = load_checkpoint(full / "checkpoints" / "iter-0000006.pt")
+    b = load_checkpoint(killed / "checkpoints" / "iter-0000006.pt")
+    assert_same_state(a["model"], b["model"])
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert_same_state(sa, sb)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(full / "predictions-validate.csv"),
+        pd.read_csv(killed / "predictions-validate.csv"),
+    )
+    # the guard: the augmentation draws matter (without them the weights differ)
+    plain = train(
+        TrainConfig(**(config(tmp_path / "plain").to_dict() | {"augment": False})), progress=False
+    )
+    c = load_checkpoint(plain / "checkpoints" / "iter-0000006.pt")
+    assert any(not torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
 
 
 def test_different_seed_differs(tmp_path):

@@ -54,6 +54,26 @@ CHANGE_CUES: dict[str, str] = {
     "increase": TYPICAL,
 }
 
+#: Severity terms from least to most significant: decides between several degrees of one
+#: finding in one study (``finegrain.reports.aggregate``). Each side of Table 1 keeps its
+#: place (every atypical term ranks below every typical one).
+SEVERITY_ORDER: tuple[str, ...] = (
+    "trace",
+    "minimal",
+    "tiny",
+    "minor",
+    "small",
+    "mild",
+    "mild-to-moderate",
+    "acute",
+    "moderate",
+    "substantial",
+    "moderate-to-severe",
+    "large",
+    "severe",
+    "massive",
+)
+
 #: The accepted values of ``precedence``.
 PRECEDENCES: tuple[str, ...] = ("severity", "change", "typical-wins", "atypical-wins")
 

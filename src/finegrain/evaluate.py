@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finegrain.data.index import FINE_LABEL_SOURCES, fine_label_column
+from finegrain.labels import check_labels, check_subcategories
 from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
     NEGATIVE,
@@ -37,6 +39,7 @@ __all__ = [
     "read_labels",
     "read_predictions",
     "score_predictions",
+    "subcategory_agreement",
 ]
 
 #: Keys of the dict returned by :func:`score_predictions` (the metrics.jsonl contract).
@@ -50,52 +53,49 @@ SCORE_KEYS: tuple[str, ...] = (
 )
 
 
-def _where(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
-    """The first flagged value and where it is: ``line N`` of a CSV file, else ``row <index>``."""
-    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
-    index, value = values.index[pos], values.iloc[pos]
-    value = value.item() if isinstance(value, np.generic) else value
+def _where(values: pd.Series, pos: int, source: str) -> str:
+    """Where the ``pos``-th value is: ``line N`` of a CSV file, else ``row <index>``."""
+    index = values.index[pos]
     index = index.item() if isinstance(index, np.generic) else index
     if source.endswith((".csv", ".csv.gz", ".gz", ".tsv")) and isinstance(index, int):
-        return value, f"line {int(index) + 2}"
-    return value, f"row {index!r}"
+        return f"line {int(index) + 2}"
+    return f"row {index!r}"
+
+
+def _first(values: pd.Series, mask: pd.Series | np.ndarray, source: str) -> tuple[Any, str]:
+    """The first flagged value and where it is (see :func:`_where`)."""
+    pos = int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+    value = values.iloc[pos]
+    value = value.item() if isinstance(value, np.generic) else value
+    return value, _where(values, pos, source)
 
 
 def _labels_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     """Coarse labels as float (1, 0, -1, NaN for blank); a ValueError names the bad row."""
-    numeric = pd.to_numeric(values, errors="coerce").astype("Float64")
-    text = values.astype("string").str.strip()
-    bad = (numeric.isna() & values.notna() & (text != "")) | (
-        numeric.notna() & ~numeric.isin([POSITIVE, NEGATIVE, UNCERTAIN])
+    labels = check_labels(
+        values, source=source, column=column, where=lambda pos: _where(values, pos, source)
     )
-    if bad.any():
-        value, where = _where(values, bad, source)
-        raise ValueError(
-            f"{source}: label {value!r} in column {column!r} at {where} "
-            "is not one of 1, 0, -1 or empty"
-        )
-    return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return labels.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _subcategory_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     """Subcategories as an object array of 'atypical' / 'typical' / None."""
-    text = values.astype("string").str.strip().str.lower()
-    text = text.mask(text == "", pd.NA)
-    bad = text.notna() & ~text.isin(SUBCATEGORIES)
-    if bad.any():
-        value, where = _where(values, bad, source)
-        raise ValueError(
-            f"{source}: subcategory {value!r} in column {column!r} at {where} "
-            "is not 'atypical', 'typical' or empty"
-        )
-    return text.to_numpy(dtype=object, na_value=None)
+    subs = check_subcategories(
+        values, source=source, column=column, where=lambda pos: _where(values, pos, source)
+    )
+    return subs.to_numpy(dtype=object, na_value=None)
+
+
+def _as_objects(values: pd.Series) -> np.ndarray:
+    """Subcategories as an object array with ``None`` for missing (pandas may hold NaN)."""
+    return values.astype("string").to_numpy(dtype=object, na_value=None)
 
 
 def _score_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
-        value, where = _where(values, bad, source)
+        value, where = _first(values, bad, source)
         raise ValueError(
             f"{source}: score {value!r} in column {column!r} at {where} is not a "
             f"finite number ({int(bad.sum())} such row(s))"
@@ -138,7 +138,8 @@ def _select(
         positive = positive | uncertain
     negative = label == NEGATIVE
     used = positive | negative
-    has_sub = np.array([s is not None for s in subcategory], dtype=bool)
+    # a str, else no subcategory (None, or NaN where pandas stored the None as a string NA)
+    has_sub = np.array([isinstance(s, str) for s in subcategory], dtype=bool)
     in_fg = positive & has_sub
     left_out: Counter = Counter()
     left_out["blank label"] = int(np.isnan(label).sum())
@@ -209,7 +210,9 @@ def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFra
         raise FileNotFoundError(f"{what} file not found: {path}")
     if path.suffix == ".parquet":
         return pd.read_parquet(path), str(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+    from finegrain.io import read_csv  # errors name the file and line
+
+    return read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
 
 
 def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
@@ -229,10 +232,10 @@ def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     ids = frame[column].astype("string").str.strip()
     blank = ids.isna() | (ids == "")
     if blank.any():
-        raise ValueError(f"{source}: empty {column!r} at {_where(ids, blank, source)[1]}")
+        raise ValueError(f"{source}: empty {column!r} at {_first(ids, blank, source)[1]}")
     dup = ids.duplicated()
     if dup.any():
-        value, where = _where(ids, dup, source)
+        value, where = _first(ids, dup, source)
         raise ValueError(f"{source}: duplicate {column} {value!r} at {where}")
     return ids
 
@@ -257,7 +260,7 @@ def read_predictions(
     if "iteration" in frame.columns:
         iters = pd.to_numeric(frame["iteration"], errors="coerce")
         if iters.isna().any():
-            value, where = _where(frame["iteration"], iters.isna(), source)
+            value, where = _first(frame["iteration"], iters.isna(), source)
             raise ValueError(f"{source}: iteration {value!r} at {where} is not a number")
         available = sorted(int(i) for i in iters.unique())
         if not available:
@@ -282,16 +285,22 @@ def read_predictions(
     return out, chosen, source
 
 
-def read_labels(labels: pd.DataFrame | str | Path, observation: str) -> tuple[pd.DataFrame, str]:
+def read_labels(
+    labels: pd.DataFrame | str | Path, observation: str, *, fine_labels: str = "text"
+) -> tuple[pd.DataFrame, str]:
     """Labels of one observation: ``(frame with columns id, label, subcategory, source)``.
 
     Accepts a labels CSV from ``finegrain label`` (``id``, ``<Obs>``, ``<Obs> subcategory``, ...)
-    or an index table (``image_id``, ..., ``<Obs>``, ``<Obs> subcategory``).
+    or an index table (``image_id``, ..., ``<Obs>``, ``<Obs> subcategory``). ``fine_labels``
+    picks the subcategory source: ``text`` (the report labeler's ``<Obs> subcategory``) or
+    ``mesh`` (OpenI's human MeSH annotation, ``<Obs> subcategory mesh``, written by
+    ``finegrain index --openi``); with ``mesh`` the frame also has ``text_subcategory`` when the
+    table has the text-mined column (for the agreement between the two).
     """
     observation = check_observation(observation)
     frame, source = _read_table(labels, "labels")
     id_col = _id_column(frame, None, source)
-    sub_col = subcategory_column(observation)
+    sub_col = fine_label_column(observation, fine_labels)
     _require(frame, [observation, sub_col], source)
     out = pd.DataFrame(
         {
@@ -300,7 +309,43 @@ def read_labels(labels: pd.DataFrame | str | Path, observation: str) -> tuple[pd
             "subcategory": _subcategory_array(frame[sub_col], source, sub_col),
         }
     )
+    text_col = subcategory_column(observation)
+    if fine_labels != "text" and text_col in frame.columns:
+        out["text_subcategory"] = _subcategory_array(frame[text_col], source, text_col)
     return out, source
+
+
+def subcategory_agreement(first: np.ndarray | list, second: np.ndarray | list) -> dict[str, Any]:
+    """How two subcategory sources agree on the cases both label (anything but ``atypical`` /
+    ``typical``, e.g. ``None`` or ``""``, is no subcategory).
+
+    Returns ``n`` (cases with both), ``agree``, ``proportion`` and Cohen's ``kappa`` (``None``
+    when undefined), and the 2×2 ``table`` ``{first: {second: count}}``.
+
+    >>> subcategory_agreement(["typical", "atypical", "typical", None],
+    ...                       ["typical", "typical", "typical", "atypical"])["agree"]
+    2
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = np.asarray(first, dtype=object), np.asarray(second, dtype=object)
+    known = set(SUBCATEGORIES)
+    both = np.array([x in known and y in known for x, y in zip(a, b, strict=True)], dtype=bool)
+    a, b = a[both].astype(str), b[both].astype(str)
+    n = int(both.sum())
+    agree = int((a == b).sum())
+    kappa = None
+    if n and len(set(a) | set(b)) > 1:
+        value = float(cohen_kappa_score(a, b, labels=list(SUBCATEGORIES)))
+        kappa = None if np.isnan(value) else value
+    table = {x: {y: int(((a == x) & (b == y)).sum()) for y in SUBCATEGORIES} for x in SUBCATEGORIES}
+    return {
+        "n": n,
+        "agree": agree,
+        "proportion": agree / n if n else None,
+        "kappa": kappa,
+        "table": table,
+    }
 
 
 @dataclass
@@ -326,6 +371,8 @@ class Evaluation:
     include_uncertain: bool
     predictions_source: str
     labels_source: str | None
+    fine_labels: str = "text"
+    agreement: dict[str, Any] | None = None  # text-mined vs fine_labels, AUC^FG-eligible cases
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -345,6 +392,8 @@ class Evaluation:
                 return f"{name:<7} undefined ({missing})   ({counts})"
             return f"{name:<7} {value:.4f}  {pct} CI {ci[0]:.4f} to {ci[1]:.4f}   ({counts})"
 
+        if self.fine_labels != "text":
+            title += f" (AUC^FG against the {self.fine_labels} subcategories)"
         lines = [
             f"{title}: {self.n_predictions} predictions from {self.predictions_source}"
             + (f", labels from {self.labels_source}" if self.labels_source else ""),
@@ -365,6 +414,14 @@ class Evaluation:
         ]
         for reason, n in self.left_out.items():
             lines.append(f"left out {n} ({reason})")
+        if self.agreement is not None:
+            a = self.agreement
+            kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.3f}"
+            share = "" if a["proportion"] is None else f" ({100 * a['proportion']:.1f}%)"
+            lines.append(
+                f"text-mined vs {self.fine_labels} subcategories: agree on {a['agree']} of "
+                f"{a['n']} positives with both{share}, Cohen's kappa {kappa}"
+            )
         if self.labels_without_prediction:
             lines.append(
                 f"note: {self.labels_without_prediction} labelled cases have no prediction"
@@ -389,6 +446,7 @@ def evaluate_predictions(
     level: float = 0.95,
     seed: int = 0,
     include_uncertain: bool = False,
+    fine_labels: str = "text",
 ) -> Evaluation:
     """Join predictions to labels by id and measure AUC^FG and AUC with bootstrap CIs.
 
@@ -397,7 +455,19 @@ def evaluate_predictions(
     ``subcategory`` columns (as a run's ``predictions-<split>.csv`` does); with ``labels``, those
     columns of the predictions are ignored. Every prediction left out is counted by reason:
     id not in the labels, blank label, uncertain label, positive without a subcategory.
+
+    ``fine_labels="mesh"`` measures AUC^FG against the human MeSH subcategories of an OpenI
+    index (``labels`` needed) and reports their agreement with the text-mined ones on the
+    positives of the predictions (:func:`subcategory_agreement`).
     """
+    if fine_labels not in FINE_LABEL_SOURCES:
+        raise ValueError(f"fine_labels must be one of {FINE_LABEL_SOURCES}, got {fine_labels!r}")
+    if fine_labels != "text" and labels is None:
+        raise ValueError(
+            f"fine_labels={fine_labels!r} needs labels: an index table with "
+            f"'<Observation> subcategory {fine_labels}' columns (finegrain index --openi)"
+        )
+    agreement = None
     preds, chosen, pred_source = read_predictions(
         predictions, id_column=id_column, score_column=score_column, iteration=iteration
     )
@@ -408,14 +478,19 @@ def evaluate_predictions(
         if observation is None:
             raise ValueError("an observation is needed to read labels (e.g. observation='Edema')")
         observation = check_observation(observation)
-        table, labels_source = read_labels(labels, observation)
+        table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
         found = preds["id"].isin(table["id"])
         left_out["id not in labels"] = int((~found).sum())
         unmatched_labels = int((~table["id"].isin(preds["id"])).sum())
         matched = table.set_index("id").loc[preds.loc[found, "id"]]
         label = matched["label"].to_numpy(dtype=np.float64)
-        subcategory = matched["subcategory"].to_numpy(dtype=object)
+        subcategory = _as_objects(matched["subcategory"])
         score = preds.loc[found, "score"].to_numpy()
+        if "text_subcategory" in matched.columns:
+            positive = (label == POSITIVE) | (include_uncertain & (label == UNCERTAIN))
+            agreement = subcategory_agreement(
+                _as_objects(matched["text_subcategory"])[positive], subcategory[positive]
+            )
     else:
         _require(preds, ["label", "subcategory"], f"{pred_source} (no labels file given)")
         if observation is not None:
@@ -455,4 +530,6 @@ def evaluate_predictions(
         include_uncertain=include_uncertain,
         predictions_source=pred_source,
         labels_source=labels_source,
+        fine_labels=fine_labels,
+        agreement=agreement,
     )

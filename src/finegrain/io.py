@@ -15,38 +15,69 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _default_mode() -> int:
-    """Permissions a plain ``open()`` would give a new file (0o666 less the umask)."""
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
-_FILE_MODE = _default_mode()
+def default_mode(*, directory: bool = False) -> int:
+    """Permissions a plain ``open()`` (or ``mkdir``) would give a new file (folder): 0o666
+    (0o777) less the umask. ``tempfile`` makes 0o600 / 0o700, which a shared dataset or cache
+    folder must not keep."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+_FILE_MODE = default_mode()
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` again naming ``path`` when it names a temporary file of ours or nothing (a failed
+    ``write``): the user asked for ``path``; the temporary name means nothing to them. An error
+    that names another file (read inside the ``with`` block) is left as it is."""
+    name = exc.filename
+    ours = name is None or (
+        Path(str(name)).name.startswith(f".{path.name}.") and str(name).endswith(".tmp")
+    )
+    if exc.errno is None or not ours:
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))  # the subclass
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on clean exit rename it over ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left untouched.
+    On an exception the temporary file is removed and ``path`` is left untouched. An
+    :class:`OSError` of the file system (permission, full disk, a folder in the way) is raised
+    again naming ``path``, not the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
         kwargs.setdefault("newline", "" if path.suffix == ".csv" else None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a shared cache must stay readable
-        with os.fdopen(fd, mode, **kwargs) as handle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        try:
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a shared cache must stay readable
+            handle = os.fdopen(fd, mode, **kwargs)
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and _naming(exc, path) is not exc:
+            raise _naming(exc, path) from exc
         raise
 
 
@@ -78,11 +109,15 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line to ``path`` and fsync it (a line is either whole or absent on reads
     that skip a trailing partial line, see :func:`read_jsonl`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise _naming(exc, path) from exc
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
@@ -95,3 +130,42 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             if line.strip():
                 records.append(json.loads(line))
     return records
+
+
+def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
+    """``pandas.read_csv`` with errors that name the file and line: an empty file, bytes that
+    are not UTF-8 (with the line and byte where they start), a row that does not parse.
+
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "scores.csv"
+    >>> _ = bad.write_bytes(b"image_id,score\\na,0.5\\nb,\\xff\\n")
+    >>> read_csv(bad)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../scores.csv: line 3, byte 3 (0xff) is not UTF-8: save the file as UTF-8 text
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty file (expected a header row of column names)") from None
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path}: {_first_undecodable(path)} is not UTF-8: save the file as UTF-8 text"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+
+
+def _first_undecodable(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits: ``line L, byte B (0xXX)``."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return f"line {line}, byte {column} (0x{data[exc.start]:02x})"
+    return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is

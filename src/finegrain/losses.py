@@ -81,7 +81,7 @@ def pce_loss(
     >>> import torch
     >>> logits = torch.tensor([[0.0, math.log(0.1 / 0.9)]])  # p(positive) = 0.1
     >>> round(pce_loss(logits, torch.tensor([1]), tau=0.3).item(), 6)
-    1.870639
+    1.87064
     """
     if not 0.0 < tau < 1.0:
         raise ValueError(f"tau must lie in (0, 1), got {tau!r}")

@@ -3,15 +3,21 @@
 Each subcommand lives in its own module ``finegrain.cli.<name>`` exposing ``HELP`` (one line),
 ``DESCRIPTION`` (the ``--help`` text), ``add_arguments(parser)`` and ``run(args) -> int``.
 Command modules import heavy libraries (torch, pandas) inside ``run`` so that ``--help`` is fast.
+
+Exit codes are owned here (:data:`EXIT_OK` ...) and printed at the end of every command's
+``--help``; a command returns :func:`exit_status` for work done per input.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 #: Subcommands in pipeline order: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -20,6 +26,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("phantom", "finegrain.cli.phantom"),
     ("index", "finegrain.cli.index"),
     ("prepare", "finegrain.cli.prepare"),
+    ("weights", "finegrain.cli.weights"),
     ("train", "finegrain.cli.train"),
     ("evaluate", "finegrain.cli.evaluate"),
     ("cam", "finegrain.cli.cam"),
@@ -28,9 +35,101 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("export", "finegrain.cli.export"),
 )
 
+#: Everything asked for was done.
+EXIT_OK = 0
+#: Nothing useful was done: the file system refused (permission, full disk, a path that is a
+#: file), or every input failed.
+EXIT_FAILED = 1
+#: Bad arguments or bad input that the user must fix (argparse's own code for usage errors).
+EXIT_USAGE = 2
+#: Output was written, but some inputs failed (each is listed in the output with its error).
+EXIT_PARTIAL = 3
+#: Interrupted (Ctrl-C).
+EXIT_INTERRUPTED = 130
+
+EXIT_STATUS_HELP = f"""\
+exit status:
+  {EXIT_OK}    all good
+  {EXIT_PARTIAL}    output written, but some inputs failed (listed with their errors)
+  {EXIT_FAILED}    nothing useful done: every input failed, or the file system refused
+       (permission denied, disk full, a path that is a file); the message names the path
+  {EXIT_USAGE}    bad arguments or input (a missing file, a bad column or value)
+  {EXIT_INTERRUPTED}  interrupted"""
+
 
 class CLIError(Exception):
     """An error the user can fix; printed as ``finegrain <cmd>: error: <message>`` (exit 2)."""
+
+
+def exit_status(ok: int, failed: int) -> int:
+    """The exit code for a command that handled ``ok`` inputs and failed on ``failed``.
+
+    >>> exit_status(5, 0), exit_status(4, 1), exit_status(0, 5), exit_status(0, 0)
+    (0, 3, 1, 1)
+    """
+    if ok <= 0:
+        return EXIT_FAILED
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+#: What to do about an OS error, by errno (the path is named before it).
+_OS_ADVICE: dict[int, str] = {
+    errno.EACCES: "permission denied; choose a location you can write to or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a location you can write to",
+    errno.EEXIST: "already exists and is in the way; remove it or choose another path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder; choose another path",
+    errno.EISDIR: "is a folder where a file is needed; give a file name",
+    errno.ENOSPC: "no space left on the device; free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded; free some space or write elsewhere",
+    errno.EROFS: "is on a read-only file system; write elsewhere",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter path",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line naming the path of an :class:`OSError` and what to do about it.
+
+    >>> describe_os_error(PermissionError(13, "Permission denied", "/data/out.csv"))
+    '/data/out.csv: permission denied; choose a location you can write to or fix its permissions'
+    >>> describe_os_error(OSError(28, "No space left on device", "cache/images.u8"))
+    'cache/images.u8: no space left on the device; free some space or write elsewhere'
+    """
+    path = exc.filename if exc.filename is not None else exc.filename2
+    advice = _OS_ADVICE.get(exc.errno) if exc.errno is not None else None
+    if advice is None:
+        advice = exc.strerror or str(exc)
+    if path is not None and exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        in_the_way = _file_in_the_way(path)
+        if in_the_way is not None:  # say which part is the file
+            path, advice = (
+                in_the_way,
+                "is a file where a folder is needed; " + ("remove it or choose another path"),
+            )
+    text = f"{path}: {advice}" if path is not None else advice
+    return " ".join(str(text).split())  # one line
+
+
+def _file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The first part of ``path`` (itself or a parent) that is a regular file, if any."""
+    here = Path(path)
+    for part in (here, *here.parents):
+        if part.is_file():
+            return part
+    return None
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The output path of a command (``-o``/``--out``/``--output``/``OUT``), if it has one."""
+    for name in ("out", "output"):
+        value = getattr(args, name, None)
+        if isinstance(value, str | os.PathLike):
+            return str(value)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
             "divide positives into atypical and typical, train PU-RM and baselines, measure AUC^FG. "
             "Start with `finegrain benchmark`, which runs the whole pipeline on a built-in phantom."
         ),
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"finegrain {__version__}")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging: -v finegrain's debug details; -vv also other libraries' info "
+        "(by default they only show warnings)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
@@ -60,11 +166,46 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
             description=getattr(module, "DESCRIPTION", module.HELP),
+            epilog=EXIT_STATUS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(cmd)
+        cmd.add_argument(  # -v after the command works too: `finegrain export ... -v`
+            "-v",
+            "--verbose",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="more logging (-v finegrain's details, -vv also other libraries')",
+        )
         cmd.set_defaults(_run=module.run, _parser=cmd)
     return parser
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (tests and notebooks swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # set by StreamHandler.__init__; ignored
+        pass
+
+
+_HANDLER = _StderrHandler()
+_HANDLER.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def configure_logging(verbose: int) -> None:
+    """finegrain's loggers at INFO by default and DEBUG with ``-v``; every other library's at
+    WARNING, so third-party INFO messages (onnxscript, torch.export) stay out. ``-vv`` also lets
+    the other libraries' INFO messages through."""
+    root = logging.getLogger()
+    if _HANDLER not in root.handlers:
+        root.addHandler(_HANDLER)
+    root.setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+    logging.getLogger("finegrain").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,20 +213,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
-        return 2
-    level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        return EXIT_USAGE
+    configure_logging(args.verbose)
+    prefix = f"finegrain {args.command}: error:"
     try:
-        return int(args._run(args) or 0)
+        return int(args._run(args) or EXIT_OK)
     except CLIError as exc:
         args._parser.error(str(exc))  # exits 2 with the usage line
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"finegrain {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as exc:  # an input that is not there: bad input
+        message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
+        print(f"{prefix} {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # the file system refused: permission, full disk, path in the way
+        if exc.errno is not None and exc.filename is None and _output_of(args):
+            exc = OSError(exc.errno, exc.strerror, _output_of(args))  # a write to the output
+        message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
+        print(f"{prefix} {message}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, KeyError) as exc:
+        print(f"{prefix} {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"finegrain {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

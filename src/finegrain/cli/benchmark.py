@@ -11,8 +11,10 @@ Run the paper's experiments end to end: data -> index table -> image cache -> a 
 training runs (observation x method x seed, and τ for Figure 4) -> for each run the checkpoint
 with the best validation AUC^FG -> tables (mean ± std over seeds), figures and an HTML report.
 
-Data (one of): the built-in phantom (default), a MIMIC-CXR-JPG root (--mimic), or an existing
-index table and image cache (--index/--cache).
+Data (one of): the built-in phantom (default), a MIMIC-CXR-JPG root (--mimic), OpenI as
+published (--openi; no credentials needed, see docs/data.md), or an existing index table and
+image cache (--index/--cache). With OpenI (or an index made by `finegrain index --openi`) the
+report adds AUC^FG against OpenI's human MeSH fine labels next to the text-mined ones.
 
 Presets: `demo` (the default) trains a tiny network on a small phantom and finishes in a few
 minutes on a 2-core CPU; `paper` is the paper's protocol (DenseNet121 from ImageNet weights,
@@ -20,23 +22,57 @@ minutes on a 2-core CPU; `paper` is the paper's protocol (DenseNet121 from Image
 Consolidation and Edema). Options below override single preset fields.
 
 Selections: table2 (U-Ignore, U-Zeros, U-Ones, PU-RM), table3 (U-Ignore, U-Ignore + P-RM,
-PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all.
+PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), all; and study
+(not in all): the pre-registered PU-RM vs U-Ones study on the calibrated phantom, sweeping the
+phantom's knobs and τ (docs/study.md; hours of CPU, resumable).
 
 Outputs in --out: runs/<observation>/<method>[-tau<τ>]/seed<k>/ (one run directory each),
 results.csv (every run x checkpoint x split, with the selected flag), summary.md, summary.tex,
 figures/*.png|svg, report.html (self-contained), benchmark.json (the configuration).
 Beyond the paper, the test split is scored at the checkpoint chosen on validation, with a
-bootstrap 95% CI and a paired DeLong p-value against U-Ones.
+bootstrap 95% CI and a paired DeLong p-value against U-Ones, and every method's paired
+difference against U-Ones (same seeds, same cases) is printed with its 95% CI.
 
 Finished runs are skipped and unfinished ones resume from their last checkpoint, so running
 the same command again after an interruption completes the rest.
+
+Where runs train (--launcher; see docs/benchmark.md): `local` (default) trains --jobs runs at
+once in worker processes on this machine; with --device cuda each worker gets its own GPU(s)
+through CUDA_VISIBLE_DEVICES (--jobs defaults to the number of visible GPUs / --gpus-per-run).
+`ray` hands every run to Ray (a local Ray cluster, or --address for an existing one); `slurm`
+submits one Slurm job per run through submitit (--partition, --time, ...). Everywhere: a
+finished run is skipped, an interrupted or retried run resumes from its last checkpoint, and
+--report-only builds the report from the shared --out folder. Workers of the local launcher
+stop when the benchmark is stopped (Ctrl-C, SIGTERM, even SIGKILL on Linux).
+
+Tracking (off by default; each run directory's metrics.jsonl stays the source of truth):
+--tensorboard writes event files to runs/.../tensorboard (`tensorboard --logdir OUT/runs`);
+--mlflow [URI] logs each run to MLflow (default URI: sqlite:///OUT/mlflow.db).
 
 Examples:
   finegrain benchmark                                   # demo on the phantom, prints Table 2
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --selection all \\
       --device cuda --out mimic-benchmark
   finegrain benchmark --out finegrain-benchmark --report-only   # rebuild tables and report
+  finegrain benchmark --selection study --out study     # the study (docs/study.md)
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda  # 1 run per GPU
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \\
+      --launcher slurm --partition gpu --gpus-per-run 2 --time 1440 --out /shared/bench
 """
+
+
+def _slurm_option(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _tau(text: str) -> float:
@@ -52,6 +88,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", choices=["phantom"], default=None, help="the built-in phantom (default)"
     )
     data.add_argument("--mimic", metavar="ROOT", help="a MIMIC-CXR-JPG root folder")
+    data.add_argument(
+        "--openi",
+        metavar="ROOT",
+        help="OpenI as published (NLMCXR_reports.tgz + NLMCXR_png/ or NLMCXR_dcm/; PNG views "
+        "from ROOT/nlmcxr_dicom_metadata.csv.gz or --openi-views); adds AUC^FG against the "
+        "human MeSH fine labels",
+    )
+    data.add_argument(
+        "--openi-views", metavar="TABLE", help="view table of OpenI's PNGs (imageid, View Position)"
+    )
     data.add_argument("--index", metavar="INDEX", help="an existing index table (with --cache)")
     data.add_argument("--cache", metavar="CACHE", help="an existing image cache (with --index)")
     grid = parser.add_argument_group("grid")
@@ -59,8 +105,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     grid.add_argument(
         "--selection",
         nargs="+",
-        choices=["table2", "table3", "figure4", "all"],
-        help="which results to reproduce (default: the preset's, table2)",
+        choices=["table2", "table3", "figure4", "all", "study"],
+        help="which results to reproduce (default: the preset's, table2); study: the "
+        "pre-registered PU-RM vs U-Ones study over the phantom's knobs (docs/study.md)",
     )
     grid.add_argument("--observations", nargs="+", metavar="OBS")
     grid.add_argument(
@@ -86,8 +133,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--image-size", type=int)
     train.add_argument("--phantom-studies", type=int)
     train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
-    train.add_argument(
-        "--jobs", type=int, help="runs trained at once in worker processes (default: preset's)"
+    where = parser.add_argument_group("where runs train (launcher)")
+    where.add_argument(
+        "--launcher",
+        choices=["local", "ray", "slurm"],
+        default="local",
+        help="local worker processes (default), Ray tasks, or Slurm jobs via submitit",
+    )
+    where.add_argument(
+        "--jobs",
+        type=_positive,
+        help="local: runs trained at once (default: the preset's on CPU, one per GPU group on "
+        "CUDA)",
+    )
+    where.add_argument(
+        "--gpus-per-run",
+        type=_positive,
+        default=1,
+        help="GPUs per run (default 1); > 1 runs each run through torch.distributed.run with "
+        "one process per GPU (the paper's 2 x 16 batch: 2); on CPU: processes per run",
+    )
+    where.add_argument(
+        "--address", help="ray: address of an existing Ray cluster (default: start a local one)"
+    )
+    where.add_argument("--partition", help="slurm: partition to submit to")
+    where.add_argument(
+        "--gpus-per-node",
+        type=_positive,
+        help="slurm: GPUs per job (one job = one run on one node; same as --gpus-per-run)",
+    )
+    where.add_argument(
+        "--time",
+        type=_positive,
+        metavar="MINUTES",
+        help="slurm: time limit per job in minutes (default 1440); a job reaching it is "
+        "requeued and resumes from its last checkpoint",
+    )
+    where.add_argument(
+        "--cpus-per-run", type=_positive, help="ray/slurm: CPUs per run (default: ray 1, slurm 4)"
+    )
+    where.add_argument("--mem-gb", type=float, help="slurm: memory per job in GB")
+    where.add_argument(
+        "--slurm-option",
+        type=_slurm_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="slurm: extra sbatch option, e.g. account=myproj or qos=high (repeat for several)",
+    )
+    where.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="ray/slurm: times a run whose worker or job died is retried (default 3); it "
+        "resumes from its last checkpoint",
+    )
+    track = parser.add_argument_group("experiment tracking (off by default)")
+    track.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="TensorBoard event files in each run directory (needs finegrain[tensorboard])",
+    )
+    track.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log each run to MLflow at URI (default: sqlite:///OUT/mlflow.db; needs "
+        "finegrain[mlflow])",
     )
     parser.add_argument(
         "--out", "-o", default="finegrain-benchmark", help="output folder (default: %(default)s)"
@@ -100,30 +212,85 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def run_study_cli(args: argparse.Namespace, preset) -> int:
+    """``--selection study``: train (or resume) the study and print its map as a table."""
+    import dataclasses
+    from pathlib import Path
+
+    from finegrain.experiment.study import default_plan, run_study, study_summary_table
+    from finegrain.experiment.tables import to_markdown
+
+    plan = default_plan()
+    changes = {
+        "observations": tuple(args.observations) if args.observations else None,
+        "seeds": args.seeds,
+        "tau": args.tau,
+        "taus": tuple(args.taus) if args.taus else None,
+    }
+    plan = dataclasses.replace(plan, **{k: v for k, v in changes.items() if v is not None})
+    result = run_study(
+        args.out,
+        preset,
+        plan,
+        jobs=args.jobs,
+        device=args.device,
+        progress=not args.no_progress,
+        report_only=args.report_only,
+    )
+    print()
+    print(to_markdown(study_summary_table(result.table, plan.observations)))
+    print(
+        f"{result.trained} runs trained, {result.skipped} already finished; wall time "
+        f"{result.seconds:.0f} s, CPU {result.cpu_seconds:.0f} s"
+    )
+    print(f"outputs: {Path(args.out) / 'report.html'}, study.md, study.csv")
+    return 0
+
+
+def print_paired(paired) -> None:
+    """The paired differences against U-Ones, one line each (validation, then test)."""
+    from finegrain.experiment.tables import paired_line
+
+    if paired is None or paired.empty:
+        return
+    print("Paired difference against U-Ones (AUC^FG, same seeds and cases; see summary.md):")
+    for split in ("validate", "test"):
+        for _, row in paired[paired["split"] == split].iterrows():
+            print("  " + paired_line(row.to_dict()))
+    print()
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
     from finegrain.cli import CLIError
+    from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
     from finegrain.experiment.runner import DataSource, run_benchmark
     from finegrain.experiment.tables import to_markdown
 
-    if args.mimic and args.index:
-        raise CLIError("choose one data source: --data phantom, --mimic ROOT or --index/--cache")
+    if sum(map(bool, (args.mimic, args.index, args.openi))) > 1:
+        raise CLIError(
+            "choose one data source: --data phantom, --mimic ROOT, --openi ROOT or --index/--cache"
+        )
+    if args.openi_views and not args.openi:
+        raise CLIError("--openi-views only applies to --openi")
     if (args.index is None) != (args.cache is None):
         raise CLIError("--index and --cache go together")
     if args.seeds is not None and args.seeds < 1:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.data and (args.mimic or args.index):
-        raise CLIError("--data phantom cannot be combined with --mimic or --index")
+    if args.data and (args.mimic or args.index or args.openi):
+        raise CLIError("--data phantom cannot be combined with --mimic, --openi or --index")
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)
     source = DataSource(
-        phantom=not (args.mimic or args.index),
+        phantom=not (args.mimic or args.index or args.openi),
         mimic=Path(args.mimic) if args.mimic else None,
         index=Path(args.index) if args.index else None,
         cache=Path(args.cache) if args.cache else None,
+        openi=Path(args.openi) if args.openi else None,
+        openi_views=Path(args.openi_views) if args.openi_views else None,
     )
     preset = get_preset(args.preset).replace(
         selections=tuple(args.selection) if args.selection else None,
@@ -140,8 +307,37 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         phantom_studies=args.phantom_studies,
     )
-    if source.mimic is None and source.index is None and args.image_size is not None:
+    if source.phantom and args.image_size is not None:
         preset = preset.replace(phantom_size=max(args.image_size, preset.phantom_size))
+    if args.selection and "study" in args.selection:
+        if len(args.selection) > 1 or not source.phantom:
+            raise CLIError("--selection study runs alone, on the built-in phantom")
+        return run_study_cli(args, preset)
+    gpus_per_run = args.gpus_per_run
+    if args.gpus_per_node is not None:
+        if args.launcher != "slurm":
+            raise CLIError("--gpus-per-node is a slurm option; use --gpus-per-run")
+        if args.gpus_per_run not in (1, args.gpus_per_node):
+            raise CLIError("--gpus-per-node and --gpus-per-run differ: give one of them")
+        gpus_per_run = args.gpus_per_node
+    launcher = None  # local on CPU: the preset's --jobs, capped at the CPU count
+    if not args.report_only and (
+        args.launcher != "local" or gpus_per_run > 1 or uses_gpus(args.device)
+    ):
+        launcher = launcher_for(
+            args.launcher,
+            out=args.out,
+            device=args.device,
+            jobs=args.jobs,
+            gpus_per_run=gpus_per_run,
+            address=args.address,
+            partition=args.partition,
+            time_min=args.time,
+            cpus_per_run=args.cpus_per_run,
+            mem_gb=args.mem_gb,
+            slurm_options=dict(args.slurm_option or []),
+            retries=args.retries,
+        )
     result = run_benchmark(
         args.out,
         preset,
@@ -152,12 +348,15 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.no_progress,
         report_only=args.report_only,
+        launcher=launcher,
+        tracking=tracking_spec(args, Path(args.out)),
     )
     outputs = result.outputs
     print()
     for table in outputs.tables:
         if table.key in ("table2", "table3", "figure4", "table2-test", "table3-test"):
             print(to_markdown(table))
+    print_paired(outputs.paired)
     for note in outputs.notes:
         print(f"note: {note}")
     grid = result.grid
@@ -170,3 +369,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"outputs: {Path(args.out) / 'report.html'}, summary.md, results.csv")
     return 0
+
+
+def tracking_spec(args: argparse.Namespace, folder):
+    """The :class:`~finegrain.train.tracking.TrackingSpec` of ``--tensorboard`` / ``--mlflow``
+    (``--mlflow`` without a URI: a local store ``sqlite:///<folder>/mlflow.db``), or None."""
+    from finegrain.train.tracking import TrackingSpec, default_mlflow_uri
+
+    if not args.tensorboard and args.mlflow is None:
+        return None
+    uri = args.mlflow or (default_mlflow_uri(folder) if args.mlflow is not None else None)
+    return TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)

@@ -44,8 +44,8 @@ def split_items(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finegrain.cam import cam_images
     from finegrain.cli import CLIError
+    from finegrain.predict.cam import cam_images
 
     checkpoints, images = split_items(args.items)
     if not 1 <= len(checkpoints) <= 2:
@@ -59,4 +59,6 @@ def run(args: argparse.Namespace) -> int:
     for _, row in bad.iterrows():
         print(f"skipped {row['path']}: {row['error']}")
     print(f"{len(frame) - len(bad)} CAM figure(s) -> {args.out}; {len(bad)} unreadable")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=len(frame) - len(bad), failed=len(bad))  # 3: some unreadable, 1: all

@@ -26,8 +26,14 @@ positives that carry a subcategory, atypical against typical. Blank labels, unce
 (-1; unless --include-uncertain, which counts them as positive) and ids missing from the
 labels are left out, and each reason is printed with its count.
 
+--fine-labels mesh takes the atypical/typical subcategories from OpenI's human MeSH annotation
+(the index's '<Obs> subcategory mesh' columns) instead of the report labeler, and prints how
+often the two agree on the positives (with Cohen's kappa).
+
 examples:
   finegrain evaluate runs/edema-pu-rm-0/predictions-test.csv
+  finegrain evaluate runs/pe/predictions-test.csv --labels openi/index.csv \\
+      --observation "Pleural Effusion" --fine-labels mesh
   finegrain evaluate scores.csv --labels labels.csv --observation Edema --json
 """
 
@@ -59,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="count uncertain (-1) labels as positive instead of leaving them out",
     )
+    parser.add_argument(
+        "--fine-labels",
+        choices=("text", "mesh"),
+        default="text",
+        help="subcategories for AUC^FG: text (the report labeler's, default) or mesh (OpenI's "
+        "human MeSH annotation in an index from `finegrain index --openi`; needs --labels)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -85,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.level,
         seed=args.seed,
         include_uncertain=args.include_uncertain,
+        fine_labels=args.fine_labels,
     )
     if args.json:
         print(json.dumps(evaluation.to_dict(), indent=2))

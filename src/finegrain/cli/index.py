@@ -19,17 +19,29 @@ sources (exactly one):
                    (--reports ROOT when the reports live elsewhere)
   --chexpert ROOT  CheXpert-v1.0(-small): train.csv / valid.csv; valid -> validate, test carved
                    out of train by patient (--split-seed); no subcategories unless --labels CSV
-  --openi DIR      DIR/reports.csv (id, report) + DIR/images.csv (id, path) or DIR/images/<id>.png
+  --openi ROOT     OpenI as published: ROOT/NLMCXR_reports.tgz (or ecgen-radiology/) and
+                   ROOT/NLMCXR_png/ or NLMCXR_dcm/ (or their .tgz, unpacked safely); views from
+                   the DICOM headers, or for PNGs from --views TABLE (torchxrayvision's
+                   nlmcxr_dicom_metadata.csv.gz: imageid, View Position); split by a SHA-1 hash
+                   of the report id (--split-seed; OpenI has no split and no patient ids);
+                   MeSH severity modifiers -> '<Obs> subcategory mesh' (human fine labels).
+                   Also reads the CSV export: ROOT/reports.csv (id, report) + ROOT/images.csv
+                   (id, path) or ROOT/images/<id>.png
+  --chexpert-plus CSV  CheXpert Plus reports (df_chexpert_plus_240401.csv) joined to the
+                   CheXpert images under --images ROOT (.jpg or .png); official train/valid
+                   split, test carved out of train by patient (--split-seed)
   --csv FILE       columns path + report (labeled by the labeler) or path + the 14 labels;
                    optional image_id, patient_id, study_id, view, split
 
 A missing column, an unknown label value or a missing image file stops with an error naming the
-file and row; --skip-missing continues and writes the skipped files to INDEX.skipped.txt.
+file and row; --skip-missing continues and writes the skipped files to INDEX.skipped.txt
+(exit status 3 when it skipped any).
 Paths in INDEX are written relative to INDEX's folder.
 
 example:
   finegrain index --mimic /data/mimic-cxr-jpg/2.0.0 --reports /data/mimic-cxr-reports -o index.csv
   finegrain index --mimic phantom -o phantom/index.csv --views AP PA
+  finegrain index --openi openi --views openi/nlmcxr_dicom_metadata.csv.gz -o openi/index.csv
 """
 
 
@@ -37,7 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--mimic", metavar="ROOT", help="MIMIC-CXR-JPG root (or a phantom)")
     src.add_argument("--chexpert", metavar="ROOT", help="CheXpert-v1.0 root")
-    src.add_argument("--openi", metavar="DIR", help="OpenI folder (reports.csv + images)")
+    src.add_argument("--openi", metavar="ROOT", help="OpenI folder (as published, or a CSV export)")
+    src.add_argument(
+        "--chexpert-plus", metavar="CSV", help="CheXpert Plus report table (with --images ROOT)"
+    )
     src.add_argument("--csv", metavar="FILE", help="plain CSV of image paths and reports/labels")
     parser.add_argument("-o", "--out", required=True, metavar="INDEX", help="index table to write")
     parser.add_argument("--reports", metavar="ROOT", help="MIMIC reports root (default: --mimic)")
@@ -45,8 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--views",
         nargs="+",
         default=["AP", "PA"],
-        help="views kept (AP PA); 'all' keeps every view",
+        help="views kept (AP PA); 'all' keeps every view; with --openi and PNG images, a "
+        "TABLE of view positions (imageid, View Position), frontal views kept",
     )
+    parser.add_argument("--images", metavar="ROOT", help="CheXpert images root for --chexpert-plus")
     parser.add_argument(
         "--labels", default=None, help="chexpert | negbio | LABELS.csv from `finegrain label`"
     )
@@ -63,11 +80,19 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
-    from finegrain.data.csvsource import index_csv, rebase_paths
+    from finegrain.data.csvsource import index_csv
     from finegrain.data.index import write_index
+    from finegrain.data.sources import rebase_paths
     from finegrain.io import atomic_write_text
 
+    views_table = None
+    if args.openi and len(args.views) == 1 and Path(args.views[0]).is_file():
+        views_table, args.views = args.views[0], ["AP", "PA"]
     views = None if [v.lower() for v in args.views] == ["all"] else tuple(args.views)
+    if args.images and not args.chexpert_plus:
+        raise CLIError("--images only applies to --chexpert-plus")
+    if args.chexpert_plus and not args.images:
+        raise CLIError("--chexpert-plus needs --images ROOT (the CheXpert image folder)")
     progress = not args.no_progress
     out = Path(args.out)
     if args.labels in ("chexpert", "negbio") and not args.mimic:
@@ -103,6 +128,21 @@ def run(args: argparse.Namespace) -> int:
         root = Path(args.openi)
         frame, summary = index_openi(
             root,
+            views=views,
+            views_table=views_table,
+            labels=args.labels,
+            skip_missing=args.skip_missing,
+            seed=args.split_seed,
+            progress=progress,
+        )
+    elif args.chexpert_plus:
+        from finegrain.data.chexpert_plus import index_chexpert_plus
+
+        root = Path(args.images)
+        frame, summary = index_chexpert_plus(
+            args.chexpert_plus,
+            root,
+            views=views,
             labels=args.labels,
             skip_missing=args.skip_missing,
             seed=args.split_seed,
@@ -124,4 +164,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(listing, "\n".join(summary.skipped_files) + "\n")
         print(f"{len(summary.skipped_files)} skipped files listed in {listing}")
     print(f"wrote {out}")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=summary.kept, failed=len(summary.skipped_files))  # 3: files skipped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from finegrain.division import PRECEDENCES
+from finegrain.reports.aggregate import DEGREE_RULES
 
 HELP = "label reports: CheXpert status plus atypical/typical subcategory per observation"
 
@@ -20,7 +21,10 @@ XXXX) are neutral; undecodable bytes are replaced and counted; empty reports giv
 Output: a CSV with `id`, then per observation `<Obs>` (1 positive, 0 negative, -1 uncertain,
 empty = not mentioned), `<Obs> severity`, `<Obs> change` (normalised Table 1 terms attached to
 that finding) and `<Obs> subcategory` (atypical / typical, for 1 and -1). A summary of counts is
-printed; report text is never printed.
+printed; report text is never printed. A repeated id keeps its first row; the rows left out
+are listed with their lines and the exit status is 3. A quote that is never closed (which would
+merge the rows after it into one report) or a row with the wrong number of fields stops with
+an error naming the line.
 
 The phrases live in plain text files (see finegrain/reports/lexicon/README.txt); copy that
 folder, edit it and pass --lexicon DIR. See docs/division.md for the rules.
@@ -42,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PRECEDENCES,
         help="which cue decides when severity and change disagree (default: severity)",
     )
+    parser.add_argument(
+        "--degrees",
+        default="most-significant",
+        choices=DEGREE_RULES,
+        help="how several degrees of one finding become one: the most significant current "
+        "degree (default) or the last one written (see docs/division.md)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -55,8 +66,11 @@ def run(args: argparse.Namespace) -> int:
         text_column=args.text_column,
         lexicon_dir=args.lexicon,
         precedence=args.precedence,
+        degrees=args.degrees,
         progress=not args.no_progress,
     )
     print(summary.format())
     print(f"labels written to {args.output}")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=summary.reports, failed=len(summary.duplicates))  # 3: duplicate ids

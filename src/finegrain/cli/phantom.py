@@ -112,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import errno
+    import os
+
     from finegrain.cli import CLIError
     from finegrain.data.phantom import make_phantom
 
@@ -134,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
             prevalence=args.prevalence,
             workers=args.workers,
         )
-    except (FileExistsError, ValueError) as exc:
-        raise CLIError(str(exc)) from exc
+    except FileExistsError as exc:
+        if exc.errno is not None:  # the file system's own error: reported by finegrain.cli
+            raise
+        if os.path.isfile(args.out):  # reported like every other path in the way (exit 1)
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), args.out) from exc
+        raise ValueError(f"{exc}; choose a new or empty folder") from exc
     print(summary.format())
     return 0

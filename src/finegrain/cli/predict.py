@@ -58,4 +58,6 @@ def run(args: argparse.Namespace) -> int:
         f"{counts.get(t, 0)} {t}" for t in ("negative", "atypical positive", "typical positive")
     )
     print(f"{len(frame)} image(s): {parts}; {bad} unreadable -> {args.out}")
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=len(frame) - bad, failed=bad)  # 3: some unreadable, 1: all

@@ -17,7 +17,8 @@ SIZE x SIZE grayscale and store it in a cache folder that training reads at memo
 JPEGs are decoded with DCT-domain downscaling (a 2500x3000 JPEG is never fully decoded for a
 224 px cache); 8/16-bit PNG and DICOM (with pydicom) work too. Work is spread over processes.
 A killed run resumes where it stopped when run again with the same arguments; a corrupt or
-unreadable image is listed with its error and left out, never fatal.
+unreadable image is listed with its error and left out, never fatal (exit status 3; 1 when
+no image could be read).
 
 --crop none (default) squashes the whole image to a square; --crop center scales the shorter
 side to SIZE and keeps the centre square.
@@ -68,4 +69,6 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(summary.format(max_errors=args.show_errors))
-    return 0
+    from finegrain.cli import exit_status
+
+    return exit_status(ok=summary.ok, failed=summary.failed)  # 3: some images failed

@@ -33,8 +33,12 @@ A killed run continues with --resume and ends with the same weights as an uninte
 Multi-GPU: launch with torchrun; the global batch stays --batch-size (32 = 2 GPUs x 16):
   torchrun --nproc-per-node 2 -m finegrain train --index ... --out RUN_DIR
 
-ImageNet weights are read from the torch hub cache (never downloaded); pass --weights FILE or
---no-pretrained when they are absent.
+ImageNet weights are read from the torch hub cache (never downloaded during training); fetch
+them once with `finegrain weights densenet121`, or pass --weights FILE or --no-pretrained.
+
+Tracking (off by default; metrics.jsonl stays the source of truth): --tensorboard, --mlflow [URI]
+log the training loss, learning rate, AUC^FG / AUC and their counts at every evaluation, the
+configuration, and the best checkpoint (MLflow artifact).
 
 example:
   finegrain train --index index.csv --cache cache-224 --observation Edema --method pu-rm \\
@@ -82,11 +86,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto)")
+    parser.add_argument(
+        "--augment-on",
+        choices=["auto", "loader", "device"],
+        default="auto",
+        help="where augmentation runs: per image in the DataLoader, or per batch on the "
+        "training device (auto: device on CUDA, loader on CPU; same draws either way)",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="TensorBoard event files in RUN_DIR/tensorboard (needs finegrain[tensorboard])",
+    )
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help="log the run to MLflow at URI (default: sqlite:///./mlflow.db; needs "
+        "finegrain[mlflow])",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from finegrain.cli import CLIError
+    from finegrain.cli.benchmark import tracking_spec
     from finegrain.train.config import TrainConfig
     from finegrain.train.loop import train
     from finegrain.train.methods import get_method
@@ -114,8 +141,10 @@ def run(args: argparse.Namespace) -> int:
         compile=args.compile,
         num_workers=args.workers,
         augment=not args.no_augment,
+        augment_on=args.augment_on,
         device=args.device,
     )
-    out = train(config, resume=args.resume, progress=not args.no_progress)
+    tracking = tracking_spec(args, Path.cwd())
+    out = train(config, resume=args.resume, progress=not args.no_progress, tracking=tracking)
     print(f"run complete: {out}")
     return 0

@@ -15,6 +15,7 @@ loader's seed and ``num_workers``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,11 +88,11 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator | None)
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
-def _random_affine(
-    images: torch.Tensor, aug: Augmentation, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Per-image random rotation / scale / shear / translation (+ optional flip), bilinear."""
-    n, _, height, width = images.shape
+def _draw(
+    n: int, aug: Augmentation, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` random affines as ``[n, 2, 3]`` float64 (the forward 2x2 map, then the
+    normalised translation) and flips (or None); always drawn in the same order."""
     angle = _uniform(n, -aug.degrees, aug.degrees, generator) * (math.pi / 180)
     shear = _uniform(n, -aug.shear, aug.shear, generator) * (math.pi / 180)
     scale = _uniform(n, aug.scale[0], aug.scale[1], generator)
@@ -99,8 +100,7 @@ def _random_affine(
     tx = _uniform(n, -aug.translate, aug.translate, generator) * 2
     ty = _uniform(n, -aug.translate, aug.translate, generator) * 2
     flip = torch.rand(n, generator=generator) < aug.hflip if aug.hflip else None
-    # forward map in pixel units: x' = S R Sh x + t; affine_grid needs the inverse, in
-    # normalised coordinates (corrected for non-square images with the aspect matrix A)
+    # forward map in pixel units: x' = S R Sh x + t
     cos, sin = torch.cos(angle), torch.sin(angle)
     forward = torch.zeros(n, 2, 2, dtype=torch.float64)
     forward[:, 0, 0] = cos
@@ -108,15 +108,59 @@ def _random_affine(
     forward[:, 1, 0] = sin
     forward[:, 1, 1] = cos - sin * torch.tan(shear)
     forward = forward * scale.view(n, 1, 1)
+    params = torch.empty(n, 2, 3, dtype=torch.float64)
+    params[:, :, :2] = forward
+    params[:, 0, 2], params[:, 1, 2] = tx, ty
+    return params, flip
+
+
+def _apply(
+    images: torch.Tensor, params: torch.Tensor, flip: torch.Tensor | None, aug: Augmentation
+) -> torch.Tensor:
+    """Warp ``images`` [B, C, H, W] (uint8, any device) by the drawn ``params``, bilinear."""
+    n, _, height, width = images.shape
+    forward, shift = params[:, :, :2], params[:, :, 2]
+    # affine_grid needs the inverse map, in normalised coordinates (corrected for non-square
+    # images with the aspect matrix A)
     aspect = torch.tensor([[width / 2, 0.0], [0.0, height / 2]], dtype=torch.float64)
     inverse = torch.linalg.inv(aspect) @ torch.linalg.inv(forward) @ aspect
     theta = torch.empty(n, 2, 3, dtype=torch.float64)
     theta[:, :, :2] = inverse
-    theta[:, :, 2] = -(inverse @ torch.stack([tx, ty], dim=1).unsqueeze(-1)).squeeze(-1)
-    grid = F.affine_grid(theta.float(), list(images.shape), align_corners=False)
+    theta[:, :, 2] = -(inverse @ shift.unsqueeze(-1)).squeeze(-1)
+    theta = theta.float().to(images.device)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     shifted = images.float() - aug.fill  # zero padding of (x - fill) == padding with fill
     out = F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     out = out.add_(aug.fill).round_().clamp_(0, 255).to(torch.uint8)
     if flip is not None and flip.any():
+        flip = flip.to(images.device)
         out[flip] = out[flip].flip(-1)
     return out
+
+
+def _random_affine(
+    images: torch.Tensor, aug: Augmentation, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Per-image random rotation / scale / shear / translation (+ optional flip), bilinear."""
+    params, flip = _draw(images.shape[0], aug, generator)
+    return _apply(images, params, flip, aug)
+
+
+def augment_seeded(images: torch.Tensor, aug: Augmentation, seeds: Sequence[int]) -> torch.Tensor:
+    """Augment a batch where image ``i`` draws its affine from a generator seeded ``seeds[i]``,
+    in one ``grid_sample`` call on the batch's device (the GPU-fed data path).
+
+    The draws are those of ``aug(image)`` under ``torch.manual_seed(seeds[i])`` (what the
+    training loop's seeded items do one image at a time in the loader), so on CPU the result
+    equals the per-image augmentation bit for bit.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise TypeError(
+            f"expected uint8 images [B, C, H, W], got {images.dtype} {tuple(images.shape)}"
+        )
+    if len(seeds) != images.shape[0]:
+        raise ValueError(f"{len(seeds)} seeds for {images.shape[0]} images")
+    draws = [_draw(1, aug, torch.Generator().manual_seed(int(seed))) for seed in seeds]
+    params = torch.cat([p for p, _ in draws])
+    flip = torch.cat([f for _, f in draws]) if aug.hflip else None
+    return _apply(images, params, flip, aug)

@@ -187,6 +187,65 @@ def prepare(
     )
 
 
+#: Normalisations a model may expect; ``imagenet``: the model's ``InputNormalization`` scales
+#: uint8 to [0, 1], replicates to 3 channels and applies the ImageNet mean/std.
+NORMALIZATIONS: tuple[str, ...] = ("imagenet",)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a file becomes a model input: the one spec the cache, training and prediction share.
+
+    The image is read as grayscale, cropped (``crop``: ``none`` squashes the whole image,
+    ``center`` keeps the central square) and resized to ``size`` x ``size`` uint8 (exactly what
+    :func:`prepare` stores); the model then applies ``normalization``. Training stores it in
+    every checkpoint, so prediction needs nothing else.
+
+    >>> Preprocessing.from_dict({"size": 224, "crop": "center", "normalization": "imagenet"})
+    Preprocessing(size=224, crop='center', normalization='imagenet')
+    """
+
+    size: int
+    crop: str = "none"
+    normalization: str = "imagenet"
+
+    def __post_init__(self) -> None:
+        if int(self.size) < 1:
+            raise ValueError(f"preprocessing size must be positive, got {self.size}")
+        if self.crop not in CROPS:
+            raise ValueError(f"preprocessing crop must be one of {CROPS}, got {self.crop!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"preprocessing normalization must be one of {NORMALIZATIONS}, "
+                f"got {self.normalization!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": int(self.size), "crop": self.crop, "normalization": self.normalization}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """Inverse of :meth:`to_dict`; every key is required (nothing is guessed)."""
+        missing = [k for k in ("size", "crop", "normalization") if k not in data]
+        if missing:
+            raise ValueError(f"preprocessing spec lacks {', '.join(missing)}")
+        return cls(int(data["size"]), str(data["crop"]), str(data["normalization"]))
+
+    def read(self, path: str | os.PathLike) -> np.ndarray:
+        """The image file as the model sees it: uint8 ``(size, size)``."""
+        image = np.asarray(read_grayscale(path, self.size, crop=self.crop))
+        if image.dtype != np.uint8 or image.shape != (self.size, self.size):
+            raise ValueError(
+                f"{path}: reader returned {image.dtype} {image.shape}, not uint8 {self.size}^2"
+            )
+        return image
+
+
+def is_finished_cache(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` holds a finished cache (its ``cache.json`` is written last)."""
+    return (Path(directory) / META_FILE).is_file()
+
+
 class ImageCache:
     """Read access to a finished cache folder written by :func:`prepare`.
 
@@ -296,6 +355,11 @@ class ImageCache:
             (image_id, None if ok else self.errors[image_id])
             for image_id, ok in zip(self.image_ids, self.ok, strict=True)
         ]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How the cached images were made from their files (stored in every checkpoint)."""
+        return Preprocessing(self.size, self.crop)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -2,7 +2,7 @@
 
 Reads ``train.csv`` and ``valid.csv`` (``Path, Sex, Age, Frontal/Lateral, AP/PA`` and the 14
 observations). Splits: ``valid.csv`` is ``validate``; ``test`` is carved out of ``train.csv`` by
-patient, deterministically (:func:`~finegrain.data.csvsource.patient_split` with ``seed``,
+patient, deterministically (:func:`~finegrain.data.sources.patient_split` with ``seed``,
 ``test_fraction`` of the training patients; the official CheXpert test images are not part of the
 public release). CheXpert has no reports, so there are no subcategories unless ``labels`` names a
 ``finegrain label`` CSV whose ``id`` is the study (``patient00001/study1``); its coarse labels and
@@ -15,24 +15,21 @@ frontal images (``AP``, ``PA``, ``LL``, ``RL`` or empty) and ``LATERAL`` for lat
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from finegrain.data.csvsource import (
+from finegrain.data.index import IndexSummary
+from finegrain.data.sources import (
     check_columns,
-    finish_index,
-    keep_existing_files,
+    finish_source,
     keep_views,
-    load_labels_csv,
     parse_labels,
     patient_split,
     read_table,
 )
-from finegrain.data.index import IndexSummary
 from finegrain.observations import OBSERVATIONS
 
 CHEXPERT_FILES = {"train": "train.csv", "validate": "valid.csv"}
@@ -98,22 +95,13 @@ def index_chexpert(
     if views is not None:
         frame = keep_views(frame, views, summary)
 
-    if labels is not None:
-        table = load_labels_csv(labels)
-        frame = frame.drop(columns=list(OBSERVATIONS))
-        frame = frame.merge(
-            table.rename(columns={"id": "study_id"}), on="study_id", how="left", indicator=True
-        )
-        no_row = (frame.pop("_merge") == "left_only").to_numpy()
-        summary.drop("label row missing", int(no_row.sum()))
-        frame = frame[~no_row]
-
-    absolute = [os.path.join(root, p) for p in frame["path"]]
-    frame = keep_existing_files(
+    frame = finish_source(
         frame,
-        absolute,
         summary,
+        root=root,
+        source=str(root),
         skip_missing=skip_missing,
-        where=lambda pos: f"{frame['_file'].iloc[pos]} line {frame['_line'].iloc[pos]}",
+        where=lambda row: f"{row['_file']} line {row['_line']}",
+        labels=labels,
     )
-    return finish_index(frame.reset_index(drop=True), summary, str(root)), summary
+    return frame, summary

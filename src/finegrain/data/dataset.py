@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from finegrain.data.augment import Augmentation
 from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
+from finegrain.labels import check_labels
 from finegrain.observations import UNCERTAIN, check_observation, subcategory_column
 
 __all__ = ["DROP_REASONS", "Augmentation", "CXRDataset"]
@@ -76,14 +77,12 @@ class CXRDataset(Dataset):
 
         positions = np.flatnonzero((index["split"] == split).to_numpy(dtype=bool, na_value=False))
         part = index.iloc[positions]
-        raw = pd.to_numeric(part[observation], errors="coerce")
-        bad = (raw.isna() & part[observation].notna()) | (raw.notna() & ~raw.isin([1, 0, -1]))
-        if bad.any():
-            position = int(positions[bad.to_numpy().nonzero()[0][0]])
-            raise ValueError(
-                f"index table: label {part[observation].iloc[int(bad.to_numpy().argmax())]!r} "
-                f"in column {observation!r} at row {position} is not 1, 0, -1 or empty"
-            )
+        raw = check_labels(
+            part[observation],
+            source="index table",
+            column=observation,
+            where=lambda pos: f"row {positions[pos]}",
+        )
         raw = raw.astype("Int64")
         ids = part["image_id"].astype(str).tolist()
         cache_rows = cache.lookup(ids)

@@ -24,6 +24,7 @@ Every error is an :class:`ImageReadError` whose message starts with the file pat
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,15 @@ def _is_dicom(path: Path) -> bool:
 
 
 def _open_pillow(path: Path, size: int | None) -> Image.Image:
-    image = Image.open(path)
+    with warnings.catch_warnings():  # Pillow's bomb warning names its own file, not this one
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombWarning as exc:
+            raise ImageReadError(
+                f"{path}: too many pixels for a radiograph ({exc}); if the image is genuine, "
+                "raise PIL.Image.MAX_IMAGE_PIXELS"
+            ) from None
     if size is not None and image.format == "JPEG":
         # DCT-domain downscaling + luminance-only decoding; a no-op for small images.
         image.draft("L", (size, size))
@@ -141,7 +150,12 @@ def _read_dicom(path: Path) -> np.ndarray:
     except ImportError:  # pydicom < 3
         from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
 
-    dataset = pydicom.dcmread(path)
+    try:
+        dataset = pydicom.dcmread(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pydicom's InvalidDicomError is no OSError or ValueError
+        raise ImageReadError(f"{path}: cannot read DICOM: {exc}") from exc
     if "PixelData" not in dataset:
         raise ImageReadError(f"{path}: DICOM file has no pixel data")
     try:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from finegrain.io import atomic_open
-from finegrain.observations import COARSE_VALUES, OBSERVATIONS, SUBCATEGORIES, subcategory_column
+from finegrain.labels import check_labels, check_subcategories, csv_line
+from finegrain.observations import OBSERVATIONS, subcategory_column
 
 META_COLUMNS: tuple[str, ...] = ("image_id", "path", "subject_id", "study_id", "split", "view")
 SPLITS: tuple[str, ...] = ("train", "validate", "test")
@@ -27,6 +28,29 @@ LABEL_COLUMNS: tuple[str, ...] = OBSERVATIONS
 SUBCATEGORY_COLUMNS: tuple[str, ...] = tuple(subcategory_column(o) for o in OBSERVATIONS)
 INDEX_COLUMNS: tuple[str, ...] = META_COLUMNS + tuple(
     c for obs in OBSERVATIONS for c in (obs, subcategory_column(obs))
+)
+#: Where a subcategory comes from: ``text`` (the report labeler, ``<Obs> subcategory``) or
+#: ``mesh`` (OpenI's manual MeSH annotation, optional ``<Obs> subcategory mesh`` columns).
+FINE_LABEL_SOURCES: tuple[str, ...] = ("text", "mesh")
+
+
+def fine_label_column(observation: str, source: str = "text") -> str:
+    """The subcategory column of ``observation`` from fine-label ``source``.
+
+    >>> fine_label_column("Edema"), fine_label_column("Edema", "mesh")
+    ('Edema subcategory', 'Edema subcategory mesh')
+    """
+    if source not in FINE_LABEL_SOURCES:
+        raise ValueError(
+            f"unknown fine-label source {source!r}; expected one of {', '.join(FINE_LABEL_SOURCES)}"
+        )
+    column = subcategory_column(observation)
+    return column if source == "text" else f"{column} {source}"
+
+
+#: Optional columns an index may carry after the contract's (validated when present).
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(
+    fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
 )
 
 
@@ -69,6 +93,7 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
     Missing subcategory columns are added empty; missing metadata or label columns are an error.
     Errors name ``source``, the offending column and the first bad row (as a CSV line number).
     """
+    where = csv_line()
     missing = [c for c in META_COLUMNS + LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
@@ -92,26 +117,9 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
         value = frame.loc[dup, "image_id"].iloc[0]
         raise ValueError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
     for col in LABEL_COLUMNS:
-        numeric = pd.to_numeric(frame[col], errors="coerce")
-        bad = (
-            numeric.isna() & frame[col].notna() & (frame[col].astype("string").str.strip() != "")
-        ) | (numeric.notna() & ~numeric.isin(COARSE_VALUES))
-        if bad.any():
-            value = frame.loc[bad, col].iloc[0]
-            raise ValueError(
-                f"{source}: label {value!r} in column {col!r} at line {_line(frame, bad)} "
-                "is not one of 1, 0, -1 or empty"
-            )
-        frame[col] = numeric.astype("Int8")
-    for col in SUBCATEGORY_COLUMNS:
-        values = frame[col].astype("string").str.strip().replace("", pd.NA)
-        bad = values.notna() & ~values.isin(SUBCATEGORIES)
-        if bad.any():
-            raise ValueError(
-                f"{source}: subcategory {values[bad].iloc[0]!r} in column {col!r} at line "
-                f"{_line(frame, bad)} is not 'atypical', 'typical' or empty"
-            )
-        frame[col] = values
+        frame[col] = check_labels(frame[col], source=source, column=col, where=where)
+    for col in SUBCATEGORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in frame.columns):
+        frame[col] = check_subcategories(frame[col], source=source, column=col, where=where)
     ordered = list(INDEX_COLUMNS) + [c for c in frame.columns if c not in INDEX_COLUMNS]
     return frame[ordered].reset_index(drop=True)
 

@@ -20,18 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finegrain.data.csvsource import (
+from finegrain.data.index import SPLITS, IndexSummary
+from finegrain.data.sources import (
     check_columns,
-    finish_index,
-    keep_existing_files,
+    finish_source,
     keep_views,
     label_texts,
-    load_labels_csv,
     parse_labels,
     read_table,
     read_texts,
 )
-from finegrain.data.index import SPLITS, IndexSummary
 from finegrain.observations import OBSERVATIONS, subcategory_column
 
 CSV_PREFIX = "mimic-cxr-2.0.0"
@@ -124,7 +122,7 @@ def index_mimic(
 
     from_csv = str(labels) not in ("chexpert", "negbio")
     if from_csv:
-        table = load_labels_csv(labels).rename(columns={"id": "study_id"})
+        table = labels
     else:
         label_path = mimic_csv(root, str(labels))
         table = read_table(label_path, what=f"{labels} table")
@@ -135,37 +133,33 @@ def index_mimic(
         if dup.any():
             pos = int(np.flatnonzero(dup.to_numpy())[0])
             raise ValueError(f"{label_path}: line {pos + 2}: duplicate study_id")
-    frame = frame.merge(table, on="study_id", how="left", indicator=True)
-    no_row = (frame.pop("_merge") == "left_only").to_numpy()
-    summary.drop("label row missing", int(no_row.sum()))
-    frame = frame[~no_row]
+        table = table.rename(columns={"study_id": "id"})
 
-    folders = [
-        study_folder(s, t) for s, t in zip(frame["subject_id"], frame["study_id"], strict=False)
+    frame["path"] = [
+        f"{study_folder(s, t)}/{i}.jpg"
+        for s, t, i in zip(frame["subject_id"], frame["study_id"], frame["dicom_id"], strict=True)
     ]
-    frame["path"] = [f"{d}/{i}.jpg" for d, i in zip(folders, frame["dicom_id"], strict=False)]
-    absolute = [os.path.join(root, p) for p in frame["path"]]
-    frame = keep_existing_files(
-        frame,
-        absolute,
-        summary,
-        skip_missing=skip_missing,
-        where=lambda pos: (
-            f"dicom_id {frame['dicom_id'].iloc[pos]}, {meta_path.name} line "
-            f"{frame['_line'].iloc[pos]}"
-        ),
-    )
-
-    if not from_csv:
-        _add_subcategories(frame, reports_root, summary, progress)
     frame = frame.rename(columns={"dicom_id": "image_id"})
-    return finish_index(frame.reset_index(drop=True), summary, str(root)), summary
+    frame = finish_source(
+        frame,
+        summary,
+        root=root,
+        source=str(root),
+        skip_missing=skip_missing,
+        where=lambda row: f"dicom_id {row['image_id']}, {meta_path.name} line {row['_line']}",
+        labels=table,
+        then=None
+        if from_csv
+        else lambda kept: _add_subcategories(kept, reports_root, summary, progress),
+    )
+    return frame, summary
 
 
 def _add_subcategories(
     frame: pd.DataFrame, reports_root: Path, summary: IndexSummary, progress: bool
-) -> None:
+) -> pd.DataFrame:
     """Label each kept study's report once; copy its subcategory where the coarse label is 1/-1."""
+    frame = frame.copy()
     studies = frame.drop_duplicates("study_id")[["subject_id", "study_id"]]
     paths = [
         os.path.join(reports_root, study_folder(s, t) + ".txt")
@@ -187,3 +181,4 @@ def _add_subcategories(
         if obs != "No Finding":  # "No Finding" never has a fine label
             no_subcat += int((positive & pd.isna(values)).sum())
     summary.note("positive labels without a labeler subcategory", no_subcat)
+    return frame

@@ -11,6 +11,13 @@ Choices (documented in docs/benchmark.md):
   interval reflects case sampling around the number in the table.
 * **DeLong p** — paired DeLong test of AUC^FG on the test split between a method and U-Ones, on
   *seed-averaged* scores (each test case's score averaged over the seeds' chosen checkpoints).
+* **Per-run CI** — each run's AUC^FG at its chosen checkpoint with a stratified percentile
+  bootstrap CI over that split's cases (:func:`run_statistics`).
+* **Paired difference** — method − reference (same seed, same data order, same cases): the mean
+  over the paired seeds of the per-seed AUC^FG difference, with a hierarchical bootstrap CI
+  (each replicate resamples the seeds with replacement, then the cases, stratified by
+  subcategory, one case resample shared by every seed and both methods);
+  see :func:`paired_difference`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,20 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "selected",
 )
 KEY: list[str] = ["observation", "method", "tau"]
+#: Class counts of an evaluation: atypical / typical positives (AUC^FG), positive / negative (AUC).
+COUNT_FIELDS: tuple[str, ...] = ("n_atypical", "n_typical", "n_positive", "n_negative")
+SUMMARY_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "split",
+    "auc_fg_mean",
+    "auc_fg_std",
+    "auc_mean",
+    "auc_std",
+    "seeds",
+    *COUNT_FIELDS,
+]
 
 
 def results_table(selections: Sequence[RunSelection]) -> pd.DataFrame:
@@ -61,7 +82,9 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of AUC^FG and AUC at the selected checkpoints.
 
     One row per (observation, method, tau, split) with ``auc_fg_mean``, ``auc_fg_std``,
-    ``auc_mean``, ``auc_std`` and ``seeds`` (number of seeds with a defined AUC^FG).
+    ``auc_mean``, ``auc_std``, ``seeds`` (number of seeds with a defined AUC^FG) and the class
+    counts ``n_atypical``, ``n_typical``, ``n_positive``, ``n_negative`` of the split (``-1``
+    when the seeds' evaluations disagree, which a shared split should never do).
     """
     chosen = results[results["selected"].astype(bool)].copy()
     chosen["tau_key"] = chosen["tau"].fillna(-1.0)
@@ -71,45 +94,35 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     ):
         fg = g["auc_fg"].astype(float).dropna()
         a = g["auc"].astype(float).dropna()
-        rows.append(
-            {
-                "observation": obs,
-                "method": method,
-                "tau": None if tau_key < 0 else float(tau_key),
-                "split": split,
-                "auc_fg_mean": fg.mean() if len(fg) else math.nan,
-                "auc_fg_std": fg.std(ddof=1) if len(fg) > 1 else math.nan,
-                "auc_mean": a.mean() if len(a) else math.nan,
-                "auc_std": a.std(ddof=1) if len(a) > 1 else math.nan,
-                "seeds": len(fg),
-            }
-        )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "observation",
-            "method",
-            "tau",
-            "split",
-            "auc_fg_mean",
-            "auc_fg_std",
-            "auc_mean",
-            "auc_std",
-            "seeds",
-        ],
-    )
+        row = {
+            "observation": obs,
+            "method": method,
+            "tau": None if tau_key < 0 else float(tau_key),
+            "split": split,
+            "auc_fg_mean": fg.mean() if len(fg) else math.nan,
+            "auc_fg_std": fg.std(ddof=1) if len(fg) > 1 else math.nan,
+            "auc_mean": a.mean() if len(a) else math.nan,
+            "auc_std": a.std(ddof=1) if len(a) > 1 else math.nan,
+            "seeds": len(fg),
+        }
+        for column in COUNT_FIELDS:  # the same split for every seed: one count, or -1 if not
+            values = (
+                pd.to_numeric(g[column], errors="coerce").dropna().astype(int).unique()
+                if column in g.columns
+                else []
+            )
+            row[column] = int(values[0]) if len(values) == 1 else -1
+        rows.append(row)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def selected_predictions(selection: RunSelection, split: str) -> pd.DataFrame | None:
-    """Rows of ``predictions-<split>.csv`` at the chosen iteration (``None`` if unavailable)."""
-    path = selection.directory / f"predictions-{split}.csv"
-    if selection.iteration is None or not path.is_file():
+    """The run's predictions of ``split`` at the chosen iteration (``None`` if unavailable)."""
+    if selection.iteration is None:
         return None
-    frame = pd.read_csv(path, dtype={"image_id": str, "subcategory": str})
-    for column in ("image_id", "iteration", "label", "subcategory", "score"):
-        if column not in frame.columns:
-            raise ValueError(f"{path}: missing column {column!r}")
-    frame = frame[frame["iteration"] == selection.iteration]
+    frame = selection.run.read_predictions(split, selection.iteration)
+    if frame is None:
+        return None
     return frame[["image_id", "label", "subcategory", "score"]].reset_index(drop=True)
 
 
@@ -290,3 +303,365 @@ def split_statistics(
 
 def spec_key(spec: RunSpec) -> tuple:
     return (spec.observation, spec.method, spec.tau)
+
+
+RUN_STAT_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "seed",
+    "split",
+    "iteration",
+    "auc_fg",
+    "ci_low",
+    "ci_high",
+    "n_atypical",
+    "n_typical",
+]
+
+
+def run_statistics(
+    selections: Sequence[RunSelection],
+    *,
+    splits: Sequence[str] = ("validate", "test"),
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each run's AUC^FG at its chosen checkpoint with a stratified percentile bootstrap CI.
+
+    One row per run × split (splits without predictions are left out); the CI resamples that
+    split's atypical and typical positives (:func:`finegrain.metrics.bootstrap_ci`).
+    """
+    from finegrain.metrics import auc_fg, bootstrap_ci
+
+    rows = []
+    for sel in sorted(selections, key=lambda s: s.spec):
+        for split in splits:
+            pred = selected_predictions(sel, split)
+            if pred is None:
+                continue
+            cases = fg_cases(pred)
+            typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
+            score = cases["score"].to_numpy(dtype=float)
+            row = {
+                "observation": sel.spec.observation,
+                "method": sel.spec.method,
+                "tau": sel.spec.tau,
+                "seed": sel.spec.seed,
+                "split": split,
+                "iteration": sel.iteration,
+                "auc_fg": math.nan,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "n_atypical": int((typical == 0).sum()),
+                "n_typical": int((typical == 1).sum()),
+            }
+            if row["n_atypical"] and row["n_typical"]:
+                row["auc_fg"] = auc_fg(typical, score)
+                row["ci_low"], row["ci_high"] = bootstrap_ci(
+                    auc_fg, typical, score, n_boot=n_boot, level=level, seed=seed
+                )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=RUN_STAT_COLUMNS)
+
+
+def paired_matrices(
+    method_runs: Sequence[RunSelection], reference_runs: Sequence[RunSelection], split: str
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]] | None:
+    """Scores of two variants on the same cases, paired by seed.
+
+    Returns ``(cases, a, b, seeds)``: the AUC^FG cases (``image_id``, ``label``,
+    ``subcategory``) scored by every paired run, and ``[cases, seeds]`` score matrices of the
+    method (``a``) and the reference (``b``) over the seeds both have. ``None`` if no seed pairs.
+    """
+    by_seed_a = {s.spec.seed: s for s in method_runs}
+    by_seed_b = {s.spec.seed: s for s in reference_runs}
+    seeds = sorted(set(by_seed_a) & set(by_seed_b))
+    if not seeds:
+        return None
+    found_a = seed_score_matrix([by_seed_a[k] for k in seeds], split)
+    found_b = seed_score_matrix([by_seed_b[k] for k in seeds], split)
+    if found_a is None or found_b is None:
+        return None
+    (cases_a, a), (cases_b, b) = found_a, found_b
+    if a.shape[1] != len(seeds) or b.shape[1] != len(seeds):
+        return None  # a paired run lacks predictions of this split
+    a = pd.DataFrame(a, index=cases_a["image_id"].to_numpy())
+    b = pd.DataFrame(b, index=cases_b["image_id"].to_numpy())
+    cases = fg_cases(cases_a.set_index("image_id", drop=False))
+    common = cases.index[cases.index.isin(b.index)]
+    cases = cases.loc[common].reset_index(drop=True)
+    return cases, a.loc[common].to_numpy(), b.loc[common].to_numpy(), seeds
+
+
+def paired_difference_ci(
+    typical: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean over seeds of ``AUC^FG(a_k) - AUC^FG(b_k)`` and its hierarchical bootstrap CI.
+
+    ``typical`` is 0/1 per case; ``a`` and ``b`` are ``[cases, seeds]`` with column ``k`` of both
+    from the same seed. Each replicate (1) resamples the cases with replacement, stratified by
+    subcategory, and applies that resample to every seed of both methods (the test set is shared:
+    cases are crossed with seeds, not nested in them), then (2) resamples the seeds with
+    replacement and averages their differences. Returns ``(mean, low, high)`` (percentile CI).
+    With one seed the interval covers case sampling only.
+
+    >>> y = np.array([0, 0, 1, 1])
+    >>> a, b = np.array([[.1], [.2], [.8], [.9]]), np.array([[.5], [.2], [.4], [.9]])
+    >>> paired_difference_ci(y, a, b)[0]  # AUC^FG 1.0 vs 0.75
+    0.25
+    """
+    from finegrain.metrics import auc_fg, auc_replicates, bootstrap_indices
+
+    typical = np.asarray(typical, dtype=int)
+    a = np.asarray(a, dtype=float).reshape(len(typical), -1)
+    b = np.asarray(b, dtype=float).reshape(len(typical), -1)
+    if a.shape != b.shape:
+        raise ValueError(f"paired score matrices differ in shape: {a.shape} vs {b.shape}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+    k = a.shape[1]
+    per_seed = np.array([auc_fg(typical, a[:, j]) - auc_fg(typical, b[:, j]) for j in range(k)])
+    idx = bootstrap_indices(typical, n_boot, seed=seed)
+    diffs = np.stack(
+        [
+            auc_replicates(typical, a[:, j], idx) - auc_replicates(typical, b[:, j], idx)
+            for j in range(k)
+        ]
+    )  # [seeds, replicates]
+    picks = np.random.default_rng([seed, 1]).integers(0, k, size=(n_boot, k))
+    reps = diffs[picks, np.arange(n_boot)[:, None]].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha])
+    return float(per_seed.mean()), float(low), float(high)
+
+
+PAIRED_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "reference",
+    "split",
+    "seeds",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "delong_p",
+    "seed_differences",
+    "n_atypical",
+    "n_typical",
+    "note",
+]
+
+
+def paired_difference(
+    selections: Sequence[RunSelection],
+    *,
+    method: str,
+    tau: float | None,
+    reference: str = REFERENCE_METHOD,
+    splits: Sequence[str] = ("validate", "test"),
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The paired difference ``method − reference`` of AUC^FG, per observation and split.
+
+    Runs are paired by seed (same seed: same initialisation stream and data order, since the
+    data order depends only on the seed). Columns: ``seeds`` (number of pairs), ``difference``
+    (mean over the pairs of the per-seed AUC^FG difference, each at its run's checkpoint chosen
+    on validation), ``ci_low``/``ci_high`` (:func:`paired_difference_ci`), ``delong_p`` (paired
+    DeLong test on the *pooled* predictions: each case's score averaged over the seeds),
+    ``seed_differences`` (the per-seed values, ``;``-separated), the case counts and ``note``.
+    """
+    from finegrain.metrics import delong_test
+
+    groups = _group(selections)
+    rows = []
+    observations = sorted({s.spec.observation for s in selections})
+    for obs in observations:
+        mine = groups.get((obs, method, tau), [])
+        ref = groups.get((obs, reference, None), [])
+        for split in splits:
+            row = dict.fromkeys(PAIRED_COLUMNS, math.nan)
+            row.update(
+                observation=obs, method=method, tau=tau, reference=reference, split=split,
+                seeds=0, seed_differences="", n_atypical=0, n_typical=0, note="",
+            )  # fmt: skip
+            rows.append(row)
+            found = paired_matrices(mine, ref, split) if mine and ref else None
+            if found is None:
+                row["note"] = f"no paired {split} predictions of {method} and {reference}"
+                continue
+            cases, a, b, seeds = found
+            typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
+            row["seeds"] = len(seeds)
+            row["n_atypical"] = int((typical == 0).sum())
+            row["n_typical"] = int((typical == 1).sum())
+            if not row["n_atypical"] or not row["n_typical"]:
+                row["note"] = f"{split} split lacks atypical or typical positives"
+                continue
+            from finegrain.metrics import auc_fg
+
+            per_seed = [
+                auc_fg(typical, a[:, j]) - auc_fg(typical, b[:, j]) for j in range(len(seeds))
+            ]
+            row["seed_differences"] = ";".join(f"{d:+.4f}" for d in per_seed)
+            row["difference"], row["ci_low"], row["ci_high"] = paired_difference_ci(
+                typical, a, b, n_boot=n_boot, level=level, seed=seed
+            )
+            row["delong_p"] = float(delong_test(typical, a.mean(axis=1), b.mean(axis=1)).p_value)
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+MECHANISM_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "split",
+    "seeds",
+    "threshold",
+    "linear_share",
+    "mean_p_atypical",
+    "mean_p_typical",
+    "mean_p_negative",
+]
+
+
+def mechanism_table(
+    selections: Sequence[RunSelection], *, threshold: float, split: str = "test"
+) -> pd.DataFrame:
+    """Where PCE acts, per variant: mean over seeds (chosen checkpoints) of the share of positive
+    cases with ``p <= threshold`` (PCE's linear regime at τ = threshold; for a τ-free method the
+    study's τ is used) and the mean p of atypical positives, typical positives and negatives."""
+    rows = []
+    for (obs, method, tau), sels in sorted(
+        _group(selections).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1.0)
+    ):
+        t = threshold if tau is None else tau
+        values = []
+        for sel in sels:
+            pred = selected_predictions(sel, split)
+            if pred is None:
+                continue
+            label = pd.to_numeric(pred["label"], errors="coerce")
+            pos = pred[label == POSITIVE]
+            cases = fg_cases(pred)
+            values.append(
+                (
+                    float((pos["score"] <= t).mean()) if len(pos) else math.nan,
+                    float(cases.loc[cases["subcategory"] == ATYPICAL, "score"].mean()),
+                    float(cases.loc[cases["subcategory"] == TYPICAL, "score"].mean()),
+                    float(pred.loc[label == 0, "score"].mean()),
+                )
+            )
+        if not values:
+            continue
+        arr = np.array(values, dtype=float)
+        counts = np.isfinite(arr).sum(axis=0)
+        mean = np.where(counts > 0, np.nansum(arr, axis=0) / np.maximum(counts, 1), np.nan)
+        rows.append(
+            {
+                "observation": obs,
+                "method": method,
+                "tau": tau,
+                "split": split,
+                "seeds": len(values),
+                "threshold": t,
+                "linear_share": mean[0],
+                "mean_p_atypical": mean[1],
+                "mean_p_typical": mean[2],
+                "mean_p_negative": mean[3],
+            }
+        )
+    return pd.DataFrame(rows, columns=MECHANISM_COLUMNS)
+
+
+FINE_LABEL_COLUMNS: list[str] = [
+    "observation",
+    "method",
+    "tau",
+    "split",
+    "seeds",
+    "auc_fg_text",
+    "n_atypical_text",
+    "n_typical_text",
+    "auc_fg_human",
+    "n_atypical_human",
+    "n_typical_human",
+    "n_both",
+    "agree",
+    "kappa",
+]
+
+
+def fine_label_summary(
+    selections: Sequence[RunSelection],
+    index: pd.DataFrame,
+    *,
+    source: str = "mesh",
+    split: str = "test",
+) -> pd.DataFrame:
+    """AUC^FG against the text-mined subcategories next to AUC^FG against a second (human)
+    source, ``<Obs> subcategory <source>`` of ``index`` (e.g. OpenI's MeSH), joined by image id.
+
+    One row per (observation, method, tau) with an index column for the observation: the seed
+    means at the chosen checkpoints, the class counts of each, and the agreement of the two
+    sources on the split's positives that both label (``n_both``, ``agree``, Cohen's ``kappa``).
+    """
+    from finegrain.data.index import fine_label_column
+    from finegrain.evaluate import subcategory_agreement
+    from finegrain.metrics import auc_fg
+
+    ids = index["image_id"].astype(str)
+    rows = []
+    for (obs, method, tau), group in _group(selections).items():
+        column = fine_label_column(obs, source)
+        if column not in index.columns:
+            continue
+        human_of = dict(zip(ids, index[column].astype("string").fillna(""), strict=True))
+        fg_text, fg_human, agreement, counts = [], [], None, {}
+        for sel in group:
+            pred = selected_predictions(sel, split)
+            if pred is None:
+                continue
+            human = pred.assign(subcategory=pred["image_id"].astype(str).map(human_of))
+            for name, frame, values in (("text", pred, fg_text), ("human", human, fg_human)):
+                cases = fg_cases(frame)
+                typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
+                counts[f"n_atypical_{name}"] = int((typical == 0).sum())
+                counts[f"n_typical_{name}"] = int((typical == 1).sum())
+                if 0 < typical.sum() < len(typical):
+                    values.append(auc_fg(typical, cases["score"].to_numpy(dtype=float)))
+            if agreement is None:  # the same cases for every seed
+                positive = (pd.to_numeric(pred["label"], errors="coerce") == POSITIVE).to_numpy()
+                text = pred["subcategory"].astype("string").str.strip().str.lower()
+                agreement = subcategory_agreement(
+                    text.to_numpy(dtype=object, na_value=None)[positive],
+                    human["subcategory"].to_numpy(dtype=object)[positive],
+                )
+        if agreement is None:
+            continue
+        rows.append(
+            {
+                "observation": obs,
+                "method": method,
+                "tau": tau,
+                "split": split,
+                "seeds": len(fg_human),
+                "auc_fg_text": float(np.mean(fg_text)) if fg_text else math.nan,
+                "auc_fg_human": float(np.mean(fg_human)) if fg_human else math.nan,
+                **counts,
+                "n_both": agreement["n"],
+                "agree": agreement["agree"],
+                "kappa": math.nan if agreement["kappa"] is None else agreement["kappa"],
+            }
+        )
+    return pd.DataFrame(rows, columns=FINE_LABEL_COLUMNS)

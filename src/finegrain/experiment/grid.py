@@ -17,19 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finegrain.observations import check_observation
+from finegrain.train.methods import METHODS
 
 #: Methods whose loss uses τ (partially Huberised cross-entropy on some labels).
-RM_METHODS: frozenset[str] = frozenset({"p-rm", "u-rm", "pu-rm"})
+RM_METHODS: frozenset[str] = frozenset(name for name, m in METHODS.items() if m.uses_tau)
 
-#: Display names as in the paper.
-METHOD_NAMES: dict[str, str] = {
-    "u-ignore": "U-Ignore",
-    "u-zeros": "U-Zeros",
-    "u-ones": "U-Ones",
-    "p-rm": "U-Ignore + P-RM",
-    "u-rm": "U-RM",
-    "pu-rm": "PU-RM",
-}
+#: Display names as in the paper, for every training method.
+METHOD_NAMES: dict[str, str] = {name: m.display_name for name, m in METHODS.items()}
 
 #: The paper's results, each a list of methods (Figure 4 also sweeps τ over ``FIGURE4_TAUS``).
 SELECTIONS: dict[str, tuple[str, ...]] = {
@@ -38,6 +32,9 @@ SELECTIONS: dict[str, tuple[str, ...]] = {
     "figure4": ("u-ones", "u-ignore", "pu-rm"),
 }
 FIGURE4_TAUS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Selections that sweep the data as well, each run by its own module (not part of ``all``):
+#: ``study`` = :func:`finegrain.experiment.study.run_study`.
+STUDY_SELECTIONS: tuple[str, ...] = ("study",)
 
 #: The method every other one is compared against (paired DeLong test on the test split).
 REFERENCE_METHOD = "u-ones"

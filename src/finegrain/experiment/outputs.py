@@ -16,22 +16,34 @@ import pandas as pd
 from finegrain.experiment.aggregate import (
     averaged_scores,
     fg_cases,
+    fine_label_summary,
+    paired_difference,
     results_table,
+    run_statistics,
     selected_predictions,
     split_statistics,
     summary_table,
 )
 from finegrain.experiment.grid import (
     METHOD_NAMES,
+    REFERENCE_METHOD,
     SELECTIONS,
     RunSpec,
     method_tau,
 )
+from finegrain.experiment.localisation import article, cam_grid, grid_label
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
-from finegrain.experiment.selection import DONE_MARKER, RunSelection, select_run
-from finegrain.experiment.tables import Table, build_tables, to_latex, to_markdown
+from finegrain.experiment.selection import RunSelection, describe_runs, select_run
+from finegrain.experiment.tables import (
+    Table,
+    build_tables,
+    fine_label_table,
+    to_latex,
+    to_markdown,
+)
 from finegrain.io import atomic_write_csv, atomic_write_text
+from finegrain.train.rundir import RunDirectory
 
 
 @dataclass
@@ -43,6 +55,10 @@ class Outputs:
     selections: list[RunSelection]
     notes: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
+    #: paired differences against U-Ones (:func:`~finegrain.experiment.aggregate.paired_difference`)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: each run's AUC^FG with its bootstrap CI (:func:`~finegrain.experiment.aggregate.run_statistics`)
+    run_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelection], list[str]]:
@@ -51,13 +67,13 @@ def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelectio
     missing = []
     for spec in specs:
         run_dir = spec.directory(runs_root)
-        if not (run_dir / DONE_MARKER).exists():
+        if not RunDirectory(run_dir).is_done():
             missing.append(spec.label)
             continue
         sel = select_run(run_dir)
         if sel.spec != spec:
             notes.append(
-                f"{run_dir}: config.json describes {sel.spec.label}, expected {spec.label}"
+                f"{run_dir}: its recorded config describes {sel.spec.label}, expected {spec.label}"
             )
         notes += [f"{spec.label}: {n}" for n in sel.notes]
         selections.append(sel)
@@ -106,7 +122,7 @@ def write_figures(
                 "U-Ones and U-Ignore.",
             )
         )
-    has_test = any((s.directory / "predictions-test.csv").is_file() for s in selections)
+    has_test = any(s.run.has_predictions("test") for s in selections)
     split = "test" if has_test else "validate"
     for obs in preset.observations:
         scores = {}
@@ -131,7 +147,7 @@ def write_figures(
                 f"{obs}: score distributions",
                 fig_dir / f"scores-{slug}.png",
                 f"P(positive) of atypical and typical positives on the {split} split "
-                "(seed-averaged scores at the checkpoints chosen on validation).",
+                "(seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
             )
         )
         plots.save_figure(plots.roc_figure(scores, obs, split), fig_dir / f"roc-{slug}")
@@ -139,8 +155,10 @@ def write_figures(
             Figure(
                 f"{obs}: atypical vs typical ROC",
                 fig_dir / f"roc-{slug}.png",
-                f"ROC of typical (1) against atypical (0) positives on the {split} split; legend: "
-                "AUC^FG of the seed-averaged scores.",
+                f"ROC of typical (1) against atypical (0) positives on the {split} split. The "
+                "curves and the legend's AUC^FG use seed-averaged scores (each case's probability "
+                "averaged over the seeds), so they differ from the tables, which give the mean "
+                "of the per-seed AUC^FG.",
             )
         )
     return figures
@@ -152,16 +170,13 @@ def write_cams(
     """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (seed 0, chosen
     checkpoints) on one atypical and one typical test positive per observation.
 
-    Skipped with a note when ``finegrain.cam`` is unavailable or a piece is missing.
+    Skipped with a note when ``finegrain.predict.cam`` is unavailable or a piece is missing.
     """
     try:
-        from finegrain.cam import cam_images
-        from finegrain.train.checkpoint import checkpoint_path
+        from finegrain.predict.cam import cam_images
     except ImportError as exc:
         notes.append(f"CAMs not drawn: {exc}")
         return []
-    import json
-
     from finegrain.data.index import read_index
 
     figures = []
@@ -182,7 +197,7 @@ def write_cams(
                 pair.append(found[0])
         if len(pair) != 2:
             continue
-        split = "test" if (pair[0].directory / "predictions-test.csv").is_file() else "validate"
+        split = "test" if pair[0].run.has_predictions("test") else "validate"
         cases = fg_cases(selected_predictions(pair[0], split))
         picks = [
             cases[cases["subcategory"] == sub].sort_values("image_id").head(1)
@@ -191,11 +206,11 @@ def write_cams(
         picks = pd.concat(picks)
         if picks.empty:
             continue
-        ckpts = [checkpoint_path(s.directory, s.iteration) for s in pair]
-        config = json.loads((pair[0].directory / "config.json").read_text(encoding="utf-8"))
+        ckpts = [s.run.checkpoint_path(s.iteration) for s in pair]
+        config = pair[0].config
         missing = [str(c) for c in ckpts if not c.is_file()]
         if missing or "index" not in config:
-            what = ", ".join(missing) if missing else "the index path in config.json"
+            what = ", ".join(missing) if missing else "the index path in the run's config"
             notes.append(f"{obs}: CAMs not drawn: missing {what}")
             continue
         index = read_index(config["index"]).set_index("image_id")  # paths resolved by read_index
@@ -206,17 +221,30 @@ def write_cams(
         except (OSError, ValueError, RuntimeError) as exc:
             notes.append(f"{obs}: CAMs not drawn: {exc}")
             continue
+        try:
+            from finegrain.train.rundir import load_model
+
+            model, meta = load_model(ckpts[0])
+            cells = grid_label(cam_grid(model, int(meta.get("image_size") or preset.image_size)))
+        except (OSError, ValueError, RuntimeError) as exc:
+            cells = f"feature-map size unknown ({exc})"
         for (_, row), sub in zip(table.iterrows(), picks["subcategory"], strict=True):
             if row["error"]:
                 notes.append(f"{obs}: CAM of {row['path']} failed: {row['error']}")
                 continue
             figures.append(
                 Figure(
-                    f"{obs}: CAM of an {sub} test positive",
+                    f"{obs}: CAM of {article(sub)} {sub} test positive ({cells})",
                     Path(row["output"]),
                     "Class activation maps (last feature map weighted by the classifier's "
                     "positive-class weights) of U-Ones (left) and PU-RM (right), seed 0 at "
-                    "the checkpoints chosen on validation; p = predicted probability.",
+                    f"the checkpoints chosen on validation; p = predicted probability. {cells}"
+                    + (
+                        " — each cell covers a large part of the lung, so the map shows where "
+                        "the evidence is only coarsely."
+                        if cells.endswith("localisation")
+                        else "."
+                    ),
                 )
             )
     return figures
@@ -239,6 +267,8 @@ def write_outputs(
     summary = summary_table(results)
     has_test = (results["split"] == "test").any() if not results.empty else False
     stats = split_statistics(selections) if has_test else pd.DataFrame()
+    paired = paired_differences(selections, _table_methods(preset, methods), preset.tau)
+    run_stats = run_statistics(selections) if selections else pd.DataFrame()
     if not stats.empty:
         for _, r in stats[stats["note"] != ""].iterrows():
             tau = "" if pd.isna(r["tau"]) else f" τ={r['tau']:g}"
@@ -253,9 +283,20 @@ def write_outputs(
         tau=preset.tau,
         methods=methods,
         taus=taus,
+        paired=paired,
     )
+    fine = fine_label_results(selections, notes)
+    if not fine.empty:
+        tables.append(fine_label_table(fine))
     paths = {"results": out / "results.csv"}
     atomic_write_csv(paths["results"], results)
+    if not fine.empty:
+        paths["fine_labels"] = out / "fine-labels.csv"
+        atomic_write_csv(paths["fine_labels"], fine)
+    paths["paired"] = out / "paired-differences.csv"
+    atomic_write_csv(paths["paired"], paired)
+    paths["run_stats"] = out / "run-auc-ci.csv"
+    atomic_write_csv(paths["run_stats"], run_stats)
     header = f"# finegrain benchmark ({preset.name} preset)\n\n"
     note_md = "".join(f"- {n}\n" for n in notes)
     paths["summary.md"] = out / "summary.md"
@@ -280,13 +321,48 @@ def write_outputs(
         title=f"finegrain benchmark — {preset.name}",
         lead=(
             f"{len(selections)} finished runs of {len(specs)}; observations: "
-            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; model: {preset.model}, "
-            f"{preset.image_size} px, {preset.iterations} iterations "
-            f"(checkpoint every {preset.checkpoint_every})."
+            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; "
+            f"{describe_runs(selections)}."
         ),
         tables=tables,
         figures=figures,
         config=config or {"preset": preset.to_dict()},
         notes=notes,
     )
-    return Outputs(tables, results, summary, stats, selections, notes, paths)
+    return Outputs(tables, results, summary, stats, selections, notes, paths, paired, run_stats)
+
+
+def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> pd.DataFrame:
+    """:func:`fine_label_summary` when the runs' index has human fine labels (OpenI's
+    ``<Obs> subcategory mesh``); empty otherwise."""
+    from finegrain.data.index import OPTIONAL_COLUMNS, read_index
+
+    index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
+    if index_path is None or not Path(index_path).is_file():
+        return pd.DataFrame()
+    index = read_index(index_path)
+    if not any(c in index.columns for c in OPTIONAL_COLUMNS):
+        return pd.DataFrame()
+    has_test = any(s.run.has_predictions("test") for s in selections)
+    fine = fine_label_summary(selections, index, split="test" if has_test else "validate")
+    if fine.empty:
+        notes.append(
+            "AUC^FG against the human (MeSH) fine labels not computed: no run of an observation "
+            "with MeSH labels has predictions at a chosen checkpoint"
+        )
+    return fine
+
+
+def paired_differences(
+    selections: Sequence[RunSelection], methods: Sequence[str], tau: float
+) -> pd.DataFrame:
+    """:func:`paired_difference` of every table method against U-Ones (validate and test)."""
+    frames = [
+        paired_difference(selections, method=m, tau=method_tau(m, tau))
+        for m in methods
+        if m != REFERENCE_METHOD
+    ]
+    has_reference = any(s.spec.method == REFERENCE_METHOD for s in selections)
+    if not frames or not has_reference:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)

@@ -98,6 +98,8 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
     """Histograms of the positive-class probability of atypical vs typical positives, one panel
     per method (``scores``: method -> seed-averaged predictions of ``observation`` on ``split``)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     methods = list(scores)
     fig, axes = plt.subplots(
         1, max(1, len(methods)), figsize=(3.2 * max(1, len(methods)), 2.9), squeeze=False
@@ -110,6 +112,7 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
         ax.hist(cases.loc[typical, "score"], bins=bins, alpha=0.6, color="C3", label="typical")
         ax.set_title(METHOD_NAMES.get(method, method), fontsize=10)
         ax.set_xlabel("P(positive)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"{observation} positives ({split})")
     fig.tight_layout()
@@ -135,7 +138,34 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")
     ax.set_title(f"{observation}: atypical vs typical ({split})", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # no curve when a class is missing
+        ax.legend(fontsize=7, loc="lower right", title="AUC$^{FG}$, seed-averaged scores",
+                  title_fontsize=7)  # fmt: skip
     ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def study_map_figure(table: pd.DataFrame, observation: str, *, split: str = "test"):
+    """The study's map for one observation: the paired difference PU-RM − U-Ones (dot) and its
+    95% CI (bar) at every condition, grouped by knob, with the zero line."""
+    plt = _pyplot()
+    rows = table[(table["observation"] == observation) & (table["split"] == split)]
+    rows = rows[rows["seeds"].fillna(0).astype(int) > 0]
+    fig, ax = plt.subplots(figsize=(5.6, 0.9 + 0.32 * max(1, len(rows))))
+    labels = []
+    knobs = list(dict.fromkeys(rows["knob"]))
+    for y, (_, r) in enumerate(rows.iloc[::-1].iterrows()):
+        color = f"C{knobs.index(r['knob']) % 10}"
+        d, lo, hi = float(r["difference"]), float(r["ci_low"]), float(r["ci_high"])
+        ax.plot([lo, hi], [y, y], color=color, linewidth=2)
+        ax.plot([d], [y], "o", color=color)
+        label = "calibrated point" if r["knob"] == "calibrated" else f"{r['knob']} = {r['value']}"
+        labels.append(f"{label} ({int(r['seeds'])} seeds)")
+    ax.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel(f"Δ AUC$^{{FG}}$ ({split}), PU-RM − U-Ones")
+    ax.set_title(observation, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

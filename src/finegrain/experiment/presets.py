@@ -1,13 +1,33 @@
 """Benchmark presets: the paper's protocol and a demo that runs on a laptop CPU.
 
-A preset fixes the data (phantom size), the model and the training schedule; command-line
-options override single fields (see :func:`Preset.replace`).
+A preset fixes the grid (observations, selections, seeds, τ), the data (image size, phantom
+size) and a *training template*: the :class:`~finegrain.train.config.TrainConfig` fields every
+run of the grid gets (``train``; fields it leaves out keep TrainConfig's defaults). The grid adds
+each run's identity (observation, method, τ, seed), its data paths and its run directory.
+Command-line options override single fields (see :meth:`Preset.replace`).
+
+>>> DEMO.setting("iterations"), PAPER.setting("iterations")
+(300, 50000)
+>>> DEMO.replace(iterations=60).train["iterations"]
+60
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+#: TrainConfig fields the grid sets for each run; a preset's template may not set them.
+GRID_FIELDS: frozenset[str] = frozenset(
+    {"index", "cache", "observation", "method", "tau", "seed", "out", "eval_splits"}
+)
+
+
+def _train_fields() -> dict[str, dataclasses.Field]:
+    from finegrain.train.config import TrainConfig
+
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclass(frozen=True)
@@ -19,38 +39,61 @@ class Preset:
     selections: tuple[str, ...] = ("table2",)
     seeds: int = 3
     tau: float = 0.3
-    model: str = "densenet121"
-    pretrained: bool = True
-    #: ImageNet weights file (``None``: torchvision's file in the local torch hub cache)
-    weights: str | None = None
+    #: TrainConfig fields of every run (e.g. ``{"iterations": 300, "lr": 1e-3}``)
+    train: dict[str, Any] = field(default_factory=dict, hash=False)
     image_size: int = 224
-    iterations: int = 50_000
-    checkpoint_every: int = 10_000
-    batch_size: int = 32
-    lr: float = 1e-4
-    augment: bool = True
     views: tuple[str, ...] = ("AP", "PA")
     #: phantom studies and pixel size when the data is the built-in phantom
     phantom_studies: int = 2000
     phantom_size: int = 128
-    num_workers: int | None = None
+    #: studies in each of the phantom's validate and test splits (``None``: the phantom splits
+    #: ``phantom_studies`` 70/15/15; otherwise ``phantom_studies`` are the training studies)
+    phantom_eval_studies: int | None = None
     #: torch CPU threads while training (``None``: torch's default). Tiny models on a small CPU
     #: run several times faster on one thread than on two competing ones.
     threads: int | None = None
     #: runs trained at once in worker processes (capped at the CPU count)
     jobs: int = 1
 
-    def replace(self, **changes) -> Preset:
-        """A copy with the non-``None`` ``changes`` applied."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __post_init__(self) -> None:
+        names = _train_fields()
+        unknown = sorted(set(self.train) - set(names))
+        if unknown:
+            raise ValueError(f"preset {self.name!r}: TrainConfig has no field(s) {unknown}")
+        owned = sorted(set(self.train) & GRID_FIELDS)
+        if owned:
+            raise ValueError(f"preset {self.name!r}: {owned} are set by the grid for each run")
+
+    def setting(self, name: str) -> Any:
+        """A training setting of the preset's runs: the template's, else TrainConfig's default."""
+        if name in self.train:
+            return self.train[name]
+        spec = _train_fields()[name]
+        if spec.default is not dataclasses.MISSING:
+            return spec.default
+        return spec.default_factory()  # type: ignore[misc]
+
+    def replace(self, **changes: Any) -> Preset:
+        """A copy with the non-``None`` ``changes`` applied; TrainConfig fields go into the
+        training template, the others replace preset fields."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        own = {f.name for f in dataclasses.fields(self)}
+        train = {k: v for k, v in changes.items() if k not in own}
+        if train:
+            unknown = sorted(set(train) - set(_train_fields()))
+            if unknown:
+                raise ValueError(f"neither a preset nor a TrainConfig field: {unknown}")
+            changes = {k: v for k, v in changes.items() if k in own}
+            changes["train"] = {**self.train, **changes.get("train", {}), **train}
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 #: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
-#: batch 32, 50k iterations with a checkpoint every 10k, 3 seeds, τ = 0.3, Consolidation and
-#: Edema, AP/PA views, the official split.
+#: batch 32, 50k iterations with a checkpoint every 10k (TrainConfig's defaults), 3 seeds,
+#: τ = 0.3, Consolidation and Edema, AP/PA views, the official split.
 PAPER = Preset(name="paper")
 
 #: A small grid on the phantom that finishes in a few minutes on a 2-core CPU (see
@@ -58,17 +101,23 @@ PAPER = Preset(name="paper")
 DEMO = Preset(
     name="demo",
     seeds=2,
-    model="densenet-tiny",
-    pretrained=False,
+    train={
+        "model": "densenet-tiny",
+        "pretrained": False,
+        "iterations": 300,
+        "checkpoint_every": 150,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "augment": False,
+        "num_workers": 0,
+    },
     image_size=64,
-    iterations=300,
-    checkpoint_every=100,
-    batch_size=32,
-    lr=1e-3,
-    augment=False,
-    phantom_studies=1200,
+    # 4,000 training studies; validate and test sized for >= 300 atypical and >= 300 typical
+    # positives of each observation (the rarest: Consolidation, 6.8% positive, 19% of them
+    # atypical): finegrain.data.phantom.required_eval_studies(300)
+    phantom_studies=4000,
+    phantom_eval_studies=30071,
     phantom_size=64,
-    num_workers=0,
     threads=1,
     jobs=2,
 )

@@ -8,7 +8,6 @@ unfinished run resumes from its last checkpoint (``train(config, resume=True)``)
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -18,26 +17,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.launchers import (
+    Launcher,
+    LocalLauncher,
+    RunTask,
+    StopBenchmark,
+    execute,
+)
 from finegrain.experiment.presets import Preset
-from finegrain.experiment.selection import DONE_MARKER
 from finegrain.io import atomic_write_json, atomic_write_text
+from finegrain.train.rundir import RunDirectory
 
 log = logging.getLogger(__name__)
+
+#: The benchmark's request (preset, data, methods, versions), written before training.
+BENCHMARK_FILE = "benchmark.json"
 
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where the images come from: exactly one of ``phantom``, ``mimic`` or ``index``+``cache``."""
+    """Where the images come from: exactly one of ``phantom``, ``mimic``, ``openi`` or
+    ``index``+``cache``. ``openi_views``: the view table of OpenI's PNG images (default:
+    ``nlmcxr_dicom_metadata.csv.gz`` in the OpenI root when it is there)."""
 
     phantom: bool = False
     mimic: Path | None = None
     index: Path | None = None
     cache: Path | None = None
+    openi: Path | None = None
+    openi_views: Path | None = None
 
     def __post_init__(self) -> None:
-        chosen = sum([self.phantom, self.mimic is not None, self.index is not None])
+        chosen = sum(
+            [self.phantom, self.mimic is not None, self.index is not None, self.openi is not None]
+        )
         if chosen != 1:
-            raise ValueError("choose exactly one data source: phantom, mimic root, or index+cache")
+            raise ValueError(
+                "choose exactly one data source: phantom, mimic root, openi root, or index+cache"
+            )
         if (self.index is None) != (self.cache is None):
             raise ValueError("--index and --cache go together")
 
@@ -46,6 +63,8 @@ class DataSource:
             return "phantom"
         if self.mimic is not None:
             return f"mimic:{self.mimic}"
+        if self.openi is not None:
+            return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
 
 
@@ -83,9 +102,12 @@ def prepare_data(
                 size=preset.phantom_size,
                 seed=0,
                 progress=progress,
+                eval_studies=preset.phantom_eval_studies,
             )
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
+    elif source.openi is not None:
+        root = Path(source.openi)
     else:
         root = Path(source.mimic)
     index_path = data / "index.csv"
@@ -94,7 +116,10 @@ def prepare_data(
         from finegrain.data.mimic import index_mimic
 
         t0 = time.perf_counter()
-        frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
+        if source.openi is not None:
+            frame, summary = _index_openi(source, tuple(preset.views), progress)
+        else:
+            frame, summary = index_mimic(root, views=tuple(preset.views), progress=progress)
         log.info("index: %s", summary.format().replace("\n", "; "))
         # index_mimic gives paths relative to the MIMIC root; the index table's contract is
         # relative to the index file's folder (or absolute)
@@ -105,7 +130,9 @@ def prepare_data(
         write_index(frame, index_path)
         seconds["index"] = time.perf_counter() - t0
     cache_dir = data / f"cache-{preset.image_size}"
-    if not (cache_dir / "cache.json").exists():
+    from finegrain.data.cache import is_finished_cache
+
+    if not is_finished_cache(cache_dir):
         from finegrain.data.cache import prepare
 
         t0 = time.perf_counter()
@@ -114,41 +141,38 @@ def prepare_data(
     return BenchmarkData(index_path, cache_dir, seconds)
 
 
+def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
+    """The OpenI index (as published) with its view table (given, or found in the root)."""
+    from finegrain.data.openi import index_openi
+
+    table = source.openi_views
+    default = Path(source.openi) / "nlmcxr_dicom_metadata.csv.gz"
+    if table is None and default.is_file():
+        table = default
+    return index_openi(source.openi, views=views, views_table=table, progress=progress)
+
+
 def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
-    """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid."""
+    """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid: the preset's
+    training template, then ``extra`` (non-``None`` runtime choices such as ``device``), then
+    the run's identity, data and directory."""
     from finegrain.train.config import TrainConfig
 
-    values = dict(
-        index=str(data.index),
-        cache=str(data.cache),
+    values = {**preset.train, **{k: v for k, v in extra.items() if v is not None}}
+    values.update(
+        index=str(Path(data.index).resolve()),  # absolute: the run's record works from anywhere
+        cache=str(Path(data.cache).resolve()),
         observation=spec.observation,
         method=spec.method,
         tau=spec.tau if spec.tau is not None else preset.tau,
         seed=spec.seed,
-        iterations=preset.iterations,
-        batch_size=preset.batch_size,
-        checkpoint_every=preset.checkpoint_every,
-        lr=preset.lr,
-        model=preset.model,
-        pretrained=preset.pretrained,
-        weights=preset.weights,
         out=str(run_dir),
         eval_splits=("validate", "test"),
-        augment=preset.augment,
     )
-    optional = dict(num_workers=preset.num_workers, **extra)
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    for key, value in optional.items():
-        if value is None:
-            continue
-        if key not in names:
-            raise ValueError(f"TrainConfig has no field {key!r} (got {key}={value!r})")
-        values[key] = value
-    return TrainConfig(**values)
-
-
-class StopBenchmark(Exception):
-    """Raised by a ``before_run`` hook to stop the grid (the runs done so far are kept)."""
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:  # an unknown keyword in extra
+        raise ValueError(f"not a TrainConfig field: {exc}") from None
 
 
 @dataclass
@@ -159,21 +183,50 @@ class GridOutcome:
 
 
 def _train_one(config, resume: bool, threads: int | None) -> str:
-    """Train one run (in this process or a worker process) with ``threads`` torch threads."""
-    import torch
+    """Train one run in this process with ``threads`` torch threads (see
+    :func:`finegrain.experiment.launchers.execute`; ``resume`` is decided from the run
+    directory: a run with checkpoints resumes)."""
+    return execute(RunTask(config, Path(config.out).name, threads=threads))
 
-    from finegrain.train.loop import train
 
-    saved = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        train(config, resume=resume, progress=False)
-    finally:
-        torch.set_num_threads(saved)
-    if not (Path(config.out) / DONE_MARKER).exists():
-        raise RuntimeError(f"{config.out}: train() returned but wrote no {DONE_MARKER!r} marker")
-    return config.out
+def plan_runs(
+    specs: Sequence[RunSpec],
+    runs_root: str | Path,
+    preset: Preset,
+    data: BenchmarkData,
+    *,
+    device: str | None = None,
+) -> tuple[list[RunSpec], list[RunSpec]]:
+    """``(to train, finished)``: the runs of ``specs`` still to train and those already done.
+
+    A finished run is reused, and an unfinished one resumed, only when its recorded
+    configuration equals the requested one (fields in
+    :data:`~finegrain.train.config.RUNTIME_FIELDS` aside); otherwise a ``ValueError`` names
+    each such run and its differing fields (old -> new).
+    """
+    from finegrain.train.config import format_differences
+
+    extra = {"device": device} if device else {}
+    todo, finished, conflicts = [], [], []
+    for spec in specs:
+        run = RunDirectory(spec.directory(runs_root))
+        done = run.is_done()
+        if done or (run.has_config() and run.checkpoints()):
+            wanted = train_config(spec, preset, data, run.path, **extra)
+            changed = wanted.differences(run.read_config())
+            if changed:
+                conflicts.append(f"{run.path} ({format_differences(changed)})")
+        (finished if done else todo).append(spec)
+    if conflicts:
+        shown = "; ".join(conflicts[:5]) + (
+            f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        )
+        raise ValueError(
+            f"{len(conflicts)} run(s) under {runs_root} were trained with other settings than "
+            f"requested: {shown}. Rerun with the settings they were trained with, or choose a "
+            "new --out"
+        )
+    return todo, finished
 
 
 def run_grid(
@@ -187,80 +240,61 @@ def run_grid(
     progress: bool = True,
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
+    launcher: Launcher | None = None,
+    tracking=None,
 ) -> GridOutcome:
-    """Train every run of ``specs`` that is not finished yet (``done`` marker).
+    """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
+    refuses runs recorded with other settings).
 
-    An unfinished run with checkpoints resumes from the last one. ``jobs`` > 1 trains that many
-    runs at once in worker processes (each with ``preset.threads`` torch threads). ``max_runs``
-    stops after that many runs; ``before_run(spec, run_dir)`` is called before each run starts
-    (in this process; raising :class:`StopBenchmark` stops the grid, keeping finished runs).
+    An unfinished run with checkpoints resumes from the last one. ``launcher`` decides where
+    runs execute (default: :class:`~finegrain.experiment.launchers.LocalLauncher` with
+    ``jobs`` worker processes, each with ``preset.threads`` torch threads). ``max_runs`` stops
+    after that many runs; ``before_run(spec, run_dir)`` is called before each run is handed to
+    the launcher (in this process; raising :class:`StopBenchmark` stops the grid, keeping
+    finished runs). ``tracking`` (a :class:`~finegrain.train.tracking.TrackingSpec`) is
+    passed to every run.
     """
     from tqdm.auto import tqdm
 
     outcome = GridOutcome()
     t0 = time.perf_counter()
-    todo = []
-    for spec in specs:
-        run_dir = spec.directory(runs_root)
-        if (run_dir / DONE_MARKER).exists():
-            outcome.skipped.append(spec)
-        else:
-            todo.append(spec)
+    todo, outcome.skipped = plan_runs(specs, runs_root, preset, data, device=device)
     if max_runs is not None:
         todo = todo[:max_runs]
     extra = {"device": device} if device else {}
+    if launcher is None:
+        launcher = LocalLauncher(jobs=min(jobs, max(1, len(todo))))
+    by_label = {spec.label: spec for spec in todo}
 
-    def submit_args(spec: RunSpec) -> tuple:
-        run_dir = spec.directory(runs_root)
-        if before_run is not None:
-            before_run(spec, run_dir)
-        config = train_config(spec, preset, data, run_dir, **extra)
-        ckpts = run_dir / "checkpoints"
-        resume = ckpts.is_dir() and any(ckpts.glob("*.pt"))
-        log.debug("%s run %s", "resuming" if resume else "starting", spec.label)
-        return config, resume, preset.threads
+    def tasks():
+        for spec in todo:
+            run_dir = spec.directory(runs_root)
+            if before_run is not None:
+                before_run(spec, run_dir)
+            config = train_config(spec, preset, data, run_dir, **extra)
+            yield RunTask(
+                config,
+                spec.label,
+                threads=preset.threads,
+                processes=max(1, launcher.gpus_per_run),
+                tracking=tracking,
+            )
 
     bar = tqdm(total=len(todo), desc="benchmark runs", unit="run", disable=not progress)
+
+    def on_done(task: RunTask) -> None:
+        outcome.trained.append(by_label[task.label])
+        bar.set_postfix_str(task.label)
+        bar.update()
+
     try:
-        if jobs <= 1 or len(todo) <= 1:
-            for spec in todo:
-                bar.set_postfix_str(spec.label)
-                _train_one(*submit_args(spec))
-                outcome.trained.append(spec)
-                bar.update()
-        else:
-            _run_parallel(todo, submit_args, jobs, outcome, bar)
+        launcher.run(tasks(), on_done)
     except StopBenchmark as exc:
         log.warning("benchmark stopped: %s", exc)
     finally:
         bar.close()
         outcome.seconds = time.perf_counter() - t0
     return outcome
-
-
-def _run_parallel(todo, submit_args, jobs: int, outcome: GridOutcome, bar) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    context = multiprocessing.get_context("spawn")
-    pending = list(todo)
-    running = {}
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        try:
-            while pending or running:
-                while pending and len(running) < jobs:
-                    spec = pending.pop(0)
-                    running[pool.submit(_train_one, *submit_args(spec))] = spec
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    spec = running.pop(future)
-                    future.result()  # re-raises a worker's error
-                    outcome.trained.append(spec)
-                    bar.update()
-        except BaseException:
-            for future in running:
-                future.cancel()
-            raise
 
 
 def versions() -> dict[str, str]:
@@ -284,6 +318,19 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _recorded_request(out: Path) -> dict | None:
+    """The request recorded in ``out/benchmark.json`` by the run that trained the grid."""
+    import json
+
+    path = out / BENCHMARK_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -305,11 +352,15 @@ def run_benchmark(
     max_runs: int | None = None,
     before_run: Callable[[RunSpec, Path], None] | None = None,
     report_only: bool = False,
+    launcher: Launcher | None = None,
+    tracking=None,
 ) -> BenchmarkResult:
     """The whole benchmark; see the module docstring. Returns what was done and written.
 
     ``report_only`` trains nothing and rebuilds the outputs from the finished runs. ``jobs``
-    (default: the preset's) is capped at the CPU count.
+    (default: the preset's) is capped at the CPU count. ``launcher`` (default: local worker
+    processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
+    :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
     """
     jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
     from finegrain.experiment.outputs import write_outputs
@@ -331,16 +382,19 @@ def run_benchmark(
         "taus": list(taus) if taus else None,
         "device": device,
         "jobs": jobs,
+        "launcher": launcher.name if launcher is not None else "local",
         "runs": [s.label for s in specs],
         "versions": versions(),
     }
-    if not report_only:
-        atomic_write_json(out / "benchmark.json", config)
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()
-        grid.skipped = [s for s in specs if (s.directory(out / "runs") / DONE_MARKER).exists()]
+        grid.skipped = [s for s in specs if RunDirectory(s.directory(out / "runs")).is_done()]
+        config = _recorded_request(out) or config
     else:
         data = prepare_data(source, out, preset, progress=progress)
+        # refuse runs recorded with other settings before benchmark.json claims the new ones
+        plan_runs(specs, out / "runs", preset, data, device=device)
+        atomic_write_json(out / BENCHMARK_FILE, config)
         grid = run_grid(
             specs,
             out / "runs",
@@ -351,6 +405,8 @@ def run_benchmark(
             progress=progress,
             max_runs=max_runs,
             before_run=before_run,
+            launcher=launcher,
+            tracking=tracking,
         )
     t_report = time.perf_counter()
     outputs = write_outputs(out, specs, preset=preset, methods=methods, taus=taus, config=config)

@@ -13,8 +13,6 @@ validation.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +20,10 @@ import pandas as pd
 
 from finegrain.evaluate import SCORE_KEYS
 from finegrain.experiment.grid import RunSpec, method_tau
-from finegrain.io import read_jsonl
+from finegrain.train.rundir import RunDirectory, find_runs
 
-#: The metric fields of each metrics.jsonl line (the training loop's contract).
+#: The metric fields of each evaluation line of a run (the training loop's contract).
 METRIC_FIELDS: tuple[str, ...] = SCORE_KEYS
-
-#: Marker file a finished run directory carries (written last by the train loop).
-DONE_MARKER = "done"
 
 
 def select_iteration(
@@ -51,39 +46,19 @@ def select_iteration(
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """``metrics.jsonl`` of a run as a table, one row per (iteration, split).
-
-    A checkpoint evaluated twice (a resumed run re-evaluating its last checkpoint) keeps its
-    latest line.
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no metrics.jsonl in run directory")
-    records = read_jsonl(path)
-    for line_no, rec in enumerate(records, start=1):
-        for key in ("iteration", "split"):
-            if key not in rec:
-                raise ValueError(f"{path}: line {line_no} has no {key!r} field")
-    frame = pd.DataFrame.from_records(records)
-    if frame.empty:
-        return pd.DataFrame(columns=["iteration", "split", *METRIC_FIELDS])
-    for column in METRIC_FIELDS:
-        if column not in frame.columns:
-            frame[column] = math.nan
-    frame["iteration"] = frame["iteration"].astype(int)
-    frame = frame.drop_duplicates(["iteration", "split"], keep="last")
-    return frame.sort_values(["split", "iteration"], kind="stable").reset_index(drop=True)
+    """The evaluations of a run as a table, one row per (iteration, split); a checkpoint
+    evaluated twice (a resumed run re-evaluating its last checkpoint) keeps its latest line."""
+    return RunDirectory(run_dir).read_metrics(METRIC_FIELDS)
 
 
-def read_spec(run_dir: str | Path) -> RunSpec:
-    """The run's identity (observation, method, τ, seed) from its ``config.json``."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no config.json in run directory")
-    config = json.loads(path.read_text(encoding="utf-8"))
+def read_spec(run_dir: str | Path, config: dict | None = None) -> RunSpec:
+    """The run's identity (observation, method, τ, seed) from its recorded configuration."""
+    run = RunDirectory(run_dir)
+    if config is None:
+        config = run.read_config()
     for key in ("observation", "method", "seed"):
         if key not in config:
-            raise ValueError(f"{path}: missing field {key!r}")
+            raise ValueError(f"{run.config_path}: missing field {key!r}")
     method = str(config["method"])
     return RunSpec(
         observation=str(config["observation"]),
@@ -102,6 +77,12 @@ class RunSelection:
     metrics: pd.DataFrame
     iteration: int | None
     notes: list[str] = field(default_factory=list)
+    #: the run's recorded configuration (``config.json``)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def run(self) -> RunDirectory:
+        return RunDirectory(self.directory)
 
     def row(self, split: str) -> dict | None:
         """The metrics of ``split`` at the chosen iteration (``None`` if not evaluated)."""
@@ -116,22 +97,69 @@ class RunSelection:
 def select_run(run_dir: str | Path, *, split: str = "validate") -> RunSelection:
     """Read a finished run directory and choose its checkpoint by ``split`` AUC^FG."""
     run_dir = Path(run_dir)
+    config = RunDirectory(run_dir).read_config()
     metrics = read_metrics(run_dir)
     selection = RunSelection(
-        read_spec(run_dir), run_dir, metrics, select_iteration(metrics, split=split)
+        read_spec(run_dir, config),
+        run_dir,
+        metrics,
+        select_iteration(metrics, split=split),
+        config=config,
     )
     if selection.iteration is None:
         selection.notes.append(f"no {split} evaluation with a defined AUC^FG; no checkpoint chosen")
     return selection
 
 
-def find_runs(runs_root: str | Path) -> tuple[list[Path], list[Path]]:
-    """Run directories under ``runs_root``: (finished ones with a ``done`` marker, unfinished)."""
-    runs_root = Path(runs_root)
-    finished, unfinished = [], []
-    if not runs_root.is_dir():
-        return finished, unfinished
-    for config in sorted(runs_root.glob("*/*/seed*/config.json")):
-        run_dir = config.parent
-        (finished if (run_dir / DONE_MARKER).exists() else unfinished).append(run_dir)
-    return finished, unfinished
+def _setting(config: dict, key: str):
+    if key == "image_size":
+        return (config.get("preprocessing") or {}).get("size")
+    return config.get(key)
+
+
+def describe_runs(selections: list[RunSelection]) -> str:
+    """The training settings of the runs themselves (their recorded configurations), e.g.
+    ``model: densenet-tiny, 64 px, 300 iterations (checkpoint every 100), batch 32, lr 0.001``;
+    a setting on which the runs differ lists every value and says so."""
+    values: dict[str, list] = {}
+    for key in ("model", "image_size", "iterations", "checkpoint_every", "batch_size", "lr"):
+        found = []
+        for sel in selections:
+            value = _setting(sel.config, key)
+            if value is not None and value not in found:
+                found.append(value)
+        values[key] = found
+
+    def text(key: str) -> str:
+        found = values[key]
+        if len(found) == 1:
+            return f"{found[0]}"
+        return " / ".join(str(v) for v in found) + " (runs differ)"
+
+    parts = []
+    if values["model"]:
+        parts.append(f"model: {text('model')}")
+    if values["image_size"]:
+        parts.append(f"{text('image_size')} px")
+    if values["iterations"]:
+        every = (
+            f" (checkpoint every {text('checkpoint_every')})" if values["checkpoint_every"] else ""
+        )
+        parts.append(f"{text('iterations')} iterations{every}")
+    if values["batch_size"]:
+        parts.append(f"batch {text('batch_size')}")
+    if values["lr"]:
+        parts.append(f"lr {text('lr')}")
+    return ", ".join(parts) if parts else "no run settings recorded"
+
+
+__all__ = [
+    "METRIC_FIELDS",
+    "RunSelection",
+    "describe_runs",
+    "find_runs",
+    "read_metrics",
+    "read_spec",
+    "select_iteration",
+    "select_run",
+]

@@ -1,8 +1,12 @@
-"""Predict, calibrate (tier thresholds) and export: using a trained checkpoint on new images."""
+"""Inference with a trained checkpoint: predict, class activation maps, calibrate (tier
+thresholds) and export."""
 
 from finegrain.predict.calibrate import calibrate, calibrate_checkpoint, stored_thresholds
+from finegrain.predict.cam import cam_images, compute_cam
 from finegrain.predict.export import export, export_model
-from finegrain.predict.predict import Predictor, collect_images, predict, write_predictions
+from finegrain.predict.images import collect_images
+from finegrain.predict.predict import predict, write_predictions
+from finegrain.predict.predictor import Predictor
 from finegrain.predict.tiers import (
     TIERS,
     Thresholds,
@@ -19,7 +23,9 @@ __all__ = [
     "Thresholds",
     "calibrate",
     "calibrate_checkpoint",
+    "cam_images",
     "collect_images",
+    "compute_cam",
     "export",
     "export_model",
     "fit_thresholds",

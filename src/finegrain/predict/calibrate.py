@@ -11,58 +11,25 @@ import logging
 import os
 from pathlib import Path
 
-from finegrain.io import atomic_open
 from finegrain.predict.tiers import Thresholds, fit_thresholds
+from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
+from finegrain.train.rundir import RunDirectory, checkpoints_of
 
 log = logging.getLogger(__name__)
-
-PREDICTIONS_VALIDATE = "predictions-validate.csv"
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict safely (``weights_only=True``); errors name the file."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"{path}: not a readable finegrain checkpoint ({exc})") from exc
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
-    return ckpt
 
 
 def stored_thresholds(checkpoint: str | os.PathLike | dict) -> Thresholds | None:
     """The thresholds stored in a checkpoint (path or loaded dict), or ``None``."""
-    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     data = ckpt.get("thresholds")
     return Thresholds.from_dict(data) if data else None
 
 
 def store_thresholds(checkpoint_path: str | os.PathLike, thresholds: Thresholds) -> None:
     """Rewrite ``checkpoint_path`` atomically with ``"thresholds"`` added (or replaced)."""
-    import torch
-
-    ckpt = read_checkpoint(checkpoint_path)
+    ckpt = load_checkpoint(checkpoint_path)
     ckpt["thresholds"] = thresholds.to_dict()
-    with atomic_open(checkpoint_path, "wb") as handle:
-        torch.save(ckpt, handle)
-
-
-def checkpoints_of(target: str | os.PathLike) -> list[Path]:
-    """A checkpoint file itself, or every ``checkpoints/*.pt`` of a run directory (sorted)."""
-    target = Path(target)
-    if target.is_file():
-        return [target]
-    if target.is_dir():
-        found = sorted((target / "checkpoints").glob("*.pt"))
-        if not found:
-            raise FileNotFoundError(f"no checkpoints/*.pt in run directory {target}")
-        return found
-    raise FileNotFoundError(f"neither a checkpoint nor a run directory: {target}")
+    save_checkpoint(checkpoint_path, ckpt)
 
 
 def calibrate_checkpoint(
@@ -76,16 +43,16 @@ def calibrate_checkpoint(
 ) -> Thresholds:
     """Fit thresholds for one checkpoint from validation predictions at its iteration.
 
-    ``predictions`` defaults to ``<run dir>/predictions-validate.csv`` where the run directory
-    is the checkpoint's grandparent (``RUN/checkpoints/iter-N.pt``); ``iteration`` defaults to
+    ``predictions`` defaults to the validation predictions of the run directory the checkpoint
+    belongs to (``RUN/checkpoints/iter-N.pt``); ``iteration`` defaults to
     the checkpoint's own. With ``write`` the thresholds are stored in the checkpoint.
     """
     import pandas as pd
 
     checkpoint_path = Path(checkpoint_path)
-    ckpt = read_checkpoint(checkpoint_path)
+    ckpt = load_checkpoint(checkpoint_path)
     if predictions is None:
-        predictions = checkpoint_path.parent.parent / PREDICTIONS_VALIDATE
+        predictions = RunDirectory.of_checkpoint(checkpoint_path).predictions_path("validate")
     predictions = Path(predictions)
     if not predictions.is_file():
         raise FileNotFoundError(

@@ -50,7 +50,7 @@ def export(
     ``onnx_exporter``: ``"dynamo"`` (torch.export-based, torch's default; needs onnxscript) or
     ``"legacy"`` (the older TorchScript-based exporter: about 10x faster, deprecated by torch).
     """
-    from finegrain.predict.predict import Predictor
+    from finegrain.predict.predictor import Predictor
 
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")

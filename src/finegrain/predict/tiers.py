@@ -36,7 +36,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from finegrain.labels import check_labels, check_subcategories
 from finegrain.observations import ATYPICAL, NEGATIVE, POSITIVE, TYPICAL
 
 NEGATIVE_TIER = "negative"
@@ -79,28 +81,26 @@ class Thresholds:
 
 def _as_arrays(labels, subcategories, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=float)
-    labels = np.asarray(labels, dtype=float)  # float so that missing labels can be NaN
-    subs = np.array(
-        [
-            "" if s is None or (isinstance(s, float) and math.isnan(s)) else str(s)
-            for s in subcategories
-        ],
-        dtype=object,
-    )
-    if not (scores.ndim == labels.ndim == subs.ndim == 1):
+    if not (scores.ndim == np.ndim(labels) == np.ndim(subcategories) == 1):
         raise ValueError("labels, subcategories and scores must be one-dimensional")
-    if not (len(scores) == len(labels) == len(subs)):
+    if not (len(scores) == len(labels) == len(subcategories)):
         raise ValueError(
-            f"labels ({len(labels)}), subcategories ({len(subs)}) and scores ({len(scores)}) "
-            "must have the same length"
+            f"labels ({len(labels)}), subcategories ({len(subcategories)}) and scores "
+            f"({len(scores)}) must have the same length"
         )
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
         raise ValueError(f"score at row {bad[0]} is not finite ({scores[bad[0]]})")
-    unknown = sorted(set(subs) - {"", ATYPICAL, TYPICAL})
-    if unknown:
-        raise ValueError(f"unknown subcategory value(s) {unknown}; expected atypical/typical/empty")
-    return labels, subs, scores
+    # float so that missing labels are NaN; "" for a missing subcategory
+    labels = check_labels(pd.Series(list(labels), dtype=object), source="labels", column="label")
+    subs = check_subcategories(
+        pd.Series(list(subcategories), dtype=object), source="subcategories", column="subcategory"
+    )
+    return (
+        labels.to_numpy(dtype=float, na_value=np.nan),
+        subs.fillna("").to_numpy(dtype=object),
+        scores,
+    )
 
 
 def youden_threshold(y_true, score) -> tuple[float, float]:

@@ -23,10 +23,10 @@ DEFAULT_LEXICON_DIR = Path(__file__).with_name("lexicon")
 #: uncertain mention prevents No Finding but fills no column of its own.
 OTHER_FINDING = "No Finding"
 
-_SEP_RE = re.compile(r"[\s\-]+")
+_SEP_RE = re.compile(r"[\s\-/]+")
 _SEP, _WILD, _GAP = "\x00", "\x01", "\x02"
 _UNIT_RE = {
-    _SEP: r"[\s\-]+",
+    _SEP: r"[\s\-/]+",
     _WILD: r"[a-z0-9]*",
     _GAP: r"(?:[\s\-]+[a-z0-9']+){0,3}?[\s\-]+",
 }
@@ -48,6 +48,7 @@ class Cue:
     pseudo: bool = False
     unassessed: bool = False  # exam quality after a mention: "evaluation for X is limited"
     terminator: bool = False
+    scope_end: bool = False  # ends the scope of a negation only ("with", "following")
     severity: str | None = None  # normalised Table 1 term
     change: str | None = None
     ignore: bool = False  # consumes text, does nothing ("minor fissure")
@@ -196,6 +197,13 @@ class Lexicon:
     preposition: frozenset[str]
     complement: frozenset[str]
     coordinator: frozenset[str]
+    side: frozenset[str]
+    anaphor: frozenset[str]
+    past: frozenset[str]
+    past_after: frozenset[tuple[str, ...]]
+    transition: dict[str, str]
+    current: frozenset[tuple[str, ...]]
+    predicate: frozenset[str]  # [predicate] of tense.txt plus the words named there
     sections_use: frozenset[str]
     sections_skip: frozenset[str]
     _mentions: _PhraseTable = field(repr=False, default_factory=_PhraseTable)
@@ -248,8 +256,11 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "preposition",
             "complement",
             "coordinator",
+            "side",
+            "anaphor",
         ),
         "sections.txt": ("use", "skip"),
+        "tense.txt": ("past", "past after", "transition", "current", "predicate"),
     }[path.name]
     return _read(path, sections)
 
@@ -334,8 +345,11 @@ def _load(directory: Path) -> Lexicon:
                     role(entry, **{name: frozenset({"pre", "post"})})
                 else:
                     raise ValueError(f"{entry.file}:{entry.line}: entry before any [section]")
-    for entry in _read(directory / "terminators.txt", None)[""]:
+    terminators = _read(directory / "terminators.txt", ("", "negation"))
+    for entry in terminators.get("", []):
         role(entry, terminator=True)
+    for entry in terminators.get("negation", []):
+        role(entry, scope_end=True)
     for fname, name, table in (
         ("severity.txt", "severity", SEVERITY_CUES),
         ("change.txt", "change", CHANGE_CUES),
@@ -361,7 +375,14 @@ def _load(directory: Path) -> Lexicon:
 
     attachment = directory / "attachment.txt"
     sections = directory / "sections.txt"
+    tense = directory / "tense.txt"
     _read_sections.cache_clear()
+    transition = {}
+    for entry in _read_sections(tense).get("transition", []):
+        first, gap, last = phrase_key(entry.text).partition(" ... ")
+        if not gap or " " in first or " " in last:
+            raise ValueError(f"{entry.file}:{entry.line}: expected 'word ... word'")
+        transition[first] = last
     return Lexicon(
         directory=directory,
         mention_re=mentions.compile(),
@@ -372,6 +393,25 @@ def _load(directory: Path) -> Lexicon:
         preposition=_words(attachment, "preposition"),
         complement=_words(attachment, "complement"),
         coordinator=_words(attachment, "coordinator"),
+        side=_words(attachment, "side"),
+        anaphor=_words(attachment, "anaphor"),
+        past=_words(tense, "past"),
+        past_after=frozenset(
+            tuple(phrase_key(e.text).split(" "))
+            for e in _read_sections(tense).get("past after", [])
+        ),
+        transition=transition,
+        current=frozenset(
+            tuple(phrase_key(e.text).split(" ")) for e in _read_sections(tense).get("current", [])
+        ),
+        predicate=_words(tense, "predicate")
+        | _words(attachment, "linking")
+        | _words(attachment, "adverb")
+        | _words(attachment, "coordinator")
+        | _words(tense, "past")
+        | frozenset(transition)
+        | frozenset(transition.values())
+        | frozenset(w for e in _read_sections(tense).get("current", []) for w in e.text.split()),
         sections_use=frozenset(phrase_key(e.text) for e in _read_sections(sections)["use"]),
         sections_skip=frozenset(
             phrase_key(e.text) for e in _read_sections(sections).get("skip", [])

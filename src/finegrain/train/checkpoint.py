@@ -1,6 +1,8 @@
-"""Checkpoints of a run: atomic save, ``weights_only`` load, RNG states, and :func:`load_model`.
+"""The checkpoint file format: atomic save, ``weights_only`` load, RNG states, and the model of a
+loaded checkpoint (:func:`model_from_checkpoint`). Where checkpoints live in a run directory is
+:mod:`finegrain.train.rundir`'s business.
 
-A checkpoint (``<run>/checkpoints/iter-0010000.pt``) is a dict of tensors and plain Python
+A checkpoint is a dict of tensors and plain Python
 values only (``model``, ``optimizer``, ``iteration``, ``rng``, ``config``, ``model_name``,
 ``image_size``, ``observation``, ``method``, ...), so it loads with ``weights_only=True``.
 """
@@ -8,7 +10,6 @@ values only (``model``, ``optimizer``, ``iteration``, ``rng``, ``config``, ``mod
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +18,6 @@ import torch
 from torch import nn
 
 from finegrain.io import atomic_open
-
-CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^iter-(\d+)\.pt$")
-
-
-def checkpoint_path(run_dir: str | Path, iteration: int) -> Path:
-    """``<run_dir>/checkpoints/iter-0010000.pt``."""
-    return Path(run_dir) / CHECKPOINT_DIR / f"iter-{iteration:07d}.pt"
-
-
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """``(iteration, path)`` of every checkpoint in ``run_dir``, oldest first."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    found = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            match = _NAME.match(path.name)
-            if match:
-                found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint with the highest iteration, or None."""
-    found = list_checkpoints(run_dir)
-    return found[-1][1] if found else None
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -57,9 +32,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(payload, dict) or "model" not in payload:
+        raise ValueError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
+    return payload
 
 
 def rng_state() -> dict[str, Any]:
@@ -99,24 +77,17 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def load_model(
-    checkpoint: str | Path, map_location: str | torch.device = "cpu"
+def model_from_checkpoint(
+    payload: dict[str, Any], path: str | Path = "", map_location: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model of a checkpoint (or of a run directory's latest checkpoint).
+    """Rebuild the model of a loaded checkpoint (``path`` only names it in errors and meta).
 
     Returns ``(model in eval mode, meta)`` where ``meta`` is the checkpoint without the model,
     optimizer and RNG states (iteration, config, model_name, image_size, observation, method,
-    thresholds when present).
+    preprocessing, thresholds when present) plus ``path``.
     """
     from finegrain.train.models import build_model
 
-    path = Path(checkpoint)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise FileNotFoundError(f"no checkpoint in {path / CHECKPOINT_DIR}")
-        path = found
-    payload = load_checkpoint(path, map_location=map_location)
     if "model" not in payload or "model_name" not in payload:
         raise ValueError(f"{path} is not a finegrain checkpoint (no 'model'/'model_name')")
     model = build_model(

@@ -8,6 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Fields that do not change a run's results, only where or how fast it runs (or where it is
+#: written): a run may be resumed, or reused by the benchmark, with other values of these.
+RUNTIME_FIELDS: frozenset[str] = frozenset(
+    {"num_workers", "compile", "eval_batch_size", "device", "out", "augment_on"}
+)
+
+#: Keys of a run's recorded configuration that are not TrainConfig fields (written by the
+#: training loop beside them: environment, data summary, preprocessing).
+RECORD_EXTRAS: frozenset[str] = frozenset({"versions", "world_size", "data", "preprocessing"})
+
 
 @dataclass
 class TrainConfig:
@@ -42,6 +52,9 @@ class TrainConfig:
     compile: bool = False
     num_workers: int | None = None
     augment: bool = True
+    #: where training augmentation runs: "loader" (per image, in DataLoader workers), "device"
+    #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
+    augment_on: str = "auto"
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +67,8 @@ class TrainConfig:
         self.eval_splits = tuple(self.eval_splits)
         if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
             raise ValueError("iterations, checkpoint_every and batch_size must be positive")
+        if self.augment_on not in ("auto", "loader", "device"):
+            raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
 
@@ -63,11 +78,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`. The run-directory extras of ``config.json`` (``versions``,
-        ``world_size``, ``data``) are ignored; any other unknown key is an error."""
+        """Inverse of :meth:`to_dict`. The extras of a recorded configuration
+        (:data:`RECORD_EXTRAS`) are ignored; any other unknown key is an error."""
         names = {f.name for f in dataclasses.fields(cls)}
-        ignored = {"versions", "world_size", "data"}
-        unknown = set(data) - names - ignored
+        unknown = set(data) - names - RECORD_EXTRAS
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -76,3 +90,20 @@ class TrainConfig:
     def from_json(cls, path: str | Path) -> TrainConfig:
         """Read a ``config.json`` written by :func:`finegrain.train.train`."""
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def differences(self, recorded: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """``{field: (recorded value, this value)}`` for every field that changes results
+        (all but :data:`RUNTIME_FIELDS`) on which ``recorded`` (a run's ``config.json``, or
+        :meth:`to_dict` of another config) differs from this config."""
+        old = type(self).from_dict(recorded).to_dict()
+        new = self.to_dict()
+        return {
+            k: (old.get(k), new[k])
+            for k in sorted(new)
+            if k not in RUNTIME_FIELDS and old.get(k) != new[k]
+        }
+
+
+def format_differences(differences: dict[str, tuple[Any, Any]]) -> str:
+    """``iterations: 100 -> 150, lr: 0.001 -> 0.0001``."""
+    return ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in differences.items())

@@ -17,6 +17,7 @@ default, per rank = 32 / world size), evaluation is sharded and gathered, and on
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import platform
@@ -33,25 +34,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from finegrain.io import (
-    append_jsonl,
-    atomic_write_csv,
-    atomic_write_json,
-    atomic_write_text,
-    read_jsonl,
-)
+from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.observations import check_observation
-from finegrain.train.checkpoint import (
-    checkpoint_path,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unwrap,
-)
-from finegrain.train.config import TrainConfig
+from finegrain.train.checkpoint import load_checkpoint, rng_state, set_rng_state, unwrap
+from finegrain.train.config import TrainConfig, format_differences
 from finegrain.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -63,13 +49,10 @@ from finegrain.train.distributed import (
 from finegrain.train.evaluation import predict_split
 from finegrain.train.methods import Method, get_method
 from finegrain.train.models import build_model
+from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
+from finegrain.train.tracking import TrackingSpec
 
 log = logging.getLogger(__name__)
-
-#: Config fields that may change between a run and its resumption (they do not change results
-#: on CPU, or only change speed).
-RUNTIME_FIELDS = frozenset({"num_workers", "compile", "eval_batch_size", "device", "out"})
-PREDICTION_COLUMNS = ("image_id", "iteration", "label", "subcategory", "score")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,12 +103,18 @@ class InfiniteBatchSampler:
             out[mask] = self._permutation(int(epoch))[stream[mask] % self.n]
         return out
 
+    def item_seeds(self, iteration: int) -> list[int]:
+        """This rank's per-item augmentation seeds of global batch ``iteration`` (0-based)."""
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
+        return [int(s) for s in seeds[lo:hi]]
+
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
         for iteration in count(self.start_iteration):
             positions = self.global_batch_positions(iteration)
-            seeds = np.random.SeedSequence([self.seed, iteration]).generate_state(self.global_batch)
-            yield [(int(positions[j]), int(seeds[j])) for j in range(lo, hi)]
+            seeds = self.item_seeds(iteration)
+            yield [(int(positions[j]), seeds[j - lo]) for j in range(lo, hi)]
 
 
 class SeededItems(Dataset):
@@ -244,44 +233,34 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def _augmentation_on(
+    config: TrainConfig, train_set: Dataset, device: torch.device
+) -> tuple[Dataset, Augmentation | None]:
+    """Where the training augmentation runs: ``(dataset for the loader, augmentation to apply
+    to each batch on the device or None)``.
+
+    ``augment_on="device"`` (the ``"auto"`` choice on CUDA) takes the dataset's
+    :class:`Augmentation` out of the loader (which then reads plain batches in one read) and
+    applies it to the whole batch on the training device, each image with its item seed, so
+    the draws are the loader's. ``"loader"`` (``"auto"`` on CPU, where DataLoader workers
+    spread it over cores) augments image by image in the loader. Datasets whose augmentation
+    is not an :class:`Augmentation` always augment in the loader.
+    """
+    where = config.augment_on
+    if where == "auto":
+        where = "device" if device.type == "cuda" else "loader"
+    augment = getattr(train_set, "augment", None)
+    if where != "device" or not isinstance(augment, Augmentation):
+        return train_set, None
+    plain = copy.copy(train_set)
+    plain.augment = None
+    return plain, augment
+
+
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if not (config.amp and device.type == "cuda"):
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _check_resumable(out: Path, config: TrainConfig) -> None:
-    saved = TrainConfig.from_json(out / "config.json").to_dict()
-    current = config.to_dict()
-    changed = sorted(k for k in current if k not in RUNTIME_FIELDS and saved.get(k) != current[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"cannot resume {out}: config changed ({detail})")
-
-
-def _truncate_outputs(out: Path, iteration: int, splits) -> None:
-    """Drop metrics/prediction rows after ``iteration`` (written before a kill)."""
-    metrics = out / "metrics.jsonl"
-    if metrics.exists():
-        kept = [r for r in read_jsonl(metrics) if r["iteration"] <= iteration]
-        atomic_write_text(metrics, "".join(_jsonl_line(r) for r in kept))
-    for split in splits:
-        path = out / f"predictions-{split}.csv"
-        if path.exists():
-            frame = pd.read_csv(path, dtype={"image_id": str})
-            atomic_write_csv(path, frame[frame["iteration"] <= iteration])
-
-
-def _jsonl_line(record: dict) -> str:
-    import json
-
-    return json.dumps(record, sort_keys=True, default=str) + "\n"
-
-
-def _append_predictions(path: Path, frame: pd.DataFrame) -> None:
-    if path.exists():
-        frame = pd.concat([pd.read_csv(path, dtype={"image_id": str}), frame], ignore_index=True)
-    atomic_write_csv(path, frame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,15 +305,26 @@ def train(
     resume: bool = False,
     progress: bool = True,
     datasets: Mapping[str, Dataset] | None = None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
     """Train one run into ``config.out`` and return that directory (see the module docstring).
 
     ``datasets`` (optional) replaces :func:`build_datasets`: ``{"train": ..., <split>: ...}``
-    following the ``CXRDataset`` item contract.
+    following the ``CXRDataset`` item contract. ``tracking`` mirrors every evaluation to
+    TensorBoard / MLflow (see :mod:`finegrain.train.tracking`).
     """
     info = init_distributed(config.device)
     try:
-        return _train(config, info, resume=resume, progress=progress, datasets=datasets)
+        # one process trains a run directory at a time (rank 0 holds the lock for all ranks)
+        with RunDirectory(config.out).lock() if info.is_main else contextlib.nullcontext():
+            return _train(
+                config,
+                info,
+                resume=resume,
+                progress=progress,
+                datasets=datasets,
+                tracking=tracking,
+            )
     finally:
         cleanup(info)
 
@@ -346,10 +336,9 @@ def _train(
     resume: bool,
     progress: bool,
     datasets: Mapping[str, Dataset] | None,
+    tracking: TrackingSpec | None = None,
 ) -> Path:
-    from tqdm.auto import tqdm
-
-    out = Path(config.out)
+    run = RunDirectory(config.out)
     method = get_method(config.method)
     check_observation(config.observation)
     device = info.device
@@ -357,18 +346,13 @@ def _train(
         raise ValueError(
             f"--batch-size {config.batch_size} is not divisible by the {info.world_size} processes"
         )
-
-    # --- the run directory: fresh, or resumed from its last checkpoint
-    if (out / "done").exists():
-        if resume:
-            log.info("%s is already complete (done marker present)", out)
-            return out
-        raise ValueError(f"{out} holds a complete run ('done' exists); choose a new --out")
-    ckpt = latest_checkpoint(out) if resume else None
-    if not resume and list_checkpoints(out):
-        raise ValueError(f"{out} already has checkpoints: pass --resume or choose a new --out")
-    if ckpt is not None:
-        _check_resumable(out, config)
+    if run.is_done():
+        if not resume:
+            raise ValueError(f"{run.path} holds a complete run; choose a new --out")
+        _check_same_config(run, config, "reuse")
+        log.info("%s is already complete", run.path)
+        return run.path
+    ckpt = _checkpoint_to_resume(run, config, resume)
 
     # --- determinism: seeds, then data, model, optimiser
     random.seed(config.seed)
@@ -376,18 +360,10 @@ def _train(
     torch.manual_seed(config.seed)
     if datasets is None:
         datasets = build_datasets(config, method)
+    _check_datasets(datasets, config)
     train_set = datasets["train"]
-    for split in config.eval_splits:
-        if split not in datasets:
-            raise ValueError(f"no dataset for evaluation split {split!r}")
-    for split, dataset in datasets.items():
-        if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
-            summary = getattr(dataset, "summary", None)
-            raise ValueError(
-                f"no {split} images for {config.observation} in {config.index}"
-                + (f" (dataset summary: {summary})" if summary else "")
-            )
     image_size = int(SeededItems(train_set)[(0, 0)][0].shape[-1])  # global RNG untouched
+    preprocessing = _preprocessing(train_set, image_size)
 
     model = build_model(
         config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
@@ -407,29 +383,9 @@ def _train(
 
     start, elapsed_before = 0, 0.0
     if ckpt is not None:
-        payload = load_checkpoint(ckpt, map_location=device)
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if "scaler" in payload:
-            scaler.load_state_dict(payload["scaler"])
-        start = int(payload["iteration"])
-        elapsed_before = float(payload.get("elapsed_s", 0.0))
-        set_rng_state(payload["rng"])
-        if info.is_main:
-            _truncate_outputs(out, start, config.eval_splits)
-            log.info("resuming %s from iteration %d (%s)", out, start, ckpt.name)
-    elif info.is_main:
-        for stale in [out / "metrics.jsonl"] + [
-            out / f"predictions-{s}.csv" for s in config.eval_splits
-        ]:
-            stale.unlink(missing_ok=True)  # from a run killed before its first checkpoint
-        record = config.to_dict()
-        record["versions"] = versions()
-        record["world_size"] = info.world_size
-        record["data"] = {
-            split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
-        }
-        atomic_write_json(out / "config.json", record)
+        start, elapsed_before = _restore(ckpt, model, optimizer, scaler, device)
+    if info.is_main:
+        _open_outputs(run, config, info, datasets, start, preprocessing)
     barrier(info)
 
     net: torch.nn.Module = model
@@ -440,26 +396,31 @@ def _train(
     if config.compile:
         net = torch.compile(net)
 
+    train_set, device_augment = _augmentation_on(config, train_set, device)
     loader = make_train_loader(train_set, config, info, start_iteration=start)
     batches = iter(loader)
+    tracker = None
+    if tracking is not None and tracking.enabled and info.is_main:
+        from finegrain.train.tracking import Tracker
+
+        params = config.to_dict()
+        params["versions"] = versions()
+        params["world_size"] = info.world_size
+        tracker = Tracker(tracking, run.path, params, start)
 
     # --- train
     net.train()
     running = torch.zeros((), device=device)
     steps = 0
-    bar = tqdm(
-        total=config.iterations,
-        initial=start,
-        desc=f"{config.observation} {config.method} seed {config.seed}",
-        disable=not (progress and info.is_main),
-        unit="it",
-    )
+    bar = _Progress(config, start, enabled=progress and info.is_main)
     t0 = time.perf_counter()
-    t_bar, it_bar = t0, start
     for iteration in range(start + 1, config.iterations + 1):
         images, labels, _rows = next(batches)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
+        if device_augment is not None:  # the batch's augmentation, on the training device
+            seeds = loader.batch_sampler.item_seeds(iteration - 1)
+            images = augment_seeded(images, device_augment, seeds)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = net(images)
         loss = method.loss(logits, labels, config.tau)
@@ -469,13 +430,7 @@ def _train(
         scaler.update()
         running += loss.detach()
         steps += 1
-
-        if iteration % 20 == 0 or iteration == config.iterations:
-            now = time.perf_counter()
-            rate = (iteration - it_bar) * config.batch_size / max(now - t_bar, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
-            bar.update(iteration - bar.n)
-            t_bar, it_bar = now, iteration
+        bar.step(iteration, loss)
 
         if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
             train_loss = all_reduce_mean(running / steps, info).item()
@@ -490,21 +445,13 @@ def _train(
                 amp_dtype=amp_dtype,
             )
             if info.is_main:
-                for split, (scores, frame) in results.items():
-                    record = {"iteration": iteration, "split": split, **scores}
-                    record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
-                    append_jsonl(out / "metrics.jsonl", record)
-                    _append_predictions(out / f"predictions-{split}.csv", frame)
-                    message = (
-                        f"iteration {iteration} {split}: AUC^FG {_fmt(scores['auc_fg'])}, "
-                        f"AUC {_fmt(scores['auc'])}"
-                    )
-                    if progress:
-                        bar.write(message)
-                    else:
-                        log.info(message)
-                save_checkpoint(
-                    checkpoint_path(out, iteration),
+                _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
+                if tracker is not None:
+                    lr = optimizer.param_groups[0]["lr"]
+                    scores = {split: row for split, (row, _) in results.items()}
+                    tracker.log_evaluation(iteration, train_loss, lr, scores)
+                run.save_checkpoint(
+                    iteration,
                     {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
@@ -514,6 +461,7 @@ def _train(
                         "config": config.to_dict(),
                         "model_name": config.model,
                         "image_size": image_size,
+                        "preprocessing": preprocessing,
                         "observation": config.observation,
                         "method": config.method,
                         "tau": config.tau,
@@ -526,10 +474,176 @@ def _train(
             steps = 0
     bar.close()
     del batches, loader
+    if tracker is not None:
+        from finegrain.train.tracking import best_checkpoint
+
+        best = best_checkpoint(run.path)
+        if best is not None:
+            tracker.log_best_checkpoint(*best)
+        tracker.close()
     if info.is_main:
-        atomic_write_text(out / "done", f"{config.iterations}\n")
+        run.mark_done(config.iterations)
     barrier(info)
-    return out
+    return run.path
+
+
+# ---------------------------------------------------------------------------------------------
+# Run-directory bookkeeping around the loop
+
+
+def _checkpoint_to_resume(run: RunDirectory, config: TrainConfig, resume: bool) -> Path | None:
+    """The checkpoint to resume from (``None``: start fresh); refuses to overwrite a run's
+    checkpoints without ``resume`` or to resume under a different configuration."""
+    if not resume:
+        if run.checkpoints():
+            raise ValueError(
+                f"{run.path} already has checkpoints: pass --resume or choose a new --out"
+            )
+        return None
+    ckpt = run.latest_checkpoint()
+    if ckpt is not None:
+        _check_same_config(run, config, "resume")
+    return ckpt
+
+
+def _check_same_config(run: RunDirectory, config: TrainConfig, action: str) -> None:
+    """Refuse to resume or reuse a run recorded with other settings (runtime fields aside)."""
+    changed = config.differences(run.read_config())
+    if changed:
+        raise ValueError(
+            f"cannot {action} {run.path}: it was trained with other settings "
+            f"({format_differences(changed)}); choose a new --out"
+        )
+
+
+def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig) -> None:
+    """Every split the run needs is there and non-empty (the error names the split)."""
+    for split in config.eval_splits:
+        if split not in datasets:
+            raise ValueError(f"no dataset for evaluation split {split!r}")
+    for split, dataset in datasets.items():
+        if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
+            summary = getattr(dataset, "summary", None)
+            raise ValueError(
+                f"no {split} images for {config.observation} in {config.index}"
+                + (f" (dataset summary: {summary})" if summary else "")
+            )
+
+
+def _preprocessing(dataset: Dataset, image_size: int) -> dict[str, Any] | None:
+    """The preprocessing spec of the training images, from the dataset's image cache (``None``
+    for a dataset without one: its checkpoints then cannot be used by ``predict``)."""
+    spec = getattr(dataset, "preprocessing", None)
+    if spec is None:
+        spec = getattr(getattr(dataset, "cache", None), "preprocessing", None)
+    if spec is None:
+        return None
+    if spec.size != image_size:
+        raise ValueError(
+            f"the training images are {image_size} px but their cache says {spec.size} px"
+        )
+    return spec.to_dict()
+
+
+def _restore(
+    ckpt: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+) -> tuple[int, float]:
+    """Load model, optimiser, scaler and RNG states from ``ckpt``; returns (iteration, elapsed)."""
+    payload = load_checkpoint(ckpt, map_location=device)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if "scaler" in payload:
+        scaler.load_state_dict(payload["scaler"])
+    set_rng_state(payload["rng"])
+    log.info(
+        "resuming %s from iteration %d (%s)", ckpt.parent.parent, payload["iteration"], ckpt.name
+    )
+    return int(payload["iteration"]), float(payload.get("elapsed_s", 0.0))
+
+
+def _open_outputs(
+    run: RunDirectory,
+    config: TrainConfig,
+    info: DistInfo,
+    datasets: Mapping[str, Dataset],
+    start: int,
+    preprocessing: dict[str, Any] | None,
+) -> None:
+    """Resumed: drop outputs written after the checkpoint. Fresh: clear leftovers of a run
+    killed before its first checkpoint and write ``config.json``."""
+    if start:
+        run.truncate_after(start, config.eval_splits)
+        return
+    run.clear_outputs(config.eval_splits)
+    record = config.to_dict()
+    record["versions"] = versions()
+    record["world_size"] = info.world_size
+    record["data"] = {
+        split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
+    }
+    record["preprocessing"] = preprocessing
+    run.write_config(record)
+
+
+def _record_evaluations(
+    run: RunDirectory,
+    results: Mapping[str, tuple[dict[str, Any], pd.DataFrame]],
+    iteration: int,
+    train_loss: float,
+    elapsed: float,
+    bar: _Progress,
+) -> None:
+    """Append each split's scores to ``metrics.jsonl`` and predictions to its CSV; report them."""
+    for split, (scores, frame) in results.items():
+        record = {"iteration": iteration, "split": split, **scores}
+        record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
+        run.append_metrics(record)
+        run.append_predictions(split, frame)
+        bar.message(
+            f"iteration {iteration} {split}: AUC^FG {_fmt(scores['auc_fg'])}, "
+            f"AUC {_fmt(scores['auc'])}"
+        )
+
+
+class _Progress:
+    """The tqdm bar of a run (loss and images/s every 20 iterations); messages go above it,
+    or to the log when the bar is off."""
+
+    def __init__(self, config: TrainConfig, start: int, *, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.enabled = enabled
+        self.batch_size = config.batch_size
+        self.iterations = config.iterations
+        self.bar = tqdm(
+            total=config.iterations,
+            initial=start,
+            desc=f"{config.observation} {config.method} seed {config.seed}",
+            disable=not enabled,
+            unit="it",
+        )
+        self.t_bar, self.it_bar = time.perf_counter(), start
+
+    def step(self, iteration: int, loss: torch.Tensor) -> None:
+        if iteration % 20 == 0 or iteration == self.iterations:
+            now = time.perf_counter()
+            rate = (iteration - self.it_bar) * self.batch_size / max(now - self.t_bar, 1e-9)
+            self.bar.set_postfix(loss=f"{loss.item():.4f}", img_s=f"{rate:.0f}")
+            self.bar.update(iteration - self.bar.n)
+            self.t_bar, self.it_bar = now, iteration
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            self.bar.write(text)
+        else:
+            log.info(text)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 __all__ = [

@@ -49,8 +49,12 @@ class Method:
     uncertain_loss: str = "ce"
     uncertain_soft_target: float | None = None
     description: str = ""
+    #: the name tables and figures use (the paper's, e.g. "PU-RM")
+    display_name: str = ""
 
     def __post_init__(self) -> None:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name)
         if self.uncertain not in MAPPINGS:
             raise ValueError(f"method {self.name!r}: uncertain must be one of {MAPPINGS}")
         for field in ("negative_loss", "positive_loss", "uncertain_loss"):
@@ -62,6 +66,14 @@ class Method:
                 f"method {self.name!r}: uncertain_soft_target needs a value in [0, 1] and "
                 "uncertain_loss='ce'"
             )
+
+    @property
+    def uses_tau(self) -> bool:
+        """Whether the loss depends on τ (PCE on some class that is trained on)."""
+        losses = [self.negative_loss, self.positive_loss]
+        if self.uncertain != "ignore" and self.uncertain_soft_target is None:
+            losses.append(self.uncertain_loss)
+        return "pce" in losses
 
     @property
     def keep_uncertain(self) -> bool:
@@ -114,17 +126,22 @@ class Method:
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("u-ignore", "ignore", description="uncertain dropped; CE"),
-        Method("u-zeros", "zero", description="uncertain -> negative; CE"),
-        Method("u-ones", "one", description="uncertain -> positive; CE"),
+        Method("u-ignore", "ignore", description="uncertain dropped; CE", display_name="U-Ignore"),
+        Method("u-zeros", "zero", description="uncertain -> negative; CE", display_name="U-Zeros"),
+        Method("u-ones", "one", description="uncertain -> positive; CE", display_name="U-Ones"),
         Method(
-            "p-rm", "ignore", positive_loss="pce", description="uncertain dropped; PCE on positives"
+            "p-rm",
+            "ignore",
+            positive_loss="pce",
+            description="uncertain dropped; PCE on positives",
+            display_name="U-Ignore + P-RM",
         ),
         Method(
             "u-rm",
             "one",
             uncertain_loss="pce",
             description="uncertain -> positive with PCE; CE on positives and negatives",
+            display_name="U-RM",
         ),
         Method(
             "pu-rm",
@@ -133,12 +150,14 @@ METHODS: dict[str, Method] = {
             uncertain_loss="pce",
             description="the paper's method (Eq. 3): CE on negatives, PCE on positives and "
             "on uncertain mapped to positive",
+            display_name="PU-RM",
         ),
         Method(
             "u-ones-ls",
             "one",
             uncertain_soft_target=0.85,
             description="uncertain -> soft positive target 0.85 (label smoothing, Pham et al.); CE",
+            display_name="U-Ones + LS",
         ),
     )
 }

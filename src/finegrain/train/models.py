@@ -6,13 +6,17 @@ positive); ``softmax(logits)[:, 1]`` is the positive probability. Models are
 feature map, after its activation), ``pool`` and ``classifier`` (a ``Linear``), which is what
 class activation maps need (see :func:`cam_layers`).
 
-ImageNet weights are never downloaded: they are read from the torch hub cache
-(``torch.hub.get_dir()/checkpoints/<file>``) or from ``weights=FILE``.
+ImageNet weights are never downloaded while building a model: they are read from the torch hub
+cache (``torch.hub.get_dir()/checkpoints/<file>``) or from ``weights=FILE``. Fetching them is one
+explicit step, :func:`fetch_weights` (``finegrain weights densenet121``), which downloads
+torchvision's file with torch's own mechanism and verifies it (:func:`verify_weights`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +82,7 @@ class _Spec:
     split: Callable[[nn.Module], tuple[nn.Module, int]]  # -> (features, n_features)
     weights_file: str | None  # file name in torch.hub.get_dir()/checkpoints
     head_prefix: str  # state-dict prefix of the ImageNet head (not loaded)
+    weights_url: str | None = None  # where fetch_weights downloads weights_file from
 
 
 def _densenet_split(net: nn.Module) -> tuple[nn.Module, int]:
@@ -97,9 +102,19 @@ def _tiny_densenet() -> nn.Module:
 
 MODELS: dict[str, _Spec] = {
     "densenet121": _Spec(
-        torchvision.models.densenet121, _densenet_split, "densenet121-a639ec97.pth", "classifier."
+        torchvision.models.densenet121,
+        _densenet_split,
+        "densenet121-a639ec97.pth",
+        "classifier.",
+        torchvision.models.DenseNet121_Weights.IMAGENET1K_V1.url,
     ),
-    "resnet18": _Spec(torchvision.models.resnet18, _resnet_split, "resnet18-f37072fd.pth", "fc."),
+    "resnet18": _Spec(
+        torchvision.models.resnet18,
+        _resnet_split,
+        "resnet18-f37072fd.pth",
+        "fc.",
+        torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url,
+    ),
     "densenet-tiny": _Spec(_tiny_densenet, _densenet_split, None, "classifier."),
 }
 
@@ -111,15 +126,17 @@ def register_model(
     *,
     weights_file: str | None = None,
     head_prefix: str = "fc.",
+    weights_url: str | None = None,
 ) -> None:
     """Add a backbone to the factory (timm-style registry).
 
     ``build()`` returns the backbone with its ImageNet-shaped head; ``split(net)`` returns
     ``(features, n_features)``: the module up to the last activated feature map and its channel
     count; ``weights_file`` names its ImageNet weights in the torch hub cache (None: none);
-    ``head_prefix`` is the state-dict prefix of the head that is not loaded.
+    ``head_prefix`` is the state-dict prefix of the head that is not loaded; ``weights_url``
+    where :func:`fetch_weights` downloads ``weights_file`` from.
     """
-    MODELS[name] = _Spec(build, split, weights_file, head_prefix)
+    MODELS[name] = _Spec(build, split, weights_file, head_prefix, weights_url)
 
 
 def default_weights_path(name: str) -> Path | None:
@@ -172,10 +189,11 @@ def _check_weights_file(path: Path, spec: _Spec, name: str, explicit: bool) -> N
         if explicit:
             raise FileNotFoundError(f"weights file not found: {path}")
         raise FileNotFoundError(
-            f"ImageNet weights for {name} not found at {path}. Place the torchvision file "
-            f"{spec.weights_file} there (download it from https://download.pytorch.org/models/"
-            f"{spec.weights_file} on a machine with network access), or pass --weights FILE, "
-            "or train from scratch with --no-pretrained."
+            f"ImageNet weights for {name} not found at {path}. Fetch them once with "
+            f"`finegrain weights {name}`; offline, place the torchvision file "
+            f"{spec.weights_file} there (download {spec.weights_url or 'it'} on a machine "
+            "with network access), or pass --weights FILE, or train from scratch with "
+            "--no-pretrained."
         )
 
 
@@ -197,3 +215,66 @@ def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str) -> None:
             f"weights file {path} does not match {name}: {len(missing)} missing keys "
             f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
         )
+
+
+def fetch_weights(name: str, *, progress: bool = True) -> Path:
+    """Put the ImageNet weights of model ``name`` into the torch hub cache and verify them.
+
+    Downloads ``weights_url`` with ``torch.hub.load_state_dict_from_url(check_hash=True)``
+    (torchvision's own mechanism: the file name carries the first hex digits of its SHA-256)
+    when the file is absent, then :func:`verify_weights`. Returns the file's path. Without
+    network, raises ``ConnectionError`` saying which URL to download and where to put it.
+    """
+    spec = _spec(name)
+    path = default_weights_path(name)
+    if path is None or spec.weights_url is None:
+        raise ValueError(f"model {name!r} has no ImageNet weights to fetch")
+    if not path.is_file():
+        try:
+            torch.hub.load_state_dict_from_url(
+                spec.weights_url,
+                model_dir=str(path.parent),
+                map_location="cpu",
+                progress=progress,
+                check_hash=True,
+                file_name=path.name,
+                weights_only=True,
+            )
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"could not download {spec.weights_url} ({getattr(exc, 'reason', exc)}). "
+                f"Offline: download that URL on a machine with network access and place the "
+                f"file at {path}, then run `finegrain weights {name}` again to verify it (or "
+                "pass --weights FILE to train/benchmark)."
+            ) from exc
+        except RuntimeError as exc:  # torch.hub: "invalid hash value"
+            raise ValueError(f"download of {spec.weights_url} is corrupt: {exc}") from exc
+    verify_weights(name, path)
+    return path
+
+
+def verify_weights(name: str, path: str | Path) -> str:
+    """Check a weights file for model ``name``; return its SHA-256.
+
+    The hash must start with the hex digits in the file name (torchvision's convention,
+    ``densenet121-a639ec97.pth``), and the state dict must fit the backbone. Raises
+    ``ValueError`` naming the file otherwise.
+    """
+    spec = _spec(name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    sha256 = digest.hexdigest()
+    match = torch.hub.HASH_REGEX.search(path.name)
+    if match and match.group(1) and not sha256.startswith(match.group(1)):
+        raise ValueError(
+            f"weights file {path} is corrupt or not the published file: its SHA-256 starts "
+            f"{sha256[: len(match.group(1))]}, its name says {match.group(1)}. Delete it and run "
+            f"`finegrain weights {name}` again."
+        )
+    _load_backbone(spec.build(), path, spec, name)
+    return sha256

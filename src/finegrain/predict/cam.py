@@ -1,14 +1,16 @@
 """Class activation maps (CAM, Zhou et al. 2016) as in the paper's Figure 5.
 
-For a network that ends in global average pooling and a linear head (the DenseNet and ResNet
-variants of ``build_model``), the logit of class ``k`` is
+A finegrain model (:func:`finegrain.train.models.build_model`) is ``normalize -> features ->
+global average pool -> linear classifier``; :func:`~finegrain.train.models.cam_layers` gives its
+feature extractor and classifier. The logit of class ``k`` is
 ``z_k = b_k + mean_{h,w} sum_c W[k, c] A[c, h, w]`` over the last feature map ``A``. With two
 logits the positive probability is ``sigmoid(z_1 - z_0)``, so we map the *positive-vs-negative*
 weights ``w = W[1] - W[0]``::
 
     cam[h, w] = sum_c w_c A[c, h, w]        and exactly   mean(cam) + (b_1 - b_0) = z_1 - z_0
 
-(the identity is checked on every call: a model without such a head gets a clear error). The map
+(the identity is checked on every call: a model whose pooling is not a global average gets a
+clear error). The map
 is upsampled bilinearly to the input size and overlaid on the image with a colormap; each panel
 is min-max normalised on its own, so colours compare regions within a map, not across maps.
 """
@@ -23,11 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from finegrain.predict.images import collect_images, read_batches
+from finegrain.predict.predictor import Predictor
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
-
-    from finegrain.predict.predict import Predictor
 
 
 @dataclass
@@ -42,23 +45,35 @@ class CAMResult:
     bias: float
 
 
-def _linear_head(model: torch.nn.Module) -> torch.nn.Linear:
+def cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]:
+    """``(features, classifier)`` of a finegrain model, via the model factory's ``cam_layers``;
+    a ``ValueError`` for a model CAM cannot explain."""
     from torch import nn
 
-    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not heads or heads[-1].out_features != 2:
+    from finegrain.train.models import cam_layers
+
+    try:
+        features, head = cam_layers(model)
+    except AttributeError:
         raise ValueError(
-            f"plain CAM needs a model ending in a 2-logit linear head; {type(model).__name__} "
-            "has none (CAM supports the densenet/resnet models of build_model)"
+            f"plain CAM needs a finegrain model (features -> global average pool -> linear "
+            f"head, see build_model); {type(model).__name__} has no features/classifier"
+        ) from None
+    if not isinstance(head, nn.Linear) or head.out_features != 2:
+        raise ValueError(
+            f"plain CAM needs a 2-logit linear head; {type(model).__name__}'s classifier is "
+            f"{type(head).__name__}"
+            + (f" with {head.out_features} outputs" if isinstance(head, nn.Linear) else "")
         )
-    return heads[-1]
+    return features, head
 
 
 def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CAMResult:
     """Plain CAM for uint8 images ``[B, 1, S, S]`` (or ``(B, S, S)``) through ``model``.
 
-    The last feature map is the last 4-D activation (with the head's channel count) produced
-    before the linear head runs; it is verified that its spatial mean is the head's input.
+    The feature map is the output of the model's ``features`` (captured during the ordinary
+    forward pass); the map's spatial mean plus the bias difference must equal the logit
+    difference, which is checked.
     """
     import torch
     import torch.nn.functional as F
@@ -66,62 +81,37 @@ def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CA
     x = torch.as_tensor(images)
     if x.ndim == 3:
         x = x[:, None]
-    head = _linear_head(model)
-    channels = head.in_features
-    maps: list[torch.Tensor] = []
-    captured: dict[str, torch.Tensor] = {}
-
-    def on_module(module, _inputs, output):
-        if "head_in" in captured:
-            return
-        if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[1] == channels:
-            maps.append(output)  # a reference: an in-place ReLU after this is seen by the check
-
-    def on_head(_module, inputs, output):
-        captured["head_in"] = inputs[0].detach()
-        captured["head_out"] = output.detach()
-
-    handles = [m.register_forward_hook(on_module) for m in model.modules() if m is not head]
-    handles.append(head.register_forward_hook(on_head))
+    features, head = cam_parts(model)
+    captured: list[torch.Tensor] = []
+    handle = features.register_forward_hook(lambda _m, _i, out: captured.append(out.detach()))
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
             logits = model(x).float()
     finally:
-        for h in handles:
-            h.remove()
+        handle.remove()
         model.train(was_training)
-    if "head_in" not in captured or not maps:
-        raise ValueError(
-            f"plain CAM: no {channels}-channel feature map before the linear head of "
-            f"{type(model).__name__} (needs global-average-pool + linear head)"
-        )
-    if not torch.allclose(captured["head_out"].float(), logits, atol=1e-4, rtol=1e-4):
-        raise ValueError("plain CAM: the linear head's output is not the model's output")
-    spatial = [m for m in maps if m.shape[2] * m.shape[3] > 1]
-    fmap = (spatial or maps)[-1].float()
-    pooled = captured["head_in"].float().flatten(1)
-    for candidate in (fmap, F.relu(fmap)):
-        if torch.allclose(candidate.mean(dim=(2, 3)), pooled, atol=1e-4, rtol=1e-3):
-            fmap = candidate
-            break
-    else:
-        raise ValueError(
-            "plain CAM: the head's input is not the global average of the last feature map "
-            f"({type(model).__name__}); CAM supports global-average-pool + linear heads"
-        )
+    fmap = captured[-1].float()
     weight = head.weight.detach().float()
     bias = head.bias.detach().float() if head.bias is not None else torch.zeros(2)
     w = weight[1] - weight[0]
     fcam = torch.einsum("c,bchw->bhw", w, fmap)
+    b = float(bias[1] - bias[0])
+    if not torch.allclose(
+        fcam.mean(dim=(1, 2)) + b, logits[:, 1] - logits[:, 0], atol=1e-4, rtol=1e-3
+    ):
+        raise ValueError(
+            "plain CAM: the classifier's input is not the global average of the feature map "
+            f"({type(model).__name__}); CAM supports global-average-pool + linear heads"
+        )
     up = F.interpolate(fcam[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
     return CAMResult(
         feature_cam=fcam.numpy(),
         cam=up[:, 0].numpy(),
         logits=logits.numpy(),
         probability=logits.softmax(dim=1)[:, 1].numpy().astype(float),
-        bias=float(bias[1] - bias[0]),
+        bias=b,
     )
 
 
@@ -175,15 +165,14 @@ class CAMRenderer:
     def __init__(self, predictors: Sequence[Predictor], out_dir: str | os.PathLike):
         if not predictors:
             raise ValueError("CAM needs at least one checkpoint")
-        sizes = {p.image_size for p in predictors}
-        crops = {p.crop for p in predictors}
-        if len(sizes) > 1 or len(crops) > 1:
+        specs = {p.preprocessing for p in predictors}
+        if len(specs) > 1:
             raise ValueError(
-                f"checkpoints disagree on preprocessing (image sizes {sorted(sizes)}, crops "
-                f"{sorted(crops)}); side-by-side CAMs need the same"
+                f"checkpoints disagree on preprocessing ({', '.join(map(str, specs))}); "
+                "side-by-side CAMs need the same"
             )
         for p in predictors:
-            _linear_head(p.model)  # fail early with the clear error
+            cam_parts(p.model)  # fail early with the clear error
         self.predictors = list(predictors)
         self.out_dir = Path(out_dir)
         self._used: set[str] = set()
@@ -245,8 +234,6 @@ def cam_images(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from finegrain.predict.predict import Predictor, _error_text, collect_images
-
     predictors = [
         c if isinstance(c, Predictor) else Predictor.from_checkpoint(c) for c in checkpoints
     ]
@@ -254,20 +241,16 @@ def cam_images(
     files = collect_images(images)
     if not files:
         raise ValueError(f"no images found in {[str(p) for p in images]}")
-    rows = {}
-    for start in tqdm(range(0, len(files), batch_size), desc="cam", disable=not progress):
-        ok, arrays = [], []
-        for f in files[start : start + batch_size]:
-            try:
-                arrays.append(predictors[0].read(f))
-                ok.append(f)
-            except Exception as exc:  # noqa: BLE001 - reported per image
-                rows[f] = {"path": str(f), "output": "", "probability": np.nan,
-                           "error": _error_text(exc)}  # fmt: skip
-        if ok:
-            probs, outs = renderer.render_batch(ok, np.stack(arrays))
-            for f, pr, o in zip(ok, probs, outs, strict=True):
-                rows[f] = {"path": str(f), "output": str(o), "probability": float(pr), "error": ""}
-    rows = [rows[f] for f in files]  # input order
-    frame = pd.DataFrame(rows, columns=["path", "output", "probability", "error"])
-    return frame
+    rows: list[dict] = [{} for _ in files]
+    bar = tqdm(total=len(files), unit="image", desc="cam", disable=not progress)
+    for batch in read_batches(files, predictors[0].read, batch_size):
+        for i, text in batch.errors.items():
+            rows[i] = {"path": str(files[i]), "output": "", "probability": np.nan, "error": text}
+        if batch.images is not None:
+            probs, outs = renderer.render_batch(batch.paths, batch.images)
+            for i, pr, o in zip(batch.positions, probs, outs, strict=True):
+                rows[i] = {"path": str(files[i]), "output": str(o), "probability": float(pr),
+                           "error": ""}  # fmt: skip
+        bar.update(batch.size)
+    bar.close()
+    return pd.DataFrame(rows, columns=["path", "output", "probability", "error"])

@@ -1,0 +1,712 @@
+"""The study: where does risk modulation help? (``finegrain benchmark --selection study``)
+
+Around the calibrated phantom, the study sweeps the phantom's named unknowns (what lies behind
+an uncertain label, how visible slight findings are, prevalence, what lies behind a positive
+without a cue) and PCE's τ, and measures at each condition the paired difference of AUC^FG
+PU-RM − U-Ones (:func:`finegrain.experiment.aggregate.paired_difference`). At the calibrated
+point it also trains every other method. The decision rule is pre-registered in
+``docs/study.md``.
+
+Layout under ``out``: one benchmark folder per phantom, ``conditions/<data>/`` with
+``data/`` (phantom, index, cache) and ``runs/<observation>/<variant>/seed<k>/`` — conditions
+that share a phantom (the τ sweep and the other methods share the calibrated one) share its run
+folder — plus that folder's own Table 2 report. The study's own outputs: ``study.csv`` (every
+condition × observation × split), ``study.md``, ``study-mechanism.csv``, ``figures/study-*``,
+``report.html``, ``study.json`` (the plan) and ``study-timing.jsonl`` (wall and CPU seconds per
+condition, appended by every invocation). Everything is resumable: phantoms, caches and
+finished runs are reused; a partial study still writes its outputs over the finished runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from finegrain.experiment.grid import REFERENCE_METHOD, RunSpec, format_tau, method_tau
+from finegrain.experiment.presets import Preset
+from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: The method under study and its reference.
+METHOD = "pu-rm"
+#: Every method trained at the calibrated point.
+ALL_METHODS: tuple[str, ...] = (
+    "u-ignore",
+    "u-zeros",
+    "u-ones",
+    "u-ones-ls",
+    "p-rm",
+    "u-rm",
+    "pu-rm",
+)
+#: The calibrated phantom's data folder name.
+CALIBRATED = "calibrated"
+
+
+@dataclass
+class Condition:
+    """One point of the study: a phantom (``phantom``: keyword overrides of ``make_phantom``
+    relative to the calibrated defaults), a τ, the methods trained there and their seeds."""
+
+    knob: str  # "calibrated", a phantom knob, "tau" or "methods"
+    value: str  # the knob's value as text ("" at the calibrated point)
+    methods: tuple[str, ...]
+    seeds: int
+    tau: float = 0.3
+    phantom: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``calibrated``, ``tau-0.1``, ``visibility-0.5``, ``methods``: a folder-safe name."""
+        if self.knob in (CALIBRATED, "methods"):
+            return self.knob
+        return slug(f"{self.knob}-{self.value}")
+
+    @property
+    def data_key(self) -> str:
+        """The phantom this condition trains on (``calibrated`` unless it overrides a knob)."""
+        return self.key if self.phantom else CALIBRATED
+
+    def specs(self, observations: Sequence[str]) -> list[RunSpec]:
+        """Its runs, seed-major (all variants of seed 0 first) so a partial run pairs."""
+        return [
+            RunSpec(obs, m, method_tau(m, self.tau), seed)
+            for seed in range(self.seeds)
+            for obs in observations
+            for m in self.methods
+        ]
+
+
+def slug(text: str) -> str:
+    """A folder-safe name: ``"visibility-0.5"``, ``"uncertain_mixture-absent-heavy"``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+@dataclass
+class StudyPlan:
+    """The study's grid. ``sweeps`` maps a phantom knob to ``{label: make_phantom overrides}``
+    for the values beyond the calibrated point."""
+
+    observations: tuple[str, ...] = ("Consolidation", "Edema")
+    tau: float = 0.3
+    seeds: int = 5  # PU-RM and U-Ones at the calibrated point
+    sweep_seeds: int = 3  # PU-RM and U-Ones at every sweep point
+    tau_seeds: int = 3  # PU-RM at each τ (paired with the calibrated U-Ones)
+    other_seeds: int = 2  # the other methods at the calibrated point
+    taus: tuple[float, ...] = (0.1, 0.5, 0.7, 0.9)
+    other_methods: tuple[str, ...] = tuple(m for m in ALL_METHODS if m not in (METHOD, "u-ones"))
+    sweeps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: make_phantom keywords common to every phantom of the study (e.g. evaluation split sizes)
+    phantom: dict[str, Any] = field(default_factory=dict)
+    #: condition keys trained first, in this order (the rest follow in the default order)
+    order: tuple[str, ...] = ()
+
+    def conditions(self) -> list[Condition]:
+        """Every condition in the order trained: ``order`` first, then the calibrated comparison,
+        τ, each phantom knob and the other methods (so a cut-short study has the answer to its
+        main question first)."""
+        found = self._conditions()
+        keys = [c.key for c in found]
+        unknown = [k for k in self.order if k not in keys]
+        if unknown:
+            raise ValueError(f"study order names unknown conditions {unknown}; known: {keys}")
+        rank = {k: i for i, k in enumerate(self.order)}
+        return sorted(found, key=lambda c: (rank.get(c.key, len(rank)), keys.index(c.key)))
+
+    def _conditions(self) -> list[Condition]:
+        pair = (REFERENCE_METHOD, METHOD)
+        out = [Condition(CALIBRATED, "", pair, self.seeds, self.tau)]
+        out += [
+            Condition("tau", format_tau(t), (METHOD,), self.tau_seeds, float(t))
+            for t in self.taus
+            if not math.isclose(t, self.tau)
+        ]
+        for knob, values in self.sweeps.items():
+            for label, overrides in values.items():
+                out.append(
+                    Condition(knob, label, pair, self.sweep_seeds, self.tau, dict(overrides))
+                )
+        if self.other_methods:
+            out.append(Condition("methods", "", tuple(self.other_methods), self.other_seeds))
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: The pre-registered plan of ``docs/study.md`` (knobs: :mod:`finegrain.data.phantom.knobs`;
+#: the calibrated point is the phantom's defaults).
+PLAN = StudyPlan(
+    observations=("Consolidation", "Edema"),
+    tau=0.3,
+    seeds=5,
+    sweep_seeds=2,
+    tau_seeds=2,
+    other_seeds=2,
+    taus=(0.1, 0.6, 0.9),
+    sweeps={
+        "uncertain_mixture": {
+            "slight-heavy": {
+                "uncertain_mixture": {
+                    "absent": 0.10,
+                    "slight": 0.80,
+                    "significant": 0.05,
+                    "other": 0.05,
+                }
+            },
+            "absent-heavy": {
+                "uncertain_mixture": {
+                    "absent": 0.80,
+                    "slight": 0.05,
+                    "significant": 0.05,
+                    "other": 0.10,
+                }
+            },
+        },
+        "visibility": {"0.5": {"visibility": 0.5}, "2": {"visibility": 2.0}},
+        "nocue_severity": {"0.2": {"nocue_severity": 0.2}, "0.8": {"nocue_severity": 0.8}},
+        "prevalence": {"2": {"prevalence": 2.0}, "0.5": {"prevalence": 0.5}},
+    },  # fmt: skip
+    order=(
+        "calibrated",
+        "tau-0.1",
+        "tau-0.6",
+        "tau-0.9",
+        "uncertain_mixture-slight-heavy",
+        "visibility-0.5",
+        "nocue_severity-0.2",
+        "prevalence-2",
+        "methods",
+    ),
+)
+
+
+def default_plan() -> StudyPlan:
+    """The pre-registered plan of ``docs/study.md``."""
+    return PLAN
+
+
+# -------------------------------------------------------------------------------------- running
+
+
+def condition_data(folder: Path, plan: StudyPlan, condition: Condition, preset: Preset, *,
+                   progress: bool = False):  # fmt: skip
+    """Make (or reuse) the phantom of ``condition`` under ``folder/data`` and its index and cache
+    (:func:`finegrain.experiment.runner.prepare_data`)."""
+    from finegrain.data.phantom import make_phantom
+    from finegrain.experiment.runner import DataSource, prepare_data
+
+    phantom = folder / "data" / "phantom"
+    marker = folder / "data" / "phantom.done"
+    if not marker.exists():
+        options = {**plan.phantom, **condition.phantom}
+        log.info("phantom %s: %s", condition.data_key, options or "calibrated defaults")
+        kwargs = {
+            "studies": preset.phantom_studies,
+            "size": preset.phantom_size,
+            "seed": 0,
+            "eval_studies": preset.phantom_eval_studies,
+        }
+        make_phantom(phantom, progress=progress, **{**kwargs, **options})
+        atomic_write_text(marker, "")
+    return prepare_data(DataSource(mimic=phantom), folder, preset, progress=progress)
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass
+class StudyResult:
+    out: Path
+    trained: int
+    skipped: int
+    seconds: float
+    cpu_seconds: float
+    table: pd.DataFrame
+
+
+def run_study(
+    out: str | Path,
+    preset: Preset,
+    plan: StudyPlan | None = None,
+    *,
+    jobs: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    report_only: bool = False,
+) -> StudyResult:
+    """Train every condition of ``plan`` (skipping finished runs) and write the outputs."""
+    from finegrain.experiment.runner import run_grid
+
+    plan = plan or default_plan()
+    out = Path(out)
+    jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
+    atomic_write_json(
+        out / "study.json", {"preset": preset.to_dict(), "plan": plan.to_dict(), "jobs": jobs}
+    )
+    trained = skipped = 0
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    for condition in plan.conditions() if not report_only else []:
+        folder = out / "conditions" / condition.data_key
+        c0, cpu_c0 = time.perf_counter(), _cpu_seconds()
+        data = condition_data(folder, plan, condition, preset, progress=progress)
+        grid = run_grid(
+            condition.specs(plan.observations),
+            folder / "runs",
+            preset.replace(tau=condition.tau),
+            data,
+            device=device,
+            jobs=jobs,
+            progress=progress,
+        )
+        trained += len(grid.trained)
+        skipped += len(grid.skipped)
+        append_jsonl(
+            out / "study-timing.jsonl",
+            {
+                "condition": condition.key,
+                "trained": len(grid.trained),
+                "skipped": len(grid.skipped),
+                "wall_s": round(time.perf_counter() - c0, 1),
+                "cpu_s": round(_cpu_seconds() - cpu_c0, 1),
+                "jobs": jobs,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    table = write_study_outputs(out, preset, plan)
+    return StudyResult(out, trained, skipped, seconds, cpu, table)
+
+
+# -------------------------------------------------------------------------------------- outputs
+
+#: The pre-registered decision (docs/study.md), per observation on the test split.
+DECISIONS = {
+    "yes": "PU-RM better: the 95% CI of the paired difference lies above 0",
+    "worse": "PU-RM worse: the 95% CI lies below 0",
+    "no": "no decision: the 95% CI contains 0",
+}
+
+
+def decide(ci_low: float, ci_high: float) -> str:
+    """The pre-registered rule: ``yes`` if the CI lies above 0, ``worse`` below 0, else ``no``.
+
+    >>> decide(0.004, 0.03), decide(-0.01, 0.02), decide(-0.05, -0.001)
+    ('yes', 'no', 'worse')
+    """
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return ""
+    if ci_low > 0:
+        return "yes"
+    if ci_high < 0:
+        return "worse"
+    return "no"
+
+
+def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition]):
+    """Finished runs per phantom folder (every condition's specs), with their notes."""
+    from finegrain.experiment.outputs import collect
+
+    by_data: dict[str, list[RunSpec]] = {}
+    for c in conditions:
+        specs = by_data.setdefault(c.data_key, [])
+        specs += [s for s in c.specs(plan.observations) if s not in specs]
+    found = {}
+    for key, specs in by_data.items():
+        found[key] = (specs, *collect(specs, out / "conditions" / key / "runs"))
+    return found
+
+
+def study_table(out: Path, plan: StudyPlan, *, n_boot: int = 2000) -> pd.DataFrame:
+    """Paired difference PU-RM − U-Ones at every condition (but ``methods``), per observation
+    and split, with the pre-registered decision (test split only)."""
+    from finegrain.experiment.aggregate import PAIRED_COLUMNS, paired_difference
+
+    conditions = [c for c in plan.conditions() if c.knob != "methods"]
+    found = _selections(out, plan, conditions)
+    frames = []
+    for c in conditions:
+        _, selections, _ = found[c.data_key]
+        mine = [s for s in selections if s.spec.method == METHOD and s.spec.tau == c.tau]
+        seeds = {s.spec.seed for s in mine}
+        ref = [s for s in selections if s.spec.method == REFERENCE_METHOD]
+        if c.knob == "tau":  # paired on the τ condition's seeds only
+            ref = [s for s in ref if s.spec.seed in seeds]
+        frame = paired_difference(mine + ref, method=METHOD, tau=c.tau, n_boot=n_boot)
+        if frame.empty:
+            frame = pd.DataFrame(
+                [
+                    {
+                        "observation": o,
+                        "method": METHOD,
+                        "tau": c.tau,
+                        "split": sp,
+                        "reference": REFERENCE_METHOD,
+                        "seeds": 0,
+                        "note": "no finished runs",
+                    }
+                    for o in plan.observations
+                    for sp in ("validate", "test")
+                ],  # fmt: skip
+                columns=PAIRED_COLUMNS,
+            )
+        frame.insert(0, "value", c.value)
+        frame.insert(0, "knob", c.knob)
+        frame.insert(0, "condition", c.key)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    table["decision"] = [
+        decide(float(lo), float(hi)) if split == "test" else ""
+        for lo, hi, split in zip(table["ci_low"], table["ci_high"], table["split"], strict=True)
+    ]
+    return table
+
+
+def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.DataFrame:
+    """``study.csv``, ``study.md``, the map figures, the mechanism table, each phantom folder's
+    Table 2 report, and the study's ``report.html``. Returns the study table."""
+    from finegrain.experiment import plots
+    from finegrain.experiment.aggregate import mechanism_table
+    from finegrain.experiment.outputs import write_outputs
+    from finegrain.experiment.report import Figure, write_report
+    from finegrain.experiment.tables import Table, to_markdown
+
+    out = Path(out)
+    table = study_table(out, plan)
+    atomic_write_csv(out / "study.csv", table)
+    tables: list[Table] = [study_summary_table(table, plan.observations)]
+    figures: list[Figure] = []
+    notes: list[str] = []
+    if table["seeds"].fillna(0).astype(int).gt(0).any():
+        for obs in plan.observations:
+            stem = out / "figures" / f"study-{slug(obs.lower())}"
+            plots.save_figure(plots.study_map_figure(table, obs), stem)
+            figures.append(
+                Figure(
+                    f"{obs}: where does PU-RM beat U-Ones?",
+                    stem.with_suffix(".png"),
+                    "Paired difference of test AUC^FG, PU-RM − U-Ones, at each condition (dot: "
+                    "mean over paired seeds; bar: 95% hierarchical bootstrap CI over seeds and "
+                    "cases). Right of 0: PU-RM ranks typical above atypical positives better.",
+                )
+            )
+    # each phantom folder's own benchmark report (all its methods; the calibrated one with CAMs)
+    conditions = plan.conditions()
+    found = _selections(out, plan, conditions)
+    for key, (specs, selections, run_notes) in found.items():
+        notes += [f"{key}: {n}" for n in run_notes]
+        if not selections:
+            continue
+        methods = [m for m in ALL_METHODS if any(s.method == m for s in specs)]
+        taus = sorted({s.tau for s in specs if s.tau is not None})
+        cond_preset = preset.replace(
+            observations=tuple(plan.observations),
+            seeds=max(c.seeds for c in conditions if c.data_key == key),
+            tau=plan.tau,
+            selections=("table2", "figure4") if len(taus) > 1 else ("table2",),
+        )
+        folder = out / "conditions" / key
+        outputs = write_outputs(
+            folder, specs, preset=cond_preset, methods=methods, taus=taus or None,
+            config={"study condition": key, "plan": plan.to_dict()}, cams=key == CALIBRATED,
+        )  # fmt: skip
+        if key == CALIBRATED:
+            for t in outputs.tables:
+                t.title = f"Calibrated phantom — {t.title}"
+            tables += outputs.tables
+            mechanism = mechanism_table(selections, threshold=plan.tau)
+            atomic_write_csv(out / "study-mechanism.csv", mechanism)
+            tables.append(mechanism_summary_table(mechanism))
+            try:
+                loc, loc_figures, cells, loc_notes = study_localisation(
+                    folder, selections, plan.observations
+                )
+            except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                notes.append(f"CAM localisation not measured: {exc}")
+                loc, loc_figures, cells, loc_notes = pd.DataFrame(), [], "", []
+            notes += loc_notes
+            if not loc.empty:
+                atomic_write_csv(out / "study-localisation.csv", loc)
+                tables.append(localisation_summary_table(loc, cells))
+            for obs, fig in loc_figures:
+                stem = out / "figures" / f"study-cam-{slug(obs.lower())}"
+                plots.save_figure(fig, stem)
+                figures.append(
+                    Figure(
+                        f"{obs}: CAMs of U-Ones and PU-RM ({cells})",
+                        stem.with_suffix(".png"),
+                        "Seed 0 at the checkpoints chosen on validation, on the first test "
+                        "typical positive, atypical positive and negative; green: the true "
+                        "lesion outline; one colour scale per row (logit-difference units).",
+                    )
+                )
+    timing = read_timing(out)
+    lead = (
+        f"PU-RM − U-Ones over {len(conditions)} conditions; observations "
+        f"{', '.join(plan.observations)}; {preset.setting('model')}, {preset.image_size} px, "
+        f"{preset.setting('iterations')} iterations (checkpoint every {preset.setting('checkpoint_every')}); "
+        f"{timing}. Decision rule (pre-registered, docs/study.md): "
+        + "; ".join(f"{k} = {v}" for k, v in DECISIONS.items())
+        + "."
+    )
+    write_report(
+        out / "report.html",
+        title="finegrain study: where does risk modulation help?",
+        lead=lead,
+        tables=tables,
+        figures=figures,
+        config={"preset": preset.to_dict(), "plan": plan.to_dict()},
+        notes=notes,
+    )
+    atomic_write_text(
+        out / "study.md",
+        "# finegrain study: PU-RM − U-Ones\n\n"
+        + lead
+        + "\n\n"
+        + "\n".join(to_markdown(t) for t in tables)
+        + ("\n## Notes\n\n" + "".join(f"- {n}\n" for n in notes) if notes else ""),
+    )
+    return table
+
+
+def read_timing(out: Path) -> str:
+    """``"trained 84 runs in 41 min wall, 78 min CPU"`` from ``study-timing.jsonl``."""
+    from finegrain.io import read_jsonl
+
+    path = Path(out) / "study-timing.jsonl"
+    if not path.is_file():
+        return "no timing recorded"
+    rows = read_jsonl(path)
+    runs = sum(r.get("trained", 0) for r in rows)
+    wall = sum(r.get("wall_s", 0.0) for r in rows)
+    cpu = sum(r.get("cpu_s", 0.0) for r in rows)
+    return f"trained {runs} runs in {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU"
+
+
+def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
+    """The map as a table: one row per condition, per observation the test difference with its
+    CI, the DeLong p, the seeds and the decision."""
+    from finegrain.experiment.tables import Table, _p_value, difference_with_ci
+
+    header = ["Condition"]
+    for obs in observations:
+        header += [f"{obs} Δ AUC^FG test [95% CI]", f"{obs} p", f"{obs} seeds; n", f"{obs}"]
+    rows = []
+    test = table[table["split"] == "test"]
+    for key in dict.fromkeys(test["condition"]):
+        part = test[test["condition"] == key]
+        first = part.iloc[0]
+        name = "calibrated point" if key == CALIBRATED else f"{first['knob']} = {first['value']}"
+        cells = [name]
+        for obs in observations:
+            r = part[part["observation"] == obs]
+            if r.empty or not int(r.iloc[0]["seeds"] or 0):
+                cells += ["–", "–", "–", "not run"]
+                continue
+            r = r.iloc[0].to_dict()
+            cells += [
+                difference_with_ci(r),
+                _p_value(r["delong_p"]),
+                f"{int(r['seeds'])}; {int(r['n_atypical'])} atyp. / {int(r['n_typical'])} typ.",
+                r["decision"],
+            ]
+        rows.append(cells)
+    return Table(
+        "study",
+        "The study: paired difference PU-RM − U-Ones of test AUC^FG at each condition",
+        header,
+        rows,
+        caption="Mean over paired seeds (same seed and data order) of the per-seed difference at "
+        "the checkpoints chosen on validation; 95% CI from a hierarchical bootstrap (seeds, then "
+        "cases); DeLong p of the seed-averaged scores; decision by the pre-registered rule "
+        "(yes: CI above 0; worse: CI below 0; no: CI contains 0).",
+    )
+
+
+def mechanism_summary_table(mechanism: pd.DataFrame):
+    """Where PCE acts at the calibrated point: share of positives with p ≤ τ and mean p."""
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.experiment.tables import Table
+
+    rows = []
+    for _, r in mechanism.iterrows():
+        name = METHOD_NAMES.get(r["method"], r["method"])
+        if not pd.isna(r["tau"]):
+            name += f" τ = {format_tau(r['tau'])}"
+        rows.append(
+            [
+                f"{r['observation']}: {name}",
+                f"{r['linear_share']:.3f} (p ≤ {format_tau(r['threshold'])})",
+                f"{r['mean_p_atypical']:.3f}",
+                f"{r['mean_p_typical']:.3f}",
+                f"{r['mean_p_negative']:.3f}",
+                str(int(r["seeds"])),
+            ]
+        )
+    return Table(
+        "mechanism",
+        "The mechanism (calibrated phantom, test split): where PCE acts",
+        [
+            "Variant",
+            "positives in PCE's linear regime",
+            "mean p atypical",
+            "mean p typical",
+            "mean p negative",
+            "seeds",
+        ],  # fmt: skip
+        rows,
+        caption="PCE differs from cross-entropy only for p ≤ τ (its linear regime). Share of "
+        "test positives there and mean positive probability per class, each averaged over the "
+        "seeds at their chosen checkpoints; τ-free methods are measured at the study's τ.",
+    )
+
+
+# ---------------------------------------------------------------------------- CAM localisation
+
+
+def phantom_masks(phantom_root: Path):
+    """``read_masks(image_ids, observation) -> bool (N, H, W)`` from the phantom's true lesion
+    masks (:func:`finegrain.data.phantom.read_truth`), or ``None`` when the phantom has no
+    truth files (an older phantom)."""
+    try:
+        from finegrain.data.phantom import read_truth
+
+        truth = read_truth(phantom_root)
+    except (ImportError, FileNotFoundError):
+        return None
+
+    def read(image_ids: Sequence[str], observation: str):
+        return truth.lesion_masks(list(image_ids), observation)
+
+    return read
+
+
+def study_localisation(folder: Path, selections, observations: Sequence[str], *, split="test"):
+    """CAMs of U-Ones vs PU-RM (every paired seed) scored against the true lesion masks on the
+    same test cases: the per-seed rows, one comparison figure per observation, and the cells of
+    the feature map. Returns ``(table, figures, cells, notes)``."""
+    from finegrain.data.cache import ImageCache
+    from finegrain.experiment import localisation as loc
+    from finegrain.experiment.aggregate import selected_predictions
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.train.rundir import load_model
+
+    notes: list[str] = []
+    caches = sorted((folder / "data").glob("cache-*"))
+    index_path = folder / "data" / "index.csv"
+    if not caches or not index_path.is_file():
+        return pd.DataFrame(), [], "", [f"{folder}: no cache or index; CAMs not scored"]
+    cache = ImageCache(caches[0])
+    masks = phantom_masks(folder / "data" / "phantom")
+    if masks is None:
+        notes.append("this phantom has no true lesion masks: CAM peaks only, no energy share")
+
+    def read_images(ids):
+        return cache.read_rows([cache.row_of(i) for i in ids])
+
+    frames, figures, cells = [], [], ""
+    for obs in observations:
+        pair = {
+            m: {s.spec.seed: s for s in selections
+                if s.spec.observation == obs and s.spec.method == m and s.iteration is not None
+                and (s.spec.tau is None or math.isclose(s.spec.tau, PLAN.tau))}
+            for m in (REFERENCE_METHOD, METHOD)
+        }  # fmt: skip
+        seeds = sorted(set(pair[REFERENCE_METHOD]) & set(pair[METHOD]))
+        if not seeds:
+            continue
+        pred = selected_predictions(pair[REFERENCE_METHOD][seeds[0]], split)
+        if pred is None:
+            continue
+        cases = loc.pick_cases(pred)
+        checkpoints = {
+            (m, k): pair[m][k].run.checkpoint_path(pair[m][k].iteration)
+            for m in pair
+            for k in seeds
+        }
+        read_masks = (lambda ids, o=obs: masks(ids, o)) if masks else (lambda ids: None)
+        table, _ = loc.localisation_table(
+            checkpoints, cases, read_images, read_masks, observation=obs
+        )
+        frames.append(table)
+        # the figure: seed 0's models on the first case of each group
+        examples = [(g, c.iloc[0]["image_id"]) for g, c in cases.items() if len(c)]
+        ids = [i for _, i in examples]
+        images = read_images(ids)
+        example_masks = read_masks(ids) if masks else None
+        cams, probs = {}, {}
+        for m in pair:
+            model, meta = load_model(checkpoints[(m, seeds[0])])
+            cells = loc.grid_label(loc.cam_grid(model, images.shape[-1]))
+            result = loc.cam_api().compute_cam(model, images[:, None])
+            cams[METHOD_NAMES[m]], probs[METHOD_NAMES[m]] = result.cam, result.probability
+        fig = loc.comparison_figure(
+            images, example_masks, cams, probs,
+            [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
+            cells=cells,
+        )  # fmt: skip
+        figures.append((obs, fig))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return table, figures, cells, notes
+
+
+def localisation_summary_table(table: pd.DataFrame, cells: str):
+    """U-Ones vs PU-RM: energy inside the true lesion for typical positives (and the mask's
+    area, what a uniform map scores), peak activation per group; mean ± std over seeds."""
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.experiment.localisation import summarise
+    from finegrain.experiment.tables import Table, mean_std
+
+    summary = summarise(table)
+    rows = []
+    for (obs, method), part in summary.groupby(["observation", "method"], sort=False):
+        g = {r["group"]: r for _, r in part.iterrows()}
+
+        def cell(group, column, digits=3, g=g):
+            r = g.get(group)
+            if r is None:
+                return "–"
+            return mean_std(r[f"{column}_mean"], r[f"{column}_std"], digits=digits)
+
+        rows.append(
+            [
+                f"{obs}: {METHOD_NAMES.get(method, method)}",
+                cell("typical", "energy_inside"),
+                cell("typical", "mask_area"),
+                cell("typical", "peak", 2),
+                cell("atypical", "peak", 2),
+                cell("negative", "peak", 2),
+                str(int(part["seeds"].max())),
+            ]
+        )
+    return Table(
+        "localisation",
+        f"Figure 5, measured: CAMs against the true lesion masks ({cells})",
+        [
+            "Model",
+            "energy inside lesion (typical +)",
+            "lesion area (uniform map)",
+            "peak, typical +",
+            "peak, atypical +",
+            "peak, negatives",
+            "seeds",
+        ],  # fmt: skip
+        rows,
+        caption="Test cases (the same for every model, up to 200 per group); energy inside = "
+        "share of the CAM's positive part inside the true lesion mask; peak = the CAM's maximum "
+        "in logit-difference units; mean ± std over seeds at the checkpoints chosen on "
+        "validation.",
+    )

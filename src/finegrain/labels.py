@@ -1,0 +1,115 @@
+"""Validation of coarse labels and subcategories: one rule and one error message for every reader.
+
+A coarse label is ``1`` (positive), ``0`` (negative), ``-1`` (uncertain) or empty (not
+mentioned); ``1.0`` / ``-1.0`` and surrounding space are accepted. A subcategory is
+``atypical``, ``typical`` or empty (case and surrounding space are ignored). Anything else is a
+``ValueError`` that names the source, the column, where the first bad value is and the value.
+
+>>> check_labels(pd.Series(["1", "0.0", "", None, "-1"]), source="labels.csv", column="Edema")
+0       1
+1       0
+2    <NA>
+3    <NA>
+4      -1
+dtype: Int8
+>>> check_labels(pd.Series(["1", "2"]), source="labels.csv", column="Edema", where=csv_line())
+Traceback (most recent call last):
+...
+ValueError: labels.csv: label '2' in column 'Edema' at line 3 is not one of 1, 0, -1 or empty
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from finegrain.observations import COARSE_VALUES, SUBCATEGORIES
+
+__all__ = ["check_labels", "check_subcategories", "csv_line", "row_position"]
+
+#: ``where(position)`` -> a phrase naming the place of the ``position``-th value, e.g. "line 7".
+Where = Callable[[int], str]
+
+
+def csv_line(offset: int = 2) -> Where:
+    """``where`` for a table read from a CSV: the header is line 1, the first row line 2."""
+    return lambda pos: f"line {pos + offset}"
+
+
+def row_position(pos: int) -> str:
+    """``where`` for an in-memory table: the row's position (0-based)."""
+    return f"row {pos}"
+
+
+def _series(values: pd.Series | Sequence | np.ndarray, column: str) -> pd.Series:
+    if isinstance(values, pd.Series):
+        return values
+    return pd.Series(list(values) if not isinstance(values, np.ndarray) else values, name=column)
+
+
+def _value(values: pd.Series, pos: int) -> Any:
+    value = values.iloc[pos]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first(mask: pd.Series | np.ndarray) -> int:
+    return int(np.flatnonzero(np.asarray(mask, dtype=bool))[0])
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """Missing, or a string that is empty after stripping."""
+    text = values.astype("string").str.strip()
+    return (values.isna() | (text == "")).fillna(True)
+
+
+def check_labels(
+    values: pd.Series | Sequence | np.ndarray,
+    *,
+    source: str,
+    column: str,
+    where: Where = row_position,
+) -> pd.Series:
+    """Coarse labels as ``Int8`` (1, 0, -1, ``<NA>`` for empty), index kept.
+
+    Raises ``ValueError`` naming ``source``, ``column``, ``where(position)`` of the first bad
+    value and the value itself.
+    """
+    values = _series(values, column)
+    blank = _blank(values)
+    numeric = pd.to_numeric(values.where(~blank, np.nan), errors="coerce")
+    bad = (numeric.isna() & ~blank) | (numeric.notna() & ~numeric.isin(COARSE_VALUES))
+    if bad.any():
+        pos = _first(bad)
+        raise ValueError(
+            f"{source}: label {_value(values, pos)!r} in column {column!r} at {where(pos)} "
+            "is not one of 1, 0, -1 or empty"
+        )
+    return numeric.astype("Int8").rename(values.name)
+
+
+def check_subcategories(
+    values: pd.Series | Sequence | np.ndarray,
+    *,
+    source: str,
+    column: str,
+    where: Where = row_position,
+) -> pd.Series:
+    """Subcategories as a ``string`` series of ``atypical`` / ``typical`` / ``<NA>`` (empty).
+
+    Case and surrounding space are normalised. Raises ``ValueError`` naming ``source``,
+    ``column``, ``where(position)`` of the first unknown value and the value itself.
+    """
+    values = _series(values, column)
+    blank = _blank(values)
+    text = values.astype("string").str.strip().str.lower().mask(blank, pd.NA)
+    bad = text.notna() & ~text.isin(SUBCATEGORIES)
+    if bad.any():
+        pos = _first(bad)
+        raise ValueError(
+            f"{source}: unknown subcategory {_value(values, pos)!r} in column {column!r} at "
+            f"{where(pos)} (expected 'atypical', 'typical' or empty)"
+        )
+    return text.rename(values.name)

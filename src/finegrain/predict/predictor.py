@@ -1,0 +1,93 @@
+"""A trained checkpoint ready for inference, with the preprocessing it was trained with.
+
+The preprocessing (image size, crop, normalisation) is read from the checkpoint itself, where
+training stored it (:class:`finegrain.data.cache.Preprocessing`): nothing is looked up on disk,
+so a prediction does not depend on where it runs. A checkpoint without it (written by an older
+finegrain) is refused, never guessed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from finegrain.data.cache import Preprocessing
+from finegrain.predict.tiers import Thresholds
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@dataclass
+class Predictor:
+    """A model (uint8 ``[B, 1, S, S]`` -> 2 logits) and its preprocessing.
+
+    ``softmax(logits)[:, 1]`` is the positive probability.
+    """
+
+    model: torch.nn.Module
+    preprocessing: Preprocessing
+    thresholds: Thresholds | None = None
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocessing.size
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike) -> Predictor:
+        """Load a checkpoint once (``weights_only=True``) and rebuild its model."""
+        from finegrain.train.checkpoint import load_checkpoint, model_from_checkpoint
+
+        checkpoint = Path(checkpoint)
+        model, meta = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
+        spec = meta.get("preprocessing")
+        if not spec:
+            raise ValueError(
+                f"{checkpoint}: the checkpoint does not record its preprocessing (image size, "
+                "crop, normalisation); it was written by an older finegrain. Train it again with "
+                "this version to use it for predict, cam or export"
+            )
+        try:
+            preprocessing = Preprocessing.from_dict(spec)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{checkpoint}: {exc}") from exc
+        if meta.get("image_size") not in (None, preprocessing.size):
+            raise ValueError(
+                f"{checkpoint}: image_size {meta['image_size']} differs from its preprocessing "
+                f"size {preprocessing.size}"
+            )
+        data = meta.get("thresholds")
+        method = meta.get("method") or ""
+        iteration = meta.get("iteration")
+        name = " ".join(
+            str(x) for x in (method, f"iter {iteration}" if iteration is not None else "") if x
+        )
+        return cls(
+            model=model.eval(),
+            preprocessing=preprocessing,
+            thresholds=Thresholds.from_dict(data) if data else None,
+            name=name or checkpoint.stem,
+            meta=meta,
+        )
+
+    def read(self, path: str | os.PathLike) -> np.ndarray:
+        """The image as the model sees it: uint8 ``(S, S)``."""
+        return self.preprocessing.read(path)
+
+    def logits(self, images: np.ndarray) -> torch.Tensor:
+        """Logits ``[B, 2]`` for uint8 images ``(B, S, S)``."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
+        with torch.inference_mode():
+            return self.model(x).float()
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Positive probabilities ``(B,)`` for uint8 images ``(B, S, S)``."""
+        return self.logits(images).softmax(dim=1)[:, 1].numpy().astype(float)

@@ -1,0 +1,156 @@
+"""Helpers shared by several test modules (imported as ``helpers``; see ``pythonpath`` in
+pyproject.toml). Test modules never import each other."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from finegrain.train.config import TrainConfig
+from finegrain.train.models import MODELS, register_model
+
+#: Image side of the tiny checkpoints (predict, cam, export tests).
+CHECKPOINT_SIZE = 32
+
+
+def save_tiny_checkpoint(path, *, seed: int, method: str, thresholds: dict | None):
+    """An untrained densenet-tiny checkpoint (with a spread of probabilities across images)."""
+    from finegrain.train.checkpoint import save_checkpoint
+    from finegrain.train.models import build_model
+
+    torch.manual_seed(seed)
+    model = build_model("densenet-tiny", pretrained=False)
+    with torch.no_grad():  # make the head matter: a spread of probabilities across images
+        model.classifier.weight.mul_(20)
+    payload = {
+        "model": model.state_dict(),
+        "iteration": 5,
+        "model_name": "densenet-tiny",
+        "image_size": CHECKPOINT_SIZE,
+        "preprocessing": {"size": CHECKPOINT_SIZE, "crop": "none", "normalization": "imagenet"},
+        "observation": "Consolidation",
+        "method": method,
+        "config": {},
+    }
+    if thresholds:
+        payload["thresholds"] = thresholds
+    save_checkpoint(path, payload)
+    return path
+
+
+class TinyCXR(Dataset):
+    """``n`` random uint8 images, brighter when positive; the optional noise augmentation
+    draws from the global torch RNG (as a real augmentation would)."""
+
+    def __init__(self, n=48, size=32, seed=0, augment=False, keep_uncertain=True):
+        rng = np.random.default_rng(seed)
+        labels = rng.choice([1, 0, -1], size=n, p=[0.4, 0.4, 0.2])
+        if not keep_uncertain:
+            labels = labels[labels != -1]
+        n = len(labels)
+        self.labels = labels.astype(np.int64)
+        self.subcategories = np.array(
+            [rng.choice(["atypical", "typical"]) if lab != 0 else None for lab in labels],
+            dtype=object,
+        )
+        self.image_ids = [f"img{i:03d}" for i in range(n)]
+        base = rng.integers(0, 200, size=(n, 1, size, size))
+        bright = np.where(self.labels == 0, 0, 40)[:, None, None, None]
+        self.images = torch.from_numpy((base + bright).clip(0, 255).astype(np.uint8))
+        self.augment = augment
+        self.summary = {"kept": n}
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        image = self.images[i]
+        if self.augment:
+            noise = torch.randint(-8, 9, image.shape, dtype=torch.int16)
+            image = (image.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
+        return image, torch.tensor(self.labels[i]), torch.tensor(i)
+
+
+class KillAfter(Dataset):
+    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
+
+    def __init__(self, dataset, limit):
+        self.dataset, self.limit, self.calls = dataset, limit, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt("killed")
+        return self.dataset[i]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def tiny_datasets(keep_uncertain=True):
+    return {
+        "train": TinyCXR(48, 32, seed=0, augment=True, keep_uncertain=keep_uncertain),
+        "validate": TinyCXR(24, 32, seed=1),
+    }
+
+
+def _tiny_cnn() -> nn.Module:
+    """A BatchNorm-free CNN (so per-rank batches give the same result as one big batch)."""
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.GroupNorm(2, 8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+    )
+    return net
+
+
+def register_tiny_cnn() -> None:
+    if "test-cnn" not in MODELS:
+        register_model("test-cnn", _tiny_cnn, lambda net: (net, 16))
+
+
+def make_config(out, **overrides) -> TrainConfig:
+    register_tiny_cnn()
+    values = dict(
+        index="unused.csv",
+        cache="unused-cache",
+        observation="Edema",
+        method="pu-rm",
+        model="test-cnn",
+        pretrained=False,
+        iterations=6,
+        checkpoint_every=3,
+        batch_size=8,
+        out=str(out),
+        num_workers=0,
+        eval_batch_size=16,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def patch_labeler(monkeypatch, stub) -> list[str]:
+    """Replace ``finegrain.reports.label_report`` (where the sources look it up) by ``stub``.
+
+    Returns the list of texts the stub is called with, so that a test can show the stub was
+    used (a renamed or re-imported labeler would otherwise leave the real one running)."""
+    import finegrain.reports
+
+    calls: list[str] = []
+
+    def recording(text, **kwargs):
+        calls.append(text)
+        return stub(text, **kwargs)
+
+    monkeypatch.setattr(finegrain.reports, "label_report", recording)  # raises if it is gone
+    return calls

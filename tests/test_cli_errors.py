@@ -1,0 +1,288 @@
+"""Every command: file-system errors in one line naming the path, no temporary files left, and
+one exit-code convention (finegrain.cli.EXIT_*), documented in every --help."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from finegrain.cli import (
+    COMMANDS,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    main,
+)
+from helpers import save_tiny_checkpoint
+
+THRESHOLDS = {"positive": 0.3, "typical": 0.6, "method": "sensitivity"}
+
+
+@pytest.fixture(scope="module")
+def inputs(phantom_root, tmp_path_factory):
+    """Small inputs for every command: reports, an index of the phantom, a checkpoint, images."""
+    from finegrain.data.cache import prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+
+    work = tmp_path_factory.mktemp("cli-inputs")
+    (work / "phantom").symlink_to(phantom_root)  # read only
+    (work / "reports.csv").write_text('id,report\n1,"Mild edema."\n2,"No effusion."\n')
+    frame, _ = index_mimic(phantom_root, progress=False)
+    frame = frame.head(6).copy()
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
+    write_index(frame, work / "index.csv")
+    prepare(work / "index.csv", work / "cache", size=32, workers=0, progress=False)
+    save_tiny_checkpoint(work / "ck.pt", seed=0, method="pu-rm", thresholds=THRESHOLDS)
+    images = work / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(images / f"{i}.png")
+    return work
+
+
+def _command(name: str, inputs: Path, out: Path) -> list[str]:
+    """The command line of ``name`` writing to ``out`` (a file or folder, as the command wants)."""
+    quiet = ["--no-progress"]
+    return {
+        "label": ["label", str(inputs / "reports.csv"), "-o", str(out), *quiet],
+        "index": ["index", "--mimic", str(inputs / "phantom"), "-o", str(out), *quiet],
+        "prepare": ["prepare", str(inputs / "index.csv"), "-o", str(out), "--size", "16"]
+        + ["--workers", "0", *quiet],
+        "predict": ["predict", str(inputs / "ck.pt"), str(inputs / "images"), "-o", str(out)]
+        + quiet,
+        "cam": ["cam", str(inputs / "ck.pt"), str(inputs / "images"), "-o", str(out), *quiet],
+        "phantom": ["phantom", str(out), "--studies", "3", "--size", "16", *quiet],
+        "export": ["export", str(inputs / "ck.pt"), "-o", str(out)],
+        "train": ["train", "--index", str(inputs / "index.csv"), "--cache", str(inputs / "cache")]
+        + ["--observation", "Edema", "--model", "densenet-tiny", "--no-pretrained"]
+        + ["--iterations", "1", "--device", "cpu", "--workers", "0", "--out", str(out), *quiet],
+    }[name]
+
+
+#: command -> name of its output (a file name where the command writes a file)
+OUTPUTS = {
+    "label": "labels.csv",
+    "index": "index.csv",
+    "prepare": "cache",
+    "predict": "out.csv",
+    "cam": "cams",
+    "phantom": "phantom",
+    "export": "model.pt",
+    "train": "run",
+}
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """Temporary files or staging folders of finegrain's atomic writes under ``folder``."""
+    return [
+        str(p)
+        for p in folder.rglob(".*")
+        if p.name.endswith(".tmp") or ".partial-" in p.name or p.name.endswith(".partial")
+    ]
+
+
+def _one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"finegrain {command}: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_every_help_documents_the_exit_codes(capsys):
+    for name, _ in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert "exit status:" in out, name
+        for code in (EXIT_OK, EXIT_PARTIAL, EXIT_FAILED, EXIT_USAGE):
+            assert f"\n  {code} " in out, (name, code)
+
+
+FOLDER_WRITERS = ("prepare", "cam", "phantom", "train")
+FILE_WRITERS = ("label", "index", "predict", "export")
+
+
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [("under a file", n) for n in sorted(OUTPUTS)]  # NotADirectoryError (fails as root too)
+    + [("folder is a file", n) for n in FOLDER_WRITERS]  # FileExistsError
+    + [("file is a folder", n) for n in FILE_WRITERS],  # IsADirectoryError
+)
+def test_a_path_in_the_way(case, name, inputs, tmp_path, capsys):
+    """The output path is blocked by an existing file or folder: one line naming it, exit 1,
+    the blocking file or folder untouched, no temporary files."""
+    if case == "file is a folder":
+        blocker = out = tmp_path / OUTPUTS[name]
+        out.mkdir()
+        said = "is a folder where a file is needed"
+    else:
+        blocker = tmp_path / ("a-file" if case == "under a file" else OUTPUTS[name])
+        blocker.write_text("in the way")
+        out = blocker / "sub" / OUTPUTS[name] if case == "under a file" else blocker
+        said = "is a file where a folder is needed"
+    assert main(_command(name, inputs, out)) == EXIT_FAILED
+    assert f"{blocker}: {said}" in _one_error_line(capsys, name)
+    if blocker.is_dir():
+        assert not any(blocker.iterdir())
+    else:
+        assert blocker.read_text() == "in the way"
+    assert _leftovers(tmp_path) == []
+
+
+def _disk_full(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what write/fsync raise
+
+
+@pytest.mark.parametrize("name", ["label", "index", "prepare", "predict", "cam", "export"])
+def test_disk_full(name, inputs, tmp_path, capsys, monkeypatch):
+    """ENOSPC, simulated at the lowest call that reaches the disk (fsync); an existing output
+    file is left as it was."""
+    out = tmp_path / OUTPUTS[name]
+    if "." in out.name:
+        out.write_text("the previous version")
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    assert main(_command(name, inputs, out)) == EXIT_FAILED
+    line = _one_error_line(capsys, name)
+    assert "no space left on the device; free some space or write elsewhere" in line
+    assert str(tmp_path) in line  # names the file (or the output folder) being written
+    if "." in out.name:
+        assert out.read_text() == "the previous version"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["label", "index", "predict", "export"])
+def test_permission_denied_simulated(name, inputs, tmp_path, capsys, monkeypatch):
+    """EACCES where the temporary file is created (tests run as root in CI, where chmod does
+    not stop anyone: the refusal is simulated with the real exception)."""
+
+    def refuse(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), f"{dir}/{prefix}x{suffix}")
+
+    out = tmp_path / "ro" / OUTPUTS[name]
+    out.parent.mkdir()
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    assert main(_command(name, inputs, out)) == EXIT_FAILED
+    line = _one_error_line(capsys, name)
+    assert line.endswith(
+        f"{out}: permission denied; choose a location you can write to or fix its permissions"
+    )
+    assert not out.exists() and _leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+@pytest.mark.parametrize("name", ["label", "prepare"])
+def test_permission_denied_read_only_folder(name, inputs, tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert main(_command(name, inputs, folder / OUTPUTS[name])) == EXIT_FAILED
+        line = _one_error_line(capsys, name)
+        assert "permission denied" in line and str(folder) in line
+    finally:
+        folder.chmod(0o755)
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ exit codes per command
+
+
+def test_predict_exit_codes(inputs, tmp_path, capsys):
+    ck, images = inputs / "ck.pt", inputs / "images"
+    out = str(tmp_path / "p.csv")
+    assert main(["predict", str(ck), str(images), "-o", out, "--no-progress"]) == EXIT_OK
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    some_bad = [str(images), str(tmp_path / "broken.png")]
+    assert main(["predict", str(ck), *some_bad, "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    all_bad = [str(tmp_path / "broken.png"), str(tmp_path / "no-such-folder")]
+    assert main(["predict", str(ck), *all_bad, "-o", out, "--no-progress"]) == EXIT_FAILED
+    missing = [str(tmp_path / "no-such-folder")]
+    assert main(["predict", str(ck), *missing, "-o", out, "--no-progress"]) == EXIT_FAILED
+    (tmp_path / "empty").mkdir()
+    empty = [str(tmp_path / "empty")]
+    assert main(["predict", str(ck), *empty, "-o", out, "--no-progress"]) == EXIT_USAGE
+    capsys.readouterr()
+
+
+def test_cam_exit_codes(inputs, tmp_path):
+    ck, images = inputs / "ck.pt", inputs / "images"
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = ["-o", str(tmp_path / "cams"), "--no-progress"]
+    assert main(["cam", str(ck), str(images), *out]) == EXIT_OK
+    assert main(["cam", str(ck), str(images), str(tmp_path / "broken.png"), *out]) == EXIT_PARTIAL
+    assert main(["cam", str(ck), str(tmp_path / "nope"), *out]) == EXIT_FAILED
+
+
+def test_prepare_exit_code_when_no_image_can_be_read(inputs, tmp_path):
+    import pandas as pd
+
+    from finegrain.data.index import read_index, write_index
+
+    frame = read_index(inputs / "index.csv")
+    broken = []
+    for i in range(len(frame)):
+        path = tmp_path / f"broken{i}.jpg"
+        path.write_bytes(b"not a jpeg")
+        broken.append(str(path))
+    write_index(frame.assign(path=pd.Series(broken, index=frame.index)), tmp_path / "bad.csv")
+    args = ["--size", "16", "--workers", "0", "--no-progress"]
+    assert main(["prepare", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "c"), *args]) == (
+        EXIT_FAILED
+    )
+    assert main(["prepare", str(inputs / "index.csv"), "-o", str(tmp_path / "ok"), *args]) == (
+        EXIT_OK
+    )
+
+
+def test_label_exit_codes(tmp_path, capsys):
+    out = str(tmp_path / "labels.csv")
+    good = tmp_path / "good.csv"
+    good.write_text('id,report\n1,"Mild edema."\n')
+    assert main(["label", str(good), "-o", out, "--no-progress"]) == EXIT_OK
+    dup = tmp_path / "dup.csv"
+    dup.write_text('id,report\n1,"Mild edema."\n1,"No edema."\n')
+    assert main(["label", str(dup), "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    quote = tmp_path / "quote.csv"
+    quote.write_text('id,report\n1,"Mild edema.\n2,"No edema."\n')
+    assert main(["label", str(quote), "-o", out, "--no-progress"]) == EXIT_USAGE
+    assert "quote.csv: line 2: a quoted field" in capsys.readouterr().err
+
+
+def test_predict_error_cells_start_with_the_path(inputs, tmp_path):
+    pytest.importorskip("pydicom", reason="pydicom (extra 'dicom') not installed")
+    import pandas as pd
+
+    (tmp_path / "scan.dcm").write_bytes(b"not a dicom file")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "p.csv"
+    args = ["predict", str(inputs / "ck.pt"), str(tmp_path), "-o", str(out), "--no-progress"]
+    assert main(args) == EXIT_FAILED
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 2
+    for path, error in zip(table["path"], table["error"], strict=True):
+        assert error.startswith(f"{path}: "), error
+
+
+def test_phantom_root_respects_the_umask(tmp_path, capsys):
+    """The phantom is written in a staging folder made by mkdtemp (0700) and renamed: its root
+    must get the mode every other folder gets (0777 less the umask)."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "phantom"
+        assert main(["phantom", str(out), "--studies", "2", "--size", "16", "--no-progress"]) == 0
+        mode = out.stat().st_mode & 0o777
+        assert mode == 0o755 == (out / "files").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    capsys.readouterr()
