@@ -500,3 +500,26 @@ def test_tense_lexicon_is_data(tmp_path):
 )
 def test_more_change_word_forms(text, observation, change):
     check(text, observation, 1, None, change)
+
+
+@pytest.mark.parametrize(
+    ("text", "observation"),
+    [
+        ("Consolidation in the right lower lobe cannot be excluded.", "Consolidation"),
+        ("Pneumonia at the left base cannot be ruled out.", "Pneumonia"),
+        (
+            "A small effusion in the right costophrenic angle can not be excluded.",
+            "Pleural Effusion",
+        ),
+        ("Atelectasis within the lingula is not excluded.", "Atelectasis"),
+    ],
+)
+def test_a_where_phrase_does_not_stop_a_hedge_after_the_finding(text, observation):
+    """attachment.txt [location]: the hedge after "in the right lower lobe" still reaches it."""
+    assert label_report(text)[observation].status == -1
+
+
+def test_a_where_phrase_ends_at_another_finding():
+    labels = label_report("Opacity in the right lower lobe, pneumonia cannot be excluded.")
+    assert labels["Lung Opacity"].status == 1
+    assert labels["Pneumonia"].status == -1

@@ -215,6 +215,18 @@ class _Sentence:
             ce <= ms < hi and self._pre_gap_ok(ce, ms, False) for ms, _, _ in self.mentions
         )
 
+    def _location_gap(self, start: int, end: int) -> bool:
+        """Only a "where" phrase stands between the mention and a hedge or negation after it:
+        "consolidation in the right lower lobe cannot be excluded" (attachment.txt [location])."""
+        lex = self.lex
+        tokens = self._tokens(start, end)
+        words = lex.side | lex.preposition | lex.location
+        return (
+            0 < len(tokens) <= _MAX_POST_TOKENS
+            and tokens[0] in lex.preposition
+            and all(t in words for t in tokens)
+        )
+
     def _coordinated(self, start: int, end: int) -> bool:
         """The mention is the first of a coordination that a post cue follows: "effusion or
         atelectasis cannot be excluded", "cardiomegaly or pericardial fluid could ..."."""
@@ -339,7 +351,11 @@ class _Sentence:
             post_unc = "post" in cue.uncertainty
             post_neg = "post" in cue.negation
             if post_unc or post_neg:
-                if self._post_gap_ok(e, cs, change=False) or self._coordinated(e, cs):
+                if (
+                    self._post_gap_ok(e, cs, change=False)
+                    or self._coordinated(e, cs)
+                    or self._location_gap(e, cs)
+                ):
                     return (UNCERTAIN if post_unc else NEGATIVE), cue
                 if "pre" in cue.uncertainty and self._head_gap(e, cs):
                     return UNCERTAIN, cue  # "an infectious etiology versus chronic disease"

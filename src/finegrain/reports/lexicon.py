@@ -199,6 +199,7 @@ class Lexicon:
     coordinator: frozenset[str]
     side: frozenset[str]
     anaphor: frozenset[str]
+    location: frozenset[str]
     past: frozenset[str]
     past_after: frozenset[tuple[str, ...]]
     transition: dict[str, str]
@@ -258,6 +259,7 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "coordinator",
             "side",
             "anaphor",
+            "location",
         ),
         "sections.txt": ("use", "skip"),
         "tense.txt": ("past", "past after", "transition", "current", "predicate"),
@@ -395,6 +397,7 @@ def _load(directory: Path) -> Lexicon:
         coordinator=_words(attachment, "coordinator"),
         side=_words(attachment, "side"),
         anaphor=_words(attachment, "anaphor"),
+        location=_words(attachment, "location"),
         past=_words(tense, "past"),
         past_after=frozenset(
             tuple(phrase_key(e.text).split(" "))
