@@ -1,19 +1,27 @@
-"""Benchmark: can the cache-backed data path feed DenseNet121 training without it waiting?
+"""Benchmark: can the cache-backed data path feed DenseNet121 training on a GPU?
 
-In one run, on the same machine:
+In one run, on the same machine, with a cache of N synthetic 224 px images made by ``prepare``:
 
-1. builds a cache of N 224 px images with ``prepare`` (synthetic, generated once per run);
-2. times a training-shaped loop that reads shuffled batches of 32 through a DataLoader over
-   ``CXRDataset`` (with and without the default augmentation, on one core in the main process,
-   and with ``--num-workers`` worker processes), touching every batch as training would;
-3. times DenseNet121 training steps (torchvision, random init, 2 classes, batch 32 at 224,
-   uint8 -> float normalisation, forward + backward + Adam step);
+1. the training loader as ``finegrain train`` builds it (``make_train_loader``: seeded global
+   batches of 32, ``SeededItems``) with 0, 2 and 4 DataLoader workers, in the two places
+   augmentation can run (``--augment-on``):
 
-and prints augmented loading on ONE core over DenseNet training on all cores (target >= 10x).
+   - **loader**: the random affine image by image in the loader (the CPU default); the
+     **baseline** is this with 0 workers (the main process alone);
+   - **device**: the loader reads plain batches (one sorted memmap read per batch) and the
+     training loop augments the whole batch on the training device (``augment_seeded``);
+     here the loader side is measured, and the batch augmentation separately on this CPU
+     (on a GPU it is one ``grid_sample`` call, negligible next to DenseNet121);
 
-    python benchmarks/data_loader.py --batches 60 --steps 2
+2. (``--steps`` > 0) DenseNet121 training steps on this CPU (batch 32 at 224 px), for scale;
 
-Timings on a shared machine are noisy; the ratio is measured in the same run.
+and prints images/s, the ratio of each loader to the baseline, and how many images/s a GPU
+needs (DenseNet121 + AMP on one modern GPU trains at roughly 1,500-2,500 images/s at 224 px).
+
+    python benchmarks/data_loader.py --batches 60 --steps 0
+
+Timings on a shared machine are noisy (the load average is printed); compare the ratios,
+measured in the same run. More workers than cores only time-slice.
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from finegrain.data.augment import Augmentation
+from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.cache import ImageCache, prepare
 from finegrain.data.dataset import CXRDataset
 from finegrain.data.index import normalise_index
 from finegrain.observations import OBSERVATIONS
+from finegrain.train.config import TrainConfig
+from finegrain.train.distributed import DistInfo
+from finegrain.train.loop import make_train_loader
 
 OBSERVATION = "Edema"
 
@@ -64,27 +75,33 @@ def build_cache(work: Path, n: int, size: int) -> tuple[pd.DataFrame, ImageCache
 
 
 def loader_images_per_s(dataset: CXRDataset, batches: int, num_workers: int) -> float:
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=32,
-        shuffle=True,
-        drop_last=True,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        generator=torch.Generator().manual_seed(0),
+    """images/s of the training loader (``make_train_loader``) over ``dataset``, touching every
+    batch; the first batch (worker start-up) is not counted."""
+    config = TrainConfig(
+        index="-", cache="-", observation=OBSERVATION, batch_size=32, num_workers=num_workers
     )
-    seen, start, checksum = 0, None, 0
-    while seen < batches:
-        for images, labels, _ in loader:
-            if start is None:  # first batch: worker start-up is not throughput
-                start = time.perf_counter()
-                continue
-            assert images.dtype == torch.uint8 and images.shape[0] == 32
-            checksum += int(images[:, 0, 0, 0].sum()) + int(labels.sum())
-            seen += 1
-            if seen >= batches:
-                break
-    return seen * 32 / (time.perf_counter() - start)
+    loader = make_train_loader(dataset, config, DistInfo(device=torch.device("cpu")))
+    batches_seen = iter(loader)
+    images, _, _ = next(batches_seen)  # worker start-up
+    start, checksum = time.perf_counter(), 0
+    for _ in range(batches):
+        images, labels, _ = next(batches_seen)
+        assert images.dtype == torch.uint8 and images.shape[0] == 32
+        checksum += int(images[:, 0, 0, 0].sum()) + int(labels.sum())
+    rate = batches * 32 / (time.perf_counter() - start)
+    del batches_seen, loader
+    return rate
+
+
+def batch_augment_images_per_s(size: int, batches: int) -> float:
+    """images/s of ``augment_seeded`` on batches of 32 on this CPU (what the GPU does)."""
+    aug = Augmentation()
+    images = torch.randint(0, 256, (32, 1, size, size), dtype=torch.uint8)
+    augment_seeded(images, aug, list(range(32)))  # warm-up
+    start = time.perf_counter()
+    for i in range(batches):
+        augment_seeded(images, aug, list(range(32 * i, 32 * i + 32)))
+    return batches * 32 / (time.perf_counter() - start)
 
 
 def densenet_images_per_s(size: int, steps: int) -> float:
@@ -117,35 +134,51 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=512, help="images in the cache (512)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batches", type=int, default=60, help="timed loader batches (60)")
-    parser.add_argument("--steps", type=int, default=2, help="timed DenseNet121 steps (2)")
-    parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (2)")
+    parser.add_argument("--steps", type=int, default=0, help="timed DenseNet121 steps (0: skip)")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[0, 2, 4], help="DataLoader workers (0 2 4)"
+    )
+    parser.add_argument("--gpu-need", type=float, default=2000.0, help="images/s a GPU trains")
     args = parser.parse_args()
     threads = torch.get_num_threads()
-    print(f"cpus {os.cpu_count()}, torch threads {threads}, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"cpus {os.cpu_count()}, torch threads {threads}, load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, {args.size} px, batch 32"
+    )
     with tempfile.TemporaryDirectory(prefix="finegrain-loader-bench-") as tmp:
         index, cache = build_cache(Path(tmp), args.images, args.size)
-        plain = CXRDataset(index, cache, OBSERVATION, "train")
         augmented = CXRDataset(index, cache, OBSERVATION, "train", augment=Augmentation())
-        rates = {}
+        plain = CXRDataset(index, cache, OBSERVATION, "train")
         torch.set_num_threads(1)  # the main-process loader gets one core, like one worker
-        for name, dataset, workers in (
-            ("no augmentation, 1 core", plain, 0),
-            ("augmentation, 1 core", augmented, 0),
-            (f"augmentation, {args.num_workers} workers", augmented, args.num_workers),
-        ):
-            rates[name] = loader_images_per_s(dataset, args.batches, workers)
-            print(f"loader, batch 32, {name:28s}: {rates[name]:8.0f} images/s")
+        rates = {}
+        for where, dataset in (("loader", augmented), ("device", plain)):
+            for workers in args.workers:
+                rates[where, workers] = loader_images_per_s(dataset, args.batches, workers)
+        on_cpu = batch_augment_images_per_s(args.size, max(4, args.batches // 4))
     torch.set_num_threads(threads)
-    train_ips = densenet_images_per_s(args.size, args.steps)
+    baseline = rates["loader", args.workers[0]]
     print(
-        f"DenseNet121 train step, batch 32 at {args.size}, {threads} threads: "
-        f"{train_ips:8.2f} images/s"
+        f"\n| augment on | workers | loader images/s | vs baseline | GPU need {args.gpu_need:.0f}/s |"
     )
-    one_core = rates["augmentation, 1 core"]
+    print("|---|---:|---:|---:|---:|")
+    for (where, workers), rate in rates.items():
+        print(
+            f"| {where} | {workers} | {rate:,.0f} | {rate / baseline:.2f}x | "
+            f"{'enough' if rate >= args.gpu_need else f'{rate / args.gpu_need:.2f} of it'} |"
+        )
     print(
-        f"RESULT loader/DenseNet121 = {one_core / train_ips:.0f}x (augmented loading on ONE core "
-        f"vs training on all {threads}; target >= 10x)"
+        f"\nbatch augmentation (augment_seeded) on this CPU, 1 thread: {on_cpu:,.0f} images/s "
+        "(on the training device instead of the loader)"
     )
+    per_core = rates["loader", 0]
+    print(
+        f"RESULT the loader path needs ~{args.gpu_need / per_core:.1f} cores of per-image "
+        f"augmentation to feed {args.gpu_need:.0f} images/s; the device path's loader delivers "
+        f"{rates['device', 0] / baseline:.0f}x the baseline on one core"
+    )
+    if args.steps:
+        train_ips = densenet_images_per_s(args.size, args.steps)
+        print(f"DenseNet121 train step on this CPU, {threads} threads: {train_ips:.2f} images/s")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,17 @@ and prints the ratio cache / memory (target >= 0.9: the input pipeline keeps up)
 of the two modes alternate, so slow drifts of a shared machine hit both.
 
 With ``--device cuda`` it also measures the step with autocast (bf16 where supported, else
-fp16) + channels_last against fp32, and projects the wall time of the paper's 50k-iteration
-run from the measured cache throughput.
+fp16) + channels_last against fp32, with augmentation on the device (``augment_on="device"``,
+the CUDA default of ``finegrain train``: plain batches from the loader, pinned, copied
+non-blocking, augmented as a batch on the GPU), and prints images/s, the peak GPU memory, and
+the projected GPU-hours of the paper's Table 2 grid (2 observations x 4 methods x 3 seeds = 24
+runs of 50k iterations at batch 32; evaluation time not included) and its wall time on one
+8-GPU node (one run per GPU).
 
     python benchmarks/train_throughput.py                         # densenet-tiny, 64 px, CPU
     python benchmarks/train_throughput.py --model densenet121 --size 224 --iterations 3
-    python benchmarks/train_throughput.py --device cuda --model densenet121 --size 224
+    python benchmarks/train_throughput.py --device cuda --model densenet121 --size 224 \
+        --workers 4 --iterations 60 --json gpu.json
 
 Timings on a shared machine are noisy: compare the ratio, measured in the same run.
 """
@@ -36,7 +41,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from finegrain.data.augment import Augmentation
+from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.cache import ImageCache, prepare
 from finegrain.data.dataset import CXRDataset
 from finegrain.data.index import INDEX_COLUMNS, read_index, write_index
@@ -76,16 +81,26 @@ def make_cache(folder: Path, n: int, size: int) -> tuple[Path, Path]:
     return index, folder / "cache"
 
 
-def timed_steps(model, optimizer, batches, steps, method, device, amp_dtype, channels_last):
-    """Run ``steps`` training steps drawing from ``batches``; seconds per step."""
+TABLE2_RUNS = 2 * 4 * 3  # observations x methods x seeds
+PAPER_ITERATIONS = 50_000
+
+
+def timed_steps(
+    model, optimizer, batches, steps, method, device, amp_dtype, channels_last, augment=None
+):
+    """Run ``steps`` training steps drawing from ``batches``; seconds per step. ``augment``
+    (an Augmentation) is applied to each batch on the device, as ``augment_on="device"``."""
     model.train()
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for _ in range(steps):
+    for step in range(steps):
         images, labels, _rows = next(batches)
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
+        if augment is not None:
+            seeds = range(step * images.shape[0], (step + 1) * images.shape[0])
+            images = augment_seeded(images, augment, list(seeds))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(images)
         loss = method.loss(logits, labels, 0.3)
@@ -119,8 +134,9 @@ def memory_batches(n_batches, batch, size):
         yield from data
 
 
-def compare(args, device, dataset, amp_dtype, channels_last) -> dict:
-    """images/s from the cache vs from memory, alternating timed blocks."""
+def compare(args, device, dataset, amp_dtype, channels_last, augment=None) -> dict:
+    """images/s from the cache vs from memory, alternating timed blocks. ``augment``: the
+    augmentation applied on the device to the cache batches (the dataset then has none)."""
     method = get_method("pu-rm")
     config = TrainConfig(
         index="-",
@@ -138,17 +154,40 @@ def compare(args, device, dataset, amp_dtype, channels_last) -> dict:
         "memory": fresh_model(args.model, device, channels_last),
     }
     sources = {"cache": loader, "memory": memory}
+    augments = {"cache": augment, "memory": None}
     for mode in models:  # warm-up (workers start, allocator, cudnn autotune)
-        timed_steps(*models[mode], sources[mode], args.warmup, method, device, amp_dtype, False)
+        timed_steps(
+            *models[mode],
+            sources[mode],
+            args.warmup,
+            method,
+            device,
+            amp_dtype,
+            False,
+            augments[mode],
+        )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     seconds = {"cache": 0.0, "memory": 0.0}
     blocks = max(1, args.iterations // args.block)
     for _ in range(blocks):
         for mode in ("memory", "cache"):
             seconds[mode] += timed_steps(
-                *models[mode], sources[mode], args.block, method, device, amp_dtype, False
+                *models[mode],
+                sources[mode],
+                args.block,
+                method,
+                device,
+                amp_dtype,
+                False,
+                augments[mode],
             )
     per_step = {m: s / blocks for m, s in seconds.items()}
+    peak = {}
+    if device.type == "cuda":  # two models and their optimisers live on the GPU here
+        peak["peak_gpu_memory_gb_two_models"] = torch.cuda.max_memory_allocated(device) / 2**30
     return {
+        **peak,
         "images_per_s_cache": args.batch_size / per_step["cache"],
         "images_per_s_memory": args.batch_size / per_step["memory"],
         "ratio_cache_over_memory": per_step["memory"] / per_step["cache"],
@@ -183,6 +222,7 @@ def main() -> None:
         frame = read_index(index)
         augment = None if args.no_augment else Augmentation()
         dataset = CXRDataset(frame, ImageCache(cache_dir), OBSERVATION, "train", augment=augment)
+        plain = CXRDataset(frame, ImageCache(cache_dir), OBSERVATION, "train")
         setup_s = time.perf_counter() - t0
 
         results: dict = {
@@ -198,15 +238,41 @@ def main() -> None:
         if device.type == "cuda":
             bf16 = torch.cuda.is_bf16_supported()
             amp_dtype = torch.bfloat16 if bf16 else torch.float16
-            results["fp32"] = compare(args, device, dataset, None, False)
-            results["amp_channels_last"] = compare(args, device, dataset, amp_dtype, True)
+            results["fp32"] = compare(args, device, plain, None, False, augment)
+            results["amp_channels_last"] = compare(args, device, plain, amp_dtype, True, augment)
+            results["amp_channels_last_augment_in_loader"] = compare(
+                args, device, dataset, amp_dtype, True
+            )
             results["amp_dtype"] = str(amp_dtype)
             results["amp_speedup_memory"] = (
                 results["amp_channels_last"]["images_per_s_memory"]
                 / results["fp32"]["images_per_s_memory"]
             )
+            torch.cuda.reset_peak_memory_stats(device)
+            one = fresh_model(args.model, device, True)
+            loader = iter(
+                make_train_loader(
+                    plain,
+                    TrainConfig(
+                        index="-",
+                        cache="-",
+                        observation=OBSERVATION,
+                        batch_size=args.batch_size,
+                        num_workers=args.workers,
+                    ),
+                    DistInfo(device=device),
+                )
+            )
+            timed_steps(
+                *one, loader, args.warmup, get_method("pu-rm"), device, amp_dtype, True, augment
+            )
+            results["peak_gpu_memory_gb_one_run"] = torch.cuda.max_memory_allocated(device) / 2**30
             best = results["amp_channels_last"]["images_per_s_cache"]
-            results["projected_50k_hours"] = 50000 * args.batch_size / best / 3600
+            hours = PAPER_ITERATIONS * args.batch_size / best / 3600
+            results["train_images_per_s"] = best
+            results["projected_50k_hours"] = hours
+            results["projected_table2_gpu_hours"] = TABLE2_RUNS * hours
+            results["projected_table2_wall_hours_8_gpus"] = -(-TABLE2_RUNS // 8) * hours
         else:
             results["fp32"] = compare(args, device, dataset, None, False)
             if args.model == "densenet-tiny" and args.size == 64 and args.batch_size == 32:

@@ -41,11 +41,16 @@ def phantom_root(tmp_path_factory) -> Path:
     (``shutil.copytree``, as ``test_sources.mimic_copy`` does). At the end of the session the
     tree is compared with what was built, so a test that writes into it fails, instead of
     making other tests pass or fail by the order they run in.
+
+    32 training studies and 8 each in validate and test (``eval_studies``), and Cardiomegaly's
+    positive share raised 5x (to 61 %): the calibrated shares alone leave this tiny phantom's
+    evaluation splits without what tests/test_predict.py and tests/test_train_cli.py need
+    (atypical and typical Cardiomegaly positives in test; labelled Pleural Effusion in validate).
     """
     from finegrain.data.phantom import make_phantom
 
     root = tmp_path_factory.mktemp("phantom") / "mimic-cxr-jpg"
-    make_phantom(root, studies=48, size=64, seed=0)
+    make_phantom(root, studies=32, eval_studies=8, size=64, seed=0, prevalence={"Cardiomegaly": 5})
     built = _tree_state(root)
     yield root
     now = _tree_state(root)

@@ -73,6 +73,28 @@ class TinyCXR(Dataset):
         return image, torch.tensor(self.labels[i]), torch.tensor(i)
 
 
+class KillAfter(Dataset):
+    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
+
+    def __init__(self, dataset, limit):
+        self.dataset, self.limit, self.calls = dataset, limit, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.calls += 1
+        if self.calls > self.limit:
+            raise KeyboardInterrupt("killed")
+        return self.dataset[i]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
 def tiny_datasets(keep_uncertain=True):
     return {
         "train": TinyCXR(48, 32, seed=0, augment=True, keep_uncertain=keep_uncertain),

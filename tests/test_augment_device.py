@@ -3,9 +3,6 @@ loader draws image by image, so on CPU both give bit-identical images and traini
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -16,10 +13,7 @@ from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import SeededItems, train
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import TinyCXR, make_config  # noqa: E402
-from test_train_loop import assert_same_state  # noqa: E402
+from helpers import TinyCXR, assert_same_state, make_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -27,13 +27,13 @@ METHODS = ["u-ones", "pu-rm"]
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> BenchmarkData:
-    """A 150-study, 32 px phantom (the smallest whose validation and test splits hold both
+    """A 32 px phantom of 150 training studies and 60 per evaluation split (validate and test both hold
     atypical and typical Edema positives), indexed and cached by the benchmark's own step."""
     from finegrain.data.phantom import make_phantom
     from finegrain.experiment.runner import prepare_data
 
     out = tmp_path_factory.mktemp("bench-data")
-    make_phantom(out / "phantom", studies=150, size=32, seed=0)
+    make_phantom(out / "phantom", studies=150, size=32, seed=0, eval_studies=60)
     return prepare_data(DataSource(mimic=out / "phantom"), out, TINY, progress=False)
 
 

@@ -511,3 +511,22 @@ def test_unbalanced_quotes_never_merge_rows(tmp_path, content, match):
     with pytest.raises(ValueError, match=rf"reports\.csv: {match}"):
         label_reports(src, tmp_path / "labels.csv")
     assert not (tmp_path / "labels.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("degrees", "severity"), [("most-significant", "moderate"), ("last", "small")]
+)
+def test_cli_degrees_rule_reaches_the_labels(tmp_path, degrees, severity):
+    """`finegrain label --degrees` chooses among several degrees of one finding."""
+    from finegrain.cli import main
+
+    src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
+    with open(src, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "report"])
+        writer.writerow(["r1", "Moderate right pleural effusion. Small left pleural effusion."])
+    assert main(["label", str(src), "-o", str(out), "--degrees", degrees, "--no-progress"]) == 0
+    with open(out, encoding="utf-8", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["Pleural Effusion"] == "1"
+    assert row["Pleural Effusion severity"] == severity

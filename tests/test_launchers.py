@@ -180,9 +180,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 def benchmark_args(data: BenchmarkData, out: Path, preset=LONG, jobs: int = 2) -> list[str]:
     args = ["benchmark", "--index", str(data.index), "--cache", str(data.cache)]
     args += ["--observations", "Edema", "--methods", *METHODS, "--seeds", str(preset.seeds)]
-    args += ["--iterations", str(preset.iterations)]
-    args += ["--checkpoint-every", str(preset.checkpoint_every)]
-    args += ["--batch-size", str(preset.batch_size), "--jobs", str(jobs), "--no-progress"]
+    args += ["--iterations", str(preset.setting("iterations"))]
+    args += ["--checkpoint-every", str(preset.setting("checkpoint_every"))]
+    args += ["--batch-size", str(preset.setting("batch_size")), "--jobs", str(jobs), "--no-progress"]
     return [*args, "--out", str(out)]
 
 
@@ -309,3 +309,65 @@ def test_submitit_run_requeues_itself_on_preemption():
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
     assert isinstance(delayed.function, SubmititRun)
     assert delayed.function.task == run.task  # the same run: it resumes from its checkpoint
+
+
+# --- Ray (a local 2-CPU cluster) ----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="finds the Ray worker through /proc (Linux)")
+def test_ray_grid_retries_a_killed_worker_and_equals_the_local_launcher(
+    tiny_data, long_reference, tmp_path
+):
+    pytest.importorskip("ray")
+    from finegrain.experiment.launchers import RayLauncher
+
+    launcher = RayLauncher(
+        use_gpus=False,
+        init_kwargs=dict(
+            num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
+        ),
+    )
+    source = DataSource(index=tiny_data.index, cache=tiny_data.cache)
+    killed: list = []
+    killer = threading.Thread(
+        target=kill_a_training_process, args=(tmp_path, 2, "ray::_ray_entry", killed)
+    )
+    killer.start()
+    try:
+        result = run_benchmark(
+            tmp_path, LONG, source, methods=METHODS, progress=False, launcher=launcher
+        )
+    finally:
+        killer.join()
+    assert killed, "no Ray worker was killed"
+    assert len(result.grid.trained) == 2  # the killed run was retried by Ray and finished
+    _, stamps = killed[0]
+    assert stamps and all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())
+    assert_same_grid(tmp_path, long_reference)
+
+
+@pytest.mark.slow
+def test_gpus_per_run_trains_each_run_through_torchrun(tiny_data, tmp_path):
+    """On CPU, --gpus-per-run 2 means two gloo processes per run, launched by
+    torch.distributed.run (the path a two-GPU run takes)."""
+    import json
+
+    from finegrain.train.tracking import TrackingSpec
+
+    launcher = launcher_for("local", out=tmp_path, device="cpu", gpus_per_run=2)
+    assert launcher.in_process and launcher.gpus_per_run == 2
+    source = DataSource(index=tiny_data.index, cache=tiny_data.cache)
+    result = run_benchmark(
+        tmp_path,
+        TINY.replace(seeds=1),
+        source,
+        methods=["u-ones"],
+        progress=False,
+        launcher=launcher,
+        tracking=TrackingSpec(tensorboard=True),
+    )
+    assert [s.label for s in result.grid.trained] == ["Edema/u-ones/seed0"]
+    run = tmp_path / "runs/Edema/u-ones/seed0"
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert (run / "done").exists() and list((run / "tensorboard").glob("events.*"))

@@ -119,16 +119,16 @@ def test_truth_subcategory_follows_the_cues_and_the_band(phantom_root: Path) -> 
     assert len(no_cue) and (no_cue["subcategory"] == "typical").all()
 
 
+def contents(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by relative path."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def test_deterministic_per_seed(tmp_path: Path) -> None:
     a = make_phantom(tmp_path / "a", studies=10, size=32, seed=3)
     make_phantom(tmp_path / "b", studies=10, size=32, seed=3)
     make_phantom(tmp_path / "c", studies=10, size=32, seed=4)
     assert a.studies == 10 and a.images >= 10
-
-    def contents(root: Path) -> dict[str, bytes]:
-        return {
-            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
-        }
 
     assert contents(tmp_path / "a") == contents(tmp_path / "b")
     assert contents(tmp_path / "a") != contents(tmp_path / "c")
@@ -138,11 +138,6 @@ def test_same_bytes_whatever_the_number_of_workers(tmp_path: Path) -> None:
     """Chunks of subjects have their own random streams: 1 or 2 processes write the same."""
     make_phantom(tmp_path / "one", studies=600, size=16, seed=2, workers=1)
     make_phantom(tmp_path / "two", studies=600, size=16, seed=2, workers=2)
-
-    def contents(root: Path) -> dict[str, bytes]:
-        return {
-            p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
-        }
 
     one = contents(tmp_path / "one")
     assert len(one) > 1200 and one == contents(tmp_path / "two")

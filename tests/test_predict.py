@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from finegrain.observations import OBSERVATIONS, subcategory_column
 from finegrain.predict import Thresholds, predict
 from helpers import CHECKPOINT_SIZE as SIZE
 from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
@@ -22,7 +23,8 @@ def tiny_checkpoint(phantom_root, tmp_path_factory):
 
     The 48-study phantom's validation split has no observation with both atypical and typical
     positives, so the thresholds are fitted on the test split's predictions (``predictions=``,
-    the CLI's ``--predictions``); Cardiomegaly has 7 atypical / 4 typical test positives.
+    the CLI's ``--predictions``), for the observation with the most test positives of both
+    subcategories (chosen from the index, so a change of the phantom's draws does not break it).
     """
     from finegrain.data.cache import prepare
     from finegrain.data.index import write_index
@@ -35,11 +37,20 @@ def tiny_checkpoint(phantom_root, tmp_path_factory):
     frame["path"] = [str(phantom_root / p) for p in frame["path"]]  # the phantom stays read-only
     index = work / "index.csv"
     write_index(frame, index)
+    test = frame[frame["split"] == "test"]
+
+    def positives(obs):  # (atypical, typical) test positives
+        sub = test.loc[test[obs] == 1, subcategory_column(obs)]
+        return int((sub == "atypical").sum()), int((sub == "typical").sum())
+
+    usable = [o for o in OBSERVATIONS if min(positives(o)) > 0]
+    assert usable, "the session phantom has no test positives of both subcategories"
+    observation = max(usable, key=lambda o: sum(positives(o)))
     prepare(index, work / "cache", size=SIZE, progress=False)
     config = TrainConfig(
         index=str(index),
         cache=str(work / "cache"),
-        observation="Cardiomegaly",
+        observation=observation,
         method="pu-rm",
         iterations=4,
         checkpoint_every=4,

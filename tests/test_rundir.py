@@ -123,6 +123,7 @@ def test_runtime_fields_do_not_count_as_differences():
     base = TrainConfig(index="i.csv", cache="c", observation="Edema", iterations=100)
     recorded = base.to_dict() | {"versions": {}, "world_size": 1, "data": {}}
     runtime = {"num_workers": 3, "compile": True, "eval_batch_size": 7, "device": "cpu", "out": "x"}
+    runtime["augment_on"] = "device"  # same draws as the loader (tests/test_augment_device.py)
     assert set(runtime) == RUNTIME_FIELDS
     same = TrainConfig(**(base.to_dict() | runtime))
     assert same.differences(recorded) == {}

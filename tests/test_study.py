@@ -116,6 +116,7 @@ def test_study_table_pairs_pu_rm_with_u_ones(tiny_study):
         assert row["ci_low"] <= row["difference"] <= row["ci_high"]
         assert row["decision"] == decide(row["ci_low"], row["ci_high"])
     md = (out / "study.md").read_text()
+    assert "| methods" not in md  # the other methods are in Table 2, not on the map
     assert "calibrated point" in md and "tau = 0.6" in md and "seed = 1" in md
     assert "PCE's linear regime" in md  # the mechanism table
     page = (out / "report.html").read_text()
@@ -156,4 +157,4 @@ def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives
 
     needed = required_eval_studies(300, observations=DEMO.observations)
     assert DEMO.phantom_eval_studies >= needed
-    assert DEMO.checkpoint_every * 2 == DEMO.iterations  # two checkpoints to choose from
+    assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting("iterations")  # two checkpoints to choose from

@@ -4,7 +4,6 @@ own readers (EventAccumulator, MlflowClient) and compared with the run's metrics
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,7 @@ import pytest
 from finegrain.io import read_jsonl
 from finegrain.train.loop import train
 from finegrain.train.tracking import TrackingSpec, default_mlflow_uri, flatten
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import make_config, tiny_datasets  # noqa: E402
-from test_train_loop import KillAfter  # noqa: E402
+from helpers import KillAfter, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,3 +117,27 @@ def test_tracking_is_off_by_default_and_flags_reach_it(tmp_path, monkeypatch):
 def test_flatten_makes_loggable_hyperparameters():
     flat = flatten({"a": {"b": 1, "c": None}, "d": [1, 2], "e": True})
     assert flat == {"a.b": 1, "a.c": "None", "d": "[1, 2]", "e": True}
+
+
+def test_a_failing_tracker_is_switched_off_and_the_run_goes_on(caplog):
+    from finegrain.train.tracking import Tracker
+
+    class Broken:
+        def log(self, iteration, values):
+            raise ConnectionError("tracking server gone")
+
+    class Recorder:
+        def __init__(self):
+            self.logged = []
+
+        def log(self, iteration, values):
+            self.logged.append((iteration, values["train/loss"]))
+
+    tracker = Tracker(TrackingSpec(), "unused", {})
+    recorder = Recorder()
+    tracker.backends = [Broken(), recorder]
+    tracker.log_evaluation(3, 0.5, 1e-4, {"validate": {"auc_fg": None, "auc": 0.7}})
+    tracker.log_evaluation(6, 0.4, 1e-4, {})
+    assert recorder.logged == [(3, 0.5), (6, 0.4)]
+    assert len(tracker.backends) == 1
+    assert "Broken tracking switched off" in caplog.text and "server gone" in caplog.text

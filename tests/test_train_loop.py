@@ -12,38 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import Dataset
 
 from finegrain.io import read_jsonl
 from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.rundir import RunDirectory, load_model
-from helpers import make_config, tiny_datasets
+from helpers import KillAfter, assert_same_state, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-class KillAfter(Dataset):
-    """Raises KeyboardInterrupt on the ``limit``-th item: a run killed mid-training."""
-
-    def __init__(self, dataset, limit):
-        self.dataset, self.limit, self.calls = dataset, limit, 0
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        self.calls += 1
-        if self.calls > self.limit:
-            raise KeyboardInterrupt("killed")
-        return self.dataset[i]
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def test_run_directory_layout(tmp_path):

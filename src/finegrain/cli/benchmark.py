@@ -379,4 +379,11 @@ def tracking_spec(args: argparse.Namespace, folder):
     if not args.tensorboard and args.mlflow is None:
         return None
     uri = args.mlflow or (default_mlflow_uri(folder) if args.mlflow is not None else None)
-    return TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)
+    spec = TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)
+    try:
+        spec.check()  # a missing package fails now, not in every run
+    except ImportError as exc:
+        from finegrain.cli import CLIError
+
+        raise CLIError(str(exc)) from None
+    return spec

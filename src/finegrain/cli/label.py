@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from finegrain.division import PRECEDENCES
+from finegrain.reports.aggregate import DEGREE_RULES
 
 HELP = "label reports: CheXpert status plus atypical/typical subcategory per observation"
 
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PRECEDENCES,
         help="which cue decides when severity and change disagree (default: severity)",
     )
+    parser.add_argument(
+        "--degrees",
+        default="most-significant",
+        choices=DEGREE_RULES,
+        help="how several degrees of one finding become one: the most significant current "
+        "degree (default) or the last one written (see docs/division.md)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         text_column=args.text_column,
         lexicon_dir=args.lexicon,
         precedence=args.precedence,
+        degrees=args.degrees,
         progress=not args.no_progress,
     )
     print(summary.format())

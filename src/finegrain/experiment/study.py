@@ -456,8 +456,8 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     timing = read_timing(out)
     lead = (
         f"PU-RM − U-Ones over {len(conditions)} conditions; observations "
-        f"{', '.join(plan.observations)}; {preset.model}, {preset.image_size} px, "
-        f"{preset.iterations} iterations (checkpoint every {preset.checkpoint_every}); "
+        f"{', '.join(plan.observations)}; {preset.setting('model')}, {preset.image_size} px, "
+        f"{preset.setting('iterations')} iterations (checkpoint every {preset.setting('checkpoint_every')}); "
         f"{timing}. Decision rule (pre-registered, docs/study.md): "
         + "; ".join(f"{k} = {v}" for k, v in DECISIONS.items())
         + "."
@@ -514,7 +514,7 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
         for obs in observations:
             r = part[part["observation"] == obs]
             if r.empty or not int(r.iloc[0]["seeds"] or 0):
-                cells += ["–", "–", "–", "–"]
+                cells += ["–", "–", "–", "not run"]
                 continue
             r = r.iloc[0].to_dict()
             cells += [

@@ -51,6 +51,14 @@ class TrackingSpec:
     def enabled(self) -> bool:
         return self.tensorboard or bool(self.mlflow)
 
+    def check(self) -> None:
+        """Raise ``ImportError`` (saying what to install) when a chosen tracker's package is
+        missing: call it before starting long work."""
+        if self.tensorboard:
+            _require("tensorboard", "tensorboard")
+        if self.mlflow:
+            _require("mlflow", "mlflow")
+
 
 def default_mlflow_uri(folder: str | Path) -> str:
     """A local MLflow store in ``folder``: ``sqlite:///<folder>/mlflow.db``."""
@@ -147,7 +155,12 @@ class _MLflow:
 
 class Tracker:
     """The trackers of one run (rank 0 only). ``params`` is ``config.json``'s record (the
-    configuration with ``versions``); ``start`` the iteration the run resumes from (0: fresh)."""
+    configuration with ``versions``); ``start`` the iteration the run resumes from (0: fresh).
+
+    Opening a tracker fails loudly (a missing package, a bad URI); once training runs, an
+    error of a tracker (a server gone, a locked database) is logged once and that tracker is
+    switched off: ``metrics.jsonl`` has everything, and a long run is not lost to its mirror.
+    """
 
     def __init__(
         self, spec: TrackingSpec, run_dir: str | Path, params: Mapping[str, Any], start: int = 0
@@ -173,16 +186,25 @@ class Tracker:
             for key in METRIC_KEYS:
                 if row.get(key) is not None:
                     values[f"{split}/{key}"] = float(row[key])
-        for backend in self.backends:
-            backend.log(iteration, values)
+        self._each("log", iteration, values)
 
     def log_best_checkpoint(self, path: str | Path, iteration: int) -> None:
-        for backend in self.backends:
-            backend.best(Path(path), iteration)
+        self._each("best", Path(path), iteration)
 
     def close(self) -> None:
-        for backend in self.backends:
-            backend.close()
+        self._each("close")
+
+    def _each(self, method: str, *args) -> None:
+        for backend in list(self.backends):
+            try:
+                getattr(backend, method)(*args)
+            except Exception as exc:  # the mirror failed; the run and metrics.jsonl go on
+                log.warning(
+                    "%s tracking switched off for this run after an error: %s",
+                    type(backend).__name__.strip("_"),
+                    exc,
+                )
+                self.backends.remove(backend)
 
 
 def best_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:

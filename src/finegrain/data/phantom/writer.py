@@ -374,7 +374,9 @@ def _write_phantom(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
+        # the platform's default start method, as torch's DataLoader workers use (fork on
+        # Linux; elsewhere spawn, which needs the usual `if __name__ == "__main__":` guard)
+        context = multiprocessing.get_context()
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = pool.map(_write_chunk, chunks)
             done = []
