@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import re
 import zlib
 
@@ -178,6 +179,10 @@ def test_a_preset_is_a_training_template():
     changed = DEMO.replace(iterations=60, lr=0.01, seeds=1)
     assert changed.seeds == 1 and changed.train["iterations"] == 60
     assert DEMO.train["iterations"] == 300  # the original is untouched
+    assert (changed.iterations, changed.model, changed.amp) == (60, "densenet-tiny", True)
+    with pytest.raises(AttributeError, match="iterationz"):
+        changed.iterationz  # noqa: B018
+    assert pickle.loads(pickle.dumps(changed)) == changed  # launchers ship presets
     spec = RunSpec("Edema", "pu-rm", 0.3, 1)
     config = train_config(spec, changed, BenchmarkData("i.csv", "c"), "run", device="cpu")
     assert (config.iterations, config.lr, config.model, config.num_workers) == (

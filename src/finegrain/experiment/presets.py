@@ -6,8 +6,8 @@ run of the grid gets (``train``; fields it leaves out keep TrainConfig's default
 each run's identity (observation, method, τ, seed), its data paths and its run directory.
 Command-line options override single fields (see :meth:`Preset.replace`).
 
->>> DEMO.setting("iterations"), PAPER.setting("iterations")
-(300, 50000)
+>>> DEMO.setting("iterations"), PAPER.setting("iterations"), PAPER.lr
+(300, 50000, 0.0001)
 >>> DEMO.replace(iterations=60).train["iterations"]
 60
 """
@@ -72,6 +72,12 @@ class Preset:
         if spec.default is not dataclasses.MISSING:
             return spec.default
         return spec.default_factory()  # type: ignore[misc]
+
+    def __getattr__(self, name: str) -> Any:
+        """``preset.iterations`` etc.: a TrainConfig field reads :meth:`setting`."""
+        if not name.startswith("_") and name in _train_fields():
+            return self.setting(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def replace(self, **changes: Any) -> Preset:
         """A copy with the non-``None`` ``changes`` applied; TrainConfig fields go into the
