@@ -157,4 +157,6 @@ def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives
 
     needed = required_eval_studies(300, observations=DEMO.observations)
     assert DEMO.phantom_eval_studies >= needed
-    assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting("iterations")  # two checkpoints to choose from
+    assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting(
+        "iterations"
+    )  # two checkpoints to choose from
