@@ -57,8 +57,10 @@ def test_tensorboard_events_match_metrics_jsonl(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside mlflow (sqlalchemy)
-def test_mlflow_run_holds_metrics_params_and_best_checkpoint(tmp_path):
+def test_mlflow_run_holds_metrics_params_and_best_checkpoint(tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path / "..")  # artifacts must not land in the working directory
+    cwd_before = sorted(p.name for p in Path.cwd().iterdir())
     uri = default_mlflow_uri(tmp_path)
     assert uri.startswith("sqlite:///") and uri.endswith("mlflow.db")
     out = tmp_path / "run"
@@ -93,6 +95,9 @@ def test_mlflow_run_holds_metrics_params_and_best_checkpoint(tmp_path):
     artifacts = [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")]
     assert artifacts == [f"checkpoints/iter-{best:07d}.pt"]
     assert run.data.tags["best_iteration"] == str(best)
+    # beside the local store, not in the working directory (MLflow's default ./mlruns)
+    assert (tmp_path / "mlartifacts").is_dir()
+    assert sorted(p.name for p in Path.cwd().iterdir()) == cwd_before
 
 
 def test_tracking_is_off_by_default_and_flags_reach_it(tmp_path, monkeypatch):

@@ -65,6 +65,22 @@ def default_mlflow_uri(folder: str | Path) -> str:
     return f"sqlite:///{(Path(folder) / 'mlflow.db').resolve()}"
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a local store keeps artifacts: ``<db folder>/mlartifacts`` beside a
+    ``sqlite:///`` database (MLflow's own default is ``./mlruns`` in the current directory).
+    ``None`` (the server's choice) for any other tracking URI.
+
+    >>> artifact_root("sqlite:////runs/out/mlflow.db")
+    'file:///runs/out/mlartifacts'
+    >>> artifact_root("http://mlflow.example:5000") is None
+    True
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix) :]).parent / "mlartifacts").as_uri()
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str | int | float | bool]:
     """``{"a": {"b": 1}, "c": [1, 2]}`` -> ``{"a.b": 1, "c": "[1, 2]"}`` (None -> "None")."""
     out: dict[str, str | int | float | bool] = {}
@@ -125,7 +141,11 @@ class _MLflow:
         mlflow = _require("mlflow", "mlflow")
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        experiment_id = (
+            found.experiment_id
+            if found
+            else self.client.create_experiment(experiment, artifact_location=artifact_root(uri))
+        )
         key = str(run_dir.resolve())
         runs = self.client.search_runs(
             [experiment_id], f"tags.`{RUN_DIR_TAG}` = '{key.replace(chr(39), '')}'"
