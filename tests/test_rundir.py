@@ -122,7 +122,8 @@ def test_a_second_process_cannot_train_a_locked_run(tmp_path):
 def test_runtime_fields_do_not_count_as_differences():
     base = TrainConfig(index="i.csv", cache="c", observation="Edema", iterations=100)
     recorded = base.to_dict() | {"versions": {}, "world_size": 1, "data": {}}
-    runtime = {"num_workers": 3, "compile": True, "eval_batch_size": 7, "device": "cpu", "out": "x"}
+    runtime = {"num_workers": 3, "compile": True, "eval_batch_size": 7, "device": "cpu"}
+    runtime |= {"out": "x", "augment_on": "device"}  # same draws on the device as in the loader
     runtime["augment_on"] = "device"  # same draws as the loader (tests/test_augment_device.py)
     assert set(runtime) == RUNTIME_FIELDS
     same = TrainConfig(**(base.to_dict() | runtime))
