@@ -182,7 +182,13 @@ def benchmark_args(data: BenchmarkData, out: Path, preset=LONG, jobs: int = 2) -
     args += ["--observations", "Edema", "--methods", *METHODS, "--seeds", str(preset.seeds)]
     args += ["--iterations", str(preset.setting("iterations"))]
     args += ["--checkpoint-every", str(preset.setting("checkpoint_every"))]
-    args += ["--batch-size", str(preset.setting("batch_size")), "--jobs", str(jobs), "--no-progress"]
+    args += [
+        "--batch-size",
+        str(preset.setting("batch_size")),
+        "--jobs",
+        str(jobs),
+        "--no-progress",
+    ]
     return [*args, "--out", str(out)]
 
 
