@@ -40,6 +40,41 @@ def _relative(path: str) -> str:
     return "/".join(parts[1:]) if parts[0].lower().startswith("chexpert") else "/".join(parts)
 
 
+def image_identity(
+    table: pd.DataFrame,
+    rel: pd.Series,
+    *,
+    source: Path,
+    path_column: str,
+    frontal_column: str,
+    view_column: str,
+    example: str,
+) -> pd.DataFrame:
+    """``path, subject_id, study_id, image_id, view`` of CheXpert images from their relative
+    paths (``.../patientNNNNN/studyN/viewN_frontal.jpg``) and the frontal/lateral and AP/PA
+    columns of ``table`` (laterals get view ``LATERAL``). A path of another shape stops with
+    the file, line and column (the rows of ``table`` start at line 2)."""
+    pieces = rel.str.extract(r"(patient\d+)/(study\d+)/([^/]+?)\.\w+$")
+    bad = pieces[0].isna()
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(
+            f"{source}: line {pos + 2}, column {path_column!r}: "
+            f"{table[path_column].iloc[pos]!r} is not like {example}"
+        )
+    frontal = table[frontal_column].astype("string").str.strip().str.lower() == "frontal"
+    view = table[view_column].astype("string").str.strip().str.upper().replace("", pd.NA)
+    return pd.DataFrame(
+        {
+            "path": rel,
+            "subject_id": pieces[0],
+            "study_id": pieces[0] + "/" + pieces[1],
+            "image_id": pieces[0] + "/" + pieces[1] + "/" + pieces[2],
+            "view": view.where(frontal.fillna(False), "LATERAL"),
+        }
+    )
+
+
 def index_chexpert(
     root: str | Path,
     *,
@@ -58,29 +93,19 @@ def index_chexpert(
         table = read_table(path, what="CheXpert table")
         check_columns(table, ("Path", "Frontal/Lateral", "AP/PA", *OBSERVATIONS), path)
         table = parse_labels(table, path)
-        rel = table["Path"].astype(str).map(_relative)
-        pieces = rel.str.extract(r"(patient\d+)/(study\d+)/([^/]+?)\.\w+$")
-        bad = pieces[0].isna()
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(
-                f"{path}: line {pos + 2}, column 'Path': {table['Path'].iloc[pos]!r} is not "
-                "like .../patientNNNNN/studyN/viewN_frontal.jpg"
-            )
-        frontal = table["Frontal/Lateral"].astype("string").str.strip().str.lower() == "frontal"
-        view = table["AP/PA"].astype("string").str.strip().str.upper().replace("", pd.NA)
-        part = pd.DataFrame(
-            {
-                "path": rel,
-                "subject_id": pieces[0],
-                "study_id": pieces[0] + "/" + pieces[1],
-                "image_id": pieces[0] + "/" + pieces[1] + "/" + pieces[2],
-                "view": view.where(frontal.fillna(False), "LATERAL"),
-                "split": split,
-                "_line": np.arange(len(table)) + 2,
-                "_file": name,
-                **{obs: table[obs] for obs in OBSERVATIONS},
-            }
+        part = image_identity(
+            table,
+            table["Path"].astype(str).map(_relative),
+            source=path,
+            path_column="Path",
+            frontal_column="Frontal/Lateral",
+            view_column="AP/PA",
+            example=".../patientNNNNN/studyN/viewN_frontal.jpg",
+        ).assign(
+            split=split,
+            _line=np.arange(len(table)) + 2,
+            _file=name,
+            **{obs: table[obs] for obs in OBSERVATIONS},
         )
         if split == "train":
             carved = patient_split(

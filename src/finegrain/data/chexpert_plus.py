@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finegrain.data.chexpert import image_identity
 from finegrain.data.index import IndexSummary
 from finegrain.data.sources import (
     check_columns,
@@ -85,14 +86,15 @@ def index_chexpert_plus(
     raw = read_table(table, what="CheXpert Plus table")
     check_columns(raw, CHEXPERT_PLUS_COLUMNS, table)
     path = raw["path_to_image"].astype("string").str.strip().str.replace("\\", "/")
-    pieces = path.str.extract(r"(patient\d+)/(study\d+)/([^/]+?)\.\w+$")
-    bad = pieces[0].isna()
-    if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
-            f"{table}: line {pos + 2}, column 'path_to_image': {raw['path_to_image'].iloc[pos]!r} "
-            "is not like train/patientNNNNN/studyN/viewN_frontal.jpg"
-        )
+    identity = image_identity(
+        raw,
+        path,
+        source=table,
+        path_column="path_to_image",
+        frontal_column="frontal_lateral",
+        view_column="ap_pa",
+        example="train/patientNNNNN/studyN/viewN_frontal.jpg",
+    )
     split = raw["split"].astype("string").str.strip().str.lower().map(_SPLITS)
     bad = split.isna()
     if bad.any():
@@ -101,22 +103,13 @@ def index_chexpert_plus(
             f"{table}: line {pos + 2}, column 'split': {raw['split'].iloc[pos]!r} is not "
             "'train' or 'valid'"
         )
-    frontal = raw["frontal_lateral"].astype("string").str.strip().str.lower() == "frontal"
-    view = raw["ap_pa"].astype("string").str.strip().str.upper().replace("", pd.NA)
-    frame = pd.DataFrame(
-        {
-            "path": path,
-            "subject_id": pieces[0],
-            "study_id": pieces[0] + "/" + pieces[1],
-            "image_id": pieces[0] + "/" + pieces[1] + "/" + pieces[2],
-            "view": view.where(frontal.fillna(False), "LATERAL"),
-            "split": split,
-            "_line": np.arange(len(raw)) + 2,
-            "_text": [
-                report_text(f, i)
-                for f, i in zip(raw["section_findings"], raw["section_impression"], strict=True)
-            ],
-        }
+    frame = identity.assign(
+        split=split,
+        _line=np.arange(len(raw)) + 2,
+        _text=[
+            report_text(f, i)
+            for f, i in zip(raw["section_findings"], raw["section_impression"], strict=True)
+        ],
     )
     train = (frame["split"] == "train").to_numpy()
     frame.loc[train, "split"] = patient_split(
