@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from finegrain.experiment.presets import DEMO
 from finegrain.train.config import TrainConfig
 from finegrain.train.models import MODELS, register_model
 
@@ -154,3 +155,16 @@ def patch_labeler(monkeypatch, stub) -> list[str]:
 
     monkeypatch.setattr(finegrain.reports, "label_report", recording)  # raises if it is gone
     return calls
+
+
+#: The demo preset shrunk for grid tests: Edema, 2 seeds, 4 iterations at 32 px, one job.
+TINY_GRID = DEMO.replace(
+    observations=("Edema",),
+    seeds=2,
+    iterations=4,
+    checkpoint_every=2,
+    batch_size=8,
+    image_size=32,
+    jobs=1,
+)
+TINY_GRID_METHODS = ["u-ones", "pu-rm"]

@@ -9,20 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finegrain.experiment.presets import DEMO
 from finegrain.experiment.runner import BenchmarkData, DataSource, StopBenchmark, run_benchmark
 from finegrain.experiment.selection import select_iteration
-
-TINY = DEMO.replace(
-    observations=("Edema",),
-    seeds=2,
-    iterations=4,
-    checkpoint_every=2,
-    batch_size=8,
-    image_size=32,
-    jobs=1,
-)
-METHODS = ["u-ones", "pu-rm"]
+from helpers import TINY_GRID as TINY
+from helpers import TINY_GRID_METHODS as METHODS
 
 
 @pytest.fixture(scope="module")

@@ -27,24 +27,15 @@ from finegrain.experiment.launchers import (
     launcher_for,
     visible_gpus,
 )
-from finegrain.experiment.presets import DEMO
 from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark, run_grid
 from finegrain.train.checkpoint import load_checkpoint
+from helpers import TINY_GRID as TINY
+from helpers import TINY_GRID_METHODS as METHODS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launcher_targets import fail_or_succeed, record_environment  # noqa: E402
 
 LINUX = sys.platform.startswith("linux")
-TINY = DEMO.replace(
-    observations=("Edema",),
-    seeds=2,
-    iterations=4,
-    checkpoint_every=2,
-    batch_size=8,
-    image_size=32,
-    jobs=1,
-)
-METHODS = ["u-ones", "pu-rm"]
 #: a longer run, so that a worker can be killed between two of its checkpoints
 LONG = TINY.replace(seeds=1, iterations=60, checkpoint_every=5)
 
