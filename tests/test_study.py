@@ -160,3 +160,18 @@ def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives
     assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting(
         "iterations"
     )  # two checkpoints to choose from
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--launcher", "ray"], ["--gpus-per-run", "2"], ["--tensorboard"], ["--mlflow"]],
+)
+def test_study_refuses_options_it_would_ignore(tmp_path, capsys, extra):
+    """The study trains locally without tracking: asking otherwise is an error, not ignored."""
+    from finegrain.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["benchmark", "--selection", "study", "--out", str(tmp_path), *extra])
+    assert exit_info.value.code == 2
+    assert "--selection study" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -312,6 +312,10 @@ def run(args: argparse.Namespace) -> int:
     if args.selection and "study" in args.selection:
         if len(args.selection) > 1 or not source.phantom:
             raise CLIError("--selection study runs alone, on the built-in phantom")
+        if args.launcher != "local" or args.gpus_per_run != 1:
+            raise CLIError("--selection study trains with the local launcher on one device")
+        if args.tensorboard or args.mlflow is not None:
+            raise CLIError("--selection study does not log to TensorBoard or MLflow")
         return run_study_cli(args, preset)
     gpus_per_run = args.gpus_per_run
     if args.gpus_per_node is not None:
