@@ -26,7 +26,8 @@ class TrainConfig:
     Defaults follow the paper's protocol: Adam (0.9, 0.999), lr 1e-4, no weight decay, global
     batch 32, 50k iterations, a checkpoint (and validation) every 10k iterations.
     ``num_workers=None`` picks ``min(4, cpu count)``; ``device="auto"`` picks CUDA when present.
-    ``amp``/``channels_last``/``compile`` only act on CUDA.
+    ``amp`` and ``compile`` only act on CUDA; ``channels_last`` acts on CUDA and CPU (on CPU:
+    training 1.1-1.3x and inference 1.35-1.7x faster, ``benchmarks/memory_format.py``).
     """
 
     index: str

@@ -371,7 +371,7 @@ def _train(
     model = build_model(
         config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
     ).to(device)
-    use_channels_last = config.channels_last and device.type == "cuda"
+    use_channels_last = config.channels_last and device.type in ("cuda", "cpu")
     if use_channels_last:
         model = model.to(memory_format=torch.channels_last)
         model.normalize.memory_format = torch.channels_last

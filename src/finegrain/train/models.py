@@ -40,7 +40,7 @@ class InputNormalization(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.memory_format = torch.contiguous_format  # the loop sets channels_last on CUDA
+        self.memory_format = torch.contiguous_format  # the loop sets channels_last
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != torch.uint8:
