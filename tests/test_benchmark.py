@@ -72,8 +72,20 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     cams = list(tmp_path.glob("figures/cam-edema/*.png"))
     assert cams
     assert result.outputs.notes == []
+    # Figure 5, measured: the runs' index points into a phantom, so U-Ones and PU-RM CAMs are
+    # scored against its true lesion masks on the same test cases
+    loc = pd.read_csv(tmp_path / "localisation.csv")
+    assert set(zip(loc["method"], loc["seed"])) == {(m, s) for m in METHODS for s in (0, 1)}
+    assert loc.groupby(["method", "seed"])["group"].apply(set).map(len).eq(3).all()
+    negatives, typical = loc[loc["group"] == "negative"], loc[loc["group"] == "typical"]
+    assert (negatives["mask_area"] == 0).all()  # a negative has no lesion
+    assert ((typical["mask_area"] > 0) & (typical["mask_area"] < 1)).all()
+    assert typical["energy_inside"].between(0, 1).all()
+    assert loc["cases"].gt(0).all() and loc["probability"].between(0, 1).all()
+    assert "Figure 5, measured" in md
+    assert (tmp_path / "figures" / "localisation-edema.png").is_file()
     page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 + len(cams)
+    assert page.count("data:image/png;base64,") == 2 + len(cams) + 1
 
 
 def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):

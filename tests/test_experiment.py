@@ -8,6 +8,7 @@ import json
 import pickle
 import re
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -541,3 +542,18 @@ def test_localisation_helpers():
     assert resize_mask(mask, 4)[:1, :2].all() and resize_mask(mask, 4).sum() == 2
     with pytest.raises(ValueError, match="shape"):
         energy_inside(cam, mask[:4])
+
+
+def test_localisation_finds_the_phantom_behind_an_index_and_nothing_behind_real_data(tmp_path):
+    from finegrain.data.phantom import SETTINGS_FILE
+    from finegrain.experiment.localisation import phantom_of_index
+
+    image = Path("phantom/files/p10/p10000001/s50000001/a.jpg")
+    (tmp_path / "data").mkdir()
+    index = tmp_path / "data" / "index.csv"
+    pd.DataFrame({"image_id": ["a"], "path": [f"../{image.as_posix()}"]}).to_csv(index, index=False)
+    assert phantom_of_index(index) is None  # real data: no phantom.json above the image
+    (tmp_path / "phantom").mkdir()
+    (tmp_path / "phantom" / SETTINGS_FILE).write_text("{}")
+    assert phantom_of_index(index) == tmp_path / "data" / ".." / "phantom"
+    assert phantom_of_index(tmp_path / "missing.csv") is None

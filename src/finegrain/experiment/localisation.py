@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from finegrain.experiment.grid import REFERENCE_METHOD
+
 #: Feature maps with at most this many cells are labelled "not a localisation".
 COARSE_CELLS = 36
 
@@ -244,3 +246,167 @@ def comparison_figure(
     fig.suptitle(f"CAMs, {cells}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- U-Ones vs PU-RM on a benchmark
+
+
+def phantom_masks(phantom_root: Path):
+    """``read_masks(image_ids, observation) -> bool (N, H, W)`` from the phantom's true lesion
+    masks (:func:`finegrain.data.phantom.read_truth`), or ``None`` when ``phantom_root`` is not
+    a phantom with truth files (real data, or an older phantom)."""
+    try:
+        from finegrain.data.phantom import read_truth
+
+        truth = read_truth(phantom_root)
+    except (ImportError, FileNotFoundError):
+        return None
+
+    def read(image_ids: Sequence[str], observation: str):
+        return truth.lesion_masks(list(image_ids), observation)
+
+    return read
+
+
+#: The two models Figure 5 compares: the reference policy and risk modulation.
+COMPARED = (REFERENCE_METHOD, "pu-rm")
+
+
+def phantom_of_index(index_path: str | Path) -> Path | None:
+    """The phantom folder (the one with ``phantom.json``) that the index table's first image
+    lies in, or ``None`` (real data, an empty index)."""
+    from finegrain.data.phantom import SETTINGS_FILE
+
+    index_path = Path(index_path)
+    try:
+        first = pd.read_csv(index_path, usecols=["path"], nrows=1, dtype=str)["path"]
+    except (OSError, ValueError):
+        return None
+    if first.empty:
+        return None
+    image = Path(first.iloc[0])
+    image = image if image.is_absolute() else index_path.parent / image
+    return next((p for p in image.parents if (p / SETTINGS_FILE).is_file()), None)
+
+
+def measure_localisation(
+    selections, observations: Sequence[str], *, tau: float, split: str = "test"
+) -> tuple[pd.DataFrame, list, str]:
+    """CAMs of U-Ones vs PU-RM at ``tau`` (every seed both finished) on the same ``split`` cases,
+    scored against the true lesion masks of the phantom the runs' index table points into.
+
+    Returns ``(per-seed table, [(observation, comparison figure)], feature-map cells)``; an
+    empty table when the runs were not trained on a phantom with truth files, or none pair up.
+    """
+    import math
+
+    from finegrain.data.cache import ImageCache
+    from finegrain.experiment.aggregate import selected_predictions
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.train.rundir import load_model
+
+    empty = pd.DataFrame(columns=LOCALISATION_COLUMNS)
+    config = next((s.config for s in selections if s.config.get("index")), None)
+    if config is None or not config.get("cache"):
+        return empty, [], ""
+    phantom = phantom_of_index(config["index"])
+    masks = phantom_masks(phantom) if phantom is not None else None
+    if masks is None:
+        return empty, [], ""
+    cache = ImageCache(config["cache"])
+
+    def read_images(ids):
+        return cache.read_rows([cache.row_of(i) for i in ids])
+
+    frames, figures, cells = [], [], ""
+    for obs in observations:
+        pair = {
+            m: {s.spec.seed: s for s in selections
+                if s.spec.observation == obs and s.spec.method == m and s.iteration is not None
+                and (s.spec.tau is None or math.isclose(s.spec.tau, tau))}
+            for m in COMPARED
+        }  # fmt: skip
+        seeds = sorted(set(pair[COMPARED[0]]) & set(pair[COMPARED[1]]))
+        if not seeds:
+            continue
+        pred = selected_predictions(pair[COMPARED[0]][seeds[0]], split)
+        if pred is None:
+            continue
+        cases = pick_cases(pred)
+        checkpoints = {
+            (m, k): pair[m][k].run.checkpoint_path(pair[m][k].iteration)
+            for m in COMPARED
+            for k in seeds
+        }
+
+        def read_masks(ids, o=obs):
+            return masks(ids, o)
+
+        table, _ = localisation_table(checkpoints, cases, read_images, read_masks, observation=obs)
+        frames.append(table)
+        # the figure: seed 0's models on the first case of each group
+        examples = [(g, c.iloc[0]["image_id"]) for g, c in cases.items() if len(c)]
+        ids = [i for _, i in examples]
+        images = read_images(ids)
+        cams, probs = {}, {}
+        for m in COMPARED:
+            model, _ = load_model(checkpoints[(m, seeds[0])])
+            cells = grid_label(cam_grid(model, images.shape[-1]))
+            result = cam_api().compute_cam(model, images[:, None])
+            cams[METHOD_NAMES[m]], probs[METHOD_NAMES[m]] = result.cam, result.probability
+        fig = comparison_figure(
+            images, read_masks(ids), cams, probs,
+            [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
+            cells=cells,
+        )  # fmt: skip
+        figures.append((obs, fig))
+    if not frames:
+        return empty, [], cells
+    return pd.concat(frames, ignore_index=True), figures, cells
+
+
+def localisation_summary_table(table: pd.DataFrame, cells: str):
+    """U-Ones vs PU-RM: energy inside the true lesion for typical positives (and the mask's
+    area, what a uniform map scores), peak activation per group; mean ± std over seeds."""
+    from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.experiment.tables import Table, mean_std
+
+    rows = []
+    for (obs, method), part in summarise(table).groupby(["observation", "method"], sort=False):
+        g = {r["group"]: r for _, r in part.iterrows()}
+
+        def cell(group, column, digits=3, g=g):
+            r = g.get(group)
+            if r is None:
+                return "–"
+            return mean_std(r[f"{column}_mean"], r[f"{column}_std"], digits=digits)
+
+        rows.append(
+            [
+                f"{obs}: {METHOD_NAMES.get(method, method)}",
+                cell("typical", "energy_inside"),
+                cell("typical", "mask_area"),
+                cell("typical", "peak", 2),
+                cell("atypical", "peak", 2),
+                cell("negative", "peak", 2),
+                str(int(part["seeds"].max())),
+            ]
+        )
+    return Table(
+        "localisation",
+        f"Figure 5, measured: CAMs against the true lesion masks ({cells})",
+        [
+            "Model",
+            "energy inside lesion (typical +)",
+            "lesion area (uniform map)",
+            "peak, typical +",
+            "peak, atypical +",
+            "peak, negatives",
+            "seeds",
+        ],  # fmt: skip
+        rows,
+        caption="Test cases (the same for every model, up to 200 per group); energy inside = "
+        "share of the CAM's positive part inside the true lesion mask; peak = the CAM's maximum "
+        "in logit-difference units; mean ± std over seeds at the checkpoints chosen on "
+        "validation.",
+    )

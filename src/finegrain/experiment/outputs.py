@@ -31,7 +31,13 @@ from finegrain.experiment.grid import (
     RunSpec,
     method_tau,
 )
-from finegrain.experiment.localisation import article, cam_grid, grid_label
+from finegrain.experiment.localisation import (
+    article,
+    cam_grid,
+    grid_label,
+    localisation_summary_table,
+    measure_localisation,
+)
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
 from finegrain.experiment.selection import RunSelection, describe_runs, select_run
@@ -59,6 +65,10 @@ class Outputs:
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: each run's AUC^FG with its bootstrap CI (:func:`~finegrain.experiment.aggregate.run_statistics`)
     run_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Figure 5 measured on a phantom (:func:`~finegrain.experiment.localisation.measure_localisation`)
+    localisation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the side-by-side CAM figures of U-Ones and PU-RM that go with it
+    localisation_figures: list[Figure] = field(default_factory=list)
 
 
 def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelection], list[str]]:
@@ -288,7 +298,12 @@ def write_outputs(
     fine = fine_label_results(selections, notes)
     if not fine.empty:
         tables.append(fine_label_table(fine))
+    localisation, loc_figures = pd.DataFrame(), []
+    if cams and selections:
+        localisation, loc_figures = write_localisation(out, selections, preset, tables, notes)
     paths = {"results": out / "results.csv"}
+    if not localisation.empty:
+        paths["localisation"] = out / "localisation.csv"
     atomic_write_csv(paths["results"], results)
     if not fine.empty:
         paths["fine_labels"] = out / "fine-labels.csv"
@@ -315,6 +330,7 @@ def write_outputs(
     figures = write_figures(out, selections, summary, preset, methods) if selections else []
     if cams and selections:
         figures += write_cams(out, selections, preset, notes)
+    figures += loc_figures
     paths["report.html"] = out / "report.html"
     write_report(
         paths["report.html"],
@@ -329,7 +345,46 @@ def write_outputs(
         config=config or {"preset": preset.to_dict()},
         notes=notes,
     )
-    return Outputs(tables, results, summary, stats, selections, notes, paths, paired, run_stats)
+    return Outputs(
+        tables, results, summary, stats, selections, notes, paths, paired, run_stats,
+        localisation, loc_figures,
+    )  # fmt: skip
+
+
+def write_localisation(
+    out: Path, selections: Sequence[RunSelection], preset: Preset, tables: list, notes: list[str]
+) -> tuple[pd.DataFrame, list[Figure]]:
+    """Figure 5, measured, on a phantom benchmark: ``localisation.csv``, its table (appended to
+    ``tables``) and one CAM comparison figure per observation. Nothing on data without true
+    lesion masks (real data)."""
+    from finegrain.experiment import plots
+
+    split = "test" if any(s.run.has_predictions("test") for s in selections) else "validate"
+    try:
+        table, loc_figures, cells = measure_localisation(
+            selections, preset.observations, tau=preset.tau, split=split
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        notes.append(f"CAM localisation not measured: {exc}")
+        return pd.DataFrame(), []
+    if table.empty:
+        return table, []
+    atomic_write_csv(out / "localisation.csv", table)
+    tables.append(localisation_summary_table(table, cells))
+    figures = []
+    for obs, fig in loc_figures:
+        stem = out / "figures" / f"localisation-{obs.lower().replace(' ', '-')}"
+        plots.save_figure(fig, stem)
+        figures.append(
+            Figure(
+                f"{obs}: CAMs of U-Ones and PU-RM against the true lesion ({cells})",
+                stem.with_suffix(".png"),
+                f"Seed 0 at the checkpoints chosen on validation, on the first {split} typical "
+                "positive, atypical positive and negative; green: the true lesion outline; one "
+                "colour scale per row (logit-difference units).",
+            )
+        )
+    return table, figures
 
 
 def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> pd.DataFrame:
