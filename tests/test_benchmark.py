@@ -75,7 +75,8 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     # Figure 5, measured: the runs' index points into a phantom, so U-Ones and PU-RM CAMs are
     # scored against its true lesion masks on the same test cases
     loc = pd.read_csv(tmp_path / "localisation.csv")
-    assert set(zip(loc["method"], loc["seed"])) == {(m, s) for m in METHODS for s in (0, 1)}
+    pairs = set(zip(loc["method"], loc["seed"], strict=True))
+    assert pairs == {(m, s) for m in METHODS for s in (0, 1)}
     assert loc.groupby(["method", "seed"])["group"].apply(set).map(len).eq(3).all()
     negatives, typical = loc[loc["group"] == "negative"], loc[loc["group"] == "typical"]
     assert (negatives["mask_area"] == 0).all()  # a negative has no lesion

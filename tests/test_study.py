@@ -28,7 +28,8 @@ TINY = DEMO.replace(
     jobs=1,
 )
 
-#: A sweep every phantom version supports: another phantom seed stands in for a data knob.
+#: A sweep every phantom version supports: another phantom seed stands in for a data knob; and
+#: a prevalence the phantom cannot generate (the study says so and goes on).
 TINY_PLAN = StudyPlan(
     observations=("Edema",),
     seeds=1,
@@ -37,7 +38,7 @@ TINY_PLAN = StudyPlan(
     other_seeds=1,
     taus=(0.3, 0.6),
     other_methods=("u-ignore",),
-    sweeps={"seed": {"1": {"seed": 1}}},
+    sweeps={"seed": {"1": {"seed": 1}}, "prevalence": {"5": {"prevalence": 5.0}}},
 )
 
 
@@ -99,14 +100,24 @@ def test_study_trains_each_condition_on_its_own_phantom(tiny_study):
     b = (out / "conditions/seed-1/data/index.csv").read_text()
     assert a != b  # a different phantom
     timing = pd.read_json(out / "study-timing.jsonl", lines=True)
-    assert list(timing["condition"]) == ["calibrated", "tau-0.6", "seed-1", "methods"]
-    assert (timing["cpu_s"] > 0).all()
+    assert list(timing["condition"]) == [
+        "calibrated", "tau-0.6", "seed-1", "prevalence-5", "methods"
+    ]  # fmt: skip
+    feasible = timing["infeasible"].isna()
+    assert (timing.loc[feasible, "cpu_s"] > 0).all()
+    assert "prevalence x5" in timing.loc[~feasible, "infeasible"].item()
+    assert not (out / "conditions/prevalence-5/runs").exists()
 
 
 def test_study_table_pairs_pu_rm_with_u_ones(tiny_study):
     out, result = tiny_study
     table = pd.read_csv(out / "study.csv")
-    assert set(table["condition"]) == {"calibrated", "tau-0.6", "seed-1"}
+    assert set(table["condition"]) == {"calibrated", "tau-0.6", "seed-1", "prevalence-5"}
+    infeasible = table[table["condition"] == "prevalence-5"]
+    assert (infeasible["seeds"] == 0).all()
+    assert infeasible["note"].str.startswith("not feasible: prevalence x5").all()
+    assert list(infeasible.loc[infeasible["split"] == "test", "decision"]) == ["not feasible"]
+    table = table[table["condition"] != "prevalence-5"]
     test = table[table["split"] == "test"].set_index("condition")
     assert (test["seeds"] == 1).all()
     defined = test[test["difference"].notna()]
@@ -118,6 +129,7 @@ def test_study_table_pairs_pu_rm_with_u_ones(tiny_study):
     md = (out / "study.md").read_text()
     assert "| methods" not in md  # the other methods are in Table 2, not on the map
     assert "calibrated point" in md and "tau = 0.6" in md and "seed = 1" in md
+    assert "| prevalence = 5 | – | – | – | not feasible |" in md
     assert "PCE's linear regime" in md  # the mechanism table
     page = (out / "report.html").read_text()
     assert "where does PU-RM beat U-Ones?" in page

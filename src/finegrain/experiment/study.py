@@ -262,7 +262,14 @@ def run_study(
     for condition in plan.conditions() if not report_only else []:
         folder = out / "conditions" / condition.data_key
         c0, cpu_c0 = time.perf_counter(), _cpu_seconds()
-        data = condition_data(folder, plan, condition, preset, progress=progress)
+        try:
+            data = condition_data(folder, plan, condition, preset, progress=progress)
+        except ValueError as exc:  # a knob value the phantom cannot generate: say so, go on
+            log.warning("condition %s not feasible: %s", condition.key, exc)
+            append_jsonl(
+                out / "study-timing.jsonl", {"condition": condition.key, "infeasible": str(exc)}
+            )
+            continue
         grid = run_grid(
             condition.specs(plan.observations),
             folder / "runs",
@@ -337,6 +344,7 @@ def study_table(out: Path, plan: StudyPlan, *, n_boot: int = 2000) -> pd.DataFra
 
     conditions = [c for c in plan.conditions() if c.knob != "methods"]
     found = _selections(out, plan, conditions)
+    infeasible = infeasible_conditions(out)
     frames = []
     for c in conditions:
         _, selections, _ = found[c.data_key]
@@ -356,7 +364,11 @@ def study_table(out: Path, plan: StudyPlan, *, n_boot: int = 2000) -> pd.DataFra
                         "split": sp,
                         "reference": REFERENCE_METHOD,
                         "seeds": 0,
-                        "note": "no finished runs",
+                        "note": (
+                            f"not feasible: {infeasible[c.key]}"
+                            if c.key in infeasible
+                            else "no finished runs"
+                        ),
                     }
                     for o in plan.observations
                     for sp in ("validate", "test")
@@ -369,10 +381,29 @@ def study_table(out: Path, plan: StudyPlan, *, n_boot: int = 2000) -> pd.DataFra
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     table["decision"] = [
-        decide(float(lo), float(hi)) if split == "test" else ""
-        for lo, hi, split in zip(table["ci_low"], table["ci_high"], table["split"], strict=True)
+        ("not feasible" if key in infeasible else decide(float(lo), float(hi)))
+        if split == "test"
+        else ""
+        for key, lo, hi, split in zip(
+            table["condition"], table["ci_low"], table["ci_high"], table["split"], strict=True
+        )
     ]
     return table
+
+
+def infeasible_conditions(out: Path) -> dict[str, str]:
+    """``{condition: reason}`` for the conditions whose phantom could not be generated, from
+    ``study-timing.jsonl`` (the latest record of a condition wins)."""
+    from finegrain.io import read_jsonl
+
+    path = Path(out) / "study-timing.jsonl"
+    found: dict[str, str] = {}
+    for record in read_jsonl(path) if path.is_file() else []:
+        if "infeasible" in record:
+            found[record["condition"]] = record["infeasible"]
+        else:
+            found.pop(record["condition"], None)
+    return found
 
 
 def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.DataFrame:
@@ -494,7 +525,8 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
         for obs in observations:
             r = part[part["observation"] == obs]
             if r.empty or not int(r.iloc[0]["seeds"] or 0):
-                cells += ["–", "–", "–", "not run"]
+                feasible = r.empty or r.iloc[0]["decision"] != "not feasible"
+                cells += ["–", "–", "–", "not run" if feasible else "not feasible"]
                 continue
             r = r.iloc[0].to_dict()
             cells += [

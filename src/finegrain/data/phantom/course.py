@@ -76,7 +76,13 @@ class LabelPlan:
                     f"prevalence x{knobs.prevalence_of(obs)} for {obs}: positive share "
                     f"{positive:.3f} exceeds positive + blank ({share.positive + share.blank:.3f})"
                 )
-            drawn = before_noise(positive, share.uncertain, share.negative)
+            try:
+                drawn = before_noise(positive, share.uncertain, share.negative)
+            except ValueError as exc:
+                raise ValueError(
+                    f"prevalence x{knobs.prevalence_of(obs)} for {obs}: {exc}; give a smaller "
+                    "multiplier, or a per-observation one (prevalence={observation: multiplier})"
+                ) from None
             states[obs] = np.cumsum(drawn)
             no_cue = calibration.no_cue[obs]
             cue[obs] = 1.0 - no_cue
