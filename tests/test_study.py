@@ -187,3 +187,24 @@ def test_study_refuses_options_it_would_ignore(tmp_path, capsys, extra):
     assert exit_info.value.code == 2
     assert "--selection study" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_preregistered_plan_generates_every_phantom_but_the_documented_one():
+    """Each knob point of the study's plan builds the phantom's label plan, except prevalence x2
+    on every observation (Pleural Effusion cannot double; docs/study.md, "Deviation"), whose
+    declared replacement does."""
+    from finegrain.data.phantom.calibration import load_calibration
+    from finegrain.data.phantom.course import LabelPlan
+    from finegrain.data.phantom.knobs import PhantomKnobs
+    from finegrain.experiment.study import PLAN
+
+    calibration = load_calibration()
+    infeasible = {}
+    for condition in PLAN.conditions():
+        try:
+            LabelPlan.build(calibration, PhantomKnobs(**condition.phantom))
+        except ValueError as exc:
+            infeasible[condition.key] = str(exc)
+    assert list(infeasible) == ["prevalence-2"]
+    assert "Pleural Effusion" in infeasible["prevalence-2"]
+    assert "prevalence-2-study-observations" in [c.key for c in PLAN.conditions()]

@@ -176,7 +176,13 @@ PLAN = StudyPlan(
         },
         "visibility": {"0.5": {"visibility": 0.5}, "2": {"visibility": 2.0}},
         "nocue_severity": {"0.2": {"nocue_severity": 0.2}, "0.8": {"nocue_severity": 0.8}},
-        "prevalence": {"2": {"prevalence": 2.0}, "0.5": {"prevalence": 0.5}},
+        # "2" is not feasible (Pleural Effusion cannot double); its declared replacement
+        # (docs/study.md, "Deviation") doubles the study's observations only
+        "prevalence": {
+            "2": {"prevalence": 2.0},
+            "0.5": {"prevalence": 0.5},
+            "2-study-observations": {"prevalence": {"Consolidation": 2.0, "Edema": 2.0}},
+        },
     },  # fmt: skip
     order=(
         "calibrated",
