@@ -113,8 +113,9 @@ def write_figures(
     summary: pd.DataFrame,
     preset: Preset,
     methods: Sequence[str] | None,
+    split: str,
 ) -> list[Figure]:
-    """τ ablation (if Figure 4 is selected), score distributions and ROC curves."""
+    """τ ablation (if Figure 4 is selected), score distributions and ROC curves on ``split``."""
     from finegrain.experiment import plots
 
     figures: list[Figure] = []
@@ -132,8 +133,6 @@ def write_figures(
                 "U-Ones and U-Ignore.",
             )
         )
-    has_test = any(s.run.has_predictions("test") for s in selections)
-    split = "test" if has_test else "validate"
     for obs in preset.observations:
         scores = {}
         for m in _table_methods(preset, methods):
@@ -295,12 +294,15 @@ def write_outputs(
         taus=taus,
         paired=paired,
     )
-    fine = fine_label_results(selections, notes)
+    split = reported_split(selections)
+    fine = fine_label_results(selections, notes, split)
     if not fine.empty:
         tables.append(fine_label_table(fine))
     localisation, loc_figures = pd.DataFrame(), []
     if cams and selections:
-        localisation, loc_figures = write_localisation(out, selections, preset, tables, notes)
+        localisation, loc_figures = write_localisation(
+            out, selections, preset, split, tables, notes
+        )
     paths = {"results": out / "results.csv"}
     if not localisation.empty:
         paths["localisation"] = out / "localisation.csv"
@@ -327,7 +329,7 @@ def write_outputs(
         "% finegrain benchmark tables; needs \\usepackage{booktabs}\n"
         + "\n".join(to_latex(t) for t in tables),
     )
-    figures = write_figures(out, selections, summary, preset, methods) if selections else []
+    figures = write_figures(out, selections, summary, preset, methods, split) if selections else []
     if cams and selections:
         figures += write_cams(out, selections, preset, notes)
     figures += loc_figures
@@ -351,15 +353,25 @@ def write_outputs(
     )  # fmt: skip
 
 
+def reported_split(selections: Sequence[RunSelection]) -> str:
+    """The split the figures, the fine-label and the localisation tables read: ``test`` when
+    any run has test predictions, else ``validate``."""
+    return "test" if any(s.run.has_predictions("test") for s in selections) else "validate"
+
+
 def write_localisation(
-    out: Path, selections: Sequence[RunSelection], preset: Preset, tables: list, notes: list[str]
+    out: Path,
+    selections: Sequence[RunSelection],
+    preset: Preset,
+    split: str,
+    tables: list,
+    notes: list[str],
 ) -> tuple[pd.DataFrame, list[Figure]]:
-    """Figure 5, measured, on a phantom benchmark: ``localisation.csv``, its table (appended to
-    ``tables``) and one CAM comparison figure per observation. Nothing on data without true
-    lesion masks (real data)."""
+    """Figure 5, measured, on a phantom benchmark's ``split``: ``localisation.csv``, its table
+    (appended to ``tables``) and one CAM comparison figure per observation. Nothing on data
+    without true lesion masks (real data)."""
     from finegrain.experiment import plots
 
-    split = "test" if any(s.run.has_predictions("test") for s in selections) else "validate"
     try:
         table, loc_figures, cells = measure_localisation(
             selections, preset.observations, tau=preset.tau, split=split
@@ -387,9 +399,11 @@ def write_localisation(
     return table, figures
 
 
-def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> pd.DataFrame:
-    """:func:`fine_label_summary` when the runs' index has human fine labels (OpenI's
-    ``<Obs> subcategory mesh``); empty otherwise."""
+def fine_label_results(
+    selections: Sequence[RunSelection], notes: list[str], split: str
+) -> pd.DataFrame:
+    """:func:`fine_label_summary` on ``split`` when the runs' index has human fine labels
+    (OpenI's ``<Obs> subcategory mesh``); empty otherwise."""
     from finegrain.data.index import OPTIONAL_COLUMNS, read_index
 
     index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
@@ -398,8 +412,7 @@ def fine_label_results(selections: Sequence[RunSelection], notes: list[str]) -> 
     index = read_index(index_path)
     if not any(c in index.columns for c in OPTIONAL_COLUMNS):
         return pd.DataFrame()
-    has_test = any(s.run.has_predictions("test") for s in selections)
-    fine = fine_label_summary(selections, index, split="test" if has_test else "validate")
+    fine = fine_label_summary(selections, index, split=split)
     if fine.empty:
         notes.append(
             "AUC^FG against the human (MeSH) fine labels not computed: no run of an observation "
