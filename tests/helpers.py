@@ -3,6 +3,8 @@ pyproject.toml). Test modules never import each other."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -94,6 +96,21 @@ def assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def assert_same_checkpoint(run_a, run_b, name: str = "iter-0000006.pt") -> tuple[dict, dict]:
+    """Checkpoint ``name`` of two run directories holds the same weights and optimizer state,
+    bit for bit; returns both checkpoints."""
+    from finegrain.train.checkpoint import load_checkpoint
+
+    a = load_checkpoint(Path(run_a) / "checkpoints" / name)
+    b = load_checkpoint(Path(run_b) / "checkpoints" / name)
+    assert_same_state(a["model"], b["model"])
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert_same_state(sa, sb)
+    return a, b
 
 
 def tiny_datasets(keep_uncertain=True):

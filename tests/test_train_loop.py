@@ -18,7 +18,7 @@ from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
 from finegrain.train.rundir import RunDirectory, load_model
-from helpers import KillAfter, assert_same_state, make_config, tiny_datasets
+from helpers import KillAfter, assert_same_checkpoint, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,13 +85,7 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
         train(make_config(killed, tau=0.5), resume=True, datasets=tiny_datasets())
 
     train(make_config(killed), resume=True, datasets=tiny_datasets(), progress=False)
-    a = load_checkpoint(full / "checkpoints" / "iter-0000006.pt")
-    b = load_checkpoint(killed / "checkpoints" / "iter-0000006.pt")
-    assert_same_state(a["model"], b["model"])
-    for sa, sb in zip(
-        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
-    ):
-        assert_same_state(sa, sb)
+    a, b = assert_same_checkpoint(full, killed)
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
     ma, mb = read_jsonl(full / "metrics.jsonl"), read_jsonl(killed / "metrics.jsonl")
     assert [m["iteration"] for m in mb] == [3, 6]
@@ -185,13 +179,7 @@ def test_resume_after_sigkill_with_the_real_dataset_and_augmentation(phantom_roo
     args += ["--batch-size", "8", "--workers", "0", "--device", "cpu", "--no-progress"]
     assert main([*args, "--out", str(killed), "--resume"]) == 0
 
-    a = load_checkpoint(full / "checkpoints" / "iter-0000006.pt")
-    b = load_checkpoint(killed / "checkpoints" / "iter-0000006.pt")
-    assert_same_state(a["model"], b["model"])
-    for sa, sb in zip(
-        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
-    ):
-        assert_same_state(sa, sb)
+    a, _ = assert_same_checkpoint(full, killed)
     pd.testing.assert_frame_equal(
         pd.read_csv(full / "predictions-validate.csv"),
         pd.read_csv(killed / "predictions-validate.csv"),
