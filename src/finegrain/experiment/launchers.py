@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from finegrain.extras import require
+
 log = logging.getLogger(__name__)
 
 #: Launcher names accepted by :func:`launcher_for` (and ``finegrain benchmark --launcher``).
@@ -397,15 +399,7 @@ def _stop_processes(processes: Sequence, timeout: float = 10.0) -> None:
 
 
 def _require(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"the {extra} launcher needs {module}: pip install 'finegrain[{extra}]' "
-            f"(or pip install {module})"
-        ) from exc
+    return require(module, extra, needed_by=f"the {extra} launcher")
 
 
 def _ray_entry(target, task: RunTask) -> str:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finegrain.extras import require
+
 log = logging.getLogger(__name__)
 
 #: The counts logged next to each AUC.
@@ -96,14 +98,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str | int 
 
 
 def _require(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"--{extra} needs the {module} package: pip install 'finegrain[{extra}]'"
-        ) from exc
+    return require(module, extra, needed_by=f"--{extra}")
 
 
 class _TensorBoard:
