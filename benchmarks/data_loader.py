@@ -82,10 +82,11 @@ def loader_images_per_s(dataset: CXRDataset, batches: int, num_workers: int) -> 
     )
     loader = make_train_loader(dataset, config, DistInfo(device=torch.device("cpu")))
     batches_seen = iter(loader)
-    images, _, _ = next(batches_seen)  # worker start-up
+    next(batches_seen)  # worker start-up
     start, checksum = time.perf_counter(), 0
     for _ in range(batches):
-        images, labels, _ = next(batches_seen)
+        batch = next(batches_seen)
+        images, labels = batch["image"], batch["label"]
         assert images.dtype == torch.uint8 and images.shape[0] == 32
         checksum += int(images[:, 0, 0, 0].sum()) + int(labels.sum())
     rate = batches * 32 / (time.perf_counter() - start)

@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from finegrain.data.augment import Augmentation, augment_seeded
+from finegrain.data.batch import to_device
 from finegrain.data.cache import ImageCache, prepare
 from finegrain.data.dataset import CXRDataset
 from finegrain.data.index import INDEX_COLUMNS, read_index, write_index
@@ -95,15 +96,14 @@ def timed_steps(
         torch.cuda.synchronize()
     start = time.perf_counter()
     for step in range(steps):
-        images, labels, _rows = next(batches)
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+        batch = to_device(next(batches), device)
+        images = batch["image"]
         if augment is not None:
             seeds = range(step * images.shape[0], (step + 1) * images.shape[0])
             images = augment_seeded(images, augment, list(seeds))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(images)
-        loss = method.loss(logits, labels, 0.3)
+        loss = method.loss(logits, batch, 0.3)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

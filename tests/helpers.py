@@ -64,6 +64,7 @@ class TinyCXR(Dataset):
         self.images = torch.from_numpy((base + bright).clip(0, 255).astype(np.uint8))
         self.augment = augment
         self.summary = {"kept": n}
+        self.has_fine = True
 
     def __len__(self):
         return len(self.labels)
@@ -73,7 +74,14 @@ class TinyCXR(Dataset):
         if self.augment:
             noise = torch.randint(-8, 9, image.shape, dtype=torch.int16)
             image = (image.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
-        return image, torch.tensor(self.labels[i]), torch.tensor(i)
+        sub = self.subcategories[i]
+        fine = {"atypical": 0, "typical": 1}.get(sub, -1) if self.labels[i] == 1 else -1
+        return {
+            "image": image,
+            "label": torch.tensor(self.labels[i]),
+            "fine": torch.tensor(fine),
+            "row": torch.tensor(i),
+        }
 
 
 class KillAfter(Dataset):

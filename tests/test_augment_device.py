@@ -25,15 +25,16 @@ class AugmentedCXR(Dataset):
         self.base, self.augment = base, augment
         self.labels, self.subcategories = base.labels, base.subcategories
         self.image_ids, self.summary = base.image_ids, base.summary
+        self.has_fine = base.has_fine
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i):
-        image, label, row = self.base[i]
+        item = dict(self.base[i])
         if self.augment is not None:
-            image = self.augment(image)
-        return image, label, row
+            item["image"] = self.augment(item["image"])
+        return item
 
 
 @pytest.mark.parametrize("aug", [Augmentation(), Augmentation(shear=5, hflip=0.5, fill=30)])
@@ -86,6 +87,6 @@ def test_auto_augments_in_the_loader_on_cpu_and_on_the_device_on_cuda():
     plain, moved = loop._augmentation_on(config, data, torch.device("cuda"))
     assert plain.augment is None and moved is data.augment and data.augment is not None
     # the loader then reads plain images (one batched read for CXRDataset)
-    assert torch.equal(SeededItems(plain)[(3, 11)][0], data.base[3][0])
+    assert torch.equal(SeededItems(plain)[(3, 11)]["image"], data.base[3]["image"])
     with pytest.raises(ValueError, match="augment_on must be auto, loader or device"):
         TrainConfig(index="i", cache="c", observation="Edema", augment_on="gpu")

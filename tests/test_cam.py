@@ -9,6 +9,9 @@ from PIL import Image
 from torch import nn
 
 from finegrain.predict.cam import cam_images, compute_cam
+from finegrain.train.methods import get_method
+
+TWO_WAY = get_method("u-ones")
 
 
 @pytest.mark.parametrize("name", ["densenet-tiny", "resnet18"])
@@ -18,7 +21,7 @@ def test_cam_mean_plus_bias_is_the_logit_difference(name):
     torch.manual_seed(0)
     model = build_model(name, pretrained=False).eval()
     x = torch.randint(0, 256, (3, 1, 64, 64), dtype=torch.uint8)
-    res = compute_cam(model, x)
+    res = compute_cam(model, x, TWO_WAY)
     with torch.no_grad():
         logits = model(x)
     diff = (logits[:, 1] - logits[:, 0]).numpy()
@@ -44,17 +47,19 @@ def test_cam_refuses_models_it_cannot_explain():
 
     x = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8)
     with pytest.raises(ValueError, match="plain CAM needs a finegrain model"):
-        compute_cam(MLPHead(), x)
+        compute_cam(MLPHead(), x, TWO_WAY)
     max_pooled = build_model("densenet-tiny", pretrained=False)  # the mean is not the input
     max_pooled.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(1))
     big = torch.randint(0, 256, (2, 1, 128, 128), dtype=torch.uint8)  # a 4 x 4 feature map
-    compute_cam(build_model("densenet-tiny", pretrained=False), big)  # average pooled: fine
+    compute_cam(
+        build_model("densenet-tiny", pretrained=False), big, TWO_WAY
+    )  # average pooled: fine
     with pytest.raises(ValueError, match="global average"):
-        compute_cam(max_pooled, big)
+        compute_cam(max_pooled, big, TWO_WAY)
     three_logits = build_model("densenet-tiny", pretrained=False)
     three_logits.classifier = nn.Linear(three_logits.classifier.in_features, 3)
-    with pytest.raises(ValueError, match="2-logit linear head"):
-        compute_cam(three_logits, x)
+    with pytest.raises(ValueError, match=r"expects logits \[B, 2\]"):
+        compute_cam(three_logits, x, TWO_WAY)
 
 
 def test_cam_images_side_by_side_and_cli(tmp_path, capsys):

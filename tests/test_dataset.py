@@ -88,7 +88,9 @@ def test_drop_counts_and_attributes(setup):
 def test_items_are_uint8_from_the_cache(setup):
     index, cache = setup
     ds = CXRDataset(index, cache, OBS, "train")
-    image, label, row = ds[4]
+    item = ds[4]
+    image, label, row = item["image"], item["label"], item["row"]
+    assert item["fine"].dtype == torch.int64
     assert image.dtype == torch.uint8 and image.shape == (1, SIZE, SIZE)
     assert label.dtype == torch.int64 and label.item() == -1
     assert row.dtype == torch.int64 and row.item() == 8
@@ -96,15 +98,17 @@ def test_items_are_uint8_from_the_cache(setup):
     assert int(image.max()) > 1  # 0..255 values, not scaled to [0, 1]
     batch = ds.__getitems__([4, 0, 2])
     for got, want in zip(batch, [ds[4], ds[0], ds[2]], strict=True):
-        for a, b in zip(got, want, strict=True):
-            assert torch.equal(a, b) and a.dtype == b.dtype
+        assert got.keys() == want.keys() == {"image", "label", "fine", "row"}
+        for key in got:
+            assert torch.equal(got[key], want[key]) and got[key].dtype == want[key].dtype
 
 
 def test_dataloader_batches_and_worker_pickling(setup):
     index, cache = setup
     ds = CXRDataset(index, cache, OBS, "train", augment=Augmentation())
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=1, shuffle=False)
-    images, labels, rows = next(iter(loader))
+    batch = next(iter(loader))
+    images, labels, rows = batch["image"], batch["label"], batch["row"]
     assert images.shape == (4, 1, SIZE, SIZE) and images.dtype == torch.uint8
     assert labels.tolist() == [1, 1, 0, -1] and rows.tolist() == [0, 1, 2, 3]
 
@@ -186,7 +190,7 @@ def test_phantom_index_prepare_dataset_round_trip(phantom_root, tmp_path):
         assert set(np.unique(ds.labels)) <= {1, 0, -1}
         total += in_split
         if len(ds):
-            image, _, row = ds[0]
+            image, row = ds[0]["image"], ds[0]["row"]
             assert image.shape == (1, 32, 32) and image.dtype == torch.uint8
             assert index["image_id"].iloc[int(row)] == ds.image_ids[0]
     assert total == len(index)

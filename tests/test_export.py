@@ -72,12 +72,14 @@ def test_onnx_dynamo_exporter_dynamic_batch(tmp_path):
     import onnxruntime as ort
     from torch import nn
 
+    from finegrain.train.methods import get_method
     from finegrain.train.models import FinegrainNet
 
     torch.manual_seed(0)
     features = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU())
     model = FinegrainNet(features, nn.Linear(4, 2), "small").eval()
-    out = export_model(model, 16, tmp_path / "small.onnx", format="onnx")
+    method = get_method("u-ones")
+    out = export_model(model, 16, tmp_path / "small.onnx", method=method, format="onnx")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for x in _inputs(16):
         (got,) = session.run(["probability"], {"image": x})

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from finegrain.losses import ce_loss, pce_loss
-from finegrain.train.methods import METHODS, Method, get_method
+from finegrain.train.methods import METHODS, CoarseMethod, get_method
 
 TAU = 0.3
 
@@ -73,22 +73,43 @@ def test_loss_is_mean_over_kept_samples():
     logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), requires_grad=True)
     labels = torch.tensor([1, 0, -1, 1, 0, -1])
     per, keep = method.per_sample_loss(logits, labels, TAU)
-    assert method.loss(logits, labels, TAU).item() == pytest.approx(per.mean().item())
+    assert method.loss(logits, {"label": labels}, TAU).item() == pytest.approx(per.mean().item())
     ignore = METHODS["u-ignore"]
     per, keep = ignore.per_sample_loss(logits, labels, TAU)
-    assert ignore.loss(logits, labels, TAU).item() == pytest.approx(per[keep].mean().item())
+    loss = ignore.loss(logits, {"label": labels}, TAU)
+    assert loss.item() == pytest.approx(per[keep].mean().item())
     # no kept sample: zero loss that still backpropagates
-    loss = ignore.loss(logits, torch.full((6,), -1), TAU)
+    loss = ignore.loss(logits, {"label": torch.full((6,), -1)}, TAU)
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
 
 
 def test_bad_labels_and_names():
     with pytest.raises(ValueError, match="labels must be 1, 0 or -1"):
-        METHODS["pu-rm"].loss(torch.zeros(2, 2), torch.tensor([1, 2]))
+        METHODS["pu-rm"].loss(torch.zeros(2, 2), {"label": torch.tensor([1, 2])})
     with pytest.raises(ValueError, match="unknown method 'pu_rm'"):
         get_method("pu_rm")
     with pytest.raises(ValueError, match="uncertain must be"):
-        Method("x", "maybe")
+        CoarseMethod("x", "maybe")
     with pytest.raises(ValueError, match="soft"):
-        Method("x", "one", uncertain_loss="pce", uncertain_soft_target=0.8)
+        CoarseMethod("x", "one", uncertain_loss="pce", uncertain_soft_target=0.8)
+
+
+def test_coarse_method_scores_are_the_positive_softmax():
+    method = get_method("u-ones")
+    logits = torch.tensor([[0.0, 0.0], [0.0, math.log(3.0)], [2.0, -1.0]])
+    scores = method.scores(logits)
+    expected = torch.softmax(logits, dim=1)[:, 1]
+    torch.testing.assert_close(scores["score"], expected)
+    torch.testing.assert_close(scores["fine_score"], expected)
+    assert method.outputs == 2 and not method.needs_fine
+    assert method.evidence().tolist() == [-1.0, 1.0]  # the logit difference
+    with pytest.raises(ValueError, match=r"expects logits \[B, 2\]"):
+        method.positive_probability(torch.zeros(3, 3))
+
+
+def test_method_options_are_checked_and_applied():
+    method = get_method("pu-rm", {"uncertain": "zero"})
+    assert method.uncertain == "zero" and METHODS["pu-rm"].uncertain == "one"
+    with pytest.raises(ValueError, match="has no option"):
+        get_method("u-ones", {"q_atypical": 0.5})

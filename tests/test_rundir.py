@@ -28,6 +28,7 @@ def _predictions(iteration: int) -> pd.DataFrame:
             "label": [1, 0],
             "subcategory": ["typical", None],
             "score": [0.9, 0.2],
+            "fine_score": [0.8, 0.1],
         }
     )[list(PREDICTION_COLUMNS)]
 
@@ -43,6 +44,7 @@ def test_outputs_round_trip_and_truncate(tmp_path):
     assert metrics["auc"].isna().all()  # a field no line has becomes NaN
     frame = run.read_predictions("validate", iteration=6)
     assert frame["image_id"].tolist() == ["001", "002"]  # ids stay strings
+    assert frame["fine_score"].tolist() == [0.8, 0.1]
     assert run.read_predictions("test") is None
     run.truncate_after(3, ["validate"])
     assert [r["iteration"] for r in run.metrics_records()] == [3]
@@ -130,3 +132,12 @@ def test_runtime_fields_do_not_count_as_differences():
     assert same.differences(recorded) == {}
     other = TrainConfig(**(base.to_dict() | {"iterations": 150, "lr": 1e-3}))
     assert other.differences(recorded) == {"iterations": (100, 150), "lr": (1e-4, 1e-3)}
+
+
+def test_predictions_written_before_fine_scores_read_with_the_score_as_fine_score(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    old = _predictions(3).drop(columns=["fine_score"])
+    run.path.mkdir()
+    old.to_csv(run.predictions_path("validate"), index=False)
+    frame = run.read_predictions("validate")
+    assert frame["fine_score"].tolist() == frame["score"].tolist() == [0.9, 0.2]

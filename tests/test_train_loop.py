@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from finegrain.io import read_jsonl
-from finegrain.train.checkpoint import load_checkpoint
+from finegrain.train.checkpoint import load_checkpoint, method_of
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import InfiniteBatchSampler, train
-from finegrain.train.rundir import RunDirectory, load_model
+from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory, load_model
 from helpers import KillAfter, assert_same_checkpoint, make_config, tiny_datasets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,13 +44,15 @@ def test_run_directory_layout(tmp_path):
         assert {"auc_fg", "auc", "n_atypical", "n_typical", "n_positive", "n_negative"} <= set(m)
         assert m["split"] == "validate" and np.isfinite(m["train_loss"])
     predictions = pd.read_csv(out / "predictions-validate.csv", dtype={"image_id": str})
-    assert list(predictions.columns) == ["image_id", "iteration", "label", "subcategory", "score"]
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert len(predictions) == 2 * 24 and predictions["score"].between(0, 1).all()
+    # a coarse method's fine score is its positive probability
+    assert (predictions["fine_score"] == predictions["score"]).all()
     # load_model rebuilds the last checkpoint and reproduces its saved predictions
     model, meta = load_model(out)
     assert meta["iteration"] == 6 and meta["method"] == "pu-rm" and meta["image_size"] == 32
     with torch.no_grad():
-        scores = torch.softmax(model(tiny_datasets()["validate"].images), dim=1)[:, 1]
+        scores = method_of(meta).positive_probability(model(tiny_datasets()["validate"].images))
     saved = predictions[predictions["iteration"] == 6]["score"].to_numpy()
     np.testing.assert_allclose(scores.numpy(), saved, rtol=1e-5, atol=1e-6)
     # a complete run is not overwritten; resuming it is a no-op

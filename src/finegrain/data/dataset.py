@@ -1,7 +1,8 @@
 """The torch ``Dataset`` over the image cache for one observation, split and uncertainty policy.
 
-Items are ``(image, label, row)``: ``image`` is a uint8 tensor ``[1, S, S]`` straight from the
-cache (augmented if asked), ``label`` an int64 scalar in {1, 0, -1} and ``row`` the int64
+Items are records (:mod:`finegrain.data.batch`): ``image`` is a uint8 tensor ``[1, S, S]``
+straight from the cache (augmented if asked), ``label`` an int64 scalar in {1, 0, -1},
+``fine`` the fine subcategory code (training split only; -1 elsewhere) and ``row`` the int64
 position of the image in the index table given. Images stay uint8 all the way into the model,
 whose first module (``InputNormalization``) scales them, replicates channels and applies the
 ImageNet mean / std: normalisation lives in exactly one place (see ``docs/data.md``).
@@ -23,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from finegrain.data.augment import Augmentation
+from finegrain.data.batch import FINE, FINE_NONE, IMAGE, LABEL, ROW, fine_codes
 from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
 from finegrain.labels import check_labels
@@ -40,15 +42,18 @@ DROP_REASONS: tuple[str, ...] = (
     "uncertain dropped",
 )
 
-Item = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+Item = dict[str, torch.Tensor]
 
 
 class CXRDataset(Dataset):
     """Images of one ``split`` labelled for one ``observation``, read from an :class:`ImageCache`.
 
     Attributes: ``labels`` (int64 array, 1/0/-1), ``subcategories`` (object array of
-    ``"atypical"``, ``"typical"`` or ``""``), ``image_ids``, ``index_rows`` (positions in
-    ``index``), ``cache_rows`` and ``summary`` (``kept`` and every drop reason, with counts).
+    ``"atypical"``, ``"typical"`` or ``""``; what evaluation reads), ``fine`` (the items'
+    ``fine`` codes: the subcategories on the training split, -1 on the others), ``has_fine``
+    (whether the index has the observation's subcategory column), ``image_ids``,
+    ``index_rows`` (positions in ``index``), ``cache_rows`` and ``summary`` (``kept`` and every
+    drop reason, with counts).
     """
 
     def __init__(
@@ -110,11 +115,16 @@ class CXRDataset(Dataset):
         self.labels: np.ndarray = label_values[keep]
         self.image_ids: list[str] = [i for i, k in zip(ids, keep, strict=True) if k]
         sub_col = subcategory_column(observation)
-        if sub_col in part.columns:
+        self.has_fine = sub_col in part.columns
+        if self.has_fine:
             subs = part[sub_col].astype("string").fillna("").to_numpy(dtype=object)[keep]
         else:
             subs = np.full(len(self.labels), "", dtype=object)
         self.subcategories: np.ndarray = subs
+        # the fine label reaches a loss from the training split only
+        self.fine: np.ndarray = (
+            fine_codes(subs) if split == "train" else np.full(len(subs), FINE_NONE, np.int64)
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -123,21 +133,27 @@ class CXRDataset(Dataset):
         image = torch.from_numpy(np.array(self.cache[self.cache_rows[i]]))[None]
         if self.augment is not None:
             image = self.augment(image)
-        return (
-            image,
-            torch.tensor(self.labels[i], dtype=torch.int64),
-            torch.tensor(self.index_rows[i], dtype=torch.int64),
-        )
+        return {
+            IMAGE: image,
+            LABEL: torch.tensor(self.labels[i], dtype=torch.int64),
+            FINE: torch.tensor(self.fine[i], dtype=torch.int64),
+            ROW: torch.tensor(self.index_rows[i], dtype=torch.int64),
+        }
 
     def __getitems__(self, indices: Sequence[int]) -> list[Item]:
         """A batch at once: one sorted read of the memmap (used by DataLoader's batch fetch)."""
         indices = np.asarray(indices, dtype=np.int64)
         images = torch.from_numpy(self.cache.read_rows(self.cache_rows[indices]))[:, None]
-        labels = torch.from_numpy(self.labels[indices])
-        rows = torch.from_numpy(self.index_rows[indices])
         if self.augment is not None:
             images = self.augment(images)  # the whole batch in one call, a draw per image
-        return list(zip(images, labels, rows, strict=True))
+        fields = {
+            LABEL: torch.from_numpy(self.labels[indices]),
+            FINE: torch.from_numpy(self.fine[indices]),
+            ROW: torch.from_numpy(self.index_rows[indices]),
+        }
+        return [
+            {IMAGE: image, **{k: v[j] for k, v in fields.items()}} for j, image in enumerate(images)
+        ]
 
     def format_summary(self) -> str:
         """One line: kept count and each non-zero drop reason."""

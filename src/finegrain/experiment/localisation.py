@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from finegrain.experiment.grid import REFERENCE_METHOD
 
@@ -46,8 +47,13 @@ def article(word: str) -> str:
 
 def cam_grid(model, image_size: int) -> tuple[int, int]:
     """Cells (height, width) of ``model``'s last feature map for ``image_size`` px inputs."""
-    result = cam_api().compute_cam(model, np.zeros((1, 1, image_size, image_size), np.uint8))
-    return tuple(int(v) for v in result.feature_cam.shape[1:])
+    from finegrain.train.models import cam_layers
+
+    features, _ = cam_layers(model)
+    with torch.inference_mode():
+        x = torch.zeros((1, 1, image_size, image_size), dtype=torch.uint8)
+        fmap = features(model.normalize(x))
+    return tuple(int(v) for v in fmap.shape[2:])
 
 
 def grid_label(cells: tuple[int, int]) -> str:
@@ -98,19 +104,20 @@ LOCALISATION_COLUMNS: list[str] = [
 
 def score_cams(
     model,
+    method,
     images: np.ndarray,
     masks: np.ndarray | None,
     *,
     batch_size: int = 64,
 ) -> pd.DataFrame:
     """Per image: ``energy_inside`` (NaN without a mask), ``mask_area`` (share of the image),
-    ``peak`` and ``probability``. ``images`` is uint8 ``(N, S, S)``; ``masks`` boolean
-    ``(N, H, W)`` (resized to ``S``) or ``None``."""
+    ``peak`` and ``probability``, for ``model`` trained by ``method``. ``images`` is uint8
+    ``(N, S, S)``; ``masks`` boolean ``(N, H, W)`` (resized to ``S``) or ``None``."""
     compute_cam = cam_api().compute_cam
     rows = []
     for start in range(0, len(images), batch_size):
         batch = np.asarray(images[start : start + batch_size])
-        result = compute_cam(model, batch[:, None])
+        result = compute_cam(model, batch[:, None], method)
         for j in range(len(batch)):
             cam = result.cam[j]
             if masks is not None:
@@ -145,15 +152,16 @@ def localisation_table(
     summary (one row per method × seed × group: mean energy inside the mask, mean mask area,
     mean peak, mean probability) and the per-image scores.
     """
+    from finegrain.train.checkpoint import method_of
     from finegrain.train.rundir import load_model
 
     images = {g: read_images(list(c["image_id"])) for g, c in cases.items() if len(c)}
     masks = {g: read_masks(list(cases[g]["image_id"])) for g in images}
     rows, per_image = [], {}
     for (method, seed), ckpt in checkpoints.items():
-        model, _ = load_model(ckpt)
+        model, meta = load_model(ckpt)
         for group, arr in images.items():
-            scores = score_cams(model, arr, masks[group])
+            scores = score_cams(model, method_of(meta), arr, masks[group])
             scores.insert(0, "image_id", list(cases[group]["image_id"]))
             per_image[(method, seed, group)] = scores
             rows.append(
@@ -303,6 +311,7 @@ def measure_localisation(
     from finegrain.data.cache import ImageCache
     from finegrain.experiment.aggregate import selected_predictions
     from finegrain.experiment.grid import METHOD_NAMES
+    from finegrain.train.checkpoint import method_of
     from finegrain.train.rundir import load_model
 
     empty = pd.DataFrame(columns=LOCALISATION_COLUMNS)
@@ -350,9 +359,9 @@ def measure_localisation(
         images = read_images(ids)
         cams, probs = {}, {}
         for m in COMPARED:
-            model, _ = load_model(checkpoints[(m, seeds[0])])
+            model, meta = load_model(checkpoints[(m, seeds[0])])
             cells = grid_label(cam_grid(model, images.shape[-1]))
-            result = cam_api().compute_cam(model, images[:, None])
+            result = cam_api().compute_cam(model, images[:, None], method_of(meta))
             cams[METHOD_NAMES[m]], probs[METHOD_NAMES[m]] = result.cam, result.probability
         fig = comparison_figure(
             images, read_masks(ids), cams, probs,

@@ -89,6 +89,7 @@ def calibrate_checkpoint(
             sensitivity=sensitivity,
             method=method,
             iteration=int(iteration),
+            fine_scores=rows["fine_score"].to_numpy(dtype=float) if "fine_score" in rows else None,
         )
     except ValueError as exc:
         raise ValueError(f"{predictions} (iteration {iteration}): {exc}") from exc

@@ -3,11 +3,13 @@
 A finegrain model (:func:`finegrain.train.models.build_model`) is ``normalize -> features ->
 global average pool -> linear classifier``; :func:`~finegrain.train.models.cam_layers` gives its
 feature extractor and classifier. The logit of class ``k`` is
-``z_k = b_k + mean_{h,w} sum_c W[k, c] A[c, h, w]`` over the last feature map ``A``. With two
-logits the positive probability is ``sigmoid(z_1 - z_0)``, so we map the *positive-vs-negative*
-weights ``w = W[1] - W[0]``::
+``z_k = b_k + mean_{h,w} sum_c W[k, c] A[c, h, w]`` over the last feature map ``A``. The
+training method names the logit combination that is its evidence for a positive,
+``e = sum_k c_k z_k`` (:meth:`finegrain.train.methods.Method.evidence`; for two logits
+``z_1 - z_0``, whose sigmoid is the positive probability), so we map the weights
+``w = sum_k c_k W[k]``::
 
-    cam[h, w] = sum_c w_c A[c, h, w]        and exactly   mean(cam) + (b_1 - b_0) = z_1 - z_0
+    cam[h, w] = sum_c w_c A[c, h, w]        and exactly   mean(cam) + sum_k c_k b_k = e
 
 (the identity is checked on every call: a model whose pooling is not a global average gets a
 clear error). The map
@@ -32,11 +34,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
 
+    from finegrain.train.methods import Method
+
 
 @dataclass
 class CAMResult:
     """CAMs of a batch: ``feature_cam`` ``(B, h, w)``, ``cam`` upsampled ``(B, S, S)`` (both in
-    logit-difference units), ``logits`` ``(B, 2)``, ``probability`` ``(B,)``, ``bias`` = b1 - b0."""
+    evidence units: the logit difference for two logits), ``logits`` ``(B, outputs)``,
+    ``probability`` ``(B,)`` (the method's positive probability), ``bias`` = ``c · b``."""
 
     feature_cam: np.ndarray
     cam: np.ndarray
@@ -59,21 +64,23 @@ def cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]
             f"plain CAM needs a finegrain model (features -> global average pool -> linear "
             f"head, see build_model); {type(model).__name__} has no features/classifier"
         ) from None
-    if not isinstance(head, nn.Linear) or head.out_features != 2:
+    if not isinstance(head, nn.Linear):
         raise ValueError(
-            f"plain CAM needs a 2-logit linear head; {type(model).__name__}'s classifier is "
+            f"plain CAM needs a linear head; {type(model).__name__}'s classifier is "
             f"{type(head).__name__}"
-            + (f" with {head.out_features} outputs" if isinstance(head, nn.Linear) else "")
         )
     return features, head
 
 
-def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CAMResult:
-    """Plain CAM for uint8 images ``[B, 1, S, S]`` (or ``(B, S, S)``) through ``model``.
+def compute_cam(
+    model: torch.nn.Module, images: torch.Tensor | np.ndarray, method: Method
+) -> CAMResult:
+    """Plain CAM for uint8 images ``[B, 1, S, S]`` (or ``(B, S, S)``) through ``model``,
+    trained by ``method`` (whose head width must match the model's).
 
     The feature map is the output of the model's ``features`` (captured during the ordinary
-    forward pass); the map's spatial mean plus the bias difference must equal the logit
-    difference, which is checked.
+    forward pass); the map's spatial mean plus the evidence's bias must equal the evidence of
+    the logits, which is checked.
     """
     import torch
     import torch.nn.functional as F
@@ -92,15 +99,14 @@ def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CA
     finally:
         handle.remove()
         model.train(was_training)
+    probability = method.positive_probability(logits)  # checks the head's width
+    coefficients = method.evidence().float()
     fmap = captured[-1].float()
     weight = head.weight.detach().float()
-    bias = head.bias.detach().float() if head.bias is not None else torch.zeros(2)
-    w = weight[1] - weight[0]
-    fcam = torch.einsum("c,bchw->bhw", w, fmap)
-    b = float(bias[1] - bias[0])
-    if not torch.allclose(
-        fcam.mean(dim=(1, 2)) + b, logits[:, 1] - logits[:, 0], atol=1e-4, rtol=1e-3
-    ):
+    bias = head.bias.detach().float() if head.bias is not None else torch.zeros(len(weight))
+    fcam = torch.einsum("c,bchw->bhw", coefficients @ weight, fmap)
+    b = float(coefficients @ bias)
+    if not torch.allclose(fcam.mean(dim=(1, 2)) + b, logits @ coefficients, atol=1e-4, rtol=1e-3):
         raise ValueError(
             "plain CAM: the classifier's input is not the global average of the feature map "
             f"({type(model).__name__}); CAM supports global-average-pool + linear heads"
@@ -110,7 +116,7 @@ def compute_cam(model: torch.nn.Module, images: torch.Tensor | np.ndarray) -> CA
         feature_cam=fcam.numpy(),
         cam=up[:, 0].numpy(),
         logits=logits.numpy(),
-        probability=logits.softmax(dim=1)[:, 1].numpy().astype(float),
+        probability=probability.numpy().astype(float),
         bias=b,
     )
 
@@ -195,27 +201,38 @@ class CAMRenderer:
 
     def render_batch(
         self, paths: Sequence[str | os.PathLike], images: np.ndarray
-    ) -> tuple[np.ndarray, list[Path]]:
-        """Write the figures for a batch; returns the first predictor's probabilities and the
-        PNG paths written."""
+    ) -> tuple[dict[str, np.ndarray], list[Path]]:
+        """Write the figures for a batch; returns the first predictor's scores (``score``,
+        ``fine_score``; :meth:`Predictor.scores`) and the PNG paths written."""
+        import torch
+
         from finegrain.predict.tiers import tier
 
-        results = [compute_cam(p.model, images) for p in self.predictors]
+        results = [compute_cam(p.model, images, p.method) for p in self.predictors]
+        scores = [
+            {
+                k: v.numpy().astype(float)
+                for k, v in p.method.scores(torch.from_numpy(r.logits)).items()
+            }
+            for p, r in zip(self.predictors, results, strict=True)
+        ]
         outputs = []
         for i, path in enumerate(paths):
             panels = []
-            for p, label, res in zip(self.predictors, self.labels, results, strict=True):
-                prob = float(res.probability[i])
+            for p, label, res, sc in zip(
+                self.predictors, self.labels, results, scores, strict=True
+            ):
+                prob = float(sc["score"][i])
                 text = f"{label}\np = {prob:.3f}"
                 if p.thresholds is not None:
-                    text += f" ({tier(prob, p.thresholds)})"
+                    text += f" ({tier(prob, p.thresholds, float(sc['fine_score'][i]))})"
                 h, w = res.feature_cam.shape[1:]
                 if h * w == 1:  # e.g. a 32 px input through a /32 backbone
                     text += "\n1x1 feature map: no spatial CAM"
                 panels.append((res.cam[i], text))
             out = self.output_path(path)
             outputs.append(save_cam_figure(images[i], panels, out, title=Path(path).name))
-        return results[0].probability, outputs
+        return scores[0], outputs
 
 
 def cam_images(
@@ -247,8 +264,8 @@ def cam_images(
         for i, text in batch.errors.items():
             rows[i] = {"path": str(files[i]), "output": "", "probability": np.nan, "error": text}
         if batch.images is not None:
-            probs, outs = renderer.render_batch(batch.paths, batch.images)
-            for i, pr, o in zip(batch.positions, probs, outs, strict=True):
+            scores, outs = renderer.render_batch(batch.paths, batch.images)
+            for i, pr, o in zip(batch.positions, scores["score"], outs, strict=True):
                 rows[i] = {"path": str(files[i]), "output": str(o), "probability": float(pr),
                            "error": ""}  # fmt: skip
         bar.update(batch.size)

@@ -2,7 +2,8 @@
 
 The exported graph takes uint8 ``[B, 1, S, S]`` (any batch size ``B``; ``S`` the checkpoint's
 image size, preprocessed as by ``finegrain predict``) and returns the positive probability
-``[B]`` (softmax of the two logits, class 1). ONNX needs the optional extra ``export``
+``[B]``, computed from the logits as the checkpoint's training method defines it
+(:meth:`finegrain.train.methods.Method.positive_probability`). ONNX needs the optional extra ``export``
 (``pip install 'finegrain[export]'``: onnx, onnxscript; onnxruntime to run it).
 """
 
@@ -17,13 +18,15 @@ from finegrain.io import atomic_open, atomic_write_bytes
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from finegrain.train.methods import Method
+
 FORMATS = ("torchscript", "onnx")
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 
 
-def probability_model(model: torch.nn.Module) -> torch.nn.Module:
-    """Wrap a 2-logit model so that it returns ``softmax(logits)[:, 1]`` (eval mode)."""
+def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module:
+    """Wrap a model so that it returns ``method``'s positive probability ``[B]`` (eval mode)."""
     from torch import nn
 
     class PositiveProbability(nn.Module):
@@ -32,7 +35,7 @@ def probability_model(model: torch.nn.Module) -> torch.nn.Module:
             self.inner = inner
 
         def forward(self, image):
-            return self.inner(image).float().softmax(dim=1)[:, 1]
+            return method.positive_probability(self.inner(image).float())
 
     return PositiveProbability(model).eval()
 
@@ -59,6 +62,7 @@ def export(
         predictor.model,
         predictor.image_size,
         out,
+        method=predictor.method,
         format=format,
         opset=opset,
         onnx_exporter=onnx_exporter,
@@ -70,11 +74,13 @@ def export_model(
     image_size: int,
     out: str | os.PathLike,
     *,
+    method: Method,
     format: str = "torchscript",  # noqa: A002
     opset: int | None = None,
     onnx_exporter: str = "dynamo",
 ) -> Path:
-    """Export a model (uint8 ``[B, 1, S, S]`` -> 2 logits) with a probability output."""
+    """Export a model (uint8 ``[B, 1, S, S]`` -> logits), trained by ``method``, with the
+    method's positive probability as its output."""
     import warnings
 
     import torch
@@ -82,7 +88,7 @@ def export_model(
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
     out = Path(out)
-    wrapped = probability_model(model)
+    wrapped = probability_model(model, method)
     example = torch.randint(0, 256, (2, 1, image_size, image_size), dtype=torch.uint8)
     if format == "torchscript":
         with warnings.catch_warnings():  # torch marks jit as deprecated; it still works

@@ -78,6 +78,7 @@ def predict(
         renderer = CAMRenderer([predictor], cam_dir)
 
     probs = np.full(len(files), math.nan)
+    fine = np.full(len(files), math.nan)
     errors = [""] * len(files)
     bar = tqdm(total=len(files), unit="image", desc="predict", disable=not progress)
     for batch in read_batches(files, predictor.read, batch_size):
@@ -85,9 +86,10 @@ def predict(
             errors[i] = text
         if batch.images is not None:
             if renderer is None:
-                probs[batch.positions] = predictor.probabilities(batch.images)
+                scores = predictor.scores(batch.images)
             else:
-                probs[batch.positions] = renderer.render_batch(batch.paths, batch.images)[0]
+                scores = renderer.render_batch(batch.paths, batch.images)[0]
+            probs[batch.positions], fine[batch.positions] = scores["score"], scores["fine_score"]
         bar.update(batch.size)
     bar.close()
     n_bad = sum(bool(e) for e in errors)
@@ -97,7 +99,7 @@ def predict(
         {
             "path": [str(f) for f in files],
             "probability": probs,
-            "tier": [t or "" for t in tiers(probs, predictor.thresholds)],
+            "tier": [t or "" for t in tiers(probs, predictor.thresholds, fine)],
             "error": errors,
         },
         columns=list(COLUMNS),

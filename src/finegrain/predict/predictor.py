@@ -21,15 +21,16 @@ from finegrain.predict.tiers import Thresholds
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from finegrain.train.methods import Method
+
 
 @dataclass
 class Predictor:
-    """A model (uint8 ``[B, 1, S, S]`` -> 2 logits) and its preprocessing.
-
-    ``softmax(logits)[:, 1]`` is the positive probability.
-    """
+    """A model (uint8 ``[B, 1, S, S]`` -> logits), the method it was trained with (which turns
+    the logits into the positive probability and the fine score) and its preprocessing."""
 
     model: torch.nn.Module
+    method: Method
     preprocessing: Preprocessing
     thresholds: Thresholds | None = None
     name: str = ""
@@ -42,10 +43,12 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike) -> Predictor:
         """Load a checkpoint once (``weights_only=True``) and rebuild its model."""
-        from finegrain.train.checkpoint import load_checkpoint, model_from_checkpoint
+        from finegrain.train.checkpoint import load_checkpoint, method_of, model_from_checkpoint
 
         checkpoint = Path(checkpoint)
-        model, meta = model_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
+        payload = load_checkpoint(checkpoint)
+        model, meta = model_from_checkpoint(payload, checkpoint)
+        method = method_of(payload)
         spec = meta.get("preprocessing")
         if not spec:
             raise ValueError(
@@ -63,13 +66,13 @@ class Predictor:
                 f"size {preprocessing.size}"
             )
         data = meta.get("thresholds")
-        method = meta.get("method") or ""
         iteration = meta.get("iteration")
         name = " ".join(
-            str(x) for x in (method, f"iter {iteration}" if iteration is not None else "") if x
+            str(x) for x in (method.name, f"iter {iteration}" if iteration is not None else "") if x
         )
         return cls(
             model=model.eval(),
+            method=method,
             preprocessing=preprocessing,
             thresholds=Thresholds.from_dict(data) if data else None,
             name=name or checkpoint.stem,
@@ -81,13 +84,19 @@ class Predictor:
         return self.preprocessing.read(path)
 
     def logits(self, images: np.ndarray) -> torch.Tensor:
-        """Logits ``[B, 2]`` for uint8 images ``(B, S, S)``."""
+        """Logits ``[B, outputs]`` for uint8 images ``(B, S, S)``."""
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
         with torch.inference_mode():
             return self.model(x).float()
 
+    def scores(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"score": positive probability, "fine_score": fine score}``, each ``(B,)``, for
+        uint8 images ``(B, S, S)`` (:meth:`~finegrain.train.methods.Method.scores`)."""
+        logits = self.logits(images)
+        return {k: v.numpy().astype(float) for k, v in self.method.scores(logits).items()}
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Positive probabilities ``(B,)`` for uint8 images ``(B, S, S)``."""
-        return self.logits(images).softmax(dim=1)[:, 1].numpy().astype(float)
+        return self.scores(images)["score"]

@@ -20,6 +20,10 @@ and typical when ``score >= typical``::
     positive <= score < typical   -> "atypical positive"
     score >= max(positive, typical) -> "typical positive"
 
+A method that learns a fine score of its own (:meth:`finegrain.train.methods.Method.fine_score`)
+passes it as ``fine_scores``: the atypical/typical cut is then fitted on, and applied to, the
+fine score, and the positive cut stays on the positive probability.
+
 >>> th = fit_thresholds([1, 1, 1, 1, 0, 0], ["atypical", "atypical", "typical", "typical", "", ""],
 ...                     [0.3, 0.4, 0.8, 0.9, 0.1, 0.2], sensitivity=0.75)
 >>> th.positive, th.typical
@@ -150,8 +154,10 @@ def fit_thresholds(
     sensitivity: float = 0.95,
     method: str = "sensitivity",
     iteration: int | None = None,
+    fine_scores: Sequence | None = None,
 ) -> Thresholds:
-    """Fit the tier thresholds on validation predictions (see the module docstring).
+    """Fit the tier thresholds on validation predictions (see the module docstring); the
+    atypical/typical cut on ``fine_scores`` when given (else on ``scores``).
 
     ``labels`` are 1 / 0 / -1 (uncertain rows and missing labels are ignored), ``subcategories``
     ``"atypical"`` / ``"typical"`` / empty; only label-1 rows with a subcategory enter the
@@ -179,7 +185,8 @@ def fit_thresholds(
             f"found {n_atyp} atypical and {n_typ} typical"
         )
     fg = atyp | typ
-    t_typ, j = youden_threshold(typ[fg].astype(int), scores[fg])
+    fine = scores if fine_scores is None else np.asarray(fine_scores, dtype=float)
+    t_typ, j = youden_threshold(typ[fg].astype(int), fine[fg])
     return Thresholds(
         positive=t_pos,
         typical=t_typ,
@@ -202,14 +209,24 @@ def _cuts(thresholds: Thresholds | dict) -> tuple[float, float]:
     return float(thresholds.positive), float(thresholds.typical)
 
 
-def tier(score: float, thresholds: Thresholds | dict) -> str:
-    """The reading for one positive probability: negative / atypical positive / typical positive."""
+def tier(score: float, thresholds: Thresholds | dict, fine_score: float | None = None) -> str:
+    """The reading for one positive probability (and fine score, when the method has its own):
+    negative / atypical positive / typical positive."""
     t_pos, t_typ = _cuts(thresholds)
     if score < t_pos:
         return NEGATIVE_TIER
-    return ATYPICAL_TIER if score < t_typ else TYPICAL_TIER
+    fine = score if fine_score is None else fine_score
+    return ATYPICAL_TIER if fine < t_typ else TYPICAL_TIER
 
 
-def tiers(scores: Sequence[float], thresholds: Thresholds | dict) -> list[str | None]:
+def tiers(
+    scores: Sequence[float],
+    thresholds: Thresholds | dict,
+    fine_scores: Sequence[float] | None = None,
+) -> list[str | None]:
     """:func:`tier` over many scores; NaN (an unreadable image) gives ``None``."""
-    return [None if math.isnan(s) else tier(s, thresholds) for s in np.asarray(scores, float)]
+    scores = np.asarray(scores, float)
+    fine = scores if fine_scores is None else np.asarray(fine_scores, float)
+    return [
+        None if math.isnan(s) else tier(s, thresholds, f) for s, f in zip(scores, fine, strict=True)
+    ]

@@ -1,8 +1,15 @@
-"""``TrainConfig``: every knob of a training run, stored as ``config.json`` in the run directory."""
+"""``TrainConfig``: every knob of a training run, stored as ``config.json`` in the run directory.
+
+A run *is* its configuration: :meth:`TrainConfig.identity` is every setting that changes its
+results (all fields but where it runs, how fast, and where its data and outputs live), and the
+benchmark's grid derives each run's folder from it, so runs that differ in any setting never
+share a folder (:mod:`finegrain.experiment.grid`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +20,10 @@ from typing import Any
 RUNTIME_FIELDS: frozenset[str] = frozenset(
     {"num_workers", "compile", "eval_batch_size", "device", "out", "augment_on"}
 )
+
+#: Fields that say where the run's data live: not part of its identity (the same run may be
+#: read from another folder), but still compared before a run is reused or resumed.
+LOCATION_FIELDS: frozenset[str] = frozenset({"index", "cache"})
 
 #: Keys of a run's recorded configuration that are not TrainConfig fields (written by the
 #: training loop beside them: environment, data summary, preprocessing).
@@ -57,7 +68,9 @@ class TrainConfig:
     #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
     augment_on: str = "auto"
     device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``), part of the
+    #: run's identity; see :meth:`finegrain.train.methods.Method.configure`
+    method_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("index", "cache", "out", "weights"):
@@ -72,6 +85,33 @@ class TrainConfig:
             raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
+        self.method_options = dict(self.method_options or {})
+
+    def identity(self) -> dict[str, Any]:
+        """Every setting that changes the run's results, as plain JSON values: all fields but
+        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, and τ only for a method whose loss
+        uses it."""
+        from finegrain.train.methods import get_method
+
+        out = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
+        if not get_method(self.method, self.method_options).uses_tau:
+            out.pop("tau")
+        return out
+
+    def registered_in(self) -> tuple[str, ...]:
+        """The modules that registered this run's method and model: a process that rebuilds
+        them by name (a worker, ``predict`` on a checkpoint) imports these first."""
+        from finegrain.train.methods import METHODS
+        from finegrain.train.models import MODELS
+
+        found = (METHODS.module_of(self.method), MODELS.module_of(self.model))
+        return tuple(dict.fromkeys(m for m in found if m and not m.startswith("finegrain.")))
+
+    def identity_hash(self, exclude: tuple[str, ...] = ()) -> str:
+        """8 hex digits of the SHA-256 of :meth:`identity` without ``exclude`` (canonical JSON)."""
+        rest = {k: v for k, v in self.identity().items() if k not in exclude}
+        text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -81,6 +121,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`. The extras of a recorded configuration
         (:data:`RECORD_EXTRAS`) are ignored; any other unknown key is an error."""
+        if data.get("extra"):  # finegrain <= 0.2 kept unnamed settings there
+            raise ValueError(f"a recorded 'extra' setting is no longer supported: {data['extra']}")
+        data = {k: v for k, v in data.items() if k != "extra"}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - RECORD_EXTRAS
         if unknown:
@@ -96,13 +139,17 @@ class TrainConfig:
         """``{field: (recorded value, this value)}`` for every field that changes results
         (all but :data:`RUNTIME_FIELDS`) on which ``recorded`` (a run's ``config.json``, or
         :meth:`to_dict` of another config) differs from this config."""
-        old = type(self).from_dict(recorded).to_dict()
-        new = self.to_dict()
+        previous = type(self).from_dict(recorded)
+        old = {**previous.identity(), **{k: getattr(previous, k) for k in LOCATION_FIELDS}}
+        new = {**self.identity(), **{k: getattr(self, k) for k in LOCATION_FIELDS}}
         return {
-            k: (old.get(k), new[k])
-            for k in sorted(new)
-            if k not in RUNTIME_FIELDS and old.get(k) != new[k]
+            k: (old.get(k), new.get(k))
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)
         }
+
+
+_NOT_IDENTITY = RUNTIME_FIELDS | LOCATION_FIELDS
 
 
 def format_differences(differences: dict[str, tuple[Any, Any]]) -> str:

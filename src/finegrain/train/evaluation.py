@@ -11,11 +11,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from finegrain.data.batch import IMAGE
+from finegrain.train.methods import Method
+
 
 @torch.no_grad()
 def predict_split(
     model: nn.Module,
     dataset: Dataset,
+    method: Method,
     batch_size: int = 64,
     *,
     positions: Sequence[int] | None = None,
@@ -23,13 +27,13 @@ def predict_split(
     amp_dtype: torch.dtype | None = None,
     num_workers: int = 0,
 ) -> pd.DataFrame:
-    """Score ``dataset`` (or its ``positions``) with ``model``.
+    """Score ``dataset`` (or its ``positions``) with ``model``, trained by ``method``.
 
-    ``dataset`` follows the :class:`finegrain.data.dataset.CXRDataset` contract: items
-    ``(uint8 image [1, S, S], label, row)`` and attributes ``image_ids``, ``labels``,
+    ``dataset`` follows the :class:`finegrain.data.dataset.CXRDataset` contract: record items
+    with an ``image`` (uint8 ``[1, S, S]``) and attributes ``image_ids``, ``labels``,
     ``subcategories`` indexed by position. Returns one row per item, in the order of
-    ``positions``: ``position, image_id, label, subcategory, score`` where score is the softmax
-    probability of the positive class.
+    ``positions``: ``position, image_id, label, subcategory, score, fine_score``: the method's
+    positive probability and fine score (:meth:`~finegrain.train.methods.Method.scores`).
     """
     if device is None:
         device = next(model.parameters()).device
@@ -39,7 +43,7 @@ def predict_split(
     positions = [int(p) for p in positions]
     was_training = model.training
     model.eval()
-    scores: list[np.ndarray] = []
+    scores: dict[str, list[np.ndarray]] = {"score": [], "fine_score": []}
     loader = DataLoader(
         Subset(dataset, positions),
         batch_size=batch_size,
@@ -52,10 +56,11 @@ def predict_split(
         if amp_dtype is not None
         else contextlib.nullcontext()
     )
-    for images, _labels, _rows in loader:
+    for batch in loader:
         with autocast:
-            logits = model(images.to(device, non_blocking=True))
-        scores.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy())
+            logits = model(batch[IMAGE].to(device, non_blocking=True))
+        for name, values in method.scores(logits.float()).items():
+            scores[name].append(values.cpu().numpy())
     model.train(was_training)
     image_ids = np.asarray(dataset.image_ids, dtype=object)
     labels = np.asarray(dataset.labels)
@@ -67,6 +72,9 @@ def predict_split(
             "image_id": image_ids[index] if len(index) else [],
             "label": labels[index].astype(np.int64) if len(index) else [],
             "subcategory": [s if isinstance(s, str) and s else None for s in subcategories[index]],
-            "score": np.concatenate(scores).astype(np.float64) if scores else [],
+            **{
+                name: np.concatenate(parts).astype(np.float64) if parts else []
+                for name, parts in scores.items()
+            },
         }
     )

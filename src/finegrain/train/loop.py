@@ -25,6 +25,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from finegrain.data.augment import Augmentation, augment_seeded
-from finegrain.observations import check_observation
-from finegrain.train.checkpoint import load_checkpoint, rng_state, set_rng_state, unwrap
+from finegrain.data.batch import IMAGE, to_device
+from finegrain.errors import FinegrainError
+from finegrain.observations import check_observation, subcategory_column
+from finegrain.train.checkpoint import (
+    checkpoint_payload,
+    load_checkpoint,
+    set_rng_state,
+    unwrap,
+)
 from finegrain.train.config import TrainConfig, format_differences
 from finegrain.train.distributed import (
     DistInfo,
@@ -272,6 +280,7 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 def evaluate_splits(
     model: torch.nn.Module,
+    method: Method,
     datasets: Mapping[str, Dataset],
     splits,
     iteration: int,
@@ -287,7 +296,9 @@ def evaluate_splits(
     for split in splits:
         dataset = datasets[split]
         mine = range(info.rank, len(dataset), info.world_size)
-        frame = predict_split(model, dataset, batch_size, positions=mine, amp_dtype=amp_dtype)
+        frame = predict_split(
+            model, dataset, method, batch_size, positions=mine, amp_dtype=amp_dtype
+        )
         frames = gather_objects(frame, info)
         if not info.is_main:
             continue
@@ -341,153 +352,194 @@ def _train(
     datasets: Mapping[str, Dataset] | None,
     tracking: TrackingSpec | None = None,
 ) -> Path:
+    # --- setup: what to train, the data, the model and optimiser, resumed state
     run = RunDirectory(config.out)
-    method = get_method(config.method)
+    method = get_method(config.method, config.method_options)
     check_observation(config.observation)
-    device = info.device
     if config.batch_size % info.world_size:
-        raise ValueError(
+        raise FinegrainError(
             f"--batch-size {config.batch_size} is not divisible by the {info.world_size} processes"
         )
     if run.is_done():
         if not resume:
-            raise ValueError(f"{run.path} holds a complete run; choose a new --out")
+            raise FinegrainError(f"{run.path} holds a complete run; choose a new --out")
         _check_same_config(run, config, "reuse")
         log.info("%s is already complete", run.path)
         return run.path
     ckpt = _checkpoint_to_resume(run, config, resume)
-
-    # --- determinism: seeds, then data, model, optimiser
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    _seed(config.seed)
     if datasets is None:
         datasets = build_datasets(config, method)
-    _check_datasets(datasets, config)
-    train_set = datasets["train"]
-    image_size = int(SeededItems(train_set)[(0, 0)][0].shape[-1])  # global RNG untouched
-    preprocessing = _preprocessing(train_set, image_size)
-
-    model = build_model(
-        config.model, pretrained=config.pretrained, weights=config.weights, image_size=image_size
-    ).to(device)
-    use_channels_last = config.channels_last and device.type in ("cuda", "cpu")
-    if use_channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        model.normalize.memory_format = torch.channels_last
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=config.lr,
-        betas=tuple(config.betas),
-        weight_decay=config.weight_decay,
-    )
-    amp_dtype = _amp_dtype(config, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
+    _check_datasets(datasets, config, method)
+    image_size = int(SeededItems(datasets["train"])[(0, 0)][IMAGE].shape[-1])  # RNG untouched
+    preprocessing = _preprocessing(datasets["train"], image_size)
+    state = _TrainState.build(config, method, image_size, info.device)
     start, elapsed_before = 0, 0.0
     if ckpt is not None:
-        start, elapsed_before = _restore(ckpt, model, optimizer, scaler, device)
+        start, elapsed_before = _restore(ckpt, state, info.device)
     if info.is_main:
         _open_outputs(run, config, info, datasets, start, preprocessing)
     barrier(info)
+    net = _wrap(state.model, config, info)
+    train_set, device_augment = _augmentation_on(config, datasets["train"], info.device)
+    loader = make_train_loader(train_set, config, info, start_iteration=start)
+    batches = iter(loader)
+    tracker = _tracker(tracking, config, info, run, start)
 
-    net: torch.nn.Module = model
+    net.train()
+    running = torch.zeros((), device=info.device)
+    steps = 0
+    bar = _Progress(config, start, enabled=progress and info.is_main)
+    t0 = time.perf_counter()
+    for iteration in range(start + 1, config.iterations + 1):
+        # --- step
+        batch = to_device(next(batches), info.device)
+        if device_augment is not None:  # the batch's augmentation, on the training device
+            seeds = loader.batch_sampler.item_seeds(iteration - 1)
+            batch[IMAGE] = augment_seeded(batch[IMAGE], device_augment, seeds)
+        with torch.autocast(info.device.type, dtype=state.amp_dtype, enabled=state.amp):
+            logits = net(batch[IMAGE])
+        loss = method.loss(logits, batch, config.tau)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        running += loss.detach()
+        steps += 1
+        bar.step(iteration, loss)
+        if iteration % config.checkpoint_every and iteration != config.iterations:
+            continue
+
+        # --- evaluate
+        train_loss = all_reduce_mean(running / steps, info).item()
+        elapsed = elapsed_before + time.perf_counter() - t0
+        results = evaluate_splits(
+            state.model,
+            method,
+            datasets,
+            config.eval_splits,
+            iteration,
+            info,
+            batch_size=config.eval_batch_size,
+            amp_dtype=state.amp_dtype,
+        )
+
+        # --- checkpoint
+        if info.is_main:
+            _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
+            if tracker is not None:
+                scores = {split: row for split, (row, _) in results.items()}
+                lr = state.optimizer.param_groups[0]["lr"]
+                tracker.log_evaluation(iteration, train_loss, lr, scores)
+            run.save_checkpoint(
+                iteration,
+                checkpoint_payload(
+                    model=state.model,
+                    optimizer=state.optimizer,
+                    scaler=state.scaler,
+                    iteration=iteration,
+                    config=config,
+                    image_size=image_size,
+                    preprocessing=preprocessing,
+                    train_loss=train_loss,
+                    elapsed_s=elapsed,
+                ),
+            )
+        barrier(info)
+        running.zero_()
+        steps = 0
+
+    # --- finish
+    bar.close()
+    del batches, loader
+    if tracker is not None:
+        _close_tracker(tracker, run)
+    if info.is_main:
+        run.mark_done(config.iterations)
+    barrier(info)
+    return run.path
+
+
+@dataclass
+class _TrainState:
+    """The model, its optimiser and the mixed-precision settings of a run."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+
+    @property
+    def amp(self) -> bool:
+        return self.amp_dtype is not None
+
+    @classmethod
+    def build(
+        cls, config: TrainConfig, method: Method, image_size: int, device: torch.device
+    ) -> _TrainState:
+        """The model (the method's head width; channels_last on CUDA and CPU when asked) and
+        Adam, on ``device``."""
+        model = build_model(
+            config.model,
+            pretrained=config.pretrained,
+            weights=config.weights,
+            image_size=image_size,
+            outputs=method.outputs,
+        ).to(device)
+        if config.channels_last and device.type in ("cuda", "cpu"):
+            model = model.to(memory_format=torch.channels_last)
+            model.normalize.memory_format = torch.channels_last
+        optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=config.lr,
+            betas=tuple(config.betas),
+            weight_decay=config.weight_decay,
+        )
+        amp_dtype = _amp_dtype(config, device)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        return cls(model, optimizer, scaler, amp_dtype)
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _wrap(model: torch.nn.Module, config: TrainConfig, info: DistInfo) -> torch.nn.Module:
+    """The module the loop calls: DDP under torchrun, ``torch.compile`` when asked."""
+    net = model
     if info.distributed:
+        device = info.device
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if config.compile:
         net = torch.compile(net)
+    return net
 
-    train_set, device_augment = _augmentation_on(config, train_set, device)
-    loader = make_train_loader(train_set, config, info, start_iteration=start)
-    batches = iter(loader)
-    tracker = None
-    if tracking is not None and tracking.enabled and info.is_main:
-        from finegrain.train.tracking import Tracker
 
-        params = config.to_dict()
-        params["versions"] = versions()
-        params["world_size"] = info.world_size
-        tracker = Tracker(tracking, run.path, params, start)
+def _tracker(
+    tracking: TrackingSpec | None, config: TrainConfig, info: DistInfo, run: RunDirectory, start
+):
+    """The TensorBoard / MLflow tracker of rank 0, when tracking is on."""
+    if tracking is None or not tracking.enabled or not info.is_main:
+        return None
+    from finegrain.train.tracking import Tracker
 
-    # --- train
-    net.train()
-    running = torch.zeros((), device=device)
-    steps = 0
-    bar = _Progress(config, start, enabled=progress and info.is_main)
-    t0 = time.perf_counter()
-    for iteration in range(start + 1, config.iterations + 1):
-        images, labels, _rows = next(batches)
-        images = images.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        if device_augment is not None:  # the batch's augmentation, on the training device
-            seeds = loader.batch_sampler.item_seeds(iteration - 1)
-            images = augment_seeded(images, device_augment, seeds)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = net(images)
-        loss = method.loss(logits, labels, config.tau)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        running += loss.detach()
-        steps += 1
-        bar.step(iteration, loss)
+    params = config.to_dict()
+    params["versions"] = versions()
+    params["world_size"] = info.world_size
+    return Tracker(tracking, run.path, params, start)
 
-        if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            train_loss = all_reduce_mean(running / steps, info).item()
-            elapsed = elapsed_before + time.perf_counter() - t0
-            results = evaluate_splits(
-                model,
-                datasets,
-                config.eval_splits,
-                iteration,
-                info,
-                batch_size=config.eval_batch_size,
-                amp_dtype=amp_dtype,
-            )
-            if info.is_main:
-                _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
-                if tracker is not None:
-                    lr = optimizer.param_groups[0]["lr"]
-                    scores = {split: row for split, (row, _) in results.items()}
-                    tracker.log_evaluation(iteration, train_loss, lr, scores)
-                run.save_checkpoint(
-                    iteration,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "iteration": iteration,
-                        "rng": rng_state(),
-                        "config": config.to_dict(),
-                        "model_name": config.model,
-                        "image_size": image_size,
-                        "preprocessing": preprocessing,
-                        "observation": config.observation,
-                        "method": config.method,
-                        "tau": config.tau,
-                        "train_loss": train_loss,
-                        "elapsed_s": elapsed,
-                    },
-                )
-            barrier(info)
-            running.zero_()
-            steps = 0
-    bar.close()
-    del batches, loader
-    if tracker is not None:
-        from finegrain.train.tracking import best_checkpoint
 
-        best = best_checkpoint(run.path)
-        if best is not None:
-            tracker.log_best_checkpoint(*best)
-        tracker.close()
-    if info.is_main:
-        run.mark_done(config.iterations)
-    barrier(info)
-    return run.path
+def _close_tracker(tracker, run: RunDirectory) -> None:
+    from finegrain.train.tracking import best_checkpoint
+
+    best = best_checkpoint(run.path)
+    if best is not None:
+        tracker.log_best_checkpoint(*best)
+    tracker.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +551,7 @@ def _checkpoint_to_resume(run: RunDirectory, config: TrainConfig, resume: bool) 
     checkpoints without ``resume`` or to resume under a different configuration."""
     if not resume:
         if run.checkpoints():
-            raise ValueError(
+            raise FinegrainError(
                 f"{run.path} already has checkpoints: pass --resume or choose a new --out"
             )
         return None
@@ -513,21 +565,28 @@ def _check_same_config(run: RunDirectory, config: TrainConfig, action: str) -> N
     """Refuse to resume or reuse a run recorded with other settings (runtime fields aside)."""
     changed = config.differences(run.read_config())
     if changed:
-        raise ValueError(
+        raise FinegrainError(
             f"cannot {action} {run.path}: it was trained with other settings "
             f"({format_differences(changed)}); choose a new --out"
         )
 
 
-def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig) -> None:
-    """Every split the run needs is there and non-empty (the error names the split)."""
+def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig, method: Method) -> None:
+    """Every split the run needs is there and non-empty (the error names the split), and the
+    training split has fine labels when the method needs them."""
     for split in config.eval_splits:
         if split not in datasets:
-            raise ValueError(f"no dataset for evaluation split {split!r}")
+            raise FinegrainError(f"no dataset for evaluation split {split!r}")
+    if method.needs_fine and not getattr(datasets["train"], "has_fine", False):
+        raise FinegrainError(
+            f"method {method.name!r} trains on fine labels, but the index {config.index} has no "
+            f"{subcategory_column(config.observation)!r} column: label its reports first "
+            "(finegrain index / finegrain label), or choose a method trained on coarse labels"
+        )
     for split, dataset in datasets.items():
         if len(dataset) == 0 and (split == "train" or split in config.eval_splits):
             summary = getattr(dataset, "summary", None)
-            raise ValueError(
+            raise FinegrainError(
                 f"no {split} images for {config.observation} in {config.index}"
                 + (f" (dataset summary: {summary})" if summary else "")
             )
@@ -548,19 +607,13 @@ def _preprocessing(dataset: Dataset, image_size: int) -> dict[str, Any] | None:
     return spec.to_dict()
 
 
-def _restore(
-    ckpt: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    device: torch.device,
-) -> tuple[int, float]:
+def _restore(ckpt: Path, state: _TrainState, device: torch.device) -> tuple[int, float]:
     """Load model, optimiser, scaler and RNG states from ``ckpt``; returns (iteration, elapsed)."""
     payload = load_checkpoint(ckpt, map_location=device)
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
     if "scaler" in payload:
-        scaler.load_state_dict(payload["scaler"])
+        state.scaler.load_state_dict(payload["scaler"])
     set_rng_state(payload["rng"])
     log.info(
         "resuming %s from iteration %d (%s)", ckpt.parent.parent, payload["iteration"], ckpt.name

@@ -1,7 +1,8 @@
-"""Model factory by name: a backbone with a 2-way head behind :class:`InputNormalization`.
+"""Model factory by name: a backbone with a linear head behind :class:`InputNormalization`.
 
-Every model takes uint8 images ``[B, 1, S, S]`` and returns logits ``[B, 2]`` (negative,
-positive); ``softmax(logits)[:, 1]`` is the positive probability. Models are
+Every model takes uint8 images ``[B, 1, S, S]`` and returns logits ``[B, outputs]``; the
+width of the head is the training method's (:attr:`finegrain.train.methods.Method.outputs`,
+2 for the paper's methods), and so is how the logits become scores. Models are
 :class:`FinegrainNet` instances exposing ``normalize``, ``features`` (the last convolutional
 feature map, after its activation), ``pool`` and ``classifier`` (a ``Linear``), which is what
 class activation maps need (see :func:`cam_layers`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from pathlib import Path
 import torch
 import torchvision
 from torch import Tensor, nn
+
+from finegrain.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,7 +59,7 @@ class InputNormalization(nn.Module):
 
 
 class FinegrainNet(nn.Module):
-    """``normalize -> features -> pool -> classifier``: a CAM-friendly 2-way classifier."""
+    """``normalize -> features -> pool -> classifier``: a CAM-friendly classifier."""
 
     def __init__(self, features: nn.Module, classifier: nn.Linear, name: str) -> None:
         super().__init__()
@@ -100,23 +104,29 @@ def _tiny_densenet() -> nn.Module:
     )
 
 
-MODELS: dict[str, _Spec] = {
-    "densenet121": _Spec(
+#: Every backbone by name (filled at import; see :func:`register_model`).
+MODELS: Registry[_Spec] = Registry("model")
+MODELS.register(
+    "densenet121",
+    _Spec(
         torchvision.models.densenet121,
         _densenet_split,
         "densenet121-a639ec97.pth",
         "classifier.",
         torchvision.models.DenseNet121_Weights.IMAGENET1K_V1.url,
     ),
-    "resnet18": _Spec(
+)
+MODELS.register(
+    "resnet18",
+    _Spec(
         torchvision.models.resnet18,
         _resnet_split,
         "resnet18-f37072fd.pth",
         "fc.",
         torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url,
     ),
-    "densenet-tiny": _Spec(_tiny_densenet, _densenet_split, None, "classifier."),
-}
+)
+MODELS.register("densenet-tiny", _Spec(_tiny_densenet, _densenet_split, None, "classifier."))
 
 
 def register_model(
@@ -128,7 +138,8 @@ def register_model(
     head_prefix: str = "fc.",
     weights_url: str | None = None,
 ) -> None:
-    """Add a backbone to the factory (timm-style registry).
+    """Add a backbone to the factory (timm-style registry). Call it at import, in the module
+    that defines the backbone: worker processes import that module to find it.
 
     ``build()`` returns the backbone with its ImageNet-shaped head; ``split(net)`` returns
     ``(features, n_features)``: the module up to the last activated feature map and its channel
@@ -136,7 +147,10 @@ def register_model(
     ``head_prefix`` is the state-dict prefix of the head that is not loaded; ``weights_url``
     where :func:`fetch_weights` downloads ``weights_file`` from.
     """
-    MODELS[name] = _Spec(build, split, weights_file, head_prefix, weights_url)
+    caller = sys._getframe(1).f_globals.get("__name__", "")
+    MODELS.register(
+        name, _Spec(build, split, weights_file, head_prefix, weights_url), module=caller
+    )
 
 
 def default_weights_path(name: str) -> Path | None:
@@ -153,8 +167,10 @@ def build_model(
     pretrained: bool = True,
     weights: str | Path | None = None,
     image_size: int | None = None,
+    outputs: int = 2,
 ) -> FinegrainNet:
-    """Build model ``name`` (``densenet121``, ``resnet18``, ``densenet-tiny``) with 2 logits.
+    """Build model ``name`` (``densenet121``, ``resnet18``, ``densenet-tiny``) with ``outputs``
+    logits (the training method's :attr:`~finegrain.train.methods.Method.outputs`).
 
     ``pretrained``: load ImageNet weights into the backbone, from ``weights`` when given, else
     from the torch hub cache; a missing file raises ``FileNotFoundError`` saying where to put it.
@@ -170,13 +186,13 @@ def build_model(
     if path is not None:
         _load_backbone(net, path, spec, name)
     features, n_features = spec.split(net)
-    return FinegrainNet(features, nn.Linear(n_features, 2), name)
+    if outputs < 1:
+        raise ValueError(f"a model needs at least one output, got {outputs}")
+    return FinegrainNet(features, nn.Linear(n_features, int(outputs)), name)
 
 
 def _spec(name: str) -> _Spec:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of: {', '.join(MODELS)}")
-    return MODELS[name]
+    return MODELS.get(name)
 
 
 _DENSENET_KEY = re.compile(

@@ -7,7 +7,7 @@ benchmark, selection, aggregation, calibration and prediction all go through
     RUN/
       config.json               TrainConfig + versions, world size, data summary, preprocessing
       metrics.jsonl             one line per evaluation (iteration, split, scores, train loss)
-      predictions-<split>.csv   image_id, iteration, label, subcategory, score (all checkpoints)
+      predictions-<split>.csv   image_id, iteration, label, subcategory, score, fine_score
       checkpoints/iter-0010000.pt
       train.lock                held (flock) by the process training the run
       done                      written last: the run is complete
@@ -46,7 +46,16 @@ LOCK_FILE = "train.lock"
 CHECKPOINT_DIR = "checkpoints"
 PREDICTIONS_PATTERN = "predictions-{split}.csv"
 #: Columns of ``predictions-<split>.csv``, in order.
-PREDICTION_COLUMNS: tuple[str, ...] = ("image_id", "iteration", "label", "subcategory", "score")
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "image_id",
+    "iteration",
+    "label",
+    "subcategory",
+    "score",
+    "fine_score",
+)
+#: Columns a run written before the method owned its scores may lack, and what they equal there.
+_OPTIONAL_PREDICTIONS: dict[str, str] = {"fine_score": "score"}
 #: Where run directories sit under a benchmark's ``runs/`` folder (``grid.RunSpec.directory``).
 GRID_LAYOUT = "*/*/seed*"
 _CHECKPOINT_NAME = re.compile(r"^iter-(\d+)\.pt$")
@@ -184,6 +193,9 @@ class RunDirectory:
         if not path.is_file():
             return None
         frame = pd.read_csv(path, dtype={"image_id": str, "subcategory": str})
+        for column, same_as in _OPTIONAL_PREDICTIONS.items():
+            if column not in frame.columns and same_as in frame.columns:
+                frame[column] = frame[same_as]
         for column in PREDICTION_COLUMNS:
             if column not in frame.columns:
                 raise ValueError(f"{path}: missing column {column!r}")
