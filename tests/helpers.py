@@ -193,3 +193,11 @@ TINY_GRID = DEMO.replace(
     jobs=1,
 )
 TINY_GRID_METHODS = ["u-ones", "pu-rm"]
+
+
+def grid_run(runs_root, label: str) -> Path:
+    """The one run directory of ``label`` (``Edema/u-ones/seed0``) under a benchmark's ``runs/``
+    folder, whatever its settings group (``runs/<hash>/Edema/u-ones/seed0``)."""
+    found = sorted(Path(runs_root).glob(f"*/{label}"))
+    assert len(found) == 1, f"{label}: {found}"
+    return found[0]

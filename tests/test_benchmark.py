@@ -3,6 +3,7 @@ best-checkpoint selection, the outputs, resuming after an interruption, and the 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from finegrain.experiment.runner import BenchmarkData, DataSource, StopBenchmark
 from finegrain.experiment.selection import select_iteration
 from helpers import TINY_GRID as TINY
 from helpers import TINY_GRID_METHODS as METHODS
+from helpers import grid_run
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,11 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
         index=Path(os.path.relpath(tiny_data.index)), cache=Path(os.path.relpath(tiny_data.cache))
     )
     result = run_benchmark(tmp_path, TINY, source, methods=METHODS, progress=False)
-    runs = sorted(p.relative_to(tmp_path / "runs").as_posix() for p in tmp_path.glob("runs/*/*/*"))
-    assert runs == [
+    runs = sorted(
+        p.relative_to(tmp_path / "runs").as_posix() for p in tmp_path.glob("runs/*/*/*/*")
+    )
+    assert len({r.split("/")[0] for r in runs}) == 1  # one settings group: the preset's
+    assert [r.split("/", 1)[1] for r in runs] == [
         "Edema/pu-rm-tau0.3/seed0",
         "Edema/pu-rm-tau0.3/seed1",
         "Edema/u-ones/seed0",
@@ -91,7 +96,7 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
 
 def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):
     def stop_after_first(spec, run_dir):
-        if any(tmp_path.glob("runs/*/*/*/done")):
+        if any(tmp_path.glob("runs/*/*/*/*/done")):
             raise StopBenchmark("injected stop after the first run")
 
     first = run_benchmark(
@@ -104,7 +109,7 @@ def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path)
     )
     assert [s.label for s in first.grid.trained] == ["Edema/u-ones/seed0"]
     assert "1 of 2 runs not finished" in (tmp_path / "summary.md").read_text()
-    finished = tmp_path / "runs/Edema/u-ones/seed0"
+    finished = grid_run(tmp_path / "runs", "Edema/u-ones/seed0")
     snapshot = {
         p: (p.stat().st_mtime_ns, p.read_bytes()) for p in finished.rglob("*") if p.is_file()
     }
@@ -120,10 +125,10 @@ def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path)
 
 def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     from finegrain.experiment.grid import RunSpec
-    from finegrain.experiment.runner import _train_one, train_config
+    from finegrain.experiment.runner import _train_one, run_directory, train_config
 
     spec = RunSpec("Edema", "u-ones", None, 0)
-    run_dir = spec.directory(tmp_path / "runs")
+    run_dir = run_directory(spec, TINY.replace(seeds=1), tmp_path / "runs")
     # a run killed between its checkpoints at iterations 2 and 4: train it fully, then remove
     # what the kill would not have written (the last checkpoint and the done marker)
     _train_one(train_config(spec, TINY, tiny_data, run_dir), False, 1)
@@ -142,18 +147,23 @@ def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     assert sorted(set(metrics["iteration"])) == [2, 4]
 
 
-def test_rerun_with_other_settings_is_refused_and_the_report_describes_the_runs(
+def test_runs_with_other_settings_get_their_own_folder_and_each_report_reads_its_own(
     tiny_data, tmp_path
 ):
     preset = TINY.replace(seeds=1)
     run_benchmark(tmp_path, preset, _source(tiny_data), methods=["u-ones"], progress=False)
-    request = (tmp_path / "benchmark.json").read_bytes()
-    run_dir = tmp_path / "runs/Edema/u-ones/seed0"
-    with pytest.raises(ValueError, match=rf"{run_dir} \(iterations: 4 -> 6\)"):
-        run_benchmark(
-            tmp_path, preset.replace(iterations=6), _source(tiny_data), methods=["u-ones"]
-        )
-    assert (tmp_path / "benchmark.json").read_bytes() == request  # still the runs' request
+    first = grid_run(tmp_path / "runs", "Edema/u-ones/seed0")
+    snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    # another setting that changes results: a run of its own, the first one untouched
+    other = run_benchmark(
+        tmp_path, preset.replace(iterations=6), _source(tiny_data), methods=["u-ones"],
+        progress=False,
+    )  # fmt: skip
+    assert [s.label for s in other.grid.trained] == ["Edema/u-ones/seed0"]
+    runs = sorted(tmp_path.glob("runs/*/Edema/u-ones/seed0"))
+    assert len(runs) == 2 and first in runs
+    assert {json.loads((r / "config.json").read_text())["iterations"] for r in runs} == {4, 6}
+    assert {p: p.read_bytes() for p in snapshot} == snapshot
     # runtime settings (device, worker counts) may differ: the finished run is reused
     again = run_benchmark(
         tmp_path,
@@ -164,18 +174,19 @@ def test_rerun_with_other_settings_is_refused_and_the_report_describes_the_runs(
         progress=False,
     )
     assert [s.label for s in again.grid.skipped] == ["Edema/u-ones/seed0"]
-    # a report rebuilt under another request describes the runs as they were trained
+    # each request's report reads its own runs, described as they were trained
     run_benchmark(
-        tmp_path,
-        preset.replace(iterations=6, checkpoint_every=3, lr=0.5),
-        _source(tiny_data),
-        methods=["u-ones"],
-        progress=False,
-        report_only=True,
+        tmp_path, preset, _source(tiny_data), methods=["u-ones"], progress=False, report_only=True
     )
     page = (tmp_path / "report.html").read_text()
-    assert "4 iterations (checkpoint every 2)" in page and "lr 0.001" in page
-    assert "6 iterations" not in page and "lr 0.5" not in page
+    assert "4 iterations (checkpoint every 2)" in page and "6 iterations" not in page
+    # the same run on other data (another index table) is refused, naming the field
+    moved = tmp_path / "moved.csv"
+    moved.write_bytes(Path(tiny_data.index).read_bytes())
+    with pytest.raises(ValueError, match=rf"{first} \(index: "):
+        run_benchmark(
+            tmp_path, preset, DataSource(index=moved, cache=tiny_data.cache), methods=["u-ones"]
+        )
 
 
 def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
@@ -211,7 +222,7 @@ def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| U-Ignore |" in printed and "1 runs trained" in printed
-    stamp = (out / "runs/Edema/u-ignore/seed0/done").stat().st_mtime_ns
+    stamp = (grid_run(out / "runs", "Edema/u-ignore/seed0") / "done").stat().st_mtime_ns
     rc = main(
         [
             "benchmark",
@@ -229,13 +240,13 @@ def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
     )
     assert rc == 0
     assert "0 runs trained, 1 already finished" in capsys.readouterr().out
-    assert (out / "runs/Edema/u-ignore/seed0/done").stat().st_mtime_ns == stamp
+    assert (grid_run(out / "runs", "Edema/u-ignore/seed0") / "done").stat().st_mtime_ns == stamp
     rerun = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
     rerun += ["--observations", "Edema", "--methods", "u-ignore", "--seeds", "1"]
     rerun += ["--iterations", "3", "--checkpoint-every", "2", "--batch-size", "8", "--no-progress"]
-    assert main([*rerun, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "u-ignore/seed0 (iterations: 2 -> 3)" in err and "Traceback" not in err
+    assert main([*rerun, "--out", str(out)]) == 0  # other settings: a run of its own
+    assert "1 runs trained, 0 already finished" in capsys.readouterr().out
+    assert len(list(out.glob("runs/*/Edema/u-ignore/seed0/done"))) == 2
     with pytest.raises(SystemExit):
         main(["benchmark", "--index", "x.csv", "--out", str(out)])  # --cache missing
     with pytest.raises(SystemExit):
@@ -264,4 +275,4 @@ def test_cli_benchmark_accepts_every_training_method(tiny_data, tmp_path, capsys
     args += ["--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8"]
     assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
     assert "| U-Ones + LS |" in capsys.readouterr().out
-    assert (tmp_path / "b/runs/Edema/u-ones-ls/seed0/done").is_file()  # no τ in its name
+    assert (grid_run(tmp_path / "b/runs", "Edema/u-ones-ls/seed0") / "done").is_file()  # no τ

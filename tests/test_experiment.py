@@ -22,7 +22,7 @@ from finegrain.experiment.aggregate import (
     seed_mean_ci,
     summary_table,
 )
-from finegrain.experiment.grid import METHOD_NAMES, RM_METHODS, RunSpec, grid_for
+from finegrain.experiment.grid import RunSpec, display_name, grid_for
 from finegrain.experiment.outputs import write_outputs
 from finegrain.experiment.presets import DEMO, PAPER, get_preset
 from finegrain.experiment.selection import find_runs, read_metrics, select_iteration, select_run
@@ -36,8 +36,10 @@ ITERATIONS = (10, 20, 30)
 def make_run(runs_root, spec: RunSpec, *, quality: float, n: int = 60, done: bool = True):
     """A run directory per the contract, with predictions whose AUC^FG grows with ``quality``
     and varies by iteration; metrics.jsonl is computed from the predictions."""
+    from finegrain.experiment.runner import run_directory
+
     rng = np.random.default_rng([zlib.crc32(spec.label.encode()), int(quality * 1000)])
-    run_dir = spec.directory(runs_root)
+    run_dir = run_directory(spec, DEMO, runs_root)
     atomic_write_json(
         run_dir / "config.json",
         {
@@ -155,7 +157,8 @@ def test_grid_dedupes_shared_runs_and_puts_seed0_first():
     assert labels.count("Edema/pu-rm-tau0.3/seed0") == 1
     assert "Edema/pu-rm-tau0.5/seed1" in labels
     assert {s.seed for s in specs[: len(specs) // 2]} == {0}
-    assert RunSpec("Edema", "u-ones", None, 0).directory("r").as_posix() == "r/Edema/u-ones/seed0"
+    spec = RunSpec("Edema", "u-ones", None, 0)
+    assert spec.directory("r", "1a2b3c4d").as_posix() == "r/1a2b3c4d/Edema/u-ones/seed0"
     with pytest.raises(ValueError, match="table9"):
         grid_for(["table9"], observations=["Edema"], seeds=1)
     with pytest.raises(ValueError, match="unknown observation"):
@@ -211,9 +214,8 @@ def test_a_preset_is_a_training_template():
 def test_grid_methods_come_from_the_training_methods():
     from finegrain.train.methods import METHODS
 
-    assert set(METHOD_NAMES) == set(METHODS)
-    assert {"p-rm", "u-rm", "pu-rm"} == RM_METHODS  # the methods whose loss uses τ
-    assert METHOD_NAMES["pu-rm"] == "PU-RM" and METHOD_NAMES["p-rm"] == "U-Ignore + P-RM"
+    assert {"p-rm", "u-rm", "pu-rm"} == {m for m in METHODS if METHODS[m].uses_tau}
+    assert display_name("pu-rm") == "PU-RM" and display_name("p-rm") == "U-Ignore + P-RM"
     specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-ones-ls", "pu-rm"])
     assert [s.label for s in specs] == ["Edema/u-ones-ls/seed0", "Edema/pu-rm-tau0.3/seed0"]
     with pytest.raises(ValueError, match="unknown method 'u-twos'"):
@@ -392,7 +394,7 @@ def test_config_json_mismatch_is_noted(tmp_path):
     config["seed"] = 7
     atomic_write_json(run_dir / "config.json", config)
     outputs = write_outputs(tmp_path, [spec], preset=DEMO.replace(observations=("Edema",)))
-    assert any("expected Edema/u-ones/seed0" in n for n in outputs.notes)
+    assert any("is not that of Edema/u-ones/seed0" in n for n in outputs.notes)
 
 
 # ------------------------------------------------------------- CIs, paired differences, counts

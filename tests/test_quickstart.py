@@ -53,7 +53,7 @@ def test_quick_start_path_with_the_parallel_grid(tmp_path):
     # the worker processes change nothing: the same grid trained in this process gives the
     # same predictions, byte for byte, and the same metrics (timings aside)
     from finegrain.experiment.grid import grid_for
-    from finegrain.experiment.runner import BenchmarkData, run_grid
+    from finegrain.experiment.runner import BenchmarkData, run_directory, run_grid
     from finegrain.train.rundir import RunDirectory
 
     specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=METHODS)
@@ -62,8 +62,8 @@ def test_quick_start_path_with_the_parallel_grid(tmp_path):
     assert len(sequential.trained) == 2
     for spec in specs:
         a, b = (
-            RunDirectory(spec.directory(out / "runs")),
-            RunDirectory(spec.directory(tmp_path / "sequential")),
+            RunDirectory(run_directory(spec, QUICK, out / "runs")),
+            RunDirectory(run_directory(spec, QUICK, tmp_path / "sequential")),
         )
         for split in ("validate", "test"):
             assert a.predictions_path(split).read_bytes() == b.predictions_path(split).read_bytes()

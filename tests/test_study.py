@@ -15,6 +15,7 @@ from finegrain.experiment.study import (
     decide,
     run_study,
 )
+from helpers import grid_run
 
 TINY = DEMO.replace(
     phantom_eval_studies=80,
@@ -86,7 +87,9 @@ def test_study_trains_each_condition_on_its_own_phantom(tiny_study):
     # calibrated: u-ones + pu-rm; τ 0.6: pu-rm; seed sweep: u-ones + pu-rm; methods: u-ignore
     assert result.trained == 6 and result.skipped == 0
     runs = sorted(
-        p.relative_to(out / "conditions").as_posix() for p in out.glob("conditions/*/runs/*/*/*")
+        # conditions/<data>/runs/<settings group>/<observation>/<variant>/seed<k>
+        "/".join(p.relative_to(out / "conditions").parts[:2] + p.parts[-3:])
+        for p in out.glob("conditions/*/runs/*/*/*/*")
     )
     assert runs == [
         "calibrated/runs/Edema/pu-rm-tau0.3/seed0",
@@ -139,10 +142,11 @@ def test_study_table_pairs_pu_rm_with_u_ones(tiny_study):
 
 def test_study_resumes_without_retraining(tiny_study):
     out, _ = tiny_study
-    stamp = (out / "conditions/calibrated/runs/Edema/u-ones/seed0/done").stat().st_mtime_ns
+    run = grid_run(out / "conditions/calibrated/runs", "Edema/u-ones/seed0")
+    stamp = (run / "done").stat().st_mtime_ns
     again = run_study(out, TINY, TINY_PLAN, progress=False)
     assert again.trained == 0 and again.skipped == 6
-    assert (out / "conditions/calibrated/runs/Edema/u-ones/seed0/done").stat().st_mtime_ns == stamp
+    assert (run / "done").stat().st_mtime_ns == stamp
 
 
 def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_study, capsys):

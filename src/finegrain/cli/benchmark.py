@@ -68,6 +68,24 @@ def _slurm_option(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _axis(text: str) -> tuple[str, tuple]:
+    """``iterations=300,600`` -> ``("iterations", (300, 600))`` (values parsed as JSON when
+    they are JSON, else kept as text)."""
+    import json
+
+    key, sep, values = text.partition("=")
+    if not sep or not key.strip() or not values.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=V1,V2,..., got {text!r}")
+
+    def parse(value: str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+    return key.strip().replace("-", "_"), tuple(parse(v.strip()) for v in values.split(","))
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -100,14 +118,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--index", metavar="INDEX", help="an existing index table (with --cache)")
     data.add_argument("--cache", metavar="CACHE", help="an existing image cache (with --index)")
+    from finegrain.experiment.grid import SELECTIONS
+    from finegrain.experiment.launchers import LAUNCHERS
+    from finegrain.experiment.presets import PRESETS
+
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--preset", choices=["demo", "paper"], default="demo")
+    grid.add_argument("--preset", choices=list(PRESETS), default="demo")
     grid.add_argument(
         "--selection",
         nargs="+",
-        choices=["table2", "table3", "figure4", "all", "study"],
+        choices=[*SELECTIONS, "all", "study"],
         help="which results to reproduce (default: the preset's, table2); study: the "
         "pre-registered PU-RM vs U-Ones study over the phantom's knobs (docs/study.md)",
+    )
+    grid.add_argument(
+        "--axis",
+        type=_axis,
+        action="append",
+        metavar="FIELD=V1,V2",
+        help="another axis of the grid over a training setting, e.g. iterations=300,600 or "
+        "model=densenet-tiny,resnet18 (repeat for several; every combination is trained and "
+        "each gets its own row in the tables)",
     )
     grid.add_argument("--observations", nargs="+", metavar="OBS")
     grid.add_argument(
@@ -136,7 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where runs train (launcher)")
     where.add_argument(
         "--launcher",
-        choices=["local", "ray", "slurm"],
+        choices=list(LAUNCHERS),
         default="local",
         help="local worker processes (default), Ray tasks, or Slurm jobs via submitit",
     )
@@ -207,7 +238,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="train nothing: rebuild results, tables, figures and report from finished runs",
+        help="train nothing: rebuild results, tables, figures and report from the finished runs "
+        "of the request recorded in OUT/benchmark.json",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -248,12 +280,15 @@ def run_study_cli(args: argparse.Namespace, preset) -> int:
 
 
 def print_paired(paired) -> None:
-    """The paired differences against U-Ones, one line each (validation, then test)."""
+    """The paired differences against the reference method, one line each (validation, then
+    test)."""
+    from finegrain.experiment.grid import display_name
     from finegrain.experiment.tables import paired_line
 
     if paired is None or paired.empty:
         return
-    print("Paired difference against U-Ones (AUC^FG, same seeds and cases; see summary.md):")
+    references = ", ".join(display_name(r) for r in dict.fromkeys(paired["reference"]))
+    print(f"Paired difference against {references} (AUC^FG, same seeds and cases; see summary.md):")
     for split in ("validate", "test"):
         for _, row in paired[paired["split"] == split].iterrows():
             print("  " + paired_line(row.to_dict()))
@@ -265,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
+    from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
     from finegrain.experiment.runner import DataSource, run_benchmark
@@ -348,6 +384,7 @@ def run(args: argparse.Namespace) -> int:
         source,
         methods=args.methods,
         taus=args.taus,
+        axes=dict(args.axis) if args.axis else None,
         device=args.device,
         jobs=args.jobs,
         progress=not args.no_progress,
@@ -357,8 +394,12 @@ def run(args: argparse.Namespace) -> int:
     )
     outputs = result.outputs
     print()
+    shown = {k for name in preset.selections for k in (name, f"{name}-test")}
+    shown |= {
+        k for name in SELECTIONS for k in (name, f"{name}-test") if "all" in preset.selections
+    }
     for table in outputs.tables:
-        if table.key in ("table2", "table3", "figure4", "table2-test", "table3-test"):
+        if table.key in shown:
             print(to_markdown(table))
     print_paired(outputs.paired)
     for note in outputs.notes:

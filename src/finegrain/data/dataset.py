@@ -51,7 +51,7 @@ class CXRDataset(Dataset):
     Attributes: ``labels`` (int64 array, 1/0/-1), ``subcategories`` (object array of
     ``"atypical"``, ``"typical"`` or ``""``; what evaluation reads), ``fine`` (the items'
     ``fine`` codes: the subcategories on the training split, -1 on the others), ``has_fine``
-    (whether the index has the observation's subcategory column), ``image_ids``,
+    (whether any of its images has a subcategory), ``image_ids``,
     ``index_rows`` (positions in ``index``), ``cache_rows`` and ``summary`` (``kept`` and every
     drop reason, with counts).
     """
@@ -115,12 +115,12 @@ class CXRDataset(Dataset):
         self.labels: np.ndarray = label_values[keep]
         self.image_ids: list[str] = [i for i, k in zip(ids, keep, strict=True) if k]
         sub_col = subcategory_column(observation)
-        self.has_fine = sub_col in part.columns
-        if self.has_fine:
+        if sub_col in part.columns:
             subs = part[sub_col].astype("string").fillna("").to_numpy(dtype=object)[keep]
         else:
             subs = np.full(len(self.labels), "", dtype=object)
         self.subcategories: np.ndarray = subs
+        self.has_fine = bool((subs != "").any())
         # the fine label reaches a loss from the training split only
         self.fine: np.ndarray = (
             fine_codes(subs) if split == "train" else np.full(len(subs), FINE_NONE, np.int64)

@@ -9,8 +9,8 @@ Choices (documented in docs/benchmark.md):
 * **Bootstrap CI** — percentile 95% interval of the *seed-mean* test AUC^FG: test cases are
   resampled with replacement and the same resample is applied to every seed's scores, so the
   interval reflects case sampling around the number in the table.
-* **DeLong p** — paired DeLong test of AUC^FG on the test split between a method and U-Ones, on
-  *seed-averaged* scores (each test case's score averaged over the seeds' chosen checkpoints).
+* **DeLong p** — paired DeLong test of AUC^FG on the test split between a method and the
+  grid's reference method (U-Ones in the paper's tables), on *seed-averaged* scores (each test case's score averaged over the seeds' chosen checkpoints).
 * **Per-run CI** — each run's AUC^FG at its chosen checkpoint with a stratified percentile
   bootstrap CI over that split's cases (:func:`run_statistics`).
 * **Paired difference** — method − reference (same seed, same data order, same cases): the mean
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from finegrain.experiment.grid import REFERENCE_METHOD, RunSpec
+from finegrain.experiment.grid import RunSpec, axes_of, method_tau
 from finegrain.experiment.selection import METRIC_FIELDS, RunSelection
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
 
@@ -41,14 +41,18 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "split",
     *METRIC_FIELDS,
     "selected",
+    "variant",
 )
-KEY: list[str] = ["observation", "method", "tau"]
+#: A variant of the grid: its method, τ and the values of the grid's other axes (``variant``
+#: spells them, e.g. ``u-ones-iterations600``).
+KEY: list[str] = ["observation", "method", "tau", "variant"]
 #: Class counts of an evaluation: atypical / typical positives (AUC^FG), positive / negative (AUC).
 COUNT_FIELDS: tuple[str, ...] = ("n_atypical", "n_typical", "n_positive", "n_negative")
 SUMMARY_COLUMNS: list[str] = [
     "observation",
     "method",
     "tau",
+    "variant",
     "split",
     "auc_fg_mean",
     "auc_fg_std",
@@ -60,37 +64,49 @@ SUMMARY_COLUMNS: list[str] = [
 
 
 def results_table(selections: Sequence[RunSelection]) -> pd.DataFrame:
-    """One row per run × checkpoint × split, with ``selected`` marking the chosen checkpoint."""
+    """One row per run × checkpoint × split, with ``selected`` marking the chosen checkpoint,
+    ``variant`` naming the run's variant and a column per extra axis of the grid (e.g.
+    ``iterations``) at the end."""
+    axes = axes_of([sel.spec for sel in selections])
+    columns = [*RESULT_COLUMNS, *axes]
     frames = []
     for sel in selections:
         m = sel.metrics.copy()
         m["observation"] = sel.spec.observation
         m["method"] = sel.spec.method
         m["tau"] = sel.spec.tau
+        m["variant"] = sel.spec.variant
+        for name in axes:
+            m[name] = dict(sel.spec.settings).get(name)
         m["seed"] = sel.spec.seed
         m["selected"] = m["iteration"] == sel.iteration if sel.iteration is not None else False
-        frames.append(m[list(RESULT_COLUMNS)])
+        frames.append(m[columns])
     if not frames:
-        return pd.DataFrame(columns=list(RESULT_COLUMNS))
+        return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(
-        ["observation", "method", "tau", "seed", "split", "iteration"], kind="stable"
+        ["observation", "method", "tau", "variant", "seed", "split", "iteration"], kind="stable"
     ).reset_index(drop=True)
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of AUC^FG and AUC at the selected checkpoints.
 
-    One row per (observation, method, tau, split) with ``auc_fg_mean``, ``auc_fg_std``,
+    One row per (observation, variant, split) with ``auc_fg_mean``, ``auc_fg_std``,
     ``auc_mean``, ``auc_std``, ``seeds`` (number of seeds with a defined AUC^FG) and the class
     counts ``n_atypical``, ``n_typical``, ``n_positive``, ``n_negative`` of the split (``-1``
     when the seeds' evaluations disagree, which a shared split should never do).
     """
     chosen = results[results["selected"].astype(bool)].copy()
+    if "variant" not in chosen.columns:  # a results table without extra axes (finegrain <= 0.2)
+        chosen["variant"] = [
+            RunSpec("", m, None if pd.isna(t) else float(t), 0).variant
+            for m, t in zip(chosen["method"], chosen["tau"], strict=True)
+        ]
     chosen["tau_key"] = chosen["tau"].fillna(-1.0)
     rows = []
-    for (obs, method, tau_key, split), g in chosen.groupby(
-        ["observation", "method", "tau_key", "split"], sort=True
+    for (obs, method, tau_key, variant, split), g in chosen.groupby(
+        ["observation", "method", "tau_key", "variant", "split"], sort=True
     ):
         fg = g["auc_fg"].astype(float).dropna()
         a = g["auc"].astype(float).dropna()
@@ -98,6 +114,7 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
             "observation": obs,
             "method": method,
             "tau": None if tau_key < 0 else float(tau_key),
+            "variant": variant,
             "split": split,
             "auc_fg_mean": fg.mean() if len(fg) else math.nan,
             "auc_fg_std": fg.std(ddof=1) if len(fg) > 1 else math.nan,
@@ -161,12 +178,34 @@ def seed_score_matrix(
     return wide[["label", "subcategory"]].reset_index(), scores
 
 
+def variant_key(spec: RunSpec) -> tuple:
+    """``(observation, method, tau, settings)``: the runs of one variant differ by seed only."""
+    return (spec.observation, spec.method, spec.tau, spec.settings)
+
+
+def _sort_key(key: tuple) -> tuple:
+    obs, method, tau, settings = key
+    return (obs, method, -1.0 if tau is None else tau, repr(settings))
+
+
 def _group(selections: Sequence[RunSelection]) -> dict[tuple, list[RunSelection]]:
+    """Selections by :func:`variant_key`, sorted by it."""
     groups: dict[tuple, list[RunSelection]] = {}
     for sel in selections:
-        key = (sel.spec.observation, sel.spec.method, sel.spec.tau)
-        groups.setdefault(key, []).append(sel)
-    return groups
+        groups.setdefault(variant_key(sel.spec), []).append(sel)
+    return {k: groups[k] for k in sorted(groups, key=_sort_key)}
+
+
+def _variant(key: tuple) -> str:
+    obs, method, tau, settings = key
+    return RunSpec(obs, method, tau, 0, settings).variant
+
+
+def _reference_key(key: tuple, reference: str) -> tuple:
+    """The variant of ``reference`` that a variant is compared with: same observation and
+    axes; its own τ only when its loss uses τ."""
+    obs, _, tau, settings = key
+    return (obs, reference, method_tau(reference, tau if tau is not None else 0.3), settings)
 
 
 def averaged_scores(selections: Sequence[RunSelection], split: str) -> pd.DataFrame | None:
@@ -219,14 +258,15 @@ def split_statistics(
     selections: Sequence[RunSelection],
     *,
     split: str = "test",
-    reference: str = REFERENCE_METHOD,
+    reference: str,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Bootstrap CI of the seed-mean AUC^FG and the paired DeLong p-value against ``reference``.
 
-    One row per (observation, method, tau) with ``n_atypical``, ``n_typical``, ``ci_low``,
+    One row per variant (observation, method, tau, variant) with ``n_atypical``, ``n_typical``,
+    ``ci_low``,
     ``ci_high``, ``delong_p`` (``NaN`` for the reference itself or when undefined) and ``note``
     (why a value is missing).
     """
@@ -235,12 +275,13 @@ def split_statistics(
     groups = _group(selections)
     matrices = {key: seed_score_matrix(sels, split) for key, sels in groups.items()}
     rows = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], -1.0 if k[2] is None else k[2])):
-        obs, method, tau = key
+    for key in groups:
+        obs, method, tau, _ = key
         row = {
             "observation": obs,
             "method": method,
             "tau": tau,
+            "variant": _variant(key),
             "n_atypical": 0,
             "n_typical": 0,
             "ci_low": math.nan,
@@ -269,7 +310,7 @@ def split_statistics(
             )
         except ValueError as exc:
             row["note"] = f"bootstrap CI undefined: {exc}"
-        ref_key = (obs, reference, None)
+        ref_key = _reference_key(key, reference)
         if method == reference or ref_key not in matrices or matrices[ref_key] is None:
             if method != reference:
                 row["note"] = (row["note"] + f"; no {reference} run to compare").strip("; ")
@@ -291,6 +332,7 @@ def split_statistics(
             "observation",
             "method",
             "tau",
+            "variant",
             "n_atypical",
             "n_typical",
             "ci_low",
@@ -301,14 +343,11 @@ def split_statistics(
     )
 
 
-def spec_key(spec: RunSpec) -> tuple:
-    return (spec.observation, spec.method, spec.tau)
-
-
 RUN_STAT_COLUMNS: list[str] = [
     "observation",
     "method",
     "tau",
+    "variant",
     "seed",
     "split",
     "iteration",
@@ -348,6 +387,7 @@ def run_statistics(
                 "observation": sel.spec.observation,
                 "method": sel.spec.method,
                 "tau": sel.spec.tau,
+                "variant": sel.spec.variant,
                 "seed": sel.spec.seed,
                 "split": split,
                 "iteration": sel.iteration,
@@ -447,6 +487,7 @@ PAIRED_COLUMNS: list[str] = [
     "observation",
     "method",
     "tau",
+    "variant",
     "reference",
     "split",
     "seeds",
@@ -466,13 +507,15 @@ def paired_difference(
     *,
     method: str,
     tau: float | None,
-    reference: str = REFERENCE_METHOD,
+    reference: str,
+    settings: tuple = (),
     splits: Sequence[str] = ("validate", "test"),
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """The paired difference ``method − reference`` of AUC^FG, per observation and split.
+    """The paired difference ``method − reference`` of AUC^FG, per observation and split, for
+    the variant with the grid's other axes at ``settings`` (the reference at the same).
 
     Runs are paired by seed (same seed: same initialisation stream and data order, since the
     data order depends only on the seed). Columns: ``seeds`` (number of pairs), ``difference``
@@ -487,12 +530,14 @@ def paired_difference(
     rows = []
     observations = sorted({s.spec.observation for s in selections})
     for obs in observations:
-        mine = groups.get((obs, method, tau), [])
-        ref = groups.get((obs, reference, None), [])
+        key = (obs, method, tau, tuple(settings))
+        mine = groups.get(key, [])
+        ref = groups.get(_reference_key(key, reference), [])
         for split in splits:
             row = dict.fromkeys(PAIRED_COLUMNS, math.nan)
             row.update(
-                observation=obs, method=method, tau=tau, reference=reference, split=split,
+                observation=obs, method=method, tau=tau, variant=_variant(key),
+                reference=reference, split=split,
                 seeds=0, seed_differences="", n_atypical=0, n_typical=0, note="",
             )  # fmt: skip
             rows.append(row)
@@ -525,6 +570,7 @@ MECHANISM_COLUMNS: list[str] = [
     "observation",
     "method",
     "tau",
+    "variant",
     "split",
     "seeds",
     "threshold",
@@ -542,9 +588,8 @@ def mechanism_table(
     cases with ``p <= threshold`` (PCE's linear regime at τ = threshold; for a τ-free method the
     study's τ is used) and the mean p of atypical positives, typical positives and negatives."""
     rows = []
-    for (obs, method, tau), sels in sorted(
-        _group(selections).items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or -1.0)
-    ):
+    for key, sels in _group(selections).items():
+        obs, method, tau, _ = key
         t = threshold if tau is None else tau
         values = []
         for sel in sels:
@@ -572,6 +617,7 @@ def mechanism_table(
                 "observation": obs,
                 "method": method,
                 "tau": tau,
+                "variant": _variant(key),
                 "split": split,
                 "seeds": len(values),
                 "threshold": t,
@@ -588,6 +634,7 @@ FINE_LABEL_COLUMNS: list[str] = [
     "observation",
     "method",
     "tau",
+    "variant",
     "split",
     "seeds",
     "auc_fg_text",
@@ -622,7 +669,8 @@ def fine_label_summary(
 
     ids = index["image_id"].astype(str)
     rows = []
-    for (obs, method, tau), group in _group(selections).items():
+    for key, group in _group(selections).items():
+        obs, method, tau, _ = key
         column = fine_label_column(obs, source)
         if column not in index.columns:
             continue
@@ -654,6 +702,7 @@ def fine_label_summary(
                 "observation": obs,
                 "method": method,
                 "tau": tau,
+                "variant": _variant(key),
                 "split": split,
                 "seeds": len(fg_human),
                 "auc_fg_text": float(np.mean(fg_text)) if fg_text else math.nan,

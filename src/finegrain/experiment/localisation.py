@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from finegrain.experiment.grid import REFERENCE_METHOD
+from finegrain.experiment.grid import display_name
+from finegrain.train.methods import BASELINE_METHOD, PAPER_METHOD
 
 #: Feature maps with at most this many cells are labelled "not a localisation".
 COARSE_CELLS = 36
@@ -277,7 +278,8 @@ def phantom_masks(phantom_root: Path):
 
 
 #: The two models Figure 5 compares: the reference policy and risk modulation.
-COMPARED = (REFERENCE_METHOD, "pu-rm")
+#: The paper's Figure 5: the baseline's CAMs beside the paper's method's.
+COMPARED = (BASELINE_METHOD, PAPER_METHOD)
 
 
 def phantom_of_index(index_path: str | Path) -> Path | None:
@@ -310,7 +312,6 @@ def measure_localisation(
 
     from finegrain.data.cache import ImageCache
     from finegrain.experiment.aggregate import selected_predictions
-    from finegrain.experiment.grid import METHOD_NAMES
     from finegrain.train.checkpoint import method_of
     from finegrain.train.rundir import load_model
 
@@ -362,7 +363,7 @@ def measure_localisation(
             model, meta = load_model(checkpoints[(m, seeds[0])])
             cells = grid_label(cam_grid(model, images.shape[-1]))
             result = cam_api().compute_cam(model, images[:, None], method_of(meta))
-            cams[METHOD_NAMES[m]], probs[METHOD_NAMES[m]] = result.cam, result.probability
+            cams[display_name(m)], probs[display_name(m)] = result.cam, result.probability
         fig = comparison_figure(
             images, read_masks(ids), cams, probs,
             [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
@@ -377,7 +378,6 @@ def measure_localisation(
 def localisation_summary_table(table: pd.DataFrame, cells: str):
     """U-Ones vs PU-RM: energy inside the true lesion for typical positives (and the mask's
     area, what a uniform map scores), peak activation per group; mean ± std over seeds."""
-    from finegrain.experiment.grid import METHOD_NAMES
     from finegrain.experiment.tables import Table, mean_std
 
     rows = []
@@ -392,7 +392,7 @@ def localisation_summary_table(table: pd.DataFrame, cells: str):
 
         rows.append(
             [
-                f"{obs}: {METHOD_NAMES.get(method, method)}",
+                f"{obs}: {display_name(method)}",
                 cell("typical", "energy_inside"),
                 cell("typical", "mask_area"),
                 cell("typical", "peak", 2),

@@ -1,6 +1,10 @@
 """Write the benchmark's outputs from its run directories: ``results.csv``, ``summary.md``,
 ``summary.tex``, figures (PNG + SVG) and ``report.html``.
 
+The outputs flow one way (:func:`write_outputs`): the finished runs are **collected** once
+(:func:`collect`), **aggregated** into every number the outputs show (:func:`aggregate`:
+:class:`Results`), turned into **tables** and **figures**, then written with the **report**.
+
 Works on whatever runs have finished: unfinished runs and runs without a usable checkpoint are
 listed in the notes of every output, never silently left out.
 """
@@ -25,13 +29,14 @@ from finegrain.experiment.aggregate import (
     summary_table,
 )
 from finegrain.experiment.grid import (
-    METHOD_NAMES,
-    REFERENCE_METHOD,
-    SELECTIONS,
     RunSpec,
+    Selection,
+    get_selections,
     method_tau,
+    run_directory,
 )
 from finegrain.experiment.localisation import (
+    COMPARED,
     article,
     cam_grid,
     grid_label,
@@ -71,20 +76,19 @@ class Outputs:
     localisation_figures: list[Figure] = field(default_factory=list)
 
 
-def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelection], list[str]]:
-    """Select the checkpoint of every finished run of ``specs``; notes for the others."""
+def collect(
+    specs: Sequence[RunSpec], runs_root: Path, preset: Preset
+) -> tuple[list[RunSelection], list[str]]:
+    """Select the checkpoint of every finished run of ``specs`` (each in its folder under
+    ``runs_root``, :func:`~finegrain.experiment.runner.run_directory`); notes for the others."""
     selections, notes = [], []
     missing = []
     for spec in specs:
-        run_dir = spec.directory(runs_root)
+        run_dir = run_directory(spec, preset, runs_root)
         if not RunDirectory(run_dir).is_done():
             missing.append(spec.label)
             continue
-        sel = select_run(run_dir)
-        if sel.spec != spec:
-            notes.append(
-                f"{run_dir}: its recorded config describes {sel.spec.label}, expected {spec.label}"
-            )
+        sel = select_run(run_dir, spec=spec)
         notes += [f"{spec.label}: {n}" for n in sel.notes]
         selections.append(sel)
     if missing:
@@ -96,55 +100,148 @@ def collect(specs: Sequence[RunSpec], runs_root: Path) -> tuple[list[RunSelectio
     return selections, notes
 
 
-def _table_methods(preset: Preset, methods: Sequence[str] | None) -> list[str]:
-    names: list[str] = []
-    for sel in preset.selections if "all" not in preset.selections else SELECTIONS:
-        if sel == "figure4":
-            continue
-        for m in methods if methods is not None else SELECTIONS[sel]:
-            if m not in names:
-                names.append(m)
-    return names
+@dataclass
+class Results:
+    """Every number the outputs show, aggregated once from the finished runs."""
+
+    selections: list[RunSelection]
+    notes: list[str]
+    #: the split the figures, the fine-label and localisation tables read
+    split: str
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    stats: pd.DataFrame
+    paired: pd.DataFrame
+    run_stats: pd.DataFrame
+    fine: pd.DataFrame
+    localisation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``[(observation, matplotlib figure)]`` of the localisation comparison, and its cells
+    localisation_figures: list = field(default_factory=list)
+    cells: str = ""
 
 
-def write_figures(
+def aggregate(
+    selections: list[RunSelection],
+    notes: list[str],
+    grid: Sequence[Selection],
+    preset: Preset,
+    *,
+    methods: Sequence[str] | None = None,
+    cams: bool = True,
+) -> Results:
+    """Every number of the outputs from the collected runs (``grid``: the selections whose
+    comparisons are made; each compares its methods with its own reference)."""
+    results = results_table(selections)
+    summary = summary_table(results)
+    has_test = (results["split"] == "test").any() if not results.empty else False
+    references = list(dict.fromkeys(sel.reference for sel in grid))
+    stats = pd.DataFrame()
+    if has_test:
+        stats = pd.concat(
+            [split_statistics(selections, reference=r) for r in references[:1]], ignore_index=True
+        )
+    paired = paired_differences(selections, grid, preset.tau, methods)
+    run_stats = run_statistics(selections) if selections else pd.DataFrame()
+    if not stats.empty:
+        for _, r in stats[stats["note"] != ""].iterrows():
+            name = _variant_display(selections, r["variant"])
+            notes.append(f"{r['observation']} {name}: {r['note']}")
+    split = reported_split(selections)
+    fine = fine_label_results(selections, notes, split)
+    localisation, loc_figures, cells = pd.DataFrame(), [], ""
+    if cams and selections:
+        try:
+            localisation, loc_figures, cells = measure_localisation(
+                selections, preset.observations, tau=preset.tau, split=split
+            )
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            notes.append(f"CAM localisation not measured: {exc}")
+    return Results(
+        selections, notes, split, results, summary, stats, paired, run_stats, fine,
+        localisation, loc_figures, cells,
+    )  # fmt: skip
+
+
+def _variant_display(selections: Sequence[RunSelection], variant: str) -> str:
+    """``PU-RM τ=0.3``, ``U-Ones (iterations 600)``: a variant's name in notes."""
+    for sel in selections:
+        if sel.spec.variant == variant:
+            tau = "" if sel.spec.tau is None else f" τ={sel.spec.tau:g}"
+            return sel.spec.display + tau
+    return variant
+
+
+def make_tables(
+    results: Results,
+    grid: Sequence[Selection],
+    preset: Preset,
+    *,
+    methods: Sequence[str] | None = None,
+    taus: Sequence[float] | None = None,
+) -> list[Table]:
+    """The selections' tables, the fine-label table (human fine labels) and the localisation
+    table (phantom), from the aggregated results."""
+    settings = list(dict.fromkeys(s.spec.settings for s in results.selections)) or [()]
+    tables = build_tables(
+        grid,
+        list(preset.observations),
+        results.summary,
+        results.stats,
+        tau=preset.tau,
+        methods=methods,
+        taus=taus,
+        paired=results.paired,
+        settings=settings,
+    )
+    if not results.fine.empty:
+        tables.append(fine_label_table(results.fine))
+    if not results.localisation.empty:
+        tables.append(localisation_summary_table(results.localisation, results.cells))
+    return tables
+
+
+def make_figures(
     out: Path,
-    selections: Sequence[RunSelection],
-    summary: pd.DataFrame,
+    results: Results,
+    grid: Sequence[Selection],
     preset: Preset,
     methods: Sequence[str] | None,
-    split: str,
+    *,
+    cams: bool = True,
 ) -> list[Figure]:
-    """τ ablation (if Figure 4 is selected), score distributions and ROC curves on ``split``."""
+    """τ sweeps (Figure 4), score distributions and ROC curves on the reported split and the
+    CAMs (Figure 5), written under ``out/figures``."""
     from finegrain.experiment import plots
 
+    selections, summary, split = results.selections, results.summary, results.split
+    if not selections:
+        return []
     figures: list[Figure] = []
     fig_dir = out / "figures"
-    wanted = set(preset.selections) if "all" not in preset.selections else set(SELECTIONS)
-    if "figure4" in wanted and not summary.empty:
-        plots.save_figure(
-            plots.tau_ablation_figure(summary, preset.observations), fig_dir / "tau-ablation"
+    for selection in grid:
+        if not selection.is_sweep or summary.empty:
+            continue
+        figure = plots.tau_ablation_figure(
+            summary, preset.observations, swept=selection.swept, baselines=selection.baselines
         )
+        plots.save_figure(figure, fig_dir / "tau-ablation")
         figures.append(
             Figure(
-                "Figure 4: τ ablation",
+                f"{selection.title.split(':')[0]}: τ ablation",
                 fig_dir / "tau-ablation.png",
-                "PU-RM validation AUC^FG against τ (line: mean over seeds; band: ± std); dashed: "
-                "U-Ones and U-Ignore.",
+                f"{plots.display_name(selection.swept)} validation AUC^FG against τ (line: mean "
+                "over seeds; band: ± std); dashed: "
+                + " and ".join(plots.display_name(b) for b in selection.baselines)
+                + ".",
             )
         )
+    table_methods = _table_methods(grid, methods)
     for obs in preset.observations:
         scores = {}
-        for m in _table_methods(preset, methods):
-            t = method_tau(m, preset.tau)
-            group = [
-                s
-                for s in selections
-                if s.spec.observation == obs and s.spec.method == m and s.spec.tau == t
-            ]
-            frame = averaged_scores(group, split) if group else None
+        for key, group in _variants(selections, obs, table_methods, preset.tau).items():
+            frame = averaged_scores(group, split)
             if frame is not None:
-                scores[m] = frame
+                scores[key] = frame
         if not scores:
             continue
         slug = obs.lower().replace(" ", "-")
@@ -170,14 +267,36 @@ def write_figures(
                 "of the per-seed AUC^FG.",
             )
         )
+    if cams:
+        figures += write_cams(out, selections, preset, results.notes)
     return figures
+
+
+def _table_methods(grid: Sequence[Selection], methods: Sequence[str] | None) -> list[str]:
+    """The methods of the selections' tables, in order, once each."""
+    return list(dict.fromkeys(m for sel in grid for m in sel.table_methods(methods)))
+
+
+def _variants(
+    selections: Sequence[RunSelection], observation: str, methods: Sequence[str], tau: float
+) -> dict[str, list[RunSelection]]:
+    """The runs of ``observation`` of each table method (at ``tau`` when it uses τ), by variant
+    name in the figures (``U-Ones``, ``U-Ones (iterations 600)``)."""
+    out: dict[str, list[RunSelection]] = {}
+    for method in methods:
+        t = method_tau(method, tau)
+        for sel in selections:
+            spec = sel.spec
+            if spec.observation == observation and spec.method == method and spec.tau == t:
+                out.setdefault(spec.display, []).append(sel)
+    return out
 
 
 def write_cams(
     out: Path, selections: Sequence[RunSelection], preset: Preset, notes: list[str]
 ) -> list[Figure]:
-    """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (seed 0, chosen
-    checkpoints) on one atypical and one typical test positive per observation.
+    """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (:data:`COMPARED`; seed
+    0, chosen checkpoints) on one atypical and one typical test positive per observation.
 
     Skipped with a note when ``finegrain.predict.cam`` is unavailable or a piece is missing.
     """
@@ -191,7 +310,7 @@ def write_cams(
     figures = []
     for obs in preset.observations:
         pair = []
-        for method in ("u-ones", "pu-rm"):
+        for method in COMPARED:
             t = method_tau(method, preset.tau)
             found = [
                 s
@@ -200,6 +319,7 @@ def write_cams(
                 and s.spec.method == method
                 and s.spec.tau == t
                 and s.spec.seed == 0
+                and not s.spec.settings
                 and s.iteration is not None
             ]
             if found:
@@ -269,70 +389,16 @@ def write_outputs(
     config: dict | None = None,
     cams: bool = True,
 ) -> Outputs:
-    """Read the finished runs of ``specs`` under ``out/runs`` and write every output."""
+    """Read the finished runs of ``specs`` under ``out/runs`` and write every output:
+    collect -> aggregate -> tables -> figures -> files and report."""
     out = Path(out)
-    selections, notes = collect(specs, out / "runs")
-    results = results_table(selections)
-    summary = summary_table(results)
-    has_test = (results["split"] == "test").any() if not results.empty else False
-    stats = split_statistics(selections) if has_test else pd.DataFrame()
-    paired = paired_differences(selections, _table_methods(preset, methods), preset.tau)
-    run_stats = run_statistics(selections) if selections else pd.DataFrame()
-    if not stats.empty:
-        for _, r in stats[stats["note"] != ""].iterrows():
-            tau = "" if pd.isna(r["tau"]) else f" τ={r['tau']:g}"
-            notes.append(
-                f"{r['observation']} {METHOD_NAMES.get(r['method'], r['method'])}{tau}: {r['note']}"
-            )
-    tables = build_tables(
-        list(preset.selections),
-        list(preset.observations),
-        summary,
-        stats,
-        tau=preset.tau,
-        methods=methods,
-        taus=taus,
-        paired=paired,
-    )
-    split = reported_split(selections)
-    fine = fine_label_results(selections, notes, split)
-    if not fine.empty:
-        tables.append(fine_label_table(fine))
-    localisation, loc_figures = pd.DataFrame(), []
-    if cams and selections:
-        localisation, loc_figures = write_localisation(
-            out, selections, preset, split, tables, notes
-        )
-    paths = {"results": out / "results.csv"}
-    if not localisation.empty:
-        paths["localisation"] = out / "localisation.csv"
-    atomic_write_csv(paths["results"], results)
-    if not fine.empty:
-        paths["fine_labels"] = out / "fine-labels.csv"
-        atomic_write_csv(paths["fine_labels"], fine)
-    paths["paired"] = out / "paired-differences.csv"
-    atomic_write_csv(paths["paired"], paired)
-    paths["run_stats"] = out / "run-auc-ci.csv"
-    atomic_write_csv(paths["run_stats"], run_stats)
-    header = f"# finegrain benchmark ({preset.name} preset)\n\n"
-    note_md = "".join(f"- {n}\n" for n in notes)
-    paths["summary.md"] = out / "summary.md"
-    atomic_write_text(
-        paths["summary.md"],
-        header
-        + "\n".join(to_markdown(t) for t in tables)
-        + ("\n## Notes\n\n" + note_md if notes else ""),
-    )
-    paths["summary.tex"] = out / "summary.tex"
-    atomic_write_text(
-        paths["summary.tex"],
-        "% finegrain benchmark tables; needs \\usepackage{booktabs}\n"
-        + "\n".join(to_latex(t) for t in tables),
-    )
-    figures = write_figures(out, selections, summary, preset, methods, split) if selections else []
-    if cams and selections:
-        figures += write_cams(out, selections, preset, notes)
-    figures += loc_figures
+    grid = get_selections(preset.selections)
+    selections, notes = collect(specs, out / "runs", preset)
+    results = aggregate(selections, notes, grid, preset, methods=methods, cams=cams)
+    tables = make_tables(results, grid, preset, methods=methods, taus=taus)
+    located = localisation_figures(out, results)
+    figures = make_figures(out, results, grid, preset, methods, cams=cams) + located
+    paths = write_tables(out, results, tables, preset)
     paths["report.html"] = out / "report.html"
     write_report(
         paths["report.html"],
@@ -345,12 +411,48 @@ def write_outputs(
         tables=tables,
         figures=figures,
         config=config or {"preset": preset.to_dict()},
-        notes=notes,
+        notes=results.notes,
     )
     return Outputs(
-        tables, results, summary, stats, selections, notes, paths, paired, run_stats,
-        localisation, loc_figures,
+        tables, results.results, results.summary, results.stats, selections, results.notes,
+        paths, results.paired, results.run_stats, results.localisation, located,
     )  # fmt: skip
+
+
+def write_tables(
+    out: Path, results: Results, tables: Sequence[Table], preset: Preset
+) -> dict[str, Path]:
+    """``results.csv``, ``fine-labels.csv``, ``localisation.csv``, ``paired-differences.csv``,
+    ``run-auc-ci.csv``, ``summary.md`` and ``summary.tex``; returns their paths."""
+    files = {
+        "results": ("results.csv", results.results),
+        "fine_labels": ("fine-labels.csv", results.fine),
+        "localisation": ("localisation.csv", results.localisation),
+        "paired": ("paired-differences.csv", results.paired),
+        "run_stats": ("run-auc-ci.csv", results.run_stats),
+    }
+    paths: dict[str, Path] = {}
+    for key, (name, frame) in files.items():
+        if key in ("fine_labels", "localisation") and frame.empty:
+            continue
+        paths[key] = out / name
+        atomic_write_csv(paths[key], frame)
+    header = f"# finegrain benchmark ({preset.name} preset)\n\n"
+    note_md = "".join(f"- {n}\n" for n in results.notes)
+    paths["summary.md"] = out / "summary.md"
+    atomic_write_text(
+        paths["summary.md"],
+        header
+        + "\n".join(to_markdown(t) for t in tables)
+        + ("\n## Notes\n\n" + note_md if results.notes else ""),
+    )
+    paths["summary.tex"] = out / "summary.tex"
+    atomic_write_text(
+        paths["summary.tex"],
+        "% finegrain benchmark tables; needs \\usepackage{booktabs}\n"
+        + "\n".join(to_latex(t) for t in tables),
+    )
+    return paths
 
 
 def reported_split(selections: Sequence[RunSelection]) -> str:
@@ -359,44 +461,26 @@ def reported_split(selections: Sequence[RunSelection]) -> str:
     return "test" if any(s.run.has_predictions("test") for s in selections) else "validate"
 
 
-def write_localisation(
-    out: Path,
-    selections: Sequence[RunSelection],
-    preset: Preset,
-    split: str,
-    tables: list,
-    notes: list[str],
-) -> tuple[pd.DataFrame, list[Figure]]:
-    """Figure 5, measured, on a phantom benchmark's ``split``: ``localisation.csv``, its table
-    (appended to ``tables``) and one CAM comparison figure per observation. Nothing on data
-    without true lesion masks (real data)."""
+def localisation_figures(out: Path, results: Results) -> list[Figure]:
+    """Figure 5, measured, on a phantom benchmark: one CAM comparison figure per observation
+    (nothing on data without true lesion masks)."""
     from finegrain.experiment import plots
 
-    try:
-        table, loc_figures, cells = measure_localisation(
-            selections, preset.observations, tau=preset.tau, split=split
-        )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        notes.append(f"CAM localisation not measured: {exc}")
-        return pd.DataFrame(), []
-    if table.empty:
-        return table, []
-    atomic_write_csv(out / "localisation.csv", table)
-    tables.append(localisation_summary_table(table, cells))
     figures = []
-    for obs, fig in loc_figures:
+    for obs, fig in results.localisation_figures:
         stem = out / "figures" / f"localisation-{obs.lower().replace(' ', '-')}"
         plots.save_figure(fig, stem)
+        names = " and ".join(plots.display_name(m) for m in COMPARED)
         figures.append(
             Figure(
-                f"{obs}: CAMs of U-Ones and PU-RM against the true lesion ({cells})",
+                f"{obs}: CAMs of {names} against the true lesion ({results.cells})",
                 stem.with_suffix(".png"),
-                f"Seed 0 at the checkpoints chosen on validation, on the first {split} typical "
-                "positive, atypical positive and negative; green: the true lesion outline; one "
-                "colour scale per row (logit-difference units).",
+                f"Seed 0 at the checkpoints chosen on validation, on the first {results.split} "
+                "typical positive, atypical positive and negative; green: the true lesion "
+                "outline; one colour scale per row (logit-difference units).",
             )
         )
-    return table, figures
+    return figures
 
 
 def fine_label_results(
@@ -422,15 +506,31 @@ def fine_label_results(
 
 
 def paired_differences(
-    selections: Sequence[RunSelection], methods: Sequence[str], tau: float
+    selections: Sequence[RunSelection],
+    grid: Sequence[Selection],
+    tau: float,
+    methods: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """:func:`paired_difference` of every table method against U-Ones (validate and test)."""
-    frames = [
-        paired_difference(selections, method=m, tau=method_tau(m, tau))
-        for m in methods
-        if m != REFERENCE_METHOD
-    ]
-    has_reference = any(s.spec.method == REFERENCE_METHOD for s in selections)
-    if not frames or not has_reference:
+    """:func:`paired_difference` of every table method of each selection against the
+    selection's reference (validate and test), for every combination of the extra axes."""
+    settings = list(dict.fromkeys(s.spec.settings for s in selections)) or [()]
+    frames, done = [], set()
+    for selection in grid:
+        reference = selection.reference
+        if not any(s.spec.method == reference for s in selections):
+            continue
+        for method in selection.table_methods(methods):
+            t = method_tau(method, tau)
+            for values in settings:
+                request = (method, t, values, reference)
+                if method == reference or request in done:
+                    continue
+                done.add(request)
+                frames.append(
+                    paired_difference(
+                        selections, method=method, tau=t, reference=reference, settings=values
+                    )
+                )
+    if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.experiment.aggregate import fg_cases
-from finegrain.experiment.grid import METHOD_NAMES, format_tau
+from finegrain.experiment.grid import display_name, format_tau
 from finegrain.io import atomic_write_bytes
 from finegrain.observations import TYPICAL
 
@@ -49,10 +49,12 @@ def tau_ablation_figure(
     summary: pd.DataFrame,
     observations: Sequence[str],
     *,
-    baselines: Sequence[str] = ("u-ones", "u-ignore"),
+    swept: str,
+    baselines: Sequence[str],
     split: str = "validate",
 ):
-    """PU-RM AUC^FG against τ (mean line, ±std band) with the baselines as horizontal lines."""
+    """The ``swept`` method's AUC^FG against τ (mean line, ±std band) with the ``baselines``
+    as horizontal lines (Figure 4: PU-RM with U-Ones and U-Ignore)."""
     plt = _pyplot()
     fig, axes = plt.subplots(
         1, len(observations), figsize=(4.2 * len(observations), 3.4), squeeze=False
@@ -60,14 +62,14 @@ def tau_ablation_figure(
     for ax, obs in zip(axes[0], observations, strict=True):
         rows = summary[
             (summary["observation"] == obs)
-            & (summary["method"] == "pu-rm")
+            & (summary["method"] == swept)
             & (summary["split"] == split)
             & summary["tau"].notna()
         ].sort_values("tau")
         taus = rows["tau"].astype(float).to_numpy()
         mean = rows["auc_fg_mean"].astype(float).to_numpy()
         std = np.nan_to_num(rows["auc_fg_std"].astype(float).to_numpy())
-        ax.plot(taus, mean, "o-", color="C3", label="PU-RM")
+        ax.plot(taus, mean, "o-", color="C3", label=display_name(swept))
         ax.fill_between(taus, mean - std, mean + std, color="C3", alpha=0.2, linewidth=0)
         for i, b in enumerate(baselines):
             base = summary[
@@ -81,7 +83,7 @@ def tau_ablation_figure(
                 float(base["auc_fg_mean"].iloc[0]),
                 color=f"C{i}",
                 linestyle="--",
-                label=METHOD_NAMES.get(b, b),
+                label=display_name(b),
             )
         ax.set_title(obs)
         ax.set_xlabel("τ")
@@ -96,7 +98,8 @@ def tau_ablation_figure(
 
 def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
     """Histograms of the positive-class probability of atypical vs typical positives, one panel
-    per method (``scores``: method -> seed-averaged predictions of ``observation`` on ``split``)."""
+    per variant (``scores``: its name -> seed-averaged predictions of ``observation`` on
+    ``split``)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -110,7 +113,7 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
         typical = cases["subcategory"] == TYPICAL
         ax.hist(cases.loc[~typical, "score"], bins=bins, alpha=0.6, color="C0", label="atypical")
         ax.hist(cases.loc[typical, "score"], bins=bins, alpha=0.6, color="C3", label="typical")
-        ax.set_title(METHOD_NAMES.get(method, method), fontsize=10)
+        ax.set_title(display_name(method), fontsize=10)
         ax.set_xlabel("P(positive)")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
         ax.legend(fontsize=7)
@@ -133,7 +136,7 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
             continue
         fpr, tpr, _ = roc_curve(y, cases["score"].to_numpy(dtype=float))
         value = roc_auc_score(y, cases["score"].to_numpy(dtype=float))
-        ax.plot(fpr, tpr, color=f"C{i}", label=f"{METHOD_NAMES.get(method, method)} ({value:.3f})")
+        ax.plot(fpr, tpr, color=f"C{i}", label=f"{display_name(method)} ({value:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")
@@ -147,7 +150,8 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
 
 
 def study_map_figure(table: pd.DataFrame, observation: str, *, split: str = "test"):
-    """The study's map for one observation: the paired difference PU-RM − U-Ones (dot) and its
+    """The study's map for one observation: the paired difference method − reference (dot; the
+    table's ``method`` and ``reference`` columns, PU-RM − U-Ones in the paper's study) and its
     95% CI (bar) at every condition, grouped by knob, with the zero line."""
     plt = _pyplot()
     rows = table[(table["observation"] == observation) & (table["split"] == split)]
@@ -164,7 +168,9 @@ def study_map_figure(table: pd.DataFrame, observation: str, *, split: str = "tes
         labels.append(f"{label} ({int(r['seeds'])} seeds)")
     ax.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel(f"Δ AUC$^{{FG}}$ ({split}), PU-RM − U-Ones")
+    compared = table.iloc[0] if len(table) else {}
+    what = f"{display_name(compared.get('method', ''))} − {display_name(compared.get('reference', ''))}"
+    ax.set_xlabel(f"Δ AUC$^{{FG}}$ ({split}), {what}")
     ax.set_title(observation, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

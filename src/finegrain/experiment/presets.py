@@ -18,6 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from finegrain.registry import Registry
+
 #: TrainConfig fields the grid sets for each run; a preset's template may not set them.
 GRID_FIELDS: frozenset[str] = frozenset(
     {"index", "cache", "observation", "method", "tau", "seed", "out", "eval_splits"}
@@ -96,6 +98,14 @@ class Preset:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> Preset:
+        """Inverse of :meth:`to_dict` (e.g. the preset recorded in a benchmark's
+        ``benchmark.json``); lists become tuples again."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**values)
+
 
 #: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
 #: batch 32, 50k iterations with a checkpoint every 10k (TrainConfig's defaults), 3 seeds,
@@ -128,13 +138,12 @@ DEMO = Preset(
     jobs=2,
 )
 
-PRESETS: dict[str, Preset] = {"paper": PAPER, "demo": DEMO}
+#: Every preset by name (filled at import; a user's module may register its own).
+PRESETS: Registry[Preset] = Registry("preset")
+PRESETS.register("demo", DEMO)
+PRESETS.register("paper", PAPER)
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}"
-        ) from None
+    """The preset called ``name``; a :class:`~finegrain.errors.FinegrainError` lists them."""
+    return PRESETS.get(name)

@@ -12,11 +12,11 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finegrain.experiment.grid import RunSpec, grid_for
+from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_config
 from finegrain.experiment.launchers import (
     Launcher,
     LocalLauncher,
@@ -46,6 +46,8 @@ class DataSource:
     cache: Path | None = None
     openi: Path | None = None
     openi_views: Path | None = None
+    #: ``make_phantom`` keywords over the preset's (a study's condition: its knobs)
+    phantom_options: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         chosen = sum(
@@ -91,19 +93,20 @@ def prepare_data(
         marker = data / "phantom.done"
         if not marker.exists():
             t0 = time.perf_counter()
+            options = {
+                "studies": preset.phantom_studies,
+                "size": preset.phantom_size,
+                "seed": 0,
+                "eval_studies": preset.phantom_eval_studies,
+                **source.phantom_options,
+            }
             log.info(
-                "making the phantom: %d studies at %d px",
-                preset.phantom_studies,
-                preset.phantom_size,
+                "making the phantom: %d studies at %d px%s",
+                options["studies"],
+                options["size"],
+                f" ({source.phantom_options})" if source.phantom_options else "",
             )
-            make_phantom(
-                root,
-                studies=preset.phantom_studies,
-                size=preset.phantom_size,
-                seed=0,
-                progress=progress,
-                eval_studies=preset.phantom_eval_studies,
-            )
+            make_phantom(root, progress=progress, **options)
             atomic_write_text(marker, "")
             seconds["phantom"] = time.perf_counter() - t0
     elif source.openi is not None:
@@ -152,29 +155,6 @@ def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):
     return index_openi(source.openi, views=views, views_table=table, progress=progress)
 
 
-def train_config(spec: RunSpec, preset: Preset, data: BenchmarkData, run_dir: Path, **extra):
-    """The :class:`~finegrain.train.config.TrainConfig` of one run of the grid: the preset's
-    training template, then ``extra`` (non-``None`` runtime choices such as ``device``), then
-    the run's identity, data and directory."""
-    from finegrain.train.config import TrainConfig
-
-    values = {**preset.train, **{k: v for k, v in extra.items() if v is not None}}
-    values.update(
-        index=str(Path(data.index).resolve()),  # absolute: the run's record works from anywhere
-        cache=str(Path(data.cache).resolve()),
-        observation=spec.observation,
-        method=spec.method,
-        tau=spec.tau if spec.tau is not None else preset.tau,
-        seed=spec.seed,
-        out=str(run_dir),
-        eval_splits=("validate", "test"),
-    )
-    try:
-        return TrainConfig(**values)
-    except TypeError as exc:  # an unknown keyword in extra
-        raise ValueError(f"not a TrainConfig field: {exc}") from None
-
-
 @dataclass
 class GridOutcome:
     trained: list[RunSpec] = field(default_factory=list)
@@ -209,7 +189,7 @@ def plan_runs(
     extra = {"device": device} if device else {}
     todo, finished, conflicts = [], [], []
     for spec in specs:
-        run = RunDirectory(spec.directory(runs_root))
+        run = RunDirectory(run_directory(spec, preset, runs_root))
         done = run.is_done()
         if done or (run.has_config() and run.checkpoints()):
             wanted = train_config(spec, preset, data, run.path, **extra)
@@ -268,7 +248,7 @@ def run_grid(
 
     def tasks():
         for spec in todo:
-            run_dir = spec.directory(runs_root)
+            run_dir = run_directory(spec, preset, runs_root)
             if before_run is not None:
                 before_run(spec, run_dir)
             config = train_config(spec, preset, data, run_dir, **extra)
@@ -346,6 +326,7 @@ def run_benchmark(
     *,
     methods: Sequence[str] | None = None,
     taus: Sequence[float] | None = None,
+    axes: Mapping[str, Sequence] | None = None,
     device: str | None = None,
     jobs: int | None = None,
     progress: bool = True,
@@ -357,7 +338,9 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """The whole benchmark; see the module docstring. Returns what was done and written.
 
-    ``report_only`` trains nothing and rebuilds the outputs from the finished runs. ``jobs``
+    ``report_only`` trains nothing and rebuilds the outputs from the finished runs of the
+    request recorded in ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when
+    there is none). ``jobs``
     (default: the preset's) is capped at the CPU count. ``launcher`` (default: local worker
     processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
     :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
@@ -367,6 +350,10 @@ def run_benchmark(
 
     out = Path(out)
     t_start = time.perf_counter()
+    recorded = _recorded_request(out) if report_only else None
+    if recorded is not None:  # the report of the runs the recorded request trained
+        preset = Preset.from_dict(recorded["preset"])
+        methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
     specs = grid_for(
         preset.selections,
         observations=preset.observations,
@@ -374,12 +361,14 @@ def run_benchmark(
         tau=preset.tau,
         taus=taus,
         methods=methods,
+        axes=axes,
     )
     config = {
         "preset": preset.to_dict(),
         "data": source.describe(),
         "methods": list(methods) if methods else None,
         "taus": list(taus) if taus else None,
+        "axes": {k: list(v) for k, v in axes.items()} if axes else None,
         "device": device,
         "jobs": jobs,
         "launcher": launcher.name if launcher is not None else "local",
@@ -388,8 +377,10 @@ def run_benchmark(
     }
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()
-        grid.skipped = [s for s in specs if RunDirectory(s.directory(out / "runs")).is_done()]
-        config = _recorded_request(out) or config
+        grid.skipped = [
+            s for s in specs if RunDirectory(run_directory(s, preset, out / "runs")).is_done()
+        ]
+        config = recorded or config
     else:
         data = prepare_data(source, out, preset, progress=progress)
         # refuse runs recorded with other settings before benchmark.json claims the new ones

@@ -94,18 +94,30 @@ class RunSelection:
         return None if rows.empty else rows.iloc[-1].to_dict()
 
 
-def select_run(run_dir: str | Path, *, split: str = "validate") -> RunSelection:
-    """Read a finished run directory and choose its checkpoint by ``split`` AUC^FG."""
+def select_run(
+    run_dir: str | Path, *, split: str = "validate", spec: RunSpec | None = None
+) -> RunSelection:
+    """Read a finished run directory and choose its checkpoint by ``split`` AUC^FG.
+
+    ``spec``: the grid's run expected there (its extra axes cannot be read back from the
+    configuration alone); a note says so when the recorded configuration disagrees with it.
+    """
     run_dir = Path(run_dir)
     config = RunDirectory(run_dir).read_config()
     metrics = read_metrics(run_dir)
     selection = RunSelection(
-        read_spec(run_dir, config),
+        spec or read_spec(run_dir, config),
         run_dir,
         metrics,
         select_iteration(metrics, split=split),
         config=config,
     )
+    if spec is not None:
+        wrong = {k: config.get(k) for k, v in spec.config_values().items() if config.get(k) != v}
+        if wrong:
+            selection.notes.append(
+                f"{run_dir}: its recorded config ({wrong}) is not that of {spec.label}"
+            )
     if selection.iteration is None:
         selection.notes.append(f"no {split} evaluation with a defined AUC^FG; no checkpoint chosen")
     return selection

@@ -32,24 +32,13 @@ from typing import Any
 
 import pandas as pd
 
-from finegrain.experiment.grid import REFERENCE_METHOD, RunSpec, format_tau, method_tau
+from finegrain.experiment.grid import Grid, RunSpec, display_name, format_tau, method_tau
 from finegrain.experiment.presets import Preset
 from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, atomic_write_text
+from finegrain.train.methods import BASELINE_METHOD, METHODS, PAPER_METHOD
 
 log = logging.getLogger(__name__)
 
-#: The method under study and its reference.
-METHOD = "pu-rm"
-#: Every method trained at the calibrated point.
-ALL_METHODS: tuple[str, ...] = (
-    "u-ignore",
-    "u-zeros",
-    "u-ones",
-    "u-ones-ls",
-    "p-rm",
-    "u-rm",
-    "pu-rm",
-)
 #: The calibrated phantom's data folder name.
 CALIBRATED = "calibrated"
 
@@ -57,7 +46,8 @@ CALIBRATED = "calibrated"
 @dataclass
 class Condition:
     """One point of the study: a phantom (``phantom``: keyword overrides of ``make_phantom``
-    relative to the calibrated defaults), a τ, the methods trained there and their seeds."""
+    relative to the calibrated defaults) and the grid trained on it (its methods at a τ, and
+    their seeds)."""
 
     knob: str  # "calibrated", a phantom knob, "tau" or "methods"
     value: str  # the knob's value as text ("" at the calibrated point)
@@ -78,14 +68,14 @@ class Condition:
         """The phantom this condition trains on (``calibrated`` unless it overrides a knob)."""
         return self.key if self.phantom else CALIBRATED
 
+    def grid(self, observations: Sequence[str]) -> Grid:
+        """Its grid: the observations × its methods at its τ × its seeds."""
+        cells = tuple((m, method_tau(m, self.tau)) for m in self.methods)
+        return Grid(tuple(observations), cells, self.seeds)
+
     def specs(self, observations: Sequence[str]) -> list[RunSpec]:
         """Its runs, seed-major (all variants of seed 0 first) so a partial run pairs."""
-        return [
-            RunSpec(obs, m, method_tau(m, self.tau), seed)
-            for seed in range(self.seeds)
-            for obs in observations
-            for m in self.methods
-        ]
+        return self.grid(observations).specs()
 
 
 def slug(text: str) -> str:
@@ -96,16 +86,20 @@ def slug(text: str) -> str:
 @dataclass
 class StudyPlan:
     """The study's grid. ``sweeps`` maps a phantom knob to ``{label: make_phantom overrides}``
-    for the values beyond the calibrated point."""
+    for the values beyond the calibrated point; ``method`` is compared with ``reference`` at
+    every condition."""
 
     observations: tuple[str, ...] = ("Consolidation", "Edema")
+    method: str = PAPER_METHOD
+    reference: str = BASELINE_METHOD
     tau: float = 0.3
     seeds: int = 5  # PU-RM and U-Ones at the calibrated point
     sweep_seeds: int = 3  # PU-RM and U-Ones at every sweep point
     tau_seeds: int = 3  # PU-RM at each τ (paired with the calibrated U-Ones)
     other_seeds: int = 2  # the other methods at the calibrated point
     taus: tuple[float, ...] = (0.1, 0.5, 0.7, 0.9)
-    other_methods: tuple[str, ...] = tuple(m for m in ALL_METHODS if m not in (METHOD, "u-ones"))
+    #: every other method trained at the calibrated point (default: every registered one)
+    other_methods: tuple[str, ...] | None = None
     sweeps: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: make_phantom keywords common to every phantom of the study (e.g. evaluation split sizes)
     phantom: dict[str, Any] = field(default_factory=dict)
@@ -124,11 +118,17 @@ class StudyPlan:
         rank = {k: i for i, k in enumerate(self.order)}
         return sorted(found, key=lambda c: (rank.get(c.key, len(rank)), keys.index(c.key)))
 
+    def others(self) -> tuple[str, ...]:
+        """The other methods trained at the calibrated point."""
+        if self.other_methods is not None:
+            return tuple(self.other_methods)
+        return tuple(m for m in METHODS if m not in (self.method, self.reference))
+
     def _conditions(self) -> list[Condition]:
-        pair = (REFERENCE_METHOD, METHOD)
+        pair = (self.reference, self.method)
         out = [Condition(CALIBRATED, "", pair, self.seeds, self.tau)]
         out += [
-            Condition("tau", format_tau(t), (METHOD,), self.tau_seeds, float(t))
+            Condition("tau", format_tau(t), (self.method,), self.tau_seeds, float(t))
             for t in self.taus
             if not math.isclose(t, self.tau)
         ]
@@ -137,8 +137,8 @@ class StudyPlan:
                 out.append(
                     Condition(knob, label, pair, self.sweep_seeds, self.tau, dict(overrides))
                 )
-        if self.other_methods:
-            out.append(Condition("methods", "", tuple(self.other_methods), self.other_seeds))
+        if self.others():
+            out.append(Condition("methods", "", self.others(), self.other_seeds))
         return out
 
     def to_dict(self) -> dict:
@@ -209,24 +209,12 @@ def default_plan() -> StudyPlan:
 def condition_data(folder: Path, plan: StudyPlan, condition: Condition, preset: Preset, *,
                    progress: bool = False):  # fmt: skip
     """Make (or reuse) the phantom of ``condition`` under ``folder/data`` and its index and cache
-    (:func:`finegrain.experiment.runner.prepare_data`)."""
-    from finegrain.data.phantom import make_phantom
+    (:func:`finegrain.experiment.runner.prepare_data` with the condition's knobs)."""
     from finegrain.experiment.runner import DataSource, prepare_data
 
-    phantom = folder / "data" / "phantom"
-    marker = folder / "data" / "phantom.done"
-    if not marker.exists():
-        options = {**plan.phantom, **condition.phantom}
-        log.info("phantom %s: %s", condition.data_key, options or "calibrated defaults")
-        kwargs = {
-            "studies": preset.phantom_studies,
-            "size": preset.phantom_size,
-            "seed": 0,
-            "eval_studies": preset.phantom_eval_studies,
-        }
-        make_phantom(phantom, progress=progress, **{**kwargs, **options})
-        atomic_write_text(marker, "")
-    return prepare_data(DataSource(mimic=phantom), folder, preset, progress=progress)
+    options = {**plan.phantom, **condition.phantom}
+    source = DataSource(phantom=True, phantom_options=options)
+    return prepare_data(source, folder, preset, progress=progress)
 
 
 def _cpu_seconds() -> float:
@@ -329,7 +317,7 @@ def decide(ci_low: float, ci_high: float) -> str:
     return "no"
 
 
-def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition]):
+def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition], preset: Preset):
     """Finished runs per phantom folder (every condition's specs), with their notes."""
     from finegrain.experiment.outputs import collect
 
@@ -339,36 +327,41 @@ def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition]):
         specs += [s for s in c.specs(plan.observations) if s not in specs]
     found = {}
     for key, specs in by_data.items():
-        found[key] = (specs, *collect(specs, out / "conditions" / key / "runs"))
+        found[key] = (specs, *collect(specs, out / "conditions" / key / "runs", preset))
     return found
 
 
-def study_table(out: Path, plan: StudyPlan, *, n_boot: int = 2000) -> pd.DataFrame:
-    """Paired difference PU-RM − U-Ones at every condition (but ``methods``), per observation
-    and split, with the pre-registered decision (test split only)."""
+def study_table(out: Path, plan: StudyPlan, preset: Preset, *, n_boot: int = 2000) -> pd.DataFrame:
+    """Paired difference method − reference (PU-RM − U-Ones) at every condition (but
+    ``methods``), per observation and split, with the pre-registered decision (test split
+    only)."""
     from finegrain.experiment.aggregate import PAIRED_COLUMNS, paired_difference
 
     conditions = [c for c in plan.conditions() if c.knob != "methods"]
-    found = _selections(out, plan, conditions)
+    found = _selections(out, plan, conditions, preset)
     infeasible = infeasible_conditions(out)
     frames = []
     for c in conditions:
         _, selections, _ = found[c.data_key]
-        mine = [s for s in selections if s.spec.method == METHOD and s.spec.tau == c.tau]
+        tau = method_tau(plan.method, c.tau)
+        mine = [s for s in selections if s.spec.method == plan.method and s.spec.tau == tau]
         seeds = {s.spec.seed for s in mine}
-        ref = [s for s in selections if s.spec.method == REFERENCE_METHOD]
+        ref = [s for s in selections if s.spec.method == plan.reference]
         if c.knob == "tau":  # paired on the τ condition's seeds only
             ref = [s for s in ref if s.spec.seed in seeds]
-        frame = paired_difference(mine + ref, method=METHOD, tau=c.tau, n_boot=n_boot)
+        frame = paired_difference(
+            mine + ref, method=plan.method, tau=tau, reference=plan.reference, n_boot=n_boot
+        )
         if frame.empty:
             frame = pd.DataFrame(
                 [
                     {
                         "observation": o,
-                        "method": METHOD,
-                        "tau": c.tau,
+                        "method": plan.method,
+                        "tau": tau,
+                        "variant": RunSpec(o, plan.method, tau, 0).variant,
                         "split": sp,
-                        "reference": REFERENCE_METHOD,
+                        "reference": plan.reference,
                         "seeds": 0,
                         "note": (
                             f"not feasible: {infeasible[c.key]}"
@@ -422,7 +415,7 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     from finegrain.experiment.tables import Table, to_markdown
 
     out = Path(out)
-    table = study_table(out, plan)
+    table = study_table(out, plan, preset)
     atomic_write_csv(out / "study.csv", table)
     tables: list[Table] = [study_summary_table(table, plan.observations)]
     figures: list[Figure] = []
@@ -433,21 +426,24 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
             plots.save_figure(plots.study_map_figure(table, obs), stem)
             figures.append(
                 Figure(
-                    f"{obs}: where does PU-RM beat U-Ones?",
+                    f"{obs}: where does {display_name(plan.method)} beat "
+                    f"{display_name(plan.reference)}?",
                     stem.with_suffix(".png"),
-                    "Paired difference of test AUC^FG, PU-RM − U-Ones, at each condition (dot: "
+                    f"Paired difference of test AUC^FG, {display_name(plan.method)} − "
+                    f"{display_name(plan.reference)}, at each condition (dot: "
                     "mean over paired seeds; bar: 95% hierarchical bootstrap CI over seeds and "
-                    "cases). Right of 0: PU-RM ranks typical above atypical positives better.",
+                    f"cases). Right of 0: {display_name(plan.method)} ranks typical above "
+                    "atypical positives better.",
                 )
             )
     # each phantom folder's own benchmark report (all its methods; the calibrated one with CAMs)
     conditions = plan.conditions()
-    found = _selections(out, plan, conditions)
+    found = _selections(out, plan, conditions, preset)
     for key, (specs, selections, run_notes) in found.items():
         notes += [f"{key}: {n}" for n in run_notes]
         if not selections:
             continue
-        methods = [m for m in ALL_METHODS if any(s.method == m for s in specs)]
+        methods = [m for m in METHODS if any(s.method == m for s in specs)]
         taus = sorted({s.tau for s in specs if s.tau is not None})
         cond_preset = preset.replace(
             observations=tuple(plan.observations),
@@ -471,8 +467,9 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
                 atomic_write_csv(out / "study-localisation.csv", outputs.localisation)
             figures += outputs.localisation_figures
     timing = read_timing(out)
+    compared = f"{display_name(plan.method)} − {display_name(plan.reference)}"
     lead = (
-        f"PU-RM − U-Ones over {len(conditions)} conditions; observations "
+        f"{compared} over {len(conditions)} conditions; observations "
         f"{', '.join(plan.observations)}; {preset.setting('model')}, {preset.image_size} px, "
         f"{preset.setting('iterations')} iterations (checkpoint every {preset.setting('checkpoint_every')}); "
         f"{timing}. Decision rule (pre-registered, docs/study.md): "
@@ -490,7 +487,7 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     )
     atomic_write_text(
         out / "study.md",
-        "# finegrain study: PU-RM − U-Ones\n\n"
+        f"# finegrain study: {compared}\n\n"
         + lead
         + "\n\n"
         + "\n".join(to_markdown(t) for t in tables)
@@ -516,7 +513,7 @@ def read_timing(out: Path) -> str:
 def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
     """The map as a table: one row per condition, per observation the test difference with its
     CI, the DeLong p, the seeds and the decision."""
-    from finegrain.experiment.tables import Table, _p_value, difference_with_ci
+    from finegrain.experiment.tables import Table, difference_with_ci, p_value
 
     header = ["Condition"]
     for obs in observations:
@@ -537,14 +534,14 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
             r = r.iloc[0].to_dict()
             cells += [
                 difference_with_ci(r),
-                _p_value(r["delong_p"]),
+                p_value(r["delong_p"]),
                 f"{int(r['seeds'])}; {int(r['n_atypical'])} atyp. / {int(r['n_typical'])} typ.",
                 r["decision"],
             ]
         rows.append(cells)
     return Table(
         "study",
-        "The study: paired difference PU-RM − U-Ones of test AUC^FG at each condition",
+        f"The study: paired difference {_compared(table)} of test AUC^FG at each condition",
         header,
         rows,
         caption="Mean over paired seeds (same seed and data order) of the per-seed difference at "
@@ -554,14 +551,21 @@ def study_summary_table(table: pd.DataFrame, observations: Sequence[str]):
     )
 
 
+def _compared(table: pd.DataFrame) -> str:
+    """``PU-RM − U-Ones``: the comparison a study table holds (its method and reference)."""
+    if table.empty:
+        return "method − reference"
+    first = table.iloc[0]
+    return f"{display_name(first['method'])} − {display_name(first['reference'])}"
+
+
 def mechanism_summary_table(mechanism: pd.DataFrame):
     """Where PCE acts at the calibrated point: share of positives with p ≤ τ and mean p."""
-    from finegrain.experiment.grid import METHOD_NAMES
     from finegrain.experiment.tables import Table
 
     rows = []
     for _, r in mechanism.iterrows():
-        name = METHOD_NAMES.get(r["method"], r["method"])
+        name = display_name(r["method"])
         if not pd.isna(r["tau"]):
             name += f" τ = {format_tau(r['tau'])}"
         rows.append(

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from finegrain.experiment.grid import (
-    FIGURE4_TAUS,
-    METHOD_NAMES,
-    REFERENCE_METHOD,
-    SELECTIONS,
+    RunSpec,
+    Selection,
+    display_name,
     format_tau,
     method_tau,
 )
@@ -52,17 +51,40 @@ def _number(x: float, digits: int = 4) -> str:
     return DASH if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _p_value(p: float) -> str:
+def p_value(p: float) -> str:
+    """``0.0123``, ``< 0.0001``, or a dash when missing."""
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return DASH
     return "< 0.0001" if p < 1e-4 else f"{p:.4f}"
 
 
-def _lookup(frame: pd.DataFrame, observation: str, method: str, tau: float | None, **eq) -> dict:
+@dataclass(frozen=True)
+class Row:
+    """A row of a table: its label and the variant of the grid it shows
+    (:attr:`finegrain.experiment.grid.RunSpec.variant`)."""
+
+    label: str
+    variant: str
+    method: str = ""
+
+
+def variant_rows(
+    methods: Sequence[str], tau: float, settings: Sequence[tuple] = ((),)
+) -> list[Row]:
+    """A row per method (at ``tau`` when its loss uses τ) and per combination of the grid's
+    other axes (``settings``)."""
+    rows = []
+    for method in methods:
+        for values in settings:
+            spec = RunSpec("", method, method_tau(method, tau), 0, tuple(values))
+            rows.append(Row(spec.display, spec.variant, method))
+    return rows
+
+
+def _lookup(frame: pd.DataFrame, observation: str, variant: str, **eq) -> dict:
     if frame is None or frame.empty:
         return {}
-    sel = (frame["observation"] == observation) & (frame["method"] == method)
-    sel &= frame["tau"].isna() if tau is None else (frame["tau"].astype(float) - tau).abs() < 1e-9
+    sel = (frame["observation"] == observation) & (frame["variant"] == variant)
     for column, value in eq.items():
         sel &= frame[column] == value
     rows = frame[sel]
@@ -103,21 +125,19 @@ def _with_counts(title: str, counts: str) -> str:
 def method_table(
     key: str,
     title: str,
-    methods: Sequence[str],
+    variants: Sequence[Row],
     observations: Sequence[str],
     summary: pd.DataFrame,
     *,
-    tau: float,
     split: str = "validate",
     metric: str = "auc_fg",
 ) -> Table:
-    """Rows = methods, columns = observations, ``metric`` mean ± std over seeds on ``split``."""
+    """Rows = variants, columns = observations, ``metric`` mean ± std over seeds on ``split``."""
     rows = []
-    for method in methods:
-        t = method_tau(method, tau)
-        cells = [METHOD_NAMES.get(method, method)]
+    for row in variants:
+        cells = [row.label]
         for obs in observations:
-            r = _lookup(summary, obs, method, t, split=split)
+            r = _lookup(summary, obs, row.variant, split=split)
             cells.append(mean_std(r.get(f"{metric}_mean"), r.get(f"{metric}_std")))
         rows.append(cells)
     header = ["Method"] + [
@@ -129,33 +149,32 @@ def method_table(
 def test_table(
     key: str,
     title: str,
-    methods: Sequence[str],
+    variants: Sequence[Row],
     observations: Sequence[str],
     summary: pd.DataFrame,
     stats: pd.DataFrame,
     *,
-    tau: float,
-    reference: str = REFERENCE_METHOD,
+    reference: str,
 ) -> Table:
-    """Test AUC^FG at the validation-chosen checkpoints, its bootstrap CI and DeLong p."""
+    """Test AUC^FG at the validation-chosen checkpoints, its bootstrap CI and DeLong p against
+    the ``reference`` method."""
     header = ["Method"]
     for obs in observations:
         header += [
             _with_counts(f"{obs} AUC^FG", _counts(summary, obs, "test", "auc_fg")),
             f"{obs} 95% CI",
-            f"{obs} p vs {METHOD_NAMES[reference]}",
+            f"{obs} p vs {display_name(reference)}",
         ]
     rows = []
-    for method in methods:
-        t = method_tau(method, tau)
-        cells = [METHOD_NAMES.get(method, method)]
+    for row in variants:
+        cells = [row.label]
         for obs in observations:
-            r = _lookup(summary, obs, method, t, split="test")
-            s = _lookup(stats, obs, method, t)
+            r = _lookup(summary, obs, row.variant, split="test")
+            s = _lookup(stats, obs, row.variant)
             cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
             lo, hi = s.get("ci_low", math.nan), s.get("ci_high", math.nan)
             cells.append(DASH if math.isnan(lo) else f"[{_number(lo)}, {_number(hi)}]")
-            cells.append(_p_value(s.get("delong_p", math.nan)))
+            cells.append(p_value(s.get("delong_p", math.nan)))
         rows.append(cells)
     return Table(key, title, header, rows)
 
@@ -177,17 +196,14 @@ def difference_with_ci(row: dict) -> str:
 
 def paired_line(row: dict) -> str:
     """One sentence for a paired difference (the CLI prints these under Table 2)."""
-    what = (
-        f"{METHOD_NAMES.get(row['method'], row['method'])} − "
-        f"{METHOD_NAMES.get(row['reference'], row['reference'])}"
-    )
+    what = f"{display_name(row['method'])} − {display_name(row['reference'])}"
     where = f"{row['observation']}, {row['split']}"
     if row.get("note"):
         return f"{what} ({where}): {row['note']}"
     return (
         f"{what} ({where}): Δ AUC^FG {signed(row['difference'])}, 95% CI "
         f"[{signed(row['ci_low'])}, {signed(row['ci_high'])}] over {int(row['seeds'])} paired "
-        f"seed(s); DeLong p {_p_value(row['delong_p'])} (seed-averaged scores); "
+        f"seed(s); DeLong p {p_value(row['delong_p'])} (seed-averaged scores); "
         f"n = {int(row['n_atypical'])} atypical / {int(row['n_typical'])} typical"
     )
 
@@ -198,34 +214,31 @@ def paired_table(
     paired: pd.DataFrame,
     observations: Sequence[str],
     *,
-    methods: Sequence[str] | None = None,
+    variants: Sequence[Row] | None = None,
     splits: Sequence[str] = ("validate", "test"),
 ) -> Table:
-    """Paired differences (method − reference) of AUC^FG: rows = comparison × split, columns
+    """Paired differences (variant − reference) of AUC^FG: rows = comparison × split, columns
     per observation = difference [95% CI], DeLong p, seeds and cases."""
     header = ["Comparison"]
     for obs in observations:
         header += [f"{obs} Δ AUC^FG [95% CI]", f"{obs} DeLong p", f"{obs} seeds; n"]
     rows = []
-    variants = paired[["method", "tau", "reference"]].drop_duplicates() if len(paired) else []
-    for _, v in variants.iterrows() if len(paired) else []:
-        if methods is not None and v["method"] not in methods:
+    found = paired[["variant", "reference"]].drop_duplicates() if len(paired) else []
+    labels = {row.variant: row.label for row in variants} if variants is not None else None
+    for _, v in found.iterrows() if len(paired) else []:
+        if labels is not None and v["variant"] not in labels:
             continue
         for split in splits:
-            name = (
-                f"{METHOD_NAMES.get(v['method'], v['method'])} − "
-                f"{METHOD_NAMES.get(v['reference'], v['reference'])} ({split})"
-            )
-            cells = [name]
+            label = labels[v["variant"]] if labels is not None else v["variant"]
+            cells = [f"{label} − {display_name(v['reference'])} ({split})"]
             for obs in observations:
-                tau = None if pd.isna(v["tau"]) else float(v["tau"])
-                r = _lookup(paired, obs, v["method"], tau, split=split, reference=v["reference"])
+                r = _lookup(paired, obs, v["variant"], split=split, reference=v["reference"])
                 if not r or r.get("note"):
                     cells += [DASH, DASH, DASH]
                     continue
                 cells += [
                     difference_with_ci(r),
-                    _p_value(r["delong_p"]),
+                    p_value(r["delong_p"]),
                     f"{int(r['seeds'])}; {int(r['n_atypical'])} atypical / "
                     f"{int(r['n_typical'])} typical",
                 ]
@@ -234,34 +247,38 @@ def paired_table(
 
 
 def tau_table(
+    selection: Selection,
     observations: Sequence[str],
     summary: pd.DataFrame,
     *,
-    taus: Sequence[float] = FIGURE4_TAUS,
-    baselines: Sequence[str] = ("u-ones", "u-ignore"),
+    taus: Sequence[float] | None = None,
+    tau: float = 0.3,
+    settings: Sequence[tuple] = ((),),
 ) -> Table:
-    """Figure 4 as numbers: PU-RM validation AUC^FG for each τ, then the baselines."""
+    """A τ sweep as numbers (Figure 4): the swept method's validation AUC^FG for each τ, then
+    the baselines."""
+    variants = []
+    for t in taus or selection.taus:
+        for values in settings:
+            spec = RunSpec("", selection.swept, float(t), 0, tuple(values))
+            label = f"{spec.display} τ = {format_tau(t)}"
+            variants.append(Row(label, spec.variant, selection.swept))
+    variants += variant_rows(selection.baselines, tau, settings)
     rows = []
-    for t in taus:
-        cells = [f"PU-RM τ = {format_tau(t)}"]
+    for row in variants:
+        cells = [row.label]
         for obs in observations:
-            r = _lookup(summary, obs, "pu-rm", float(t), split="validate")
-            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
-        rows.append(cells)
-    for b in baselines:
-        cells = [METHOD_NAMES[b]]
-        for obs in observations:
-            r = _lookup(summary, obs, b, None, split="validate")
+            r = _lookup(summary, obs, row.variant, split="validate")
             cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
         rows.append(cells)
     header = [""] + [
         _with_counts(obs, _counts(summary, obs, "validate", "auc_fg")) for obs in observations
     ]
-    return Table("figure4", "Figure 4: PU-RM AUC^FG (validation) against τ", header, rows)
+    return Table(selection.name, selection.title, header, rows)
 
 
 def build_tables(
-    selections: Sequence[str],
+    selections: Sequence[Selection],
     observations: Sequence[str],
     summary: pd.DataFrame,
     stats: pd.DataFrame | None,
@@ -270,24 +287,23 @@ def build_tables(
     methods: Sequence[str] | None = None,
     taus: Sequence[float] | None = None,
     paired: pd.DataFrame | None = None,
+    settings: Sequence[tuple] = ((),),
 ) -> list[Table]:
-    """The tables of the named selections (``table2``, ``table3``, ``figure4``); with
+    """The tables of the selections (each with its title and reference method); with
     ``paired`` (:func:`finegrain.experiment.aggregate.paired_difference` rows) each table is
-    followed by its paired differences against U-Ones."""
-    if "all" in selections:
-        selections = list(SELECTIONS)
+    followed by its paired differences against the reference. ``settings``: the combinations
+    of the grid's extra axes (a row per method and combination)."""
     has_test = summary is not None and not summary.empty and (summary["split"] == "test").any()
-    titles = {
-        "table2": "Table 2: AUC^FG (validation) of the uncertainty policies and PU-RM",
-        "table3": "Table 3: ablation of the risk-modulation (validation AUC^FG)",
-    }
     tables: list[Table] = []
-    for name in selections:
-        if name == "figure4":
-            tables.append(tau_table(observations, summary, taus=taus or FIGURE4_TAUS))
+    for selection in selections:
+        if selection.is_sweep:
+            tables.append(
+                tau_table(selection, observations, summary, taus=taus, tau=tau, settings=settings)
+            )
             continue
-        names = list(methods) if methods is not None else list(SELECTIONS[name])
-        table = method_table(name, titles[name], names, observations, summary, tau=tau)
+        name, short = selection.name, selection.title.split(":")[0]
+        variants = variant_rows(selection.table_methods(methods), tau, settings)
+        table = method_table(name, selection.title, variants, observations, summary)
         table.caption = (
             "Mean ± std over seeds of each run's AUC^FG (the seed mean of per-run values, not the "
             "AUC^FG of seed-averaged scores) at its checkpoint with the best validation AUC^FG; "
@@ -296,40 +312,39 @@ def build_tables(
         tables.append(table)
         auc = method_table(
             f"{name}-auc",
-            titles[name].split(":")[0] + ": AUC, positive vs negative (validation)",
-            names,
+            f"{short}: AUC, positive vs negative (validation)",
+            variants,
             observations,
             summary,
-            tau=tau,
             metric="auc",
         )
         auc.caption = "Same checkpoints; the ordinary AUC of positives against negatives."
         tables.append(auc)
+        reference = display_name(selection.reference)
         if has_test and stats is not None:
             test = test_table(
                 f"{name}-test",
-                titles[name].split(":")[0] + ": test split at the checkpoints chosen on validation",
-                names,
+                f"{short}: test split at the checkpoints chosen on validation",
+                variants,
                 observations,
                 summary,
                 stats,
-                tau=tau,
+                reference=selection.reference,
             )
             test.caption = (
                 "AUC^FG mean ± std over seeds; 95% percentile bootstrap CI of the seed-mean "
-                "AUC^FG (test cases resampled); two-sided paired DeLong p-value against U-Ones "
-                "on seed-averaged scores."
+                f"AUC^FG (test cases resampled); two-sided paired DeLong p-value against "
+                f"{reference} on seed-averaged scores."
             )
             tables.append(test)
         if paired is not None and not paired.empty:
-            others = [m for m in names if m != REFERENCE_METHOD]
+            others = [r for r in variants if r.method != selection.reference]
             diff = paired_table(
                 f"{name}-paired",
-                titles[name].split(":")[0]
-                + f": paired difference against {METHOD_NAMES[REFERENCE_METHOD]}",
-                paired,
+                f"{short}: paired difference against {reference}",
+                paired[paired["reference"] == selection.reference],
                 observations,
-                methods=others,
+                variants=others,
             )
             diff.caption = (
                 "Mean over seeds of the per-seed AUC^FG difference (same seed and data order, "
@@ -352,7 +367,7 @@ def fine_label_table(frame: pd.DataFrame, *, source_name: str = "MeSH, human") -
         rows.append(
             [
                 r["observation"],
-                METHOD_NAMES.get(r["method"], r["method"]) + tau,
+                display_name(r["method"]) + tau,
                 f"{_number(r['auc_fg_text'])} ({r['n_atypical_text']}/{r['n_typical_text']})",
                 f"{_number(r['auc_fg_human'])} ({r['n_atypical_human']}/{r['n_typical_human']})",
                 f"{r['agree']}/{r['n_both']}, κ {kappa}",

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finegrain.train.methods import PAPER_METHOD
+
 #: Fields that do not change a run's results, only where or how fast it runs (or where it is
 #: written): a run may be resumed, or reused by the benchmark, with other values of these.
 RUNTIME_FIELDS: frozenset[str] = frozenset(
@@ -44,7 +46,7 @@ class TrainConfig:
     index: str
     cache: str
     observation: str
-    method: str = "pu-rm"
+    method: str = PAPER_METHOD
     tau: float = 0.3
     seed: int = 0
     iterations: int = 50000

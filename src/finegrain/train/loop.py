@@ -579,9 +579,10 @@ def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig, method
             raise FinegrainError(f"no dataset for evaluation split {split!r}")
     if method.needs_fine and not getattr(datasets["train"], "has_fine", False):
         raise FinegrainError(
-            f"method {method.name!r} trains on fine labels, but the index {config.index} has no "
-            f"{subcategory_column(config.observation)!r} column: label its reports first "
-            "(finegrain index / finegrain label), or choose a method trained on coarse labels"
+            f"method {method.name!r} trains on fine labels, but no training image of the index "
+            f"{config.index} has one (its {subcategory_column(config.observation)!r} column is "
+            "absent or empty): label its reports first (finegrain index / finegrain label), or "
+            "choose a method trained on coarse labels"
         )
     for split, dataset in datasets.items():
         if len(dataset) == 0 and (split == "train" or split in config.eval_splits):

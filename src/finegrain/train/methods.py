@@ -228,6 +228,9 @@ class CoarseMethod(Method):
         return (loss * keep).sum() / keep.sum().clamp(min=1)
 
 
+#: The paper's method and the baseline it is compared with (Table 2: PU-RM vs U-Ones).
+PAPER_METHOD, BASELINE_METHOD = "pu-rm", "u-ones"
+
 #: Every registered method by name (filled at import; see :func:`register_method`).
 METHODS: Registry[Method] = Registry("method")
 
@@ -247,6 +250,13 @@ for _method in (
         "u-zeros", "zero", description="uncertain -> negative; CE", display_name="U-Zeros"
     ),
     CoarseMethod("u-ones", "one", description="uncertain -> positive; CE", display_name="U-Ones"),
+    CoarseMethod(
+        "u-ones-ls",
+        "one",
+        uncertain_soft_target=0.85,
+        description="uncertain -> soft positive target 0.85 (label smoothing, Pham et al.); CE",
+        display_name="U-Ones + LS",
+    ),
     CoarseMethod(
         "p-rm",
         "ignore",
@@ -269,13 +279,6 @@ for _method in (
         description="the paper's method (Eq. 3): CE on negatives, PCE on positives and "
         "on uncertain mapped to positive",
         display_name="PU-RM",
-    ),
-    CoarseMethod(
-        "u-ones-ls",
-        "one",
-        uncertain_soft_target=0.85,
-        description="uncertain -> soft positive target 0.85 (label smoothing, Pham et al.); CE",
-        display_name="U-Ones + LS",
     ),
 ):
     register_method(_method)

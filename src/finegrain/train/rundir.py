@@ -56,8 +56,9 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 #: Columns a run written before the method owned its scores may lack, and what they equal there.
 _OPTIONAL_PREDICTIONS: dict[str, str] = {"fine_score": "score"}
-#: Where run directories sit under a benchmark's ``runs/`` folder (``grid.RunSpec.directory``).
-GRID_LAYOUT = "*/*/seed*"
+#: Where run directories sit under a benchmark's ``runs/`` folder (``grid.RunSpec.directory``:
+#: ``<settings hash>/<observation>/<variant>/seed<k>``).
+GRID_LAYOUT = "*/*/*/seed*"
 _CHECKPOINT_NAME = re.compile(r"^iter-(\d+)\.pt$")
 
 
