@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finegrain.extras import require
+from finegrain.registry import import_modules
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,10 @@ class RunTask:
     ``config`` is the run's ``TrainConfig``; ``threads`` the torch CPU threads (``None``: torch's
     default); ``processes`` the processes of the run (one per GPU; > 1 goes through
     ``torch.distributed.run``); ``tracking`` an optional
-    :class:`~finegrain.train.tracking.TrackingSpec`.
+    :class:`~finegrain.train.tracking.TrackingSpec`; ``imports`` the modules the worker imports
+    before training (default: those that registered the run's method and model,
+    :meth:`~finegrain.train.config.TrainConfig.registered_in`), so that an entry a user
+    registers in their own module reaches every worker.
     """
 
     config: Any  # TrainConfig (kept lazy: importing this module does not import torch)
@@ -67,6 +71,14 @@ class RunTask:
     threads: int | None = None
     processes: int = 1
     tracking: Any = None
+    imports: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        imports = self.imports
+        if imports is None:
+            registered_in = getattr(self.config, "registered_in", None)
+            imports = registered_in() if registered_in is not None else ()
+        object.__setattr__(self, "imports", tuple(imports))
 
     @property
     def run_dir(self) -> Path:
@@ -106,8 +118,10 @@ def execute(task: RunTask) -> str:
     """Train ``task``'s run to completion and return its run directory.
 
     A finished run is left alone; a run with checkpoints resumes from the last one (this is
-    what makes a retried, requeued or rerun task continue where it stopped).
+    what makes a retried, requeued or rerun task continue where it stopped). The task's
+    ``imports`` are imported first (they register its method and model in this process).
     """
+    import_modules(task.imports or ())
     if task.processes > 1:
         return _execute_torchrun(task)
     return _execute_here(task)
@@ -142,6 +156,7 @@ def _task_to_json(task: RunTask) -> str:
             "label": task.label,
             "threads": task.threads,
             "tracking": dataclasses.asdict(tracking) if tracking is not None else None,
+            "imports": list(task.imports or ()),
         }
     )
 
@@ -153,7 +168,7 @@ def _task_from_json(text: str) -> RunTask:
     data = json.loads(text)
     tracking = TrackingSpec(**data["tracking"]) if data["tracking"] else None
     config = TrainConfig.from_dict(data["config"])
-    return RunTask(config, data["label"], data["threads"], 1, tracking)
+    return RunTask(config, data["label"], data["threads"], 1, tracking, tuple(data["imports"]))
 
 
 def _execute_torchrun(task: RunTask) -> str:
@@ -161,6 +176,11 @@ def _execute_torchrun(task: RunTask) -> str:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += [f"--nproc-per-node={task.processes}", "-m", __name__, _task_to_json(task)]
     env = dict(os.environ)
+    # the ranks find what this process finds (the modules in ``task.imports``), as spawned
+    # multiprocessing children do
+    env["PYTHONPATH"] = os.pathsep.join(
+        [p for p in sys.path if p] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
     if task.threads:
         env["OMP_NUM_THREADS"] = str(task.threads)
     log.debug("torchrun for %s: %s", task.label, " ".join(command[:6]))
@@ -673,7 +693,9 @@ def _main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m finegrain.experiment.launchers TASK_JSON", file=sys.stderr)
         return 2
-    _execute_here(_task_from_json(argv[0]))
+    task = _task_from_json(argv[0])
+    import_modules(task.imports or ())
+    _execute_here(task)
     return 0
 
 
