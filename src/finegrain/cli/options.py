@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 
 
-def add_tracking_arguments(parser: argparse.ArgumentParser, where: str, store: str) -> None:
+def add_tracking_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, where: str, store: str
+) -> None:
     """``--tensorboard`` and ``--mlflow [URI]``: the event files go to ``where/tensorboard``
     (e.g. ``"RUN_DIR"``), the default MLflow store is ``store/mlflow.db`` (e.g. ``"."``), as
-    :func:`tracking_spec` makes it."""
+    :func:`tracking_spec` makes it. ``parser`` may be an argument group."""
     parser.add_argument(
         "--tensorboard",
         action="store_true",
