@@ -1,8 +1,10 @@
-"""Launchers: GPU assignment of the local launcher (checked through each worker's
-CUDA_VISIBLE_DEVICES), errors of workers, workers dying with the benchmark's parent (SIGKILL and
-SIGTERM) and an immediate rerun matching an uninterrupted grid, and the same grid through
-submitit's local executor and a local Ray cluster: complete, retried + resumed after a killed
-worker, with results.csv equal to the local launcher's."""
+"""Launchers: one failure policy checked the same way on the local, submitit and Ray launchers
+(good runs finish, one error names every failed run, StopBenchmark is not an error), GPU
+assignment of the local launcher (checked through each worker's CUDA_VISIBLE_DEVICES), workers
+dying with the benchmark's parent (SIGKILL and SIGTERM) and an immediate rerun matching an
+uninterrupted grid, and the same grid through submitit's local executor and a local Ray
+cluster: complete, retried + resumed after a killed worker, with results.csv equal to the local
+launcher's."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ import torch
 
 from finegrain.experiment.grid import grid_for
 from finegrain.experiment.launchers import (
+    Launcher,
     LocalLauncher,
+    RunsFailed,
     RunTask,
     SlurmLauncher,
+    StopBenchmark,
     SubmititRun,
     launcher_for,
     visible_gpus,
@@ -82,15 +87,69 @@ def test_visible_gpus_follow_cuda_visible_devices(monkeypatch):
     assert cpu.slots == [{}, {}]
 
 
-def test_worker_errors_reach_the_parent(tmp_path):
-    launcher = LocalLauncher(2, target=fail_or_succeed)
-    done = []
-    tasks = [RunTask(str(tmp_path), label) for label in ("good", "bad", "also-good")]
-    with pytest.raises(ValueError, match="no such observation"):  # the worker's own error type
-        launcher.run(tasks, lambda task: done.append(task.label))
-    assert "good" in done  # the runs already started were finished, not abandoned
-    with pytest.raises(RuntimeError, match=r"dies: the worker process died \(exit code 3\)"):
-        launcher.run([RunTask(str(tmp_path), "dies")], lambda task: None)
+# --- one failure policy, the same on every launcher ---------------------------------------
+
+
+def _failing_launcher(kind: str, tmp_path: Path, monkeypatch) -> Launcher:
+    """``kind``'s launcher running :func:`fail_or_succeed`, two runs at once, no retries."""
+    # the workers of submitit and Ray import launcher_targets from tests/
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
+    if kind == "local":
+        return LocalLauncher(2, target=fail_or_succeed)
+    if kind == "slurm":
+        pytest.importorskip("submitit")
+        return SlurmLauncher(
+            tmp_path / "slurm",
+            cluster="local",
+            use_gpus=False,
+            cpus_per_run=1,
+            time_min=10,
+            poll_s=0.2,
+            retries=0,
+            target=fail_or_succeed,
+        )
+    pytest.importorskip("ray")
+    from finegrain.experiment.launchers import RayLauncher
+
+    return RayLauncher(
+        use_gpus=False,
+        retries=0,
+        init_kwargs=dict(
+            num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}}
+        ),
+        target=fail_or_succeed,
+    )
+
+
+@pytest.mark.parametrize("kind", ["local", "slurm", pytest.param("ray", marks=pytest.mark.slow)])
+def test_a_failed_run_never_stops_the_others(kind, tmp_path, monkeypatch):
+    """Every launcher: each run that can finish finishes, then one error names every failed run
+    with its error; a StopBenchmark from the hook lets the runs handed out finish, no error."""
+    launcher = _failing_launcher(kind, tmp_path, monkeypatch)
+    labels = ["bad", "good1", "dies", "good2", "good3"]
+    done: list[str] = []
+    with pytest.raises(RunsFailed) as caught:
+        launcher.run([RunTask(str(tmp_path), x) for x in labels], lambda t: done.append(t.label))
+    assert sorted(done) == ["good1", "good2", "good3"]
+    assert all((tmp_path / label).is_file() for label in done)
+    assert sorted(caught.value.failures) == ["bad", "dies"]
+    message = str(caught.value)
+    assert message.startswith("2 of 5 runs failed (the others finished):")
+    assert "bad: ValueError: no such observation: 'Bad'" in message and "dies: " in message
+
+    def stopped_after_two():
+        yield RunTask(str(tmp_path), "first")
+        yield RunTask(str(tmp_path), "second")
+        raise StopBenchmark("stop")
+
+    done.clear()
+    launcher.run(stopped_after_two(), lambda t: done.append(t.label))  # no error
+    assert sorted(done) == ["first", "second"]
+
+
+def test_a_worker_that_dies_is_named(tmp_path):
+    with pytest.raises(RunsFailed, match=r"dies: the worker process died \(exit code 3\)"):
+        LocalLauncher(2, target=fail_or_succeed).run([RunTask(str(tmp_path), "dies")], print)
 
 
 # --- a real tiny grid -------------------------------------------------------------------

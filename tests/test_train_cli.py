@@ -85,3 +85,91 @@ def test_train_help_explains_methods_and_tau(capsys):
     text = capsys.readouterr().out
     for word in ("pu-rm", "u-ignore", "PCE", "tau", "torchrun", "--resume"):
         assert word in text
+
+
+def _train_parser():
+    from finegrain.cli import build_parser
+
+    parser = build_parser()
+    return parser._subparsers._group_actions[0].choices["train"]
+
+
+REQUIRED = ["--index", "i.csv", "--cache", "c", "--observation", "Edema", "--out", "run"]
+
+
+def test_train_options_are_trainconfig_fields_with_its_defaults(capsys):
+    import dataclasses
+
+    from finegrain.cli.train import config_from_args
+    from finegrain.train.config import TrainConfig
+    from finegrain.train.methods import METHODS
+
+    args = _train_parser().parse_args(REQUIRED)
+    plain = TrainConfig(index="i.csv", cache="c", observation="Edema", out="run")
+    assert config_from_args(args) == plain  # every field, with TrainConfig's default
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(TrainConfig):
+        default = getattr(plain, field.name)
+        if field.name in ("index", "cache", "observation", "out", "method_options"):
+            continue
+        flag = {"num_workers": "--workers", "eval_splits": "--eval-split"}.get(field.name)
+        assert (flag or "--" + field.name.replace("_", "-")) in text
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        elif isinstance(default, tuple):
+            shown = " ".join(map(str, default))
+        else:
+            shown = None if default is None else str(default)
+        if shown is not None:
+            assert f"(default: {shown})" in text, field.name
+    for name, method in METHODS.items():
+        assert f"{name} {method.display_name}: " in text
+
+
+def test_method_options_fill_method_options():
+    from finegrain.cli.train import config_from_args
+
+    parser = _train_parser()
+    args = parser.parse_args(
+        [*REQUIRED, "--method", "u-ones-ls", "--method-option", "uncertain_soft_target=0.9"]
+        + ["--method-option", "uncertain=one", "--method-option", "positive_loss=ce"]
+    )
+    config = config_from_args(args)
+    assert config.method_options == {
+        "uncertain_soft_target": 0.9,  # JSON
+        "uncertain": "one",  # not JSON: the string
+        "positive_loss": "ce",
+    }
+    assert parser.get_default("method_options") == {}  # the default was not changed in place
+    with pytest.raises(SystemExit):
+        parser.parse_args([*REQUIRED, "--method-option", "no-equals-sign"])
+
+
+def test_unknown_method_option_is_named(tmp_path, capsys):
+    args = ["train", *REQUIRED[:-1], str(tmp_path / "run"), "--method", "u-ones"]
+    assert main([*args, "--method-option", "q_atypical=0.5"]) == 2
+    assert "has no option(s) ['q_atypical']" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_method_and_model_registered_at_runtime_are_listed(capsys):
+    from torch import nn
+
+    from finegrain.train.methods import METHODS, CoarseMethod, register_method
+    from finegrain.train.models import MODELS, register_model
+
+    register_method(
+        CoarseMethod("test-cli-method", "zero", description="a test's", display_name="Test CLI")
+    )
+    register_model("test-cli-model", nn.Identity, lambda net: (net, 3))
+    try:
+        with pytest.raises(SystemExit):
+            main(["train", "--help"])
+    finally:
+        METHODS.pop("test-cli-method")
+        MODELS.pop("test-cli-model")
+    words = capsys.readouterr().out.split()
+    assert "test-cli-method Test CLI: a test's" in " ".join(words)
+    assert "densenet-tiny,test-cli-model(default" in "".join(words)  # argparse may wrap it

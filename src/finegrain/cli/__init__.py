@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="more logging: -v finegrain's debug details; -vv also other libraries' info "
         "(by default they only show warnings)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, module_name in COMMANDS:
         try:
             module = importlib.import_module(module_name)
@@ -162,23 +162,51 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:
                 continue
             raise
-        cmd = sub.add_parser(
+        sub.add_parser(
             name,
             help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
             description=getattr(module, "DESCRIPTION", module.HELP),
             epilog=EXIT_STATUS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            command=module,
         )
-        module.add_arguments(cmd)
-        cmd.add_argument(  # -v after the command works too: `finegrain export ... -v`
+    return parser
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of one command, whose arguments are added (``command.add_arguments``) when it
+    is first used: building the ``finegrain`` parser runs no command's ``add_arguments`` but
+    the one called (``train``'s lists the registered methods and models, importing torch)."""
+
+    def __init__(self, *args, command=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._command = command
+
+    def _add_command_arguments(self) -> None:
+        module, self._command = self._command, None
+        if module is None:
+            return
+        module.add_arguments(self)
+        self.add_argument(  # -v after the command works too: `finegrain export ... -v`
             "-v",
             "--verbose",
             action="count",
             default=argparse.SUPPRESS,
             help="more logging (-v finegrain's details, -vv also other libraries')",
         )
-        cmd.set_defaults(_run=module.run, _parser=cmd)
-    return parser
+        self.set_defaults(_run=module.run, _parser=self)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        self._add_command_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._add_command_arguments()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._add_command_arguments()
+        return super().format_help()
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -1,30 +1,35 @@
-"""``finegrain train``: one run (observation x method x seed) into a self-describing run folder."""
+"""``finegrain train``: one run (observation x method x seed) into a self-describing run folder.
+
+The options are generated: one per :class:`~finegrain.train.config.TrainConfig` field (its
+name, type and default read from the dataclass; the help from :data:`FIELD_HELP`), and the
+methods and models listed in ``--help`` are those of the registries
+(:data:`~finegrain.train.methods.METHODS`, :data:`~finegrain.train.models.MODELS`) when the
+parser is built, so a field or a registered method can never be missing from the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import textwrap
+import types
+import typing
+from typing import Any
 
 HELP = "train a classifier for one observation with PU-RM or a baseline method"
 
 DESCRIPTION = """\
-Train a two-way (negative / positive) classifier for one observation from an index table and
-its image cache (`finegrain index`, `finegrain prepare`), evaluating AUC^FG and AUC on the
-validation split at every checkpoint.
+Train a classifier for one observation from an index table and its image cache
+(`finegrain index`, `finegrain prepare`), evaluating AUC^FG and AUC on the validation split at
+every checkpoint.
 
-Methods (how uncertain labels are used, and which loss each class gets):
-  u-ignore   uncertain dropped;              CE on negatives and positives
-  u-zeros    uncertain -> negative;          CE everywhere
-  u-ones     uncertain -> positive;          CE everywhere
-  p-rm       uncertain dropped;              CE on negatives, PCE on positives
-  u-rm       uncertain -> positive;          CE on negatives and positives, PCE on uncertain
-  pu-rm      uncertain -> positive;          CE on negatives, PCE on positives and uncertain
-             (the paper's method, Eq. 3)
-  u-ones-ls  uncertain -> soft target 0.85;  CE (label smoothing, Pham et al.)
+{methods}
 
 PCE, the partially Huberised cross-entropy (Eq. 2), with p the probability of the target class:
   loss = -(p - tau)/tau - log(tau)  if p <= tau,   -log(p) otherwise.
-Below tau (--tau, default 0.3) the gradient is a constant instead of growing without bound, so
-hard (often atypical) positives are not forced to probability 1. Smaller tau = closer to CE.
+Below tau (--tau) the gradient is a constant instead of growing without bound, so hard (often
+atypical) positives are not forced to probability 1. Smaller tau = closer to CE.
 
 Outputs in RUN_DIR: config.json (all settings, versions, git commit), metrics.jsonl (one line
 per evaluation), predictions-<split>.csv, checkpoints/iter-NNNNNNN.pt, and `done` when complete.
@@ -45,105 +50,199 @@ example:
       --tau 0.3 --seed 0 --iterations 50000 --checkpoint-every 10000 --out runs/edema-pu-rm-0
 """
 
+#: The help of each TrainConfig field's option (the default is appended from the dataclass).
+FIELD_HELP: dict[str, str] = {
+    "index": "index table (CSV, CSV.gz or Parquet)",
+    "cache": "image cache folder (finegrain prepare)",
+    "observation": "e.g. Edema, Consolidation",
+    "method": "training method, see above",
+    "tau": "PCE threshold in (0, 1)",
+    "seed": "random seed",
+    "iterations": "optimiser steps",
+    "batch_size": "global batch size",
+    "checkpoint_every": "checkpoint + validation every N iterations",
+    "lr": "Adam learning rate",
+    "betas": "Adam betas",
+    "weight_decay": "Adam weight decay",
+    "model": "backbone: {models}",
+    "pretrained": "ImageNet weights for the backbone (--no-pretrained: random initialisation)",
+    "weights": "ImageNet state dict for the backbone (instead of the torch hub cache)",
+    "out": "run directory",
+    "eval_splits": "split to evaluate at checkpoints (repeat for several)",
+    "eval_batch_size": "batch size of evaluation",
+    "amp": "autocast on CUDA: bf16 where supported, else fp16",
+    "channels_last": "channels-last memory format (faster on CUDA and CPU)",
+    "compile": "torch.compile the model",
+    "num_workers": "DataLoader workers (default: min(4, CPU count))",
+    "augment": "training augmentation (random affine)",
+    "augment_on": "where augmentation runs: loader (per image, in the DataLoader), device (per "
+    "batch on the training device) or auto (device on CUDA, loader on CPU; same draws either "
+    "way)",
+    "device": "auto | cpu | cuda",
+    "method_options": "an option of the method (its dataclass field), e.g. "
+    "--method-option uncertain_soft_target=0.9; VALUE is read as JSON when it parses, else as "
+    "a string; repeat for several",
+}
+
+#: Option names that are not the field's name with dashes (kept from earlier releases).
+FLAGS: dict[str, str] = {
+    "num_workers": "--workers",
+    "eval_splits": "--eval-split",
+    "method_options": "--method-option",
+}
+
+METAVARS: dict[str, Any] = {
+    "out": "RUN_DIR",
+    "weights": "FILE",
+    "num_workers": "N",
+    "eval_splits": "SPLIT",
+    "method_options": "KEY=VALUE",
+    "betas": ("BETA1", "BETA2"),
+}
+
+#: Fields the command line requires although TrainConfig has a default.
+REQUIRED: frozenset[str] = frozenset({"out"})
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", required=True, help="index table (CSV, CSV.gz or Parquet)")
-    parser.add_argument("--cache", required=True, help="image cache folder (finegrain prepare)")
-    parser.add_argument("--observation", required=True, help="e.g. Edema, Consolidation")
-    parser.add_argument("--method", default="pu-rm", help="training method, see above (pu-rm)")
-    parser.add_argument("--tau", type=float, default=0.3, help="PCE threshold in (0, 1) (0.3)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--iterations", type=int, default=50000, help="optimiser steps (50000)")
-    parser.add_argument("--batch-size", type=int, default=32, help="global batch size (32)")
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=10000, help="checkpoint + validation (10000)"
-    )
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
-    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory")
-    parser.add_argument(
-        "--model", default="densenet121", help="densenet121 | resnet18 | densenet-tiny"
-    )
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--weights", metavar="FILE", help="ImageNet state dict for the backbone")
-    weights.add_argument(
-        "--no-pretrained", action="store_true", help="random initialisation (no ImageNet)"
-    )
+    from finegrain.cli.options import add_tracking_arguments
+    from finegrain.train.config import TrainConfig
+    from finegrain.train.models import MODELS
+
+    parser.description = DESCRIPTION.format(methods=methods_help())
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        _add_field(parser, field, hints[field.name], models=", ".join(MODELS))
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument(
-        "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="autocast on CUDA: bf16 where supported, else fp16 (default: on)",
-    )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers")
-    parser.add_argument(
-        "--eval-split",
-        action="append",
-        dest="eval_splits",
-        metavar="SPLIT",
-        help="split(s) to evaluate at checkpoints (default: validate; repeat for several)",
-    )
-    parser.add_argument("--no-augment", action="store_true", help="no training augmentation")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (auto)")
-    parser.add_argument(
-        "--augment-on",
-        choices=["auto", "loader", "device"],
-        default="auto",
-        help="where augmentation runs: per image in the DataLoader, or per batch on the "
-        "training device (auto: device on CUDA, loader on CPU; same draws either way)",
-    )
-    parser.add_argument(
-        "--tensorboard",
-        action="store_true",
-        help="TensorBoard event files in RUN_DIR/tensorboard (needs finegrain[tensorboard])",
-    )
-    parser.add_argument(
-        "--mlflow",
-        nargs="?",
-        const="",
-        metavar="URI",
-        help="log the run to MLflow at URI (default: sqlite:///./mlflow.db; needs "
-        "finegrain[mlflow])",
-    )
+    add_tracking_arguments(parser, "RUN_DIR", ".")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def methods_help(width: int = 92) -> str:
+    """The registered methods, one paragraph each: name, display name, description."""
+    from finegrain.train.methods import METHODS
+
+    column = max(len(name) for name in METHODS) + 4
+    lines = ["Methods (--method; how uncertain labels are used, and the loss of each class):"]
+    for name, method in METHODS.items():
+        text = f"{method.display_name}: {method.description}".rstrip(": ")
+        lines += textwrap.wrap(
+            text,
+            width,
+            initial_indent=f"  {name:<{column - 2}}",
+            subsequent_indent=" " * column,
+        )
+    return "\n".join(lines)
+
+
+def field_default(field: dataclasses.Field) -> Any:
+    """The default of a TrainConfig field (``dataclasses.MISSING`` when it has none)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint, models: str):
+    name = field.name
+    default = field_default(field)
+    required = default is dataclasses.MISSING or name in REQUIRED
+    kind = _without_none(hint)
+    origin = typing.get_origin(kind)
+    kwargs: dict[str, Any] = dict(dest=name, help=FIELD_HELP.get(name, name).format(models=models))
+    if name in METAVARS:
+        kwargs["metavar"] = METAVARS[name]
+    if required:
+        kwargs["required"] = True
+    else:
+        kwargs["default"] = default
+        shown = _show(default)
+        if shown:
+            kwargs["help"] += f" (default: {shown})"
+    kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse %-formats help strings
+    if kind is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif origin is dict:
+        kwargs.update(action=_Collect, type=_key_value)
+    elif origin is tuple:
+        items = typing.get_args(kind)
+        if items[-1] is Ellipsis:
+            kwargs.update(action=_Collect, type=items[0])
+        else:
+            kwargs.update(nargs=len(items), type=items[0])
+    else:
+        kwargs["type"] = kind
+    parser.add_argument(FLAGS.get(name, "--" + name.replace("_", "-")), **kwargs)
+
+
+def _without_none(hint):
+    """``X`` for ``X | None``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _show(default: Any) -> str:
+    """How ``--help`` shows a default ("" for none worth showing)."""
+    if default is None or default == {}:
+        return ""
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple | list):
+        return " ".join(str(v) for v in default)
+    return str(default)
+
+
+class _Collect(argparse.Action):
+    """A repeatable option: a list of its values (a dict of ``(key, value)`` pairs when the
+    default is a dict); the first use replaces the default instead of adding to it."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        current = getattr(namespace, self.dest)
+        if isinstance(self.default, dict):
+            items = {} if current is self.default else dict(current)
+            items.update([values])
+        else:
+            items = [] if current is self.default else list(current)
+            items.append(values)
+        setattr(namespace, self.dest, items)
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``, VALUE read as JSON when it parses, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~finegrain.train.config.TrainConfig` of parsed ``train`` arguments."""
+    from finegrain.train.config import TrainConfig
+
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
-    from finegrain.cli.benchmark import tracking_spec
-    from finegrain.train.config import TrainConfig
+    from finegrain.cli.options import tracking_spec
     from finegrain.train.loop import train
     from finegrain.train.methods import get_method
+    from finegrain.train.models import MODELS
 
-    get_method(args.method)  # a ValueError listing the known methods
-    if args.workers is not None and args.workers < 0:
-        raise CLIError(f"--workers must be >= 0, got {args.workers}")
-    config = TrainConfig(
-        index=args.index,
-        cache=args.cache,
-        observation=args.observation,
-        method=args.method,
-        tau=args.tau,
-        seed=args.seed,
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        checkpoint_every=args.checkpoint_every,
-        lr=args.lr,
-        model=args.model,
-        pretrained=not args.no_pretrained,
-        weights=args.weights,
-        out=args.out,
-        eval_splits=tuple(args.eval_splits or ("validate",)),
-        amp=args.amp,
-        compile=args.compile,
-        num_workers=args.workers,
-        augment=not args.no_augment,
-        augment_on=args.augment_on,
-        device=args.device,
-    )
+    get_method(args.method, args.method_options)  # an unknown method or option: listed
+    MODELS.get(args.model)  # an unknown model: the known ones listed
+    if args.num_workers is not None and args.num_workers < 0:
+        raise CLIError(f"--workers must be >= 0, got {args.num_workers}")
+    if args.weights is not None and not args.pretrained:
+        raise CLIError("--weights and --no-pretrained exclude each other")
+    config = config_from_args(args)
     tracking = tracking_spec(args, Path.cwd())
     out = train(config, resume=args.resume, progress=not args.no_progress, tracking=tracking)
     print(f"run complete: {out}")

@@ -14,6 +14,17 @@ torch threads, processes per run and experiment tracking), picklable, executed a
   processes, for tests). A preempted or timed-out job is requeued (the callable is
   checkpointable); a job that died is resubmitted up to ``retries`` times.
 
+Every launcher follows one failure policy, so a long grid is never lost to one bad run:
+
+- a failed run never stops the others: every run that can finish finishes (a run whose worker
+  dies is first retried where the launcher can: Ray and Slurm, ``retries`` times; a run that
+  raises is never retried, its error is final);
+- at the end ``run`` raises one :class:`RunsFailed` that lists every failed run with its error
+  (the full tracebacks are logged as each run fails);
+- a :class:`StopBenchmark` raised while the tasks are handed out (the grid's ``before_run``
+  hook) stops handing out runs, lets the runs already handed out finish, and is not an error:
+  ``run`` returns (or raises :class:`RunsFailed` if some of them failed).
+
 Semantics are the same everywhere because they live in :func:`execute` and the run directory:
 a run with a ``done`` marker is not trained again, a run with checkpoints resumes from the last
 one (so a retried or requeued run continues where it was killed), and a run of ``processes`` > 1
@@ -41,6 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from finegrain.extras import require
+from finegrain.registry import import_modules
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +61,22 @@ LAUNCHERS = ("local", "ray", "slurm")
 
 
 class StopBenchmark(Exception):
-    """Raised by a ``before_run`` hook to stop the grid (the runs done so far are kept)."""
+    """Raised by a ``before_run`` hook to stop handing out runs: those handed out finish, and
+    the launcher returns without an error."""
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a grid failed (every other run finished). ``failures`` maps the label of
+    each failed run to its error, one line each."""
+
+    def __init__(self, failures: dict[str, str], total: int) -> None:
+        self.failures = dict(failures)
+        self.total = total
+        listed = "; ".join(f"{label}: {error}" for label, error in self.failures.items())
+        super().__init__(
+            f"{len(self.failures)} of {total} runs failed (the others finished): {listed}. "
+            "Rerun the same command to retry them: finished runs are skipped"
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +86,10 @@ class RunTask:
     ``config`` is the run's ``TrainConfig``; ``threads`` the torch CPU threads (``None``: torch's
     default); ``processes`` the processes of the run (one per GPU; > 1 goes through
     ``torch.distributed.run``); ``tracking`` an optional
-    :class:`~finegrain.train.tracking.TrackingSpec`.
+    :class:`~finegrain.train.tracking.TrackingSpec`; ``imports`` the modules the worker imports
+    before training (default: those that registered the run's method and model,
+    :meth:`~finegrain.train.config.TrainConfig.registered_in`), so that an entry a user
+    registers in their own module reaches every worker.
     """
 
     config: Any  # TrainConfig (kept lazy: importing this module does not import torch)
@@ -67,6 +97,14 @@ class RunTask:
     threads: int | None = None
     processes: int = 1
     tracking: Any = None
+    imports: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        imports = self.imports
+        if imports is None:
+            registered_in = getattr(self.config, "registered_in", None)
+            imports = registered_in() if registered_in is not None else ()
+        object.__setattr__(self, "imports", tuple(imports))
 
     @property
     def run_dir(self) -> Path:
@@ -76,8 +114,44 @@ class RunTask:
 OnDone = Callable[[RunTask], None]
 
 
+def _handed_out(tasks: Iterable[RunTask]) -> Iterator[RunTask]:
+    """The tasks, up to a :class:`StopBenchmark` (logged: stopping is not an error)."""
+    try:
+        yield from tasks
+    except StopBenchmark as exc:
+        log.warning("no more runs handed out (%s); the runs already started finish", exc)
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line."""
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+class _Failures:
+    """The failed runs of one grid: logged as they fail, raised together at the end."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, str] = {}
+        self.total = 0
+
+    def add(self, task: RunTask, error: str, details: str = "") -> None:
+        self.errors[task.label] = error
+        log.error("run %s failed: %s%s", task.label, error, f"\n{details}" if details else "")
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise RunsFailed(self.errors, self.total)
+
+
 class Launcher(Protocol):
-    """Where the runs of a grid execute. ``run`` returns when every task finished (or raises)."""
+    """Where the runs of a grid execute. ``run`` returns when every run handed out finished,
+    calling ``on_done(task)`` for each that succeeded; it raises :class:`RunsFailed` at the end
+    if any failed (the module's failure policy)."""
 
     name: str
     #: processes (GPUs) per run; ``RunTask.processes`` is set from it
@@ -106,8 +180,10 @@ def execute(task: RunTask) -> str:
     """Train ``task``'s run to completion and return its run directory.
 
     A finished run is left alone; a run with checkpoints resumes from the last one (this is
-    what makes a retried, requeued or rerun task continue where it stopped).
+    what makes a retried, requeued or rerun task continue where it stopped). The task's
+    ``imports`` are imported first (they register its method and model in this process).
     """
+    import_modules(task.imports or ())
     if task.processes > 1:
         return _execute_torchrun(task)
     return _execute_here(task)
@@ -142,6 +218,7 @@ def _task_to_json(task: RunTask) -> str:
             "label": task.label,
             "threads": task.threads,
             "tracking": dataclasses.asdict(tracking) if tracking is not None else None,
+            "imports": list(task.imports or ()),
         }
     )
 
@@ -153,7 +230,7 @@ def _task_from_json(text: str) -> RunTask:
     data = json.loads(text)
     tracking = TrackingSpec(**data["tracking"]) if data["tracking"] else None
     config = TrainConfig.from_dict(data["config"])
-    return RunTask(config, data["label"], data["threads"], 1, tracking)
+    return RunTask(config, data["label"], data["threads"], 1, tracking, tuple(data["imports"]))
 
 
 def _execute_torchrun(task: RunTask) -> str:
@@ -161,6 +238,11 @@ def _execute_torchrun(task: RunTask) -> str:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += [f"--nproc-per-node={task.processes}", "-m", __name__, _task_to_json(task)]
     env = dict(os.environ)
+    # the ranks find what this process finds (the modules in ``task.imports``), as spawned
+    # multiprocessing children do
+    env["PYTHONPATH"] = os.pathsep.join(
+        [p for p in sys.path if p] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
     if task.threads:
         env["OMP_NUM_THREADS"] = str(task.threads)
     log.debug("torchrun for %s: %s", task.label, " ".join(command[:6]))
@@ -317,33 +399,36 @@ class LocalLauncher:
         self.in_process = gpus is None and self.jobs == 1
 
     def run(self, tasks: Iterable[RunTask], on_done: OnDone) -> None:
+        failures = _Failures()
         with _sigterm_raises():
             if self.in_process:
-                for task in tasks:
-                    self.target(task)
+                for task in _handed_out(tasks):
+                    failures.total += 1
+                    try:
+                        self.target(task)
+                    except Exception as exc:
+                        failures.add(task, _describe(exc), traceback.format_exc())
+                        continue
                     on_done(task)
             else:
-                self._run_children(tasks, on_done)
+                self._run_children(tasks, on_done, failures)
+        failures.raise_any()
 
-    def _run_children(self, tasks: Iterable[RunTask], on_done: OnDone) -> None:
+    def _run_children(self, tasks: Iterable[RunTask], on_done: OnDone, failures: _Failures) -> None:
         import multiprocessing
         from multiprocessing.connection import wait
 
         context = multiprocessing.get_context("spawn")
-        pending = iter(tasks)
+        pending = _handed_out(tasks)
         free = list(self.slots)
         running: dict[int, tuple] = {}  # sentinel -> (process, connection, task, slot)
-        stopped: BaseException | None = None  # StopBenchmark or a failed run: drain, then raise
         try:
             while True:
-                while free and stopped is None:
-                    try:
-                        task = next(pending)
-                    except StopIteration:
+                while free:
+                    task = next(pending, None)
+                    if task is None:
                         break
-                    except StopBenchmark as exc:
-                        stopped = exc
-                        break
+                    failures.total += 1
                     slot = free.pop(0)
                     receive, send = context.Pipe(duplex=False)
                     args = (self.target, task, slot, os.getpid(), send)
@@ -362,21 +447,14 @@ class LocalLauncher:
                     receive.close()
                     process.join()
                     free.append(slot)
-                    if message is not None and message[0] == "ok":
-                        on_done(task)
-                        continue
                     if message is None:
-                        error: BaseException = RuntimeError(
-                            f"{task.label}: the worker process died (exit code "
-                            f"{process.exitcode}); rerun the benchmark to resume it"
+                        failures.add(
+                            task, f"the worker process died (exit code {process.exitcode})"
                         )
+                    elif message[0] == "ok":
+                        on_done(task)
                     else:
-                        error = message[1]
-                        log.error("run %s failed:\n%s", task.label, message[2])
-                    if stopped is None or isinstance(stopped, StopBenchmark):
-                        stopped = error
-            if stopped is not None:
-                raise stopped
+                        failures.add(task, _describe(message[1]), message[2])
         finally:
             _stop_processes([entry[0] for entry in running.values()])
 
@@ -411,7 +489,8 @@ class RayLauncher:
     then ``gpus_per_run`` is the run's CPU processes) and ``cpus_per_run`` CPUs. ``address`` joins an existing cluster (``"auto"``, ``"ray://host:10001"``); without
     it a local cluster is started (with ``init_kwargs``, e.g. ``num_cpus``) and shut down
     afterwards. A task whose worker dies is retried up to ``retries`` times and resumes from
-    its last checkpoint. The workers need finegrain installed (or a ``runtime_env``)."""
+    its last checkpoint (a run that raises is not retried). The workers need finegrain
+    installed (or a ``runtime_env``)."""
 
     name = "ray"
 
@@ -449,10 +528,11 @@ class RayLauncher:
             retry_exceptions=False,
         )(_ray_entry)
         refs: dict = {}
+        failures = _Failures()
         try:
-            with contextlib.suppress(StopBenchmark):
-                for task in tasks:
-                    refs[remote.remote(self.target, task)] = task
+            for task in _handed_out(tasks):
+                refs[remote.remote(self.target, task)] = task
+            failures.total = len(refs)
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
                 for ref in done:
@@ -460,7 +540,11 @@ class RayLauncher:
                     try:
                         ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the run raised: its own error
-                        raise exc.as_instanceof_cause() from None
+                        failures.add(task, _describe(getattr(exc, "cause", None) or exc), str(exc))
+                        continue
+                    except ray.exceptions.RayError as exc:  # its worker died (after retries)
+                        failures.add(task, _describe(exc))
+                        continue
                     on_done(task)
         finally:
             for ref in refs:
@@ -468,6 +552,7 @@ class RayLauncher:
                     ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
+        failures.raise_any()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +584,8 @@ class SlurmLauncher:
     of several processes uses ``torch.distributed.run`` inside the job), ``cpus_per_run`` CPUs, ``time_min`` minutes on
     ``partition``; ``slurm_options`` go to sbatch as ``slurm_additional_parameters``. A job
     that is preempted or reaches its time limit is requeued (up to ``max_requeues`` times)
-    and resumes; a job that dies is resubmitted up to ``retries`` times and resumes.
+    and resumes; a job that dies is resubmitted up to ``retries`` times and resumes (a run that
+    raises is not resubmitted: its error is final).
     ``cluster="local"`` runs the jobs as local processes (submitit's local executor).
     """
 
@@ -566,12 +652,12 @@ class SlurmLauncher:
         submitit = _require("submitit", "slurm")
         executor = self.executor()
         jobs: dict = {}
-        with contextlib.suppress(StopBenchmark):
-            for task in tasks:
-                jobs[executor.submit(SubmititRun(self.target, task))] = task
-                self.attempts[task.label] = 1
+        for task in _handed_out(tasks):
+            jobs[executor.submit(SubmititRun(self.target, task))] = task
+            self.attempts[task.label] = 1
         log.info("submitted %d jobs (logs in %s)", len(jobs), self.folder)
-        failure: BaseException | None = None
+        failures = _Failures()
+        failures.total = len(jobs)
         while jobs:
             finished = [job for job in jobs if job.done()]
             if not finished:
@@ -581,25 +667,29 @@ class SlurmLauncher:
                 task = jobs.pop(job)
                 try:
                     job.result()
-                except submitit.core.utils.UncompletedJobError as exc:
-                    if self.attempts[task.label] > self.retries:
-                        failure = failure or RuntimeError(
-                            f"{task.label}: job {job.job_id} died {self.attempts[task.label]} "
-                            f"times; last: {exc}"
-                        )
+                except submitit.core.utils.FailedJobError as exc:  # the run raised: no retry
+                    failures.add(task, _job_error(str(exc)), f"job {job.job_id}: {exc}")
+                    continue
+                except submitit.core.utils.UncompletedJobError as exc:  # the job died
+                    attempts = self.attempts[task.label]
+                    if attempts > self.retries:
+                        error = f"its job died {attempts} time(s); last: job {job.job_id}"
+                        failures.add(task, f"{error} (log: {job.paths.stderr})", str(exc))
                         continue
                     self.attempts[task.label] += 1
                     log.warning("job %s of %s died; resubmitting", job.job_id, task.label)
                     jobs[executor.submit(SubmititRun(self.target, task))] = task
                     continue
-                except submitit.core.utils.FailedJobError as exc:
-                    failure = failure or RuntimeError(
-                        f"{task.label}: job {job.job_id} failed: {exc}"
-                    )
-                    continue
                 on_done(task)
-        if failure is not None:
-            raise failure
+        failures.raise_any()
+
+
+def _job_error(text: str) -> str:
+    """The last line of the traceback in a submitit ``FailedJobError`` (``Type: message``)."""
+    parts = text.split("----------------------\n")
+    trace = parts[1] if len(parts) > 2 else text
+    lines = [line for line in trace.splitlines() if line.strip()]
+    return _one_line(lines[-1] if lines else text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -673,7 +763,9 @@ def _main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m finegrain.experiment.launchers TASK_JSON", file=sys.stderr)
         return 2
-    _execute_here(_task_from_json(argv[0]))
+    task = _task_from_json(argv[0])
+    import_modules(task.imports or ())
+    _execute_here(task)
     return 0
 
 

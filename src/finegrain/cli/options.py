@@ -1,0 +1,44 @@
+"""Options shared by several commands (``train``, ``benchmark``): experiment tracking."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_tracking_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, where: str, store: str
+) -> None:
+    """``--tensorboard`` and ``--mlflow [URI]``: the event files go to ``where/tensorboard``
+    (e.g. ``"RUN_DIR"``), the default MLflow store is ``store/mlflow.db`` (e.g. ``"."``), as
+    :func:`tracking_spec` makes it. ``parser`` may be an argument group."""
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help=f"TensorBoard event files in {where}/tensorboard (needs finegrain[tensorboard])",
+    )
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="URI",
+        help=f"log to MLflow at URI (default: sqlite:///{store}/mlflow.db; needs finegrain[mlflow])",
+    )
+
+
+def tracking_spec(args: argparse.Namespace, folder: str | Path):
+    """The :class:`~finegrain.train.tracking.TrackingSpec` of ``--tensorboard`` / ``--mlflow``
+    (``--mlflow`` without a URI: a local store ``sqlite:///<folder>/mlflow.db``), or None."""
+    from finegrain.train.tracking import TrackingSpec, default_mlflow_uri
+
+    if not args.tensorboard and args.mlflow is None:
+        return None
+    uri = args.mlflow or (default_mlflow_uri(folder) if args.mlflow is not None else None)
+    spec = TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)
+    try:
+        spec.check()  # a missing package fails now, not in every run
+    except ImportError as exc:
+        from finegrain.cli import CLIError
+
+        raise CLIError(str(exc)) from None
+    return spec
