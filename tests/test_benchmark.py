@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from finegrain.experiment.runner import BenchmarkData, DataSource, StopBenchmark, run_benchmark
+from finegrain.experiment.launchers import StopBenchmark
+from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark
 from finegrain.experiment.selection import select_iteration
 from helpers import TINY_GRID as TINY
 from helpers import TINY_GRID_METHODS as METHODS

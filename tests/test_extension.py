@@ -152,7 +152,9 @@ def test_a_method_needing_fine_labels_refuses_an_index_without_them(extended_ben
         out=str(tmp_path / "run"),
         num_workers=0,
     )
-    with pytest.raises(ValueError, match="trains on fine labels.*'Edema subcategory' column is absent"):
+    with pytest.raises(
+        ValueError, match="trains on fine labels.*'Edema subcategory' column is absent"
+    ):
         train(config, progress=False)
 
 

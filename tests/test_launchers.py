@@ -36,6 +36,7 @@ from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark
 from finegrain.train.checkpoint import load_checkpoint
 from helpers import TINY_GRID as TINY
 from helpers import TINY_GRID_METHODS as METHODS
+from helpers import grid_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launcher_targets import fail_or_succeed, record_environment  # noqa: E402
@@ -178,8 +179,8 @@ def assert_same_grid(out: Path, reference: Path) -> None:
     """Same results.csv and bit-identical final weights of every run."""
     ours, theirs = pd.read_csv(out / "results.csv"), pd.read_csv(reference / "results.csv")
     pd.testing.assert_frame_equal(ours, theirs)
-    runs = sorted(p.relative_to(reference) for p in reference.glob("runs/*/*/*"))
-    assert runs and runs == sorted(p.relative_to(out) for p in out.glob("runs/*/*/*"))
+    runs = sorted(p.relative_to(reference) for p in reference.glob("runs/*/*/*/*"))
+    assert runs and runs == sorted(p.relative_to(out) for p in out.glob("runs/*/*/*/*"))
     for run in runs:
         last = sorted((reference / run / "checkpoints").glob("*.pt"))[-1].name
         a = load_checkpoint(reference / run / "checkpoints" / last)["model"]
@@ -264,7 +265,7 @@ def test_workers_die_with_the_benchmark(tiny_data, long_reference, tmp_path, sig
     workers: set[int] = set()
     try:
         wait_for(
-            lambda: parent.poll() is not None or any(out.glob("runs/*/*/*/checkpoints/*.pt")),
+            lambda: parent.poll() is not None or any(out.glob("runs/*/*/*/*/checkpoints/*.pt")),
             180,
             "the first checkpoint",
         )
@@ -316,7 +317,7 @@ def kill_a_training_process(out: Path, runs: int, marker: str, killed: list) -> 
     checkpoints that exist then to ``killed``."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not killed:
-        with_checkpoints = {p.parent.parent for p in out.glob("runs/*/*/*/checkpoints/*.pt")}
+        with_checkpoints = {p.parent.parent for p in out.glob("runs/*/*/*/*/checkpoints/*.pt")}
         if len(with_checkpoints) >= runs:
             for entry in Path("/proc").iterdir():
                 if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -328,7 +329,7 @@ def kill_a_training_process(out: Path, runs: int, marker: str, killed: list) -> 
                 if marker in cmdline:
                     os.kill(int(entry.name), signal.SIGKILL)
                     stamps = {
-                        p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/checkpoints/*.pt")
+                        p: p.stat().st_mtime_ns for p in out.glob("runs/*/*/*/*/checkpoints/*.pt")
                     }
                     killed.append((int(entry.name), stamps))
                     return
@@ -424,6 +425,6 @@ def test_gpus_per_run_trains_each_run_through_torchrun(tiny_data, tmp_path):
         tracking=TrackingSpec(tensorboard=True),
     )
     assert [s.label for s in result.grid.trained] == ["Edema/u-ones/seed0"]
-    run = tmp_path / "runs/Edema/u-ones/seed0"
+    run = grid_run(tmp_path / "runs", "Edema/u-ones/seed0")
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert (run / "done").exists() and list((run / "tensorboard").glob("events.*"))

@@ -106,7 +106,7 @@ def test_tracking_is_off_by_default_and_flags_reach_it(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.db"))
     import argparse
 
-    from finegrain.cli.benchmark import tracking_spec
+    from finegrain.cli.options import tracking_spec
     from finegrain.cli.train import add_arguments
 
     parser = argparse.ArgumentParser()

@@ -300,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from finegrain.cli import CLIError
+    from finegrain.cli.options import tracking_spec
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
@@ -414,21 +415,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"outputs: {Path(args.out) / 'report.html'}, summary.md, results.csv")
     return 0
-
-
-def tracking_spec(args: argparse.Namespace, folder):
-    """The :class:`~finegrain.train.tracking.TrackingSpec` of ``--tensorboard`` / ``--mlflow``
-    (``--mlflow`` without a URI: a local store ``sqlite:///<folder>/mlflow.db``), or None."""
-    from finegrain.train.tracking import TrackingSpec, default_mlflow_uri
-
-    if not args.tensorboard and args.mlflow is None:
-        return None
-    uri = args.mlflow or (default_mlflow_uri(folder) if args.mlflow is not None else None)
-    spec = TrackingSpec(tensorboard=args.tensorboard, mlflow=uri)
-    try:
-        spec.check()  # a missing package fails now, not in every run
-    except ImportError as exc:
-        from finegrain.cli import CLIError
-
-        raise CLIError(str(exc)) from None
-    return spec

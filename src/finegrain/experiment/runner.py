@@ -20,8 +20,8 @@ from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_co
 from finegrain.experiment.launchers import (
     Launcher,
     LocalLauncher,
+    RunsFailed,
     RunTask,
-    StopBenchmark,
     execute,
 )
 from finegrain.experiment.presets import Preset
@@ -160,6 +160,8 @@ class GridOutcome:
     trained: list[RunSpec] = field(default_factory=list)
     skipped: list[RunSpec] = field(default_factory=list)
     seconds: float = 0.0
+    #: the runs that failed (every other one finished), when the grid was asked not to raise
+    failure: RunsFailed | None = None
 
 
 def _train_one(config, resume: bool, threads: int | None) -> str:
@@ -222,15 +224,20 @@ def run_grid(
     before_run: Callable[[RunSpec, Path], None] | None = None,
     launcher: Launcher | None = None,
     tracking=None,
+    raise_failures: bool = True,
 ) -> GridOutcome:
     """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
     refuses runs recorded with other settings).
+
+    A failed run never stops the others (the launchers' failure policy); at the end a
+    :class:`~finegrain.experiment.launchers.RunsFailed` names each failed run, raised, or kept
+    in the outcome's ``failure`` with ``raise_failures=False``.
 
     An unfinished run with checkpoints resumes from the last one. ``launcher`` decides where
     runs execute (default: :class:`~finegrain.experiment.launchers.LocalLauncher` with
     ``jobs`` worker processes, each with ``preset.threads`` torch threads). ``max_runs`` stops
     after that many runs; ``before_run(spec, run_dir)`` is called before each run is handed to
-    the launcher (in this process; raising :class:`StopBenchmark` stops the grid, keeping
+    the launcher (in this process; raising :class:`~finegrain.experiment.launchers.StopBenchmark` stops the grid, keeping
     finished runs). ``tracking`` (a :class:`~finegrain.train.tracking.TrackingSpec`) is
     passed to every run.
     """
@@ -269,8 +276,10 @@ def run_grid(
 
     try:
         launcher.run(tasks(), on_done)
-    except StopBenchmark as exc:
-        log.warning("benchmark stopped: %s", exc)
+    except RunsFailed as exc:
+        if raise_failures:
+            raise
+        outcome.failure = exc
     finally:
         bar.close()
         outcome.seconds = time.perf_counter() - t0
@@ -398,9 +407,12 @@ def run_benchmark(
             before_run=before_run,
             launcher=launcher,
             tracking=tracking,
+            raise_failures=False,
         )
     t_report = time.perf_counter()
     outputs = write_outputs(out, specs, preset=preset, methods=methods, taus=taus, config=config)
+    if grid.failure is not None:  # the report of the finished runs is written: now say it
+        raise grid.failure
     seconds = dict(data.seconds)
     seconds["runs"] = grid.seconds
     seconds["report"] = time.perf_counter() - t_report
