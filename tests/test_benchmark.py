@@ -277,3 +277,25 @@ def test_cli_benchmark_accepts_every_training_method(tiny_data, tmp_path, capsys
     assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
     assert "| U-Ones + LS |" in capsys.readouterr().out
     assert (grid_run(tmp_path / "b/runs", "Edema/u-ones-ls/seed0") / "done").is_file()  # no τ
+
+
+def test_runs_of_the_v02_layout_migrate_once_and_report_the_same(tiny_data, tmp_path):
+    from finegrain.cli import main
+    from finegrain.experiment.grid import migrate_runs
+
+    preset = TINY.replace(seeds=1)
+    run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, progress=False)
+    results = (tmp_path / "results.csv").read_bytes()
+    new = sorted(tmp_path.glob("runs/*/Edema/*/seed0"))
+    assert len(new) == 2
+    for run in new:  # back to finegrain 0.2's runs/<observation>/<variant>/seed<k>
+        old = tmp_path / "runs" / "Edema" / run.parent.name / "seed0"
+        old.parent.mkdir(parents=True, exist_ok=True)
+        run.rename(old)
+    assert migrate_runs(tmp_path / "nothing-here") == []
+    assert main(["benchmark", "--out", str(tmp_path), "--migrate-runs"]) == 0
+    assert sorted(tmp_path.glob("runs/*/Edema/*/seed0")) == new
+    assert not (tmp_path / "runs" / "Edema").exists()
+    assert migrate_runs(tmp_path) == []  # once
+    run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, report_only=True)
+    assert (tmp_path / "results.csv").read_bytes() == results

@@ -26,7 +26,8 @@ PU-RM), figure4 (PU-RM for τ = 0.1..0.9 with the U-Ones/U-Ignore baselines), al
 (not in all): the pre-registered PU-RM vs U-Ones study on the calibrated phantom, sweeping the
 phantom's knobs and τ (docs/study.md; hours of CPU, resumable).
 
-Outputs in --out: runs/<observation>/<method>[-tau<τ>]/seed<k>/ (one run directory each),
+Outputs in --out: runs/<settings hash>/<observation>/<method>[-tau<τ>][-<axis><value>]/seed<k>/
+(one run directory each; runs that differ in any setting never share one),
 results.csv (every run x checkpoint x split, with the selected flag), summary.md, summary.tex,
 figures/*.png|svg, report.html (self-contained), benchmark.json (the configuration).
 Beyond the paper, the test split is scored at the checkpoint chosen on validation, with a
@@ -241,6 +242,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train nothing: rebuild results, tables, figures and report from the finished runs "
         "of the request recorded in OUT/benchmark.json",
     )
+    parser.add_argument(
+        "--migrate-runs",
+        action="store_true",
+        help="move the runs of a benchmark or study folder written by finegrain 0.2 "
+        "(runs/<observation>/<variant>/seed<k>) into this version's layout, then stop",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -307,6 +314,14 @@ def run(args: argparse.Namespace) -> int:
     from finegrain.experiment.runner import DataSource, run_benchmark
     from finegrain.experiment.tables import to_markdown
 
+    if args.migrate_runs:
+        from finegrain.experiment.grid import migrate_runs
+
+        moved = migrate_runs(args.out)
+        for old, new in moved:
+            print(f"{old} -> {new}")
+        print(f"{len(moved)} run(s) moved under {args.out}")
+        return 0
     if sum(map(bool, (args.mimic, args.index, args.openi))) > 1:
         raise CLIError(
             "choose one data source: --data phantom, --mimic ROOT, --openi ROOT or --index/--cache"

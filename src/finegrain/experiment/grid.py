@@ -325,6 +325,37 @@ def run_directory(spec: RunSpec, preset: Preset, runs_root: str | Path) -> Path:
     return spec.directory(runs_root, config.identity_hash(exclude=spec.readable_fields()))
 
 
+def migrate_runs(out: str | Path) -> list[tuple[Path, Path]]:
+    """Move the runs of a benchmark or study folder written by finegrain 0.2
+    (``runs/<observation>/<variant>/seed<k>``, under ``out/runs`` and ``out/conditions/*/runs``)
+    into their settings group (:meth:`RunSpec.directory`), once; returns ``(old, new)`` pairs.
+    A run whose new folder already exists is left where it is (and not listed)."""
+    import os
+
+    from finegrain.train.config import TrainConfig
+
+    out = Path(out)
+    moved = []
+    for runs_root in [out / "runs", *sorted(out.glob("conditions/*/runs"))]:
+        for config_path in sorted(runs_root.glob("*/*/seed*/config.json")):
+            run = config_path.parent
+            config = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            tau = method_tau(config.method, config.tau)
+            spec = RunSpec(config.observation, config.method, tau, config.seed)
+            if run != runs_root / spec.observation / spec.variant / f"seed{spec.seed}":
+                continue  # not a 0.2 run folder
+            target = spec.directory(runs_root, config.identity_hash(spec.readable_fields()))
+            if target.exists():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run, target)
+            moved.append((run, target))
+            for empty in (run.parent, run.parent.parent):
+                if not any(empty.iterdir()):
+                    empty.rmdir()
+    return moved
+
+
 def axes_of(specs: Sequence[RunSpec]) -> list[str]:
     """The extra axes' fields the runs set, in order."""
     return list(dict.fromkeys(k for s in specs for k, _ in s.settings))
