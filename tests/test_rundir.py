@@ -75,8 +75,8 @@ def test_checkpoints_and_done_marker(tmp_path):
 
 
 def test_find_runs_follows_the_grid_layout(tmp_path):
-    finished = RunDirectory(tmp_path / "Edema/u-ones/seed0")
-    unfinished = RunDirectory(tmp_path / "Edema/pu-rm-tau0.3/seed0")
+    finished = RunDirectory(tmp_path / "1a2b3c4d/Edema/u-ones/seed0")
+    unfinished = RunDirectory(tmp_path / "1a2b3c4d/Edema/pu-rm-tau0.3/seed0")
     for run in (finished, unfinished):
         run.write_config({})
     finished.mark_done(1)
