@@ -1,12 +1,14 @@
 """Atomic file writes: a killed process never leaves a half-written file behind.
 
 Every writer in finegrain goes through these helpers: the content is written to a temporary
-file in the destination folder, flushed to disk, then renamed over the destination.
+file in the destination folder, flushed to disk, then renamed over the destination. A folder
+that one process fills over a long time (an image cache) is held with :func:`exclusive_lock`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -169,3 +171,50 @@ def _first_undecodable(path: Path) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return f"line {line}, byte {column} (0x{data[exc.start]:02x})"
     return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is
+
+
+class LockedError(ValueError):
+    """Another process holds the lock (a ``ValueError``: the command line reports it in one
+    line, like other unusable arguments)."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (holding our pid) and remove it after.
+
+    If another process holds it, raise :class:`LockedError` with the message ``busy``. The OS
+    releases the lock when the holder exits or is killed, so a stale lock file is harmless.
+    """
+    import fcntl
+
+    path = Path(path)
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
+        except OSError as exc:
+            raise _naming(exc, path) from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(busy) from None
+            raise
+        try:  # the holder before us may have removed the file after we opened it
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    with handle:
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

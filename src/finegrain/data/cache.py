@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finegrain.data.imageio import CROPS, read_grayscale
-from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, read_jsonl
+from finegrain.io import (
+    append_jsonl,
+    atomic_write_csv,
+    atomic_write_json,
+    exclusive_lock,
+    read_jsonl,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +50,7 @@ MANIFEST_FILE = "manifest.csv"
 META_FILE = "cache.json"
 PARAMS_FILE = "prepare.json"
 JOURNAL_FILE = "journal.jsonl"
+LOCK_FILE = "prepare.lock"  # held (flock) by the process preparing the cache
 DEFAULT_CHUNK = 64
 _PARAM_KEYS = ("version", "size", "crop", "count", "index_sha256")
 
@@ -130,6 +137,27 @@ def prepare(
         "index_sha256": _fingerprint(ids),
     }
     out.mkdir(parents=True, exist_ok=True)
+    busy = (
+        f"{out} is being prepared by another process (it holds {out / LOCK_FILE}); wait for it "
+        "to finish or stop it, or choose another folder"
+    )
+    with exclusive_lock(out / LOCK_FILE, busy):
+        return _prepare_locked(out, ids, paths, params, workers, progress, chunk, overwrite, start)
+
+
+def _prepare_locked(
+    out: Path,
+    ids: list[str],
+    paths: list[str],
+    params: dict,
+    workers: int | None,
+    progress: bool,
+    chunk: int,
+    overwrite: bool,
+    start: float,
+) -> PrepareSummary:
+    """:func:`prepare` once the cache folder is held by this process."""
+    size, crop = params["size"], params["crop"]
     if overwrite:
         _remove_cache_files(out)
     if (out / META_FILE).is_file():
