@@ -83,6 +83,25 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file, however spelled (links, ``..``, relative)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwriting_input(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """Raise ``ValueError`` when the output ``out`` is one of the ``inputs``: never write
+    over an input file."""
+    for source in inputs:
+        if same_file(out, source):
+            raise ValueError(
+                f"{out}: is the input {source}; writing there would replace it: choose another "
+                "output path"
+            )
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_open(path, "w") as handle:
