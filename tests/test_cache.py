@@ -244,3 +244,11 @@ def test_real_covid_jpegs(shared_data, tmp_path):
     cache = ImageCache(tmp_path / "covid")
     means = cache.images.reshape(len(cache), -1).mean(axis=1)
     assert (means > 10).all() and (means < 245).all()  # real, non-blank radiographs
+
+
+def test_an_absurd_size_is_refused_before_anything_is_allocated(index_csv, tmp_path, capsys):
+    with pytest.raises(ValueError, match="at most 4096"):
+        prepare(index_csv, tmp_path / "big", size=100_000, workers=0, progress=False)
+    assert not (tmp_path / "big" / "images.u8").exists()
+    code = main(["prepare", str(index_csv), "-o", str(tmp_path / "big"), "--size", "100000"])
+    assert code == 2 and "at most 4096" in capsys.readouterr().err

@@ -17,6 +17,7 @@ decoded again, so no half-written row is ever marked done.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -50,6 +51,8 @@ MANIFEST_FILE = "manifest.csv"
 META_FILE = "cache.json"
 PARAMS_FILE = "prepare.json"
 JOURNAL_FILE = "journal.jsonl"
+#: Largest image side a cache accepts: a typo (100000) must not allocate terabytes.
+MAX_SIZE = 4096
 LOCK_FILE = "prepare.lock"  # held (flock) by the process preparing the cache
 DEFAULT_CHUNK = 64
 _PARAM_KEYS = ("version", "size", "crop", "count", "index_sha256")
@@ -124,6 +127,11 @@ def prepare(
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
+    if size > MAX_SIZE:
+        raise ValueError(
+            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
+            f"one image would take {size * size / 1e9:.1f} GB"
+        )
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     start = time.perf_counter()
@@ -176,6 +184,7 @@ def _prepare_locked(
 
     images_path = out / IMAGES_FILE
     nbytes = len(ids) * size * size
+    _check_space(out, nbytes - (images_path.stat().st_size if images_path.is_file() else 0))
     with open(images_path, "ab") as handle:  # preallocate (sparse) without touching done rows
         if handle.tell() != nbytes:
             handle.truncate(nbytes)
@@ -446,6 +455,20 @@ def _check_params(path: Path, params: dict) -> None:
         raise ValueError(
             f"{path.parent}: this cache was prepared with {what}; use another folder or "
             "overwrite=True (--overwrite) to rebuild it"
+        )
+
+
+def _check_space(out: Path, needed: int) -> None:
+    """Refuse a cache that cannot fit on its disk before any byte is written."""
+    import shutil
+
+    free = shutil.disk_usage(out).free
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"the cache needs {needed / 1e9:.1f} GB more and the disk has {free / 1e9:.1f} GB "
+            "free; choose a smaller --size, free some space or write elsewhere",
+            str(out),
         )
 
 
