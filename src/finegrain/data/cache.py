@@ -39,6 +39,7 @@ from finegrain.io import (
     exclusive_lock,
     read_jsonl,
 )
+from finegrain.workers import die_with_parent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -505,7 +506,8 @@ def _run_tasks(tasks: list[tuple], workers: int):
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with context.Pool(workers) as pool:  # terminated on exit, also on error or Ctrl-C
+    # terminated on exit, also on error or Ctrl-C; the workers end if this process is killed
+    with context.Pool(workers, initializer=die_with_parent) as pool:
         yield from pool.imap_unordered(_prepare_chunk, tasks, chunksize=1)
 
 
