@@ -286,3 +286,30 @@ def test_phantom_root_respects_the_umask(tmp_path, capsys):
     finally:
         os.umask(old)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--index", "i.csv", "--cache", "c", "--observation", "Edema", "--out", "r"],
+        ["benchmark", "--out", "b"],
+    ],
+    ids=["train", "benchmark"],
+)
+def test_device_cuda_without_a_gpu_is_one_line_in_every_command(
+    command, tmp_path, capsys, monkeypatch
+):
+    import torch
+
+    from finegrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert main([*command, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"finegrain {command[0]}: error: --device cuda: no CUDA GPU is visible on this machine; use --device cpu (or auto)"
+    )
+    assert not (tmp_path / command[-1]).exists()

@@ -264,12 +264,13 @@ def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from finegrain.cli import CLIError
+    from finegrain.cli import CLIError, check_device
     from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
     from finegrain.experiment.runner import DataSource, run_benchmark
     from finegrain.experiment.tables import to_markdown
 
+    check_device(args.device)
     if sum(map(bool, (args.mimic, args.index, args.openi))) > 1:
         raise CLIError(
             "choose one data source: --data phantom, --mimic ROOT, --openi ROOT or --index/--cache"

@@ -112,12 +112,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from finegrain.cli import CLIError
+    from finegrain.cli import CLIError, check_device
     from finegrain.cli.benchmark import tracking_spec
     from finegrain.train.config import TrainConfig
     from finegrain.train.loop import train
     from finegrain.train.methods import get_method
 
+    check_device(args.device)
     get_method(args.method)  # a ValueError listing the known methods
     if args.workers is not None and args.workers < 0:
         raise CLIError(f"--workers must be >= 0, got {args.workers}")
