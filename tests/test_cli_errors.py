@@ -313,3 +313,30 @@ def test_device_cuda_without_a_gpu_is_one_line_in_every_command(
         == f"finegrain {command[0]}: error: --device cuda: no CUDA GPU is visible on this machine; use --device cpu (or auto)"
     )
     assert not (tmp_path / command[-1]).exists()
+
+
+def test_unreadable_checkpoints_are_named_and_explained(tmp_path, capsys):
+    import pickle
+
+    from finegrain.cli import main
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(image)
+    good = save_tiny_checkpoint(tmp_path / "good.pt", seed=0, method="pu-rm", thresholds=None)
+    cases = {
+        "empty.pt": (b"", "empty file"),
+        "text.pt": (b"hello, not a model\n", "text file"),
+        "cut.pt": (Path(good).read_bytes()[:3000], "truncated or damaged"),
+        "pickled.pt": (pickle.dumps({"model": object()}), "refused"),
+    }
+    for name, (data, what) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        code = main(["predict", str(tmp_path / name), str(image), "-o", str(tmp_path / "o.csv")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (name, err)
+        assert name in err and what in err, err
+        assert "weights_only=False" not in err and "Errno" not in err
+    (tmp_path / "folder.pt").mkdir()
+    code = main(["predict", str(tmp_path / "folder.pt"), str(image), "-o", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "folder.pt: is a folder" in err
