@@ -177,6 +177,47 @@ def test_resume_after_kill(tmp_path):
     assert not journal.exists() and not (out / "prepare.json").exists()
 
 
+def test_two_prepares_into_one_cache_one_refuses_and_the_cache_is_right(tmp_path):
+    """A second ``prepare`` (other settings and --overwrite) while one runs is refused with a
+    clear message; the first finishes a correct cache."""
+    index_csv = make_index(tmp_path / "data", n_jpeg=30)
+    out = tmp_path / "shared"
+    journal = out / "journal.jsonl"
+    first = subprocess.Popen([sys.executable, "-c", SLOW_PREPARE, str(index_csv), str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None:
+            if journal.is_file() and journal.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.01)
+        assert first.poll() is None, "the first prepare finished too soon"
+        os.kill(first.pid, signal.SIGSTOP)  # it holds the cache while the second one runs
+        try:
+            for extra in (["--size", "24", "--overwrite"], ["--size", str(SIZE)]):
+                second = subprocess.run(
+                    [sys.executable, "-m", "finegrain", "prepare", str(index_csv)]
+                    + ["-o", str(out), "--workers", "0", "--no-progress", *extra],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert second.returncode == 2, second.stderr
+                assert "being prepared by another process" in second.stderr
+                assert "Traceback" not in second.stderr
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=120) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    reference = prepare(index_csv, tmp_path / "fresh", size=SIZE, workers=0, progress=False)
+    cache, fresh = ImageCache(out), ImageCache(tmp_path / "fresh")
+    assert cache.size == SIZE and reference.failed == 2
+    np.testing.assert_array_equal(cache.images, fresh.images)
+    assert cache.image_ids == fresh.image_ids and cache.errors == fresh.errors
+
+
 def test_cli_prints_summary(index_csv, tmp_path, capsys):
     code = main(
         ["prepare", str(index_csv), "-o", str(tmp_path / "c"), "--size", "8"]
@@ -203,3 +244,11 @@ def test_real_covid_jpegs(shared_data, tmp_path):
     cache = ImageCache(tmp_path / "covid")
     means = cache.images.reshape(len(cache), -1).mean(axis=1)
     assert (means > 10).all() and (means < 245).all()  # real, non-blank radiographs
+
+
+def test_an_absurd_size_is_refused_before_anything_is_allocated(index_csv, tmp_path, capsys):
+    with pytest.raises(ValueError, match="at most 4096"):
+        prepare(index_csv, tmp_path / "big", size=100_000, workers=0, progress=False)
+    assert not (tmp_path / "big" / "images.u8").exists()
+    code = main(["prepare", str(index_csv), "-o", str(tmp_path / "big"), "--size", "100000"])
+    assert code == 2 and "at most 4096" in capsys.readouterr().err

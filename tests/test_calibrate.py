@@ -166,7 +166,7 @@ def test_calibrate_errors_name_the_file(tmp_path):
 
     run, _ = _fake_run(tmp_path, iterations=(10,))
     ckpt = run / "checkpoints" / "iter-0000010.pt"
-    with pytest.raises(ValueError, match="no rows for iteration 99"):
+    with pytest.raises(ValueError, match="iteration 99.*checkpoint's iteration 10"):
         calibrate_checkpoint(ckpt, iteration=99)
     with pytest.raises(FileNotFoundError, match="predictions"):
         calibrate_checkpoint(ckpt, predictions=tmp_path / "nope.csv")
@@ -218,3 +218,23 @@ def test_youden_threshold_equals_brute_force():
         assert t == bt and j == pytest.approx(bj)
 
     check()
+
+
+def test_calibrate_refuses_predictions_of_another_observation_or_iteration(tmp_path):
+    import json
+
+    from finegrain.predict import calibrate_checkpoint, stored_thresholds
+
+    run, _ = _fake_run(tmp_path, iterations=(10, 20))
+    ckpt = run / "checkpoints" / "iter-0000010.pt"
+    with pytest.raises(ValueError, match=r"iteration 20.*checkpoint's iteration 10"):
+        calibrate_checkpoint(ckpt, iteration=20)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"observation": "Consolidation"}))
+    (other / "predictions-validate.csv").write_bytes(
+        (run / "predictions-validate.csv").read_bytes()
+    )
+    with pytest.raises(ValueError, match="Consolidation.*Edema|Edema.*Consolidation"):
+        calibrate_checkpoint(ckpt, predictions=other / "predictions-validate.csv")
+    assert stored_thresholds(ckpt) is None

@@ -104,3 +104,27 @@ def test_cam_images_side_by_side_and_cli(tmp_path, capsys):
     assert (tmp_path / "cli" / "one.png").is_file()
     with pytest.raises(SystemExit):
         main(["cam", str(imgs / "one.png"), "-o", str(tmp_path / "cli")])  # no checkpoint
+
+
+def test_cam_and_predict_never_write_over_an_input_image(tmp_path):
+    """With the output folder = the input folder, the overlays get other names; every input
+    image is left byte for byte as it was."""
+    from finegrain.predict import predict
+    from helpers import save_tiny_checkpoint as _save_tiny_checkpoint
+
+    ckpt = _save_tiny_checkpoint(
+        tmp_path / "m.pt", seed=0, method="pu-rm", thresholds={"positive": 0.3, "typical": 0.6}
+    )
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "b-2.png"):
+        Image.fromarray(rng.integers(0, 256, (50, 40), dtype=np.uint8)).save(imgs / name)
+    before = {p.name: p.read_bytes() for p in imgs.iterdir()}
+    frame = cam_images([ckpt], [imgs], imgs, progress=False)
+    assert (frame["error"] == "").all()
+    assert {p.name: p.read_bytes() for p in imgs.iterdir() if p.name in before} == before
+    assert not set(frame["output"]) & {str(imgs / n) for n in before}
+    assert len(set(frame["output"])) == 3
+    predict(ckpt, [imgs / n for n in before], cam_dir=imgs, progress=False)
+    assert {p.name: p.read_bytes() for p in imgs.iterdir() if p.name in before} == before

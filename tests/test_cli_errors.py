@@ -286,3 +286,57 @@ def test_phantom_root_respects_the_umask(tmp_path, capsys):
     finally:
         os.umask(old)
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--index", "i.csv", "--cache", "c", "--observation", "Edema", "--out", "r"],
+        ["benchmark", "--out", "b"],
+    ],
+    ids=["train", "benchmark"],
+)
+def test_device_cuda_without_a_gpu_is_one_line_in_every_command(
+    command, tmp_path, capsys, monkeypatch
+):
+    import torch
+
+    from finegrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert main([*command, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"finegrain {command[0]}: error: --device cuda: no CUDA GPU is visible on this machine; use --device cpu (or auto)"
+    )
+    assert not (tmp_path / command[-1]).exists()
+
+
+def test_unreadable_checkpoints_are_named_and_explained(tmp_path, capsys):
+    import pickle
+
+    from finegrain.cli import main
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(image)
+    good = save_tiny_checkpoint(tmp_path / "good.pt", seed=0, method="pu-rm", thresholds=None)
+    cases = {
+        "empty.pt": (b"", "empty file"),
+        "text.pt": (b"hello, not a model\n", "text file"),
+        "cut.pt": (Path(good).read_bytes()[:3000], "truncated or damaged"),
+        "pickled.pt": (pickle.dumps({"model": object()}), "refused"),
+    }
+    for name, (data, what) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        code = main(["predict", str(tmp_path / name), str(image), "-o", str(tmp_path / "o.csv")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (name, err)
+        assert name in err and what in err, err
+        assert "weights_only=False" not in err and "Errno" not in err
+    (tmp_path / "folder.pt").mkdir()
+    code = main(["predict", str(tmp_path / "folder.pt"), str(image), "-o", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "folder.pt: is a folder" in err

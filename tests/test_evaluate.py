@@ -350,3 +350,24 @@ def test_cli_fine_labels_mesh(tmp_path, capsys):
     assert "agree on 2 of 3 positives with both (66.7%)" in printed
     assert main(args[:-2] + ["--json"]) == 0
     assert '"fine_labels": "text"' in capsys.readouterr().out
+
+
+def test_cli_exits_1_when_nothing_was_evaluated_and_shows_the_ids(tmp_path, capsys):
+    from finegrain.cli import EXIT_FAILED
+
+    scores = tmp_path / "scores.csv"
+    scores.write_text("id,score\n7,0.9\n8,0.2\n9,0.4\n")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,Edema,Edema subcategory\n007,1,typical\n008,0,\n009,1,atypical\n")
+    args = ["evaluate", str(scores), "--labels", str(labels), "--observation", "Edema"]
+    assert main([*args, "--n-boot", "10"]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "nothing evaluated" in captured.err
+    assert "'7'" in captured.err and "'007'" in captured.err  # how the ids look on each side
+    # only one class present: neither metric is defined
+    labels.write_text("id,Edema,Edema subcategory\n7,0,\n8,0,\n9,0,\n")
+    assert main([*args, "--n-boot", "10"]) == EXIT_FAILED
+    assert "nothing evaluated" in capsys.readouterr().err
+    # one metric defined is useful work
+    labels.write_text("id,Edema,Edema subcategory\n7,1,typical\n8,0,\n9,0,\n")
+    assert main([*args, "--n-boot", "10"]) == 0

@@ -179,3 +179,43 @@ def test_unreadable_dicom_error_starts_with_the_path(tmp_path):
     path.write_bytes(b"not a dicom file")
     with pytest.raises(ImageReadError, match=rf"^{path}: cannot read DICOM: "):
         read_grayscale(path, 16)
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging forever (a FIFO opened for reading waits for a writer)."""
+    import signal
+
+    def fail(*_):
+        raise TimeoutError("hung on a non-regular file")
+
+    old = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def test_a_fifo_is_refused_not_waited_on_by_read_prepare_and_predict(tmp_path, alarm):
+    import os
+
+    import pandas as pd
+
+    from finegrain.data.cache import prepare
+    from finegrain.predict import predict
+    from helpers import save_tiny_checkpoint
+
+    fifo = tmp_path / "scan.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        read_grayscale(fifo, 16)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        read_grayscale(tmp_path, 16)  # a folder
+    frame = pd.DataFrame({"image_id": ["a"], "path": [str(fifo)]})
+    summary = prepare(frame, tmp_path / "cache", size=16, workers=0, progress=False)
+    assert summary.failed == 1 and "not a regular file" in summary.errors[0][1]
+    ckpt = save_tiny_checkpoint(
+        tmp_path / "m.pt", seed=0, method="pu-rm", thresholds={"positive": 0.3, "typical": 0.6}
+    )
+    table = predict(ckpt, [fifo], progress=False)
+    assert "not a regular file" in table["error"][0]

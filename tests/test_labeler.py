@@ -530,3 +530,18 @@ def test_cli_degrees_rule_reaches_the_labels(tmp_path, degrees, severity):
         row = next(csv.DictReader(handle))
     assert row["Pleural Effusion"] == "1"
     assert row["Pleural Effusion severity"] == severity
+
+
+def test_label_never_writes_over_its_input(tmp_path, capsys):
+    from finegrain.cli import main
+
+    reports = tmp_path / "r.csv"
+    reports.write_text("id,report\n1,FINDINGS: Small effusion.\n", encoding="utf-8")
+    before = reports.read_bytes()
+    assert main(["label", str(reports), "-o", str(reports)]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert reports.read_bytes() == before
+    (tmp_path / "sub").mkdir()
+    same = tmp_path / "sub" / ".." / "r.csv"  # the same file, spelled differently
+    assert main(["label", str(reports), "-o", str(same)]) == 2
+    assert reports.read_bytes() == before

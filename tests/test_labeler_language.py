@@ -523,3 +523,55 @@ def test_a_where_phrase_ends_at_another_finding():
     labels = label_report("Opacity in the right lower lobe, pneumonia cannot be excluded.")
     assert labels["Lung Opacity"].status == 1
     assert labels["Pneumonia"].status == -1
+
+
+# ---------------------------------------------------------------- issue 22
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pneumonia cannot be completely ruled out.",
+        "Pneumonia is not definitely excluded.",
+        "Pneumonia is not entirely excluded.",
+        "Pneumonia cannot be definitively excluded.",
+        "Pneumonia cannot be totally excluded.",
+        "Pneumonia cannot be fully excluded.",
+        "Pneumonia is not completely excluded.",
+        "Pneumonia can not be confidently ruled out.",
+        "Pneumonia could not be entirely excluded.",
+    ],
+)
+def test_hedge_with_an_adverb_inside(text):
+    check(text, PNA, -1, None, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pneumonia is a consideration.",
+        "Pneumonia is also a consideration.",
+        "Pneumonia remains a consideration.",
+        "Pneumonia should be considered.",
+        "Pneumonia should also be considered.",
+        "Pneumonia could also be considered.",
+        "This raises the question of pneumonia.",
+        "Findings raise the possibility of pneumonia.",
+    ],
+)
+def test_hedge_written_as_a_consideration(text):
+    check(text, PNA, -1, None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "observation", "severity"),
+    [
+        ("The right pleural effusion has not increased and is still moderate.", EFF, "moderate"),
+        ("The effusion has not worsened and remains moderate.", EFF, "moderate"),
+        ("The effusion has not decreased and is now large.", EFF, "large"),
+        ("Edema has not improved and is still severe.", EDEMA, "severe"),
+        ("The effusion has not increased in size and is still small.", EFF, "small"),
+    ],
+)
+def test_negated_change_then_current_degree(text, observation, severity):
+    check(text, observation, 1, severity, None)

@@ -312,3 +312,20 @@ def test_mesh_map_is_data_checked_against_table_1(tmp_path):
     (tmp_path / "severity.csv").write_text("modifier,table1_term\nenormous,huge\n")
     with pytest.raises(ValueError, match=r"severity.csv: row 1: 'huge' is not a Table 1"):
         load_mesh_map(tmp_path)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_entities_are_refused_whatever_the_encoding(declared):
+    """The refusal is the parser's, not a byte search: a UTF-16 file declaring entities is
+    refused too, and its entities never expand."""
+    text = (
+        '<!DOCTYPE e [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+        '<eCitation><IUXRId id="1"/><Abstract>'
+        '<AbstractText Label="FINDINGS">&lol2;</AbstractText></Abstract></eCitation>'
+    )
+    if declared:
+        text = '<?xml version="1.0" encoding="UTF-16"?>' + text
+    with pytest.raises(ReportError, match="DTD or entities"):
+        parse_report(text.encode("utf-16"), "1.xml")
+    with pytest.raises(ReportError, match="1.xml"):  # an encoding expat cannot read
+        parse_report(text.encode("utf-32"), "1.xml")

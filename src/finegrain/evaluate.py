@@ -373,6 +373,27 @@ class Evaluation:
     labels_source: str | None
     fine_labels: str = "text"
     agreement: dict[str, Any] | None = None  # text-mined vs fine_labels, AUC^FG-eligible cases
+    #: when no prediction id is in the labels: a few ids of each side, to show how they differ
+    id_samples: dict[str, list[str]] | None = None
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether AUC or AUC^FG could be measured (else nothing useful was done)."""
+        return self.auc is not None or self.auc_fg is not None
+
+    def nothing_evaluated(self) -> str:
+        """One line on why nothing could be measured (call when not :attr:`evaluated`)."""
+        if self.id_samples is not None:
+            pred, lab = (", ".join(map(repr, v)) for v in self.id_samples.values())
+            return (
+                f"nothing evaluated: no prediction id is in the labels (the predictions' ids "
+                f"look like {pred}; the labels' like {lab})"
+            )
+        return (
+            "nothing evaluated: AUC needs a positive and a negative, AUC^FG an atypical and a "
+            f"typical positive (positive {self.n_positive}, negative {self.n_negative}, "
+            f"atypical {self.n_atypical}, typical {self.n_typical})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -468,6 +489,7 @@ def evaluate_predictions(
             f"'<Observation> subcategory {fine_labels}' columns (finegrain index --openi)"
         )
     agreement = None
+    id_samples = None
     preds, chosen, pred_source = read_predictions(
         predictions, id_column=id_column, score_column=score_column, iteration=iteration
     )
@@ -481,6 +503,11 @@ def evaluate_predictions(
         table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
         found = preds["id"].isin(table["id"])
         left_out["id not in labels"] = int((~found).sum())
+        if not found.any():
+            id_samples = {
+                "predictions": [str(v) for v in preds["id"].head(3)],
+                "labels": [str(v) for v in table["id"].head(3)],
+            }
         unmatched_labels = int((~table["id"].isin(preds["id"])).sum())
         matched = table.set_index("id").loc[preds.loc[found, "id"]]
         label = matched["label"].to_numpy(dtype=np.float64)
@@ -532,4 +559,5 @@ def evaluate_predictions(
         labels_source=labels_source,
         fine_labels=fine_labels,
         agreement=agreement,
+        id_samples=id_samples,
     )

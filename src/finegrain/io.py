@@ -1,12 +1,14 @@
 """Atomic file writes: a killed process never leaves a half-written file behind.
 
 Every writer in finegrain goes through these helpers: the content is written to a temporary
-file in the destination folder, flushed to disk, then renamed over the destination.
+file in the destination folder, flushed to disk, then renamed over the destination. A folder
+that one process fills over a long time (an image cache) is held with :func:`exclusive_lock`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -79,6 +81,45 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         if isinstance(exc, OSError) and _naming(exc, path) is not exc:
             raise _naming(exc, path) from exc
         raise
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file, however spelled (links, ``..``, relative)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwriting_input(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """Raise ``ValueError`` when the output ``out`` is one of the ``inputs``: never write
+    over an input file."""
+    for source in inputs:
+        if same_file(out, source):
+            raise ValueError(
+                f"{out}: is the input {source}; writing there would replace it: choose another "
+                "output path"
+            )
+
+
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it exists but is not a regular file ("a folder", "a FIFO (named
+    pipe)", ...), else None. Opening a FIFO waits for a writer: check before opening."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: opening it gives the error
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -169,3 +210,50 @@ def _first_undecodable(path: Path) -> str:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         return f"line {line}, byte {column} (0x{data[exc.start]:02x})"
     return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is
+
+
+class LockedError(ValueError):
+    """Another process holds the lock (a ``ValueError``: the command line reports it in one
+    line, like other unusable arguments)."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (holding our pid) and remove it after.
+
+    If another process holds it, raise :class:`LockedError` with the message ``busy``. The OS
+    releases the lock when the holder exits or is killed, so a stale lock file is harmless.
+    """
+    import fcntl
+
+    path = Path(path)
+    while True:
+        try:
+            handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
+        except OSError as exc:
+            raise _naming(exc, path) from exc
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockedError(busy) from None
+            raise
+        try:  # the holder before us may have removed the file after we opened it
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()
+    with handle:
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -72,6 +72,26 @@ def exit_status(ok: int, failed: int) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+def check_device(device: str | None) -> None:
+    """Refuse ``--device cuda`` (or ``cuda:N``) in one line when that GPU is not visible,
+    before anything starts (CUDA's own error is a long traceback). Every command with
+    ``--device`` calls it first, so the wording is the same everywhere."""
+    if device is None or not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ValueError(
+            f"--device {device}: no CUDA GPU is visible on this machine; use --device cpu (or auto)"
+        )
+    index = device.partition(":")[2]
+    if index and (not index.isdigit() or int(index) >= count):
+        raise ValueError(
+            f"--device {device}: {count} CUDA GPU(s) visible (cuda:0 to cuda:{count - 1})"
+        )
+
+
 #: What to do about an OS error, by errno (the path is named before it).
 _OS_ADVICE: dict[int, str] = {
     errno.EACCES: "permission denied; choose a location you can write to or fix its permissions",

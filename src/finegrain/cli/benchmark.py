@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
-    from finegrain.cli import CLIError
+    from finegrain.cli import CLIError, check_device
     from finegrain.cli.options import tracking_spec
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import launcher_for, uses_gpus
@@ -322,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{old} -> {new}")
         print(f"{len(moved)} run(s) moved under {args.out}")
         return 0
+    check_device(args.device)
     if sum(map(bool, (args.mimic, args.index, args.openi))) > 1:
         raise CLIError(
             "choose one data source: --data phantom, --mimic ROOT, --openi ROOT or --index/--cache"

@@ -77,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from finegrain.cli import CLIError
     from finegrain.evaluate import evaluate_predictions
@@ -104,4 +105,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(evaluation.to_dict(), indent=2))
     else:
         print(evaluation.format())
+    if not evaluation.evaluated:
+        from finegrain.cli import EXIT_FAILED
+
+        print(f"finegrain evaluate: error: {evaluation.nothing_evaluated()}", file=sys.stderr)
+        return EXIT_FAILED
     return 0

@@ -14,6 +14,9 @@ SIZE x SIZE grayscale and store it in a cache folder that training reads at memo
   CACHE/manifest.csv  image_id, row, status (ok|error), error
   CACHE/cache.json    size, crop, count, ok, failed (written last: the cache is complete)
 
+One process prepares a cache at a time: a second `prepare` into the same folder while one
+runs is refused (CACHE/prepare.lock is held while it works).
+
 JPEGs are decoded with DCT-domain downscaling (a 2500x3000 JPEG is never fully decoded for a
 224 px cache); 8/16-bit PNG and DICOM (with pydicom) work too. Work is spread over processes.
 A killed run resumes where it stopped when run again with the same arguments; a corrupt or

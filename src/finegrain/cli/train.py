@@ -230,12 +230,13 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from finegrain.cli import CLIError
+    from finegrain.cli import CLIError, check_device
     from finegrain.cli.options import tracking_spec
     from finegrain.train.loop import train
     from finegrain.train.methods import get_method
     from finegrain.train.models import MODELS
 
+    check_device(args.device)
     get_method(args.method, args.method_options)  # an unknown method or option: listed
     MODELS.get(args.model)  # an unknown model: the known ones listed
     if args.num_workers is not None and args.num_workers < 0:

@@ -17,6 +17,7 @@ decoded again, so no half-written row is ever marked done.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -31,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finegrain.data.imageio import CROPS, read_grayscale
-from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, read_jsonl
+from finegrain.io import (
+    append_jsonl,
+    atomic_write_csv,
+    atomic_write_json,
+    exclusive_lock,
+    read_jsonl,
+)
+from finegrain.workers import die_with_parent
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +52,9 @@ MANIFEST_FILE = "manifest.csv"
 META_FILE = "cache.json"
 PARAMS_FILE = "prepare.json"
 JOURNAL_FILE = "journal.jsonl"
+#: Largest image side a cache accepts: a typo (100000) must not allocate terabytes.
+MAX_SIZE = 4096
+LOCK_FILE = "prepare.lock"  # held (flock) by the process preparing the cache
 DEFAULT_CHUNK = 64
 _PARAM_KEYS = ("version", "size", "crop", "count", "index_sha256")
 
@@ -117,6 +128,11 @@ def prepare(
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
+    if size > MAX_SIZE:
+        raise ValueError(
+            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
+            f"one image would take {size * size / 1e9:.1f} GB"
+        )
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     start = time.perf_counter()
@@ -130,6 +146,27 @@ def prepare(
         "index_sha256": _fingerprint(ids),
     }
     out.mkdir(parents=True, exist_ok=True)
+    busy = (
+        f"{out} is being prepared by another process (it holds {out / LOCK_FILE}); wait for it "
+        "to finish or stop it, or choose another folder"
+    )
+    with exclusive_lock(out / LOCK_FILE, busy):
+        return _prepare_locked(out, ids, paths, params, workers, progress, chunk, overwrite, start)
+
+
+def _prepare_locked(
+    out: Path,
+    ids: list[str],
+    paths: list[str],
+    params: dict,
+    workers: int | None,
+    progress: bool,
+    chunk: int,
+    overwrite: bool,
+    start: float,
+) -> PrepareSummary:
+    """:func:`prepare` once the cache folder is held by this process."""
+    size, crop = params["size"], params["crop"]
     if overwrite:
         _remove_cache_files(out)
     if (out / META_FILE).is_file():
@@ -148,6 +185,7 @@ def prepare(
 
     images_path = out / IMAGES_FILE
     nbytes = len(ids) * size * size
+    _check_space(out, nbytes - (images_path.stat().st_size if images_path.is_file() else 0))
     with open(images_path, "ab") as handle:  # preallocate (sparse) without touching done rows
         if handle.tell() != nbytes:
             handle.truncate(nbytes)
@@ -421,6 +459,20 @@ def _check_params(path: Path, params: dict) -> None:
         )
 
 
+def _check_space(out: Path, needed: int) -> None:
+    """Refuse a cache that cannot fit on its disk before any byte is written."""
+    import shutil
+
+    free = shutil.disk_usage(out).free
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"the cache needs {needed / 1e9:.1f} GB more and the disk has {free / 1e9:.1f} GB "
+            "free; choose a smaller --size, free some space or write elsewhere",
+            str(out),
+        )
+
+
 def _remove_cache_files(out: Path) -> None:
     # cache.json first: a folder is never left looking finished while being rebuilt
     for name in (META_FILE, MANIFEST_FILE, JOURNAL_FILE, PARAMS_FILE, IMAGES_FILE):
@@ -454,7 +506,8 @@ def _run_tasks(tasks: list[tuple], workers: int):
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with context.Pool(workers) as pool:  # terminated on exit, also on error or Ctrl-C
+    # terminated on exit, also on error or Ctrl-C; the workers end if this process is killed
+    with context.Pool(workers, initializer=die_with_parent) as pool:
         yield from pool.imap_unordered(_prepare_chunk, tasks, chunksize=1)
 
 

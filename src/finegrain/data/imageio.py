@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from finegrain.io import special_file_kind
+
 CROPS: tuple[str, ...] = ("none", "center")
 DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom")
 _RESAMPLE = Image.Resampling.BICUBIC
@@ -59,6 +61,9 @@ def read_grayscale(
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     if size is not None and (not isinstance(size, int | np.integer) or size < 1):
         raise ValueError(f"size must be a positive integer or None, got {size!r}")
+    kind = special_file_kind(path)
+    if kind is not None:
+        raise ImageReadError(f"{path}: is {kind}, not a regular file")
     try:
         image = Image.fromarray(_read_dicom(path)) if _is_dicom(path) else _open_pillow(path, size)
         return _resize(image, size, crop)

@@ -7,13 +7,14 @@ loaded with ``weights_only=True``, the key added, saved through :func:`finegrain
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 from finegrain.predict.tiers import Thresholds, fit_thresholds
 from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
-from finegrain.train.rundir import RunDirectory, checkpoints_of
+from finegrain.train.rundir import CONFIG_FILE, RunDirectory, checkpoints_of
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,31 @@ def store_thresholds(checkpoint_path: str | os.PathLike, thresholds: Thresholds)
     ckpt = load_checkpoint(checkpoint_path)
     ckpt["thresholds"] = thresholds.to_dict()
     save_checkpoint(checkpoint_path, ckpt)
+
+
+def _check_same_model(
+    ckpt: dict, checkpoint: Path, predictions: Path, iteration: int | None
+) -> None:
+    """Refuse predictions of another iteration, or (when they sit in a run directory) of
+    another observation than the checkpoint's: their thresholds would not fit its model."""
+    own = ckpt.get("iteration")
+    if iteration is not None and own is not None and int(iteration) != int(own):
+        raise ValueError(
+            f"--iteration {iteration} is not the checkpoint's iteration {own} ({checkpoint}); "
+            "calibrate the checkpoint of that iteration instead"
+        )
+    config = predictions.parent / CONFIG_FILE
+    observation = ckpt.get("observation")
+    if observation and config.is_file():
+        try:
+            theirs = json.loads(config.read_text(encoding="utf-8")).get("observation")
+        except (ValueError, AttributeError):
+            return
+        if theirs and theirs != observation:
+            raise ValueError(
+                f"{predictions}: predictions of {theirs} (per {config}), but {checkpoint} "
+                f"predicts {observation}; give that checkpoint's own predictions"
+            )
 
 
 def calibrate_checkpoint(
@@ -59,6 +85,7 @@ def calibrate_checkpoint(
             f"validation predictions not found: {predictions} (pass --predictions, or evaluate "
             "the run on the validate split first)"
         )
+    _check_same_model(ckpt, checkpoint_path, predictions, iteration)
     if iteration is None:
         iteration = ckpt.get("iteration")
     frame = pd.read_csv(predictions, keep_default_na=False, na_values=[""])

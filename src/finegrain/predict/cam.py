@@ -166,9 +166,15 @@ def save_cam_figure(
 
 
 class CAMRenderer:
-    """Writes one PNG per image into ``out_dir``, one CAM panel per predictor."""
+    """Writes one PNG per image into ``out_dir``, one CAM panel per predictor; never over one
+    of the ``inputs`` (when ``out_dir`` holds the images themselves)."""
 
-    def __init__(self, predictors: Sequence[Predictor], out_dir: str | os.PathLike):
+    def __init__(
+        self,
+        predictors: Sequence[Predictor],
+        out_dir: str | os.PathLike,
+        inputs: Sequence[str | os.PathLike] = (),
+    ):
         if not predictors:
             raise ValueError("CAM needs at least one checkpoint")
         specs = {p.preprocessing for p in predictors}
@@ -182,6 +188,7 @@ class CAMRenderer:
         self.predictors = list(predictors)
         self.out_dir = Path(out_dir)
         self._used: set[str] = set()
+        self._inputs = {os.path.realpath(p) for p in inputs}
         names = [p.name for p in predictors]
         self.labels = (
             names
@@ -190,10 +197,11 @@ class CAMRenderer:
         )
 
     def output_path(self, image_path: str | os.PathLike) -> Path:
-        """``<out_dir>/<image stem>.png``, with ``-2``, ``-3``... for repeated stems."""
+        """``<out_dir>/<image stem>.png``, with ``-2``, ``-3``... for repeated stems and for
+        names of input images."""
         stem, k = Path(image_path).stem, 1
         name = f"{stem}.png"
-        while name in self._used:
+        while name in self._used or os.path.realpath(self.out_dir / name) in self._inputs:
             k += 1
             name = f"{stem}-{k}.png"
         self._used.add(name)
@@ -254,10 +262,10 @@ def cam_images(
     predictors = [
         c if isinstance(c, Predictor) else Predictor.from_checkpoint(c) for c in checkpoints
     ]
-    renderer = CAMRenderer(predictors, out_dir)
     files = collect_images(images)
     if not files:
         raise ValueError(f"no images found in {[str(p) for p in images]}")
+    renderer = CAMRenderer(predictors, out_dir, inputs=files)
     rows: list[dict] = [{} for _ in files]
     bar = tqdm(total=len(files), unit="image", desc="cam", disable=not progress)
     for batch in read_batches(files, predictors[0].read, batch_size):

@@ -75,7 +75,7 @@ def predict(
         raise ValueError(f"no images found in {[str(p) for p in paths]}")
     renderer = None
     if cam_dir is not None:
-        renderer = CAMRenderer([predictor], cam_dir)
+        renderer = CAMRenderer([predictor], cam_dir, inputs=files)
 
     probs = np.full(len(files), math.nan)
     fine = np.full(len(files), math.nan)

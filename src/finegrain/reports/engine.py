@@ -16,8 +16,9 @@ Per sentence that contains a mention:
   before it do not reach the mention.
 - **cues** (status 1 / -1 only): a severity or change cue *attached* to the mention: before it
   with only modifiers between ("small right pleural effusion", "progression of X and Y"), or
-  after it through a linking verb ("edema has largely cleared") or a predicate of change words
-  and earlier degrees ("has grown and is now large"). A degree word next to a change word
+  after it through a linking verb ("edema has largely cleared") or a predicate of change words,
+  negated or not, and earlier degrees ("has grown and is now large", "has not increased and is
+  still moderate"). A degree word next to a change word
   grades the change ("slightly worse", "increased slightly"), not the finding; a degree of an
   earlier state ("previously moderate", "from moderate to small") and a negated change word
   ("no interval worsening") are not attached; degrees coordinated by side ("moderate right and
@@ -69,16 +70,17 @@ class _Sentence:
             cues.append((m.start(), m.end(), cue))
         self.cues = cues
         self.terms = terms
-        self._marks: tuple[set[int], set[int], set[int]] | None = None
+        self._marks: tuple[set[int], set[int], dict[int, int]] | None = None
 
-    def _tense(self) -> tuple[set[int], set[int], set[int]]:
-        """Cue indices of (past degrees, degrees marked current, negated change words)."""
+    def _tense(self) -> tuple[set[int], set[int], dict[int, int]]:
+        """Cue indices of (past degrees, degrees marked current, negated change words -> the
+        negation cue that negates each)."""
         if self._marks is not None:
             return self._marks
         lex, text, cues = self.lex, self.text, self.cues
         past: set[int] = set()
         current: set[int] = set()
-        negated: set[int] = set()
+        negated: dict[int, int] = {}
         for i, (cs, ce, cue) in enumerate(cues):
             if cue.severity is not None:
                 before = _TOKEN.findall(text[max(0, cs - 40) : cs])
@@ -111,7 +113,7 @@ class _Sentence:
                     if "pre" in other.negation and not other.pseudo:
                         gap = self._tokens(je, cs)
                         if len(gap) <= 3 and all(t.isalpha() for t in gap):
-                            negated.add(i)
+                            negated[i] = j
                         break
         self._marks = (past, current, negated)
         return self._marks
@@ -171,17 +173,24 @@ class _Sentence:
     def _predicate_gap_ok(self, start: int, end: int, change: bool = False) -> bool:
         """The gap before a current degree continues the finding's predicate over change words
         and earlier degrees: "has grown and is now large", ", previously moderate, now small",
-        "has decreased in size from moderate to small"; before a change word, over degrees
-        ("is now mild, improved from moderate")."""
+        "has decreased in size from moderate to small", also negated ("has not increased and is
+        still moderate"); before a change word, over degrees ("is now mild, improved from
+        moderate")."""
         lex = self.lex
-        past, _, _ = self._tense()
+        past, _, negated = self._tense()
+        negators = set(negated.values())
         spans = [(ms, me, "@") for ms, me, _ in self.mentions if ms >= start and me <= end]
         spans += [
             (cs, ce, "~")
             for i, (cs, ce, cue) in enumerate(self.cues)
             if cs >= start
             and ce <= end
-            and (cue.change is not None or i in past or change and cue.severity is not None)
+            and (
+                cue.change is not None
+                or i in past
+                or i in negators
+                or (change and cue.severity is not None)
+            )
         ]
         tokens: list[str] = []
         pos = start

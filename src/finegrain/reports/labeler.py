@@ -79,8 +79,9 @@ def label_reports(
     """
     from tqdm import tqdm
 
-    from finegrain.io import atomic_open
+    from finegrain.io import atomic_open, refuse_overwriting_input
 
+    refuse_overwriting_input(out_csv, reports_csv)
     check_precedence(precedence)
     check_degrees(degrees)
     lex = Lexicon.load(lexicon_dir)

@@ -105,6 +105,22 @@ def _units(phrase: str, *, where: str) -> list[list[str]]:
     return [units]
 
 
+_ADVERB_SLOT = "(adverb)"
+
+
+def _with_adverbs(entry: _Entry, adverbs: list[str]) -> list[_Entry]:
+    """The phrases an entry stands for: "(adverb)" is one optional word of ``adverbs``."""
+    if _ADVERB_SLOT not in entry.text:
+        return [entry]
+    before, _, after = entry.text.partition(_ADVERB_SLOT)
+    if _ADVERB_SLOT in after or not before.strip() or not after.strip():
+        raise ValueError(f"{entry.file}:{entry.line}: '(adverb)' must stand once between words")
+    return [
+        _Entry(entry.file, entry.line, " ".join(f"{before} {word} {after}".split()))
+        for word in ["", *adverbs]
+    ]
+
+
 def _with_plurals(units: list[str]) -> list[list[str]]:
     if units[-1] in (_WILD, _GAP):
         return [units]
@@ -333,10 +349,13 @@ def _load(directory: Path) -> Lexicon:
                     slot[name] = value
 
     neg = _read(directory / "negation.txt", ("pre", "post", "pseudo"))
-    unc = _read(directory / "uncertainty.txt", ("pre", "post", "both", "pseudo", "unassessed"))
+    unc = _read(
+        directory / "uncertainty.txt", ("pre", "post", "both", "pseudo", "unassessed", "adverbs")
+    )
+    adverbs = [e.text for e in unc.pop("adverbs", [])]
     for table, name in ((neg, "negation"), (unc, "uncertainty")):
         for section, entries in table.items():
-            for entry in entries:
+            for entry in (e for raw in entries for e in _with_adverbs(raw, adverbs)):
                 if section == "pseudo":
                     role(entry, pseudo=True)
                 elif section == "unassessed":

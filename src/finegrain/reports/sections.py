@@ -1,7 +1,11 @@
 """Report sections (FINDINGS, IMPRESSION, ...) and de-identification marks.
 
-A *header* is a name at the start of a line followed by ``:`` that is either listed in the
-lexicon's ``sections.txt`` or written in capitals (``WET READ:``). The labelled text is:
+A *header* is a name followed by ``:`` that is either listed in the lexicon's ``sections.txt``
+(in any case) or written in capitals (``WET READ:``), wherever it stands: at the start of a
+line or inside one, as in one-line exports (``HISTORY: cough FINDINGS: ...``). Of the words
+before a colon, the longest listed name wins, else the longest run of capitals. Line ends
+``\r\n`` and ``\r`` count as ``\n``, so the sections do not depend on how lines are broken.
+The labelled text is:
 
 1. every ``[use]`` section (FINDINGS, IMPRESSION, CONCLUSION, ...) in report order, if any;
 2. otherwise the whole report except ``[skip]`` sections (INDICATION, HISTORY, COMPARISON,
@@ -19,7 +23,11 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-_HEADER = re.compile(r"[ \t]*([A-Za-z][A-Za-z /&()\-]{0,40}?)[ \t]*:")  # at a line start
+# the run of header characters that ends at a colon (searched in a window before the colon)
+_NAME_RUN = re.compile(r"[A-Za-z][A-Za-z /&()\-]*?[ \t]*$")
+_WORD = re.compile(r"[^ \t]+")
+_MAX_NAME = 41
+_LINE_END = re.compile(r"\r\n?")
 _SPACE = re.compile(r"[\s/&()\-]+")
 
 #: De-identification marks: MIMIC-CXR's ``___`` and OpenI's ``XXXX``.
@@ -42,21 +50,40 @@ def _norm(name: str) -> str:
     return _SPACE.sub(" ", name.lower()).strip()
 
 
+def _header(before: str, known: Collection[str]) -> tuple[str, int] | None:
+    """(normalised name, offset of its first letter in ``before``) of the header whose colon
+    follows ``before``, or None."""
+    run = _NAME_RUN.search(before)
+    if run is None:
+        return None
+    starts = [run.start() + w.start() for w in _WORD.finditer(run.group())]
+    suffixes = [(k, before[k:].rstrip()) for k in starts if len(before) - k <= _MAX_NAME + 8]
+    for k, raw in suffixes:
+        if len(raw) <= _MAX_NAME and _norm(raw) in known:
+            return _norm(raw), k
+    for k, raw in suffixes:
+        if len(raw) <= _MAX_NAME and raw.isupper() and len(raw) >= 3:
+            return _norm(raw), k
+    return None
+
+
 def split_sections(text: str, known: Collection[str] = ()) -> list[Section]:
     """Split ``text`` at section headers; ``known`` are lower-case names accepted in any case."""
+    if "\r" in text:
+        text = _LINE_END.sub("\n", text)
     sections: list[Section] = []
     name, start = "", 0
-    line_start = 0
-    for line in text.split("\n"):
-        match = _HEADER.match(line) if ":" in line else None
-        if match is not None:
-            raw = match.group(1).strip()
-            norm = _norm(raw)
-            if norm in known or (raw.isupper() and len(raw) >= 3):
-                if line_start > start or name:
-                    sections.append(Section(name, text[start:line_start]))
-                name, start = norm, line_start + match.end()
-        line_start += len(line) + 1
+    colon = text.find(":")
+    while colon >= 0:
+        lo = max(0, colon - _MAX_NAME - 8, text.rfind("\n", 0, colon) + 1)
+        found = _header(text[lo:colon], known)
+        if found is not None:
+            norm, k = found
+            head = lo + k
+            if text[start:head].strip() or name:
+                sections.append(Section(name, text[start:head]))
+            name, start = norm, colon + 1
+        colon = text.find(":", colon + 1)
     sections.append(Section(name, text[start:]))
     return [s for s in sections if s.name or s.text.strip()]
 

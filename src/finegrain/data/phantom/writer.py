@@ -377,7 +377,11 @@ def _write_phantom(
         # the platform's default start method, as torch's DataLoader workers use (fork on
         # Linux; elsewhere spawn, which needs the usual `if __name__ == "__main__":` guard)
         context = multiprocessing.get_context()
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        from finegrain.workers import die_with_parent
+
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=die_with_parent
+        ) as pool:  # the workers end if this process is killed
             results = pool.map(_write_chunk, chunks)
             done = []
             for chunk, rows in zip(chunks, results, strict=True):
