@@ -340,3 +340,49 @@ def test_unreadable_checkpoints_are_named_and_explained(tmp_path, capsys):
     code = main(["predict", str(tmp_path / "folder.pt"), str(image), "-o", str(tmp_path / "o.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "folder.pt: is a folder" in err
+
+
+def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(monkeypatch, capsys):
+    """FinegrainError: one line, exit 2 (its traceback only with -v); any other exception is a
+    bug in finegrain: it is not turned into a usage error."""
+    import finegrain.cli.label as label_cli
+    from finegrain.cli import main
+    from finegrain.errors import FinegrainError
+
+    def user_error(args):
+        raise FinegrainError("reports.csv, row 3: blank id")
+
+    monkeypatch.setattr(label_cli, "run", user_error)
+    assert main(["label", "r.csv", "-o", "l.csv"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "finegrain label: error: reports.csv, row 3: blank id"
+    assert main(["label", "r.csv", "-o", "l.csv", "-v"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("reports.csv, row 3: blank id")
+
+    def bug(args):
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(label_cli, "run", bug)
+    with pytest.raises(ValueError, match="internal invariant"):
+        main(["label", "r.csv", "-o", "l.csv"])
+
+
+def test_failed_runs_of_a_grid_are_listed_in_one_line(monkeypatch, capsys):
+    import finegrain.cli.benchmark as benchmark_cli
+    from finegrain.cli import main
+    from finegrain.experiment.launchers import RunsFailed
+
+    def some_failed(args):
+        raise RunsFailed({"Edema/u-ones/seed1": "RuntimeError: out of memory"}, total=4)
+
+    monkeypatch.setattr(benchmark_cli, "run", some_failed)
+    assert main(["benchmark"]) == 3  # the other runs finished: partial
+    err = capsys.readouterr().err
+    assert "1 of 4 runs failed" in err and "Edema/u-ones/seed1" in err and "Traceback" not in err
+
+    def all_failed(args):
+        raise RunsFailed({"a": "x", "b": "y"}, total=2)
+
+    monkeypatch.setattr(benchmark_cli, "run", all_failed)
+    assert main(["benchmark"]) == 1

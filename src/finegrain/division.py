@@ -23,6 +23,7 @@ When the two dimensions disagree ("moderate effusion, improved"), ``precedence``
 
 from __future__ import annotations
 
+from finegrain.errors import FinegrainError
 from finegrain.observations import ATYPICAL, TYPICAL
 
 #: Table 1, severity dimension: normalised term -> side.
@@ -84,7 +85,7 @@ def _side(term: str | None, table: dict[str, str], dimension: str) -> str | None
     try:
         return table[term]
     except KeyError:
-        raise ValueError(
+        raise FinegrainError(
             f"unknown {dimension} cue {term!r}; expected one of: {', '.join(table)}"
         ) from None
 
@@ -92,7 +93,7 @@ def _side(term: str | None, table: dict[str, str], dimension: str) -> str | None
 def check_precedence(precedence: str) -> str:
     """Return ``precedence`` if valid, else raise a ``ValueError`` listing the choices."""
     if precedence not in PRECEDENCES:
-        raise ValueError(
+        raise FinegrainError(
             f"unknown precedence {precedence!r}; expected one of: {', '.join(PRECEDENCES)}"
         )
     return precedence

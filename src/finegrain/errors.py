@@ -16,3 +16,11 @@ from __future__ import annotations
 
 class FinegrainError(ValueError):
     """A user error: the message names the file, row, field or argument and what to do."""
+
+
+class NotFound(FinegrainError, KeyError):
+    """A name or id that is not where it was looked for (an image id not in a cache, a
+    column); a ``KeyError`` too, so callers that look things up may catch it as one."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.data.index import FINE_LABEL_SOURCES, fine_label_column
+from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels, check_subcategories
 from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
@@ -96,7 +97,7 @@ def _score_array(values: pd.Series, source: str, column: str) -> np.ndarray:
     bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         value, where = _first(values, bad, source)
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: score {value!r} in column {column!r} at {where} is not a "
             f"finite number ({int(bad.sum())} such row(s))"
         )
@@ -106,7 +107,7 @@ def _score_array(values: pd.Series, source: str, column: str) -> np.ndarray:
 def _require(frame: pd.DataFrame, columns: list[str], source: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
             f"it has {_column_list(frame)}"
         )
@@ -222,7 +223,7 @@ def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
     for candidate in ("image_id", "id"):
         if candidate in frame.columns:
             return candidate
-    raise ValueError(
+    raise FinegrainError(
         f"{source}: no id column: expected 'image_id' or 'id' (or name it with id_column); "
         f"it has {_column_list(frame)}"
     )
@@ -232,11 +233,11 @@ def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     ids = frame[column].astype("string").str.strip()
     blank = ids.isna() | (ids == "")
     if blank.any():
-        raise ValueError(f"{source}: empty {column!r} at {_first(ids, blank, source)[1]}")
+        raise FinegrainError(f"{source}: empty {column!r} at {_first(ids, blank, source)[1]}")
     dup = ids.duplicated()
     if dup.any():
         value, where = _first(ids, dup, source)
-        raise ValueError(f"{source}: duplicate {column} {value!r} at {where}")
+        raise FinegrainError(f"{source}: duplicate {column} {value!r} at {where}")
     return ids
 
 
@@ -261,16 +262,18 @@ def read_predictions(
         iters = pd.to_numeric(frame["iteration"], errors="coerce")
         if iters.isna().any():
             value, where = _first(frame["iteration"], iters.isna(), source)
-            raise ValueError(f"{source}: iteration {value!r} at {where} is not a number")
+            raise FinegrainError(f"{source}: iteration {value!r} at {where} is not a number")
         available = sorted(int(i) for i in iters.unique())
         if not available:
-            raise ValueError(f"{source}: no predictions (the table is empty)")
+            raise FinegrainError(f"{source}: no predictions (the table is empty)")
         chosen = available[-1] if iteration is None else int(iteration)
         if chosen not in available:
-            raise ValueError(f"{source}: no predictions for iteration {chosen}; it has {available}")
+            raise FinegrainError(
+                f"{source}: no predictions for iteration {chosen}; it has {available}"
+            )
         frame = frame[iters == chosen]
     elif iteration is not None:
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: iteration {iteration} asked for, but there is no 'iteration' column"
         )
     out = pd.DataFrame(
@@ -482,9 +485,11 @@ def evaluate_predictions(
     positives of the predictions (:func:`subcategory_agreement`).
     """
     if fine_labels not in FINE_LABEL_SOURCES:
-        raise ValueError(f"fine_labels must be one of {FINE_LABEL_SOURCES}, got {fine_labels!r}")
+        raise FinegrainError(
+            f"fine_labels must be one of {FINE_LABEL_SOURCES}, got {fine_labels!r}"
+        )
     if fine_labels != "text" and labels is None:
-        raise ValueError(
+        raise FinegrainError(
             f"fine_labels={fine_labels!r} needs labels: an index table with "
             f"'<Observation> subcategory {fine_labels}' columns (finegrain index --openi)"
         )
@@ -498,7 +503,9 @@ def evaluate_predictions(
     unmatched_labels = None
     if labels is not None:
         if observation is None:
-            raise ValueError("an observation is needed to read labels (e.g. observation='Edema')")
+            raise FinegrainError(
+                "an observation is needed to read labels (e.g. observation='Edema')"
+            )
         observation = check_observation(observation)
         table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
         found = preds["id"].isin(table["id"])

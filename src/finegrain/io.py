@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from finegrain.errors import FinegrainError
+
 
 def _umask() -> int:
     umask = os.umask(0)
@@ -96,7 +98,7 @@ def refuse_overwriting_input(out: str | os.PathLike, *inputs: str | os.PathLike)
     over an input file."""
     for source in inputs:
         if same_file(out, source):
-            raise ValueError(
+            raise FinegrainError(
                 f"{out}: is the input {source}; writing there would replace it: choose another "
                 "output path"
             )
@@ -191,13 +193,15 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
     try:
         return pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: empty file (expected a header row of column names)") from None
+        raise FinegrainError(
+            f"{path}: empty file (expected a header row of column names)"
+        ) from None
     except UnicodeDecodeError:
-        raise ValueError(
+        raise FinegrainError(
             f"{path}: {_first_undecodable(path)} is not UTF-8: save the file as UTF-8 text"
         ) from None
     except pd.errors.ParserError as exc:
-        raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+        raise FinegrainError(f"{path}: {' '.join(str(exc).split())}") from None
 
 
 def _first_undecodable(path: Path) -> str:

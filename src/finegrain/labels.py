@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.observations import COARSE_VALUES, SUBCATEGORIES
 
 __all__ = ["check_labels", "check_subcategories", "csv_line", "row_position"]
@@ -83,7 +84,7 @@ def check_labels(
     bad = (numeric.isna() & ~blank) | (numeric.notna() & ~numeric.isin(COARSE_VALUES))
     if bad.any():
         pos = _first(bad)
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: label {_value(values, pos)!r} in column {column!r} at {where(pos)} "
             "is not one of 1, 0, -1 or empty"
         )
@@ -108,7 +109,7 @@ def check_subcategories(
     bad = text.notna() & ~text.isin(SUBCATEGORIES)
     if bad.any():
         pos = _first(bad)
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: unknown subcategory {_value(values, pos)!r} in column {column!r} at "
             f"{where(pos)} (expected 'atypical', 'typical' or empty)"
         )

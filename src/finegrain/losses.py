@@ -24,14 +24,16 @@ import math
 import torch
 from torch import Tensor
 
+from finegrain.errors import FinegrainError
+
 REDUCTIONS = ("none", "mean", "sum")
 
 
 def _target_log_prob(logits: Tensor, target: Tensor) -> Tensor:
     if logits.ndim != 2:
-        raise ValueError(f"logits must be [batch, classes], got shape {tuple(logits.shape)}")
+        raise FinegrainError(f"logits must be [batch, classes], got shape {tuple(logits.shape)}")
     if target.shape != logits.shape[:1]:
-        raise ValueError(
+        raise FinegrainError(
             f"target must be [batch] = {tuple(logits.shape[:1])}, got {tuple(target.shape)}"
         )
     log_probs = torch.log_softmax(upcast_half(logits), dim=1)
@@ -52,7 +54,7 @@ def _reduce(loss: Tensor, reduction: str, weight: Tensor | None) -> Tensor:
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    raise FinegrainError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 def ce_loss(
@@ -84,7 +86,7 @@ def pce_loss(
     1.87064
     """
     if not 0.0 < tau < 1.0:
-        raise ValueError(f"tau must lie in (0, 1), got {tau!r}")
+        raise FinegrainError(f"tau must lie in (0, 1), got {tau!r}")
     log_p = _target_log_prob(logits, target)
     log_tau = math.log(tau)
     below = log_p <= log_tau

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import norm
 
+from finegrain.errors import FinegrainError
 from finegrain.observations import ATYPICAL, TYPICAL
 
 __all__ = [
@@ -54,9 +55,9 @@ _BINARY_CODES: dict[Any, int] = {0: 0, 1: 1}
 def _as_1d(values: Any, name: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim == 0:
-        raise ValueError(f"{name} must be a 1-D array-like, got a scalar {values!r}")
+        raise FinegrainError(f"{name} must be a 1-D array-like, got a scalar {values!r}")
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {arr.shape}")
+        raise FinegrainError(f"{name} must be 1-D, got an array of shape {arr.shape}")
     return arr
 
 
@@ -69,7 +70,7 @@ def _check_classes(values: Any, name: str, codes: dict[Any, int], expected: str)
         ok = (arr == 0) | (arr == 1)
         if not ok.all():
             pos = int(np.flatnonzero(~ok)[0])
-            raise ValueError(
+            raise FinegrainError(
                 f"{name}: unknown label {arr[pos].item()!r} at position {pos}; expected {expected}"
             )
         return arr.astype(np.int8)
@@ -81,7 +82,7 @@ def _check_classes(values: Any, name: str, codes: dict[Any, int], expected: str)
         except TypeError:  # unhashable
             code = None
         if code is None:
-            raise ValueError(
+            raise FinegrainError(
                 f"{name}: unknown label {value!r} at position {pos}; expected {expected}"
             )
         out[pos] = code
@@ -91,7 +92,7 @@ def _check_classes(values: Any, name: str, codes: dict[Any, int], expected: str)
 def _check_score(score: Any, n: int, name: str = "score") -> np.ndarray:
     arr = _as_1d(score, name)
     if arr.shape[0] != n:
-        raise ValueError(f"lengths differ: {n} labels but {arr.shape[0]} values in {name}")
+        raise FinegrainError(f"lengths differ: {n} labels but {arr.shape[0]} values in {name}")
     try:
         out = arr.astype(np.float64)
     except (TypeError, ValueError):
@@ -99,12 +100,14 @@ def _check_score(score: Any, n: int, name: str = "score") -> np.ndarray:
             try:
                 float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"{name}: non-numeric value {value!r} at position {pos}") from None
+                raise FinegrainError(
+                    f"{name}: non-numeric value {value!r} at position {pos}"
+                ) from None
         raise
     bad = ~np.isfinite(out)
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
-        raise ValueError(
+        raise FinegrainError(
             f"{name}: {out[pos]} at position {pos} ({int(bad.sum())} non-finite value(s) in all); "
             "scores must be finite numbers"
         )
@@ -116,7 +119,7 @@ def _check_both_classes(y: np.ndarray, what: str, names: tuple[str, str]) -> tup
     n0 = int(y.shape[0] - n1)
     for count, label in ((n0, names[0]), (n1, names[1])):
         if count == 0:
-            raise ValueError(
+            raise FinegrainError(
                 f"{what} is undefined: no {label} cases among {y.shape[0]} "
                 f"(it needs at least one {names[0]} and one {names[1]} case)"
             )
@@ -236,7 +239,7 @@ def bootstrap_indices(
     """
     strata = _as_1d(strata, "strata")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+        raise FinegrainError(f"n_boot must be at least 1, got {n_boot}")
     return np.concatenate(list(_index_blocks(strata, n_boot, seed, stratify)), axis=0)
 
 
@@ -256,7 +259,7 @@ def auc_replicates(
     s = _check_score(score, y.shape[0])
     indices = np.asarray(indices)
     if indices.ndim != 2:
-        raise ValueError(f"indices must be a 2-D (n_boot, n) array, got shape {indices.shape}")
+        raise FinegrainError(f"indices must be a 2-D (n_boot, n) array, got shape {indices.shape}")
     _, inverse = np.unique(s, return_inverse=True)
     return _replicate_aucs(y, inverse, int(inverse.max()) + 1 if s.size else 0, indices)
 
@@ -302,16 +305,16 @@ def bootstrap_ci(
     True
     """
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+        raise FinegrainError(f"n_boot must be at least 1, got {n_boot}")
     if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array after the metric")
+        raise FinegrainError("bootstrap_ci needs at least one array after the metric")
     arrays_np = [_as_1d(a, f"array {i}") for i, a in enumerate(arrays)]
     n = arrays_np[0].shape[0]
     for i, a in enumerate(arrays_np[1:], start=1):
         if a.shape[0] != n:
-            raise ValueError(
+            raise FinegrainError(
                 f"lengths differ: array 0 has {n} values but array {i} has {a.shape[0]}"
             )
     metric(*arrays)  # validates the inputs and raises the metric's own errors (empty class, ...)
@@ -339,7 +342,7 @@ def bootstrap_ci(
         )
     undefined = int(np.isnan(reps).sum())
     if undefined == reps.shape[0]:
-        raise ValueError(f"the metric is undefined (NaN) in all {n_boot} bootstrap replicates")
+        raise FinegrainError(f"the metric is undefined (NaN) in all {n_boot} bootstrap replicates")
     if undefined:
         warnings.warn(
             f"bootstrap_ci: {undefined} of {n_boot} replicates were undefined (NaN) and left out",
@@ -471,7 +474,7 @@ def delong_ci(
     (0.057, 1.0)
     """
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     y = _check_labels_any(y_true)
     s = _check_score(score, y.shape[0])
     _check_both_classes(y, "delong_ci", ("class 0", "class 1"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from finegrain.errors import FinegrainError
+
 OBSERVATIONS: tuple[str, ...] = (
     "No Finding",
     "Enlarged Cardiomediastinum",
@@ -40,7 +42,9 @@ def check_observation(name: str) -> str:
     for obs in OBSERVATIONS:
         if obs.casefold() == wanted:
             return obs
-    raise ValueError(f"unknown observation {name!r}; expected one of: {', '.join(OBSERVATIONS)}")
+    raise FinegrainError(
+        f"unknown observation {name!r}; expected one of: {', '.join(OBSERVATIONS)}"
+    )
 
 
 def subcategory_column(observation: str) -> str:

@@ -6,6 +6,12 @@ Command modules import heavy libraries (torch, pandas) inside ``run`` so that ``
 
 Exit codes are owned here (:data:`EXIT_OK` ...) and printed at the end of every command's
 ``--help``; a command returns :func:`exit_status` for work done per input.
+
+Errors: a user error (:class:`CLIError` for arguments, :class:`finegrain.errors.FinegrainError`
+for bad input or a refused action, a missing file) is one line naming what is wrong, exit 2; a
+file system refusal is one line, exit 1; a grid whose runs failed names each of them, exit 3 (1
+if none finished). Any other exception is a bug and shows its traceback; with ``-v`` every
+error shows it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from finegrain.errors import FinegrainError
 
 #: Subcommands in pipeline order: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -82,12 +90,12 @@ def check_device(device: str | None) -> None:
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
-        raise ValueError(
+        raise FinegrainError(
             f"--device {device}: no CUDA GPU is visible on this machine; use --device cpu (or auto)"
         )
     index = device.partition(":")[2]
     if index and (not index.isdigit() or int(index) >= count):
-        raise ValueError(
+        raise FinegrainError(
             f"--device {device}: {count} CUDA GPU(s) visible (cuda:0 to cuda:{count - 1})"
         )
 
@@ -268,23 +276,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args) or EXIT_OK)
     except CLIError as exc:
         args._parser.error(str(exc))  # exits 2 with the usage line
+    except FinegrainError as exc:  # bad input or a refused action: the message says which
+        _traceback_when_verbose(args)
+        print(f"{prefix} {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except FileNotFoundError as exc:  # an input that is not there: bad input
+        _traceback_when_verbose(args)
         message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # the file system refused: permission, full disk, path in the way
+        _traceback_when_verbose(args)
         if exc.errno is not None and exc.filename is None and _output_of(args):
             exc = OSError(exc.errno, exc.strerror, _output_of(args))  # a write to the output
         message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_FAILED
-    except (ValueError, KeyError) as exc:
-        print(f"{prefix} {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"finegrain {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        from finegrain.experiment.launchers import RunsFailed
+
+        if isinstance(exc, RunsFailed):  # each failed run is named; the others finished
+            _traceback_when_verbose(args)
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return EXIT_PARTIAL if len(exc.failures) < exc.total else EXIT_FAILED
+        raise  # anything else is a bug in finegrain: its traceback, exit 1
     return EXIT_OK
+
+
+def _traceback_when_verbose(args: argparse.Namespace) -> None:
+    """With ``-v``, every error shows its traceback (above its one-line message)."""
+    if getattr(args, "verbose", 0):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

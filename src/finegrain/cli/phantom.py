@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.errors import FinegrainError
+
 HELP = "write a procedural chest X-ray phantom in the exact MIMIC-CXR-JPG layout"
 
 DESCRIPTION = """\
@@ -142,6 +144,6 @@ def run(args: argparse.Namespace) -> int:
             raise
         if os.path.isfile(args.out):  # reported like every other path in the way (exit 1)
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), args.out) from exc
-        raise ValueError(f"{exc}; choose a new or empty folder") from exc
+        raise FinegrainError(f"{exc}; choose a new or empty folder") from exc
     print(summary.format())
     return 0

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from finegrain.errors import FinegrainError
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -40,15 +42,15 @@ class Augmentation:
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", tuple(float(s) for s in self.scale))
         if self.degrees < 0 or self.shear < 0:
-            raise ValueError("Augmentation: degrees and shear must be >= 0")
+            raise FinegrainError("Augmentation: degrees and shear must be >= 0")
         if not 0 <= self.translate < 1:
-            raise ValueError(f"Augmentation: translate must be in [0, 1), got {self.translate}")
+            raise FinegrainError(f"Augmentation: translate must be in [0, 1), got {self.translate}")
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
-            raise ValueError(f"Augmentation: scale must be (low, high) > 0, got {self.scale}")
+            raise FinegrainError(f"Augmentation: scale must be (low, high) > 0, got {self.scale}")
         if not 0 <= self.fill <= 255:
-            raise ValueError(f"Augmentation: fill must be a uint8 value, got {self.fill}")
+            raise FinegrainError(f"Augmentation: fill must be a uint8 value, got {self.fill}")
         if not 0 <= self.hflip <= 1:
-            raise ValueError(f"Augmentation: hflip must be a probability, got {self.hflip}")
+            raise FinegrainError(f"Augmentation: hflip must be a probability, got {self.hflip}")
 
     def __call__(
         self, images: torch.Tensor, generator: torch.Generator | None = None
@@ -58,7 +60,7 @@ class Augmentation:
         if images.dtype != torch.uint8:
             raise TypeError(f"Augmentation expects uint8 images, got {images.dtype}")
         if images.ndim not in (3, 4):
-            raise ValueError(f"expected [C, H, W] or [B, C, H, W], got {tuple(images.shape)}")
+            raise FinegrainError(f"expected [C, H, W] or [B, C, H, W], got {tuple(images.shape)}")
         batch = images if images.ndim == 4 else images[None]
         out = _random_affine(batch, self, generator)
         return out if images.ndim == 4 else out[0]
@@ -159,7 +161,7 @@ def augment_seeded(images: torch.Tensor, aug: Augmentation, seeds: Sequence[int]
             f"expected uint8 images [B, C, H, W], got {images.dtype} {tuple(images.shape)}"
         )
     if len(seeds) != images.shape[0]:
-        raise ValueError(f"{len(seeds)} seeds for {images.shape[0]} images")
+        raise FinegrainError(f"{len(seeds)} seeds for {images.shape[0]} images")
     draws = [_draw(1, aug, torch.Generator().manual_seed(int(seed))) for seed in seeds]
     params = torch.cat([p for p, _ in draws])
     flip = torch.cat([f for _, f in draws]) if aug.hflip else None

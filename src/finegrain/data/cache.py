@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finegrain.data.imageio import CROPS, read_grayscale
+from finegrain.errors import FinegrainError, NotFound
 from finegrain.io import (
     append_jsonl,
     atomic_write_csv,
@@ -125,16 +126,16 @@ def prepare(
     call ``prepare`` under ``if __name__ == "__main__":`` as usual with multiprocessing.
     """
     if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+        raise FinegrainError(f"crop must be one of {CROPS}, got {crop!r}")
     if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+        raise FinegrainError(f"size must be a positive integer, got {size!r}")
     if size > MAX_SIZE:
-        raise ValueError(
+        raise FinegrainError(
             f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
             f"one image would take {size * size / 1e9:.1f} GB"
         )
     if chunk < 1:
-        raise ValueError(f"chunk must be >= 1, got {chunk}")
+        raise FinegrainError(f"chunk must be >= 1, got {chunk}")
     start = time.perf_counter()
     ids, paths = _index_images(index)
     out = Path(out_dir)
@@ -176,7 +177,7 @@ def _prepare_locked(
     if (out / PARAMS_FILE).is_file():
         _check_params(out / PARAMS_FILE, params)
     elif (out / IMAGES_FILE).exists() or (out / JOURNAL_FILE).exists():
-        raise ValueError(
+        raise FinegrainError(
             f"{out}: holds {IMAGES_FILE} or {JOURNAL_FILE} but no {PARAMS_FILE}: not a cache "
             "this version can resume; use another folder or overwrite=True (--overwrite)"
         )
@@ -199,7 +200,7 @@ def _prepare_locked(
                 record["rows"], record["ids"], record["errors"], strict=True
             ):
                 if not 0 <= row < len(ids) or ids[row] != image_id:
-                    raise ValueError(
+                    raise FinegrainError(
                         f"{journal}: row {row} ({image_id!r}) does not match the index; "
                         "use another folder or overwrite=True (--overwrite)"
                     )
@@ -249,11 +250,11 @@ class Preprocessing:
 
     def __post_init__(self) -> None:
         if int(self.size) < 1:
-            raise ValueError(f"preprocessing size must be positive, got {self.size}")
+            raise FinegrainError(f"preprocessing size must be positive, got {self.size}")
         if self.crop not in CROPS:
-            raise ValueError(f"preprocessing crop must be one of {CROPS}, got {self.crop!r}")
+            raise FinegrainError(f"preprocessing crop must be one of {CROPS}, got {self.crop!r}")
         if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
+            raise FinegrainError(
                 f"preprocessing normalization must be one of {NORMALIZATIONS}, "
                 f"got {self.normalization!r}"
             )
@@ -266,14 +267,14 @@ class Preprocessing:
         """Inverse of :meth:`to_dict`; every key is required (nothing is guessed)."""
         missing = [k for k in ("size", "crop", "normalization") if k not in data]
         if missing:
-            raise ValueError(f"preprocessing spec lacks {', '.join(missing)}")
+            raise FinegrainError(f"preprocessing spec lacks {', '.join(missing)}")
         return cls(int(data["size"]), str(data["crop"]), str(data["normalization"]))
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
         """The image file as the model sees it: uint8 ``(size, size)``."""
         image = np.asarray(read_grayscale(path, self.size, crop=self.crop))
         if image.dtype != np.uint8 or image.shape != (self.size, self.size):
-            raise ValueError(
+            raise FinegrainError(
                 f"{path}: reader returned {image.dtype} {image.shape}, not uint8 {self.size}^2"
             )
         return image
@@ -299,14 +300,14 @@ class ImageCache:
         meta_path = self.directory / META_FILE
         if not meta_path.is_file():
             if (self.directory / PARAMS_FILE).is_file():
-                raise ValueError(
+                raise FinegrainError(
                     f"{self.directory}: unfinished image cache (prepare was interrupted); run "
                     "`finegrain prepare` again with the same arguments to resume it"
                 )
             raise FileNotFoundError(f"{self.directory}: not an image cache (no {META_FILE})")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("version") != CACHE_VERSION:
-            raise ValueError(
+            raise FinegrainError(
                 f"{meta_path}: cache version {meta.get('version')!r}, this finegrain reads "
                 f"version {CACHE_VERSION}; prepare the cache again"
             )
@@ -317,18 +318,18 @@ class ImageCache:
         manifest_path = self.directory / MANIFEST_FILE
         manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
         if list(manifest.columns) != ["image_id", "row", "status", "error"]:
-            raise ValueError(f"{manifest_path}: columns must be image_id,row,status,error")
+            raise FinegrainError(f"{manifest_path}: columns must be image_id,row,status,error")
         if (
             len(manifest) != self.count
             or (manifest["row"].astype(int).to_numpy() != np.arange(self.count)).any()
         ):
-            raise ValueError(
+            raise FinegrainError(
                 f"{manifest_path}: rows do not match count {self.count} in {META_FILE}"
             )
         bad = ~manifest["status"].isin(["ok", "error"])
         if bad.any():
             line = int(bad.to_numpy().nonzero()[0][0]) + 2
-            raise ValueError(f"{manifest_path}: status at line {line} is not 'ok' or 'error'")
+            raise FinegrainError(f"{manifest_path}: status at line {line} is not 'ok' or 'error'")
         self.image_ids: list[str] = manifest["image_id"].tolist()
         self.ok: np.ndarray = (manifest["status"] == "ok").to_numpy()
         self.errors: dict[str, str] = dict(
@@ -339,7 +340,7 @@ class ImageCache:
         expected = self.count * self.size * self.size
         actual = images_path.stat().st_size if images_path.is_file() else -1
         if actual != expected:
-            raise ValueError(f"{images_path}: {actual} bytes, expected {expected}")
+            raise FinegrainError(f"{images_path}: {actual} bytes, expected {expected}")
         self._images: np.ndarray | None = None
 
     @property
@@ -367,9 +368,9 @@ class ImageCache:
         """The row of ``image_id``; KeyError naming the id if absent or failed to decode."""
         row = self._rows.get(image_id)
         if row is None:
-            raise KeyError(f"image {image_id!r} is not in the cache {self.directory}")
+            raise NotFound(f"image {image_id!r} is not in the cache {self.directory}")
         if not self.ok[row]:
-            raise KeyError(
+            raise NotFound(
                 f"image {image_id!r} failed in the cache {self.directory}: {self.errors[image_id]}"
             )
         return row
@@ -420,12 +421,12 @@ def _index_images(index: Any) -> tuple[list[str], list[str]]:
     if isinstance(index, pd.DataFrame):
         missing = [c for c in ("image_id", "path") if c not in index.columns]
         if missing:
-            raise ValueError(f"index frame: missing column(s) {', '.join(map(repr, missing))}")
+            raise FinegrainError(f"index frame: missing column(s) {', '.join(map(repr, missing))}")
         frame = index
         dup = frame["image_id"].astype(str).duplicated()
         if dup.any():
             position = int(dup.to_numpy().nonzero()[0][0])
-            raise ValueError(
+            raise FinegrainError(
                 f"index frame: duplicate image_id {frame['image_id'].iloc[position]!r} "
                 f"at position {position}"
             )
@@ -453,7 +454,7 @@ def _check_params(path: Path, params: dict) -> None:
             else "a different index (image ids or their order differ)"
             for k in diff
         )
-        raise ValueError(
+        raise FinegrainError(
             f"{path.parent}: this cache was prepared with {what}; use another folder or "
             "overwrite=True (--overwrite) to rebuild it"
         )

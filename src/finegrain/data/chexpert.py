@@ -30,6 +30,7 @@ from finegrain.data.sources import (
     patient_split,
     read_table,
 )
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 CHEXPERT_FILES = {"train": "train.csv", "validate": "valid.csv"}
@@ -58,7 +59,7 @@ def image_identity(
     bad = pieces[0].isna()
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: line {pos + 2}, column {path_column!r}: "
             f"{table[path_column].iloc[pos]!r} is not like {example}"
         )

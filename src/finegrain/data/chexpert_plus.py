@@ -42,6 +42,7 @@ from finegrain.data.sources import (
     patient_split,
     read_table,
 )
+from finegrain.errors import FinegrainError
 
 #: The columns of ``df_chexpert_plus_240401.csv`` this source needs.
 CHEXPERT_PLUS_COLUMNS: tuple[str, ...] = (
@@ -99,7 +100,7 @@ def index_chexpert_plus(
     bad = split.isna()
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
+        raise FinegrainError(
             f"{table}: line {pos + 2}, column 'split': {raw['split'].iloc[pos]!r} is not "
             "'train' or 'valid'"
         )

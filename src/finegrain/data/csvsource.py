@@ -22,6 +22,7 @@ from finegrain.data.sources import (
     patient_split,
     read_table,
 )
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 
@@ -34,7 +35,7 @@ def _split_column(frame: pd.DataFrame, source: str | Path, patients: pd.Series, 
     bad = split.notna() & ~split.isin(SPLITS)
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: line {pos + 2}, column 'split': {frame['split'].iloc[pos]!r} is not "
             f"one of {', '.join(SPLITS)}"
         )
@@ -72,7 +73,7 @@ def index_csv(
     blank = out["path"].isna() | (out["path"] == "")
     if blank.any():
         pos = int(np.flatnonzero(blank.to_numpy())[0])
-        raise ValueError(f"{file}: line {pos + 2}: empty {path_column!r}")
+        raise FinegrainError(f"{file}: line {pos + 2}: empty {path_column!r}")
     out["image_id"] = frame["image_id"] if "image_id" in frame.columns else out["path"]
     patient_col = patient_column or next(
         (c for c in ("patient_id", "subject_id", "patient") if c in frame.columns), None
@@ -95,7 +96,7 @@ def index_csv(
         for col in labeled.columns:
             out[col] = labeled[col].to_numpy()
     elif labels is None:
-        raise ValueError(
+        raise FinegrainError(
             f"{file}: needs either the 14 observation columns or a {report_column!r} column "
             "(or pass labels=...)"
         )

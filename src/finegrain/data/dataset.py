@@ -27,6 +27,7 @@ from finegrain.data.augment import Augmentation
 from finegrain.data.batch import FINE, FINE_NONE, IMAGE, LABEL, ROW, fine_codes
 from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
+from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels
 from finegrain.observations import UNCERTAIN, check_observation, subcategory_column
 
@@ -68,10 +69,10 @@ class CXRDataset(Dataset):
     ):
         observation = check_observation(observation)
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise FinegrainError(f"split must be one of {SPLITS}, got {split!r}")
         for column in ("image_id", "split", observation):
             if column not in index.columns:
-                raise ValueError(f"index table: missing column {column!r}")
+                raise FinegrainError(f"index table: missing column {column!r}")
         if augment is not None and not callable(augment):
             raise TypeError(f"augment must be an Augmentation or None, got {augment!r}")
         self.observation = observation

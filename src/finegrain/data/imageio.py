@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from finegrain.errors import FinegrainError
 from finegrain.io import special_file_kind
 
 CROPS: tuple[str, ...] = ("none", "center")
@@ -58,9 +59,9 @@ def read_grayscale(
     """
     path = Path(path)
     if crop not in CROPS:
-        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+        raise FinegrainError(f"crop must be one of {CROPS}, got {crop!r}")
     if size is not None and (not isinstance(size, int | np.integer) or size < 1):
-        raise ValueError(f"size must be a positive integer or None, got {size!r}")
+        raise FinegrainError(f"size must be a positive integer or None, got {size!r}")
     kind = special_file_kind(path)
     if kind is not None:
         raise ImageReadError(f"{path}: is {kind}, not a regular file")
@@ -119,7 +120,7 @@ def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
     """Linear min..max scaling of any numeric array to uint8 (a constant image becomes 0)."""
     array = np.asarray(array, dtype=np.float32 if array.itemsize <= 2 else np.float64)
     if not np.isfinite(array).all():
-        raise ValueError("pixel data contains NaN or infinity")
+        raise FinegrainError("pixel data contains NaN or infinity")
     low, high = float(array.min()), float(array.max())
     if high <= low:
         return np.zeros(array.shape, np.uint8)
@@ -139,7 +140,7 @@ def _resize(image: Image.Image, size: int | None, crop: str) -> np.ndarray:
             image = image.resize((size, size), _RESAMPLE)
     array = np.asarray(image, dtype=np.uint8)
     if array.ndim != 2:
-        raise ValueError(f"expected a 2-D grayscale image, got shape {array.shape}")
+        raise FinegrainError(f"expected a 2-D grayscale image, got shape {array.shape}")
     return array
 
 

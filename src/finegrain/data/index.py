@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import OBSERVATIONS, subcategory_column
@@ -41,7 +42,7 @@ def fine_label_column(observation: str, source: str = "text") -> str:
     ('Edema subcategory', 'Edema subcategory mesh')
     """
     if source not in FINE_LABEL_SOURCES:
-        raise ValueError(
+        raise FinegrainError(
             f"unknown fine-label source {source!r}; expected one of {', '.join(FINE_LABEL_SOURCES)}"
         )
     column = subcategory_column(observation)
@@ -96,7 +97,7 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
     where = csv_line()
     missing = [c for c in META_COLUMNS + LABEL_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
+        raise FinegrainError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
     frame = frame.copy()
     for col in SUBCATEGORY_COLUMNS:
         if col not in frame.columns:
@@ -105,17 +106,17 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
         frame[col] = frame[col].astype("string")
         blank = frame[col].isna() | (frame[col].str.strip() == "")
         if col != "view" and blank.any():
-            raise ValueError(f"{source}: empty {col!r} at line {_line(frame, blank)}")
+            raise FinegrainError(f"{source}: empty {col!r} at line {_line(frame, blank)}")
     bad_split = ~frame["split"].isin(SPLITS)
     if bad_split.any():
         value = frame.loc[bad_split, "split"].iloc[0]
-        raise ValueError(
+        raise FinegrainError(
             f"{source}: split {value!r} at line {_line(frame, bad_split)} is not one of {SPLITS}"
         )
     dup = frame["image_id"].duplicated()
     if dup.any():
         value = frame.loc[dup, "image_id"].iloc[0]
-        raise ValueError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
+        raise FinegrainError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
     for col in LABEL_COLUMNS:
         frame[col] = check_labels(frame[col], source=source, column=col, where=where)
     for col in SUBCATEGORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in frame.columns):

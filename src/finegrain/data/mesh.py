@@ -30,6 +30,7 @@ import pandas as pd
 
 from finegrain.data.index import fine_label_column
 from finegrain.division import SEVERITY_CUES
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS, check_observation
 
 MESH_DIR = Path(__file__).with_name("mesh")
@@ -57,7 +58,7 @@ class MeshMap:
 def _read(path: Path, columns: tuple[str, str]) -> pd.DataFrame:
     table = pd.read_csv(path, dtype=str, comment="#", keep_default_na=False)
     if tuple(table.columns) != columns:
-        raise ValueError(f"{path}: expected columns {columns}, found {tuple(table.columns)}")
+        raise FinegrainError(f"{path}: expected columns {columns}, found {tuple(table.columns)}")
     return table.apply(lambda col: col.str.strip())
 
 
@@ -72,10 +73,10 @@ def load_mesh_map(directory: str | Path | None = None) -> MeshMap:
         try:
             check_observation(obs)
         except ValueError as exc:
-            raise ValueError(f"{directory / 'headings.csv'}: row {i + 1}: {exc}") from None
+            raise FinegrainError(f"{directory / 'headings.csv'}: row {i + 1}: {exc}") from None
     for i, term in enumerate(severity["table1_term"]):
         if term not in SEVERITY_CUES:
-            raise ValueError(
+            raise FinegrainError(
                 f"{directory / 'severity.csv'}: row {i + 1}: {term!r} is not a Table 1 "
                 f"severity term ({', '.join(SEVERITY_CUES)})"
             )

@@ -30,6 +30,7 @@ from finegrain.data.sources import (
     read_table,
     read_texts,
 )
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS, subcategory_column
 
 CSV_PREFIX = "mimic-cxr-2.0.0"
@@ -60,7 +61,7 @@ def _ids(frame: pd.DataFrame, columns: Sequence[str], source: Path) -> pd.DataFr
         blank = values.isna() | (values == "")
         if blank.any():
             pos = int(np.flatnonzero(blank.to_numpy())[0])
-            raise ValueError(f"{source}: line {pos + 2}: empty {col!r}")
+            raise FinegrainError(f"{source}: line {pos + 2}: empty {col!r}")
         frame[col] = values
     return frame
 
@@ -107,14 +108,14 @@ def index_mimic(
     bad = ~split["split"].isin(SPLITS)
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
+        raise FinegrainError(
             f"{split_path}: line {pos + 2}, column 'split': {split['split'].iloc[pos]!r} is not "
             f"one of {', '.join(SPLITS)}"
         )
     dup = split["dicom_id"].duplicated()
     if dup.any():
         pos = int(np.flatnonzero(dup.to_numpy())[0])
-        raise ValueError(f"{split_path}: line {pos + 2}: duplicate dicom_id")
+        raise FinegrainError(f"{split_path}: line {pos + 2}: duplicate dicom_id")
     frame = frame.merge(split[["dicom_id", "split"]], on="dicom_id", how="left")
     no_split = frame["split"].isna().to_numpy()
     summary.drop("no split", int(no_split.sum()))
@@ -132,7 +133,7 @@ def index_mimic(
         dup = table["study_id"].duplicated()
         if dup.any():
             pos = int(np.flatnonzero(dup.to_numpy())[0])
-            raise ValueError(f"{label_path}: line {pos + 2}: duplicate study_id")
+            raise FinegrainError(f"{label_path}: line {pos + 2}: duplicate study_id")
         table = table.rename(columns={"study_id": "id"})
 
     frame["path"] = [

@@ -63,6 +63,7 @@ from finegrain.data.sources import (
     patient_split,
     read_table,
 )
+from finegrain.errors import FinegrainError
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def index_openi(
     root = Path(root)
     if (root / "reports.csv").is_file():
         if views_table is not None:
-            raise ValueError(f"{root}: a CSV export has no image ids to look up in views_table")
+            raise FinegrainError(f"{root}: a CSV export has no image ids to look up in views_table")
         return _index_export(
             root, labels=labels, skip_missing=skip_missing, seed=seed, progress=progress
         )
@@ -293,11 +294,11 @@ def _index_published(
     for failure in failures:
         log.warning("OpenI report skipped: %s", failure)
     if not reports:
-        raise ValueError(f"{find_reports(root)}: no readable OpenI report")
+        raise FinegrainError(f"{find_reports(root)}: no readable OpenI report")
     summary.drop("report without image", sum(not r.images for r in reports))
     kind, folder = find_images(root, progress=progress)
     if views is not None and kind == "png" and views_table is None:
-        raise ValueError(
+        raise FinegrainError(
             f"{root / folder}: PNG images carry no view position; pass views_table (--views "
             "TABLE: torchxrayvision's nlmcxr_dicom_metadata.csv.gz or a CSV with imageid, "
             "View Position), or keep every view"

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.data.index import INDEX_COLUMNS, OPTIONAL_COLUMNS, IndexSummary, normalise_index
+from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import OBSERVATIONS, subcategory_column
 
@@ -43,7 +44,7 @@ def check_columns(frame: pd.DataFrame, required: Iterable[str], source: str | Pa
     """Raise a ``ValueError`` naming ``source`` and every missing column."""
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ValueError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
+        raise FinegrainError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
 
 
 def parse_labels(frame: pd.DataFrame, source: str | Path, *, line_offset: int = 2) -> pd.DataFrame:
@@ -208,7 +209,7 @@ def load_labels_csv(path: str | Path) -> pd.DataFrame:
     dup = frame["id"].duplicated()
     if dup.any():
         pos = int(np.flatnonzero(dup.to_numpy())[0])
-        raise ValueError(f"{path}: line {pos + 2}: duplicate id {frame['id'].iloc[pos]!r}")
+        raise FinegrainError(f"{path}: line {pos + 2}: duplicate id {frame['id'].iloc[pos]!r}")
     for obs in OBSERVATIONS:
         col = subcategory_column(obs)
         values = (

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, axes_of, method_tau
 from finegrain.experiment.selection import METRIC_FIELDS, RunSelection
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
@@ -244,7 +245,7 @@ def seed_mean_ci(
 
         return bootstrap_ci(auc_fg, typical, scores[:, 0], n_boot=n_boot, level=level, seed=seed)
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     idx = bootstrap_indices(typical, n_boot, seed=seed)
     reps = np.mean(
         [auc_replicates(typical, scores[:, j], idx) for j in range(scores.shape[1])], axis=0
@@ -464,9 +465,9 @@ def paired_difference_ci(
     a = np.asarray(a, dtype=float).reshape(len(typical), -1)
     b = np.asarray(b, dtype=float).reshape(len(typical), -1)
     if a.shape != b.shape:
-        raise ValueError(f"paired score matrices differ in shape: {a.shape} vs {b.shape}")
+        raise FinegrainError(f"paired score matrices differ in shape: {a.shape} vs {b.shape}")
     if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be between 0 and 1 (exclusive), got {level}")
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     k = a.shape[1]
     per_seed = np.array([auc_fg(typical, a[:, j]) - auc_fg(typical, b[:, j]) for j in range(k)])
     idx = bootstrap_indices(typical, n_boot, seed=seed)

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from finegrain.errors import FinegrainError
 from finegrain.extras import require
 from finegrain.registry import import_modules
 
@@ -374,14 +375,14 @@ class LocalLauncher:
         target: Callable[[RunTask], Any] = execute,
     ) -> None:
         if gpus_per_run < 1:
-            raise ValueError(f"gpus per run must be >= 1, got {gpus_per_run}")
+            raise FinegrainError(f"gpus per run must be >= 1, got {gpus_per_run}")
         self.gpus_per_run = gpus_per_run
         self.target = target
         if gpus is not None:
             gpus = list(gpus)
             groups = len(gpus) // gpus_per_run
             if groups < 1:
-                raise ValueError(
+                raise FinegrainError(
                     f"{gpus_per_run} GPUs per run requested but {len(gpus)} visible "
                     f"({', '.join(gpus) or 'none'})"
                 )
@@ -728,7 +729,7 @@ def launcher_for(
     per GPU group on CUDA, else 1). Slurm logs go to ``out/slurm``.
     """
     if gpus_per_run < 1:
-        raise ValueError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
+        raise FinegrainError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
     gpus = uses_gpus(device)
     if name == "local":
         if gpus:
@@ -755,7 +756,7 @@ def launcher_for(
             retries=retries,
             cluster=cluster,
         )
-    raise ValueError(f"unknown launcher {name!r}; expected one of: {', '.join(LAUNCHERS)}")
+    raise FinegrainError(f"unknown launcher {name!r}; expected one of: {', '.join(LAUNCHERS)}")
 
 
 def _main(argv: Sequence[str]) -> int:

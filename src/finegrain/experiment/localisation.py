@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import display_name
 from finegrain.train.methods import BASELINE_METHOD, PAPER_METHOD
 
@@ -74,7 +75,7 @@ def energy_inside(cam: np.ndarray, mask: np.ndarray) -> float:
     cam = np.asarray(cam, dtype=float)
     mask = np.asarray(mask, dtype=bool)
     if cam.shape != mask.shape:
-        raise ValueError(f"CAM shape {cam.shape} differs from mask shape {mask.shape}")
+        raise FinegrainError(f"CAM shape {cam.shape} differs from mask shape {mask.shape}")
     positive = np.clip(cam, 0.0, None)
     total = float(positive.sum())
     return float(positive[mask].sum() / total) if total > 0 else float("nan")

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from finegrain.errors import FinegrainError
 from finegrain.registry import Registry
 
 #: TrainConfig fields the grid sets for each run; a preset's template may not set them.
@@ -61,10 +62,10 @@ class Preset:
         names = _train_fields()
         unknown = sorted(set(self.train) - set(names))
         if unknown:
-            raise ValueError(f"preset {self.name!r}: TrainConfig has no field(s) {unknown}")
+            raise FinegrainError(f"preset {self.name!r}: TrainConfig has no field(s) {unknown}")
         owned = sorted(set(self.train) & GRID_FIELDS)
         if owned:
-            raise ValueError(f"preset {self.name!r}: {owned} are set by the grid for each run")
+            raise FinegrainError(f"preset {self.name!r}: {owned} are set by the grid for each run")
 
     def setting(self, name: str) -> Any:
         """A training setting of the preset's runs: the template's, else TrainConfig's default."""
@@ -90,7 +91,7 @@ class Preset:
         if train:
             unknown = sorted(set(train) - set(_train_fields()))
             if unknown:
-                raise ValueError(f"neither a preset nor a TrainConfig field: {unknown}")
+                raise FinegrainError(f"neither a preset nor a TrainConfig field: {unknown}")
             changes = {k: v for k, v in changes.items() if k in own}
             changes["train"] = {**self.train, **changes.get("train", {}), **train}
         return dataclasses.replace(self, **changes)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_config
 from finegrain.experiment.launchers import (
     Launcher,
@@ -54,11 +55,11 @@ class DataSource:
             [self.phantom, self.mimic is not None, self.index is not None, self.openi is not None]
         )
         if chosen != 1:
-            raise ValueError(
+            raise FinegrainError(
                 "choose exactly one data source: phantom, mimic root, openi root, or index+cache"
             )
         if (self.index is None) != (self.cache is None):
-            raise ValueError("--index and --cache go together")
+            raise FinegrainError("--index and --cache go together")
 
     def describe(self) -> str:
         if self.phantom:
@@ -203,7 +204,7 @@ def plan_runs(
         shown = "; ".join(conflicts[:5]) + (
             f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
         )
-        raise ValueError(
+        raise FinegrainError(
             f"{len(conflicts)} run(s) under {runs_root} were trained with other settings than "
             f"requested: {shown}. Rerun with the settings they were trained with, or choose a "
             "new --out"
@@ -317,7 +318,7 @@ def _recorded_request(out: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.evaluate import SCORE_KEYS
 from finegrain.experiment.grid import RunSpec, method_tau
 from finegrain.train.rundir import RunDirectory, find_runs
@@ -36,7 +37,7 @@ def select_iteration(
     """
     for column in ("iteration", "split", metric):
         if column not in metrics.columns:
-            raise ValueError(f"metrics table has no {column!r} column")
+            raise FinegrainError(f"metrics table has no {column!r} column")
     rows = metrics[(metrics["split"] == split) & metrics[metric].notna()]
     if rows.empty:
         return None
@@ -58,7 +59,7 @@ def read_spec(run_dir: str | Path, config: dict | None = None) -> RunSpec:
         config = run.read_config()
     for key in ("observation", "method", "seed"):
         if key not in config:
-            raise ValueError(f"{run.config_path}: missing field {key!r}")
+            raise FinegrainError(f"{run.config_path}: missing field {key!r}")
     method = str(config["method"])
     return RunSpec(
         observation=str(config["observation"]),

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import Grid, RunSpec, display_name, format_tau, method_tau
 from finegrain.experiment.presets import Preset
 from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, atomic_write_text
@@ -114,7 +115,7 @@ class StudyPlan:
         keys = [c.key for c in found]
         unknown = [k for k in self.order if k not in keys]
         if unknown:
-            raise ValueError(f"study order names unknown conditions {unknown}; known: {keys}")
+            raise FinegrainError(f"study order names unknown conditions {unknown}; known: {keys}")
         rank = {k: i for i, k in enumerate(self.order)}
         return sorted(found, key=lambda c: (rank.get(c.key, len(rank)), keys.index(c.key)))
 

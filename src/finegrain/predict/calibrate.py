@@ -12,6 +12,7 @@ import logging
 import os
 from pathlib import Path
 
+from finegrain.errors import FinegrainError
 from finegrain.predict.tiers import Thresholds, fit_thresholds
 from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
 from finegrain.train.rundir import CONFIG_FILE, RunDirectory, checkpoints_of
@@ -40,7 +41,7 @@ def _check_same_model(
     another observation than the checkpoint's: their thresholds would not fit its model."""
     own = ckpt.get("iteration")
     if iteration is not None and own is not None and int(iteration) != int(own):
-        raise ValueError(
+        raise FinegrainError(
             f"--iteration {iteration} is not the checkpoint's iteration {own} ({checkpoint}); "
             "calibrate the checkpoint of that iteration instead"
         )
@@ -52,7 +53,7 @@ def _check_same_model(
         except (ValueError, AttributeError):
             return
         if theirs and theirs != observation:
-            raise ValueError(
+            raise FinegrainError(
                 f"{predictions}: predictions of {theirs} (per {config}), but {checkpoint} "
                 f"predicts {observation}; give that checkpoint's own predictions"
             )
@@ -91,17 +92,17 @@ def calibrate_checkpoint(
     frame = pd.read_csv(predictions, keep_default_na=False, na_values=[""])
     missing = [c for c in ("iteration", "label", "subcategory", "score") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{predictions}: missing column(s) {missing}")
+        raise FinegrainError(f"{predictions}: missing column(s) {missing}")
     if iteration is not None:
         rows = frame[frame["iteration"] == int(iteration)]
         if rows.empty:
             have = sorted(frame["iteration"].unique().tolist())
-            raise ValueError(
+            raise FinegrainError(
                 f"{predictions}: no rows for iteration {iteration} (iterations present: {have})"
             )
     else:
         if frame["iteration"].nunique() > 1:
-            raise ValueError(
+            raise FinegrainError(
                 f"{predictions}: several iterations and the checkpoint names none; pass --iteration"
             )
         rows = frame
@@ -119,7 +120,7 @@ def calibrate_checkpoint(
             fine_scores=rows["fine_score"].to_numpy(dtype=float) if "fine_score" in rows else None,
         )
     except ValueError as exc:
-        raise ValueError(f"{predictions} (iteration {iteration}): {exc}") from exc
+        raise FinegrainError(f"{predictions} (iteration {iteration}): {exc}") from exc
     if write:
         store_thresholds(checkpoint_path, thresholds)
         log.info("stored thresholds in %s", checkpoint_path)
@@ -141,7 +142,7 @@ def calibrate(
     """
     paths = checkpoints_of(target)
     if iteration is not None and len(paths) > 1:
-        raise ValueError(f"--iteration needs a single checkpoint; {target} has {len(paths)}")
+        raise FinegrainError(f"--iteration needs a single checkpoint; {target} has {len(paths)}")
     return {
         p: calibrate_checkpoint(
             p,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from finegrain.errors import FinegrainError
 from finegrain.predict.images import collect_images, read_batches
 from finegrain.predict.predictor import Predictor
 
@@ -60,12 +61,12 @@ def cam_parts(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]
     try:
         features, head = cam_layers(model)
     except AttributeError:
-        raise ValueError(
+        raise FinegrainError(
             f"plain CAM needs a finegrain model (features -> global average pool -> linear "
             f"head, see build_model); {type(model).__name__} has no features/classifier"
         ) from None
     if not isinstance(head, nn.Linear):
-        raise ValueError(
+        raise FinegrainError(
             f"plain CAM needs a linear head; {type(model).__name__}'s classifier is "
             f"{type(head).__name__}"
         )
@@ -107,7 +108,7 @@ def compute_cam(
     fcam = torch.einsum("c,bchw->bhw", coefficients @ weight, fmap)
     b = float(coefficients @ bias)
     if not torch.allclose(fcam.mean(dim=(1, 2)) + b, logits @ coefficients, atol=1e-4, rtol=1e-3):
-        raise ValueError(
+        raise FinegrainError(
             "plain CAM: the classifier's input is not the global average of the feature map "
             f"({type(model).__name__}); CAM supports global-average-pool + linear heads"
         )
@@ -176,10 +177,10 @@ class CAMRenderer:
         inputs: Sequence[str | os.PathLike] = (),
     ):
         if not predictors:
-            raise ValueError("CAM needs at least one checkpoint")
+            raise FinegrainError("CAM needs at least one checkpoint")
         specs = {p.preprocessing for p in predictors}
         if len(specs) > 1:
-            raise ValueError(
+            raise FinegrainError(
                 f"checkpoints disagree on preprocessing ({', '.join(map(str, specs))}); "
                 "side-by-side CAMs need the same"
             )
@@ -264,7 +265,7 @@ def cam_images(
     ]
     files = collect_images(images)
     if not files:
-        raise ValueError(f"no images found in {[str(p) for p in images]}")
+        raise FinegrainError(f"no images found in {[str(p) for p in images]}")
     renderer = CAMRenderer(predictors, out_dir, inputs=files)
     rows: list[dict] = [{} for _ in files]
     bar = tqdm(total=len(files), unit="image", desc="cam", disable=not progress)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open, atomic_write_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +57,7 @@ def export(
     from finegrain.predict.predictor import Predictor
 
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
+        raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
     predictor = Predictor.from_checkpoint(checkpoint)
     return export_model(
         predictor.model,
@@ -86,7 +87,7 @@ def export_model(
     import torch
 
     if format not in FORMATS:
-        raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
+        raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
     out = Path(out)
     wrapped = probability_model(model, method)
     example = torch.randint(0, 256, (2, 1, image_size, image_size), dtype=torch.uint8)
@@ -100,7 +101,7 @@ def export_model(
         return out
     if format == "onnx":
         return _export_onnx(wrapped, example, out, opset=opset, exporter=onnx_exporter)
-    raise ValueError(f"unknown export format {format!r}; choose from {FORMATS}")
+    raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
 
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
@@ -115,13 +116,13 @@ def _export_onnx(
     import torch
 
     if exporter not in ONNX_EXPORTERS:
-        raise ValueError(f"unknown ONNX exporter {exporter!r}; choose from {ONNX_EXPORTERS}")
+        raise FinegrainError(f"unknown ONNX exporter {exporter!r}; choose from {ONNX_EXPORTERS}")
     needed = ("onnx", "onnxscript") if exporter == "dynamo" else ("onnx",)
     for module in needed:
         try:
             __import__(module)
         except ImportError as exc:
-            raise ValueError(
+            raise FinegrainError(
                 f"ONNX export needs the optional extra 'export' (pip install 'finegrain[export]'): "
                 f"{exc}"
             ) from exc

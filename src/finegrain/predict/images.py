@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from finegrain.errors import FinegrainError
+
 log = logging.getLogger(__name__)
 
 #: File extensions collected from folders (case-insensitive).
@@ -69,7 +71,7 @@ def read_batches(
 ) -> Iterator[ImageBatch]:
     """Read ``files`` with ``read`` (e.g. :meth:`Preprocessing.read`) ``batch_size`` at a time."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise FinegrainError(f"batch_size must be >= 1, got {batch_size}")
     for start in range(0, len(files), batch_size):
         chunk = range(start, min(start + batch_size, len(files)))
         positions, arrays, errors = [], [], {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from finegrain.errors import FinegrainError
 from finegrain.predict.cam import CAMRenderer
 from finegrain.predict.images import IMAGE_EXTENSIONS, collect_images, read_batches
 from finegrain.predict.predictor import Predictor
@@ -52,7 +53,7 @@ def predict(
     from tqdm.auto import tqdm
 
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise FinegrainError(f"batch_size must be >= 1, got {batch_size}")
     predictor = (
         checkpoint if isinstance(checkpoint, Predictor) else Predictor.from_checkpoint(checkpoint)
     )
@@ -64,7 +65,7 @@ def predict(
         where = (
             predictor.meta.get("path", predictor.name) if predictor is checkpoint else checkpoint
         )
-        raise ValueError(
+        raise FinegrainError(
             f"checkpoint {where} has no tier thresholds; run `finegrain calibrate {where}` "
             "(fits them on the run's validation predictions) first, or pass thresholds="
         )
@@ -72,7 +73,7 @@ def predict(
         paths = [paths]
     files = collect_images(paths)
     if not files:
-        raise ValueError(f"no images found in {[str(p) for p in paths]}")
+        raise FinegrainError(f"no images found in {[str(p) for p in paths]}")
     renderer = None
     if cam_dir is not None:
         renderer = CAMRenderer([predictor], cam_dir, inputs=files)
@@ -122,7 +123,7 @@ def write_predictions(frame: pd.DataFrame, out: str | os.PathLike) -> None:
         ]
         atomic_write_json(out, records)
     else:
-        raise ValueError(f"output {out} must end in .csv or .json")
+        raise FinegrainError(f"output {out} must end in .csv or .json")
 
 
 __all__ = [

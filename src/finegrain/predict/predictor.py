@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from finegrain.data.cache import Preprocessing
+from finegrain.errors import FinegrainError
 from finegrain.predict.tiers import Thresholds
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +52,7 @@ class Predictor:
         method = method_of(payload)
         spec = meta.get("preprocessing")
         if not spec:
-            raise ValueError(
+            raise FinegrainError(
                 f"{checkpoint}: the checkpoint does not record its preprocessing (image size, "
                 "crop, normalisation); it was written by an older finegrain. Train it again with "
                 "this version to use it for predict, cam or export"
@@ -59,9 +60,9 @@ class Predictor:
         try:
             preprocessing = Preprocessing.from_dict(spec)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{checkpoint}: {exc}") from exc
+            raise FinegrainError(f"{checkpoint}: {exc}") from exc
         if meta.get("image_size") not in (None, preprocessing.size):
-            raise ValueError(
+            raise FinegrainError(
                 f"{checkpoint}: image_size {meta['image_size']} differs from its preprocessing "
                 f"size {preprocessing.size}"
             )

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels, check_subcategories
 from finegrain.observations import ATYPICAL, NEGATIVE, POSITIVE, TYPICAL
 
@@ -78,7 +79,7 @@ class Thresholds:
         """Inverse of :meth:`to_dict`; needs ``positive`` and ``typical``, ignores unknown keys."""
         missing = [k for k in ("positive", "typical") if k not in data]
         if missing:
-            raise ValueError(f"thresholds are missing field(s) {missing}: {data!r}")
+            raise FinegrainError(f"thresholds are missing field(s) {missing}: {data!r}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -86,15 +87,15 @@ class Thresholds:
 def _as_arrays(labels, subcategories, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scores = np.asarray(scores, dtype=float)
     if not (scores.ndim == np.ndim(labels) == np.ndim(subcategories) == 1):
-        raise ValueError("labels, subcategories and scores must be one-dimensional")
+        raise FinegrainError("labels, subcategories and scores must be one-dimensional")
     if not (len(scores) == len(labels) == len(subcategories)):
-        raise ValueError(
+        raise FinegrainError(
             f"labels ({len(labels)}), subcategories ({len(subcategories)}) and scores "
             f"({len(scores)}) must have the same length"
         )
     bad = np.flatnonzero(~np.isfinite(scores))
     if bad.size:
-        raise ValueError(f"score at row {bad[0]} is not finite ({scores[bad[0]]})")
+        raise FinegrainError(f"score at row {bad[0]} is not finite ({scores[bad[0]]})")
     # float so that missing labels are NaN; "" for a missing subcategory
     labels = check_labels(pd.Series(list(labels), dtype=object), source="labels", column="label")
     subs = check_subcategories(
@@ -119,7 +120,9 @@ def youden_threshold(y_true, score) -> tuple[float, float]:
     s = np.asarray(score, dtype=float)
     n1, n0 = int((y == 1).sum()), int((y == 0).sum())
     if n1 == 0 or n0 == 0:
-        raise ValueError(f"Youden's J needs both classes; got {n1} of class 1 and {n0} of class 0")
+        raise FinegrainError(
+            f"Youden's J needs both classes; got {n1} of class 1 and {n0} of class 0"
+        )
     order = np.argsort(-s, kind="stable")
     s_desc, y_desc = s[order], y[order]
     last = np.flatnonzero(np.r_[s_desc[1:] != s_desc[:-1], True])  # end of each tie group
@@ -138,10 +141,10 @@ def sensitivity_threshold(positive_scores, sensitivity: float) -> float:
     0.5
     """
     if not 0 < sensitivity <= 1:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity}")
+        raise FinegrainError(f"sensitivity must be in (0, 1], got {sensitivity}")
     s = np.sort(np.asarray(positive_scores, dtype=float))[::-1]
     if s.size == 0:
-        raise ValueError("the positive threshold needs at least one validation positive")
+        raise FinegrainError("the positive threshold needs at least one validation positive")
     k = max(1, math.ceil(sensitivity * s.size - 1e-9))
     return float(s[k - 1])
 
@@ -165,22 +168,22 @@ def fit_thresholds(
     empty.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown threshold method {method!r}; choose from {METHODS}")
+        raise FinegrainError(f"unknown threshold method {method!r}; choose from {METHODS}")
     labels, subs, scores = _as_arrays(labels, subcategories, scores)
     pos, neg = labels == POSITIVE, labels == NEGATIVE
     n_pos, n_neg = int(pos.sum()), int(neg.sum())
     if n_pos == 0:
-        raise ValueError("no validation positives (label 1): cannot fit the positive threshold")
+        raise FinegrainError("no validation positives (label 1): cannot fit the positive threshold")
     if method == "sensitivity":
         t_pos = sensitivity_threshold(scores[pos], sensitivity)
     else:
         if n_neg == 0:
-            raise ValueError("method 'youden' needs validation negatives (label 0); found none")
+            raise FinegrainError("method 'youden' needs validation negatives (label 0); found none")
         t_pos, _ = youden_threshold(pos[pos | neg].astype(int), scores[pos | neg])
     atyp, typ = pos & (subs == ATYPICAL), pos & (subs == TYPICAL)
     n_atyp, n_typ = int(atyp.sum()), int(typ.sum())
     if n_atyp == 0 or n_typ == 0:
-        raise ValueError(
+        raise FinegrainError(
             "the atypical/typical cut needs validation positives of both subcategories; "
             f"found {n_atyp} atypical and {n_typ} typical"
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from finegrain.division import SEVERITY_ORDER, divide
+from finegrain.errors import FinegrainError
 from finegrain.observations import NEGATIVE, OBSERVATIONS, POSITIVE, UNCERTAIN
 from finegrain.reports.engine import Found
 from finegrain.reports.lexicon import OTHER_FINDING
@@ -61,7 +62,7 @@ _RANK = {term: rank for rank, term in enumerate(SEVERITY_ORDER)}
 def check_degrees(degrees: str) -> str:
     """Return ``degrees`` if valid, else raise a ``ValueError`` listing the choices."""
     if degrees not in DEGREE_RULES:
-        raise ValueError(
+        raise FinegrainError(
             f"unknown degrees rule {degrees!r}; expected one of: {', '.join(DEGREE_RULES)}"
         )
     return degrees

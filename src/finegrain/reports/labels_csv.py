@@ -7,6 +7,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finegrain.errors import FinegrainError
 from finegrain.observations import (
     NEGATIVE,
     OBSERVATIONS,
@@ -117,12 +118,12 @@ def read_reports(
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = next(reader, None)
     if header is None:
-        raise ValueError(
+        raise FinegrainError(
             f"{path}: empty file (expected a header with {id_column!r}, {text_column!r})"
         )
     for column in (id_column, text_column):
         if column not in header:
-            raise ValueError(
+            raise FinegrainError(
                 f"{path}: no column {column!r} (columns: {', '.join(header)}); "
                 "use --id-column / --text-column"
             )
@@ -136,7 +137,7 @@ def read_reports(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise ValueError(
+            raise FinegrainError(
                 f"{path}: line {start}: a quoted field that starts on this row is not closed "
                 f"properly (CSV error by line {reader.line_num}: {exc}); the rows after it would "
                 'merge into one report. Close the quote, or double quotes inside a quoted field ("")'
@@ -145,7 +146,7 @@ def read_reports(
         if not row:
             continue
         if len(row) != len(header):
-            raise ValueError(
+            raise FinegrainError(
                 f"{path}: line {line}: {len(row)} fields, expected {len(header)} "
                 f"({', '.join(header)}); is a quote or a comma unbalanced?"
             )

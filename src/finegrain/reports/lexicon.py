@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.division import CHANGE_CUES, SEVERITY_CUES
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 #: The lexicon shipped with finegrain.
@@ -75,7 +76,9 @@ def _read(path: Path, sections: tuple[str, ...] | None) -> dict[str, list[_Entry
             name = line[1:-1].strip().lower()
             if sections is None or name not in sections:
                 allowed = "none" if not sections else ", ".join(sections)
-                raise ValueError(f"{path}:{number}: unknown section [{name}] (allowed: {allowed})")
+                raise FinegrainError(
+                    f"{path}:{number}: unknown section [{name}] (allowed: {allowed})"
+                )
             current = name
             out.setdefault(current, [])
             continue
@@ -87,12 +90,12 @@ def _units(phrase: str, *, where: str) -> list[list[str]]:
     """Trie units of a phrase and its plural variants (mentions only get plurals)."""
     words = phrase_key(phrase).split(" ")
     if not words or words == [""]:
-        raise ValueError(f"{where}: empty phrase")
+        raise FinegrainError(f"{where}: empty phrase")
     units: list[str] = []
     for i, word in enumerate(words):
         if word == "...":
             if i == 0 or i == len(words) - 1:
-                raise ValueError(f"{where}: '...' must stand between two words")
+                raise FinegrainError(f"{where}: '...' must stand between two words")
             units.append(_GAP)
             continue
         if i and units[-1] != _GAP:
@@ -114,7 +117,7 @@ def _with_adverbs(entry: _Entry, adverbs: list[str]) -> list[_Entry]:
         return [entry]
     before, _, after = entry.text.partition(_ADVERB_SLOT)
     if _ADVERB_SLOT in after or not before.strip() or not after.strip():
-        raise ValueError(f"{entry.file}:{entry.line}: '(adverb)' must stand once between words")
+        raise FinegrainError(f"{entry.file}:{entry.line}: '(adverb)' must stand once between words")
     return [
         _Entry(entry.file, entry.line, " ".join(f"{before} {word} {after}".split()))
         for word in ["", *adverbs]
@@ -302,7 +305,7 @@ def _load(directory: Path) -> Lexicon:
         for path in sorted(folder.glob("*.txt")):
             obs = slugs.get(path.stem)
             if obs is None:
-                raise ValueError(
+                raise FinegrainError(
                     f"{path}: file name is not an observation; expected one of: "
                     + ", ".join(f"{s}.txt" for s in slugs)
                 )
@@ -342,7 +345,7 @@ def _load(directory: Path) -> Lexicon:
                 if name in ("negation", "uncertainty"):
                     slot[name] = slot.get(name, frozenset()) | value
                 elif name in ("severity", "change") and slot.get(name) not in (None, value):
-                    raise ValueError(
+                    raise FinegrainError(
                         f"{entry.file}:{entry.line}: {entry.text!r} already maps to {slot[name]!r}"
                     )
                 else:
@@ -365,7 +368,7 @@ def _load(directory: Path) -> Lexicon:
                 elif section == "both":
                     role(entry, **{name: frozenset({"pre", "post"})})
                 else:
-                    raise ValueError(f"{entry.file}:{entry.line}: entry before any [section]")
+                    raise FinegrainError(f"{entry.file}:{entry.line}: entry before any [section]")
     terminators = _read(directory / "terminators.txt", ("", "negation"))
     for entry in terminators.get("", []):
         role(entry, terminator=True)
@@ -382,9 +385,9 @@ def _load(directory: Path) -> Lexicon:
             form, sep, term = entry.text.partition("=")
             term = term.strip().lower()
             if not sep or not form.strip():
-                raise ValueError(f"{entry.file}:{entry.line}: expected 'word form = term'")
+                raise FinegrainError(f"{entry.file}:{entry.line}: expected 'word form = term'")
             if term not in table:
-                raise ValueError(
+                raise FinegrainError(
                     f"{entry.file}:{entry.line}: {term!r} is not a Table 1 {name} term; "
                     f"expected one of: {', '.join(table)}"
                 )
@@ -402,7 +405,7 @@ def _load(directory: Path) -> Lexicon:
     for entry in _read_sections(tense).get("transition", []):
         first, gap, last = phrase_key(entry.text).partition(" ... ")
         if not gap or " " in first or " " in last:
-            raise ValueError(f"{entry.file}:{entry.line}: expected 'word ... word'")
+            raise FinegrainError(f"{entry.file}:{entry.line}: expected 'word ... word'")
         transition[first] = last
     return Lexicon(
         directory=directory,

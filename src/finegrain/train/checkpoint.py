@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,9 +94,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise ValueError(unreadable_checkpoint(path, exc)) from None
+        raise FinegrainError(unreadable_checkpoint(path, exc)) from None
     if not isinstance(payload, dict) or "model" not in payload:
-        raise ValueError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
+        raise FinegrainError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
     return payload
 
 
@@ -181,7 +182,7 @@ def model_from_checkpoint(
 
     import_modules(payload.get("registered_in", ()))
     if "model" not in payload or "model_name" not in payload:
-        raise ValueError(f"{path} is not a finegrain checkpoint (no 'model'/'model_name')")
+        raise FinegrainError(f"{path} is not a finegrain checkpoint (no 'model'/'model_name')")
     model = build_model(
         payload["model_name"],
         pretrained=False,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finegrain.errors import FinegrainError
 from finegrain.train.methods import PAPER_METHOD
 
 #: Fields that do not change a run's results, only where or how fast it runs (or where it is
@@ -82,11 +83,13 @@ class TrainConfig:
         self.betas = tuple(float(b) for b in self.betas)
         self.eval_splits = tuple(self.eval_splits)
         if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
-            raise ValueError("iterations, checkpoint_every and batch_size must be positive")
+            raise FinegrainError("iterations, checkpoint_every and batch_size must be positive")
         if self.augment_on not in ("auto", "loader", "device"):
-            raise ValueError(f"augment_on must be auto, loader or device, got {self.augment_on!r}")
+            raise FinegrainError(
+                f"augment_on must be auto, loader or device, got {self.augment_on!r}"
+            )
         if not 0.0 < self.tau < 1.0:
-            raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
+            raise FinegrainError(f"tau must lie in (0, 1), got {self.tau}")
         self.method_options = dict(self.method_options or {})
 
     def identity(self) -> dict[str, Any]:
@@ -124,12 +127,14 @@ class TrainConfig:
         """Inverse of :meth:`to_dict`. The extras of a recorded configuration
         (:data:`RECORD_EXTRAS`) are ignored; any other unknown key is an error."""
         if data.get("extra"):  # finegrain <= 0.2 kept unnamed settings there
-            raise ValueError(f"a recorded 'extra' setting is no longer supported: {data['extra']}")
+            raise FinegrainError(
+                f"a recorded 'extra' setting is no longer supported: {data['extra']}"
+            )
         data = {k: v for k, v in data.items() if k != "extra"}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - RECORD_EXTRAS
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+            raise FinegrainError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @classmethod

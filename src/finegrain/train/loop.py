@@ -87,9 +87,9 @@ class InfiniteBatchSampler:
         start_iteration: int = 0,
     ) -> None:
         if n < 1:
-            raise ValueError("the training split is empty: nothing to train on")
+            raise FinegrainError("the training split is empty: nothing to train on")
         if global_batch % world_size:
-            raise ValueError(
+            raise FinegrainError(
                 f"batch size {global_batch} is not divisible by the world size {world_size}"
             )
         self.n, self.global_batch, self.seed = n, global_batch, seed
@@ -602,7 +602,7 @@ def _preprocessing(dataset: Dataset, image_size: int) -> dict[str, Any] | None:
     if spec is None:
         return None
     if spec.size != image_size:
-        raise ValueError(
+        raise FinegrainError(
             f"the training images are {image_size} px but their cache says {spec.size} px"
         )
     return spec.to_dict()

@@ -129,7 +129,7 @@ class Method:
         if torch.jit.is_tracing():  # export traces it: the shape is checked before
             return
         if logits.ndim != 2 or logits.shape[1] != self.outputs:
-            raise ValueError(
+            raise FinegrainError(
                 f"method {self.name!r} expects logits [B, {self.outputs}], got "
                 f"{tuple(logits.shape)}"
             )

@@ -27,6 +27,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from finegrain.errors import FinegrainError
 from finegrain.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,7 +53,7 @@ class InputNormalization(nn.Module):
                 f"InputNormalization expects uint8 images [B, 1, S, S] in 0..255, got {x.dtype}"
             )
         if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected images of shape [B, 1, S, S], got {tuple(x.shape)}")
+            raise FinegrainError(f"expected images of shape [B, 1, S, S], got {tuple(x.shape)}")
         dtype = self.mean.dtype
         x = x.to(dtype).div_(255.0).expand(-1, 3, -1, -1)
         return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
@@ -187,7 +188,7 @@ def build_model(
         _load_backbone(net, path, spec, name)
     features, n_features = spec.split(net)
     if outputs < 1:
-        raise ValueError(f"a model needs at least one output, got {outputs}")
+        raise FinegrainError(f"a model needs at least one output, got {outputs}")
     return FinegrainNet(features, nn.Linear(n_features, int(outputs)), name)
 
 
@@ -218,7 +219,7 @@ def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str) -> None:
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a checkpoint dict wrapping a state dict
     if not isinstance(state, dict):
-        raise ValueError(f"weights file {path} does not hold a state dict")
+        raise FinegrainError(f"weights file {path} does not hold a state dict")
     fixed = {}
     for key, value in state.items():
         match = _DENSENET_KEY.match(key)  # old torchvision DenseNet names (norm.1 -> norm1)
@@ -227,7 +228,7 @@ def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str) -> None:
     missing, unexpected = net.load_state_dict(backbone, strict=False)
     missing = [k for k in missing if not k.startswith(spec.head_prefix)]
     if missing or unexpected:
-        raise ValueError(
+        raise FinegrainError(
             f"weights file {path} does not match {name}: {len(missing)} missing keys "
             f"(e.g. {missing[:3]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
         )
@@ -244,7 +245,7 @@ def fetch_weights(name: str, *, progress: bool = True) -> Path:
     spec = _spec(name)
     path = default_weights_path(name)
     if path is None or spec.weights_url is None:
-        raise ValueError(f"model {name!r} has no ImageNet weights to fetch")
+        raise FinegrainError(f"model {name!r} has no ImageNet weights to fetch")
     if not path.is_file():
         try:
             torch.hub.load_state_dict_from_url(
@@ -264,7 +265,7 @@ def fetch_weights(name: str, *, progress: bool = True) -> Path:
                 "pass --weights FILE to train/benchmark)."
             ) from exc
         except RuntimeError as exc:  # torch.hub: "invalid hash value"
-            raise ValueError(f"download of {spec.weights_url} is corrupt: {exc}") from exc
+            raise FinegrainError(f"download of {spec.weights_url} is corrupt: {exc}") from exc
     verify_weights(name, path)
     return path
 
@@ -287,7 +288,7 @@ def verify_weights(name: str, path: str | Path) -> str:
     sha256 = digest.hexdigest()
     match = torch.hub.HASH_REGEX.search(path.name)
     if match and match.group(1) and not sha256.startswith(match.group(1)):
-        raise ValueError(
+        raise FinegrainError(
             f"weights file {path} is corrupt or not the published file: its SHA-256 starts "
             f"{sha256[: len(match.group(1))]}, its name says {match.group(1)}. Delete it and run "
             f"`finegrain weights {name}` again."

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finegrain.errors import FinegrainError
 from finegrain.io import (
     append_jsonl,
     atomic_write_csv,
@@ -131,7 +132,7 @@ class RunDirectory:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+            raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
 
     # -- metrics.jsonl ----------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class RunDirectory:
         for line_no, rec in enumerate(records, start=1):
             for key in ("iteration", "split"):
                 if key not in rec:
-                    raise ValueError(f"{path}: line {line_no} has no {key!r} field")
+                    raise FinegrainError(f"{path}: line {line_no} has no {key!r} field")
         frame = pd.DataFrame.from_records(records)
         if frame.empty:
             return pd.DataFrame(columns=["iteration", "split", *fields])
@@ -199,7 +200,7 @@ class RunDirectory:
                 frame[column] = frame[same_as]
         for column in PREDICTION_COLUMNS:
             if column not in frame.columns:
-                raise ValueError(f"{path}: missing column {column!r}")
+                raise FinegrainError(f"{path}: missing column {column!r}")
         if iteration is not None:
             frame = frame[frame["iteration"] == int(iteration)]
         return frame

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
@@ -72,28 +73,28 @@ class Calibration:
 def _share(value: object, where: str) -> float:
     share = float(value)  # type: ignore[arg-type]
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"{where}: share {share} outside [0, 1]")
+        raise FinegrainError(f"{where}: share {share} outside [0, 1]")
     return share
 
 
 def load_calibration(profile: str = DEFAULT_PROFILE) -> Calibration:
     """Read calibration profile ``profile`` (one of :data:`PROFILES`) from the package data."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown calibration profile {profile!r}; known: {sorted(PROFILES)}")
+        raise FinegrainError(f"unknown calibration profile {profile!r}; known: {sorted(PROFILES)}")
     table_path = CALIBRATION_DIR / f"{profile}.csv"
     meta_path = CALIBRATION_DIR / f"{profile}.json"
     table = pd.read_csv(table_path, keep_default_na=False)
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"{table_path}: columns {missing} missing")
+        raise FinegrainError(f"{table_path}: columns {missing} missing")
     if sorted(table["observation"]) != sorted(OBSERVATIONS):
-        raise ValueError(f"{table_path}: needs one row per observation {list(OBSERVATIONS)}")
+        raise FinegrainError(f"{table_path}: needs one row per observation {list(OBSERVATIONS)}")
     shares, atypical, no_cue = {}, {}, {}
     for line, row in enumerate(table.itertuples(index=False), start=2):
         where = f"{table_path}: line {line} ({row.observation})"
         values = tuple(_share(getattr(row, s), f"{where} {s}") for s in STATES)
         if abs(sum(values) - 1.0) > 2e-3:
-            raise ValueError(f"{where}: label shares sum to {sum(values):.4f}, not 1")
+            raise FinegrainError(f"{where}: label shares sum to {sum(values):.4f}, not 1")
         shares[row.observation] = LabelShares(*values)
         atypical[row.observation] = _share(row.atypical, f"{where} atypical")
         no_cue[row.observation] = _share(row.no_cue, f"{where} no_cue")

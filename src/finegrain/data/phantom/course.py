@@ -37,6 +37,7 @@ from finegrain.data.phantom.finding import (
 from finegrain.data.phantom.knobs import OTHER_FINDING, UNCERTAIN_TRUTHS, PhantomKnobs
 from finegrain.data.phantom.noise import before_noise
 from finegrain.data.phantom.wording import describe, word
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS, TYPICAL
 
 #: Probability that a finding keeps the label state of the subject's previous study.
@@ -63,7 +64,7 @@ class LabelPlan:
         if isinstance(knobs.prevalence, dict):
             unknown = set(knobs.prevalence) - set(CALIBRATED)
             if unknown:
-                raise ValueError(
+                raise FinegrainError(
                     f"prevalence: {sorted(unknown)} not calibrated; use {list(CALIBRATED)}"
                 )
         states, cue, slight_cued, unreported = {}, {}, {}, {}
@@ -72,14 +73,14 @@ class LabelPlan:
             positive = share.positive * knobs.prevalence_of(obs)
             blank = share.blank - (positive - share.positive)
             if blank < 0:
-                raise ValueError(
+                raise FinegrainError(
                     f"prevalence x{knobs.prevalence_of(obs)} for {obs}: positive share "
                     f"{positive:.3f} exceeds positive + blank ({share.positive + share.blank:.3f})"
                 )
             try:
                 drawn = before_noise(positive, share.uncertain, share.negative)
             except ValueError as exc:
-                raise ValueError(
+                raise FinegrainError(
                     f"prevalence x{knobs.prevalence_of(obs)} for {obs}: {exc}; give a smaller "
                     "multiplier, or a per-observation one (prevalence={observation: multiplier})"
                 ) from None

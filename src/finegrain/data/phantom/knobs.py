@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from finegrain.errors import FinegrainError
+
 #: What may lie behind an uncertain label.
 UNCERTAIN_TRUTHS: tuple[str, ...] = ("absent", "slight", "significant", "other")
 #: Default uncertain mixture (an assumption, not a measurement: docs/phantom.md).
@@ -44,12 +46,14 @@ OTHER_FINDING: dict[str, str | None] = {
 def _mixture(values: Mapping[str, float]) -> dict[str, float]:
     unknown = set(values) - set(UNCERTAIN_TRUTHS)
     if unknown:
-        raise ValueError(
+        raise FinegrainError(
             f"uncertain_mixture: unknown parts {sorted(unknown)}; use {list(UNCERTAIN_TRUTHS)}"
         )
     weights = {k: float(values.get(k, 0.0)) for k in UNCERTAIN_TRUTHS}
     if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise ValueError(f"uncertain_mixture: weights must be >= 0 with a positive sum: {values}")
+        raise FinegrainError(
+            f"uncertain_mixture: weights must be >= 0 with a positive sum: {values}"
+        )
     total = sum(weights.values())
     return {k: w / total for k, w in weights.items()}
 
@@ -58,14 +62,16 @@ def _nocue(value: float | Mapping[str, float]) -> float:
     if isinstance(value, Mapping):
         unknown = set(value) - {"slight", "significant"}
         if unknown:
-            raise ValueError(f"nocue_severity: unknown parts {sorted(unknown)}")
+            raise FinegrainError(f"nocue_severity: unknown parts {sorted(unknown)}")
         slight, significant = float(value.get("slight", 0)), float(value.get("significant", 0))
         if slight < 0 or significant < 0 or slight + significant <= 0:
-            raise ValueError(f"nocue_severity: weights must be >= 0 with a positive sum: {value}")
+            raise FinegrainError(
+                f"nocue_severity: weights must be >= 0 with a positive sum: {value}"
+            )
         return slight / (slight + significant)
     share = float(value)
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"nocue_severity: share of slight must be in [0, 1], got {share}")
+        raise FinegrainError(f"nocue_severity: share of slight must be in [0, 1], got {share}")
     return share
 
 
@@ -84,7 +90,7 @@ class PhantomKnobs:
         object.__setattr__(self, "uncertain_mixture", _mixture(self.uncertain_mixture))
         object.__setattr__(self, "nocue_severity", _nocue(self.nocue_severity))
         if not float(self.visibility) > 0:
-            raise ValueError(f"visibility must be > 0, got {self.visibility}")
+            raise FinegrainError(f"visibility must be > 0, got {self.visibility}")
         object.__setattr__(self, "visibility", float(self.visibility))
         prevalence = self.prevalence
         if isinstance(prevalence, Mapping):
@@ -94,7 +100,7 @@ class PhantomKnobs:
             prevalence = float(prevalence)
             bad = {"all": prevalence} if prevalence < 0 else {}
         if bad:
-            raise ValueError(f"prevalence multipliers must be >= 0, got {bad}")
+            raise FinegrainError(f"prevalence multipliers must be >= 0, got {bad}")
         object.__setattr__(self, "prevalence", prevalence)
 
     def prevalence_of(self, observation: str) -> float:

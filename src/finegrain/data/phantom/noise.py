@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from finegrain.errors import FinegrainError
+
 FLIP = 0.015
 MISSED = 0.01
 BLANK_ROW = 0.01
@@ -56,7 +58,7 @@ def before_noise(positive: float, uncertain: float, negative: float) -> tuple[fl
     blank = 1.0 - p1 - p2 - p0
     shares = (p1, p2, p0, blank)
     if min(shares) < 0:
-        raise ValueError(
+        raise FinegrainError(
             f"label shares positive={positive}, uncertain={uncertain}, negative={negative} "
             "cannot be reached under the labeler noise"
         )

@@ -15,6 +15,7 @@ import numpy as np
 
 from finegrain.data.phantom.calibration import CALIBRATED, DEFAULT_PROFILE, load_calibration
 from finegrain.data.phantom.knobs import PhantomKnobs
+from finegrain.errors import FinegrainError
 
 SPLIT_SHARES = {"train": 0.7, "validate": 0.15, "test": 0.15}
 
@@ -83,5 +84,5 @@ def required_eval_studies(
         atypical = calibration.atypical[obs]
         rarest = min(rarest, frontal * positive * min(atypical, 1 - atypical))
     if rarest <= 0:
-        raise ValueError(f"some of {observations} has no atypical or no typical positives")
+        raise FinegrainError(f"some of {observations} has no atypical or no typical positives")
     return int(math.ceil(margin * min_positives / rarest))

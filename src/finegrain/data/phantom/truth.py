@@ -24,6 +24,7 @@ from finegrain.data.phantom.calibration import CALIBRATED
 from finegrain.data.phantom.finding import Finding
 from finegrain.data.phantom.painter import Acquisition, affine, lesion_shapes
 from finegrain.data.phantom.writer import IMAGES_FILE, SETTINGS_FILE, TRUTH_FILE
+from finegrain.errors import FinegrainError, NotFound
 from finegrain.observations import OBSERVATIONS, check_observation
 
 
@@ -40,7 +41,7 @@ class PhantomTruth:
 
     def _study_rows(self, image_id: str) -> pd.DataFrame:
         if image_id not in self.images.index:
-            raise KeyError(f"image {image_id!r} not in {self.root / IMAGES_FILE}")
+            raise NotFound(f"image {image_id!r} not in {self.root / IMAGES_FILE}")
         study = self.images.at[image_id, "study_id"]
         return self.findings.loc[study]
 
@@ -66,7 +67,7 @@ class PhantomTruth:
         rows = self._study_rows(image_id)
         image = self.images.loc[image_id]
         if image["view"] not in ("AP", "PA"):
-            raise ValueError(f"image {image_id!r} is a {image['view']} view: masks are frontal")
+            raise FinegrainError(f"image {image_id!r} is a {image['view']} view: masks are frontal")
         if observation not in CALIBRATED or rows.at[observation, "severity"] <= 0:
             return np.zeros((size, size), dtype=bool)
         findings = {obs: Finding() for obs in OBSERVATIONS}

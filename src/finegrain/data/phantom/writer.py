@@ -23,6 +23,7 @@ from finegrain.data.phantom.noise import MISSING_ROW, add_labeler_noise, negbio_
 from finegrain.data.phantom.painter import Painter
 from finegrain.data.phantom.splits import subject_plan
 from finegrain.data.phantom.wording import report_text
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 #: Official MIMIC-CXR-JPG CSV names (gzipped) and their columns.
@@ -148,11 +149,11 @@ def make_phantom(
     ``phantom.json`` (the settings). Returns a :class:`PhantomSummary`.
     """
     if studies < 1:
-        raise ValueError(f"studies must be >= 1, got {studies}")
+        raise FinegrainError(f"studies must be >= 1, got {studies}")
     if eval_studies is not None and eval_studies < 1:
-        raise ValueError(f"eval_studies must be >= 1, got {eval_studies}")
+        raise FinegrainError(f"eval_studies must be >= 1, got {eval_studies}")
     if size < 16:
-        raise ValueError(f"size must be >= 16 px, got {size}")
+        raise FinegrainError(f"size must be >= 16 px, got {size}")
     knobs = PhantomKnobs(
         **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
         nocue_severity=nocue_severity,
