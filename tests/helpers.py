@@ -201,3 +201,17 @@ def grid_run(runs_root, label: str) -> Path:
     found = sorted(Path(runs_root).glob(f"*/{label}"))
     assert len(found) == 1, f"{label}: {found}"
     return found[0]
+
+
+def index_and_cache(phantom_root, folder: Path, size: int = 32) -> Path:
+    """The session phantom indexed (absolute paths) and cached at ``size`` px into ``folder``
+    (``index.csv``, ``cache/``); returns ``folder``."""
+    from finegrain.data.cache import prepare
+    from finegrain.data.index import write_index
+    from finegrain.data.mimic import index_mimic
+
+    frame, _ = index_mimic(phantom_root, progress=False)
+    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
+    write_index(frame, folder / "index.csv")
+    prepare(folder / "index.csv", folder / "cache", size=size, progress=False, workers=1)
+    return folder

@@ -8,22 +8,14 @@ import pytest
 
 from finegrain.cli import main
 from finegrain.io import read_jsonl
+from helpers import index_and_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def phantom_data(phantom_root, tmp_path_factory):
-    from finegrain.data.cache import prepare
-    from finegrain.data.index import write_index
-    from finegrain.data.mimic import index_mimic
-
-    folder = tmp_path_factory.mktemp("train-cli")
-    frame, _ = index_mimic(phantom_root, progress=False)
-    frame["path"] = [str(phantom_root / p) for p in frame["path"]]
-    write_index(frame, folder / "index.csv")
-    prepare(folder / "index.csv", folder / "cache", size=32, progress=False, workers=1)
-    return folder
+    return index_and_cache(phantom_root, tmp_path_factory.mktemp("train-cli"))
 
 
 def _args(data, out, *extra):
