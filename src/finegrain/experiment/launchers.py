@@ -53,12 +53,13 @@ from typing import Any, Protocol
 
 from finegrain.errors import FinegrainError
 from finegrain.extras import require
-from finegrain.registry import import_modules
+from finegrain.registry import Registry, import_modules
 
 log = logging.getLogger(__name__)
 
-#: Launcher names accepted by :func:`launcher_for` (and ``finegrain benchmark --launcher``).
-LAUNCHERS = ("local", "ray", "slurm")
+#: Launcher factories by name (filled at import below; ``finegrain benchmark --launcher``):
+#: ``factory(*, out, gpus, jobs, gpus_per_run, ...) -> Launcher`` (see :func:`launcher_for`).
+LAUNCHERS: Registry[Callable[..., Launcher]] = Registry("launcher")
 
 
 class StopBenchmark(Exception):
@@ -730,33 +731,48 @@ def launcher_for(
     """
     if gpus_per_run < 1:
         raise FinegrainError(f"--gpus-per-run must be >= 1, got {gpus_per_run}")
-    gpus = uses_gpus(device)
-    if name == "local":
-        if gpus:
-            return LocalLauncher(jobs, gpus=visible_gpus(), gpus_per_run=gpus_per_run)
-        return LocalLauncher(jobs, gpus_per_run=gpus_per_run)
-    if name == "ray":
-        return RayLauncher(
-            address=address,
-            gpus_per_run=gpus_per_run,
-            use_gpus=gpus,
-            cpus_per_run=cpus_per_run or 1,
-            retries=retries,
-        )
-    if name == "slurm":
-        return SlurmLauncher(
-            Path(out) / "slurm",
-            partition=partition,
-            gpus_per_run=gpus_per_run,
-            use_gpus=gpus,
-            cpus_per_run=cpus_per_run or 4,
-            time_min=time_min or 24 * 60,
-            mem_gb=mem_gb,
-            slurm_options=slurm_options,
-            retries=retries,
-            cluster=cluster,
-        )
-    raise FinegrainError(f"unknown launcher {name!r}; expected one of: {', '.join(LAUNCHERS)}")
+    factory = LAUNCHERS.get(name)
+    return factory(
+        out=Path(out), gpus=uses_gpus(device), jobs=jobs, gpus_per_run=gpus_per_run,
+        address=address, partition=partition, time_min=time_min, cpus_per_run=cpus_per_run,
+        mem_gb=mem_gb, slurm_options=slurm_options, retries=retries, cluster=cluster,
+    )  # fmt: skip
+
+
+@LAUNCHERS.register("local")
+def _local(*, gpus: bool, jobs: int | None, gpus_per_run: int, **_: Any) -> Launcher:
+    if gpus:
+        return LocalLauncher(jobs, gpus=visible_gpus(), gpus_per_run=gpus_per_run)
+    return LocalLauncher(jobs, gpus_per_run=gpus_per_run)
+
+
+@LAUNCHERS.register("ray")
+def _ray(
+    *, gpus: bool, gpus_per_run: int, address, cpus_per_run, retries: int, **_: Any
+) -> Launcher:
+    return RayLauncher(
+        address=address,
+        gpus_per_run=gpus_per_run,
+        use_gpus=gpus,
+        cpus_per_run=cpus_per_run or 1,
+        retries=retries,
+    )
+
+
+@LAUNCHERS.register("slurm")
+def _slurm(*, out: Path, gpus: bool, gpus_per_run: int, **options: Any) -> Launcher:
+    return SlurmLauncher(
+        out / "slurm",
+        partition=options["partition"],
+        gpus_per_run=gpus_per_run,
+        use_gpus=gpus,
+        cpus_per_run=options["cpus_per_run"] or 4,
+        time_min=options["time_min"] or 24 * 60,
+        mem_gb=options["mem_gb"],
+        slurm_options=options["slurm_options"],
+        retries=options["retries"],
+        cluster=options["cluster"],
+    )
 
 
 def _main(argv: Sequence[str]) -> int:
