@@ -43,6 +43,7 @@ def test_run_directory_layout(tmp_path):
     for m in metrics:
         assert {"auc_fg", "auc", "n_atypical", "n_typical", "n_positive", "n_negative"} <= set(m)
         assert m["split"] == "validate" and np.isfinite(m["train_loss"])
+        assert 0.0 <= m["train_pce_reach"] <= 1.0  # share of training positives with p <= τ
     predictions = pd.read_csv(out / "predictions-validate.csv", dtype={"image_id": str})
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert len(predictions) == 2 * 24 and predictions["score"].between(0, 1).all()
@@ -220,3 +221,23 @@ def test_sampler_shards_the_same_global_batches():
     assert next(resumed) == whole
     with pytest.raises(ValueError, match="divisible"):
         InfiniteBatchSampler(10, 5, seed=0, world_size=2)
+
+
+def test_pce_reach_is_the_share_of_training_positives_at_or_below_tau():
+    from finegrain.train.distributed import DistInfo
+    from finegrain.train.loop import _Running
+    from finegrain.train.methods import get_method
+
+    running = _Running(torch.device("cpu"))
+    method = get_method("pu-rm")
+    p = torch.tensor([0.1, 0.3, 0.5, 0.9, 0.05, 0.2])  # P(positive) of six images
+    logits = torch.stack([torch.zeros(6), torch.log(p / (1 - p))], dim=1)
+    labels = torch.tensor([1, 1, 1, 1, 0, -1])  # reach reads label-1 images only
+    running.add(torch.tensor(0.5), logits, {"label": labels}, method, 0.3)
+    running.add(torch.tensor(1.5), logits[:2], {"label": labels[:2]}, method, 0.3)
+    loss, reach = running.summary(DistInfo(device=torch.device("cpu")))
+    assert loss == pytest.approx(1.0)
+    assert reach == pytest.approx(4 / 6)  # 0.1 and 0.3 (twice) of six positives
+    running.reset()
+    running.add(torch.tensor(0.2), logits[4:], {"label": labels[4:]}, method, 0.3)
+    assert running.summary(DistInfo(device=torch.device("cpu")))[1] is None  # no positives

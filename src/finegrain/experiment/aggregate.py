@@ -30,7 +30,7 @@ import pandas as pd
 
 from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, axes_of, method_tau
-from finegrain.experiment.selection import METRIC_FIELDS, RunSelection
+from finegrain.experiment.selection import METRIC_FIELDS, TRAINING_FIELDS, RunSelection
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -43,6 +43,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     *METRIC_FIELDS,
     "selected",
     "variant",
+    *TRAINING_FIELDS,
 )
 #: A variant of the grid: its method, τ and the values of the grid's other axes (``variant``
 #: spells them, e.g. ``u-ones-iterations600``).

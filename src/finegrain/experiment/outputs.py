@@ -237,6 +237,20 @@ def make_figures(
         )
     table_methods = _table_methods(grid, methods)
     for obs in preset.observations:
+        slug = obs.lower().replace(" ", "-")
+        if not results.results.empty and (results.results["observation"] == obs).any():
+            figure = plots.learning_curve_figure(results.results, obs)
+            plots.save_figure(figure, fig_dir / f"learning-{slug}")
+            figures.append(
+                Figure(
+                    f"{obs}: learning curves",
+                    fig_dir / f"learning-{slug}.png",
+                    "Validation AUC^FG and AUC at every checkpoint, and PCE's reach: the share "
+                    "of the training positives since the previous checkpoint whose positive "
+                    "probability was at most τ (where PCE differs from cross-entropy; τ-free "
+                    "methods at the run's τ); lines are seed means.",
+                )
+            )
         scores = {}
         for key, group in _variants(selections, obs, table_methods, preset.tau).items():
             frame = averaged_scores(group, split)
@@ -244,7 +258,6 @@ def make_figures(
                 scores[key] = frame
         if not scores:
             continue
-        slug = obs.lower().replace(" ", "-")
         plots.save_figure(
             plots.score_distribution_figure(scores, obs, split), fig_dir / f"scores-{slug}"
         )

@@ -175,3 +175,36 @@ def study_map_figure(table: pd.DataFrame, observation: str, *, split: str = "tes
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def learning_curve_figure(results: pd.DataFrame, observation: str, *, split: str = "validate"):
+    """Whether and when risk modulation acts: per variant (seed mean), the ``split`` AUC^FG and
+    coarse AUC, and PCE's reach on the training positives (share with p <= τ), against the
+    iteration."""
+    plt = _pyplot()
+    rows = results[(results["observation"] == observation) & (results["split"] == split)]
+    panels = (
+        ("auc_fg", f"AUC$^{{FG}}$ ({split})"),
+        ("auc", f"AUC ({split})"),
+        ("train_pce_reach", "training positives with p ≤ τ"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2), squeeze=False)
+    for i, (variant, group) in enumerate(rows.groupby("variant", sort=False)):
+        label = display_name(str(group["method"].iloc[0]))
+        if variant != group["method"].iloc[0]:
+            label = f"{label} ({variant})"
+        curve = group.groupby("iteration")[[c for c, _ in panels if c in group]].mean(
+            numeric_only=True
+        )
+        for ax, (column, _) in zip(axes[0], panels, strict=True):
+            if column in curve and curve[column].notna().any():
+                ax.plot(curve.index, curve[column], "o-", color=f"C{i % 10}", label=label)
+    for ax, (_, title) in zip(axes[0], panels, strict=True):
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{observation}: learning curves (mean over seeds)", fontsize=10)
+    fig.tight_layout()
+    return fig

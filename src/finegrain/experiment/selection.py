@@ -25,6 +25,9 @@ from finegrain.train.rundir import RunDirectory, find_runs
 
 #: The metric fields of each evaluation line of a run (the training loop's contract).
 METRIC_FIELDS: tuple[str, ...] = SCORE_KEYS
+#: What the loop summarises on each evaluation line about the training since the previous one
+#: (loss; PCE's reach: the share of training positives with p <= τ).
+TRAINING_FIELDS: tuple[str, ...] = ("train_loss", "train_pce_reach")
 
 
 def select_iteration(
@@ -49,7 +52,7 @@ def select_iteration(
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     """The evaluations of a run as a table, one row per (iteration, split); a checkpoint
     evaluated twice (a resumed run re-evaluating its last checkpoint) keeps its latest line."""
-    return RunDirectory(run_dir).read_metrics(METRIC_FIELDS)
+    return RunDirectory(run_dir).read_metrics((*METRIC_FIELDS, *TRAINING_FIELDS))
 
 
 def read_spec(run_dir: str | Path, config: dict | None = None) -> RunSpec:
@@ -168,6 +171,7 @@ def describe_runs(selections: list[RunSelection]) -> str:
 
 __all__ = [
     "METRIC_FIELDS",
+    "TRAINING_FIELDS",
     "RunSelection",
     "describe_runs",
     "find_runs",

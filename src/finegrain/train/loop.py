@@ -36,9 +36,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from finegrain.data.augment import Augmentation, augment_seeded
-from finegrain.data.batch import IMAGE, to_device
+from finegrain.data.batch import IMAGE, LABEL, to_device
 from finegrain.errors import FinegrainError
-from finegrain.observations import check_observation, subcategory_column
+from finegrain.observations import POSITIVE, check_observation, subcategory_column
 from finegrain.train.checkpoint import (
     checkpoint_payload,
     load_checkpoint,
@@ -387,8 +387,7 @@ def _train(
     tracker = _tracker(tracking, config, info, run, start)
 
     net.train()
-    running = torch.zeros((), device=info.device)
-    steps = 0
+    running = _Running(info.device)
     bar = _Progress(config, start, enabled=progress and info.is_main)
     t0 = time.perf_counter()
     for iteration in range(start + 1, config.iterations + 1):
@@ -404,14 +403,13 @@ def _train(
         state.scaler.scale(loss).backward()
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        running += loss.detach()
-        steps += 1
+        running.add(loss, logits, batch, method, config.tau)
         bar.step(iteration, loss)
         if iteration % config.checkpoint_every and iteration != config.iterations:
             continue
 
         # --- evaluate
-        train_loss = all_reduce_mean(running / steps, info).item()
+        train_loss, reach = running.summary(info)
         elapsed = elapsed_before + time.perf_counter() - t0
         results = evaluate_splits(
             state.model,
@@ -426,7 +424,8 @@ def _train(
 
         # --- checkpoint
         if info.is_main:
-            _record_evaluations(run, results, iteration, train_loss, elapsed, bar)
+            training = {"train_loss": train_loss, "train_pce_reach": reach}
+            _record_evaluations(run, results, iteration, training, elapsed, bar)
             if tracker is not None:
                 scores = {split: row for split, (row, _) in results.items()}
                 lr = state.optimizer.param_groups[0]["lr"]
@@ -446,8 +445,7 @@ def _train(
                 ),
             )
         barrier(info)
-        running.zero_()
-        steps = 0
+        running.reset()
 
     # --- finish
     bar.close()
@@ -646,18 +644,48 @@ def _open_outputs(
     run.write_config(record)
 
 
+class _Running:
+    """What the loop sums between two checkpoints: the training loss, and PCE's reach — the
+    share of the training positives (label 1) of those batches whose positive probability was
+    at most τ (where PCE differs from cross-entropy), measured on the step's own forward pass
+    (train mode, augmented images); for a τ-free method at the run's τ."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.totals = torch.zeros(3, device=device)  # loss sum, positives reached, positives
+        self.steps = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method, tau: float):
+        with torch.no_grad():
+            positive = batch[LABEL] == POSITIVE
+            reached = positive & (method.positive_probability(logits.detach()) <= tau)
+            counts = torch.stack([reached.sum(), positive.sum()]).float()
+            self.totals += torch.cat([loss.detach().float().reshape(1), counts])
+        self.steps += 1
+
+    def summary(self, info: DistInfo) -> tuple[float, float | None]:
+        """``(mean training loss, PCE's reach or None without positives)`` over every rank."""
+        loss, reached, positives = (all_reduce_mean(self.totals, info) * info.world_size).tolist()
+        loss /= self.steps * info.world_size
+        return loss, (reached / positives if positives else None)
+
+    def reset(self) -> None:
+        self.totals.zero_()
+        self.steps = 0
+
+
 def _record_evaluations(
     run: RunDirectory,
     results: Mapping[str, tuple[dict[str, Any], pd.DataFrame]],
     iteration: int,
-    train_loss: float,
+    training: dict[str, float | None],
     elapsed: float,
     bar: _Progress,
 ) -> None:
-    """Append each split's scores to ``metrics.jsonl`` and predictions to its CSV; report them."""
+    """Append each split's scores (with the ``training`` summary since the last checkpoint) to
+    ``metrics.jsonl`` and predictions to its CSV; report them."""
     for split, (scores, frame) in results.items():
         record = {"iteration": iteration, "split": split, **scores}
-        record.update(train_loss=train_loss, elapsed_s=round(elapsed, 3))
+        record.update(**training, elapsed_s=round(elapsed, 3))
         run.append_metrics(record)
         run.append_predictions(split, frame)
         bar.message(
