@@ -22,6 +22,7 @@ setting never share a folder. Runs shared by several selections are listed once.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -221,7 +222,7 @@ def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tup
     ``TrainConfig`` field that is neither a cell field nor fixed by the benchmark."""
     from finegrain.train.config import TrainConfig
 
-    fields = {f.name for f in __import__("dataclasses").fields(TrainConfig)}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     out = []
     for name, values in sorted((axes or {}).items()):
         if name in CELL_FIELDS:
