@@ -134,11 +134,14 @@ def aggregate(
     results = results_table(selections)
     summary = summary_table(results)
     has_test = (results["split"] == "test").any() if not results.empty else False
-    # the test table's DeLong column compares with the grid's reference (the first selection's;
-    # every paper selection compares with U-Ones); the paired differences use each selection's
+    # each selection's test table compares with its own reference (DeLong column)
+    references = list(dict.fromkeys(sel.reference for sel in grid))
     stats = pd.DataFrame()
-    if has_test and grid:
-        stats = split_statistics(selections, reference=grid[0].reference)
+    if has_test and references:
+        stats = pd.concat(
+            [split_statistics(selections, reference=r).assign(reference=r) for r in references],
+            ignore_index=True,
+        )
     paired = paired_differences(selections, grid, preset.tau, methods)
     run_stats = run_statistics(selections) if selections else pd.DataFrame()
     if not stats.empty:

@@ -122,6 +122,11 @@ def _with_counts(title: str, counts: str) -> str:
     return f"{title} (n = {counts})" if counts else title
 
 
+def _reference_of(stats: pd.DataFrame | None, reference: str) -> dict:
+    """``{"reference": reference}`` when the statistics carry one per reference, else ``{}``."""
+    return {"reference": reference} if stats is not None and "reference" in stats else {}
+
+
 def method_table(
     key: str,
     title: str,
@@ -170,7 +175,7 @@ def test_table(
         cells = [row.label]
         for obs in observations:
             r = _lookup(summary, obs, row.variant, split="test")
-            s = _lookup(stats, obs, row.variant)
+            s = _lookup(stats, obs, row.variant, **_reference_of(stats, reference))
             cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
             lo, hi = s.get("ci_low", math.nan), s.get("ci_high", math.nan)
             cells.append(DASH if math.isnan(lo) else f"[{_number(lo)}, {_number(hi)}]")
