@@ -92,7 +92,8 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     assert "Figure 5, measured" in md
     assert (tmp_path / "figures" / "localisation-edema.png").is_file()
     page = (tmp_path / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 + len(cams) + 1
+    # learning curves, score distributions, ROC, the CAMs, the localisation comparison
+    assert page.count("data:image/png;base64,") == 3 + len(cams) + 1
 
 
 def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):

@@ -47,7 +47,13 @@ class ThreeWay(Method):
         return p[:, 2] / (p[:, 1] + p[:, 2]).clamp_min(1e-12)
 
 
-THREE_WAY = register_method(ThreeWay("test-three-way", display_name="Three-way (test)"))
+THREE_WAY = register_method(
+    ThreeWay(
+        "ext-three-way",
+        display_name="Three-way (extension)",
+        description="softmax over negative / atypical / typical (a test's)",
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +69,7 @@ def extended_benchmark(tmp_path_factory):
         out,
         preset,
         DataSource(index=data.index, cache=data.cache),
-        methods=["u-ones", "test-three-way"],
+        methods=["u-ones", "ext-three-way"],
         axes={"iterations": (2, 4)},
         progress=False,
     )
@@ -73,24 +79,24 @@ def extended_benchmark(tmp_path_factory):
 def test_the_new_method_and_axis_train_and_reach_the_tables(extended_benchmark):
     out, _, result = extended_benchmark
     assert sorted(s.label for s in result.grid.trained) == [
-        "Edema/test-three-way-iterations2/seed0",
-        "Edema/test-three-way-iterations4/seed0",
+        "Edema/ext-three-way-iterations2/seed0",
+        "Edema/ext-three-way-iterations4/seed0",
         "Edema/u-ones-iterations2/seed0",
         "Edema/u-ones-iterations4/seed0",
     ]
-    run = grid_run(out / "runs", "Edema/test-three-way-iterations4/seed0")
+    run = grid_run(out / "runs", "Edema/ext-three-way-iterations4/seed0")
     checkpoint = load_checkpoint(RunDirectory(run).latest_checkpoint())
     assert checkpoint["outputs"] == 3 and checkpoint["model"]["classifier.weight"].shape[0] == 3
-    assert checkpoint["iteration"] == 4 and checkpoint["method"] == "test-three-way"
+    assert checkpoint["iteration"] == 4 and checkpoint["method"] == "ext-three-way"
     # its own fine score is what the predictions carry beside the positive probability
     predictions = RunDirectory(run).read_predictions("test")
     assert not np.allclose(predictions["score"], predictions["fine_score"])
     results = pd.read_csv(out / "results.csv")
     assert set(results["iterations"]) == {2, 4}
-    assert "test-three-way-iterations2" in set(results["variant"])
+    assert "ext-three-way-iterations2" in set(results["variant"])
     summary = (out / "summary.md").read_text()
-    assert "| Three-way (test) (iterations 2) |" in summary
-    assert "| Three-way (test) (iterations 4) − U-Ones (validate) |" in summary
+    assert "| Three-way (extension) (iterations 2) |" in summary
+    assert "| Three-way (extension) (iterations 4) − U-Ones (validate) |" in summary
 
 
 def test_predict_export_and_cam_ask_the_method(extended_benchmark, tmp_path):
@@ -101,7 +107,7 @@ def test_predict_export_and_cam_ask_the_method(extended_benchmark, tmp_path):
     from finegrain.predict.tiers import tiers
 
     out, data, _ = extended_benchmark
-    run = RunDirectory(grid_run(out / "runs", "Edema/test-three-way-iterations4/seed0"))
+    run = RunDirectory(grid_run(out / "runs", "Edema/ext-three-way-iterations4/seed0"))
     checkpoint = run.latest_checkpoint()
     predictor = Predictor.from_checkpoint(checkpoint)
     assert isinstance(predictor.method, ThreeWay)
@@ -143,7 +149,7 @@ def test_a_method_needing_fine_labels_refuses_an_index_without_them(extended_ben
         index=str(bare),
         cache=str(data.cache),
         observation="Edema",
-        method="test-three-way",
+        method="ext-three-way",
         model="densenet-tiny",
         pretrained=False,
         iterations=2,

@@ -36,7 +36,7 @@ from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark
 from finegrain.train.checkpoint import load_checkpoint
 from helpers import TINY_GRID as TINY
 from helpers import TINY_GRID_METHODS as METHODS
-from helpers import grid_run
+from helpers import alive, descendants, grid_run, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from launcher_targets import fail_or_succeed, record_environment  # noqa: E402
@@ -187,45 +187,6 @@ def assert_same_grid(out: Path, reference: Path) -> None:
         b = load_checkpoint(out / run / "checkpoints" / last)["model"]
         for key in a:
             assert torch.equal(a[key], b[key]), (run, key)
-
-
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, state) from /proc."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), fields[0])
-    return table
-
-
-def descendants(pid: int) -> set[int]:
-    table = _proc_table()
-    found, frontier = set(), [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, (ppid, _) in table.items() if ppid == parent]
-        found.update(children)
-        frontier.extend(children)
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    table = _proc_table()
-    return {p for p in pids if p in table and table[p][1] != "Z"}
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def benchmark_args(data: BenchmarkData, out: Path, preset=LONG, jobs: int = 2) -> list[str]:

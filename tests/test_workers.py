@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_launchers import alive, descendants, wait_for
+from helpers import alive, descendants, wait_for
 
 PHANTOM = """
 import sys, time

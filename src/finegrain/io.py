@@ -185,7 +185,7 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
     >>> read_csv(bad)
     Traceback (most recent call last):
     ...
-    ValueError: .../scores.csv: line 3, byte 3 (0xff) is not UTF-8: save the file as UTF-8 text
+    finegrain.errors.FinegrainError: .../scores.csv: line 3, byte 3 (0xff) is not UTF-8: save the file as UTF-8 text
     """
     import pandas as pd
 
@@ -216,7 +216,7 @@ def _first_undecodable(path: Path) -> str:
     return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is
 
 
-class LockedError(ValueError):
+class LockedError(FinegrainError):
     """Another process holds the lock (a ``ValueError``: the command line reports it in one
     line, like other unusable arguments)."""
 

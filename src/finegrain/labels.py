@@ -15,7 +15,7 @@ dtype: Int8
 >>> check_labels(pd.Series(["1", "2"]), source="labels.csv", column="Edema", where=csv_line())
 Traceback (most recent call last):
 ...
-ValueError: labels.csv: label '2' in column 'Edema' at line 3 is not one of 1, 0, -1 or empty
+finegrain.errors.FinegrainError: labels.csv: label '2' in column 'Edema' at line 3 is not one of 1, 0, -1 or empty
 """
 
 from __future__ import annotations

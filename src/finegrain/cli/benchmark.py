@@ -308,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
 
     from finegrain.cli import CLIError, check_device
     from finegrain.cli.options import tracking_spec
+    from finegrain.errors import FinegrainError
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import launcher_for, uses_gpus
     from finegrain.experiment.presets import get_preset
@@ -333,6 +334,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--index and --cache go together")
     if args.seeds is not None and args.seeds < 1:
         raise CLIError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.weights and not Path(args.weights).is_file():  # before any run is handed out
+        raise FinegrainError(f"weights file not found: {args.weights}")
     if args.data and (args.mimic or args.index or args.openi):
         raise CLIError("--data phantom cannot be combined with --mimic, --openi or --index")
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run

@@ -38,7 +38,7 @@ DICOM_SUFFIXES: tuple[str, ...] = (".dcm", ".dicom")
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
-class ImageReadError(ValueError):
+class ImageReadError(FinegrainError):
     """An image that cannot be read; the message names the file."""
 
 

@@ -41,6 +41,8 @@ from pathlib import Path
 import defusedxml.ElementTree as defused
 from defusedxml import DefusedXmlException
 
+from finegrain.errors import FinegrainError
+
 #: Section order of the report text (as in the CSV export of the collection).
 SECTION_ORDER: tuple[str, ...] = ("INDICATION", "COMPARISON", "FINDINGS", "IMPRESSION")
 #: The archive and folder names of the published reports.
@@ -72,7 +74,7 @@ class OpenIReport:
         )
 
 
-class ReportError(ValueError):
+class ReportError(FinegrainError):
     """A report file that cannot be read; the message names the file and the reason."""
 
 

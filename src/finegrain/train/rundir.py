@@ -63,7 +63,7 @@ GRID_LAYOUT = "*/*/*/seed*"
 _CHECKPOINT_NAME = re.compile(r"^iter-(\d+)\.pt$")
 
 
-class RunLockedError(ValueError):
+class RunLockedError(FinegrainError):
     """Another process is training this run directory (a ``ValueError``: the command line
     reports it in one line, like other unusable arguments)."""
 
