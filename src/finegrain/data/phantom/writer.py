@@ -380,7 +380,7 @@ def _write_phantom(
         from finegrain.workers import die_with_parent
 
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=die_with_parent
+            workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
         ) as pool:  # the workers end if this process is killed
             results = pool.map(_write_chunk, chunks)
             done = []
