@@ -22,6 +22,7 @@ from finegrain.data.sources import (
     patient_split,
     read_table,
 )
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
 
 
@@ -39,6 +40,16 @@ def _split_column(frame: pd.DataFrame, source: str | Path, patients: pd.Series, 
             f"one of {', '.join(SPLITS)}"
         )
     return split
+
+
+def _ids(frame: pd.DataFrame, column: str, source: Path) -> pd.Series:
+    """An id column trimmed; a blank id is an error naming its line."""
+    ids = frame[column].astype("string").str.strip()
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        pos = int(np.flatnonzero(blank.to_numpy())[0])
+        raise FinegrainError(f"{source}: line {pos + 2}: empty {column!r}")
+    return ids
 
 
 def index_csv(
@@ -64,7 +75,7 @@ def index_csv(
     folder.
     """
     file = Path(file)
-    frame = read_table(file, what="CSV source")
+    frame = read_table(file, what="CSV source", require_rows=True)
     summary = IndexSummary()
     check_columns(frame, (path_column,), file)
     out = pd.DataFrame(index=frame.index)
@@ -73,13 +84,19 @@ def index_csv(
     if blank.any():
         pos = int(np.flatnonzero(blank.to_numpy())[0])
         raise ValueError(f"{file}: line {pos + 2}: empty {path_column!r}")
-    out["image_id"] = frame["image_id"] if "image_id" in frame.columns else out["path"]
+    out["image_id"] = _ids(frame, "image_id", file) if "image_id" in frame.columns else out["path"]
     patient_col = patient_column or next(
         (c for c in ("patient_id", "subject_id", "patient") if c in frame.columns), None
     )
-    out["subject_id"] = frame[patient_col] if patient_col else out["image_id"]
+    out["subject_id"] = _ids(frame, patient_col, file) if patient_col else out["image_id"]
     study_col = study_column or ("study_id" if "study_id" in frame.columns else None)
-    out["study_id"] = frame[study_col] if study_col else out["image_id"]
+    out["study_id"] = _ids(frame, study_col, file) if study_col else out["image_id"]
+    dup = out["image_id"].duplicated()
+    if dup.any():
+        pos = int(np.flatnonzero(dup.to_numpy())[0])
+        raise FinegrainError(
+            f"{file}: line {pos + 2}: duplicate image_id {out['image_id'].iloc[pos]!r}"
+        )
     out["view"] = frame["view"] if "view" in frame.columns else pd.NA
     out["split"] = _split_column(frame, file, out["subject_id"], seed).to_numpy()
     no_split = out["split"].isna().to_numpy()
@@ -95,9 +112,9 @@ def index_csv(
         for col in labeled.columns:
             out[col] = labeled[col].to_numpy()
     elif labels is None:
-        raise ValueError(
-            f"{file}: needs either the 14 observation columns or a {report_column!r} column "
-            "(or pass labels=...)"
+        raise FinegrainError(
+            f"{file}: needs either the 14 observation columns or a {report_column!r} column, "
+            "or a `finegrain label` CSV of its studies (--labels LABELS.csv)"
         )
     out["_line"] = out.index + 2
     out = out[~no_split]

@@ -196,13 +196,12 @@ def _execute_here(task: RunTask) -> str:
 
     run_dir = task.run_dir
     if not _is_finished(run_dir):
-        resume = _has_checkpoints(run_dir)
-        log.debug("%s run %s", "resuming" if resume else "starting", task.label)
+        log.debug("%s run %s", "resuming" if _has_checkpoints(run_dir) else "starting", task.label)
         saved = torch.get_num_threads()
         if task.threads:
             torch.set_num_threads(task.threads)
-        try:
-            train(task.config, resume=resume, progress=False, tracking=task.tracking)
+        try:  # resume=True: the grid owns its run folders, leftovers of a killed run included
+            train(task.config, resume=True, progress=False, tracking=task.tracking)
         finally:
             torch.set_num_threads(saved)
     if int(os.environ.get("RANK", "0")) == 0 and not _is_finished(run_dir):
