@@ -91,3 +91,44 @@ def test_onnx_dynamo_exporter_dynamic_batch(tmp_path):
 def test_unknown_format(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="unknown export format"):
         export(checkpoint, tmp_path / "m.x", format="tflite")
+
+
+def test_torchscript_checks_its_input_like_onnx(checkpoint, tmp_path, recwarn):
+    """The TorchScript model refuses what the ONNX graph refuses (not uint8, not [B, 1, S, S]),
+    from inside the saved module; exporting it shows no TracerWarning."""
+    from finegrain.cli import main
+
+    out = tmp_path / "model.pt"
+    assert main(["export", str(checkpoint), "-o", str(out)]) == 0
+    assert not [w for w in recwarn if issubclass(w.category, torch.jit.TracerWarning)]
+    scripted = torch.jit.load(str(out))
+    size = Predictor.from_checkpoint(checkpoint).image_size
+    good = torch.zeros(2, 1, size, size, dtype=torch.uint8)
+    assert scripted(good).shape == (2,)
+    bad = {
+        "a floating-point tensor": good.float(),
+        f"shape [2, 1, {2 * size}, {2 * size}]": torch.zeros(
+            2, 1, 2 * size, 2 * size, dtype=torch.uint8
+        ),
+        f"shape [2, 3, {size}, {size}]": torch.zeros(2, 3, size, size, dtype=torch.uint8),
+        f"shape [1, {size}, {size}]": torch.zeros(1, size, size, dtype=torch.uint8),
+    }
+    for what, x in bad.items():
+        with pytest.raises(torch.jit.Error, match=rf"uint8 \[B, 1, {size}, {size}\]") as info:
+            scripted(x)
+        assert f"got {what}" in str(info.value)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "m.pt"), ("torchscript", "m.onnx")])
+def test_export_suffix_must_match_the_format(checkpoint, tmp_path, fmt, name):
+    with pytest.raises(ValueError, match=f"--format {fmt} writes"):
+        export(checkpoint, tmp_path / name, format=fmt)
+    assert not (tmp_path / name).exists()
+
+
+def test_export_never_writes_over_its_checkpoint(checkpoint, tmp_path):
+    copy = tmp_path / "c.pt"
+    copy.write_bytes(checkpoint.read_bytes())
+    with pytest.raises(ValueError, match="is the input"):
+        export(copy, copy)
+    assert copy.read_bytes() == checkpoint.read_bytes()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
-from finegrain.cli import EXIT_PARTIAL, EXIT_USAGE, main
+from finegrain.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
 from finegrain.data.index import read_index
 from finegrain.observations import OBSERVATIONS
 
@@ -89,3 +91,32 @@ def test_index_csv_and_openi_cli(tmp_path: Path, capsys):
     assert main([*args, "--no-progress"]) == 0
     assert "dropped 1 (report without image)" in capsys.readouterr().out
     assert read_index(out)["Edema"].tolist() == [1]
+
+
+def test_index_csv_paths_are_regular_files_and_root_confines_them(tmp_path, capsys):
+    """Paths stay as given (absolute ones too), each must be a regular file, and --root DIR
+    refuses a path outside DIR, naming its row."""
+    data = tmp_path / "data"
+    (data / "folder.png").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(data / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "outside.png")
+    labels = ",1" * len(OBSERVATIONS)
+    images = data / "images.csv"
+    header = "path," + ",".join(OBSERVATIONS)
+
+    def index(*extra) -> tuple[int, str]:
+        argv = ["index", "--csv", str(images), "-o", str(data / "i.csv"), "--no-progress"]
+        return main([*argv, *extra]), capsys.readouterr().err
+
+    images.write_text(f"{header}\na.png{labels}\nfolder.png{labels}\n")
+    code, err = index()
+    assert code == EXIT_USAGE and "line 3" in err and "folder.png" in err and "folder" in err
+    images.write_text(f"{header}\na.png{labels}\n{tmp_path / 'outside.png'}{labels}\n")
+    code, err = index()
+    assert code == EXIT_OK, err
+    assert pd.read_csv(data / "i.csv")["path"].tolist() == ["a.png", str(tmp_path / "outside.png")]
+    code, err = index("--root", str(data))
+    assert code == EXIT_USAGE and "line 3" in err and "outside" in err and "--root" in err, err
+    images.write_text(f"{header}\na.png{labels}\n../outside.png{labels}\n")
+    code, err = index("--root", str(data))
+    assert code == EXIT_USAGE and "line 3" in err, err

@@ -123,7 +123,7 @@ def image_folder(tmp_path_factory):
 
 def test_predict_folder_all_formats_and_broken_file(tiny_checkpoint, image_folder):
     frame = predict(tiny_checkpoint, [image_folder], batch_size=2, progress=False)
-    assert list(frame.columns) == ["path", "probability", "tier", "error"]
+    assert list(frame.columns)[:4] == ["path", "probability", "tier", "error"]
     names = [p.split("/")[-1] for p in frame["path"]]
     assert names == [
         "a_png8.png",
@@ -307,3 +307,34 @@ def read_squashed(path):
     from finegrain.data.imageio import read_grayscale
 
     return read_grayscale(path, SIZE, crop="none")
+
+
+def test_predictions_and_cam_titles_name_the_checkpoint(
+    tmp_path, image_folder, monkeypatch, capsys
+):
+    """A predictions table read later says which observation, method and iteration it holds;
+    a CAM panel names them too."""
+    import finegrain.predict.cam as cam
+    from finegrain.cli import main
+
+    ckpt = _save_tiny_checkpoint(
+        tmp_path / "m.pt", seed=0, method="pu-rm", thresholds={"positive": 0.3, "typical": 0.6}
+    )
+    frame = predict(ckpt, [image_folder / "a_png8.png"], progress=False)
+    assert list(frame.columns)[:4] == ["path", "probability", "tier", "error"]  # as before
+    row = frame.iloc[0]
+    assert (row.observation, row.method, row.iteration) == ("Consolidation", "pu-rm", 5)
+    assert row.checkpoint == str(ckpt)
+    out = tmp_path / "p.csv"
+    main(["predict", str(ckpt), str(image_folder / "a_png8.png"), "-o", str(out), "--no-progress"])
+    assert "Consolidation" in capsys.readouterr().out
+    assert pd.read_csv(out)["observation"].tolist() == ["Consolidation"]
+
+    titles = []
+    monkeypatch.setattr(
+        cam,
+        "save_cam_figure",
+        lambda image, panels, out, title="": titles.extend([title, *(text for _, text in panels)]),
+    )
+    cam.cam_images([ckpt], [image_folder / "a_png8.png"], tmp_path / "cams", progress=False)
+    assert any("Consolidation" in t and "pu-rm" in t and "5" in t for t in titles), titles

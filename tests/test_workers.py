@@ -62,3 +62,17 @@ def test_pool_workers_die_with_a_killed_parent(stage, tmp_path):
     finally:
         for pid in alive(workers | {parent.pid}):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_one_die_with_parent_for_pools_and_launchers():
+    """The launchers' workers use the shared mechanism; given the parent's pid, a worker whose
+    parent is already gone (its parent is another process) ends at once."""
+    from finegrain.experiment import launchers
+    from finegrain.workers import die_with_parent
+
+    assert launchers.die_with_parent is die_with_parent
+    code = "import os, sys; from finegrain.workers import die_with_parent; "
+    code += "die_with_parent(os.getppid() + 1); print('still alive')"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and "still alive" not in result.stdout, result

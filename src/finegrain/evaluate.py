@@ -213,7 +213,8 @@ def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFra
         return pd.read_parquet(path), str(path)
     from finegrain.io import read_csv  # errors name the file and line
 
-    return read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
+    frame = read_csv(path, require_rows=True, dtype=str, keep_default_na=False, na_values=[""])
+    return frame, str(path)
 
 
 def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:

@@ -175,9 +175,43 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
+def printable(text: object) -> str:
+    """``text`` with its control characters escaped as in ``repr`` (``\\x1b``, ``\\t``), for
+    quoting file contents in a message: a terminal never receives them raw.
+
+    >>> printable("id\\x1b[2J\\tscore")
+    'id\\\\x1b[2J\\\\tscore'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def table_format(path: str | os.PathLike) -> tuple[str | None, str]:
+    """``(compression, separator)`` of a table file, read from its content whatever its name:
+    ``"gzip"`` when it starts with gzip's magic bytes (else ``None``); a tab when its first
+    line has tabs and no comma (a TSV), else a comma."""
+    import gzip
+
+    if Path(path).suffix.lower() in (".zip", ".bz2", ".xz", ".zst", ".tar"):
+        return None, ","  # pandas infers these by name
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == _GZIP_MAGIC
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as handle:
+            first = handle.readline(1 << 16)
+    except (OSError, EOFError):  # a damaged archive: reading it reports the error
+        first = b""
+    separator = "\t" if b"\t" in first and b"," not in first else ","
+    return ("gzip" if compressed else None), separator
+
+
+def read_csv(path: str | os.PathLike, *, require_rows: bool = False, **kwargs: Any) -> Any:
     """``pandas.read_csv`` with errors that name the file and line: an empty file, bytes that
-    are not UTF-8 (with the line and byte where they start), a row that does not parse.
+    are not UTF-8 (with the line and byte where they start), a row that does not parse; with
+    ``require_rows``, a file with a header and no rows. A gzipped file or a TSV is read as
+    such, whatever its name (:func:`table_format`).
 
     >>> import tempfile
     >>> bad = Path(tempfile.mkdtemp()) / "scores.csv"
@@ -190,8 +224,13 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
     import pandas as pd
 
     path = Path(path)
+    compression, separator = table_format(path)
+    if compression:
+        kwargs.setdefault("compression", compression)
+    if "delimiter" not in kwargs:
+        kwargs.setdefault("sep", separator)
     try:
-        return pd.read_csv(path, **kwargs)
+        frame = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError:
         raise FinegrainError(
             f"{path}: empty file (expected a header row of column names)"
@@ -201,7 +240,18 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> Any:
             f"{path}: {_first_undecodable(path)} is not UTF-8: save the file as UTF-8 text"
         ) from None
     except pd.errors.ParserError as exc:
-        raise FinegrainError(f"{path}: {' '.join(str(exc).split())}") from None
+        raise FinegrainError(f"{path}: {printable(' '.join(str(exc).split()))}") from None
+    if require_rows and frame.empty:
+        raise FinegrainError(f"{path}: only a header row ({header_list(frame.columns)}), no data")
+    return frame
+
+
+def header_list(columns: Any, limit: int = 20) -> str:
+    """Column names for a message: comma-separated, control characters escaped, the first
+    ``limit``."""
+    names = [printable(c) for c in columns]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _first_undecodable(path: Path) -> str:

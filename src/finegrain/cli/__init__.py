@@ -156,6 +156,18 @@ def _output_of(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (poll reports an error)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or not a real file
+        return False
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -272,8 +284,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     configure_logging(args.verbose)
     prefix = f"finegrain {args.command}: error:"
+    status = None
     try:
-        return int(args._run(args) or EXIT_OK)
+        status = int(args._run(args) or EXIT_OK)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError as exc:  # as Python's signal docs advise
+        if not _stdout_closed():
+            print(f"{prefix} {describe_os_error(exc)}", file=sys.stderr)
+            return EXIT_FAILED
+        # the reader of our output left (`| head -1`): not an error; no more output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK if status is None else status
     except CLIError as exc:
         args._parser.error(str(exc))  # exits 2 with the usage line
     except FinegrainError as exc:  # bad input or a refused action: the message says which

@@ -8,9 +8,10 @@ HELP = "export a checkpoint as TorchScript or ONNX (uint8 image in, probability 
 DESCRIPTION = """\
 Export a checkpoint for deployment. The exported model takes uint8 images [B, 1, S, S] (any
 batch size B; S the checkpoint's image size, preprocessed like `finegrain predict` does) and
-returns the positive probability [B]. TorchScript needs nothing more; ONNX needs the optional
-extra: pip install 'finegrain[export]' (onnx, onnxscript, onnxruntime). The ONNX graph's input
-is named "image" and its output "probability".
+returns the positive probability [B]; any other dtype or shape is refused. TorchScript needs
+nothing more; ONNX needs the optional extra: pip install 'finegrain[export]' (onnx,
+onnxscript, onnxruntime). The ONNX graph's input is named "image" and its output
+"probability". The output's suffix must fit the format: .pt/.pth/.ts or .onnx.
 
 Example:
   finegrain export runs/edema-pu-rm-s0/checkpoints/iter-0050000.pt --format onnx -o edema.onnx
@@ -20,7 +21,7 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file (.pt)")
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
-    parser.add_argument("-o", "--out", required=True, help="output file (.pt/.ts or .onnx)")
+    parser.add_argument("-o", "--out", required=True, help="output file (.pt/.pth/.ts or .onnx)")
     parser.add_argument("--opset", type=int, help="ONNX opset version (exporter default)")
     parser.add_argument(
         "--onnx-exporter",

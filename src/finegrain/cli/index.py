@@ -31,7 +31,9 @@ sources (exactly one):
                    CheXpert images under --images ROOT (.jpg or .png); official train/valid
                    split, test carved out of train by patient (--split-seed)
   --csv FILE       columns path + report (labeled by the labeler) or path + the 14 labels;
-                   optional image_id, patient_id, study_id, view, split
+                   optional image_id, patient_id, study_id, view, split. Paths are relative
+                   to FILE's folder or absolute, and kept so; each must be a regular file;
+                   --root DIR refuses any path outside DIR (naming its row)
 
 A missing column, an unknown label value or a missing image file stops with an error naming the
 file and row; --skip-missing continues and writes the skipped files to INDEX.skipped.txt
@@ -65,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--images", metavar="ROOT", help="CheXpert images root for --chexpert-plus")
     parser.add_argument(
+        "--root", metavar="DIR", help="with --csv: every image path must lie inside DIR"
+    )
+    parser.add_argument(
         "--labels", default=None, help="chexpert | negbio | LABELS.csv from `finegrain label`"
     )
     parser.add_argument(
@@ -89,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     if args.openi and len(args.views) == 1 and Path(args.views[0]).is_file():
         views_table, args.views = args.views[0], ["AP", "PA"]
     views = None if [v.lower() for v in args.views] == ["all"] else tuple(args.views)
+    if args.root and not args.csv:
+        raise CLIError("--root only applies to --csv")
     if args.images and not args.chexpert_plus:
         raise CLIError("--images only applies to --chexpert-plus")
     if args.chexpert_plus and not args.images:
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             skip_missing=args.skip_missing,
             seed=args.split_seed,
             progress=progress,
+            root=args.root,
         )
     write_index(rebase_paths(frame, root, out), out)
     print(summary.format())

@@ -13,7 +13,8 @@ DESCRIPTION = """\
 Label radiology reports for the 14 CheXpert observations and divide positive and uncertain
 findings into atypical / typical by the paper's Table 1 rule.
 
-Input: a CSV with one report per row (columns --id-column and --text-column). MIMIC-style
+Input: a CSV with one report per row (columns --id-column and --text-column; a TSV or a
+gzipped file is read as such; ids are trimmed, a blank one is an error). MIMIC-style
 sections are recognised: FINDINGS and IMPRESSION are labelled when present, else the whole
 report except INDICATION / HISTORY / COMPARISON / TECHNIQUE. De-identification marks (___ and
 XXXX) are neutral; undecodable bytes are replaced and counted; empty reports give blank rows.

@@ -19,7 +19,8 @@ error; the rest goes on.
 The tier thresholds are stored in the checkpoint by `finegrain calibrate` (fitted on the run's
 validation predictions); predict refuses a checkpoint without them.
 
-Output (-o): CSV or JSON by extension, columns path, probability, tier, error.
+Output (-o): CSV or JSON by extension, columns path, probability, tier, error, then what the
+probability is of: the checkpoint's observation, method, iteration and file (checkpoint).
 With --cam DIR a class activation map overlay is written per image.
 
 Example:
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     parts = ", ".join(
         f"{counts.get(t, 0)} {t}" for t in ("negative", "atypical positive", "typical positive")
     )
-    print(f"{len(frame)} image(s): {parts}; {bad} unreadable -> {args.out}")
+    first = frame.iloc[0]
+    print(
+        f"{first['observation'] or 'positive'} probability ({first['method']}, iteration "
+        f"{first['iteration']}) of {len(frame)} image(s): {parts}; {bad} unreadable -> {args.out}"
+    )
     from finegrain.cli import exit_status
 
     return exit_status(ok=len(frame) - bad, failed=bad)  # 3: some unreadable, 1: all

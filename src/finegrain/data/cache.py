@@ -508,7 +508,7 @@ def _run_tasks(tasks: list[tuple], workers: int):
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     # terminated on exit, also on error or Ctrl-C; the workers end if this process is killed
-    with context.Pool(workers, initializer=die_with_parent) as pool:
+    with context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         yield from pool.imap_unordered(_prepare_chunk, tasks, chunksize=1)
 
 

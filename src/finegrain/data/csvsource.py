@@ -8,6 +8,7 @@ the other sources live in :mod:`finegrain.data.sources`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from finegrain.data.sources import (
     read_table,
 )
 from finegrain.errors import FinegrainError
+from finegrain.io import printable, special_file_kind
 from finegrain.observations import OBSERVATIONS
 
 
@@ -42,6 +44,30 @@ def _split_column(frame: pd.DataFrame, source: str | Path, patients: pd.Series, 
     return split
 
 
+def _ids(frame: pd.DataFrame, column: str, source: Path) -> pd.Series:
+    """An id column trimmed; a blank id is an error naming its line."""
+    ids = frame[column].astype("string").str.strip()
+    blank = ids.isna() | (ids == "")
+    if blank.any():
+        pos = int(np.flatnonzero(blank.to_numpy())[0])
+        raise FinegrainError(f"{source}: line {pos + 2}: empty {column!r}")
+    return ids
+
+
+def _check_paths(paths: pd.Series, file: Path, root: str | Path | None) -> None:
+    """Each path (relative to ``file``'s folder, or absolute) that exists is a regular file
+    and, with ``root``, lies inside ``root``; else an error naming the line."""
+    base = os.path.realpath(root) if root is not None else None
+    for pos, path in enumerate(paths):
+        full = os.path.join(file.parent, path)  # an absolute path stays itself
+        where = f"{file}: line {pos + 2}: {printable(path)}"
+        if base is not None and os.path.commonpath([base, os.path.realpath(full)]) != base:
+            raise FinegrainError(f"{where} is outside --root {root}")
+        kind = special_file_kind(full)
+        if kind is not None:
+            raise FinegrainError(f"{where} is {kind}, not an image file")
+
+
 def index_csv(
     file: str | Path,
     *,
@@ -53,6 +79,7 @@ def index_csv(
     skip_missing: bool = False,
     seed: int = 0,
     progress: bool = True,
+    root: str | Path | None = None,
 ) -> tuple[pd.DataFrame, IndexSummary]:
     """Index a plain CSV of images.
 
@@ -62,10 +89,11 @@ def index_csv(
     (``study_column``). Optional: ``image_id`` (default: the path), ``patient_id``/``subject_id``
     (default: the image id), ``study_id`` (default: the image id), ``view``, ``split`` (default:
     :func:`patient_split` by patient with ``seed``). Paths in the result are relative to the CSV's
-    folder.
+    folder (absolute ones stay absolute). Each must be a regular file; with ``root`` (the CLI's
+    ``--root``), inside that folder (links resolved).
     """
     file = Path(file)
-    frame = read_table(file, what="CSV source")
+    frame = read_table(file, what="CSV source", require_rows=True)
     summary = IndexSummary()
     check_columns(frame, (path_column,), file)
     out = pd.DataFrame(index=frame.index)
@@ -74,13 +102,20 @@ def index_csv(
     if blank.any():
         pos = int(np.flatnonzero(blank.to_numpy())[0])
         raise FinegrainError(f"{file}: line {pos + 2}: empty {path_column!r}")
-    out["image_id"] = frame["image_id"] if "image_id" in frame.columns else out["path"]
+    _check_paths(out["path"], file, root)
+    out["image_id"] = _ids(frame, "image_id", file) if "image_id" in frame.columns else out["path"]
     patient_col = patient_column or next(
         (c for c in ("patient_id", "subject_id", "patient") if c in frame.columns), None
     )
-    out["subject_id"] = frame[patient_col] if patient_col else out["image_id"]
+    out["subject_id"] = _ids(frame, patient_col, file) if patient_col else out["image_id"]
     study_col = study_column or ("study_id" if "study_id" in frame.columns else None)
-    out["study_id"] = frame[study_col] if study_col else out["image_id"]
+    out["study_id"] = _ids(frame, study_col, file) if study_col else out["image_id"]
+    dup = out["image_id"].duplicated()
+    if dup.any():
+        pos = int(np.flatnonzero(dup.to_numpy())[0])
+        raise FinegrainError(
+            f"{file}: line {pos + 2}: duplicate image_id {out['image_id'].iloc[pos]!r}"
+        )
     out["view"] = frame["view"] if "view" in frame.columns else pd.NA
     out["split"] = _split_column(frame, file, out["subject_id"], seed).to_numpy()
     no_split = out["split"].isna().to_numpy()
@@ -97,8 +132,8 @@ def index_csv(
             out[col] = labeled[col].to_numpy()
     elif labels is None:
         raise FinegrainError(
-            f"{file}: needs either the 14 observation columns or a {report_column!r} column "
-            "(or pass labels=...)"
+            f"{file}: needs either the 14 observation columns or a {report_column!r} column, "
+            "or a `finegrain label` CSV of its studies (--labels LABELS.csv)"
         )
     out["_line"] = out.index + 2
     out = out[~no_split]

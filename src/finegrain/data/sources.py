@@ -25,6 +25,7 @@ import pandas as pd
 
 from finegrain.data.index import INDEX_COLUMNS, OPTIONAL_COLUMNS, IndexSummary, normalise_index
 from finegrain.errors import FinegrainError
+from finegrain.io import printable, read_csv
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import OBSERVATIONS, subcategory_column
 
@@ -32,12 +33,17 @@ from finegrain.observations import OBSERVATIONS, subcategory_column
 SPLIT_FRACTIONS: dict[str, float] = {"train": 0.7, "validate": 0.1, "test": 0.2}
 
 
-def read_table(path: str | Path, *, what: str = "table") -> pd.DataFrame:
-    """Read a CSV (optionally gzipped) as strings; empty cells become ``<NA>``."""
+def read_table(
+    path: str | Path, *, what: str = "table", require_rows: bool = False
+) -> pd.DataFrame:
+    """Read a CSV (or TSV, optionally gzipped: :func:`finegrain.io.read_csv`) as strings; empty
+    cells become ``<NA>``; ``require_rows``: a header-only file is an error."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return read_csv(
+        path, require_rows=require_rows, dtype=str, keep_default_na=False, na_values=[""]
+    )
 
 
 def check_columns(frame: pd.DataFrame, required: Iterable[str], source: str | Path) -> None:
@@ -142,7 +148,7 @@ def keep_existing_files(
     if not skip_missing:
         pos = int(np.flatnonzero(~exists)[0])
         raise FileNotFoundError(
-            f"image file not found: {absolute[pos]} ({where(frame.iloc[pos])}); "
+            f"image file not found: {printable(absolute[pos])} ({where(frame.iloc[pos])}); "
             "use skip_missing / --skip-missing to continue without it"
         )
     summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
@@ -202,7 +208,7 @@ def normalise_study_id(values: pd.Series) -> pd.Series:
 def load_labels_csv(path: str | Path) -> pd.DataFrame:
     """Read a ``finegrain label`` CSV: ``id`` (normalised, see :func:`normalise_study_id`), the 14
     coarse labels as ``Int8`` and the 14 subcategory columns (validated)."""
-    frame = read_table(path, what="labels CSV")
+    frame = read_table(path, what="labels CSV", require_rows=True)
     check_columns(frame, ("id", *OBSERVATIONS), path)
     frame = parse_labels(frame, path)
     frame["id"] = normalise_study_id(frame["id"])

@@ -35,7 +35,6 @@ hand-written process group. Ray and submitit are optional extras, imported when 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import json
 import logging
@@ -54,6 +53,7 @@ from typing import Any, Protocol
 from finegrain.errors import FinegrainError
 from finegrain.extras import require
 from finegrain.registry import Registry, import_modules
+from finegrain.workers import die_with_parent, set_parent_death_signal
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +198,12 @@ def _execute_here(task: RunTask) -> str:
 
     run_dir = task.run_dir
     if not _is_finished(run_dir):
-        resume = _has_checkpoints(run_dir)
-        log.debug("%s run %s", "resuming" if resume else "starting", task.label)
+        log.debug("%s run %s", "resuming" if _has_checkpoints(run_dir) else "starting", task.label)
         saved = torch.get_num_threads()
         if task.threads:
             torch.set_num_threads(task.threads)
-        try:
-            train(task.config, resume=resume, progress=False, tracking=task.tracking)
+        try:  # resume=True: the grid owns its run folders, leftovers of a killed run included
+            train(task.config, resume=True, progress=False, tracking=task.tracking)
         finally:
             torch.set_num_threads(saved)
     if int(os.environ.get("RANK", "0")) == 0 and not _is_finished(run_dir):
@@ -248,7 +247,7 @@ def _execute_torchrun(task: RunTask) -> str:
     if task.threads:
         env["OMP_NUM_THREADS"] = str(task.threads)
     log.debug("torchrun for %s: %s", task.label, " ".join(command[:6]))
-    child = subprocess.Popen(command, env=env, preexec_fn=_set_parent_death_signal)
+    child = subprocess.Popen(command, env=env, preexec_fn=set_parent_death_signal)
     try:
         rc = child.wait()
     finally:
@@ -266,44 +265,7 @@ def _execute_torchrun(task: RunTask) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dying with the parent
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _set_parent_death_signal() -> None:
-    """On Linux, ask the kernel to send SIGTERM to this process when its parent dies."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def die_with_parent(parent_pid: int, interval: float = 1.0) -> None:
-    """Make this (worker) process end when ``parent_pid`` does.
-
-    Sets the Linux parent-death signal (SIGTERM, delivered even when the parent is SIGKILLed),
-    and as a fallback (other systems, or a parent that died before the call) a daemon thread
-    that checks every ``interval`` seconds whether the parent is still ours.
-    """
-    _set_parent_death_signal()
-
-    def orphaned() -> bool:
-        return os.getppid() != parent_pid
-
-    if orphaned():
-        os._exit(1)
-
-    def watch() -> None:
-        while not orphaned():
-            time.sleep(interval)
-        log.warning("the benchmark process %d is gone: stopping this worker", parent_pid)
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="finegrain-parent-watch", daemon=True).start()
+# Dying with the parent (finegrain.workers.die_with_parent)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Export a checkpoint for deployment as TorchScript or ONNX.
 
 The exported graph takes uint8 ``[B, 1, S, S]`` (any batch size ``B``; ``S`` the checkpoint's
-image size, preprocessed as by ``finegrain predict``) and returns the positive probability
+image size, preprocessed as by ``finegrain predict``; any other dtype or shape is refused, by
+the ONNX runtime or by the TorchScript module's own check) and returns the positive probability
 ``[B]``, computed from the logits as the checkpoint's training method defines it
 (:meth:`finegrain.train.methods.Method.positive_probability`). ONNX needs the optional extra ``export``
 (``pip install 'finegrain[export]'``: onnx, onnxscript; onnxruntime to run it).
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from finegrain.errors import FinegrainError
-from finegrain.io import atomic_open, atomic_write_bytes
+from finegrain.io import atomic_open, atomic_write_bytes, refuse_overwriting_input
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from finegrain.train.methods import Method
 
 FORMATS = ("torchscript", "onnx")
+#: Output file suffixes per format.
+SUFFIXES = {"torchscript": (".pt", ".pth", ".ts"), "onnx": (".onnx",)}
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 
@@ -41,6 +44,44 @@ def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module
     return PositiveProbability(model).eval()
 
 
+def checked_input(inner: torch.nn.Module, image_size: int) -> torch.nn.Module:
+    """Script a wrapper that refuses, as the ONNX graph does, any input but uint8
+    ``[B, 1, S, S]`` (``S`` = ``image_size``), then runs ``inner`` (a traced model): the
+    checks stay in the saved TorchScript file, where tracing would have dropped them."""
+    import torch
+    from torch import Tensor, nn
+
+    class CheckedInput(nn.Module):
+        def __init__(self, inner: nn.Module, size: int) -> None:
+            super().__init__()
+            self.inner = inner
+            self.size = size
+
+        def forward(self, image: Tensor) -> Tensor:
+            expected = f"image: expected uint8 [B, 1, {self.size}, {self.size}] (0..255)"
+            if image.dtype != torch.uint8:
+                kind = "floating-point" if image.is_floating_point() else "non-uint8"
+                raise FinegrainError(
+                    f"{expected}, got a {kind} tensor; convert it to uint8 as finegrain predict reads images"
+                )
+            shape = image.shape
+            if image.dim() != 4 or shape[1] != 1 or shape[2] != self.size or shape[3] != self.size:
+                raise FinegrainError(f"{expected}, got shape {shape}")
+            return self.inner(image)
+
+    return torch.jit.script(CheckedInput(inner, image_size).eval())
+
+
+def check_suffix(out: str | os.PathLike, format: str) -> None:  # noqa: A002
+    """Refuse an output name whose suffix belongs to another format (``-o m.pt`` for ONNX)."""
+    suffix = Path(out).suffix.lower()
+    if suffix not in SUFFIXES[format]:
+        raise FinegrainError(
+            f"-o {out}: --format {format} writes {'/'.join(SUFFIXES[format])} files; "
+            f"name the output so (or choose the format that matches {suffix or 'no suffix'})"
+        )
+
+
 def export(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -58,6 +99,8 @@ def export(
 
     if format not in FORMATS:
         raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
+    check_suffix(out, format)
+    refuse_overwriting_input(out, checkpoint)
     predictor = Predictor.from_checkpoint(checkpoint)
     return export_model(
         predictor.model,
@@ -95,7 +138,8 @@ def export_model(
         with warnings.catch_warnings():  # torch marks jit as deprecated; it still works
             warnings.simplefilter("ignore", FutureWarning)
             with torch.no_grad():
-                traced = torch.jit.freeze(torch.jit.trace(wrapped, (example,), check_trace=False))
+                traced = torch.jit.trace(wrapped, (example,), check_trace=False)
+                traced = torch.jit.freeze(checked_input(traced, image_size))
             with atomic_open(out, "wb") as handle:
                 torch.jit.save(traced, handle)
         return out

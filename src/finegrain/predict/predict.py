@@ -28,8 +28,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: Columns of the predictions table.
-COLUMNS = ("path", "probability", "tier", "error")
+#: Columns of the predictions table: per image, then what the probability is of (the
+#: checkpoint's observation, method, iteration and file), so a table read later says it.
+COLUMNS = (
+    "path",
+    "probability",
+    "tier",
+    "error",
+    "observation",
+    "method",
+    "iteration",
+    "checkpoint",
+)
 
 
 def predict(
@@ -43,9 +53,10 @@ def predict(
 ) -> pd.DataFrame:
     """Predict the positive probability and tier of each image (files and/or folders).
 
-    Returns a DataFrame with columns ``path, probability, tier, error``, one row per image in
-    :func:`collect_images` order; ``error`` is empty for images that were read, and holds the
-    reason (with ``probability`` NaN and ``tier`` empty) for those that were not. Thresholds
+    Returns a DataFrame with columns ``path, probability, tier, error`` one row per image in
+    :func:`collect_images` order, then ``observation, method, iteration, checkpoint`` (the same
+    on every row: what the probability is of); ``error`` is empty for images that were read, and
+    holds the reason (with ``probability`` NaN and ``tier`` empty) for those that were not. Thresholds
     come from the checkpoint (``finegrain calibrate``) unless given. With ``cam_dir`` a CAM
     overlay is written per readable image (see :mod:`finegrain.predict.cam`).
     """
@@ -102,6 +113,10 @@ def predict(
             "probability": probs,
             "tier": [t or "" for t in tiers(probs, predictor.thresholds, fine)],
             "error": errors,
+            "observation": predictor.meta.get("observation", ""),
+            "method": predictor.method.name,
+            "iteration": predictor.meta.get("iteration"),
+            "checkpoint": predictor.meta.get("path", ""),
         },
         columns=list(COLUMNS),
     )

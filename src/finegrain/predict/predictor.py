@@ -69,7 +69,13 @@ class Predictor:
         data = meta.get("thresholds")
         iteration = meta.get("iteration")
         name = " ".join(
-            str(x) for x in (method.name, f"iter {iteration}" if iteration is not None else "") if x
+            str(x)
+            for x in (
+                meta.get("observation"),
+                method.name,
+                f"iter {iteration}" if iteration is not None else "",
+            )
+            if x
         )
         return cls(
             model=model.eval(),

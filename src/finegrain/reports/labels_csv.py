@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.errors import FinegrainError
+from finegrain.io import header_list, table_format
 from finegrain.observations import (
     NEGATIVE,
     OBSERVATIONS,
@@ -104,10 +106,18 @@ def read_reports(
     """``[(id, report, line)]`` of a reports CSV, in order (``line``: the file line where the
     row starts), and how many reports had undecodable bytes (replaced by U+FFFD).
 
-    Errors name the file and line: a missing column, a row with the wrong number of fields, or
-    an unterminated quote (which would otherwise merge the rows after it into one report).
+    A TSV or a gzipped file is read as such (:func:`finegrain.io.table_format`); ids are
+    trimmed. Errors name the file and line: a missing column, a header and no rows, a blank id,
+    a row with the wrong number of fields, or an unterminated quote (which would otherwise
+    merge the rows after it into one report).
     """
+    compression, separator = table_format(path)
     data = path.read_bytes()
+    if compression == "gzip":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise FinegrainError(f"{path}: a damaged gzip file ({exc})") from None
     try:
         text = data.decode("utf-8-sig")
         replaced_file = False
@@ -115,7 +125,7 @@ def read_reports(
         text = data.decode("utf-8-sig", errors="replace")
         replaced_file = True
     csv.field_size_limit(1 << 30)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header = next(reader, None)
     if header is None:
         raise FinegrainError(
@@ -124,7 +134,7 @@ def read_reports(
     for column in (id_column, text_column):
         if column not in header:
             raise FinegrainError(
-                f"{path}: no column {column!r} (columns: {', '.join(header)}); "
+                f"{path}: no column {column!r} (columns: {header_list(header)}); "
                 "use --id-column / --text-column"
             )
     i_id, i_text = header.index(id_column), header.index(text_column)
@@ -148,12 +158,16 @@ def read_reports(
         if len(row) != len(header):
             raise FinegrainError(
                 f"{path}: line {line}: {len(row)} fields, expected {len(header)} "
-                f"({', '.join(header)}); is a quote or a comma unbalanced?"
+                f"({header_list(header)}); is a quote or a comma unbalanced?"
             )
-        report = row[i_text]
+        report, report_id = row[i_text], row[i_id].strip()
+        if not report_id:
+            raise FinegrainError(f"{path}: line {line}: empty {id_column!r}")
         if replaced_file and "\ufffd" in report:
             replaced += 1
-        rows.append((row[i_id], report, line))
+        rows.append((report_id, report, line))
+    if not rows:
+        raise FinegrainError(f"{path}: only a header row ({header_list(header)}), no reports")
     return rows, replaced
 
 

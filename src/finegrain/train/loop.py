@@ -328,9 +328,11 @@ def train(
     TensorBoard / MLflow (see :mod:`finegrain.train.tracking`).
     """
     info = init_distributed(config.device)
+    run = RunDirectory(config.out)
+    created = [f for f in (run.path, *run.path.parents) if not f.exists()]
     try:
         # one process trains a run directory at a time (rank 0 holds the lock for all ranks)
-        with RunDirectory(config.out).lock() if info.is_main else contextlib.nullcontext():
+        with run.lock() if info.is_main else contextlib.nullcontext():
             return _train(
                 config,
                 info,
@@ -339,8 +341,24 @@ def train(
                 datasets=datasets,
                 tracking=tracking,
             )
+    except BaseException:
+        if info.is_main:  # a refused run leaves no folder behind
+            _remove_empty(created, run.lock_path)
+        raise
     finally:
         cleanup(info)
+
+
+def _remove_empty(folders: list[Path], lock: Path) -> None:
+    """Remove ``folders`` (made by this call, deepest first) while they are empty, but for
+    the lock file ``lock``."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            if os.listdir(folder) == [lock.name] and lock.parent == folder:
+                lock.unlink()
+            folder.rmdir()
+            continue
+        return
 
 
 def _train(
@@ -551,6 +569,11 @@ def _checkpoint_to_resume(run: RunDirectory, config: TrainConfig, resume: bool) 
         if run.checkpoints():
             raise FinegrainError(
                 f"{run.path} already has checkpoints: pass --resume or choose a new --out"
+            )
+        if run.metrics_path.exists():
+            raise FinegrainError(
+                f"{run.metrics_path} is left by an earlier run that wrote no checkpoint: pass "
+                "--resume to start that run over (it is replaced), or choose a new --out"
             )
         return None
     ckpt = run.latest_checkpoint()

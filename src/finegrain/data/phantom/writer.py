@@ -193,12 +193,25 @@ def make_phantom(
         if final.exists():
             final.rmdir()
         os.replace(root, final)
+    except OSError as exc:  # named at the user's path, not the staging folder's
+        shutil.rmtree(root, ignore_errors=True)
+        raise _at_final_path(exc, root, final) from exc
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
     summary.root = final
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _at_final_path(exc: OSError, root: Path, final: Path) -> OSError:
+    """``exc`` naming the place under ``final`` where the staging folder ``root`` had it."""
+    if exc.errno is None or exc.filename is None:
+        return exc
+    name = str(exc.filename)
+    if name != str(root) and not name.startswith(str(root) + os.sep):
+        return exc
+    return OSError(exc.errno, exc.strerror, str(final) + name[len(str(root)) :])
 
 
 CHUNK_STUDIES = 256
@@ -381,7 +394,7 @@ def _write_phantom(
         from finegrain.workers import die_with_parent
 
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=die_with_parent
+            workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
         ) as pool:  # the workers end if this process is killed
             results = pool.map(_write_chunk, chunks)
             done = []
