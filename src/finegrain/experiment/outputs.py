@@ -52,7 +52,9 @@ from finegrain.experiment.tables import (
     fine_label_table,
     to_latex,
     to_markdown,
+    truth_summary_table,
 )
+from finegrain.experiment.truth import truth_table
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -118,6 +120,8 @@ class Results:
     #: ``[(observation, matplotlib figure)]`` of the localisation comparison, and its cells
     localisation_figures: list = field(default_factory=list)
     cells: str = ""
+    #: on a phantom: AUC^FG against image truth and the oracle (:mod:`finegrain.experiment.truth`)
+    truth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def aggregate(
@@ -156,9 +160,14 @@ def aggregate(
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             notes.append(f"CAM localisation not measured: {exc}")
+    truth = pd.DataFrame()
+    try:
+        truth = truth_table(selections, split)
+    except (OSError, ValueError, KeyError) as exc:
+        notes.append(f"AUC^FG against the phantom's image truth not measured: {exc}")
     return Results(
         selections, notes, split, results, summary, stats, paired, run_stats, fine,
-        localisation, loc_figures, cells,
+        localisation, loc_figures, cells, truth,
     )  # fmt: skip
 
 
@@ -193,6 +202,8 @@ def make_tables(
         paired=results.paired,
         settings=settings,
     )
+    if not results.truth.empty:
+        tables.append(truth_summary_table(results.truth, results.split))
     if not results.fine.empty:
         tables.append(fine_label_table(results.fine))
     if not results.localisation.empty:
