@@ -104,3 +104,16 @@ def test_predict_tiers_from_a_fine_checkpoint_cut_on_its_fine_score(fine_benchma
     frame = predict(predictor, paths, thresholds=thresholds, progress=False)
     np.testing.assert_allclose(frame["probability"], probability, atol=1e-6)
     assert frame["tier"].tolist() == tiers(probability, thresholds, fine)
+
+
+def test_benchmark_cli_takes_comma_separated_methods():
+    import argparse
+
+    from finegrain.cli.benchmark import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--methods", "u-ones,pu-rm", "graded,ordinal,three-class"])
+    assert [m for names in args.methods for m in names] == [
+        "u-ones", "pu-rm", "graded", "ordinal", "three-class",
+    ]  # fmt: skip
