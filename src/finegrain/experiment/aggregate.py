@@ -114,8 +114,11 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     ):
         fg = g["auc_fg"].astype(float).dropna()
         a = g["auc"].astype(float).dropna()
-        # a run from before the fine score: its fine score is its positive probability
-        fine = g["auc_fg_fine"].astype(float).fillna(g["auc_fg"].astype(float)).dropna()
+        # a run (or results table) from before the fine score: it is the positive probability
+        fine = g["auc_fg"].astype(float)
+        if "auc_fg_fine" in g.columns:
+            fine = g["auc_fg_fine"].astype(float).fillna(fine)
+        fine = fine.dropna()
         row = {
             "observation": obs,
             "method": method,
