@@ -48,16 +48,15 @@ def fine_label_column(observation: str, source: str = "text") -> str:
     return column if source == "text" else f"{column} {source}"
 
 
+#: Optional subcategory columns from other fine-label sources (e.g. OpenI's human MeSH labels).
+HUMAN_FINE_COLUMNS: tuple[str, ...] = tuple(
+    fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
+)
 #: Optional ``<Obs> cue`` columns (``yes``: the labeler found a severity or change cue for the
 #: positive / uncertain label; ``no``: typical by the paper's rule, without a cue; empty).
 CUE_COLUMNS: tuple[str, ...] = tuple(cue_column(obs) for obs in OBSERVATIONS)
 #: Optional columns an index may carry after the contract's (validated when present).
-OPTIONAL_COLUMNS: tuple[str, ...] = (
-    tuple(
-        fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
-    )
-    + CUE_COLUMNS
-)
+OPTIONAL_COLUMNS: tuple[str, ...] = HUMAN_FINE_COLUMNS + CUE_COLUMNS
 
 
 @dataclass

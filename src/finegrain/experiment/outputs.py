@@ -499,13 +499,13 @@ def fine_label_results(
 ) -> pd.DataFrame:
     """:func:`fine_label_summary` on ``split`` when the runs' index has human fine labels
     (OpenI's ``<Obs> subcategory mesh``); empty otherwise."""
-    from finegrain.data.index import OPTIONAL_COLUMNS, read_index
+    from finegrain.data.index import HUMAN_FINE_COLUMNS, read_index
 
     index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
     if index_path is None or not Path(index_path).is_file():
         return pd.DataFrame()
     index = read_index(index_path)
-    if not any(c in index.columns for c in OPTIONAL_COLUMNS):
+    if not any(c in index.columns for c in HUMAN_FINE_COLUMNS):
         return pd.DataFrame()
     fine = fine_label_summary(selections, index, split=split)
     if fine.empty:
