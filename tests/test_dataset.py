@@ -14,7 +14,7 @@ from finegrain.data.augment import Augmentation
 from finegrain.data.cache import ImageCache, prepare
 from finegrain.data.dataset import CXRDataset
 from finegrain.data.index import normalise_index
-from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.observations import OBSERVATIONS, cue_column, subcategory_column
 
 SIZE = 12
 OBS = "Edema"
@@ -58,6 +58,8 @@ def setup(tmp_path_factory) -> tuple[pd.DataFrame, ImageCache]:
         frame[obs] = pd.NA
     frame[OBS] = [v[1] if v[1] is not None else pd.NA for v in ROWS.values()]
     frame[subcategory_column(OBS)] = [v[2] if v[2] else pd.NA for v in ROWS.values()]
+    # a: a cue (slight); b and d: typical for want of a cue
+    frame[cue_column(OBS)] = [{"a": "yes", "b": "No", "d": "no"}.get(i, pd.NA) for i in ROWS]
     index = normalise_index(frame)
     prepare(index[index["image_id"] != "g"], root / "cache", size=SIZE, workers=0, progress=False)
     return index, ImageCache(root / "cache")
@@ -77,11 +79,16 @@ def test_drop_counts_and_attributes(setup):
     assert ds.labels.dtype == np.int64 and ds.labels.tolist() == [1, 1, 0, -1, -1]
     assert ds.subcategories.tolist() == ["atypical", "typical", "", "typical", ""]
     assert ds.index_rows.tolist() == [0, 1, 2, 3, 8]
+    assert ds.fine.tolist() == [0, 1, -1, 1, -1]
+    assert ds.has_cue and ds.cue.tolist() == [1, 0, -1, 0, -1]
     strict = CXRDataset(index, cache, OBS, "train", keep_uncertain=False)
     assert strict.summary["uncertain dropped"] == 2 and strict.summary["kept"] == 3
     assert strict.image_ids == ["a", "b", "c"]
     assert "2 uncertain dropped" in strict.format_summary()
-    assert CXRDataset(index, cache, OBS, "validate").image_ids == ["h"]
+    validate = CXRDataset(index, cache, OBS, "validate")
+    assert validate.image_ids == ["h"]
+    # fine labels and cues reach a loss from the training split only
+    assert validate.fine.tolist() == [-1] and validate.cue.tolist() == [-1]
     assert len(CXRDataset(index, cache, OBS, "test")) == 0
 
 
@@ -98,7 +105,7 @@ def test_items_are_uint8_from_the_cache(setup):
     assert int(image.max()) > 1  # 0..255 values, not scaled to [0, 1]
     batch = ds.__getitems__([4, 0, 2])
     for got, want in zip(batch, [ds[4], ds[0], ds[2]], strict=True):
-        assert got.keys() == want.keys() == {"image", "label", "fine", "row"}
+        assert got.keys() == want.keys() == {"image", "label", "fine", "cue", "row"}
         for key in got:
             assert torch.equal(got[key], want[key]) and got[key].dtype == want[key].dtype
 
@@ -182,6 +189,11 @@ def test_phantom_index_prepare_dataset_round_trip(phantom_root, tmp_path):
     summary = prepare(tmp_path / "index.csv", tmp_path / "cache", size=32, progress=False)
     assert summary.failed == 0 and summary.ok == len(frame) > 0
     index, cache = read_index(tmp_path / "index.csv"), ImageCache(tmp_path / "cache")
+    # the labeler's cue flag: yes / no exactly where the label is positive or uncertain
+    graded = index["Pleural Effusion"].isin([1, -1]).fillna(False)
+    cues = index[cue_column("Pleural Effusion")]
+    assert cues[graded].isin(["yes", "no"]).all() and cues[~graded].isna().all()
+    assert set(cues[graded]) == {"yes", "no"}
     total = 0
     for split in ("train", "validate", "test"):
         ds = CXRDataset(index, cache, "Pleural Effusion", split)

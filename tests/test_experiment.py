@@ -352,6 +352,10 @@ def test_summary_table_std_is_sample_std():
     s = summary_table(res).iloc[0]
     assert s["auc_fg_mean"] == pytest.approx(0.7) and s["auc_fg_std"] == pytest.approx(0.1)
     assert s["seeds"] == 3 and s["auc_mean"] == pytest.approx(0.9)
+    # without a fine score of its own (or from before it) the fine score is the probability
+    assert s["auc_fg_fine_mean"] == pytest.approx(0.7)
+    s = summary_table(res.assign(auc_fg_fine=[0.5, 0.6, None])).iloc[0]
+    assert s["auc_fg_fine_mean"] == pytest.approx((0.5 + 0.6 + 0.8) / 3)
 
 
 # ------------------------------------------------------------------------------ figures, html

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from finegrain.data.csvsource import index_csv
-from finegrain.data.index import INDEX_COLUMNS
+from finegrain.data.index import CUE_COLUMNS, INDEX_COLUMNS
 from finegrain.data.mimic import index_mimic
 from finegrain.data.sources import (
     existing_files,
@@ -59,7 +59,8 @@ def test_counts_per_drop_reason_match_what_the_phantom_wrote(phantom_root: Path)
     no_row = int((~frontal["study_id"].isin(labeled)).sum())
     assert summary.dropped.get("label row missing", 0) == no_row
     assert summary.kept == len(frame) == len(frontal) - no_row
-    assert list(frame.columns) == list(INDEX_COLUMNS)
+    # the contract's columns, then the labeler's cue flags (optional columns)
+    assert list(frame.columns) == [*INDEX_COLUMNS, *CUE_COLUMNS]
     assert set(frame["view"]) <= set(VIEW_KEPT)
     assert (frame["image_id"] == frame["path"].str.extract(r"/([^/]+)\.jpg$")[0]).all()
     for p, s, t in zip(frame["path"], frame["subject_id"], frame["study_id"], strict=True):

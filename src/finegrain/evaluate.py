@@ -46,6 +46,7 @@ __all__ = [
 #: Keys of the dict returned by :func:`score_predictions` (the metrics.jsonl contract).
 SCORE_KEYS: tuple[str, ...] = (
     "auc_fg",
+    "auc_fg_fine",
     "auc",
     "n_atypical",
     "n_typical",
@@ -168,14 +169,20 @@ def score_predictions(frame: pd.DataFrame, *, include_uncertain: bool = False) -
     docstring for which rows enter which metric. A metric whose classes are not both present is
     ``None`` (never an error), so the training loop can log it at any checkpoint.
 
-    Returns ``{"auc_fg", "auc", "n_atypical", "n_typical", "n_positive", "n_negative"}``.
+    With a ``fine_score`` column (the method's own fine score), ``auc_fg_fine`` is AUC^FG of
+    that score over the same positives; without one it is ``None``.
+
+    Returns ``{"auc_fg", "auc_fg_fine", "auc", "n_atypical", "n_typical", "n_positive",
+    "n_negative"}``.
 
     >>> frame = pd.DataFrame({
     ...     "label": [1, 1, 1, 0, 0, -1],
     ...     "subcategory": ["atypical", "typical", "typical", None, None, "typical"],
     ...     "score": [0.6, 0.9, 0.5, 0.1, 0.7, 0.8]})
     >>> score_predictions(frame)
-    {'auc_fg': 0.5, 'auc': 0.6666666666666666, 'n_atypical': 1, 'n_typical': 2, 'n_positive': 3, 'n_negative': 2}
+    {'auc_fg': 0.5, 'auc_fg_fine': None, 'auc': 0.6666666666666666, 'n_atypical': 1, 'n_typical': 2, 'n_positive': 3, 'n_negative': 2}
+    >>> score_predictions(frame.assign(fine_score=[0.1, 0.9, 0.2, 0, 0, 0]))["auc_fg_fine"]
+    1.0
     """
     _require(frame, ["label", "subcategory", "score"], "predictions")
     sel = _select(
@@ -188,8 +195,18 @@ def score_predictions(frame: pd.DataFrame, *, include_uncertain: bool = False) -
     n_atypical = int(sel.fg.shape[0] - n_typical)
     n_positive = int(sel.y.sum())
     n_negative = int(sel.y.shape[0] - n_positive)
+    fine = None
+    if "fine_score" in frame.columns and n_atypical and n_typical:
+        fine_sel = _select(
+            _labels_array(frame["label"], "predictions", "label"),
+            _subcategory_array(frame["subcategory"], "predictions", "subcategory"),
+            _score_array(frame["fine_score"], "predictions", "fine_score"),
+            include_uncertain,
+        )
+        fine = auc_fg(fine_sel.fg, fine_sel.fg_score)
     return {
         "auc_fg": auc_fg(sel.fg, sel.fg_score) if n_atypical and n_typical else None,
+        "auc_fg_fine": fine,
         "auc": auc(sel.y, sel.y_score) if n_positive and n_negative else None,
         "n_atypical": n_atypical,
         "n_typical": n_typical,

@@ -29,7 +29,7 @@ import pandas as pd
 from finegrain.errors import FinegrainError
 from finegrain.observations import COARSE_VALUES, SUBCATEGORIES
 
-__all__ = ["check_labels", "check_subcategories", "csv_line", "row_position"]
+__all__ = ["check_cues", "check_labels", "check_subcategories", "csv_line", "row_position"]
 
 #: ``where(position)`` -> a phrase naming the place of the ``position``-th value, e.g. "line 7".
 Where = Callable[[int], str]
@@ -112,5 +112,35 @@ def check_subcategories(
         raise FinegrainError(
             f"{source}: unknown subcategory {_value(values, pos)!r} in column {column!r} at "
             f"{where(pos)} (expected 'atypical', 'typical' or empty)"
+        )
+    return text.rename(values.name)
+
+
+#: The values of an index's optional ``<Obs> cue`` column (empty: not positive / uncertain).
+CUE_VALUES: tuple[str, str] = ("yes", "no")
+
+
+def check_cues(
+    values: pd.Series | Sequence | np.ndarray,
+    *,
+    source: str,
+    column: str,
+    where: Where = row_position,
+) -> pd.Series:
+    """Cue flags as a ``string`` series of ``yes`` / ``no`` / ``<NA>`` (empty); a
+    ``ValueError`` names ``source``, ``column``, where the first unknown value is and the value.
+
+    >>> check_cues(pd.Series(["yes", " No", ""]), source="index", column="Edema cue").tolist()
+    ['yes', 'no', <NA>]
+    """
+    values = _series(values, column)
+    blank = _blank(values)
+    text = values.astype("string").str.strip().str.lower().mask(blank, pd.NA)
+    bad = text.notna() & ~text.isin(CUE_VALUES)
+    if bad.any():
+        pos = _first(bad)
+        raise FinegrainError(
+            f"{source}: unknown cue {_value(values, pos)!r} in column {column!r} at "
+            f"{where(pos)} (expected 'yes', 'no' or empty)"
         )
     return text.rename(values.name)

@@ -52,6 +52,12 @@ def subcategory_column(observation: str) -> str:
     return f"{observation} subcategory"
 
 
+def cue_column(observation: str) -> str:
+    """Optional index column: whether the labeler found a severity or change cue for a
+    positive / uncertain ``observation`` (``yes`` / ``no``; empty otherwise)."""
+    return f"{observation} cue"
+
+
 def severity_column(observation: str) -> str:
     """Column holding the normalised severity cue of ``observation``."""
     return f"{observation} severity"

@@ -62,6 +62,11 @@ Examples:
 """
 
 
+def _names(text: str) -> list[str]:
+    """``u-ones,pu-rm`` -> ``["u-ones", "pu-rm"]`` (one name stays one)."""
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
 def _slurm_option(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -143,7 +148,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     grid.add_argument("--observations", nargs="+", metavar="OBS")
     grid.add_argument(
-        "--methods", nargs="+", metavar="METHOD", help="replace the methods of the tables"
+        "--methods",
+        nargs="+",
+        type=_names,
+        metavar="METHOD",
+        help="replace the methods of the tables (space- or comma-separated, e.g. "
+        "u-ones,pu-rm,graded,ordinal,three-class)",
     )
     grid.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
     grid.add_argument("--tau", type=_tau, help="τ of the risk-modulated methods in the tables")
@@ -402,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         preset,
         source,
-        methods=args.methods,
+        methods=[m for names in args.methods for m in names] if args.methods else None,
         taus=args.taus,
         axes=dict(args.axis) if args.axis else None,
         device=args.device,

@@ -10,15 +10,20 @@ field     dtype, shape            meaning
 ``image`` uint8 ``[1, S, S]``     the cached image (augmented when asked)
 ``label`` int64 ``[]``            the coarse label: 1, 0 or -1 (uncertain)
 ``fine``  int64 ``[]``            the fine subcategory: 0 atypical, 1 typical, -1 none
+``cue``   int64 ``[]``            a severity/change cue: 1 found, 0 none, -1 unknown
 ``row``   int64 ``[]``            the image's position in the index table
 ========= ======================= ==================================================
 
 ``fine`` is filled for the **training** split only (-1 elsewhere): validation and test fine
 labels are read by evaluation (AUC^FG, checkpoint selection), never by a loss. It is -1 for
-every image that is not positive or has no subcategory.
+every image that is not positive or has no subcategory. ``cue`` likewise (training split only)
+says whether the labeler found a severity or change cue (the index's optional ``<Obs> cue``
+column); 0 marks a positive that is typical by the paper's rule only, for want of a cue.
 
 >>> fine_codes(["atypical", "typical", "", None])
 array([ 0,  1, -1, -1])
+>>> cue_codes(["yes", "no", ""])
+array([ 1,  0, -1])
 """
 
 from __future__ import annotations
@@ -30,10 +35,14 @@ import torch
 
 from finegrain.observations import ATYPICAL, TYPICAL
 
-IMAGE, LABEL, FINE, ROW = "image", "label", "fine", "row"
+IMAGE, LABEL, FINE, CUE, ROW = "image", "label", "fine", "cue", "row"
 #: The ``fine`` codes.
 FINE_ATYPICAL, FINE_TYPICAL, FINE_NONE = 0, 1, -1
 _CODES = {ATYPICAL: FINE_ATYPICAL, TYPICAL: FINE_TYPICAL}
+
+#: The ``cue`` codes.
+CUE_YES, CUE_NO, CUE_UNKNOWN = 1, 0, -1
+_CUES = {"yes": CUE_YES, "no": CUE_NO}
 
 Batch = dict[str, torch.Tensor]
 
@@ -41,6 +50,11 @@ Batch = dict[str, torch.Tensor]
 def fine_codes(subcategories: Iterable[object]) -> np.ndarray:
     """``atypical`` -> 0, ``typical`` -> 1, anything else (blank, None) -> -1 (int64)."""
     return np.array([_CODES.get(s, FINE_NONE) for s in subcategories], dtype=np.int64)
+
+
+def cue_codes(values: Iterable[object]) -> np.ndarray:
+    """``yes`` -> 1, ``no`` -> 0, anything else (blank, None) -> -1 (int64)."""
+    return np.array([_CUES.get(v, CUE_UNKNOWN) for v in values], dtype=np.int64)
 
 
 def to_device(batch: Batch, device: torch.device | str) -> Batch:

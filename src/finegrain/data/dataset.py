@@ -2,7 +2,8 @@
 
 Items are records (:mod:`finegrain.data.batch`): ``image`` is a uint8 tensor ``[1, S, S]``
 straight from the cache (augmented if asked), ``label`` an int64 scalar in {1, 0, -1},
-``fine`` the fine subcategory code (training split only; -1 elsewhere) and ``row`` the int64
+``fine`` the fine subcategory code and ``cue`` whether a severity / change cue was found
+(both for the training split only; -1 elsewhere) and ``row`` the int64
 position of the image in the index table given. Images stay uint8 all the way into the model,
 whose first module (``InputNormalization``) scales them, replicates channels and applies the
 ImageNet mean / std: normalisation lives in exactly one place (see ``docs/data.md``).
@@ -24,12 +25,12 @@ import torch
 from torch.utils.data import Dataset
 
 from finegrain.data.augment import Augmentation
-from finegrain.data.batch import FINE, FINE_NONE, IMAGE, LABEL, ROW, fine_codes
+from finegrain.data.batch import CUE, FINE, FINE_NONE, IMAGE, LABEL, ROW, cue_codes, fine_codes
 from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
 from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels
-from finegrain.observations import UNCERTAIN, check_observation, subcategory_column
+from finegrain.observations import UNCERTAIN, check_observation, cue_column, subcategory_column
 
 __all__ = ["DROP_REASONS", "Augmentation", "CXRDataset"]
 
@@ -52,7 +53,9 @@ class CXRDataset(Dataset):
     Attributes: ``labels`` (int64 array, 1/0/-1), ``subcategories`` (object array of
     ``"atypical"``, ``"typical"`` or ``""``; what evaluation reads), ``fine`` (the items'
     ``fine`` codes: the subcategories on the training split, -1 on the others), ``has_fine``
-    (whether any of its images has a subcategory), ``image_ids``,
+    (whether any of its images has a subcategory), ``cue`` (the items' ``cue`` codes, training
+    split only) and ``has_cue`` (whether the index has the observation's cue column),
+    ``image_ids``,
     ``index_rows`` (positions in ``index``), ``cache_rows`` and ``summary`` (``kept`` and every
     drop reason, with counts).
     """
@@ -126,6 +129,14 @@ class CXRDataset(Dataset):
         self.fine: np.ndarray = (
             fine_codes(subs) if split == "train" else np.full(len(subs), FINE_NONE, np.int64)
         )
+        cue_col = cue_column(observation)
+        self.has_cue = cue_col in part.columns and bool(part[cue_col].notna().any())
+        cues = (
+            part[cue_col].astype("string").fillna("").to_numpy(dtype=object)[keep]
+            if (self.has_cue and split == "train")
+            else np.full(len(subs), "", dtype=object)
+        )
+        self.cue: np.ndarray = cue_codes(cues)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -138,6 +149,7 @@ class CXRDataset(Dataset):
             IMAGE: image,
             LABEL: torch.tensor(self.labels[i], dtype=torch.int64),
             FINE: torch.tensor(self.fine[i], dtype=torch.int64),
+            CUE: torch.tensor(self.cue[i], dtype=torch.int64),
             ROW: torch.tensor(self.index_rows[i], dtype=torch.int64),
         }
 
@@ -150,6 +162,7 @@ class CXRDataset(Dataset):
         fields = {
             LABEL: torch.from_numpy(self.labels[indices]),
             FINE: torch.from_numpy(self.fine[indices]),
+            CUE: torch.from_numpy(self.cue[indices]),
             ROW: torch.from_numpy(self.index_rows[indices]),
         }
         return [

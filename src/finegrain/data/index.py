@@ -20,8 +20,8 @@ import pandas as pd
 
 from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open
-from finegrain.labels import check_labels, check_subcategories, csv_line
-from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.labels import check_cues, check_labels, check_subcategories, csv_line
+from finegrain.observations import OBSERVATIONS, cue_column, subcategory_column
 
 META_COLUMNS: tuple[str, ...] = ("image_id", "path", "subject_id", "study_id", "split", "view")
 SPLITS: tuple[str, ...] = ("train", "validate", "test")
@@ -49,10 +49,15 @@ def fine_label_column(observation: str, source: str = "text") -> str:
     return column if source == "text" else f"{column} {source}"
 
 
-#: Optional columns an index may carry after the contract's (validated when present).
-OPTIONAL_COLUMNS: tuple[str, ...] = tuple(
+#: Optional subcategory columns from other fine-label sources (e.g. OpenI's human MeSH labels).
+HUMAN_FINE_COLUMNS: tuple[str, ...] = tuple(
     fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
 )
+#: Optional ``<Obs> cue`` columns (``yes``: the labeler found a severity or change cue for the
+#: positive / uncertain label; ``no``: typical by the paper's rule, without a cue; empty).
+CUE_COLUMNS: tuple[str, ...] = tuple(cue_column(obs) for obs in OBSERVATIONS)
+#: Optional columns an index may carry after the contract's (validated when present).
+OPTIONAL_COLUMNS: tuple[str, ...] = HUMAN_FINE_COLUMNS + CUE_COLUMNS
 
 
 @dataclass
@@ -120,7 +125,8 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
     for col in LABEL_COLUMNS:
         frame[col] = check_labels(frame[col], source=source, column=col, where=where)
     for col in SUBCATEGORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in frame.columns):
-        frame[col] = check_subcategories(frame[col], source=source, column=col, where=where)
+        check = check_cues if col in CUE_COLUMNS else check_subcategories
+        frame[col] = check(frame[col], source=source, column=col, where=where)
     ordered = list(INDEX_COLUMNS) + [c for c in frame.columns if c not in INDEX_COLUMNS]
     return frame[ordered].reset_index(drop=True)
 

@@ -31,7 +31,7 @@ from finegrain.data.sources import (
     read_texts,
 )
 from finegrain.errors import FinegrainError
-from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.observations import OBSERVATIONS, cue_column, subcategory_column
 
 CSV_PREFIX = "mimic-cxr-2.0.0"
 CSV_NAMES = ("chexpert", "negbio", "metadata", "split")
@@ -159,7 +159,8 @@ def index_mimic(
 def _add_subcategories(
     frame: pd.DataFrame, reports_root: Path, summary: IndexSummary, progress: bool
 ) -> pd.DataFrame:
-    """Label each kept study's report once; copy its subcategory where the coarse label is 1/-1."""
+    """Label each kept study's report once; copy its subcategory and cue where the coarse label
+    is 1/-1."""
     frame = frame.copy()
     studies = frame.drop_duplicates("study_id")[["subject_id", "study_id"]]
     paths = [
@@ -179,6 +180,7 @@ def _add_subcategories(
         positive = frame[obs].isin([1, -1]).fillna(False).to_numpy(bool)
         values = merged[col].where(positive, pd.NA).to_numpy()
         frame[col] = values
+        frame[cue_column(obs)] = merged[cue_column(obs)].where(positive, pd.NA).to_numpy()
         if obs != "No Finding":  # "No Finding" never has a fine label
             no_subcat += int((positive & pd.isna(values)).sum())
     summary.note("positive labels without a labeler subcategory", no_subcat)

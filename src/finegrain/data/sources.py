@@ -27,7 +27,13 @@ from finegrain.data.index import INDEX_COLUMNS, OPTIONAL_COLUMNS, IndexSummary, 
 from finegrain.errors import FinegrainError
 from finegrain.io import printable, read_csv
 from finegrain.labels import check_labels, check_subcategories, csv_line
-from finegrain.observations import OBSERVATIONS, subcategory_column
+from finegrain.observations import (
+    OBSERVATIONS,
+    change_column,
+    cue_column,
+    severity_column,
+    subcategory_column,
+)
 
 #: Default patient-level split fractions for sources without an official split.
 SPLIT_FRACTIONS: dict[str, float] = {"train": 0.7, "validate": 0.1, "test": 0.2}
@@ -179,24 +185,35 @@ def label_texts(
     texts: Sequence[str], *, progress: bool = True, desc: str = "labeling"
 ) -> pd.DataFrame:
     """Run the report labeler on each text: a frame with the 14 coarse labels (``Int8``) and the
-    14 subcategory columns, one row per text in order."""
+    14 subcategory columns, then the 14 cue columns (:data:`~finegrain.data.index.CUE_COLUMNS`),
+    one row per text in order."""
     from tqdm import tqdm
 
     from finegrain.reports import label_report
 
     status = {o: [] for o in OBSERVATIONS}
     subcat = {o: [] for o in OBSERVATIONS}
+    cue = {o: [] for o in OBSERVATIONS}
     for text in tqdm(texts, desc=desc, unit="report", disable=not progress):
         labels = label_report(text)
         for obs in OBSERVATIONS:
             lab = labels[obs]
             status[obs].append(pd.NA if lab.status is None else lab.status)
-            subcat[obs].append(lab.subcategory if lab.status in (1, -1) else pd.NA)
+            graded = lab.status in (1, -1)
+            subcat[obs].append(lab.subcategory if graded else pd.NA)
+            cue[obs].append(_cue(lab.severity, lab.change) if graded else pd.NA)
     data = {}
     for obs in OBSERVATIONS:
         data[obs] = pd.array(status[obs], dtype="Int8")
         data[subcategory_column(obs)] = pd.array(subcat[obs], dtype="string")
+    for obs in OBSERVATIONS:
+        data[cue_column(obs)] = pd.array(cue[obs], dtype="string")
     return pd.DataFrame(data)
+
+
+def _cue(severity: object, change: object) -> str:
+    """``yes`` when the labeler found a severity or a change cue, else ``no``."""
+    return "yes" if any(isinstance(c, str) and c for c in (severity, change)) else "no"
 
 
 def normalise_study_id(values: pd.Series) -> pd.Series:
@@ -207,7 +224,8 @@ def normalise_study_id(values: pd.Series) -> pd.Series:
 
 def load_labels_csv(path: str | Path) -> pd.DataFrame:
     """Read a ``finegrain label`` CSV: ``id`` (normalised, see :func:`normalise_study_id`), the 14
-    coarse labels as ``Int8`` and the 14 subcategory columns (validated)."""
+    coarse labels as ``Int8``, the 14 subcategory columns (validated) and, where the CSV has an
+    observation's severity / change columns, its cue column (``yes`` / ``no``)."""
     frame = read_table(path, what="labels CSV", require_rows=True)
     check_columns(frame, ("id", *OBSERVATIONS), path)
     frame = parse_labels(frame, path)
@@ -225,7 +243,24 @@ def load_labels_csv(path: str | Path) -> pd.DataFrame:
         )
         # a subcategory only for positive / uncertain labels
         frame[col] = values.where(frame[obs].isin([1, -1]).fillna(False), pd.NA)
-    return frame[["id", *OBSERVATIONS, *(subcategory_column(o) for o in OBSERVATIONS)]]
+    columns = ["id", *OBSERVATIONS, *(subcategory_column(o) for o in OBSERVATIONS)]
+    for obs in OBSERVATIONS:  # a cue column where the CSV has the cue columns
+        sev, chg = severity_column(obs), change_column(obs)
+        if sev in frame.columns or chg in frame.columns:
+            cues = [
+                _cue(s, c)
+                for s, c in zip(_or_blank(frame, sev), _or_blank(frame, chg), strict=True)
+            ]
+            graded = frame[obs].isin([1, -1]).fillna(False)
+            frame[cue_column(obs)] = pd.Series(cues, dtype="string").where(graded, pd.NA)
+            columns.append(cue_column(obs))
+    return frame[columns]
+
+
+def _or_blank(frame: pd.DataFrame, column: str) -> list[object]:
+    if column not in frame.columns:
+        return [None] * len(frame)
+    return [None if pd.isna(v) else str(v).strip() for v in frame[column]]
 
 
 def rebase_paths(frame: pd.DataFrame, root: str | Path, index_path: str | Path) -> pd.DataFrame:

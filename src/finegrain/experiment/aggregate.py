@@ -58,6 +58,8 @@ SUMMARY_COLUMNS: list[str] = [
     "split",
     "auc_fg_mean",
     "auc_fg_std",
+    "auc_fg_fine_mean",
+    "auc_fg_fine_std",
     "auc_mean",
     "auc_std",
     "seeds",
@@ -94,7 +96,9 @@ def results_table(selections: Sequence[RunSelection]) -> pd.DataFrame:
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std over seeds of AUC^FG and AUC at the selected checkpoints.
 
-    One row per (observation, variant, split) with ``auc_fg_mean``, ``auc_fg_std``,
+    One row per (observation, variant, split) with ``auc_fg_mean``, ``auc_fg_std`` (AUC^FG of
+    the positive probability), ``auc_fg_fine_mean``, ``auc_fg_fine_std`` (of the method's own
+    fine score),
     ``auc_mean``, ``auc_std``, ``seeds`` (number of seeds with a defined AUC^FG) and the class
     counts ``n_atypical``, ``n_typical``, ``n_positive``, ``n_negative`` of the split (``-1``
     when the seeds' evaluations disagree, which a shared split should never do).
@@ -112,6 +116,11 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     ):
         fg = g["auc_fg"].astype(float).dropna()
         a = g["auc"].astype(float).dropna()
+        # a run (or results table) from before the fine score: it is the positive probability
+        fine = g["auc_fg"].astype(float)
+        if "auc_fg_fine" in g.columns:
+            fine = g["auc_fg_fine"].astype(float).fillna(fine)
+        fine = fine.dropna()
         row = {
             "observation": obs,
             "method": method,
@@ -120,6 +129,8 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
             "split": split,
             "auc_fg_mean": fg.mean() if len(fg) else math.nan,
             "auc_fg_std": fg.std(ddof=1) if len(fg) > 1 else math.nan,
+            "auc_fg_fine_mean": fine.mean() if len(fine) else math.nan,
+            "auc_fg_fine_std": fine.std(ddof=1) if len(fine) > 1 else math.nan,
             "auc_mean": a.mean() if len(a) else math.nan,
             "auc_std": a.std(ddof=1) if len(a) > 1 else math.nan,
             "seeds": len(fg),
@@ -136,13 +147,14 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def selected_predictions(selection: RunSelection, split: str) -> pd.DataFrame | None:
-    """The run's predictions of ``split`` at the chosen iteration (``None`` if unavailable)."""
+    """The run's predictions of ``split`` at the chosen iteration (``None`` if unavailable):
+    ``image_id, label, subcategory, score, fine_score``."""
     if selection.iteration is None:
         return None
     frame = selection.run.read_predictions(split, selection.iteration)
     if frame is None:
         return None
-    return frame[["image_id", "label", "subcategory", "score"]].reset_index(drop=True)
+    return frame[["image_id", "label", "subcategory", "score", "fine_score"]].reset_index(drop=True)
 
 
 def fg_cases(frame: pd.DataFrame) -> pd.DataFrame:

@@ -52,7 +52,9 @@ from finegrain.experiment.tables import (
     fine_label_table,
     to_latex,
     to_markdown,
+    truth_summary_table,
 )
+from finegrain.experiment.truth import truth_table
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -118,6 +120,8 @@ class Results:
     #: ``[(observation, matplotlib figure)]`` of the localisation comparison, and its cells
     localisation_figures: list = field(default_factory=list)
     cells: str = ""
+    #: on a phantom: AUC^FG against image truth and the oracle (:mod:`finegrain.experiment.truth`)
+    truth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def aggregate(
@@ -158,9 +162,14 @@ def aggregate(
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             notes.append(f"CAM localisation not measured: {exc}")
+    truth = pd.DataFrame()
+    try:
+        truth = truth_table(selections, split)
+    except (OSError, ValueError, KeyError) as exc:
+        notes.append(f"AUC^FG against the phantom's image truth not measured: {exc}")
     return Results(
         selections, notes, split, results, summary, stats, paired, run_stats, fine,
-        localisation, loc_figures, cells,
+        localisation, loc_figures, cells, truth,
     )  # fmt: skip
 
 
@@ -195,6 +204,8 @@ def make_tables(
         paired=results.paired,
         settings=settings,
     )
+    if not results.truth.empty:
+        tables.append(truth_summary_table(results.truth, results.split))
     if not results.fine.empty:
         tables.append(fine_label_table(results.fine))
     if not results.localisation.empty:
@@ -503,13 +514,13 @@ def fine_label_results(
 ) -> pd.DataFrame:
     """:func:`fine_label_summary` on ``split`` when the runs' index has human fine labels
     (OpenI's ``<Obs> subcategory mesh``); empty otherwise."""
-    from finegrain.data.index import OPTIONAL_COLUMNS, read_index
+    from finegrain.data.index import HUMAN_FINE_COLUMNS, read_index
 
     index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
     if index_path is None or not Path(index_path).is_file():
         return pd.DataFrame()
     index = read_index(index_path)
-    if not any(c in index.columns for c in OPTIONAL_COLUMNS):
+    if not any(c in index.columns for c in HUMAN_FINE_COLUMNS):
         return pd.DataFrame()
     fine = fine_label_summary(selections, index, split=split)
     if fine.empty:

@@ -156,6 +156,8 @@ PLAN = StudyPlan(
     tau_seeds=2,
     other_seeds=2,
     taus=(0.1, 0.6, 0.9),
+    # the other methods pre-registered in docs/study.md (methods added since are not in it)
+    other_methods=("u-ignore", "u-zeros", "u-ones-ls", "p-rm", "u-rm"),
     sweeps={
         "uncertain_mixture": {
             "slight-heavy": {

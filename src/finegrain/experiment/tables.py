@@ -94,6 +94,7 @@ def _lookup(frame: pd.DataFrame, observation: str, variant: str, **eq) -> dict:
 #: What each metric's class counts are, for the column headers.
 COUNT_LABELS: dict[str, tuple[str, str, str, str]] = {
     "auc_fg": ("n_atypical", "n_typical", "atypical", "typical"),
+    "auc_fg_fine": ("n_atypical", "n_typical", "atypical", "typical"),
     "auc": ("n_positive", "n_negative", "pos.", "neg."),
 }
 
@@ -282,6 +283,13 @@ def tau_table(
     return Table(selection.name, selection.title, header, rows)
 
 
+def _has_own_fine_score(summary: pd.DataFrame, variants: Sequence[Row]) -> bool:
+    """Whether a method of the table learns a fine score of its own (``needs_fine``)."""
+    from finegrain.train.methods import METHODS
+
+    return any(row.method in METHODS and METHODS.get(row.method).needs_fine for row in variants)
+
+
 def build_tables(
     selections: Sequence[Selection],
     observations: Sequence[str],
@@ -310,6 +318,7 @@ def build_tables(
         variants = variant_rows(selection.table_methods(methods), tau, settings)
         table = method_table(name, selection.title, variants, observations, summary)
         table.caption = (
+            "AUC^FG of the positive probability (the paper's definition). "
             "Mean ± std over seeds of each run's AUC^FG (the seed mean of per-run values, not the "
             "AUC^FG of seed-averaged scores) at its checkpoint with the best validation AUC^FG; "
             f"risk-modulated methods at τ = {format_tau(tau)}; n = the split's cases."
@@ -325,6 +334,25 @@ def build_tables(
         )
         auc.caption = "Same checkpoints; the ordinary AUC of positives against negatives."
         tables.append(auc)
+        if _has_own_fine_score(summary, variants):
+            for split in ("validate", "test") if has_test else ("validate",):
+                fine = method_table(
+                    f"{name}-fine" + ("-test" if split == "test" else ""),
+                    f"{short}: AUC^FG of each method's own fine score "
+                    f"({'validation' if split == 'validate' else 'test'})",
+                    variants,
+                    observations,
+                    summary,
+                    split=split,
+                    metric="auc_fg_fine",
+                )
+                fine.caption = (
+                    "Same checkpoints; AUC^FG of the score each method declares as its fine "
+                    "score (graded and the paper's methods: the positive probability; ordinal: "
+                    "P(grade ≥ typical); three-class: P(typical | positive)). The tables above "
+                    "rank the positive probability (the paper's AUC^FG)."
+                )
+                tables.append(fine)
         reference = display_name(selection.reference)
         if has_test and stats is not None:
             test = test_table(
@@ -463,3 +491,45 @@ def to_html(table: Table) -> str:
     if table.caption:
         parts.append(f'<p class="caption">{esc(table.caption)}</p>')
     return "\n".join(parts)
+
+
+def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
+    """On a phantom (:func:`finegrain.experiment.truth.truth_table`): rows = the oracle (true
+    severity) and each method; per observation AUC^FG of its fine score against the mined
+    labels and against the image truth."""
+    observations = list(dict.fromkeys(frame["observation"]))
+    header = ["Method"]
+    for obs in observations:
+        first = frame[frame["observation"] == obs].iloc[0]
+        header += [
+            f"{obs} vs mined labels (n = {first['n_atypical']} atypical / "
+            f"{first['n_typical']} typical)",
+            f"{obs} vs image truth (n = {first['n_slight']} slight / "
+            f"{first['n_significant']} significant)",
+        ]
+    rows = []
+    for variant in dict.fromkeys(frame["variant"]):
+        part = frame[frame["variant"] == variant]
+        cells = [str(part["display"].iloc[0])]
+        for obs in observations:
+            r = part[part["observation"] == obs]
+            cells += (
+                [DASH, DASH]
+                if r.empty
+                else [
+                    _number(float(r["auc_fg_mined"].iloc[0])),
+                    _number(float(r["auc_fg_truth"].iloc[0])),
+                ]
+            )
+        rows.append(cells)
+    return Table(
+        "truth",
+        f"AUC^FG against the phantom's image truth ({split} positives)",
+        header,
+        rows,
+        caption="Each method's fine score (the positive probability for the paper's methods) "
+        "ranked between mined atypical / typical positives and between positives that are "
+        "slight / significant on the image (the phantom's truth file), mean over seeds at the "
+        "checkpoints chosen on validation. The oracle ranks by the true severity: the ceiling "
+        "that mined labels allow.",
+    )

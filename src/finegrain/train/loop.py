@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.batch import IMAGE, LABEL, to_device
 from finegrain.errors import FinegrainError
-from finegrain.observations import POSITIVE, check_observation, subcategory_column
+from finegrain.observations import POSITIVE, check_observation, cue_column, subcategory_column
 from finegrain.train.checkpoint import (
     checkpoint_payload,
     load_checkpoint,
@@ -594,7 +594,7 @@ def _check_same_config(run: RunDirectory, config: TrainConfig, action: str) -> N
 
 def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig, method: Method) -> None:
     """Every split the run needs is there and non-empty (the error names the split), and the
-    training split has fine labels when the method needs them."""
+    training split has fine labels (and cue flags) when the method needs them."""
     for split in config.eval_splits:
         if split not in datasets:
             raise FinegrainError(f"no dataset for evaluation split {split!r}")
@@ -604,6 +604,13 @@ def _check_datasets(datasets: Mapping[str, Dataset], config: TrainConfig, method
             f"{config.index} has one (its {subcategory_column(config.observation)!r} column is "
             "absent or empty): label its reports first (finegrain index / finegrain label), or "
             "choose a method trained on coarse labels"
+        )
+    if method.needs_cue and not getattr(datasets["train"], "has_cue", False):
+        raise FinegrainError(
+            f"method {method.name!r} with no_cue='unknown' reads whether a positive has a "
+            f"severity / change cue, but the index {config.index} has no "
+            f"{cue_column(config.observation)!r} column (or it is empty): rebuild the index "
+            "with this version of finegrain, or use no_cue='typical'"
         )
     for split, dataset in datasets.items():
         if len(dataset) == 0 and (split == "train" or split in config.eval_splits):

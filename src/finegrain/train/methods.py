@@ -25,6 +25,18 @@ pu-rm      positive (1)       CE         PCE        PCE (target 1)   (paper, Eq.
 u-ones-ls  positive (soft)    CE         CE         soft CE (target 0.85)
 ========== ================= ========== ========== =====================
 
+Methods trained on the fine subcategory (:class:`FineMethod`; ``needs_fine``; formulas in
+``docs/training.md``), each with the option ``no_cue`` (``typical``: the paper's rule;
+``unknown``: a positive without a cue counts for the coarse term only):
+
+=========== ======= =================================== =================================
+method      outputs positive probability                fine score (AUC^FG ranks it)
+=========== ======= =================================== =================================
+graded      2       softmax p1 (soft targets by grade)  = positive probability
+ordinal     2       σ(z0) = P(grade >= atypical)        σ(z0) σ(z1) = P(grade >= typical)
+three-class 3       p_atypical + p_typical              p_typical / (p_atypical + p_typical)
+=========== ======= =================================== =================================
+
 A new method is a subclass (or a preset of an existing class) registered at import with
 :func:`register_method`; see ``docs/training.md`` and ``tests/test_extension.py``.
 """
@@ -40,7 +52,16 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from finegrain.data.batch import LABEL, Batch
+from finegrain.data.batch import (
+    CUE,
+    CUE_NO,
+    FINE,
+    FINE_ATYPICAL,
+    FINE_NONE,
+    FINE_TYPICAL,
+    LABEL,
+    Batch,
+)
 from finegrain.errors import FinegrainError
 from finegrain.losses import ce_loss, pce_loss, upcast_half
 from finegrain.observations import NEGATIVE, POSITIVE, UNCERTAIN
@@ -84,6 +105,11 @@ class Method:
     def keep_uncertain(self) -> bool:
         """Whether the training set keeps uncertain (-1) images for this method."""
         return True
+
+    @property
+    def needs_cue(self) -> bool:
+        """Whether the loss reads the batch's ``cue`` field (the index's ``<Obs> cue``)."""
+        return False
 
     def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
         """The mean training loss of ``logits [B, outputs]`` on ``batch`` (a scalar)."""
@@ -228,6 +254,159 @@ class CoarseMethod(Method):
         return (loss * keep).sum() / keep.sum().clamp(min=1)
 
 
+#: What a positive without any severity / change cue is, for a method trained on fine labels:
+#: ``typical`` (the paper's rule) or ``unknown`` (its grade is not known: the coarse term only).
+NO_CUE = ("typical", "unknown")
+#: Grades of :meth:`FineMethod.grades`: negative, atypical, typical, positive of unknown grade,
+#: left out.
+G_NEGATIVE, G_ATYPICAL, G_TYPICAL, G_UNKNOWN, G_NONE = 0, 1, 2, 3, -1
+
+
+@dataclass(frozen=True)
+class FineMethod(Method):
+    """A method trained on the fine subcategory (abstract): each sample's **grade** is negative,
+    atypical, typical or *positive of unknown grade* (see :meth:`grades`).
+
+    ``no_cue``: ``"typical"`` (the paper's rule: a positive without a cue is typical) or
+    ``"unknown"`` (its grade is unknown; needs the index's ``<Obs> cue`` column). Uncertain
+    labels are positives of unknown grade (U-Ones for the coarse term).
+    """
+
+    needs_fine: ClassVar[bool] = True
+    no_cue: str = "typical"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.no_cue not in NO_CUE:
+            raise FinegrainError(f"method {self.name!r}: no_cue must be one of {NO_CUE}")
+
+    @property
+    def needs_cue(self) -> bool:
+        """Whether the loss reads the batch's ``cue`` field (the index must have it)."""
+        return self.no_cue == "unknown"
+
+    def grades(self, batch: Batch) -> Tensor:
+        """Grade of each sample (int64 ``[B]``): 0 negative, 1 atypical, 2 typical, 3 positive
+        of unknown grade (uncertain; positive without subcategory; without a cue when
+        ``no_cue="unknown"``)."""
+        label = batch[LABEL].long()
+        fine = batch[FINE].long().to(label.device)
+        bad = ~((label == POSITIVE) | (label == NEGATIVE) | (label == UNCERTAIN))
+        if bad.any():
+            raise FinegrainError(
+                f"method {self.name!r}: labels must be 1, 0 or -1, got {label[bad][0].item()}"
+            )
+        positive = torch.where(fine == FINE_ATYPICAL, G_ATYPICAL, G_TYPICAL)
+        positive = torch.where(fine == FINE_NONE, G_UNKNOWN, positive)
+        if self.needs_cue:
+            cue = batch[CUE].long().to(label.device)
+            positive = torch.where((fine == FINE_TYPICAL) & (cue == CUE_NO), G_UNKNOWN, positive)
+        grade = torch.where(label == POSITIVE, positive, torch.full_like(label, G_UNKNOWN))
+        return torch.where(label == NEGATIVE, torch.full_like(label, G_NEGATIVE), grade)
+
+
+@dataclass(frozen=True)
+class GradedMethod(FineMethod):
+    """Soft cross-entropy on a 2-way softmax towards a positive-class target by grade:
+    negative 0, atypical ``q_atypical``, typical 1, unknown grade ``(1 + q_atypical) / 2``,
+    uncertain ``q_uncertain`` (1: U-Ones). Its fine score is its positive probability."""
+
+    q_atypical: float = 0.5
+    q_uncertain: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for field in ("q_atypical", "q_uncertain"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise FinegrainError(f"method {self.name!r}: {field} must lie in [0, 1]")
+
+    def targets(self, batch: Batch) -> Tensor:
+        """The positive-class target of each sample (float32 ``[B]``)."""
+        grade = self.grades(batch)
+        q = self.q_atypical
+        table = torch.tensor([0.0, q, 1.0, (1.0 + q) / 2.0], device=grade.device)
+        target = table[grade]
+        uncertain = batch[LABEL].to(grade.device) == UNCERTAIN
+        return torch.where(uncertain, torch.full_like(target, self.q_uncertain), target)
+
+    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+        """Mean of ``-(t log p1 + (1 - t) log p0)`` over the batch (t: :meth:`targets`)."""
+        self._check_width(logits)
+        t = self.targets(batch).to(logits.device)
+        log_p = torch.log_softmax(upcast_half(logits), dim=1)
+        return -(t * log_p[:, 1] + (1.0 - t) * log_p[:, 0]).mean()
+
+
+@dataclass(frozen=True)
+class OrdinalMethod(FineMethod):
+    """Ordinal negative < atypical < typical with rank-consistent conditional thresholds (CORN,
+    Shi et al. 2021) on a 2-output head: output 0 is the logit of P(grade > negative), output 1
+    the logit of P(grade > atypical | grade > negative). The loss is the mean binary
+    cross-entropy of task 0 over every sample plus that of task 1 over atypical and typical
+    positives. P(grade >= typical) = σ(z0) σ(z1) <= σ(z0) = P(grade >= atypical) always."""
+
+    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+        """``mean_all BCE(z0, grade > 0) + mean_graded BCE(z1, grade == typical)``."""
+        self._check_width(logits)
+        z = upcast_half(logits)
+        grade = self.grades(batch).to(logits.device)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        present = bce(z[:, 0], (grade != G_NEGATIVE).to(z.dtype))
+        graded = (grade == G_ATYPICAL) | (grade == G_TYPICAL)
+        typical = (grade == G_TYPICAL).to(z.dtype)
+        second = bce(z[:, 1], typical, reduction="none")
+        return present + (second * graded).sum() / graded.sum().clamp(min=1)
+
+    def cumulative(self, logits: Tensor) -> Tensor:
+        """``[B, 2]``: P(grade >= atypical), P(grade >= typical) (float32; ordered)."""
+        self._check_width(logits)
+        p = torch.sigmoid(logits.float())
+        return torch.stack([p[:, 0], p[:, 0] * p[:, 1]], dim=1)
+
+    def positive_probability(self, logits: Tensor) -> Tensor:
+        """P(grade >= atypical) = σ(z0)."""
+        return self.cumulative(logits)[:, 0]
+
+    def fine_score(self, logits: Tensor) -> Tensor:
+        """P(grade >= typical) = σ(z0) σ(z1)."""
+        return self.cumulative(logits)[:, 1]
+
+    def evidence(self) -> Tensor:
+        """The CAM draws output 0 (the presence logit)."""
+        return torch.tensor([1.0, 0.0])
+
+
+@dataclass(frozen=True)
+class ThreeClassMethod(FineMethod):
+    """Softmax over negative / atypical / typical: cross-entropy of the grade, and
+    ``-log(p_atypical + p_typical)`` for a positive of unknown grade (the coarse term only).
+    Positive probability p_a + p_t; fine score p_t / (p_a + p_t)."""
+
+    outputs: ClassVar[int] = 3
+
+    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+        """Mean over the batch of ``-log p_grade`` (``-log(p_a + p_t)`` for unknown grades)."""
+        self._check_width(logits)
+        log_p = torch.log_softmax(upcast_half(logits), dim=1)
+        grade = self.grades(batch).to(logits.device)
+        known = grade.clamp(max=G_TYPICAL)
+        nll = -log_p.gather(1, known[:, None])[:, 0]
+        unknown = -torch.logsumexp(log_p[:, 1:], dim=1)
+        return torch.where(grade == G_UNKNOWN, unknown, nll).mean()
+
+    def positive_probability(self, logits: Tensor) -> Tensor:
+        """p_atypical + p_typical."""
+        self._check_width(logits)
+        p = torch.softmax(logits.float(), dim=1)
+        return p[:, 1] + p[:, 2]
+
+    def fine_score(self, logits: Tensor) -> Tensor:
+        """P(typical | positive) = p_t / (p_a + p_t)."""
+        self._check_width(logits)
+        log_p = torch.log_softmax(logits.float(), dim=1)
+        return torch.softmax(log_p[:, 1:], dim=1)[:, 1]
+
+
 #: The paper's method and the baseline it is compared with (Table 2: PU-RM vs U-Ones).
 PAPER_METHOD, BASELINE_METHOD = "pu-rm", "u-ones"
 
@@ -282,6 +461,39 @@ for _method in (
     ),
 ):
     register_method(_method)
+
+#: The methods trained on fine labels (the paper's rule for a positive without a cue); each
+#: is also registered as ``<name>-nocue`` with ``no_cue="unknown"``.
+_FINE: tuple[FineMethod, ...] = (
+    GradedMethod(
+        "graded",
+        description="soft CE towards a target by subcategory: typical 1, atypical q_a=0.5, "
+        "uncertain q_u=1 (U-Ones), negative 0",
+        display_name="Graded",
+    ),
+    OrdinalMethod(
+        "ordinal",
+        description="negative < atypical < typical, rank-consistent conditional thresholds "
+        "(CORN); fine score P(grade >= typical)",
+        display_name="Ordinal",
+    ),
+    ThreeClassMethod(
+        "three-class",
+        description="softmax over negative / atypical / typical; fine score P(typical | positive)",
+        display_name="Three-class",
+    ),
+)
+for _fine in _FINE:
+    register_method(_fine)
+    register_method(
+        dataclasses.replace(
+            _fine,
+            name=f"{_fine.name}-nocue",
+            no_cue="unknown",
+            description=f"{_fine.description}; no cue = grade unknown (coarse term only)",
+            display_name=f"{_fine.display_name} (no cue = unknown)",
+        )
+    )
 
 
 def get_method(name: str, options: Mapping[str, Any] | None = None) -> Method:

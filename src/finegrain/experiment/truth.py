@@ -1,0 +1,129 @@
+"""On a phantom, AUC^FG against the **image truth** (slight vs significant lesion, from the
+phantom's truth file), which no mined label limits, and the **oracle** (the true severity as a
+score) that shows the headroom of every AUC^FG.
+
+Cases: the split's positives (label 1). Against mined labels: atypical (0) vs typical (1)
+subcategory; against image truth: ``slight`` (0) vs ``significant`` (1) in
+``phantom-truth.csv`` (positives whose image truth is ``absent`` or ``other`` are left out).
+Every method is scored on its fine score (``fine_score``; the positive probability for the
+paper's methods).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from finegrain.errors import NotFound
+from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
+
+#: The oracle's variant name in :func:`truth_table`.
+ORACLE = "oracle"
+TRUTH_COLUMNS: list[str] = [
+    "observation",
+    "variant",
+    "display",
+    "seeds",
+    "auc_fg_mined",
+    "auc_fg_truth",
+    "n_atypical",
+    "n_typical",
+    "n_slight",
+    "n_significant",
+]
+
+
+def case_truth(truth, image_ids: Sequence[str], observation: str) -> pd.DataFrame:
+    """``severity`` (true, 0 = absent) and ``image_truth`` of ``observation`` for each image
+    of a :class:`~finegrain.data.phantom.truth.PhantomTruth`, in the order given."""
+    studies = truth.images["study_id"].reindex(list(image_ids)).to_numpy()
+    if pd.isna(studies).any():
+        missing = list(np.asarray(image_ids)[pd.isna(studies)][:3])
+        raise NotFound(f"images {missing} are not in the phantom at {truth.root}")
+    keys = pd.MultiIndex.from_arrays([studies, [observation] * len(studies)])
+    rows = truth.findings.reindex(keys)
+    return pd.DataFrame(
+        {
+            "severity": rows["severity"].astype(float).to_numpy(),
+            "image_truth": rows["image_truth"].astype(str).to_numpy(),
+        }
+    )
+
+
+def fine_cases(predictions: pd.DataFrame, truth, observation: str) -> pd.DataFrame:
+    """The split's positives with ``image_id``, ``subcategory``, ``fine_score``, ``severity``
+    and ``image_truth`` (one row per positive, in the predictions' order)."""
+    positives = predictions[pd.to_numeric(predictions["label"]) == POSITIVE]
+    out = positives[["image_id", "subcategory", "fine_score"]].reset_index(drop=True)
+    return pd.concat([out, case_truth(truth, out["image_id"], observation)], axis=1)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from finegrain.metrics import auc_fg
+
+    return auc_fg(y, score) if 0 < y.sum() < len(y) else math.nan
+
+
+def fine_aucs(cases: pd.DataFrame, score: np.ndarray) -> dict[str, float | int]:
+    """AUC^FG of ``score`` (one per case) against mined labels and against image truth."""
+    mined = cases["subcategory"].isin([ATYPICAL, TYPICAL]).to_numpy()
+    drawn = cases["image_truth"].isin(["slight", "significant"]).to_numpy()
+    typical = (cases["subcategory"] == TYPICAL).to_numpy()[mined].astype(int)
+    significant = (cases["image_truth"] == "significant").to_numpy()[drawn].astype(int)
+    return {
+        "auc_fg_mined": _auc(typical, score[mined]),
+        "auc_fg_truth": _auc(significant, score[drawn]),
+        "n_atypical": int((typical == 0).sum()),
+        "n_typical": int(typical.sum()),
+        "n_slight": int((significant == 0).sum()),
+        "n_significant": int(significant.sum()),
+    }
+
+
+def truth_table(selections, split: str = "test") -> pd.DataFrame:
+    """Per observation: the oracle (true severity) and every variant (mean over its seeds) with
+    AUC^FG against mined labels and image truth (:data:`TRUTH_COLUMNS`); empty when the runs
+    were not trained on a phantom with a truth file."""
+    from finegrain.data.phantom import read_truth
+    from finegrain.experiment.aggregate import selected_predictions
+    from finegrain.experiment.localisation import phantom_of_index
+
+    if not selections:
+        return pd.DataFrame(columns=TRUTH_COLUMNS)
+    root = phantom_of_index(Path(selections[0].config.get("index", "")))
+    try:
+        truth = read_truth(root) if root is not None else None
+    except FileNotFoundError:
+        truth = None
+    if truth is None:
+        return pd.DataFrame(columns=TRUTH_COLUMNS)
+    per_run: dict[tuple[str, str], list[dict]] = {}
+    oracle: dict[str, dict] = {}
+    names: dict[str, str] = {}
+    for sel in selections:
+        frame = selected_predictions(sel, split)
+        if frame is None:
+            continue
+        obs = sel.spec.observation
+        cases = fine_cases(frame, truth, obs)
+        per_run.setdefault((obs, sel.spec.variant), []).append(
+            fine_aucs(cases, cases["fine_score"].to_numpy(dtype=float))
+        )
+        names[sel.spec.variant] = sel.spec.display
+        oracle.setdefault(obs, fine_aucs(cases, cases["severity"].to_numpy(dtype=float)))
+    rows = []
+    for obs, values in oracle.items():
+        rows.append({"observation": obs, "variant": ORACLE, "display": "Oracle (true severity)",
+                     "seeds": 0, **values})  # fmt: skip
+    for (obs, variant), runs in per_run.items():
+        mean = {
+            k: float(np.nanmean([r[k] for r in runs])) for k in ("auc_fg_mined", "auc_fg_truth")
+        }
+        counts = {k: runs[0][k] for k in ("n_atypical", "n_typical", "n_slight", "n_significant")}
+        rows.append({"observation": obs, "variant": variant, "display": names[variant],
+                     "seeds": len(runs), **mean, **counts})  # fmt: skip
+    return pd.DataFrame(rows, columns=TRUTH_COLUMNS)

@@ -1,0 +1,119 @@
+"""The fine-label methods through the benchmark on a tiny phantom: their own fine score in
+metrics.jsonl, results.csv and the tables, AUC^FG against the phantom's image truth with the
+oracle row, and predict's tiers from a fine checkpoint cut on its fine score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from finegrain.data.index import read_index
+from finegrain.experiment.runner import DataSource, prepare_data, run_benchmark
+from finegrain.experiment.truth import case_truth, fine_aucs
+from finegrain.train.rundir import RunDirectory
+from helpers import TINY_GRID, grid_run
+
+METHODS = ["u-ones", "graded", "ordinal", "three-class"]
+
+
+@pytest.fixture(scope="module")
+def fine_benchmark(tmp_path_factory):
+    from finegrain.data.phantom import make_phantom
+
+    data_dir = tmp_path_factory.mktemp("fine-data")
+    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=40)
+    preset = TINY_GRID.replace(seeds=1)
+    data = prepare_data(DataSource(mimic=data_dir / "phantom"), data_dir, preset, progress=False)
+    out = tmp_path_factory.mktemp("fine")
+    result = run_benchmark(
+        out, preset, DataSource(index=data.index, cache=data.cache), methods=METHODS,
+        progress=False,
+    )  # fmt: skip
+    return out, data, result
+
+
+def test_fine_scores_reach_metrics_results_and_tables(fine_benchmark):
+    out, _, result = fine_benchmark
+    assert sorted(s.method for s in result.grid.trained) == sorted(METHODS)
+    results = pd.read_csv(out / "results.csv")
+    assert "auc_fg_fine" in results.columns
+    for method in ("u-ones", "graded"):  # their fine score is the positive probability
+        rows = results[results["method"] == method].dropna(subset=["auc_fg"])
+        np.testing.assert_allclose(rows["auc_fg_fine"], rows["auc_fg"])
+    run = RunDirectory(grid_run(out / "runs", "Edema/three-class/seed0"))
+    predictions = run.read_predictions("test")
+    from finegrain.evaluate import score_predictions
+
+    metrics = run.read_metrics()
+    for iteration, frame in predictions.groupby("iteration"):
+        line = metrics[(metrics["split"] == "test") & (metrics["iteration"] == iteration)].iloc[0]
+        expected = score_predictions(frame.rename(columns={"score": "s", "fine_score": "score"}))
+        assert line["auc_fg_fine"] == pytest.approx(expected["auc_fg"], nan_ok=True)
+    summary = (out / "summary.md").read_text()
+    assert "AUC^FG of each method's own fine score (validation)" in summary
+    assert "| Three-class |" in summary and "| Ordinal |" in summary
+    # the phantom's image truth, with the oracle row
+    assert "AUC^FG against the phantom's image truth" in summary
+    assert "| Oracle (true severity) |" in summary
+
+
+def test_image_truth_and_oracle_match_a_hand_count(fine_benchmark):
+    from finegrain.data.phantom import read_truth
+    from finegrain.experiment.localisation import phantom_of_index
+    from finegrain.metrics import auc_fg
+
+    _, data, _ = fine_benchmark
+    index = read_index(data.index)
+    test = index[(index["split"] == "test") & (index["Edema"] == 1)]
+    truth = read_truth(phantom_of_index(data.index))
+    cases = case_truth(truth, test["image_id"], "Edema")
+    for image_id, sev, kind in zip(
+        test["image_id"], cases["severity"], cases["image_truth"], strict=True
+    ):
+        assert sev == truth.severity(image_id, "Edema")
+        assert kind == truth.image_truth(image_id, "Edema")
+    cases["subcategory"] = test["Edema subcategory"].to_numpy()
+    got = fine_aucs(cases, cases["severity"].to_numpy())
+    mined = cases["subcategory"].isin(["atypical", "typical"]).to_numpy()
+    y = (cases["subcategory"][mined] == "typical").astype(int).to_numpy()
+    assert got["auc_fg_mined"] == pytest.approx(auc_fg(y, cases["severity"].to_numpy()[mined]))
+    assert got["n_atypical"] + got["n_typical"] == int(mined.sum())
+
+
+def test_predict_tiers_from_a_fine_checkpoint_cut_on_its_fine_score(fine_benchmark):
+    from finegrain.predict import Predictor, predict
+    from finegrain.predict.calibrate import calibrate_checkpoint
+    from finegrain.predict.tiers import tiers
+    from finegrain.train.methods import METHODS as REGISTRY
+
+    out, data, _ = fine_benchmark
+    checkpoint = RunDirectory(grid_run(out / "runs", "Edema/ordinal/seed0")).latest_checkpoint()
+    predictor = Predictor.from_checkpoint(checkpoint)
+    assert predictor.method.name == "ordinal"
+    paths = [str(p) for p in read_index(data.index)["path"].head(6)]
+    images = np.stack([predictor.read(p) for p in paths])
+    with torch.no_grad():
+        logits = predictor.model(torch.from_numpy(images)[:, None]).float()
+    method = REGISTRY.get("ordinal")
+    probability = method.positive_probability(logits).numpy()
+    fine = method.fine_score(logits).numpy()
+    assert not np.allclose(probability, fine)
+    thresholds = calibrate_checkpoint(checkpoint, write=False)
+    frame = predict(predictor, paths, thresholds=thresholds, progress=False)
+    np.testing.assert_allclose(frame["probability"], probability, atol=1e-6)
+    assert frame["tier"].tolist() == tiers(probability, thresholds, fine)
+
+
+def test_benchmark_cli_takes_comma_separated_methods():
+    import argparse
+
+    from finegrain.cli.benchmark import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--methods", "u-ones,pu-rm", "graded,ordinal,three-class"])
+    assert [m for names in args.methods for m in names] == [
+        "u-ones", "pu-rm", "graded", "ordinal", "three-class",
+    ]  # fmt: skip
