@@ -89,3 +89,13 @@ def test_index_csv_and_openi_cli(tmp_path: Path, capsys):
     assert main([*args, "--no-progress"]) == 0
     assert "dropped 1 (report without image)" in capsys.readouterr().out
     assert read_index(out)["Edema"].tolist() == [1]
+
+
+@pytest.mark.parametrize("folder", ["idx", "/data/idx", ".", "/", "a/../b", "idx/"])
+def test_read_index_resolves_paths_as_pathlib_does(folder: str) -> None:
+    from finegrain.data.index import resolve_paths
+
+    paths = ["a/b.jpg", "/x/c.jpg", "./d.jpg", "e//f.jpg", "g/./h.jpg", "i/", "../j.jpg", ".k",
+             "l/.", "m..jpg", "n/../o.jpg", "p", "//q.jpg"]  # fmt: skip
+    expected = [p if Path(p).is_absolute() else str(Path(folder) / p) for p in paths]
+    assert resolve_paths(paths, Path(folder)) == expected
