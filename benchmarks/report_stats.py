@@ -9,7 +9,12 @@ checks that both trees give identical tables.
 
 The baseline is another checkout's ``src`` (e.g. ``git archive <commit> src | tar -x -C DIR``).
 
+``--steps`` instead times every step of the whole report (``write_outputs``, as ``finegrain
+benchmark --report-only`` runs it) in CPU seconds, without a profiler's overhead: each step
+function of ``finegrain.experiment.outputs`` and ``read_index`` is wrapped with a timer.
+
     nice -n 5 python benchmarks/report_stats.py OUT --baseline-src /tmp/before/src
+    nice -n 5 python benchmarks/report_stats.py OUT --steps [the benchmark's options: --seeds 3 ...]
 """
 
 from __future__ import annotations
@@ -55,6 +60,41 @@ print(json.dumps({"runs": len(selections), "seconds": seconds}))
 """
 
 
+STEPS = """
+import sys, time
+from collections import defaultdict
+import finegrain.data.index as index_module
+import finegrain.experiment.outputs as outputs
+from finegrain.cli import main
+
+cpu, calls = defaultdict(float), defaultdict(int)
+
+def timed(module, name, label):
+    original = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            cpu[label] += time.process_time() - start
+            calls[label] += 1
+    setattr(module, name, wrapper)
+
+for name in ("collect", "results_table", "summary_table", "split_statistics",
+             "paired_differences", "run_statistics", "build_tables", "fine_label_results",
+             "write_localisation", "write_figures", "write_cams", "write_report"):
+    timed(outputs, name, name)
+timed(index_module, "read_index", "read_index (inside the steps above)")
+start = time.process_time()
+main(["benchmark", "--out", *sys.argv[1:], "--report-only", "--no-progress"])
+total = time.process_time() - start
+print("STEPS")
+for label, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+    print(f"{label:>40}: {seconds:6.1f} s CPU ({calls[label]} calls)")
+print(f"{'whole command (imports included)':>40}: {total:6.1f} s CPU")
+"""
+
+
 def run_child(src: Path, out: Path, tables: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     done = subprocess.run(
@@ -71,9 +111,22 @@ def run_child(src: Path, out: Path, tables: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="a finished `finegrain benchmark` folder")
-    parser.add_argument("--baseline-src", type=Path, required=True)
+    parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--steps", action="store_true", help="time each step of the report")
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if args.steps:  # extra: the benchmark's own options (--seeds 3 ...), as it was run
+        done = subprocess.run(
+            [sys.executable, "-c", STEPS, str(args.out), *extra], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SystemExit(done.stderr[-3000:])
+        print(done.stdout.split("STEPS\n", 1)[1], end="")
+        return
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.baseline_src is None:
+        parser.error("--baseline-src is required (or --steps)")
     here = Path(__file__).resolve().parents[1] / "src"
     trees = {"baseline": args.baseline_src, "this tree": here}
     best: dict[str, dict[str, float]] = {}
