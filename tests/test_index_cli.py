@@ -120,3 +120,13 @@ def test_index_csv_paths_are_regular_files_and_root_confines_them(tmp_path, caps
     images.write_text(f"{header}\na.png{labels}\n../outside.png{labels}\n")
     code, err = index("--root", str(data))
     assert code == EXIT_USAGE and "line 3" in err, err
+
+
+@pytest.mark.parametrize("folder", ["idx", "/data/idx", ".", "/", "a/../b", "idx/"])
+def test_read_index_resolves_paths_as_pathlib_does(folder: str) -> None:
+    from finegrain.data.index import resolve_paths
+
+    paths = ["a/b.jpg", "/x/c.jpg", "./d.jpg", "e//f.jpg", "g/./h.jpg", "i/", "../j.jpg", ".k",
+             "l/.", "m..jpg", "n/../o.jpg", "p", "//q.jpg"]  # fmt: skip
+    expected = [p if Path(p).is_absolute() else str(Path(folder) / p) for p in paths]
+    assert resolve_paths(paths, Path(folder)) == expected

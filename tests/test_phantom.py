@@ -187,3 +187,35 @@ def test_root_folder_and_files_respect_the_umask(tmp_path: Path) -> None:
     for path in root.rglob("*"):
         expected = 0o755 if path.is_dir() else 0o644
         assert path.stat().st_mode & 0o777 == expected, path
+
+
+def test_counts_plan_hits_every_count_exactly() -> None:
+    from finegrain.data.phantom.splits import MIMIC_CXR_JPG, counts_plan, scaled_counts
+
+    for counts in (MIMIC_CXR_JPG, scaled_counts(500)):
+        plan = counts_plan(np.random.default_rng(1), counts)
+        assert len(plan) == counts.subjects
+        assert sum(len(images) for _, images in plan) == counts.studies
+        assert all(images and min(images) >= 1 for _, images in plan)
+        for split, n in counts.split_images.items():
+            assert sum(sum(images) for s, images in plan if s == split) == n
+
+
+def test_mimic_counts_writes_mimic_shaped_splits(tmp_path: Path) -> None:
+    from finegrain.data.phantom.splits import scaled_counts
+
+    summary = make_phantom(tmp_path / "p", studies=300, size=16, mimic_counts=True, workers=1)
+    counts = scaled_counts(300)
+    assert (summary.subjects, summary.studies, summary.images) == (
+        counts.subjects,
+        counts.studies,
+        counts.images,
+    )
+    split = _csv(tmp_path / "p", "split")
+    assert split["split"].value_counts().to_dict() == counts.split_images
+    assert split.groupby("subject_id")["split"].nunique().max() == 1  # subjects never cross
+    meta = _csv(tmp_path / "p", "metadata")
+    frontal = meta["ViewPosition"].isin(["AP", "PA"]).mean()
+    assert 0.55 < frontal < 0.75  # MIMIC-CXR-JPG: about 64 % of the images are AP or PA
+    with pytest.raises(ValueError, match="eval_studies"):
+        make_phantom(tmp_path / "q", studies=300, eval_studies=100, mimic_counts=True)

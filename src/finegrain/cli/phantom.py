@@ -30,6 +30,7 @@ or be an empty folder.
 example:
   finegrain phantom phantom --studies 2000 --size 128 --seed 0
   finegrain phantom big --studies 1200 --eval-studies 30000 --size 64
+  finegrain phantom mimic-sized --studies 227835 --size 16 --mimic-counts
   finegrain phantom sweep --uncertain-mixture absent=0.7,slight=0.2,other=0.1 --visibility 0.5
   finegrain index --mimic phantom -o phantom/index.csv
 """
@@ -69,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="write N studies in each of validate and test; --studies then counts training "
         "studies (default: one 70/15/15 split of --studies)",
+    )
+    parser.add_argument(
+        "--mimic-counts",
+        action="store_true",
+        help="MIMIC-CXR-JPG's shape at --studies studies: subjects, images and split sizes in "
+        "MIMIC's ratios (exactly MIMIC's counts at --studies 227835; for dry runs at full size)",
     )
     parser.add_argument(
         "--profile", default="chexpert-frontal", help="calibration profile (chexpert-frontal)"
@@ -138,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             visibility=args.visibility,
             prevalence=args.prevalence,
             workers=args.workers,
+            mimic_counts=args.mimic_counts,
         )
     except FileExistsError as exc:
         if exc.errno is not None:  # the file system's own error: reported by finegrain.cli

@@ -12,7 +12,9 @@ and ``<Observation> subcategory`` (``atypical``, ``typical`` or empty).
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,10 +146,35 @@ def read_index(path: str | Path) -> pd.DataFrame:
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     frame = normalise_index(frame, source=str(path))
-    paths = frame["path"].astype(str)
-    frame["path"] = [p if Path(p).is_absolute() else str(path.parent / p) for p in paths]
-    frame["path"] = frame["path"].astype("string")
+    frame["path"] = pd.array(resolve_paths(frame["path"].astype(str), path.parent), "string")
     return frame
+
+
+def resolve_paths(paths: Iterable[str], folder: Path) -> list[str]:
+    """Each path as ``p if Path(p).is_absolute() else str(folder / p)`` gives it, fast.
+
+    Building a ``Path`` per row cost about 40 µs: 10 s for MIMIC-CXR-JPG's 243 k frontal rows.
+    On POSIX a plain relative path (no empty or ``.`` segment, no trailing ``/``) is joined as
+    text, which gives the same string; anything else goes through pathlib.
+
+    >>> resolve_paths(["a/b.jpg", "/x/c.jpg", "./d//e.jpg"], Path("idx"))
+    ['idx/a/b.jpg', '/x/c.jpg', 'idx/d/e.jpg']
+    """
+    if os.name != "posix":
+        return [p if Path(p).is_absolute() else str(folder / p) for p in paths]
+    base = str(folder)
+    prefix = "" if base == "." else base.rstrip("/") + "/"
+
+    def plain(p: str) -> bool:
+        return not (
+            p in ("", ".")
+            or "//" in p
+            or "/./" in p
+            or p.startswith("./")
+            or p.endswith(("/", "/."))
+        )
+
+    return [p if p.startswith("/") else prefix + p if plain(p) else str(folder / p) for p in paths]
 
 
 def write_index(frame: pd.DataFrame, path: str | Path) -> None:

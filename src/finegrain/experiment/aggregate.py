@@ -22,6 +22,7 @@ Choices (documented in docs/benchmark.md):
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 
@@ -248,21 +249,81 @@ def seed_mean_ci(
     :func:`finegrain.metrics.bootstrap_ci` does) and applies the same resample to every seed.
     With one seed this equals ``bootstrap_ci(auc_fg, typical, scores[:, 0])``.
     """
-    from finegrain.metrics import auc_replicates, bootstrap_ci, bootstrap_indices
-
     scores = np.asarray(scores, dtype=float)
     if scores.ndim == 1:
         scores = scores[:, None]
     if scores.shape[1] == 1:
-        from finegrain.metrics import auc_fg
-
-        return bootstrap_ci(auc_fg, typical, scores[:, 0], n_boot=n_boot, level=level, seed=seed)
+        return _single_ci(typical, scores[:, 0], n_boot=n_boot, level=level, seed=seed)
     if not 0.0 < level < 1.0:
         raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
-    idx = bootstrap_indices(typical, n_boot, seed=seed)
     reps = np.mean(
-        [auc_replicates(typical, scores[:, j], idx) for j in range(scores.shape[1])], axis=0
+        [_replicates(typical, scores[:, j], n_boot, seed) for j in range(scores.shape[1])], axis=0
     )
+    alpha = (1.0 - level) / 2.0
+    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+# The report bootstraps the same (cases, scores) pair up to three times: a run's CI
+# (run_statistics), its variant's seed-mean CI (seed_mean_ci) and every paired difference it
+# takes part in (paired_difference_ci; the reference method in each of them). Each replicate
+# array is a pure function of (typical, score, n_boot, seed), so it is computed once and kept
+# (2,000 floats each); the resampled positions, an (n_boot, cases) array, only for the latest
+# cases. Same resamples, same numbers as finegrain.metrics.bootstrap_ci / auc_replicates.
+_REPLICATE_CACHE: dict[tuple, np.ndarray] = {}
+_REPLICATE_CACHE_SIZE = 1024
+_INDEX_CACHE: dict[tuple, np.ndarray] = {}
+_BLOCK = 256
+
+
+def _digest(array: np.ndarray) -> tuple[str, tuple[int, ...], str]:
+    array = np.ascontiguousarray(array)
+    return (
+        hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest(),
+        array.shape,
+        array.dtype.str,
+    )
+
+
+def _replicates(typical: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``auc_replicates(typical, score, bootstrap_indices(typical, n_boot, seed=seed))``, each
+    distinct argument set computed once (read-only result)."""
+    from finegrain.metrics import auc_replicates, bootstrap_indices
+
+    typical = np.asarray(typical, dtype=int)
+    score = np.asarray(score, dtype=float)
+    cases = (_digest(typical), n_boot, seed)
+    key = (cases, _digest(score))
+    found = _REPLICATE_CACHE.get(key)
+    if found is not None:
+        return found
+    idx = _INDEX_CACHE.get(cases)
+    if idx is None:
+        _INDEX_CACHE.clear()
+        idx = _INDEX_CACHE[cases] = bootstrap_indices(typical, n_boot, seed=seed)
+    # in blocks of rows: the same numbers, without (n_boot, cases)-sized temporaries
+    reps = np.concatenate(
+        [auc_replicates(typical, score, idx[r : r + _BLOCK]) for r in range(0, n_boot, _BLOCK)]
+    )
+    reps.flags.writeable = False
+    if len(_REPLICATE_CACHE) >= _REPLICATE_CACHE_SIZE:
+        _REPLICATE_CACHE.clear()
+    _REPLICATE_CACHE[key] = reps
+    return reps
+
+
+def _single_ci(
+    typical: np.ndarray, score: np.ndarray, *, n_boot: int, level: float, seed: int
+) -> tuple[float, float]:
+    """``bootstrap_ci(auc_fg, typical, score, ...)`` (stratified) from the cached replicates."""
+    from finegrain.metrics import auc_fg
+
+    if not 0.0 < level < 1.0:
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
+    if n_boot < 1:
+        raise FinegrainError(f"n_boot must be at least 1, got {n_boot}")
+    auc_fg(typical, score)  # validates, with the metric's own errors (an empty class, ...)
+    reps = _replicates(typical, score, n_boot, seed)
     alpha = (1.0 - level) / 2.0
     low, high = np.nanquantile(reps, [alpha, 1.0 - alpha])
     return float(low), float(high)
@@ -386,7 +447,7 @@ def run_statistics(
     One row per run × split (splits without predictions are left out); the CI resamples that
     split's atypical and typical positives (:func:`finegrain.metrics.bootstrap_ci`).
     """
-    from finegrain.metrics import auc_fg, bootstrap_ci
+    from finegrain.metrics import auc_fg
 
     rows = []
     for sel in sorted(selections, key=lambda s: s.spec):
@@ -413,8 +474,8 @@ def run_statistics(
             }
             if row["n_atypical"] and row["n_typical"]:
                 row["auc_fg"] = auc_fg(typical, score)
-                row["ci_low"], row["ci_high"] = bootstrap_ci(
-                    auc_fg, typical, score, n_boot=n_boot, level=level, seed=seed
+                row["ci_low"], row["ci_high"] = _single_ci(
+                    typical, score, n_boot=n_boot, level=level, seed=seed
                 )
             rows.append(row)
     return pd.DataFrame(rows, columns=RUN_STAT_COLUMNS)
@@ -472,7 +533,7 @@ def paired_difference_ci(
     >>> paired_difference_ci(y, a, b)[0]  # AUC^FG 1.0 vs 0.75
     0.25
     """
-    from finegrain.metrics import auc_fg, auc_replicates, bootstrap_indices
+    from finegrain.metrics import auc_fg
 
     typical = np.asarray(typical, dtype=int)
     a = np.asarray(a, dtype=float).reshape(len(typical), -1)
@@ -483,10 +544,10 @@ def paired_difference_ci(
         raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     k = a.shape[1]
     per_seed = np.array([auc_fg(typical, a[:, j]) - auc_fg(typical, b[:, j]) for j in range(k)])
-    idx = bootstrap_indices(typical, n_boot, seed=seed)
     diffs = np.stack(
         [
-            auc_replicates(typical, a[:, j], idx) - auc_replicates(typical, b[:, j], idx)
+            _replicates(typical, a[:, j], n_boot, seed)
+            - _replicates(typical, b[:, j], n_boot, seed)
             for j in range(k)
         ]
     )  # [seeds, replicates]

@@ -10,6 +10,7 @@ typical positives per observation.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,3 +87,87 @@ def required_eval_studies(
     if rarest <= 0:
         raise FinegrainError(f"some of {observations} has no atypical or no typical positives")
     return int(math.ceil(margin * min_positives / rarest))
+
+
+@dataclass(frozen=True)
+class DatasetCounts:
+    """A dataset's subject, study and image counts, and its images per split."""
+
+    subjects: int
+    studies: int
+    images: int
+    split_images: dict[str, int]
+
+
+#: MIMIC-CXR-JPG v2.0.0 (PhysioNet): 65,379 patients, 227,835 studies, 377,110 JPEGs; official
+#: split 368,960 / 2,991 / 5,159 images in train / validate / test.
+MIMIC_CXR_JPG = DatasetCounts(
+    subjects=65_379,
+    studies=227_835,
+    images=377_110,
+    split_images={"train": 368_960, "validate": 2_991, "test": 5_159},
+)
+
+
+def scaled_counts(studies: int, full: DatasetCounts = MIMIC_CXR_JPG) -> DatasetCounts:
+    """``full``'s counts scaled to ``studies`` studies (subjects, images and every split's
+    images in ``full``'s ratios; at least one subject and one image per study and split).
+
+    >>> scaled_counts(227_835) == MIMIC_CXR_JPG
+    True
+    >>> scaled_counts(10_000).images, scaled_counts(10_000).subjects
+    (16552, 2870)
+    """
+    if studies < 3:
+        raise FinegrainError(f"a dataset with MIMIC's split needs >= 3 studies, got {studies}")
+    factor = studies / full.studies
+    images = max(studies, round(full.images * factor))
+    evaluation = {
+        name: max(1, round(n * factor)) for name, n in full.split_images.items() if name != "train"
+    }
+    return DatasetCounts(
+        subjects=max(3, min(studies, round(full.subjects * factor))),
+        studies=studies,
+        images=images,
+        split_images={"train": images - sum(evaluation.values()), **evaluation},
+    )
+
+
+def counts_plan(rng: np.random.Generator, counts: DatasetCounts) -> list[tuple[str, list[int]]]:
+    """``(split, images of each study)`` per subject with exactly ``counts``' subjects, studies,
+    images and images per split (subjects never cross splits), in the order subjects are written.
+
+    Every subject has at least one study and every study at least one image; the rest are spread
+    with exponential weights (long tails, as real patients and studies have). Evaluation splits
+    take whole subjects until their share of the studies is reached, then get exactly their
+    images.
+    """
+    subjects, studies = counts.subjects, counts.studies
+    if not 1 <= subjects <= studies <= counts.images:
+        raise FinegrainError(f"inconsistent counts: {counts}")
+    per_subject = 1 + rng.multinomial(studies - subjects, _weights(rng, subjects))
+    split_of = np.full(subjects, "train", dtype=object)
+    order = rng.permutation(subjects)
+    start = 0
+    for name in ("validate", "test"):
+        want = max(1, round(studies * counts.split_images[name] / counts.images))
+        taken = np.cumsum(per_subject[order[start:]])
+        stop = start + int(np.searchsorted(taken, want)) + 1
+        split_of[order[start:stop]] = name
+        start = stop
+    plan: list[tuple[str, list[int]]] = [("", [])] * subjects
+    for name, n_images in counts.split_images.items():
+        members = np.flatnonzero(split_of == name)
+        n_studies = int(per_subject[members].sum())
+        if n_studies > n_images:
+            raise FinegrainError(f"{name}: {n_studies} studies but only {n_images} images")
+        per_study = 1 + rng.multinomial(n_images - n_studies, _weights(rng, n_studies))
+        bounds = np.concatenate([[0], np.cumsum(per_subject[members])])
+        for k, subject in enumerate(members):
+            plan[subject] = (name, per_study[bounds[k] : bounds[k + 1]].tolist())
+    return plan
+
+
+def _weights(rng: np.random.Generator, n: int) -> np.ndarray:
+    weights = rng.exponential(size=n)
+    return weights / weights.sum()

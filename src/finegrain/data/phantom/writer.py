@@ -21,7 +21,7 @@ from finegrain.data.phantom.course import LabelPlan, study_findings
 from finegrain.data.phantom.knobs import DEFAULT_NOCUE_SEVERITY, PhantomKnobs
 from finegrain.data.phantom.noise import MISSING_ROW, add_labeler_noise, negbio_from
 from finegrain.data.phantom.painter import Painter
-from finegrain.data.phantom.splits import subject_plan
+from finegrain.data.phantom.splits import counts_plan, scaled_counts, subject_plan
 from finegrain.data.phantom.wording import report_text
 from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS
@@ -75,6 +75,9 @@ IMAGE_COLUMNS: tuple[str, ...] = (
 )
 SETTINGS_FILE = "phantom.json"
 FORMAT_VERSION = 2
+#: With ``mimic_counts``: the share of a study's images after its first (frontal) one that are
+#: lateral, so that about 64 % of all images are frontal (AP or PA), as in MIMIC-CXR-JPG.
+EXTRA_LATERAL_SHARE = 0.9
 
 
 def _folder_mode() -> int:
@@ -132,6 +135,7 @@ def make_phantom(
     visibility: float = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
     workers: int | None = None,
+    mimic_counts: bool = False,
 ) -> PhantomSummary:
     """Write a MIMIC-CXR-JPG-shaped phantom with ``size`` px JPEGs; calibrated to ``profile``.
 
@@ -143,6 +147,13 @@ def make_phantom(
 
     Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images),
     whatever the number of ``workers`` (processes; default: the available CPUs, at most 8).
+
+    ``mimic_counts``: MIMIC-CXR-JPG's shape at ``studies`` studies (``eval_studies`` must be
+    ``None``): subjects, images and each split's images in MIMIC's ratios (exactly MIMIC's 65,379
+    patients, 377,110 images and 368,960 / 2,991 / 5,159 split images at 227,835 studies; see
+    :func:`~finegrain.data.phantom.splits.counts_plan`). A study's first image is frontal, each
+    further one lateral with probability :data:`EXTRA_LATERAL_SHARE`. For dry runs at full row
+    count (``benchmarks/mimic_scale.py``); the labels keep the calibration's statistics.
     Besides the MIMIC files it writes ``phantom-truth.csv`` (true severity, image truth, cues and
     subcategory per study and observation), ``phantom-images.csv`` (each image's acquisition
     geometry, for lesion masks: :func:`finegrain.data.phantom.truth.read_truth`) and
@@ -154,6 +165,8 @@ def make_phantom(
         raise FinegrainError(f"eval_studies must be >= 1, got {eval_studies}")
     if size < 16:
         raise FinegrainError(f"size must be >= 16 px, got {size}")
+    if mimic_counts and eval_studies is not None:
+        raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
     knobs = PhantomKnobs(
         **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
         nocue_severity=nocue_severity,
@@ -181,6 +194,8 @@ def make_phantom(
             "profile": profile,
             "knobs": knobs.as_dict(),
         }
+        if mimic_counts:  # only then: the default phantom's bytes stay as they were
+            settings["mimic_counts"] = True
         summary = _write_phantom(
             root,
             settings,
@@ -229,6 +244,8 @@ class _Chunk:
     calibration: object
     plan: object
     visibility: float
+    #: images of each study of each subject (``mimic_counts``); None: drawn per study
+    image_counts: list[list[int]] | None = None
 
 
 @dataclass
@@ -260,10 +277,11 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
     calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
     painter = Painter(size, rng, visibility=chunk.visibility)
     out = _ChunkRows()
-    for subj, split, study_list in chunk.subjects:
+    for number, (subj, split, study_list) in enumerate(chunk.subjects):
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
         prev = None
-        for study in study_list:
+        counts = None if chunk.image_counts is None else chunk.image_counts[number]
+        for position, study in enumerate(study_list):
             view = "AP" if rng.random() < calibration.ap_share else "PA"
             findings = study_findings(rng, prev, view, plan)
             report = report_text(rng, findings, view, prev is not None)
@@ -272,11 +290,19 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
             (sdir / f"s{study}.txt").write_text(report, encoding="utf-8")
             date += int(rng.integers(1, 40))
             images = [(view, *painter.frontal(findings, view))]
-            if rng.random() < calibration.second_frontal[view]:
-                images.append((view, *painter.frontal(findings, view)))
-            if rng.random() < calibration.lateral[view]:
-                lateral_view = "LL" if rng.random() < 0.1 else "LATERAL"
-                images.append((lateral_view, painter.lateral(findings), None))
+            if counts is None:
+                if rng.random() < calibration.second_frontal[view]:
+                    images.append((view, *painter.frontal(findings, view)))
+                if rng.random() < calibration.lateral[view]:
+                    lateral_view = "LL" if rng.random() < 0.1 else "LATERAL"
+                    images.append((lateral_view, painter.lateral(findings), None))
+            else:
+                for _ in range(counts[position] - 1):
+                    if rng.random() < EXTRA_LATERAL_SHARE:
+                        lateral_view = "LL" if rng.random() < 0.3 else "LATERAL"
+                        images.append((lateral_view, painter.lateral(findings), None))
+                    else:
+                        images.append((view, *painter.frontal(findings, view)))
             for img_view, pixels, geometry in images:
                 dicom = _dicom_id(rng)
                 buf = io.BytesIO()
@@ -353,7 +379,15 @@ def _write_phantom(
 
     studies = settings["studies"]
     rng = np.random.default_rng(settings["seed"])
-    subjects = subject_plan(rng, calibration.studies_per_subject, studies, settings["eval_studies"])
+    image_plan: list[list[int]] | None = None
+    if settings.get("mimic_counts"):
+        shaped = counts_plan(rng, scaled_counts(studies))
+        subjects = [(split, len(images)) for split, images in shaped]
+        image_plan = [images for _, images in shaped]
+    else:
+        subjects = subject_plan(
+            rng, calibration.studies_per_subject, studies, settings["eval_studies"]
+        )
     total = sum(n for _, n in subjects)
     subject_ids = np.sort(rng.choice(10_000_000, len(subjects), replace=False)) + 10_000_000
     study_ids = rng.choice(40_000_000, total, replace=False) + 50_000_000
@@ -363,10 +397,13 @@ def _write_phantom(
     chunks: list[_Chunk] = []
     k = 0
     members: list[tuple[str, str, list[str]]] = []
+    first = 0  # the chunk's first subject
+    in_chunk = 0
     for si, (split, n) in enumerate(subjects):
         members.append((str(subject_ids[si]), split, [str(v) for v in study_ids[k : k + n]]))
         k += n
-        if sum(len(m[2]) for m in members) >= CHUNK_STUDIES or si == len(subjects) - 1:
+        in_chunk += n
+        if in_chunk >= CHUNK_STUDIES or si == len(subjects) - 1:
             chunks.append(
                 _Chunk(
                     root=root,
@@ -377,9 +414,11 @@ def _write_phantom(
                     calibration=calibration,
                     plan=plan,
                     visibility=knobs.visibility,
+                    image_counts=None if image_plan is None else image_plan[first : si + 1],
                 )
             )
             members = []
+            first, in_chunk = si + 1, 0
     workers = min(_workers(workers), len(chunks))
     summary = PhantomSummary(root=root, subjects=len(subjects), studies=total)
     meta_rows, split_rows, label_rows, truth_rows, image_rows = [], [], [], [], []
