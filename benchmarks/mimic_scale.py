@@ -41,6 +41,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prepare import tree_rss_kb  # benchmarks/prepare.py (a script's folder is on sys.path)
+
 DATASET_CODE = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -58,8 +60,7 @@ dataset = CXRDataset(index, ImageCache(sys.argv[2]), "Consolidation", "train")
 t3 = time.perf_counter()
 config = TrainConfig(index="-", cache="-", observation="Consolidation", batch_size=32,
                      num_workers=0)
-images, labels, rows = next(iter(make_train_loader(dataset, config,
-                                                   DistInfo(device=torch.device("cpu")))))
+batch = next(iter(make_train_loader(dataset, config, DistInfo(device=torch.device("cpu")))))
 t4 = time.perf_counter()
 print(json.dumps({"rows": len(index), "kept": len(dataset), "import_s": t1 - t0,
                   "read_index_s": t2 - t1, "dataset_s": t3 - t2, "first_batch_s": t4 - t3}))
@@ -77,36 +78,6 @@ class Stage:
     max_rss_mb: float  # the largest single process (wait4's ru_maxrss)
     tree_rss_mb: float  # the process tree's summed RSS, sampled every 0.25 s
     detail: str = ""
-
-
-def tree_rss_kb(root: int, cpu_ticks: dict[int, int]) -> int:
-    """Summed VmRSS of ``root`` and its descendants (Linux /proc); records each one's
-    cumulative CPU ticks (user + system) into ``cpu_ticks``."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [c for c, p in parents.items() if p == pid and c not in tree]
-        tree.update(children)
-        frontier.extend(children)
-    total = 0
-    for pid in tree:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            cpu_ticks[pid] = int(fields[11]) + int(fields[12])
-            with open(f"/proc/{pid}/status") as handle:
-                total += next(int(x.split()[1]) for x in handle if x.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue
-    return total
 
 
 def measure(stage: str, studies: int, command: list[str], log: Path) -> tuple[Stage, str]:

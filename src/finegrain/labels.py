@@ -103,17 +103,7 @@ def check_subcategories(
     Case and surrounding space are normalised. Raises ``ValueError`` naming ``source``,
     ``column``, ``where(position)`` of the first unknown value and the value itself.
     """
-    values = _series(values, column)
-    blank = _blank(values)
-    text = values.astype("string").str.strip().str.lower().mask(blank, pd.NA)
-    bad = text.notna() & ~text.isin(SUBCATEGORIES)
-    if bad.any():
-        pos = _first(bad)
-        raise FinegrainError(
-            f"{source}: unknown subcategory {_value(values, pos)!r} in column {column!r} at "
-            f"{where(pos)} (expected 'atypical', 'typical' or empty)"
-        )
-    return text.rename(values.name)
+    return _choices(values, SUBCATEGORIES, "subcategory", source=source, column=column, where=where)
 
 
 #: The values of an index's optional ``<Obs> cue`` column (empty: not positive / uncertain).
@@ -133,14 +123,23 @@ def check_cues(
     >>> check_cues(pd.Series(["yes", " No", ""]), source="index", column="Edema cue").tolist()
     ['yes', 'no', <NA>]
     """
+    return _choices(values, CUE_VALUES, "cue", source=source, column=column, where=where)
+
+
+def _choices(
+    values, choices: Sequence[str], what: str, *, source: str, column: str, where: Where
+) -> pd.Series:
+    """``values`` as a ``string`` series of ``choices`` or ``<NA>`` (empty; case and surrounding
+    space normalised); the first other value is a :class:`FinegrainError` naming it."""
     values = _series(values, column)
     blank = _blank(values)
     text = values.astype("string").str.strip().str.lower().mask(blank, pd.NA)
-    bad = text.notna() & ~text.isin(CUE_VALUES)
+    bad = text.notna() & ~text.isin(choices)
     if bad.any():
         pos = _first(bad)
+        expected = ", ".join(repr(c) for c in choices)
         raise FinegrainError(
-            f"{source}: unknown cue {_value(values, pos)!r} in column {column!r} at "
-            f"{where(pos)} (expected 'yes', 'no' or empty)"
+            f"{source}: unknown {what} {_value(values, pos)!r} in column {column!r} at "
+            f"{where(pos)} (expected {expected} or empty)"
         )
     return text.rename(values.name)
