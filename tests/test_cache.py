@@ -252,3 +252,42 @@ def test_an_absurd_size_is_refused_before_anything_is_allocated(index_csv, tmp_p
     assert not (tmp_path / "big" / "images.u8").exists()
     code = main(["prepare", str(index_csv), "-o", str(tmp_path / "big"), "--size", "100000"])
     assert code == 2 and "at most 4096" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_a_killed_worker_is_an_error_not_a_hang(tmp_path):
+    """Workers run under forkserver (their parent is the fork server, not this process) and stay
+    up; one killed by the OS stops prepare with an error that says so (not a pool waiting
+    forever for its chunk), and running again finishes the cache."""
+    import threading
+
+    from finegrain.errors import FinegrainError
+    from helpers import descendants
+
+    big = tmp_path / "big.png"  # ~0.2 s to decode: each chunk of 20 keeps a worker busy
+    Image.fromarray(np.tile(np.arange(6000) % 256, (6000, 1)).astype(np.uint8)).save(big)
+    frame = pd.DataFrame({"image_id": [str(i) for i in range(40)], "path": [big] * 40})
+    out = tmp_path / "cache"
+    killed: list[int] = []
+
+    def kill_workers():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for server in descendants(os.getpid()):  # the fork server's children
+                if b"forkserver" in Path(f"/proc/{server}/cmdline").read_bytes():
+                    workers = descendants(server)
+                    if workers:
+                        time.sleep(0.5)  # started, and decoding their chunk
+                        for pid in workers:
+                            os.kill(pid, signal.SIGKILL)
+                        killed.extend(workers)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_workers, daemon=True)
+    killer.start()
+    with pytest.raises(FinegrainError, match="worker process died.*run the same command again"):
+        prepare(frame, out, size=SIZE, workers=2, chunk=20, progress=False)
+    killer.join()
+    assert killed
+    summary = prepare(frame, out, size=SIZE, workers=2, chunk=20, progress=False)
+    assert summary.ok == 40 and not summary.errors

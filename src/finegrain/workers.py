@@ -31,22 +31,35 @@ def set_parent_death_signal() -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def die_with_parent(parent_pid: int | None = None, interval: float = 1.0) -> None:
-    """Make this worker end (SIGTERM) when its parent ``parent_pid`` does.
+def _exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    On Linux the kernel sends SIGTERM when the parent dies, even by SIGKILL; elsewhere (and if
-    the parent died before this call, when this process is no longer a child of
-    ``parent_pid``: it exits at once) a daemon thread checks every ``interval`` seconds that the
-    parent is still ours, then sends SIGTERM itself (so ``finally`` blocks that handle it run)
-    and exits 5 s later. ``parent_pid``: the parent's pid, passed by the parent (default: the
-    parent at the time of the call, which cannot tell a parent that died already).
+
+def die_with_parent(parent_pid: int | None = None, interval: float = 1.0) -> None:
+    """Make this worker end (SIGTERM) when the process ``parent_pid`` that started it does.
+
+    ``parent_pid`` is passed by that process (``initargs=(os.getpid(),)``); it need not be this
+    process's direct parent (a ``forkserver`` worker's parent is the fork server). On Linux the
+    kernel sends SIGTERM when the direct parent dies, even by SIGKILL; everywhere, a daemon
+    thread checks every ``interval`` seconds that the direct parent is unchanged and
+    ``parent_pid`` still exists, else sends SIGTERM itself (so ``finally`` blocks that handle it
+    run) and exits 5 s later. A worker whose ``parent_pid`` is already gone exits at once.
+    Default ``parent_pid``: the direct parent at the time of the call.
     """
+    direct = os.getppid()
     if parent_pid is None:
-        parent_pid = os.getppid()
+        parent_pid = direct
     set_parent_death_signal()
 
     def orphaned() -> bool:
-        return os.getppid() != parent_pid
+        return os.getppid() != direct or not _exists(parent_pid)
 
     if orphaned():
         os._exit(1)

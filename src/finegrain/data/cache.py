@@ -500,16 +500,45 @@ def _resolve_workers(workers: int | None, tasks: int) -> int:
 
 
 def _run_tasks(tasks: list[tuple], workers: int):
-    """Yield one journal record per finished chunk (unordered when parallel)."""
+    """Yield one journal record per finished chunk (unordered when parallel).
+
+    A worker that dies (killed by the OS, out of memory) stops the run with an error that says
+    so, instead of leaving its chunk unanswered: the journal keeps every finished chunk.
+    """
     if workers <= 1:
         for task in tasks:
             yield _prepare_chunk(task)
         return
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    # terminated on exit, also on error or Ctrl-C; the workers end if this process is killed
-    with context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        yield from pool.imap_unordered(_prepare_chunk, tasks, chunksize=1)
+    # the workers end if this process is killed; at most 2 chunks per worker are queued, so an
+    # error or Ctrl-C waits for the chunks in hand only
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    )
+    pending: set = set()
+    queue = iter(tasks)
+    try:
+        while True:
+            for task in queue:
+                pending.add(pool.submit(_prepare_chunk, task))
+                if len(pending) >= 2 * workers:
+                    break
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    except BrokenProcessPool as exc:
+        raise FinegrainError(
+            "an image-decoding worker process died (killed by the operating system, e.g. out "
+            "of memory?); run the same command again to resume, or use fewer workers"
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _prepare_chunk(task: tuple) -> dict:
