@@ -65,14 +65,20 @@ def test_pool_workers_die_with_a_killed_parent(stage, tmp_path):
 
 
 def test_one_die_with_parent_for_pools_and_launchers():
-    """The launchers' workers use the shared mechanism; given the parent's pid, a worker whose
-    parent is already gone (its parent is another process) ends at once."""
+    """The launchers' workers use the shared mechanism; a worker whose starting process is
+    already gone ends at once."""
     from finegrain.experiment import launchers
     from finegrain.workers import die_with_parent
 
     assert launchers.die_with_parent is die_with_parent
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )  # a process that ended (reaped)
     code = "import os, sys; from finegrain.workers import die_with_parent; "
-    code += "die_with_parent(os.getppid() + 1); print('still alive')"
+    code += f"die_with_parent({int(gone.stdout)}); print('still alive')"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 1 and "still alive" not in result.stdout, result
