@@ -25,7 +25,17 @@ import torch
 from torch.utils.data import Dataset
 
 from finegrain.data.augment import Augmentation
-from finegrain.data.batch import CUE, FINE, FINE_NONE, IMAGE, LABEL, ROW, cue_codes, fine_codes
+from finegrain.data.batch import (
+    CUE,
+    CUE_UNKNOWN,
+    FINE,
+    FINE_NONE,
+    IMAGE,
+    LABEL,
+    ROW,
+    cue_codes,
+    fine_codes,
+)
 from finegrain.data.cache import ImageCache
 from finegrain.data.index import SPLITS
 from finegrain.errors import FinegrainError
@@ -37,6 +47,10 @@ __all__ = ["DROP_REASONS", "Augmentation", "CXRDataset"]
 log = logging.getLogger(__name__)
 
 #: Drop reasons, in the order they are checked (a row is counted under the first that applies).
+#: The seed of :meth:`CXRDataset.flip_labels` (fixed: every run flips the same images).
+LABEL_NOISE_SEED = 20201
+#: The summary key of the labels flipped by label noise.
+FLIPPED = "flipped by label noise"
 DROP_REASONS: tuple[str, ...] = (
     "blank label",
     "not in cache",
@@ -169,11 +183,45 @@ class CXRDataset(Dataset):
             {IMAGE: image, **{k: v[j] for k, v in fields.items()}} for j, image in enumerate(images)
         ]
 
+    def flip_labels(self, share: float, seed: int = LABEL_NOISE_SEED) -> int:
+        """Label noise for a positive control: flip each positive and negative label with
+        probability ``share`` (uncertain labels are left as they are); returns how many flipped.
+
+        Whether an image flips depends on ``seed``, the observation and its image id only, so
+        every run (any method, any training seed) flips the same images. A flipped image loses
+        its subcategory, fine label and cue (a negative made positive has none). Counted in
+        ``summary["flipped by label noise"]``.
+        """
+        import hashlib
+
+        if not 0.0 <= share < 0.5:
+            raise FinegrainError(f"label noise must lie in [0, 0.5), got {share}")
+        draws = np.array(
+            [
+                int.from_bytes(
+                    hashlib.sha256(f"{seed}:{self.observation}:{i}".encode()).digest()[:8], "big"
+                )
+                / 2.0**64
+                for i in self.image_ids
+            ],
+            dtype=np.float64,
+        ).reshape(-1)
+        flip = (draws < share) & (self.labels != UNCERTAIN)
+        self.labels = np.where(flip, 1 - self.labels, self.labels).astype(np.int64)
+        self.subcategories = np.where(flip, "", self.subcategories).astype(object)
+        self.fine = np.where(flip, FINE_NONE, self.fine).astype(np.int64)
+        self.cue = np.where(flip, CUE_UNKNOWN, self.cue).astype(np.int64)
+        self.summary[FLIPPED] = int(flip.sum())
+        return int(flip.sum())
+
     def format_summary(self) -> str:
-        """One line: kept count and each non-zero drop reason."""
+        """One line: kept count, each non-zero drop reason and the labels flipped by noise."""
         dropped = ", ".join(f"{n} {r}" for r in DROP_REASONS if (n := self.summary[r]))
-        return f"{self.observation} / {self.split}: kept {self.summary['kept']}" + (
-            f"; dropped {dropped}" if dropped else ""
+        flipped = self.summary.get(FLIPPED, 0)
+        return (
+            f"{self.observation} / {self.split}: kept {self.summary['kept']}"
+            + (f"; dropped {dropped}" if dropped else "")
+            + (f"; {flipped} {FLIPPED}" if flipped else "")
         )
 
     def __repr__(self) -> str:

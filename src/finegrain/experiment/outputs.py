@@ -28,6 +28,7 @@ from finegrain.experiment.aggregate import (
     split_statistics,
     summary_table,
 )
+from finegrain.experiment.control import control_table
 from finegrain.experiment.grid import (
     RunSpec,
     Selection,
@@ -49,6 +50,7 @@ from finegrain.experiment.selection import RunSelection, describe_runs, select_r
 from finegrain.experiment.tables import (
     Table,
     build_tables,
+    control_summary_table,
     fine_label_table,
     to_latex,
     to_markdown,
@@ -122,6 +124,8 @@ class Results:
     cells: str = ""
     #: on a phantom: AUC^FG against image truth and the oracle (:mod:`finegrain.experiment.truth`)
     truth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: on a phantom, runs with label noise: the positive control (:mod:`finegrain.experiment.control`)
+    control: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def aggregate(
@@ -167,9 +171,14 @@ def aggregate(
         truth = truth_table(selections, split)
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"AUC^FG against the phantom's image truth not measured: {exc}")
+    control = pd.DataFrame()
+    try:
+        control = control_table(selections, split)
+    except (OSError, ValueError, KeyError) as exc:
+        notes.append(f"the positive control not measured: {exc}")
     return Results(
         selections, notes, split, results, summary, stats, paired, run_stats, fine,
-        localisation, loc_figures, cells, truth,
+        localisation, loc_figures, cells, truth, control,
     )  # fmt: skip
 
 
@@ -206,6 +215,8 @@ def make_tables(
     )
     if not results.truth.empty:
         tables.append(truth_summary_table(results.truth, results.split))
+    if not results.control.empty:
+        tables.append(control_summary_table(results.control, results.split))
     if not results.fine.empty:
         tables.append(fine_label_table(results.fine))
     if not results.localisation.empty:
@@ -449,17 +460,20 @@ def write_tables(
     out: Path, results: Results, tables: Sequence[Table], preset: Preset
 ) -> dict[str, Path]:
     """``results.csv``, ``fine-labels.csv``, ``localisation.csv``, ``paired-differences.csv``,
-    ``run-auc-ci.csv``, ``summary.md`` and ``summary.tex``; returns their paths."""
+    ``run-auc-ci.csv``, ``truth.csv`` and ``control.csv`` (phantom), ``summary.md`` and
+    ``summary.tex``; returns their paths."""
     files = {
         "results": ("results.csv", results.results),
         "fine_labels": ("fine-labels.csv", results.fine),
         "localisation": ("localisation.csv", results.localisation),
         "paired": ("paired-differences.csv", results.paired),
         "run_stats": ("run-auc-ci.csv", results.run_stats),
+        "truth": ("truth.csv", results.truth),
+        "control": ("control.csv", results.control),
     }
     paths: dict[str, Path] = {}
     for key, (name, frame) in files.items():
-        if key in ("fine_labels", "localisation") and frame.empty:
+        if key in ("fine_labels", "localisation", "truth", "control") and frame.empty:
             continue
         paths[key] = out / name
         atomic_write_csv(paths[key], frame)

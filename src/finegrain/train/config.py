@@ -28,6 +28,10 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
 #: read from another folder), but still compared before a run is reused or resumed.
 LOCATION_FIELDS: frozenset[str] = frozenset({"index", "cache"})
 
+#: Fields added since finegrain 0.3, with the default at which they are left out of a run's
+#: identity (the behaviour of the runs recorded before them).
+ADDED_FIELDS: dict[str, Any] = {"label_noise": 0.0}
+
 #: Keys of a run's recorded configuration that are not TrainConfig fields (written by the
 #: training loop beside them: environment, data summary, preprocessing).
 RECORD_EXTRAS: frozenset[str] = frozenset({"versions", "world_size", "data", "preprocessing"})
@@ -74,6 +78,10 @@ class TrainConfig:
     #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``), part of the
     #: run's identity; see :meth:`finegrain.train.methods.Method.configure`
     method_options: dict[str, Any] = field(default_factory=dict)
+    #: label noise for a positive control: the share of the observation's positive and
+    #: negative labels flipped on the training and validation splits (the same images in every
+    #: run; the test split keeps its labels); see ``CXRDataset.flip_labels``
+    label_noise: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("index", "cache", "out", "weights"):
@@ -91,16 +99,22 @@ class TrainConfig:
         if not 0.0 < self.tau < 1.0:
             raise FinegrainError(f"tau must lie in (0, 1), got {self.tau}")
         self.method_options = dict(self.method_options or {})
+        if not 0.0 <= self.label_noise < 0.5:
+            raise FinegrainError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
 
     def identity(self) -> dict[str, Any]:
         """Every setting that changes the run's results, as plain JSON values: all fields but
-        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, and τ only for a method whose loss
-        uses it."""
+        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, τ only for a method whose loss
+        uses it, and a field added since 0.3 (:data:`ADDED_FIELDS`) only away from its default
+        (so the runs recorded before it keep their identity and their folder)."""
         from finegrain.train.methods import get_method
 
         out = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
         if not get_method(self.method, self.method_options).uses_tau:
             out.pop("tau")
+        for name, default in ADDED_FIELDS.items():
+            if out.get(name) == default:
+                out.pop(name)
         return out
 
     def registered_in(self) -> tuple[str, ...]:

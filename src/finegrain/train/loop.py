@@ -216,6 +216,10 @@ def build_datasets(config: TrainConfig, method: Method) -> dict[str, Dataset]:
     # the dataset summary counts them ("uncertain dropped")
     for split in config.eval_splits:
         datasets[split] = CXRDataset(index, cache, observation, split, keep_uncertain=False)
+    if config.label_noise:  # a positive control: noisy training and validation labels
+        for split in ("train", "validate"):
+            if split in datasets:
+                datasets[split].flip_labels(config.label_noise)
     return datasets
 
 

@@ -21,6 +21,7 @@ u-zeros    negative (0)       CE         CE         CE (target 0)
 u-ones     positive (1)       CE         CE         CE (target 1)
 p-rm       dropped            CE         PCE        --
 u-rm       positive (1)       CE         CE         PCE (target 1)
+pce        dropped            PCE        PCE        --               (Menon et al.)
 pu-rm      positive (1)       CE         PCE        PCE (target 1)   (paper, Eq. 3)
 u-ones-ls  positive (soft)    CE         CE         soft CE (target 0.85)
 ========== ================= ========== ========== =====================
@@ -449,6 +450,15 @@ for _method in (
         uncertain_loss="pce",
         description="uncertain -> positive with PCE; CE on positives and negatives",
         display_name="U-RM",
+    ),
+    CoarseMethod(
+        "pce",
+        "ignore",
+        negative_loss="pce",
+        positive_loss="pce",
+        description="uncertain dropped; PCE on positives and negatives (Menon et al.'s "
+        "partially Huberised CE against label noise: the positive control)",
+        display_name="PCE",
     ),
     CoarseMethod(
         "pu-rm",
