@@ -1,5 +1,5 @@
 """The positive control: label noise on the training and validation labels (the same images in
-every run, the test split untouched), the PCE method, and the control's table (checkpoints and
+every run, the test split untouched) and the control's table (checkpoints and
 τ chosen on noisy validation; coarse AUC against the phantom's image truth)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from finegrain.data.cache import ImageCache
 from finegrain.data.dataset import FLIPPED, CXRDataset
@@ -17,7 +16,7 @@ from finegrain.experiment.presets import CONTROL, get_preset
 from finegrain.experiment.runner import DataSource, prepare_data, run_benchmark
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import build_datasets
-from finegrain.train.methods import get_method, pce_loss
+from finegrain.train.methods import get_method
 from helpers import TINY_GRID, index_and_cache
 
 
@@ -62,17 +61,6 @@ def test_label_noise_reaches_train_and_validate_never_test(phantom_root, tmp_pat
     assert TrainConfig(**common, label_noise=0.3).identity()["label_noise"] == 0.3
     with pytest.raises(Exception, match="label_noise"):
         TrainConfig(**common, label_noise=0.6)
-
-
-def test_pce_method_is_pce_on_both_classes():
-    method = get_method("pce")
-    assert method.uses_tau and not method.keep_uncertain
-    logits = torch.tensor([[2.0, -1.0], [-1.5, 0.5], [0.3, 0.1]])
-    labels = torch.tensor([1, 0, 1])
-    loss, keep = method.per_sample_loss(logits, labels, tau=0.3)
-    expected = pce_loss(logits, labels, tau=0.3, reduction="none")
-    torch.testing.assert_close(loss, expected)
-    assert keep.all()
 
 
 def test_control_preset_is_the_pre_registered_one():

@@ -214,7 +214,7 @@ def test_a_preset_is_a_training_template():
 def test_grid_methods_come_from_the_training_methods():
     from finegrain.train.methods import METHODS
 
-    assert {"p-rm", "u-rm", "pu-rm"} == {m for m in METHODS if METHODS[m].uses_tau}
+    assert {"p-rm", "u-rm", "pu-rm", "pce"} == {m for m in METHODS if METHODS[m].uses_tau}
     assert display_name("pu-rm") == "PU-RM" and display_name("p-rm") == "U-Ignore + P-RM"
     specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-ones-ls", "pu-rm"])
     assert [s.label for s in specs] == ["Edema/u-ones-ls/seed0", "Edema/pu-rm-tau0.3/seed0"]

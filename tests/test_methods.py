@@ -21,6 +21,7 @@ TABLE = {
     "u-rm": ("ce", "ce", ("pce", 1)),
     "pu-rm": ("ce", "pce", ("pce", 1)),
     "u-ones-ls": ("ce", "ce", ("soft", 0.85)),
+    "pce": ("pce", "pce", None),
 }
 
 

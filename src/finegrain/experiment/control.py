@@ -69,11 +69,13 @@ def _validate_auc(sel: RunSelection, iteration: int | None) -> float:
     return float(row["auc"].iloc[-1]) if len(row) else float("nan")
 
 
-def control_table(selections: Sequence[RunSelection], split: str = "test") -> pd.DataFrame:
+def control_table(
+    selections: Sequence[RunSelection], split: str = "test", *, level: float = 0.95
+) -> pd.DataFrame:
     """:data:`CONTROL_COLUMNS` for the runs trained with label noise on a phantom (empty when
     there are none): per observation, noise level and checkpoint rule, CE and every PCE τ with
     the mean AUC against image truth, and each PCE τ's paired difference from CE with its CI;
-    ``chosen`` marks the τ chosen on noisy validation."""
+    ``chosen`` marks the τ chosen on noisy validation; ``level``: the CI's coverage."""
     from finegrain.data.phantom import read_truth
     from finegrain.experiment.aggregate import paired_difference_ci, selected_predictions
     from finegrain.experiment.localisation import phantom_of_index
@@ -125,7 +127,9 @@ def control_table(selections: Sequence[RunSelection], split: str = "test") -> pd
                 a = np.column_stack([scored[variant][k].reindex(labels.index) for k in seeds])
                 b = np.column_stack([scored[ce][k].reindex(labels.index) for k in seeds])
                 mean_a = np.mean([auc_fg(y, a[:, k]) for k in range(a.shape[1])])
-                delta, low, high = paired_difference_ci(y, a, b) if variant != ce else (np.nan,) * 3
+                delta, low, high = (
+                    paired_difference_ci(y, a, b, level=level) if variant != ce else (np.nan,) * 3
+                )
                 rows.append(
                     {
                         "observation": obs,
