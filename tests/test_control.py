@@ -100,3 +100,6 @@ def test_control_table_through_the_benchmark(tmp_path_factory):
     assert passes(control) == {"Edema": bool(chosen["low"] > 0)}
     summary = (out / "summary.md").read_text()
     assert "Positive control: CE vs PCE under label noise" in summary
+    # the image-truth table names each τ of the sweep (one method at three τ)
+    truth = pd.read_csv(out / "truth.csv")
+    assert {"PCE τ=0.1", "PCE τ=0.3", "PCE τ=0.5", "U-Ignore"} <= set(truth["display"])

@@ -84,6 +84,12 @@ def fine_aucs(cases: pd.DataFrame, score: np.ndarray) -> dict[str, float | int]:
     }
 
 
+def _display(spec, selections) -> str:
+    """The variant's name in the table; with its τ when the method is there at several τ."""
+    taus = {s.spec.tau for s in selections if s.spec.method == spec.method}
+    return spec.display + (f" τ={spec.tau:g}" if len(taus) > 1 and spec.tau is not None else "")
+
+
 def truth_table(selections, split: str = "test") -> pd.DataFrame:
     """Per observation: the oracle (true severity) and every variant (mean over its seeds) with
     AUC^FG against mined labels and image truth (:data:`TRUTH_COLUMNS`); empty when the runs
@@ -113,7 +119,7 @@ def truth_table(selections, split: str = "test") -> pd.DataFrame:
         per_run.setdefault((obs, sel.spec.variant), []).append(
             fine_aucs(cases, cases["fine_score"].to_numpy(dtype=float))
         )
-        names[sel.spec.variant] = sel.spec.display
+        names[sel.spec.variant] = _display(sel.spec, selections)
         oracle.setdefault(obs, fine_aucs(cases, cases["severity"].to_numpy(dtype=float)))
     rows = []
     for obs, values in oracle.items():
