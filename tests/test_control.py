@@ -13,11 +13,11 @@ from finegrain.data.dataset import FLIPPED, CXRDataset
 from finegrain.data.index import read_index
 from finegrain.experiment.control import CHECKPOINTS, passes
 from finegrain.experiment.presets import CONTROL, get_preset
-from finegrain.experiment.runner import DataSource, prepare_data, run_benchmark
+from finegrain.experiment.runner import DataSource, run_benchmark
 from finegrain.train.config import TrainConfig
 from finegrain.train.loop import build_datasets
 from finegrain.train.methods import get_method
-from helpers import TINY_GRID, index_and_cache
+from helpers import TINY_GRID, index_and_cache, tiny_phantom_data
 
 
 def test_flip_labels_is_the_same_for_every_run_and_spares_uncertain(phantom_root, tmp_path):
@@ -71,14 +71,10 @@ def test_control_preset_is_the_pre_registered_one():
 
 
 def test_control_table_through_the_benchmark(tmp_path_factory):
-    from finegrain.data.phantom import make_phantom
-
-    data_dir = tmp_path_factory.mktemp("control-data")
-    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=40)
     preset = TINY_GRID.replace(
         seeds=2, selections=("control",), iterations=6, checkpoint_every=2
     ).replace(label_noise=0.3)
-    data = prepare_data(DataSource(mimic=data_dir / "phantom"), data_dir, preset, progress=False)
+    data = tiny_phantom_data(tmp_path_factory, "control-data", preset)
     out = tmp_path_factory.mktemp("control")
     run_benchmark(
         out, preset, DataSource(index=data.index, cache=data.cache), progress=False

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from finegrain.data.index import read_index
-from finegrain.experiment.runner import DataSource, prepare_data, run_benchmark
+from finegrain.experiment.runner import DataSource, run_benchmark
 from finegrain.train.checkpoint import load_checkpoint
 from finegrain.train.methods import Method, register_method
 from finegrain.train.rundir import RunDirectory
-from helpers import TINY_GRID, grid_run
+from helpers import TINY_GRID, grid_run, tiny_phantom_data
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,8 @@ THREE_WAY = register_method(
 
 @pytest.fixture(scope="module")
 def extended_benchmark(tmp_path_factory):
-    from finegrain.data.phantom import make_phantom
-
-    data_dir = tmp_path_factory.mktemp("extension-data")
-    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=40)
     preset = TINY_GRID.replace(seeds=1)
-    data = prepare_data(DataSource(mimic=data_dir / "phantom"), data_dir, preset, progress=False)
+    data = tiny_phantom_data(tmp_path_factory, "extension-data", preset)
     out = tmp_path_factory.mktemp("extension")
     result = run_benchmark(
         out,

@@ -10,22 +10,18 @@ import pytest
 import torch
 
 from finegrain.data.index import read_index
-from finegrain.experiment.runner import DataSource, prepare_data, run_benchmark
+from finegrain.experiment.runner import DataSource, run_benchmark
 from finegrain.experiment.truth import case_truth, fine_aucs
 from finegrain.train.rundir import RunDirectory
-from helpers import TINY_GRID, grid_run
+from helpers import TINY_GRID, grid_run, tiny_phantom_data
 
 METHODS = ["u-ones", "graded", "ordinal", "three-class"]
 
 
 @pytest.fixture(scope="module")
 def fine_benchmark(tmp_path_factory):
-    from finegrain.data.phantom import make_phantom
-
-    data_dir = tmp_path_factory.mktemp("fine-data")
-    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=40)
     preset = TINY_GRID.replace(seeds=1)
-    data = prepare_data(DataSource(mimic=data_dir / "phantom"), data_dir, preset, progress=False)
+    data = tiny_phantom_data(tmp_path_factory, "fine-data", preset)
     out = tmp_path_factory.mktemp("fine")
     result = run_benchmark(
         out, preset, DataSource(index=data.index, cache=data.cache), methods=METHODS,

@@ -205,7 +205,7 @@ class CXRDataset(Dataset):
                 for i in self.image_ids
             ],
             dtype=np.float64,
-        ).reshape(-1)
+        )
         flip = (draws < share) & (self.labels != UNCERTAIN)
         self.labels = np.where(flip, 1 - self.labels, self.labels).astype(np.int64)
         self.subcategories = np.where(flip, "", self.subcategories).astype(object)

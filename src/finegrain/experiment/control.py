@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from finegrain.experiment.grid import RunSpec
 from finegrain.experiment.selection import RunSelection, select_iteration
 
 #: The reference (plain cross-entropy on the noisy labels) and the method under control.
@@ -69,82 +70,89 @@ def _validate_auc(sel: RunSelection, iteration: int | None) -> float:
     return float(row["auc"].iloc[-1]) if len(row) else float("nan")
 
 
+@dataclass
+class _Variant:
+    """One variant's runs at a checkpoint rule: its spec, each seed's scores by image id and
+    each run's noisy-validation AUC there."""
+
+    spec: RunSpec
+    scores: dict[int, pd.Series] = field(default_factory=dict)
+    validate_auc: list[float] = field(default_factory=list)
+
+
+def _scores(runs: Sequence[RunSelection], checkpoint: str, split: str) -> dict[str, _Variant]:
+    """The runs' ``split`` predictions at the checkpoint ``checkpoint`` chooses, by variant."""
+    from finegrain.experiment.aggregate import selected_predictions
+
+    variants: dict[str, _Variant] = {}
+    for sel in sorted(runs, key=lambda s: s.spec.seed):
+        it = _iteration(sel, checkpoint)
+        frame = selected_predictions(dataclasses.replace(sel, iteration=it), split)
+        if frame is None:
+            continue
+        frame = frame.drop_duplicates("image_id", keep="last").set_index("image_id")
+        variant = variants.setdefault(sel.spec.variant, _Variant(sel.spec))
+        variant.scores[sel.spec.seed] = frame["score"]
+        variant.validate_auc.append(_validate_auc(sel, it))
+    return variants
+
+
 def control_table(
-    selections: Sequence[RunSelection], split: str = "test", *, level: float = 0.95
+    selections: Sequence[RunSelection], truth, split: str = "test", *, level: float = 0.95
 ) -> pd.DataFrame:
-    """:data:`CONTROL_COLUMNS` for the runs trained with label noise on a phantom (empty when
-    there are none): per observation, noise level and checkpoint rule, CE and every PCE τ with
-    the mean AUC against image truth, and each PCE τ's paired difference from CE with its CI;
-    ``chosen`` marks the τ chosen on noisy validation; ``level``: the CI's coverage."""
-    from finegrain.data.phantom import read_truth
-    from finegrain.experiment.aggregate import paired_difference_ci, selected_predictions
-    from finegrain.experiment.localisation import phantom_of_index
+    """:data:`CONTROL_COLUMNS` for the runs trained with label noise (empty when there are
+    none, or without the phantom's ``truth``: :func:`~finegrain.experiment.truth.phantom_truth`):
+    per observation, noise level and checkpoint rule, CE and every PCE τ with the mean AUC
+    against image truth, and each PCE τ's paired difference from CE with its CI; ``chosen``
+    marks the τ chosen on noisy validation; ``level``: the CI's coverage."""
+    from finegrain.experiment.aggregate import paired_difference_ci
     from finegrain.experiment.truth import case_truth
     from finegrain.metrics import auc_fg
 
     noisy = [s for s in selections if float(s.config.get("label_noise") or 0) > 0]
-    if not noisy:
+    if not noisy or truth is None:
         return pd.DataFrame(columns=CONTROL_COLUMNS)
-    root = phantom_of_index(Path(noisy[0].config.get("index", "")))
-    if root is None:
-        return pd.DataFrame(columns=CONTROL_COLUMNS)
-    truth = read_truth(root)
-    rows = []
     groups: dict[tuple, list[RunSelection]] = {}
     for sel in noisy:
         if sel.spec.method in (CE_METHOD, PCE_METHOD):
             key = (sel.spec.observation, float(sel.config["label_noise"]))
             groups.setdefault(key, []).append(sel)
+    rows = []
     for (obs, noise), runs in sorted(groups.items()):
         for checkpoint in CHECKPOINTS:
-            scored: dict[str, dict[int, pd.Series]] = {}
-            valid: dict[str, list[float]] = {}
-            labels: pd.Series | None = None
-            info: dict[str, tuple[str, float | None, str]] = {}
-            for sel in sorted(runs, key=lambda s: s.spec.seed):
-                it = _iteration(sel, checkpoint)
-                frame = selected_predictions(dataclasses.replace(sel, iteration=it), split)
-                if frame is None:
-                    continue
-                frame = frame.drop_duplicates("image_id", keep="last").set_index("image_id")
-                variant = sel.spec.variant
-                scored.setdefault(variant, {})[sel.spec.seed] = frame["score"]
-                valid.setdefault(variant, []).append(_validate_auc(sel, it))
-                info[variant] = (sel.spec.display, sel.spec.tau, sel.spec.method)
-                if labels is None:
-                    found = case_truth(truth, list(frame.index), obs)["image_truth"]
-                    labels = pd.Series(truth_present(found).to_numpy(), index=frame.index)
-            ce = next((v for v in scored if info[v][2] == CE_METHOD), None)
-            if labels is None or ce is None:
+            variants = _scores(runs, checkpoint, split)
+            ce = next((v for v in variants.values() if v.spec.method == CE_METHOD), None)
+            if ce is None:
                 continue
-            taus = [v for v in scored if v != ce]
-            chosen = max(taus, key=lambda v: np.nanmean(valid[v]), default=None)
-            for variant in [ce, *taus]:
-                seeds = sorted(set(scored[variant]) & set(scored[ce]))
+            cases = next(iter(ce.scores.values())).index
+            found = case_truth(truth, list(cases), obs)["image_truth"]
+            y = truth_present(found).to_numpy()
+            taus = [v for v in variants.values() if v is not ce]
+            chosen = max(taus, key=lambda v: np.nanmean(v.validate_auc), default=None)
+            for v in [ce, *taus]:
+                seeds = sorted(set(v.scores) & set(ce.scores))
                 if not seeds:
                     continue
-                y = labels.to_numpy()
-                a = np.column_stack([scored[variant][k].reindex(labels.index) for k in seeds])
-                b = np.column_stack([scored[ce][k].reindex(labels.index) for k in seeds])
-                mean_a = np.mean([auc_fg(y, a[:, k]) for k in range(a.shape[1])])
+                a = np.column_stack([v.scores[k].reindex(cases) for k in seeds])
+                b = np.column_stack([ce.scores[k].reindex(cases) for k in seeds])
                 delta, low, high = (
-                    paired_difference_ci(y, a, b, level=level) if variant != ce else (np.nan,) * 3
+                    paired_difference_ci(y, a, b, level=level) if v is not ce else (np.nan,) * 3
                 )
                 rows.append(
                     {
                         "observation": obs,
                         "label_noise": noise,
                         "checkpoint": checkpoint,
-                        "variant": variant,
-                        "display": info[variant][0],
-                        "tau": info[variant][1],
+                        "variant": v.spec.variant,
+                        "display": v.spec.display,
+                        "tau": v.spec.tau,
                         "seeds": len(seeds),
-                        "validate_auc_noisy": float(np.nanmean(valid[variant])),
-                        "test_auc_truth": float(mean_a),
+                        "validate_auc_noisy": float(np.nanmean(v.validate_auc)),
+                        "test_auc_truth": float(np.mean([auc_fg(y, c) for c in a.T])),
                         "delta": delta,
                         "low": low,
                         "high": high,
-                        "chosen": variant == chosen,
+                        "chosen": v is chosen,
                         "n_present": int(y.sum()),
                         "n_absent": int(len(y) - y.sum()),
                     }

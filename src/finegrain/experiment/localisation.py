@@ -261,23 +261,6 @@ def comparison_figure(
 # ---------------------------------------------------------------- U-Ones vs PU-RM on a benchmark
 
 
-def phantom_masks(phantom_root: Path):
-    """``read_masks(image_ids, observation) -> bool (N, H, W)`` from the phantom's true lesion
-    masks (:func:`finegrain.data.phantom.read_truth`), or ``None`` when ``phantom_root`` is not
-    a phantom with truth files (real data, or an older phantom)."""
-    try:
-        from finegrain.data.phantom import read_truth
-
-        truth = read_truth(phantom_root)
-    except (ImportError, FileNotFoundError):
-        return None
-
-    def read(image_ids: Sequence[str], observation: str):
-        return truth.lesion_masks(list(image_ids), observation)
-
-    return read
-
-
 #: The two models Figure 5 compares: the reference policy and risk modulation.
 #: The paper's Figure 5: the baseline's CAMs beside the paper's method's.
 COMPARED = (BASELINE_METHOD, PAPER_METHOD)
@@ -301,10 +284,11 @@ def phantom_of_index(index_path: str | Path) -> Path | None:
 
 
 def measure_localisation(
-    selections, observations: Sequence[str], *, tau: float, split: str = "test"
+    selections, observations: Sequence[str], *, tau: float, split: str = "test", truth=None
 ) -> tuple[pd.DataFrame, list, str]:
     """CAMs of U-Ones vs PU-RM at ``tau`` (every seed both finished) on the same ``split`` cases,
-    scored against the true lesion masks of the phantom the runs' index table points into.
+    scored against the true lesion masks of ``truth``, the phantom the runs' index table points
+    into (:func:`finegrain.experiment.truth.phantom_truth`; ``None``: not a phantom).
 
     Returns ``(per-seed table, [(observation, comparison figure)], feature-map cells)``; an
     empty table when the runs were not trained on a phantom with truth files, or none pair up.
@@ -318,11 +302,7 @@ def measure_localisation(
 
     empty = pd.DataFrame(columns=LOCALISATION_COLUMNS)
     config = next((s.config for s in selections if s.config.get("index")), None)
-    if config is None or not config.get("cache"):
-        return empty, [], ""
-    phantom = phantom_of_index(config["index"])
-    masks = phantom_masks(phantom) if phantom is not None else None
-    if masks is None:
+    if truth is None or config is None or not config.get("cache"):
         return empty, [], ""
     cache = ImageCache(config["cache"])
 
@@ -351,7 +331,7 @@ def measure_localisation(
         }
 
         def read_masks(ids, o=obs):
-            return masks(ids, o)
+            return truth.lesion_masks(list(ids), o)
 
         table, _ = localisation_table(checkpoints, cases, read_images, read_masks, observation=obs)
         frames.append(table)

@@ -56,7 +56,7 @@ from finegrain.experiment.tables import (
     to_markdown,
     truth_summary_table,
 )
-from finegrain.experiment.truth import truth_table
+from finegrain.experiment.truth import phantom_truth, truth_table
 from finegrain.io import atomic_write_csv, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -158,22 +158,27 @@ def aggregate(
             notes.append(f"{r['observation']} {name}: {r['note']}")
     split = reported_split(selections)
     fine = fine_label_results(selections, notes, split)
+    phantom = None  # the phantom's truth files, read once for the three tables that use them
+    try:
+        phantom = phantom_truth(selections)
+    except (OSError, ValueError, KeyError) as exc:
+        notes.append(f"the phantom's truth files not read: {exc}")
     localisation, loc_figures, cells = pd.DataFrame(), [], ""
     if cams and selections:
         try:
             localisation, loc_figures, cells = measure_localisation(
-                selections, preset.observations, tau=preset.tau, split=split
+                selections, preset.observations, tau=preset.tau, split=split, truth=phantom
             )
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             notes.append(f"CAM localisation not measured: {exc}")
     truth = pd.DataFrame()
     try:
-        truth = truth_table(selections, split)
+        truth = truth_table(selections, phantom, split)
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"AUC^FG against the phantom's image truth not measured: {exc}")
     control = pd.DataFrame()
     try:
-        control = control_table(selections, split)
+        control = control_table(selections, phantom, split)
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"the positive control not measured: {exc}")
     return Results(

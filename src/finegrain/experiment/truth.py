@@ -90,22 +90,30 @@ def _display(spec, selections) -> str:
     return spec.display + (f" τ={spec.tau:g}" if len(taus) > 1 and spec.tau is not None else "")
 
 
-def truth_table(selections, split: str = "test") -> pd.DataFrame:
-    """Per observation: the oracle (true severity) and every variant (mean over its seeds) with
-    AUC^FG against mined labels and image truth (:data:`TRUTH_COLUMNS`); empty when the runs
-    were not trained on a phantom with a truth file."""
+def phantom_truth(selections):
+    """The :class:`~finegrain.data.phantom.truth.PhantomTruth` of the phantom the runs' index
+    table points into, read once for every table of a report that needs it; ``None`` on real
+    data or a phantom without truth files."""
     from finegrain.data.phantom import read_truth
-    from finegrain.experiment.aggregate import selected_predictions
     from finegrain.experiment.localisation import phantom_of_index
 
-    if not selections:
-        return pd.DataFrame(columns=TRUTH_COLUMNS)
-    root = phantom_of_index(Path(selections[0].config.get("index", "")))
+    config = next((s.config for s in selections if s.config.get("index")), None)
+    root = phantom_of_index(Path(config["index"])) if config is not None else None
+    if root is None:
+        return None
     try:
-        truth = read_truth(root) if root is not None else None
+        return read_truth(root)
     except FileNotFoundError:
-        truth = None
-    if truth is None:
+        return None
+
+
+def truth_table(selections, truth, split: str = "test") -> pd.DataFrame:
+    """Per observation: the oracle (true severity) and every variant (mean over its seeds) with
+    AUC^FG against mined labels and image truth (:data:`TRUTH_COLUMNS`); empty without a
+    phantom's ``truth`` (:func:`phantom_truth`)."""
+    from finegrain.experiment.aggregate import selected_predictions
+
+    if not selections or truth is None:
         return pd.DataFrame(columns=TRUTH_COLUMNS)
     per_run: dict[tuple[str, str], list[dict]] = {}
     oracle: dict[str, dict] = {}
