@@ -51,7 +51,19 @@ def test_densenet121_is_torchvision_densenet_with_two_way_head():
     assert classifier.out_features == 2
 
 
-@pytest.mark.parametrize("name", ["densenet-tiny", "resnet18"])
+def test_densenet_small_is_densenet121_at_half_depth_and_growth():
+    model = build_model("densenet-small", pretrained=False)
+    features, classifier = cam_layers(model)
+    blocks = [getattr(features[0], f"denseblock{i}") for i in range(1, 5)]
+    assert [len(b) for b in blocks] == [3, 6, 12, 8]  # DenseNet121: 6, 12, 24, 16
+    assert blocks[0].denselayer1.conv2.out_channels == 16  # growth: DenseNet121's is 32
+    size = sum(p.numel() for p in model.parameters())
+    tiny = sum(p.numel() for p in build_model("densenet-tiny", pretrained=False).parameters())
+    full = sum(p.numel() for p in build_model("densenet121", pretrained=False).parameters())
+    assert 5 * tiny < size < full / 5
+
+
+@pytest.mark.parametrize("name", ["densenet-tiny", "densenet-small", "resnet18"])
 def test_models_give_two_logits_and_cam_layers(name):
     torch.manual_seed(0)
     model = build_model(name, pretrained=False).eval()

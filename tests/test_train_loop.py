@@ -44,6 +44,7 @@ def test_run_directory_layout(tmp_path):
         assert {"auc_fg", "auc", "n_atypical", "n_typical", "n_positive", "n_negative"} <= set(m)
         assert m["split"] == "validate" and np.isfinite(m["train_loss"])
         assert 0.0 <= m["train_pce_reach"] <= 1.0  # share of training positives with p <= τ
+        assert m["train_positive_ce"] > 0  # the training positives' mean -log p
     predictions = pd.read_csv(out / "predictions-validate.csv", dtype={"image_id": str})
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert len(predictions) == 2 * 24 and predictions["score"].between(0, 1).all()
@@ -223,7 +224,7 @@ def test_sampler_shards_the_same_global_batches():
         InfiniteBatchSampler(10, 5, seed=0, world_size=2)
 
 
-def test_pce_reach_is_the_share_of_training_positives_at_or_below_tau():
+def test_pce_reach_and_positive_ce_read_the_training_positives():
     from finegrain.train.distributed import DistInfo
     from finegrain.train.loop import _Running
     from finegrain.train.methods import get_method
@@ -235,9 +236,13 @@ def test_pce_reach_is_the_share_of_training_positives_at_or_below_tau():
     labels = torch.tensor([1, 1, 1, 1, 0, -1])  # reach reads label-1 images only
     running.add(torch.tensor(0.5), logits, {"label": labels}, method, 0.3)
     running.add(torch.tensor(1.5), logits[:2], {"label": labels[:2]}, method, 0.3)
-    loss, reach = running.summary(DistInfo(device=torch.device("cpu")))
-    assert loss == pytest.approx(1.0)
-    assert reach == pytest.approx(4 / 6)  # 0.1 and 0.3 (twice) of six positives
+    summary = running.summary(DistInfo(device=torch.device("cpu")))
+    assert summary["train_loss"] == pytest.approx(1.0)
+    assert summary["train_pce_reach"] == pytest.approx(4 / 6)  # 0.1 and 0.3 (twice) of six
+    # the six positives' mean -log p: 0.1, 0.3, 0.5, 0.9, then 0.1 and 0.3 again
+    surprise = -np.log([0.1, 0.3, 0.5, 0.9, 0.1, 0.3]).mean()
+    assert summary["train_positive_ce"] == pytest.approx(surprise, rel=1e-5)
     running.reset()
     running.add(torch.tensor(0.2), logits[4:], {"label": labels[4:]}, method, 0.3)
-    assert running.summary(DistInfo(device=torch.device("cpu")))[1] is None  # no positives
+    summary = running.summary(DistInfo(device=torch.device("cpu")))
+    assert summary["train_pce_reach"] is None and summary["train_positive_ce"] is None

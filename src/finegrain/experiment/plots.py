@@ -179,16 +179,17 @@ def study_map_figure(table: pd.DataFrame, observation: str, *, split: str = "tes
 
 def learning_curve_figure(results: pd.DataFrame, observation: str, *, split: str = "validate"):
     """Whether and when risk modulation acts: per variant (seed mean), the ``split`` AUC^FG and
-    coarse AUC, and PCE's reach on the training positives (share with p <= τ), against the
-    iteration."""
+    coarse AUC, PCE's reach on the training positives (share with p <= τ) and whether they are
+    memorised (their mean cross-entropy -log p, log scale), against the iteration."""
     plt = _pyplot()
     rows = results[(results["observation"] == observation) & (results["split"] == split)]
     panels = (
         ("auc_fg", f"AUC$^{{FG}}$ ({split})"),
         ("auc", f"AUC ({split})"),
         ("train_pce_reach", "training positives with p ≤ τ"),
+        ("train_positive_ce", "training positives' −log p"),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(15.0, 3.2), squeeze=False)
     for i, (variant, group) in enumerate(rows.groupby("variant", sort=False)):
         label = display_name(str(group["method"].iloc[0]))
         if variant != group["method"].iloc[0]:
@@ -199,6 +200,8 @@ def learning_curve_figure(results: pd.DataFrame, observation: str, *, split: str
         for ax, (column, _) in zip(axes[0], panels, strict=True):
             if column in curve and curve[column].notna().any():
                 ax.plot(curve.index, curve[column], "o-", color=f"C{i % 10}", label=label)
+    if axes[0][3].has_data():
+        axes[0][3].set_yscale("log")  # memorised: towards 0, decades apart
     for ax, (_, title) in zip(axes[0], panels, strict=True):
         ax.set_xlabel("iteration")
         ax.set_ylabel(title)

@@ -26,8 +26,9 @@ from finegrain.train.rundir import RunDirectory, find_runs
 #: The metric fields of each evaluation line of a run (the training loop's contract).
 METRIC_FIELDS: tuple[str, ...] = SCORE_KEYS
 #: What the loop summarises on each evaluation line about the training since the previous one
-#: (loss; PCE's reach: the share of training positives with p <= τ).
-TRAINING_FIELDS: tuple[str, ...] = ("train_loss", "train_pce_reach")
+#: (loss; PCE's reach: the share of training positives with p <= τ; the positives' mean
+#: cross-entropy -log p: near 0 once they are memorised).
+TRAINING_FIELDS: tuple[str, ...] = ("train_loss", "train_pce_reach", "train_positive_ce")
 
 
 def select_iteration(

@@ -431,7 +431,8 @@ def _train(
             continue
 
         # --- evaluate
-        train_loss, reach = running.summary(info)
+        training = running.summary(info)
+        train_loss = training["train_loss"]
         elapsed = elapsed_before + time.perf_counter() - t0
         results = evaluate_splits(
             state.model,
@@ -446,7 +447,6 @@ def _train(
 
         # --- checkpoint
         if info.is_main:
-            training = {"train_loss": train_loss, "train_pce_reach": reach}
             _record_evaluations(run, results, iteration, training, elapsed, bar)
             if tracker is not None:
                 scores = {split: row for split, (row, _) in results.items()}
@@ -679,28 +679,40 @@ def _open_outputs(
 
 
 class _Running:
-    """What the loop sums between two checkpoints: the training loss, and PCE's reach — the
-    share of the training positives (label 1) of those batches whose positive probability was
-    at most τ (where PCE differs from cross-entropy), measured on the step's own forward pass
-    (train mode, augmented images); for a τ-free method at the run's τ."""
+    """What the loop sums between two checkpoints: the training loss; PCE's reach — the share
+    of the training positives (label 1) of those batches whose positive probability was at most
+    τ (where PCE differs from cross-entropy); and the positives' cross-entropy — the mean
+    ``-log p`` of those positives (whether the network has memorised them: near 0 when every
+    training positive is scored near 1, whatever the method's own loss). Both are measured on
+    the step's own forward pass (train mode, augmented images); for a τ-free method at the
+    run's τ."""
 
     def __init__(self, device: torch.device) -> None:
-        self.totals = torch.zeros(3, device=device)  # loss sum, positives reached, positives
+        # loss sum, positives reached, positives, positives' -log p
+        self.totals = torch.zeros(4, device=device)
         self.steps = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method, tau: float):
         with torch.no_grad():
             positive = batch[LABEL] == POSITIVE
-            reached = positive & (method.positive_probability(logits.detach()) <= tau)
+            p = method.positive_probability(logits.detach()).float()
+            reached = positive & (p <= tau)
+            surprise = -torch.log(p[positive].clamp_min(1e-12)).sum()
             counts = torch.stack([reached.sum(), positive.sum()]).float()
-            self.totals += torch.cat([loss.detach().float().reshape(1), counts])
+            self.totals += torch.cat([loss.detach().float().reshape(1), counts, surprise[None]])
         self.steps += 1
 
-    def summary(self, info: DistInfo) -> tuple[float, float | None]:
-        """``(mean training loss, PCE's reach or None without positives)`` over every rank."""
-        loss, reached, positives = (all_reduce_mean(self.totals, info) * info.world_size).tolist()
-        loss /= self.steps * info.world_size
-        return loss, (reached / positives if positives else None)
+    def summary(self, info: DistInfo) -> dict[str, float | None]:
+        """Over every rank: ``train_loss`` (mean training loss), ``train_pce_reach`` (PCE's
+        reach) and ``train_positive_ce`` (the positives' mean cross-entropy); the last two are
+        None without positives."""
+        totals = all_reduce_mean(self.totals, info) * info.world_size
+        loss, reached, positives, surprise = totals.tolist()
+        return {
+            "train_loss": loss / (self.steps * info.world_size),
+            "train_pce_reach": reached / positives if positives else None,
+            "train_positive_ce": surprise / positives if positives else None,
+        }
 
     def reset(self) -> None:
         self.totals.zero_()

@@ -105,6 +105,16 @@ def _tiny_densenet() -> nn.Module:
     )
 
 
+def _small_densenet() -> nn.Module:
+    """DenseNet121's design (four dense blocks of bottleneck layers, transitions halving the
+    channels, a 7x7 stem) at half its depth (3-6-12-8 layers) and half its growth (16): 0.85 M
+    parameters against DenseNet121's 7 M, about 5x densenet-tiny's cost per step and a fifth of
+    DenseNet121's at 64 px. The capacity stand-in for DenseNet121 on a CPU (docs/study.md)."""
+    return torchvision.models.DenseNet(
+        growth_rate=16, block_config=(3, 6, 12, 8), num_init_features=32, bn_size=4
+    )
+
+
 #: Every backbone by name (filled at import; see :func:`register_model`).
 MODELS: Registry[_Spec] = Registry("model")
 MODELS.register(
@@ -128,6 +138,7 @@ MODELS.register(
     ),
 )
 MODELS.register("densenet-tiny", _Spec(_tiny_densenet, _densenet_split, None, "classifier."))
+MODELS.register("densenet-small", _Spec(_small_densenet, _densenet_split, None, "classifier."))
 
 
 def register_model(
@@ -170,12 +181,13 @@ def build_model(
     image_size: int | None = None,
     outputs: int = 2,
 ) -> FinegrainNet:
-    """Build model ``name`` (``densenet121``, ``resnet18``, ``densenet-tiny``) with ``outputs``
-    logits (the training method's :attr:`~finegrain.train.methods.Method.outputs`).
+    """Build model ``name`` (``densenet121``, ``resnet18``, ``densenet-tiny``, ``densenet-small``)
+    with ``outputs`` logits (the training method's :attr:`~finegrain.train.methods.Method.outputs`).
 
     ``pretrained``: load ImageNet weights into the backbone, from ``weights`` when given, else
     from the torch hub cache; a missing file raises ``FileNotFoundError`` saying where to put it.
-    ``densenet-tiny`` has no ImageNet weights and is always randomly initialised (for CPU runs).
+    ``densenet-tiny`` and ``densenet-small`` have no ImageNet weights and are always randomly
+    initialised (for CPU runs).
     ``image_size`` is accepted for the record (all backbones pool adaptively).
     """
     spec = _spec(name)
