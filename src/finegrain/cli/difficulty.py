@@ -29,7 +29,7 @@ auc_all over seeds [min-max], auc_labelled, runs, image counts, real range, in r
 
 examples:
   finegrain difficulty finegrain-benchmark
-  finegrain difficulty finegrain-benchmark --methods u-ones u-ignore --split test
+  finegrain difficulty finegrain-benchmark --methods u-ones u-ignore
   finegrain difficulty runs/edema-u-ones-0 runs/edema-u-ones-1 --out-csv difficulty.csv
 """
 
