@@ -37,6 +37,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("weights", "finegrain.cli.weights"),
     ("train", "finegrain.cli.train"),
     ("evaluate", "finegrain.cli.evaluate"),
+    ("difficulty", "finegrain.cli.difficulty"),
     ("cam", "finegrain.cli.cam"),
     ("predict", "finegrain.cli.predict"),
     ("calibrate", "finegrain.cli.calibrate"),
