@@ -213,3 +213,18 @@ def test_summary_per_observation_and_method():
         in text
     )
     assert summarise_difficulty(table.iloc[:0]).empty
+
+
+def test_test_split_is_scored_at_the_checkpoint_chosen_on_validate(bench):
+    _, run_dir, data = bench
+    result = coarse_difficulty(run_dir, split="test")
+    metrics = read_metrics(run_dir)
+    validate = metrics[metrics["split"] == "validate"]
+    best = validate.loc[validate["auc"] == validate["auc"].max(), "iteration"].min()
+    assert result["split"] == "test" and result["iteration"] == best
+    index = read_index(data.index)
+    labels = index.loc[index["split"] == "test", "Edema"]
+    assert result["n_positive"] == int((labels == 1).sum())
+    assert sum(result[k] for k in ("n_positive", "n_negative", "n_uncertain", "n_blank")) == len(
+        labels
+    )

@@ -13,8 +13,8 @@ image of the split is scored, and a positive label counts against everything els
 uncertain and blank alike). finegrain's own evaluation during training scores only the images
 labelled positive or negative, so its recorded AUC is not comparable with those numbers.
 
-For each run: the checkpoint with the highest coarse AUC on --split (ties: the earliest; with
---split test it is chosen on test itself, an optimistic number) scores every image of the split
+For each run: the checkpoint with the highest coarse AUC on validate (ties: the earliest; also
+with --split test, so a test number is never chosen on test) scores every image of --split
 in the run's image cache;
   auc_all       positive vs negative + uncertain + blank (the literature's convention);
   auc_labelled  positive vs negative only, from the same scores (the run's recorded AUC);
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--split",
         choices=("validate", "test"),
         default="validate",
-        help="split scored, and on which the checkpoint is chosen (validate)",
+        help="split scored (validate); the checkpoint is always chosen on validate",
     )
     parser.add_argument(
         "--methods", nargs="+", metavar="METHOD", help="only runs of these methods (default: all)"

@@ -7,7 +7,8 @@ else** (negative 0, uncertain -1 and blank alike). finegrain's own evaluation du
 scores only the images labelled positive or negative (:class:`~finegrain.data.dataset.CXRDataset`
 leaves the others out), so a run's recorded ``auc`` is not comparable with those numbers.
 :func:`coarse_difficulty` scores a finished run the literature's way, at the checkpoint with the
-highest coarse AUC on the split (ties: the earliest; the literature selects on coarse AUC):
+highest coarse AUC on the validation split (ties: the earliest; the literature selects on coarse
+AUC), whichever split it scores:
 
 * ``auc_all``: positive vs negative + uncertain + blank, over every image of the split;
 * ``auc_labelled``: positive vs negative only, from the same scores: the run's own recorded
@@ -161,9 +162,9 @@ def coarse_difficulty(
     config = run.read_config()
     spec = read_spec(run.path, config)
     metrics = read_metrics(run.path)
-    iteration = select_iteration(metrics, split=split, metric="auc")
+    iteration = select_iteration(metrics, split="validate", metric="auc")
     if iteration is None:
-        raise FinegrainError(f"{run.path}: no {split} evaluation with a coarse AUC")
+        raise FinegrainError(f"{run.path}: no validate evaluation with a coarse AUC")
     checkpoint = run.checkpoint_path(iteration)
     if not checkpoint.is_file():
         raise FinegrainError(f"{run.path}: no checkpoint of iteration {iteration} ({checkpoint})")
@@ -230,7 +231,7 @@ def coarse_difficulty(
         "split": split,
         "auc_all": auc_all,
         "auc_labelled": _auc(state[labelled] == "positive", score[labelled]),
-        "auc_recorded": float(recorded["auc"].iloc[-1]),
+        "auc_recorded": float(recorded["auc"].iloc[-1]) if len(recorded) else math.nan,
         "real_low": low,
         "real_high": high,
         "in_range": in_range(observation, auc_all),

@@ -274,10 +274,11 @@ def make_figures(
                 Figure(
                     f"{obs}: learning curves",
                     fig_dir / f"learning-{slug}.png",
-                    "Validation AUC^FG and AUC at every checkpoint, and PCE's reach: the share "
+                    "Validation AUC^FG and AUC at every checkpoint; PCE's reach: the share "
                     "of the training positives since the previous checkpoint whose positive "
                     "probability was at most τ (where PCE differs from cross-entropy; τ-free "
-                    "methods at the run's τ); lines are seed means.",
+                    "methods at the run's τ); and the training positives' mean cross-entropy "
+                    "−log p (log scale: near 0 once they are memorised); lines are seed means.",
                 )
             )
         scores = {}
