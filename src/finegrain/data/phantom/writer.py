@@ -132,7 +132,7 @@ def make_phantom(
     profile: str = DEFAULT_PROFILE,
     uncertain_mixture: Mapping[str, float] | None = None,
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
-    visibility: float = 1.0,
+    visibility: float | Mapping[str, float] = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
     workers: int | None = None,
     mimic_counts: bool = False,
@@ -243,7 +243,7 @@ class _Chunk:
     size: int
     calibration: object
     plan: object
-    visibility: float
+    visibility: float | dict[str, float]  # the knob: one multiplier, or one per observation
     #: images of each study of each subject (``mimic_counts``); None: drawn per study
     image_counts: list[list[int]] | None = None
 
