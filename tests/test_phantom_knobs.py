@@ -149,3 +149,80 @@ def test_cli_visibility_per_observation(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["phantom", str(tmp_path / "q"), "--visibility", "Fracture=2"]) == 2
     assert "Fracture" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- the phantom's condition in a benchmark
+
+
+def small_preset(**changes):
+    """The demo preset on a phantom of 10 training studies and 4 per evaluation split, 16 px."""
+    from finegrain.experiment.presets import DEMO
+
+    small = {
+        "observations": ("Edema",),
+        "image_size": 16,
+        "phantom_studies": 10,
+        "phantom_size": 16,
+        "phantom_eval_studies": 4,
+    }
+    return DEMO.replace(**{**small, **changes})
+
+
+def test_preset_phantom_field_round_trips() -> None:
+    from finegrain.experiment.presets import DEMO, Preset
+
+    assert DEMO.phantom == {}
+    preset = DEMO.replace(phantom={"visibility": {"Consolidation": 3.0}, "prevalence": 0.5})
+    again = Preset.from_dict(json.loads(json.dumps(preset.to_dict())))
+    assert again == preset and again.phantom["visibility"] == {"Consolidation": 3.0}
+    assert hash(again) == hash(DEMO.replace(phantom={"prevalence": 2.0}))  # hash=False, as train
+    recorded = DEMO.to_dict()
+    del recorded["phantom"]  # a benchmark.json written before the field
+    assert Preset.from_dict(recorded) == DEMO
+    with pytest.raises(FinegrainError, match=r"make_phantom has no keyword\(s\) \['visibilty'\]"):
+        DEMO.replace(phantom={"visibilty": 2.0})
+    with pytest.raises(FinegrainError, match=r"\['Fracture'\] not drawn"):  # checked at once
+        DEMO.replace(phantom={"visibility": {"Fracture": 2.0}})
+
+
+def test_prepare_data_makes_the_phantom_of_the_preset_and_refuses_another(tmp_path) -> None:
+    """``{sizes} | preset.phantom | source.phantom_options`` reach ``phantom.json``; the same
+    request reuses the phantom, another one is refused naming what differs."""
+    from finegrain.experiment.runner import DataMismatch, DataSource, prepare_data
+
+    preset = small_preset(phantom={"visibility": {"Consolidation": 3.0}, "prevalence": 1.5})
+    source = DataSource(phantom=True, phantom_options={"prevalence": {"Edema": 2.0}})
+    data = prepare_data(source, tmp_path, preset, progress=False)
+    assert "phantom" in data.seconds
+    recorded = json.loads((tmp_path / "data" / "phantom" / "phantom.json").read_text())
+    assert (recorded["studies"], recorded["eval_studies"], recorded["size"]) == (10, 4, 16)
+    assert recorded["knobs"]["visibility"] == {"Consolidation": 3.0}
+    assert recorded["knobs"]["prevalence"] == {"Edema": 2.0}  # the source's options win
+
+    again = prepare_data(source, tmp_path, preset, progress=False)
+    assert again.seconds == {} and again.index == data.index
+    with pytest.raises(DataMismatch) as caught:
+        prepare_data(DataSource(phantom=True), tmp_path, small_preset(), progress=False)
+    message = str(caught.value)
+    assert "knobs.visibility: {'Consolidation': 3.0} -> 1.0" in message
+    assert "knobs.prevalence: {'Edema': 2.0} -> 1.0" in message
+    assert "new --out" in message and "studies" not in message
+    other = small_preset(phantom_studies=11, phantom_size=32, phantom=preset.phantom)
+    with pytest.raises(DataMismatch, match=r"studies: 10 -> 11; size: 16 -> 32"):
+        prepare_data(source, tmp_path, other, progress=False)
+
+
+def test_a_default_phantom_made_before_is_reused(tmp_path, caplog) -> None:
+    """A benchmark folder whose phantom was made with the default knobs (as every one before
+    the preset's ``phantom`` field) is reused, the defaults given or not."""
+    from finegrain.experiment.runner import DataSource, prepare_data
+
+    make_phantom(tmp_path / "data" / "phantom", studies=10, size=16, seed=0, eval_studies=4)
+    (tmp_path / "data" / "phantom.done").write_text("")
+    source = DataSource(phantom=True)
+    for phantom in ({}, {"visibility": 1.0, "prevalence": 1, "nocue_severity": 0.5}):
+        data = prepare_data(source, tmp_path, small_preset(phantom=phantom), progress=False)
+        assert "phantom" not in data.seconds
+    (tmp_path / "data" / "phantom" / "phantom.json").unlink()  # finegrain < 0.2 wrote none
+    prepare_data(source, tmp_path, small_preset(phantom={"visibility": 2.0}), progress=False)
+    assert "cannot be checked" in caplog.text
