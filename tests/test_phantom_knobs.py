@@ -226,3 +226,44 @@ def test_a_default_phantom_made_before_is_reused(tmp_path, caplog) -> None:
     (tmp_path / "data" / "phantom" / "phantom.json").unlink()  # finegrain < 0.2 wrote none
     prepare_data(source, tmp_path, small_preset(phantom={"visibility": 2.0}), progress=False)
     assert "cannot be checked" in caplog.text
+
+
+class _Stop(Exception):
+    """Raised by the stand-in of run_benchmark: the test has what reached it."""
+
+
+def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, capsys) -> None:
+    import finegrain.experiment.runner as runner
+    from finegrain.cli import main
+
+    seen = {}
+
+    def fake_run_benchmark(out, preset, source, **kwargs):
+        seen.update(out=out, preset=preset, source=source)
+        raise _Stop
+
+    monkeypatch.setattr(runner, "run_benchmark", fake_run_benchmark)
+    out = ["--out", str(tmp_path / "b"), "--no-progress"]
+    with pytest.raises(_Stop):
+        main(["benchmark", "--visibility", "Consolidation=2", "--prevalence", "0.5", *out])
+    assert seen["source"].phantom
+    assert seen["preset"].phantom == {"visibility": {"Consolidation": 2.0}, "prevalence": 0.5}
+    with pytest.raises(_Stop):
+        main(["benchmark", "--visibility", "0.5", "--phantom-eval-studies", "50", *out])
+    assert seen["preset"].phantom == {"visibility": 0.5}
+    assert seen["preset"].phantom_eval_studies == 50
+    with pytest.raises(_Stop):
+        main(["benchmark", *out])
+    assert seen["preset"].phantom == {}
+    assert seen["preset"].phantom_eval_studies == 30071  # the demo preset's
+    for wrong in (
+        ["--mimic", str(tmp_path), "--visibility", "2"],
+        ["--index", "i.csv", "--cache", "c", "--prevalence", "Edema=2"],
+        ["--openi", str(tmp_path), "--phantom-eval-studies", "10"],
+    ):
+        with pytest.raises(SystemExit):
+            main(["benchmark", *wrong, *out])
+        assert "built-in phantom only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--selection", "study", "--visibility", "2", *out])
+    assert "no --visibility or --prevalence" in capsys.readouterr().err
