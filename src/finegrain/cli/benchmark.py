@@ -56,6 +56,7 @@ Examples:
       --device cuda --out mimic-benchmark
   finegrain benchmark --out finegrain-benchmark --report-only   # rebuild tables and report
   finegrain benchmark --selection study --out study     # the study (docs/study.md)
+  finegrain benchmark --visibility Consolidation=0.5 --out harder-consolidation
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda  # 1 run per GPU
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \\
       --launcher slurm --partition gpu --gpus-per-run 2 --time 1440 --out /shared/bench
@@ -124,6 +125,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--index", metavar="INDEX", help="an existing index table (with --cache)")
     data.add_argument("--cache", metavar="CACHE", help="an existing image cache (with --index)")
+    from finegrain.cli.phantom import multipliers
+
+    phantom = parser.add_argument_group(
+        "the phantom's condition (built-in phantom only; docs/phantom.md)"
+    )
+    phantom.add_argument(
+        "--visibility",
+        type=multipliers,
+        metavar="X or OBS=X,...",
+        help="contrast multiplier of slight findings, for all drawn observations or per "
+        "observation, e.g. Consolidation=0.5 (default 1)",
+    )
+    phantom.add_argument(
+        "--prevalence",
+        type=multipliers,
+        metavar="X or OBS=X,...",
+        help="multiplier on the positive share, for all calibrated observations or per "
+        "observation (default 1)",
+    )
+    phantom.add_argument(
+        "--phantom-eval-studies",
+        type=_positive,
+        metavar="N",
+        help="studies in each of the phantom's validate and test splits (--phantom-studies then "
+        "counts training studies; default: the preset's)",
+    )
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import LAUNCHERS
     from finegrain.experiment.presets import PRESETS
@@ -348,6 +375,18 @@ def run(args: argparse.Namespace) -> int:
         raise FinegrainError(f"weights file not found: {args.weights}")
     if args.data and (args.mimic or args.index or args.openi):
         raise CLIError("--data phantom cannot be combined with --mimic, --openi or --index")
+    knobs = {
+        k: v
+        for k, v in (("visibility", args.visibility), ("prevalence", args.prevalence))
+        if v is not None
+    }
+    if (knobs or args.phantom_eval_studies is not None) and (
+        args.mimic or args.index or args.openi
+    ):
+        raise CLIError(
+            "--visibility, --prevalence and --phantom-eval-studies apply to the built-in "
+            "phantom only"
+        )
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)
     source = DataSource(
@@ -372,12 +411,20 @@ def run(args: argparse.Namespace) -> int:
         pretrained=False if args.no_pretrained else None,
         image_size=args.image_size,
         phantom_studies=args.phantom_studies,
+        phantom_eval_studies=args.phantom_eval_studies,
     )
+    if knobs:
+        preset = preset.replace(phantom={**preset.phantom, **knobs})
     if source.phantom and args.image_size is not None:
         preset = preset.replace(phantom_size=max(args.image_size, preset.phantom_size))
     if args.selection and "study" in args.selection:
         if len(args.selection) > 1 or not source.phantom:
             raise CLIError("--selection study runs alone, on the built-in phantom")
+        if knobs:
+            raise CLIError(
+                "--selection study sets the phantom's knobs of each condition itself "
+                "(docs/study.md): no --visibility or --prevalence"
+            )
         if args.launcher != "local" or args.gpus_per_run != 1:
             raise CLIError("--selection study trains with the local launcher on one device")
         if args.tensorboard or args.mlflow is not None:

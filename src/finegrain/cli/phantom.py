@@ -32,6 +32,7 @@ example:
   finegrain phantom big --studies 1200 --eval-studies 30000 --size 64
   finegrain phantom mimic-sized --studies 227835 --size 16 --mimic-counts
   finegrain phantom sweep --uncertain-mixture absent=0.7,slight=0.2,other=0.1 --visibility 0.5
+  finegrain phantom harder --visibility Consolidation=0.5,Edema=2
   finegrain index --mimic phantom -o phantom/index.csv
 """
 
@@ -50,8 +51,10 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
-def _prevalence(text: str) -> float | dict[str, float]:
-    """``1.5`` (all calibrated observations) or ``Consolidation=2,Edema=0.5``."""
+def multipliers(text: str) -> float | dict[str, float]:
+    """``1.5`` (all calibrated observations) or ``Consolidation=2,Edema=0.5`` (argparse type of
+    the per-observation knobs, ``--visibility`` and ``--prevalence``; also ``finegrain
+    benchmark``'s)."""
     try:
         return float(text)
     except ValueError:
@@ -98,13 +101,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     knobs.add_argument(
         "--visibility",
-        type=float,
+        type=multipliers,
         default=1.0,
-        help="contrast multiplier of slight findings relative to the noise (1.0)",
+        metavar="X or OBS=X,...",
+        help="contrast multiplier of slight findings relative to the noise, for all drawn "
+        "observations or per observation (1.0)",
     )
     knobs.add_argument(
         "--prevalence",
-        type=_prevalence,
+        type=multipliers,
         default=1.0,
         metavar="X or OBS=X,...",
         help="multiplier on the positive share, for all calibrated observations or per "

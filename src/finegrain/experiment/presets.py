@@ -1,9 +1,10 @@
 """Benchmark presets: the paper's protocol and a demo that runs on a laptop CPU.
 
 A preset fixes the grid (observations, selections, seeds, τ), the data (image size, phantom
-size) and a *training template*: the :class:`~finegrain.train.config.TrainConfig` fields every
-run of the grid gets (``train``; fields it leaves out keep TrainConfig's defaults). The grid adds
-each run's identity (observation, method, τ, seed), its data paths and its run directory.
+size, the phantom's knobs: ``phantom``) and a *training template*: the
+:class:`~finegrain.train.config.TrainConfig` fields every run of the grid gets (``train``;
+fields it leaves out keep TrainConfig's defaults). The grid adds each run's identity
+(observation, method, τ, seed), its data paths and its run directory.
 Command-line options override single fields (see :meth:`Preset.replace`).
 
 >>> DEMO.setting("iterations"), PAPER.setting("iterations"), PAPER.lr
@@ -52,6 +53,9 @@ class Preset:
     #: studies in each of the phantom's validate and test splits (``None``: the phantom splits
     #: ``phantom_studies`` 70/15/15; otherwise ``phantom_studies`` are the training studies)
     phantom_eval_studies: int | None = None
+    #: ``make_phantom`` keywords over the sizes above: the phantom's condition, e.g.
+    #: ``{"visibility": {"Consolidation": 3.0}}`` (a study's per-condition options win over it)
+    phantom: dict[str, Any] = field(default_factory=dict, hash=False)
     #: torch CPU threads while training (``None``: torch's default). Tiny models on a small CPU
     #: run several times faster on one thread than on two competing ones.
     threads: int | None = None
@@ -66,6 +70,22 @@ class Preset:
         owned = sorted(set(self.train) & GRID_FIELDS)
         if owned:
             raise FinegrainError(f"preset {self.name!r}: {owned} are set by the grid for each run")
+        if self.phantom:
+            import inspect
+
+            from finegrain.data.phantom import make_phantom
+
+            keywords = set(inspect.signature(make_phantom).parameters) - {"out", "progress"}
+            unknown = sorted(set(self.phantom) - keywords)
+            if unknown:
+                raise FinegrainError(
+                    f"preset {self.name!r}: make_phantom has no keyword(s) {unknown} "
+                    f"(phantom={{...}}: {sorted(keywords)})"
+                )
+            from finegrain.data.phantom import PhantomKnobs
+
+            names = {f.name for f in dataclasses.fields(PhantomKnobs)}
+            PhantomKnobs(**{k: v for k, v in self.phantom.items() if k in names and v is not None})
 
     def setting(self, name: str) -> Any:
         """A training setting of the preset's runs: the template's, else TrainConfig's default."""

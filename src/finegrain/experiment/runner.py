@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 BENCHMARK_FILE = "benchmark.json"
 
 
+class DataMismatch(FinegrainError):
+    """Data already under the output folder was made with other settings than requested."""
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where the images come from: exactly one of ``phantom``, ``mimic``, ``openi`` or
@@ -81,7 +85,10 @@ class BenchmarkData:
 def prepare_data(
     source: DataSource, out: str | Path, preset: Preset, *, progress: bool = True
 ) -> BenchmarkData:
-    """Make (or reuse) the index table and image cache of ``source`` under ``out/data``."""
+    """Make (or reuse) the index table and image cache of ``source`` under ``out/data``.
+
+    The phantom (``source.phantom``) is made with :func:`phantom_options`; one already there is
+    reused only when it was made with those settings (:func:`check_phantom`)."""
     out = Path(out)
     if source.index is not None:
         return BenchmarkData(Path(source.index), Path(source.cache))
@@ -92,20 +99,17 @@ def prepare_data(
 
         root = data / "phantom"
         marker = data / "phantom.done"
-        if not marker.exists():
+        options = phantom_options(preset, source)
+        if marker.exists():
+            check_phantom(root, options)
+        else:
             t0 = time.perf_counter()
-            options = {
-                "studies": preset.phantom_studies,
-                "size": preset.phantom_size,
-                "seed": 0,
-                "eval_studies": preset.phantom_eval_studies,
-                **source.phantom_options,
-            }
+            overrides = {**preset.phantom, **source.phantom_options}
             log.info(
                 "making the phantom: %d studies at %d px%s",
                 options["studies"],
                 options["size"],
-                f" ({source.phantom_options})" if source.phantom_options else "",
+                f" ({overrides})" if overrides else "",
             )
             make_phantom(root, progress=progress, **options)
             atomic_write_text(marker, "")
@@ -143,6 +147,37 @@ def prepare_data(
         prepare(index_path, cache_dir, size=preset.image_size, progress=progress)
         seconds["prepare"] = time.perf_counter() - t0
     return BenchmarkData(index_path, cache_dir, seconds)
+
+
+def phantom_options(preset: Preset, source: DataSource) -> dict:
+    """The ``make_phantom`` keywords of a benchmark's phantom: the preset's sizes, its phantom
+    condition (``preset.phantom``), then the source's options (a study's condition), each over
+    the one before."""
+    return {
+        "studies": preset.phantom_studies,
+        "size": preset.phantom_size,
+        "seed": 0,
+        "eval_studies": preset.phantom_eval_studies,
+        **preset.phantom,
+        **source.phantom_options,
+    }
+
+
+def check_phantom(root: Path, options: Mapping) -> None:
+    """Refuse to reuse the phantom at ``root`` when its ``phantom.json`` records other settings
+    than ``make_phantom(**options)`` would write (a :class:`DataMismatch` names them)."""
+    from finegrain.data.phantom.writer import SETTINGS_FILE, phantom_differences
+
+    if not (root / SETTINGS_FILE).is_file():  # finegrain < 0.2 wrote none: nothing to compare
+        log.warning("%s has no %s: its settings cannot be checked", root, SETTINGS_FILE)
+        return
+    differences = phantom_differences(root, **options)
+    if differences:
+        raise DataMismatch(
+            f"the phantom at {root} was made with other settings than requested "
+            f"({'; '.join(differences)}): choose a new --out, or request the settings it was "
+            "made with"
+        )
 
 
 def _index_openi(source: DataSource, views: tuple[str, ...], progress: bool):

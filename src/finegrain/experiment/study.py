@@ -246,7 +246,7 @@ def run_study(
     report_only: bool = False,
 ) -> StudyResult:
     """Train every condition of ``plan`` (skipping finished runs) and write the outputs."""
-    from finegrain.experiment.runner import run_grid
+    from finegrain.experiment.runner import DataMismatch, run_grid
 
     plan = plan or default_plan()
     out = Path(out)
@@ -261,6 +261,8 @@ def run_study(
         c0, cpu_c0 = time.perf_counter(), _cpu_seconds()
         try:
             data = condition_data(folder, plan, condition, preset, progress=progress)
+        except DataMismatch:  # not the knob's fault: another request's phantom is there
+            raise
         except ValueError as exc:  # a knob value the phantom cannot generate: say so, go on
             log.warning("condition %s not feasible: %s", condition.key, exc)
             append_jsonl(

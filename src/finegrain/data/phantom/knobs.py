@@ -7,12 +7,17 @@
 - ``nocue_severity``: the share of **slight** image truth behind a positive whose report names
   the finding with no severity or change word (the paper's rule calls such a positive typical).
 - ``visibility``: contrast-to-noise of slight findings, a multiplier on the drawn contrast of
-  every slight-band lesion (1 = as drawn since v0.1; the image noise is unchanged).
+  every slight-band lesion (1 = as drawn since v0.1; the image noise is unchanged): one number
+  for all drawn observations, or ``{observation: multiplier}`` (the others 1), to set each
+  observation's coarse difficulty on its own.
 - ``prevalence``: a multiplier on the positive share of each calibrated observation (one number
   for all, or ``{observation: multiplier}``); the difference is taken from (or given to) blanks.
 
 >>> PhantomKnobs(uncertain_mixture={"absent": 1}).uncertain_mixture["slight"]
 0.0
+>>> knobs = PhantomKnobs(visibility={"Consolidation": 2})
+>>> knobs.visibility_of("Consolidation"), knobs.visibility_of("Edema")
+(2.0, 1.0)
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from finegrain.data.phantom.calibration import CALIBRATED
 from finegrain.errors import FinegrainError
 
 #: What may lie behind an uncertain label.
@@ -75,6 +81,25 @@ def _nocue(value: float | Mapping[str, float]) -> float:
     return share
 
 
+def _visibility(value: float | Mapping[str, float]) -> float | dict[str, float]:
+    """One multiplier (a float) or ``{observation: multiplier}`` over drawn observations."""
+    if isinstance(value, Mapping):
+        multipliers = {str(k): float(v) for k, v in value.items()}
+        unknown = sorted(set(multipliers) - set(CALIBRATED))
+        if unknown:
+            raise FinegrainError(
+                f"visibility: {unknown} not drawn by the phantom; use {list(CALIBRATED)}"
+            )
+        bad = {k: v for k, v in multipliers.items() if not v > 0}
+        result: float | dict[str, float] = multipliers
+    else:
+        result = float(value)
+        bad = {} if result > 0 else {"all": result}
+    if bad:
+        raise FinegrainError(f"visibility multipliers must be > 0, got {bad}")
+    return result
+
+
 @dataclass(frozen=True)
 class PhantomKnobs:
     """The phantom's unknowns (see the module docstring); validated and normalised."""
@@ -83,15 +108,13 @@ class PhantomKnobs:
         default_factory=lambda: dict(DEFAULT_UNCERTAIN_MIXTURE)
     )
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY
-    visibility: float = 1.0
+    visibility: float | Mapping[str, float] = 1.0
     prevalence: float | Mapping[str, float] = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uncertain_mixture", _mixture(self.uncertain_mixture))
         object.__setattr__(self, "nocue_severity", _nocue(self.nocue_severity))
-        if not float(self.visibility) > 0:
-            raise FinegrainError(f"visibility must be > 0, got {self.visibility}")
-        object.__setattr__(self, "visibility", float(self.visibility))
+        object.__setattr__(self, "visibility", _visibility(self.visibility))
         prevalence = self.prevalence
         if isinstance(prevalence, Mapping):
             prevalence = {str(k): float(v) for k, v in prevalence.items()}
@@ -102,6 +125,12 @@ class PhantomKnobs:
         if bad:
             raise FinegrainError(f"prevalence multipliers must be >= 0, got {bad}")
         object.__setattr__(self, "prevalence", prevalence)
+
+    def visibility_of(self, observation: str) -> float:
+        """The slight-band contrast multiplier of ``observation`` (1 when not given)."""
+        if isinstance(self.visibility, Mapping):
+            return float(self.visibility.get(observation, 1.0))
+        return float(self.visibility)
 
     def prevalence_of(self, observation: str) -> float:
         """The positive-share multiplier of ``observation`` (1 when not given)."""
@@ -117,7 +146,9 @@ class PhantomKnobs:
                 "slight": self.nocue_severity,
                 "significant": 1.0 - float(self.nocue_severity),
             },
-            "visibility": self.visibility,
+            "visibility": (
+                dict(self.visibility) if isinstance(self.visibility, Mapping) else self.visibility
+            ),
             "prevalence": (
                 dict(self.prevalence) if isinstance(self.prevalence, Mapping) else self.prevalence
             ),

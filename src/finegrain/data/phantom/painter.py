@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,13 +66,22 @@ def anatomy(size: int, view: str) -> dict[str, np.ndarray]:
     }
 
 
-def contrast(finding: Finding, visibility: float) -> float:
-    """The contrast multiplier of a finding: ``visibility`` for the slight band, else 1."""
-    return visibility if 0 < finding.severity < SIGNIFICANT_BAND[0] else 1.0
+#: The ``visibility`` knob: one multiplier, or one per observation (the others 1).
+Visibility = float | Mapping[str, float]
+
+
+def contrast(finding: Finding, visibility: Visibility, observation: str) -> float:
+    """The contrast multiplier of ``observation``'s finding: its ``visibility`` for the slight
+    band, else 1."""
+    if not 0 < finding.severity < SIGNIFICANT_BAND[0]:
+        return 1.0
+    if isinstance(visibility, Mapping):
+        return float(visibility.get(observation, 1.0))
+    return visibility
 
 
 def lesion_shapes(
-    size: int, view: str, findings: dict[str, Finding], jitter: float, visibility: float = 1.0
+    size: int, view: str, findings: dict[str, Finding], jitter: float, visibility: Visibility = 1.0
 ) -> dict[str, np.ndarray]:
     """Where each drawn finding lies, before the acquisition geometry: maps in [0, 1].
 
@@ -85,7 +95,7 @@ def lesion_shapes(
     X, Y = grid(size)
     lungs, dome = a["lungs"], a["dome"]
     f = findings["Cardiomegaly"]
-    cm = f.severity * contrast(f, visibility)  # heart width; AP magnifies the heart
+    cm = f.severity * contrast(f, visibility, "Cardiomegaly")  # heart width; AP magnifies the heart
     width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
     height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
     heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
@@ -155,10 +165,11 @@ class Acquisition:
 class Painter:
     """Vectorised radiograph-like drawing on a fixed grid (coordinates in [-1, 1]).
 
-    ``visibility`` multiplies the drawn contrast of slight-band findings (see ``knobs``).
+    ``visibility`` multiplies the drawn contrast of slight-band findings: one number for all,
+    or ``{observation: multiplier}`` (the others 1; see ``knobs``).
     """
 
-    def __init__(self, size: int, rng: np.random.Generator, visibility: float = 1.0):
+    def __init__(self, size: int, rng: np.random.Generator, visibility: Visibility = 1.0):
         self.size = size
         self.rng = rng
         self.visibility = visibility
@@ -199,7 +210,7 @@ class Painter:
         heart, open_lung = shapes["heart"], shapes["open_lung"]
         img = a["base"] - 0.024 * lungs * lung_tex
         img += heart * (0.28 * lungs + 0.03)
-        vis = {obs: contrast(findings[obs], self.visibility) for obs in findings}
+        vis = {obs: contrast(findings[obs], self.visibility, obs) for obs in findings}
         if "Edema" in shapes:
             s = findings["Edema"].severity
             img += 0.30 * s * vis["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from finegrain.data.phantom.calibration import CALIBRATED
 from finegrain.data.phantom.finding import Finding
-from finegrain.data.phantom.painter import Acquisition, affine, lesion_shapes
+from finegrain.data.phantom.painter import Acquisition, Visibility, affine, lesion_shapes
 from finegrain.data.phantom.writer import IMAGES_FILE, SETTINGS_FILE, TRUTH_FILE
 from finegrain.errors import FinegrainError, NotFound
 from finegrain.observations import OBSERVATIONS, check_observation
@@ -77,7 +77,7 @@ class PhantomTruth:
         geometry = Acquisition(
             *(float(image[k]) for k in ("angle", "scale", "shift_x", "shift_y", "jitter"))
         )
-        visibility = float(self.settings["knobs"]["visibility"])
+        visibility = recorded_visibility(self.settings)
         return mask_of(findings, image["view"], geometry, observation, size, visibility)
 
     def lesion_masks(self, image_ids, observation: str, size: int | None = None) -> np.ndarray:
@@ -119,13 +119,22 @@ def lesion_mask(
     return read_truth(root).lesion_mask(image_id, observation, size)
 
 
+def recorded_visibility(settings: dict) -> Visibility:
+    """The ``visibility`` knob recorded in a phantom's ``phantom.json`` settings: one number, or
+    ``{observation: multiplier}``."""
+    value = settings["knobs"]["visibility"]
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    return float(value)
+
+
 def mask_of(
     findings: dict[str, Finding],
     view: str,
     geometry: Acquisition,
     observation: str,
     size: int,
-    visibility: float = 1.0,
+    visibility: Visibility = 1.0,
 ) -> np.ndarray:
     """The lesion mask of ``observation`` for findings drawn with ``geometry`` (bool, ``size``²)."""
     shapes = lesion_shapes(size, view, findings, geometry.jitter, visibility)

@@ -132,7 +132,7 @@ def make_phantom(
     profile: str = DEFAULT_PROFILE,
     uncertain_mixture: Mapping[str, float] | None = None,
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
-    visibility: float = 1.0,
+    visibility: float | Mapping[str, float] = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
     workers: int | None = None,
     mimic_counts: bool = False,
@@ -167,12 +167,7 @@ def make_phantom(
         raise FinegrainError(f"size must be >= 16 px, got {size}")
     if mimic_counts and eval_studies is not None:
         raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
-    knobs = PhantomKnobs(
-        **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
-        nocue_severity=nocue_severity,
-        visibility=visibility,
-        prevalence=prevalence,
-    )
+    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence)
     calibration = load_calibration(profile)
     plan = LabelPlan.build(calibration, knobs)  # errors before anything is written
     start = time.perf_counter()
@@ -185,17 +180,7 @@ def make_phantom(
     root = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
         os.chmod(root, _folder_mode())  # mkdtemp makes 0700; the phantom must respect the umask
-        settings = {
-            "format": FORMAT_VERSION,
-            "studies": studies,
-            "eval_studies": eval_studies,
-            "size": size,
-            "seed": seed,
-            "profile": profile,
-            "knobs": knobs.as_dict(),
-        }
-        if mimic_counts:  # only then: the default phantom's bytes stay as they were
-            settings["mimic_counts"] = True
+        settings = _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts)
         summary = _write_phantom(
             root,
             settings,
@@ -217,6 +202,67 @@ def make_phantom(
     summary.root = final
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _knobs(uncertain_mixture, nocue_severity, visibility, prevalence) -> PhantomKnobs:
+    return PhantomKnobs(
+        **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
+        nocue_severity=nocue_severity,
+        visibility=visibility,
+        prevalence=prevalence,
+    )
+
+
+def _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts) -> dict:
+    """What ``phantom.json`` records."""
+    settings = {
+        "format": FORMAT_VERSION,
+        "studies": studies,
+        "eval_studies": eval_studies,
+        "size": size,
+        "seed": seed,
+        "profile": profile,
+        "knobs": knobs.as_dict(),
+    }
+    if mimic_counts:  # only then: the default phantom's bytes stay as they were
+        settings["mimic_counts"] = True
+    return settings
+
+
+def phantom_differences(
+    root: str | Path,
+    *,
+    studies: int = 2000,
+    size: int = 128,
+    seed: int = 0,
+    eval_studies: int | None = None,
+    profile: str = DEFAULT_PROFILE,
+    uncertain_mixture: Mapping[str, float] | None = None,
+    nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
+    visibility: float | Mapping[str, float] = 1.0,
+    prevalence: float | Mapping[str, float] = 1.0,
+    mimic_counts: bool = False,
+    workers: int | None = None,
+) -> list[str]:
+    """How the phantom at ``root`` differs from the one :func:`make_phantom` would write with
+    these keywords: ``"field: recorded -> requested"`` per differing setting of its
+    ``phantom.json`` (knobs compared one by one in their normalised form, so defaults given
+    or left out compare equal; ``workers`` does not change the phantom). Empty: the same."""
+    del workers
+    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence)
+    wanted = _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts)
+    path = Path(root) / SETTINGS_FILE
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
+    recorded_knobs = recorded.get("knobs") or {}
+    pairs = [
+        (key, recorded.get(key), wanted.get(key))
+        for key in ("studies", "eval_studies", "size", "seed", "profile", "mimic_counts")
+    ]
+    pairs += [(f"knobs.{k}", recorded_knobs.get(k), v) for k, v in wanted["knobs"].items()]
+    return [f"{key}: {old} -> {new}" for key, old, new in pairs if old != new]
 
 
 def _at_final_path(exc: OSError, root: Path, final: Path) -> OSError:
@@ -243,7 +289,7 @@ class _Chunk:
     size: int
     calibration: object
     plan: object
-    visibility: float
+    visibility: float | dict[str, float]  # the knob: one multiplier, or one per observation
     #: images of each study of each subject (``mimic_counts``); None: drawn per study
     image_counts: list[list[int]] | None = None
 
