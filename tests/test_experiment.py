@@ -531,6 +531,34 @@ def test_score_histograms_have_integer_count_ticks(synthetic_benchmark):
     plots._pyplot().close(fig)
 
 
+def test_figures_rank_a_fine_method_by_its_fine_score():
+    from sklearn.metrics import roc_auc_score
+
+    from finegrain.experiment import plots
+
+    rng = np.random.default_rng(0)
+    n = 40
+    sub = np.array(["atypical", "typical"] * (n // 2))
+    coarse = pd.DataFrame(
+        {"label": 1, "subcategory": sub, "score": rng.random(n), "fine_score": np.nan}
+    )
+    coarse["fine_score"] = coarse["score"]  # a coarse method's fine score is its probability
+    fine = coarse.copy()
+    fine["fine_score"] = np.where(sub == "typical", 1.5, 0.5) + 0.8 * rng.random(n)  # own scale
+    assert plots.ranked_by(coarse) == "score" and plots.ranked_by(fine) == "fine_score"
+    fig = plots.roc_figure({"u-ones": coarse, "graded": fine}, "Edema", "test")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    y = (sub == "typical").astype(int)
+    assert labels[0].endswith(f"({roc_auc_score(y, coarse['score']):.3f})")
+    assert ", fine score" in labels[1]
+    assert labels[1].endswith(f"({roc_auc_score(y, fine['fine_score']):.3f})")
+    plots._pyplot().close(fig)
+    fig = plots.score_distribution_figure({"u-ones": coarse, "graded": fine}, "Edema", "test")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["P(positive)", "fine score"]
+    assert fig.axes[1].get_xlim()[1] >= fine["fine_score"].max()  # its own range, not [0, 1]
+    plots._pyplot().close(fig)
+
+
 def test_localisation_helpers():
     from finegrain.experiment.localisation import article, energy_inside, grid_label, resize_mask
 

@@ -170,27 +170,38 @@ def fg_cases(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_score_matrix(
-    selections: Sequence[RunSelection], split: str
+    selections: Sequence[RunSelection], split: str, column: str = "score"
 ) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """Per-case labels and a ``[cases, seeds]`` score matrix for one variant's seeds.
+    """Per-case labels and a ``[cases, seeds]`` matrix of ``column`` (the positive probability
+    ``score``, or ``fine_score``) for one variant's seeds.
 
     Only cases every seed scored are kept (they are the same split, so normally all).
     """
+    found = _seed_columns(selections, split, (column,))
+    return None if found is None else (found[0], found[1][column])
+
+
+def _seed_columns(
+    selections: Sequence[RunSelection], split: str, columns: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]] | None:
+    """:func:`seed_score_matrix` for several prediction columns, each run's predictions read
+    once."""
     cases: pd.DataFrame | None = None
-    columns = []
+    parts: dict[str, list[pd.Series]] = {c: [] for c in columns}
     for sel in sorted(selections, key=lambda s: s.spec.seed):
         pred = selected_predictions(sel, split)
         if pred is None:
             continue
         pred = pred.drop_duplicates("image_id", keep="last").set_index("image_id")
-        columns.append(pred["score"].rename(f"seed{sel.spec.seed}"))
+        for column in columns:
+            parts[column].append(pred[column].rename(f"{column}-seed{sel.spec.seed}"))
         if cases is None:
             cases = pred[["label", "subcategory"]]
     if cases is None:
         return None
-    wide = pd.concat([cases, *columns], axis=1, join="inner")
-    scores = wide[[c.name for c in columns]].to_numpy(dtype=float)
-    return wide[["label", "subcategory"]].reset_index(), scores
+    wide = pd.concat([cases, *(s for c in columns for s in parts[c])], axis=1, join="inner")
+    matrices = {c: wide[[s.name for s in parts[c]]].to_numpy(dtype=float) for c in columns}
+    return wide[["label", "subcategory"]].reset_index(), matrices
 
 
 def variant_key(spec: RunSpec) -> tuple:
@@ -224,13 +235,15 @@ def _reference_key(key: tuple, reference: str) -> tuple:
 
 
 def averaged_scores(selections: Sequence[RunSelection], split: str) -> pd.DataFrame | None:
-    """Seed-averaged scores of one variant on ``split``: image_id, label, subcategory, score."""
-    found = seed_score_matrix(selections, split)
+    """Seed-averaged scores of one variant on ``split``: image_id, label, subcategory, score
+    (the positive probability) and fine_score (the method's fine score)."""
+    found = _seed_columns(selections, split, ("score", "fine_score"))
     if found is None:
         return None
-    cases, scores = found
+    cases, matrices = found
     cases = cases.copy()
-    cases["score"] = scores.mean(axis=1)
+    for column, matrix in matrices.items():
+        cases[column] = matrix.mean(axis=1)
     return cases
 
 

@@ -295,8 +295,9 @@ def make_figures(
             Figure(
                 f"{obs}: score distributions",
                 fig_dir / f"scores-{slug}.png",
-                f"P(positive) of atypical and typical positives on the {split} split "
-                "(seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
+                f"P(positive) of atypical and typical positives on the {split} split, or the "
+                "fine score of a method trained on fine labels (what it ranks them by; "
+                "seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
             )
         )
         plots.save_figure(plots.roc_figure(scores, obs, split), fig_dir / f"roc-{slug}")
@@ -304,8 +305,9 @@ def make_figures(
             Figure(
                 f"{obs}: atypical vs typical ROC",
                 fig_dir / f"roc-{slug}.png",
-                f"ROC of typical (1) against atypical (0) positives on the {split} split. The "
-                "curves and the legend's AUC^FG use seed-averaged scores (each case's probability "
+                f"ROC of typical (1) against atypical (0) positives on the {split} split, by "
+                "P(positive), or by the fine score for a method trained on fine labels. The "
+                "curves and the legend's AUC^FG use seed-averaged scores (each case's score "
                 "averaged over the seeds), so they differ from the tables, which give the mean "
                 "of the per-seed AUC^FG.",
             )

@@ -96,10 +96,22 @@ def tau_ablation_figure(
     return fig
 
 
+def ranked_by(frame: pd.DataFrame) -> str:
+    """The column a variant ranks atypical vs typical by: its ``fine_score`` when it has one of
+    its own (a method trained on fine labels), else ``score`` (the positive probability)."""
+    if "fine_score" not in frame or frame.empty:
+        return "score"
+    fine, score = frame["fine_score"].to_numpy(float), frame["score"].to_numpy(float)
+    return "score" if np.allclose(fine, score, equal_nan=True) else "fine_score"
+
+
+_SCORE_LABEL = {"score": "P(positive)", "fine_score": "fine score"}
+
+
 def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
-    """Histograms of the positive-class probability of atypical vs typical positives, one panel
-    per variant (``scores``: its name -> seed-averaged predictions of ``observation`` on
-    ``split``)."""
+    """Histograms of the score of atypical vs typical positives, one panel per variant
+    (``scores``: its name -> seed-averaged predictions of ``observation`` on ``split``): the
+    positive probability, or the fine score of a method that has one (:func:`ranked_by`)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -107,14 +119,19 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
     fig, axes = plt.subplots(
         1, max(1, len(methods)), figsize=(3.2 * max(1, len(methods)), 2.9), squeeze=False
     )
-    bins = np.linspace(0.0, 1.0, 21)
     for ax, method in zip(axes[0], methods, strict=False):
         cases = fg_cases(scores[method])
-        typical = cases["subcategory"] == TYPICAL
-        ax.hist(cases.loc[~typical, "score"], bins=bins, alpha=0.6, color="C0", label="atypical")
-        ax.hist(cases.loc[typical, "score"], bins=bins, alpha=0.6, color="C3", label="typical")
+        column = ranked_by(scores[method])
+        values = cases[column].to_numpy(dtype=float)
+        low, top = 0.0, 1.0  # a fine score may have its own scale: every value is binned
+        if column == "fine_score" and np.isfinite(values).any():
+            low, top = min(low, float(np.nanmin(values))), max(top, float(np.nanmax(values)))
+        bins = np.linspace(low, top, 21)
+        typical = (cases["subcategory"] == TYPICAL).to_numpy()
+        ax.hist(values[~typical], bins=bins, alpha=0.6, color="C0", label="atypical")
+        ax.hist(values[typical], bins=bins, alpha=0.6, color="C3", label="typical")
         ax.set_title(display_name(method), fontsize=10)
-        ax.set_xlabel("P(positive)")
+        ax.set_xlabel(_SCORE_LABEL[column])
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"{observation} positives ({split})")
@@ -124,7 +141,7 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
 
 def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
     """ROC curves of atypical (0) vs typical (1) positives, one curve per method, AUC^FG in the
-    legend."""
+    legend; a method with a fine score of its own is ranked by it (:func:`ranked_by`)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _pyplot()
@@ -134,9 +151,12 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
         y = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
         if y.min(initial=1) == y.max(initial=0):
             continue
-        fpr, tpr, _ = roc_curve(y, cases["score"].to_numpy(dtype=float))
-        value = roc_auc_score(y, cases["score"].to_numpy(dtype=float))
-        ax.plot(fpr, tpr, color=f"C{i}", label=f"{display_name(method)} ({value:.3f})")
+        column = ranked_by(frame)
+        values = cases[column].to_numpy(dtype=float)
+        fpr, tpr, _ = roc_curve(y, values)
+        value = roc_auc_score(y, values)
+        label = display_name(method) + (", fine score" if column == "fine_score" else "")
+        ax.plot(fpr, tpr, color=f"C{i}", label=f"{label} ({value:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")
