@@ -18,6 +18,7 @@ from finegrain.data.sources import (
     patient_split,
     rebase_paths,
 )
+from finegrain.errors import FinegrainError
 from finegrain.observations import OBSERVATIONS, subcategory_column
 from finegrain.reports import ObservationLabel
 from helpers import patch_labeler
@@ -274,3 +275,33 @@ def test_index_subcategories_agree_with_the_phantom_truth(phantom_root: Path) ->
         want.extend(theirs[both])
     assert len(got) >= 30
     assert np.mean(np.array(got) == np.array(want)) >= 0.9
+
+
+def test_errors_of_a_built_index_name_the_image_not_a_csv_line():
+    """A source's table is built and has rows dropped: its positions are no CSV lines."""
+    from finegrain.data.index import IndexSummary
+    from finegrain.data.sources import finish_index
+
+    rows = [
+        {"image_id": f"img{k}", "path": f"p{k}.jpg", "subject_id": "s", "study_id": f"t{k}",
+         "split": "train", "view": "PA", "Edema": "1"}
+        for k in range(5)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows).iloc[[0, 2, 4]]  # two rows dropped before validation
+    frame.loc[4, "split"] = "training"
+    with pytest.raises(FinegrainError, match=r"split 'training' at image 'img4' is not one"):
+        finish_index(frame.copy(), IndexSummary(), "mimic")
+    frame.loc[4, "split"] = "train"
+    frame.loc[2, "Edema"] = "7"
+    with pytest.raises(FinegrainError, match=r"label '7' in column 'Edema' at image 'img2'"):
+        finish_index(frame.copy(), IndexSummary(), "mimic")
+    frame.loc[2, "Edema"] = "0"
+    frame.loc[2, "image_id"] = ""
+    with pytest.raises(FinegrainError, match=r"empty 'image_id' at the row of 'p2.jpg'"):
+        finish_index(frame.copy(), IndexSummary(), "mimic")
+    frame.loc[2, "image_id"] = "img2"
+    assert list(finish_index(frame.copy(), IndexSummary(), "mimic")["image_id"]) == [
+        "img0",
+        "img2",
+        "img4",
+    ]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open
-from finegrain.labels import check_cues, check_labels, check_subcategories, csv_line
+from finegrain.labels import Where, check_cues, check_labels, check_subcategories, csv_line
 from finegrain.observations import OBSERVATIONS, cue_column, subcategory_column
 
 META_COLUMNS: tuple[str, ...] = ("image_id", "path", "subject_id", "study_id", "split", "view")
@@ -95,13 +95,17 @@ def empty_index() -> pd.DataFrame:
     return normalise_index(pd.DataFrame({c: [] for c in INDEX_COLUMNS}))
 
 
-def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFrame:
+def normalise_index(
+    frame: pd.DataFrame, *, source: str = "index", where: Where | None = None
+) -> pd.DataFrame:
     """Validate ``frame`` against the index contract and return it with canonical dtypes.
 
     Missing subcategory columns are added empty; missing metadata or label columns are an error.
-    Errors name ``source``, the offending column and the first bad row (as a CSV line number).
+    Errors name ``source``, the offending column and the first bad row: ``where(position)``,
+    by default its CSV line number (right for a table read from a CSV as it is; a table built
+    from a source, with rows dropped, names its rows otherwise: :func:`image_where`).
     """
-    where = csv_line()
+    where = where or csv_line()
     missing = [c for c in META_COLUMNS + LABEL_COLUMNS if c not in frame.columns]
     if missing:
         raise FinegrainError(f"{source}: missing column(s) {', '.join(map(repr, missing))}")
@@ -113,17 +117,17 @@ def normalise_index(frame: pd.DataFrame, *, source: str = "index") -> pd.DataFra
         frame[col] = frame[col].astype("string")
         blank = frame[col].isna() | (frame[col].str.strip() == "")
         if col != "view" and blank.any():
-            raise FinegrainError(f"{source}: empty {col!r} at line {_line(frame, blank)}")
+            raise FinegrainError(f"{source}: empty {col!r} at {where(_first(blank))}")
     bad_split = ~frame["split"].isin(SPLITS)
     if bad_split.any():
         value = frame.loc[bad_split, "split"].iloc[0]
         raise FinegrainError(
-            f"{source}: split {value!r} at line {_line(frame, bad_split)} is not one of {SPLITS}"
+            f"{source}: split {value!r} at {where(_first(bad_split))} is not one of {SPLITS}"
         )
     dup = frame["image_id"].duplicated()
     if dup.any():
         value = frame.loc[dup, "image_id"].iloc[0]
-        raise FinegrainError(f"{source}: duplicate image_id {value!r} at line {_line(frame, dup)}")
+        raise FinegrainError(f"{source}: duplicate image_id {value!r} at {where(_first(dup))}")
     for col in LABEL_COLUMNS:
         frame[col] = check_labels(frame[col], source=source, column=col, where=where)
     for col in SUBCATEGORY_COLUMNS + tuple(c for c in OPTIONAL_COLUMNS if c in frame.columns):
@@ -192,7 +196,20 @@ def write_index(frame: pd.DataFrame, path: str | Path) -> None:
             frame.to_csv(handle, index=False)
 
 
-def _line(frame: pd.DataFrame, mask: pd.Series) -> int:
-    """CSV line number (header = line 1) of the first row where ``mask`` is true."""
-    position = int(mask.to_numpy().nonzero()[0][0])
-    return position + 2
+def _first(mask: pd.Series) -> int:
+    """Position of the first row where ``mask`` is true."""
+    return int(mask.to_numpy().nonzero()[0][0])
+
+
+def image_where(frame: pd.DataFrame) -> Where:
+    """``where`` for an index built from a source (rows dropped, so no CSV line): a row is
+    named by its image id, else its path, else its position."""
+    ids = frame["image_id"].astype("string").fillna("").str.strip().tolist()
+    paths = frame["path"].astype("string").fillna("").tolist()
+
+    def where(pos: int) -> str:
+        if ids[pos]:
+            return f"image {ids[pos]!r}"
+        return f"the row of {paths[pos]!r}" if paths[pos] else f"row {pos}"
+
+    return where

@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from finegrain.data.index import INDEX_COLUMNS, OPTIONAL_COLUMNS, IndexSummary, normalise_index
+from finegrain.data.index import (
+    INDEX_COLUMNS,
+    OPTIONAL_COLUMNS,
+    IndexSummary,
+    image_where,
+    normalise_index,
+)
 from finegrain.errors import FinegrainError
 from finegrain.io import printable, read_csv
 from finegrain.labels import check_labels, check_subcategories, csv_line
@@ -300,7 +306,8 @@ def finish_index(frame: pd.DataFrame, summary: IndexSummary, source: str) -> pd.
         if col not in frame.columns:
             frame[col] = pd.NA
     optional = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
-    frame = normalise_index(frame[list(INDEX_COLUMNS) + optional], source=source)
+    frame = frame[list(INDEX_COLUMNS) + optional].reset_index(drop=True)
+    frame = normalise_index(frame, source=source, where=image_where(frame))
     summary.kept = len(frame)
     return frame
 
