@@ -22,6 +22,7 @@ VARIANTS = {
     "cardiomegaly": {"visibility": {"Cardiomegaly": 2.0}},
     "all": {"visibility": 2.0},
     "each": {"visibility": dict.fromkeys(CALIBRATED, 2.0)},
+    "conspicuous": {"conspicuity": {"Consolidation": 2.0}},
 }
 
 
@@ -132,6 +133,48 @@ def test_heart_and_masks_follow_cardiomegaly_own_visibility(phantoms) -> None:
     assert {p for p in default if default[p] != cardiomegaly[p]} == frontal_jpgs(
         phantoms["default"], changed
     ) | {"phantom.json"}
+
+
+def drawn_studies(root: Path, observation: str) -> set[str]:
+    """Studies whose ``observation`` is drawn, at any severity."""
+    truth = pd.read_csv(root / "phantom-truth.csv", dtype={"study_id": str})
+    rows = truth[(truth["observation"] == observation) & (truth["severity"] > 0)]
+    return set(rows["study_id"])
+
+
+def test_conspicuity_is_a_contrast_knob_at_every_severity(phantoms) -> None:
+    """``conspicuity={"Consolidation": 2}`` redraws exactly the frontal images with Consolidation
+    drawn, slight *and* significant (visibility: slight only), keeps its masks (a density), and
+    is not written to ``phantom.json`` at 1, so older phantoms keep their bytes."""
+    from finegrain.data.phantom.writer import phantom_differences
+
+    assert "conspicuity" not in PhantomKnobs().as_dict()
+    assert "conspicuity" not in (phantoms["default"] / "phantom.json").read_text()
+    knobs = PhantomKnobs(conspicuity={"Consolidation": 2})
+    assert knobs.conspicuity_of("Consolidation") == 2.0 and knobs.conspicuity_of("Edema") == 1.0
+    assert knobs.as_dict()["conspicuity"] == {"Consolidation": 2.0}
+    with pytest.raises(FinegrainError, match="conspicuity multipliers must be > 0"):
+        PhantomKnobs(conspicuity=0)
+    default, conspicuous = contents(phantoms["default"]), contents(phantoms["conspicuous"])
+    changed = {path for path in default if default[path] != conspicuous[path]}
+    drawn = drawn_studies(phantoms["default"], "Consolidation")
+    assert drawn - slight_studies(phantoms["default"], "Consolidation"), "needs significant ones"
+    assert changed == frontal_jpgs(phantoms["default"], drawn) | {"phantom.json"}
+    truths = {name: read_truth(phantoms[name]) for name in ("default", "conspicuous")}
+    images = truths["default"].images
+    for image_id in images.index[images["view"].isin(["AP", "PA"])][:20]:
+        np.testing.assert_array_equal(
+            truths["conspicuous"].lesion_mask(image_id, "Consolidation"),
+            truths["default"].lesion_mask(image_id, "Consolidation"),
+        )
+    same = {"studies": STUDIES, "size": SIZE, "seed": SEED}
+    assert phantom_differences(phantoms["default"], **same) == []
+    assert phantom_differences(phantoms["conspicuous"], **same) == [
+        "knobs.conspicuity: {'Consolidation': 2.0} -> 1.0"
+    ]
+    assert phantom_differences(phantoms["default"], **same, conspicuity=2.0) == [
+        "knobs.conspicuity: 1.0 -> 2.0"
+    ]
 
 
 def test_cli_visibility_per_observation(tmp_path, capsys) -> None:
@@ -266,4 +309,4 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
         assert "built-in phantom only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["benchmark", "--selection", "study", "--visibility", "2", *out])
-    assert "no --visibility or --prevalence" in capsys.readouterr().err
+    assert "no --visibility, --conspicuity or --prevalence" in capsys.readouterr().err

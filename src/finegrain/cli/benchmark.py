@@ -138,6 +138,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "observation, e.g. Consolidation=0.5 (default 1)",
     )
     phantom.add_argument(
+        "--conspicuity",
+        type=multipliers,
+        metavar="X or OBS=X,...",
+        help="contrast multiplier of every finding at every severity, for all drawn "
+        "observations or per observation, e.g. Consolidation=2 (default 1; the preset "
+        "real-difficulty sets it)",
+    )
+    phantom.add_argument(
         "--prevalence",
         type=multipliers,
         metavar="X or OBS=X,...",
@@ -377,14 +385,19 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--data phantom cannot be combined with --mimic, --openi or --index")
     knobs = {
         k: v
-        for k, v in (("visibility", args.visibility), ("prevalence", args.prevalence))
+        for k, v in (
+            ("visibility", args.visibility),
+            ("conspicuity", args.conspicuity),
+            ("prevalence", args.prevalence),
+        )
         if v is not None
     }
     if (knobs or args.phantom_eval_studies is not None) and (
         args.mimic or args.index or args.openi
     ):
         raise CLIError(
-            "--visibility, --prevalence and --phantom-eval-studies apply to the built-in "
+            "--visibility, --conspicuity, --prevalence and --phantom-eval-studies apply to the "
+            "built-in "
             "phantom only"
         )
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
@@ -423,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
         if knobs:
             raise CLIError(
                 "--selection study sets the phantom's knobs of each condition itself "
-                "(docs/study.md): no --visibility or --prevalence"
+                "(docs/study.md): no --visibility, --conspicuity or --prevalence"
             )
         if args.launcher != "local" or args.gpus_per_run != 1:
             raise CLIError("--selection study trains with the local launcher on one device")

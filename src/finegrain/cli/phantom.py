@@ -108,6 +108,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "observations or per observation (1.0)",
     )
     knobs.add_argument(
+        "--conspicuity",
+        type=multipliers,
+        default=1.0,
+        metavar="X or OBS=X,...",
+        help="contrast multiplier of every finding, at every severity (slight stays as much "
+        "fainter than significant), for all drawn observations or per observation (1.0)",
+    )
+    knobs.add_argument(
         "--prevalence",
         type=multipliers,
         default=1.0,
@@ -148,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             uncertain_mixture=args.uncertain_mixture,
             nocue_severity=args.nocue_severity,
             visibility=args.visibility,
+            conspicuity=args.conspicuity,
             prevalence=args.prevalence,
             workers=args.workers,
             mimic_counts=args.mimic_counts,

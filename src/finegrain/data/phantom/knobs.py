@@ -10,6 +10,11 @@
   every slight-band lesion (1 = as drawn since v0.1; the image noise is unchanged): one number
   for all drawn observations, or ``{observation: multiplier}`` (the others 1), to set each
   observation's coarse difficulty on its own.
+- ``conspicuity``: a multiplier on the drawn contrast of every lesion of an observation, at every
+  severity (so slight stays as much fainter than significant as it is; for Cardiomegaly the
+  heart's widening): one number, or ``{observation: multiplier}``. It sets an observation's
+  coarse difficulty without changing what severity looks like (``visibility`` does change it:
+  docs/study.md, section 5). 1 = as drawn since v0.1.
 - ``prevalence``: a multiplier on the positive share of each calibrated observation (one number
   for all, or ``{observation: multiplier}``); the difference is taken from (or given to) blanks.
 
@@ -81,14 +86,15 @@ def _nocue(value: float | Mapping[str, float]) -> float:
     return share
 
 
-def _visibility(value: float | Mapping[str, float]) -> float | dict[str, float]:
-    """One multiplier (a float) or ``{observation: multiplier}`` over drawn observations."""
+def _multiplier(value: float | Mapping[str, float], knob: str) -> float | dict[str, float]:
+    """One contrast multiplier (a float) or ``{observation: multiplier}`` over drawn
+    observations, for the knob called ``knob``."""
     if isinstance(value, Mapping):
         multipliers = {str(k): float(v) for k, v in value.items()}
         unknown = sorted(set(multipliers) - set(CALIBRATED))
         if unknown:
             raise FinegrainError(
-                f"visibility: {unknown} not drawn by the phantom; use {list(CALIBRATED)}"
+                f"{knob}: {unknown} not drawn by the phantom; use {list(CALIBRATED)}"
             )
         bad = {k: v for k, v in multipliers.items() if not v > 0}
         result: float | dict[str, float] = multipliers
@@ -96,7 +102,7 @@ def _visibility(value: float | Mapping[str, float]) -> float | dict[str, float]:
         result = float(value)
         bad = {} if result > 0 else {"all": result}
     if bad:
-        raise FinegrainError(f"visibility multipliers must be > 0, got {bad}")
+        raise FinegrainError(f"{knob} multipliers must be > 0, got {bad}")
     return result
 
 
@@ -110,11 +116,13 @@ class PhantomKnobs:
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY
     visibility: float | Mapping[str, float] = 1.0
     prevalence: float | Mapping[str, float] = 1.0
+    conspicuity: float | Mapping[str, float] = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uncertain_mixture", _mixture(self.uncertain_mixture))
         object.__setattr__(self, "nocue_severity", _nocue(self.nocue_severity))
-        object.__setattr__(self, "visibility", _visibility(self.visibility))
+        object.__setattr__(self, "visibility", _multiplier(self.visibility, "visibility"))
+        object.__setattr__(self, "conspicuity", _multiplier(self.conspicuity, "conspicuity"))
         prevalence = self.prevalence
         if isinstance(prevalence, Mapping):
             prevalence = {str(k): float(v) for k, v in prevalence.items()}
@@ -132,6 +140,12 @@ class PhantomKnobs:
             return float(self.visibility.get(observation, 1.0))
         return float(self.visibility)
 
+    def conspicuity_of(self, observation: str) -> float:
+        """The contrast multiplier of every lesion of ``observation`` (1 when not given)."""
+        if isinstance(self.conspicuity, Mapping):
+            return float(self.conspicuity.get(observation, 1.0))
+        return float(self.conspicuity)
+
     def prevalence_of(self, observation: str) -> float:
         """The positive-share multiplier of ``observation`` (1 when not given)."""
         if isinstance(self.prevalence, Mapping):
@@ -139,8 +153,9 @@ class PhantomKnobs:
         return float(self.prevalence)
 
     def as_dict(self) -> dict:
-        """JSON-ready form (written to ``phantom.json``)."""
-        return {
+        """JSON-ready form (written to ``phantom.json``); ``conspicuity`` only when it is not 1,
+        so a phantom drawn before it existed keeps its bytes."""
+        found = {
             "uncertain_mixture": dict(self.uncertain_mixture),
             "nocue_severity": {
                 "slight": self.nocue_severity,
@@ -153,3 +168,9 @@ class PhantomKnobs:
                 dict(self.prevalence) if isinstance(self.prevalence, Mapping) else self.prevalence
             ),
         }
+        if self.conspicuity != 1.0:
+            conspicuity = self.conspicuity
+            found["conspicuity"] = (
+                dict(conspicuity) if isinstance(conspicuity, Mapping) else conspicuity
+            )
+        return found

@@ -70,18 +70,28 @@ def anatomy(size: int, view: str) -> dict[str, np.ndarray]:
 Visibility = float | Mapping[str, float]
 
 
-def contrast(finding: Finding, visibility: Visibility, observation: str) -> float:
+def _of(multiplier: Visibility, observation: str) -> float:
+    if isinstance(multiplier, Mapping):
+        return float(multiplier.get(observation, 1.0))
+    return multiplier
+
+
+def contrast(
+    finding: Finding, visibility: Visibility, observation: str, conspicuity: Visibility = 1.0
+) -> float:
     """The contrast multiplier of ``observation``'s finding: its ``visibility`` for the slight
-    band, else 1."""
-    if not 0 < finding.severity < SIGNIFICANT_BAND[0]:
-        return 1.0
-    if isinstance(visibility, Mapping):
-        return float(visibility.get(observation, 1.0))
-    return visibility
+    band (else 1), times its ``conspicuity`` (every severity)."""
+    slight = 0 < finding.severity < SIGNIFICANT_BAND[0]
+    return (_of(visibility, observation) if slight else 1.0) * _of(conspicuity, observation)
 
 
 def lesion_shapes(
-    size: int, view: str, findings: dict[str, Finding], jitter: float, visibility: Visibility = 1.0
+    size: int,
+    view: str,
+    findings: dict[str, Finding],
+    jitter: float,
+    visibility: Visibility = 1.0,
+    conspicuity: Visibility = 1.0,
 ) -> dict[str, np.ndarray]:
     """Where each drawn finding lies, before the acquisition geometry: maps in [0, 1].
 
@@ -95,7 +105,7 @@ def lesion_shapes(
     X, Y = grid(size)
     lungs, dome = a["lungs"], a["dome"]
     f = findings["Cardiomegaly"]
-    cm = f.severity * contrast(f, visibility, "Cardiomegaly")  # heart width; AP magnifies the heart
+    cm = f.severity * contrast(f, visibility, "Cardiomegaly", conspicuity)  # AP magnifies it
     width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
     height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
     heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
@@ -165,14 +175,22 @@ class Acquisition:
 class Painter:
     """Vectorised radiograph-like drawing on a fixed grid (coordinates in [-1, 1]).
 
-    ``visibility`` multiplies the drawn contrast of slight-band findings: one number for all,
-    or ``{observation: multiplier}`` (the others 1; see ``knobs``).
+    ``visibility`` multiplies the drawn contrast of slight-band findings, ``conspicuity`` that of
+    every finding: each one number for all, or ``{observation: multiplier}`` (the others 1; see
+    ``knobs``).
     """
 
-    def __init__(self, size: int, rng: np.random.Generator, visibility: Visibility = 1.0):
+    def __init__(
+        self,
+        size: int,
+        rng: np.random.Generator,
+        visibility: Visibility = 1.0,
+        conspicuity: Visibility = 1.0,
+    ):
         self.size = size
         self.rng = rng
         self.visibility = visibility
+        self.conspicuity = conspicuity
         self.X, self.Y = grid(size)
         self.up = {k: self._upsampler(size, k) for k in (8, 16)}
         # quantum noise: windows of one bank drawn once (drawing per image costs more than the
@@ -206,11 +224,13 @@ class Painter:
         jitter = float(rng.uniform(-0.02, 0.02))
         ang, scale = float(rng.uniform(-5, 5)), float(rng.uniform(0.95, 1.05))
         shift = rng.uniform(-0.04, 0.04, 2)
-        shapes = lesion_shapes(self.size, view, findings, jitter, self.visibility)
+        shapes = lesion_shapes(self.size, view, findings, jitter, self.visibility, self.conspicuity)
         heart, open_lung = shapes["heart"], shapes["open_lung"]
         img = a["base"] - 0.024 * lungs * lung_tex
         img += heart * (0.28 * lungs + 0.03)
-        vis = {obs: contrast(findings[obs], self.visibility, obs) for obs in findings}
+        vis = {
+            obs: contrast(findings[obs], self.visibility, obs, self.conspicuity) for obs in findings
+        }
         if "Edema" in shapes:
             s = findings["Edema"].severity
             img += 0.30 * s * vis["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)

@@ -78,7 +78,10 @@ class PhantomTruth:
             *(float(image[k]) for k in ("angle", "scale", "shift_x", "shift_y", "jitter"))
         )
         visibility = recorded_visibility(self.settings)
-        return mask_of(findings, image["view"], geometry, observation, size, visibility)
+        conspicuity = recorded_visibility(self.settings, "conspicuity")
+        return mask_of(
+            findings, image["view"], geometry, observation, size, visibility, conspicuity
+        )
 
     def lesion_masks(self, image_ids, observation: str, size: int | None = None) -> np.ndarray:
         """Masks of many images: boolean ``(len(image_ids), size, size)``."""
@@ -119,10 +122,10 @@ def lesion_mask(
     return read_truth(root).lesion_mask(image_id, observation, size)
 
 
-def recorded_visibility(settings: dict) -> Visibility:
-    """The ``visibility`` knob recorded in a phantom's ``phantom.json`` settings: one number, or
-    ``{observation: multiplier}``."""
-    value = settings["knobs"]["visibility"]
+def recorded_visibility(settings: dict, knob: str = "visibility") -> Visibility:
+    """A contrast knob (``visibility`` or ``conspicuity``) recorded in a phantom's
+    ``phantom.json`` settings: one number, or ``{observation: multiplier}`` (1 when absent)."""
+    value = settings["knobs"].get(knob, 1.0)
     if isinstance(value, dict):
         return {str(k): float(v) for k, v in value.items()}
     return float(value)
@@ -135,9 +138,10 @@ def mask_of(
     observation: str,
     size: int,
     visibility: Visibility = 1.0,
+    conspicuity: Visibility = 1.0,
 ) -> np.ndarray:
     """The lesion mask of ``observation`` for findings drawn with ``geometry`` (bool, ``size``²)."""
-    shapes = lesion_shapes(size, view, findings, geometry.jitter, visibility)
+    shapes = lesion_shapes(size, view, findings, geometry.jitter, visibility, conspicuity)
     if observation not in shapes or observation in ("heart", "open_lung"):
         return np.zeros((size, size), dtype=bool)
     shift = (geometry.shift_x * size / 2, geometry.shift_y * size / 2)

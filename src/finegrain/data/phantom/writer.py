@@ -134,6 +134,7 @@ def make_phantom(
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
     visibility: float | Mapping[str, float] = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
+    conspicuity: float | Mapping[str, float] = 1.0,
     workers: int | None = None,
     mimic_counts: bool = False,
 ) -> PhantomSummary:
@@ -142,7 +143,8 @@ def make_phantom(
     ``studies``: number of studies, split by subject about 70 / 15 / 15 % into train / validate /
     test; with ``eval_studies``, ``studies`` is the number of *training* studies and validate and
     test get ``eval_studies`` studies each (see :func:`~finegrain.data.phantom.splits.required_eval_studies`).
-    The knobs (``uncertain_mixture``, ``nocue_severity``, ``visibility``, ``prevalence``) are
+    The knobs (``uncertain_mixture``, ``nocue_severity``, ``visibility``, ``prevalence``,
+    ``conspicuity``) are
     described in :mod:`finegrain.data.phantom.knobs`; their defaults are the calibrated point.
 
     Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images),
@@ -167,7 +169,7 @@ def make_phantom(
         raise FinegrainError(f"size must be >= 16 px, got {size}")
     if mimic_counts and eval_studies is not None:
         raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
-    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence)
+    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity)
     calibration = load_calibration(profile)
     plan = LabelPlan.build(calibration, knobs)  # errors before anything is written
     start = time.perf_counter()
@@ -204,12 +206,13 @@ def make_phantom(
     return summary
 
 
-def _knobs(uncertain_mixture, nocue_severity, visibility, prevalence) -> PhantomKnobs:
+def _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity) -> PhantomKnobs:
     return PhantomKnobs(
         **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
         nocue_severity=nocue_severity,
         visibility=visibility,
         prevalence=prevalence,
+        conspicuity=conspicuity,
     )
 
 
@@ -241,6 +244,7 @@ def phantom_differences(
     nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
     visibility: float | Mapping[str, float] = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
+    conspicuity: float | Mapping[str, float] = 1.0,
     mimic_counts: bool = False,
     workers: int | None = None,
 ) -> list[str]:
@@ -249,7 +253,7 @@ def phantom_differences(
     ``phantom.json`` (knobs compared one by one in their normalised form, so defaults given
     or left out compare equal; ``workers`` does not change the phantom). Empty: the same."""
     del workers
-    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence)
+    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity)
     wanted = _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts)
     path = Path(root) / SETTINGS_FILE
     try:
@@ -261,7 +265,16 @@ def phantom_differences(
         (key, recorded.get(key), wanted.get(key))
         for key in ("studies", "eval_studies", "size", "seed", "profile", "mimic_counts")
     ]
-    pairs += [(f"knobs.{k}", recorded_knobs.get(k), v) for k, v in wanted["knobs"].items()]
+    defaults = {"conspicuity": 1.0}  # written only when not 1
+    names = list(wanted["knobs"]) + [k for k in recorded_knobs if k not in wanted["knobs"]]
+    pairs += [
+        (
+            f"knobs.{k}",
+            recorded_knobs.get(k, defaults.get(k)),
+            wanted["knobs"].get(k, defaults.get(k)),
+        )
+        for k in names
+    ]
     return [f"{key}: {old} -> {new}" for key, old, new in pairs if old != new]
 
 
@@ -290,6 +303,7 @@ class _Chunk:
     calibration: object
     plan: object
     visibility: float | dict[str, float]  # the knob: one multiplier, or one per observation
+    conspicuity: float | dict[str, float]  # likewise
     #: images of each study of each subject (``mimic_counts``); None: drawn per study
     image_counts: list[list[int]] | None = None
 
@@ -321,7 +335,7 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
     """Draw and write the studies of ``chunk`` (images and reports); return their table rows."""
     rng = np.random.default_rng(np.random.SeedSequence(chunk.seed, spawn_key=(chunk.number,)))
     calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
-    painter = Painter(size, rng, visibility=chunk.visibility)
+    painter = Painter(size, rng, visibility=chunk.visibility, conspicuity=chunk.conspicuity)
     out = _ChunkRows()
     for number, (subj, split, study_list) in enumerate(chunk.subjects):
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
@@ -460,6 +474,7 @@ def _write_phantom(
                     calibration=calibration,
                     plan=plan,
                     visibility=knobs.visibility,
+                    conspicuity=knobs.conspicuity,
                     image_counts=None if image_plan is None else image_plan[first : si + 1],
                 )
             )
