@@ -310,3 +310,26 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
     with pytest.raises(SystemExit):
         main(["benchmark", "--selection", "study", "--visibility", "2", *out])
     assert "no --visibility, --conspicuity or --prevalence" in capsys.readouterr().err
+
+
+def test_real_difficulty_preset_draws_its_calibrated_phantom(tmp_path) -> None:
+    """The preset of docs/study.md 5.3 is the demo with each observation's conspicuity: its
+    phantom records them, and draws Consolidation brighter than the demo's phantom does."""
+    from finegrain.experiment.presets import DEMO, get_preset
+    from finegrain.experiment.runner import DataSource, prepare_data
+
+    preset = get_preset("real-difficulty")
+    assert preset.train == DEMO.train and preset.phantom_eval_studies == DEMO.phantom_eval_studies
+    small = {"phantom_studies": 10, "phantom_eval_studies": 4}
+    roots = {}
+    for name, base in (("demo", DEMO), ("real", preset)):
+        prepare_data(
+            DataSource(phantom=True), tmp_path / name, base.replace(**small), progress=False
+        )
+        roots[name] = tmp_path / name / "data" / "phantom"
+    recorded = json.loads((roots["real"] / "phantom.json").read_text())["knobs"]
+    assert recorded["conspicuity"] == preset.phantom["conspicuity"]
+    drawn = drawn_studies(roots["demo"], "Consolidation")
+    assert drawn, "the small phantom should hold Consolidation"
+    demo, real = contents(roots["demo"]), contents(roots["real"])
+    assert frontal_jpgs(roots["demo"], drawn) <= {p for p in demo if demo[p] != real[p]}
