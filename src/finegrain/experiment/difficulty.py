@@ -346,7 +346,7 @@ def runs_of(
         if is_benchmark_folder(path):
             finished, unfinished = find_runs(path / "runs")
             if unfinished:
-                log.info("%s: %d unfinished runs left out", path, len(unfinished))
+                log.warning("%s: %d unfinished runs left out", path, len(unfinished))
             found += finished
         elif (path / CONFIG_FILE).is_file():
             if not RunDirectory(path).is_done():

@@ -107,9 +107,11 @@ def _tiny_densenet() -> nn.Module:
 
 def _small_densenet() -> nn.Module:
     """DenseNet121's design (four dense blocks of bottleneck layers, transitions halving the
-    channels, a 7x7 stem) at half its depth (3-6-12-8 layers) and half its growth (16): 0.85 M
-    parameters against DenseNet121's 7 M, about 5x densenet-tiny's cost per step and a fifth of
-    DenseNet121's at 64 px. The capacity stand-in for DenseNet121 on a CPU (docs/study.md)."""
+    channels, a 7x7 stem) at half its depth (3-6-12-8 layers) and half its growth (16): 0.59 M
+    parameters with a two-way head (densenet-tiny 0.03 M, DenseNet121 7.0 M), about 4x
+    densenet-tiny's cost per training step and a sixth of DenseNet121's at 64 px
+    (``benchmarks/model_cost.py``). The capacity stand-in for DenseNet121 on a CPU
+    (docs/study.md, section 5)."""
     return torchvision.models.DenseNet(
         growth_rate=16, block_config=(3, 6, 12, 8), num_init_features=32, bn_size=4
     )
