@@ -11,7 +11,10 @@ The baseline is another checkout's ``src`` (e.g. ``git archive <commit> src | ta
 
 ``--steps`` instead times every step of the whole report (``write_outputs``, as ``finegrain
 benchmark --report-only`` runs it) in CPU seconds, without a profiler's overhead: each step
-function of ``finegrain.experiment.outputs`` and ``read_index`` is wrapped with a timer.
+function of ``finegrain.experiment.outputs`` and the index reads (``read_index``, and the
+partial ``index_paths`` / ``index_columns``) are wrapped with a timer. Nested steps (the
+statistics inside ``aggregate``, ``write_cams`` inside ``make_figures``) count in both. Run it
+with ``PYTHONPATH=<other tree>/src`` to time another tree the same way.
 
     nice -n 5 python benchmarks/report_stats.py OUT --baseline-src /tmp/before/src
     nice -n 5 python benchmarks/report_stats.py OUT --steps [the benchmark's options: --seeds 3 ...]
@@ -80,11 +83,18 @@ def timed(module, name, label):
             calls[label] += 1
     setattr(module, name, wrapper)
 
-for name in ("collect", "results_table", "summary_table", "split_statistics",
-             "paired_differences", "run_statistics", "build_tables", "fine_label_results",
-             "write_localisation", "write_figures", "write_cams", "write_report"):
-    timed(outputs, name, name)
+STEP_NAMES = ("collect", "results_table", "summary_table", "split_statistics",
+              "paired_differences", "run_statistics", "fine_label_results", "phantom_truth",
+              "measure_localisation", "truth_table", "control_table", "make_tables",
+              "localisation_figures", "make_figures", "write_cams", "write_tables",
+              "write_report")
+for name in STEP_NAMES:  # the steps this tree's outputs module has (older trees: fewer)
+    if hasattr(outputs, name):
+        timed(outputs, name, name)
 timed(index_module, "read_index", "read_index (inside the steps above)")
+for name in ("index_paths", "index_columns"):  # a report's partial reads of the index
+    if hasattr(index_module, name):
+        timed(index_module, name, f"{name} (inside the steps above)")
 start = time.process_time()
 main(["benchmark", "--out", *sys.argv[1:], "--report-only", "--no-progress"])
 total = time.process_time() - start

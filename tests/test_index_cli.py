@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from finegrain.cli import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, main
-from finegrain.data.index import read_index
+from finegrain.data.index import read_index, write_index
 from finegrain.observations import OBSERVATIONS
 
 
@@ -130,3 +130,23 @@ def test_read_index_resolves_paths_as_pathlib_does(folder: str) -> None:
              "l/.", "m..jpg", "n/../o.jpg", "p", "//q.jpg"]  # fmt: skip
     expected = [p if Path(p).is_absolute() else str(Path(folder) / p) for p in paths]
     assert resolve_paths(paths, Path(folder)) == expected
+
+
+def test_index_paths_and_columns_read_only_what_a_report_needs(tmp_path):
+    """``index_paths``: the resolved paths of a few image ids from the image_id and path
+    columns only (as ``read_index`` resolves them); ``index_columns``: the header alone."""
+    from finegrain.data.index import INDEX_COLUMNS, index_columns, index_paths, read_index
+
+    frame = pd.DataFrame({c: [pd.NA] * 3 for c in INDEX_COLUMNS})
+    frame["image_id"] = ["a", "b", "c"]
+    frame["path"] = ["x/a.jpg", "/abs/b.jpg", "x/c.jpg"]
+    frame[["subject_id", "study_id", "split", "view"]] = ["s", "t", "train", "PA"]
+    for name in ("index.csv", "index.parquet"):
+        path = tmp_path / name
+        write_index(frame, path)
+        full = read_index(path).set_index("image_id")["path"]
+        assert index_paths(path, ["c", "b"]) == {"c": full["c"], "b": full["b"]}
+        assert index_paths(path, ["c"])["c"] == str(tmp_path / "x" / "c.jpg")
+        assert index_columns(path)[: len(INDEX_COLUMNS)] == list(INDEX_COLUMNS)
+        with pytest.raises(KeyError, match="image_id 'zz' not in the index table"):
+            index_paths(path, ["a", "zz"])

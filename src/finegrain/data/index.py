@@ -145,13 +145,43 @@ def read_index(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"index table not found: {path}")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else _read_columns(path, None)
     frame = normalise_index(frame, source=str(path))
     frame["path"] = pd.array(resolve_paths(frame["path"].astype(str), path.parent), "string")
     return frame
+
+
+def _read_columns(path: Path, columns: list[str] | None) -> pd.DataFrame:
+    """``columns`` of an index table as text (all columns when None; none: the header)."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path, columns=columns).astype("string")
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], usecols=columns)
+
+
+def index_columns(path: str | Path) -> list[str]:
+    """The column names of an index table, without reading its rows."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def index_paths(path: str | Path, image_ids: Iterable[str]) -> dict[str, str]:
+    """The resolved image path of each of ``image_ids`` in the index table at ``path``, reading
+    only its ``image_id`` and ``path`` columns (a report needs a few paths, not a validated
+    index of 377 k rows); an id not in the table raises a KeyError naming it."""
+    path = Path(path)
+    wanted = list(dict.fromkeys(str(i) for i in image_ids))
+    frame = _read_columns(path, ["image_id", "path"])
+    rows = frame[frame["image_id"].isin(wanted)].drop_duplicates("image_id")
+    resolved = resolve_paths(rows["path"].astype(str), path.parent)
+    found = dict(zip(rows["image_id"], resolved, strict=True))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise KeyError(f"{path}: image_id {missing[0]!r} not in the index table")
+    return {i: found[i] for i in wanted}
 
 
 def resolve_paths(paths: Iterable[str], folder: Path) -> list[str]:

@@ -350,7 +350,7 @@ def write_cams(
     except ImportError as exc:
         notes.append(f"CAMs not drawn: {exc}")
         return []
-    from finegrain.data.index import read_index
+    from finegrain.data.index import index_paths
 
     figures = []
     for obs in preset.observations:
@@ -387,8 +387,12 @@ def write_cams(
             what = ", ".join(missing) if missing else "the index path in the run's config"
             notes.append(f"{obs}: CAMs not drawn: missing {what}")
             continue
-        index = read_index(config["index"]).set_index("image_id")  # paths resolved by read_index
-        paths = [Path(str(index.loc[image_id, "path"])) for image_id in picks["image_id"]]
+        try:
+            found = index_paths(config["index"], picks["image_id"])
+        except (OSError, KeyError) as exc:
+            notes.append(f"{obs}: CAMs not drawn: {exc}")
+            continue
+        paths = [Path(p) for p in found.values()]
         slug = obs.lower().replace(" ", "-")
         try:
             table = cam_images(ckpts, paths, out / "figures" / f"cam-{slug}", progress=False)
@@ -536,14 +540,14 @@ def fine_label_results(
 ) -> pd.DataFrame:
     """:func:`fine_label_summary` on ``split`` when the runs' index has human fine labels
     (OpenI's ``<Obs> subcategory mesh``); empty otherwise."""
-    from finegrain.data.index import HUMAN_FINE_COLUMNS, read_index
+    from finegrain.data.index import HUMAN_FINE_COLUMNS, index_columns, read_index
 
     index_path = next((s.config.get("index") for s in selections if s.config.get("index")), None)
     if index_path is None or not Path(index_path).is_file():
         return pd.DataFrame()
+    if not set(HUMAN_FINE_COLUMNS) & set(index_columns(index_path)):
+        return pd.DataFrame()  # the whole table is read only when it has human fine labels
     index = read_index(index_path)
-    if not any(c in index.columns for c in HUMAN_FINE_COLUMNS):
-        return pd.DataFrame()
     fine = fine_label_summary(selections, index, split=split)
     if fine.empty:
         notes.append(
