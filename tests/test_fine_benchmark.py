@@ -113,3 +113,23 @@ def test_benchmark_cli_takes_comma_separated_methods():
     assert [m for names in args.methods for m in names] == [
         "u-ones", "pu-rm", "graded", "ordinal", "three-class",
     ]  # fmt: skip
+
+
+def test_image_truth_table_gives_each_row_its_headroom(fine_benchmark):
+    """Headroom = the oracle's mined-label AUC^FG minus the method's, and 1 minus its image-truth
+    AUC^FG; the summary prints it beside each method's number, not beside the oracle's."""
+    out, _, _ = fine_benchmark
+    truth = pd.read_csv(out / "truth.csv")
+    for _, part in truth.groupby("observation"):
+        oracle = part[part["variant"] == "oracle"].iloc[0]
+        assert np.isnan(oracle["headroom_mined"]) and np.isnan(oracle["headroom_truth"])
+        for _, row in part[part["variant"] != "oracle"].iterrows():
+            assert row["headroom_mined"] == pytest.approx(
+                oracle["auc_fg_mined"] - row["auc_fg_mined"]
+            )
+            assert row["headroom_truth"] == pytest.approx(1 - row["auc_fg_truth"])
+    summary = (out / "summary.md").read_text()
+    line = next(t for t in summary.splitlines() if t.startswith("| Oracle (true severity) |"))
+    assert "left)" not in line
+    ones = truth[(truth["variant"] == "u-ones")].iloc[0]
+    assert f"({ones['headroom_mined']:+.3f} left)" in summary

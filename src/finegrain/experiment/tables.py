@@ -513,14 +513,15 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
         cells = [str(part["display"].iloc[0])]
         for obs in observations:
             r = part[part["observation"] == obs]
-            cells += (
-                [DASH, DASH]
-                if r.empty
-                else [
-                    _number(float(r["auc_fg_mined"].iloc[0])),
-                    _number(float(r["auc_fg_truth"].iloc[0])),
-                ]
-            )
+            if r.empty:
+                cells += [DASH, DASH]
+                continue
+            for kind in ("mined", "truth"):
+                cell = _number(float(r[f"auc_fg_{kind}"].iloc[0]))
+                left = float(r.get(f"headroom_{kind}", pd.Series([math.nan])).iloc[0])
+                if not math.isnan(left):  # the oracle's is NaN: it is the ceiling
+                    cell += f" ({left:+.3f} left)"
+                cells.append(cell)
         rows.append(cells)
     return Table(
         "truth",
@@ -531,7 +532,9 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
         "ranked between mined atypical / typical positives and between positives that are "
         "slight / significant on the image (the phantom's truth file), mean over seeds at the "
         "checkpoints chosen on validation. The oracle ranks by the true severity: the ceiling "
-        "that mined labels allow.",
+        "that mined labels allow. In brackets, the headroom: what is left to the oracle (mined "
+        "labels) or to 1 (image truth); a comparison whose effect is larger cannot show it "
+        "there.",
     )
 
 
