@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import inspect
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -232,29 +234,23 @@ def _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts) -
     return settings
 
 
-def phantom_differences(
-    root: str | Path,
-    *,
-    studies: int = 2000,
-    size: int = 128,
-    seed: int = 0,
-    eval_studies: int | None = None,
-    profile: str = DEFAULT_PROFILE,
-    uncertain_mixture: Mapping[str, float] | None = None,
-    nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
-    visibility: float | Mapping[str, float] = 1.0,
-    prevalence: float | Mapping[str, float] = 1.0,
-    conspicuity: float | Mapping[str, float] = 1.0,
-    mimic_counts: bool = False,
-    workers: int | None = None,
-) -> list[str]:
+def phantom_differences(root: str | Path, **options: Any) -> list[str]:
     """How the phantom at ``root`` differs from the one :func:`make_phantom` would write with
-    these keywords: ``"field: recorded -> requested"`` per differing setting of its
-    ``phantom.json`` (knobs compared one by one in their normalised form, so defaults given
-    or left out compare equal; ``workers`` does not change the phantom). Empty: the same."""
-    del workers
-    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity)
-    wanted = _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts)
+    ``options`` (its keywords; its defaults for those left out): ``"field: recorded ->
+    requested"`` per differing setting of its ``phantom.json`` (knobs compared one by one in
+    their normalised form, so defaults given or left out compare equal; ``workers`` and
+    ``progress`` do not change the phantom). Empty: the same."""
+    call = inspect.signature(make_phantom).bind(root, **options)  # an unknown one: TypeError
+    call.apply_defaults()
+    a = call.arguments
+    knobs = _knobs(
+        a["uncertain_mixture"], a["nocue_severity"], a["visibility"], a["prevalence"],
+        a["conspicuity"],
+    )  # fmt: skip
+    wanted = _settings(
+        a["studies"], a["eval_studies"], a["size"], a["seed"], a["profile"], knobs,
+        a["mimic_counts"],
+    )  # fmt: skip
     path = Path(root) / SETTINGS_FILE
     try:
         recorded = json.loads(path.read_text(encoding="utf-8"))
