@@ -152,7 +152,7 @@ def test_visibility_scales_slight_contrast_only() -> None:
     from finegrain.observations import OBSERVATIONS
 
     def draw(severity: float, visibility: float) -> np.ndarray:
-        painter = Painter(64, np.random.default_rng(0), visibility=visibility)
+        painter = Painter(64, np.random.default_rng(0), PhantomKnobs(visibility=visibility))
         findings = {obs: Finding() for obs in OBSERVATIONS}
         findings["Edema"].severity = severity
         return painter.frontal(findings, "PA")[0].astype(float)

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from finegrain.data.phantom.calibration import CALIBRATED
+from finegrain.data.phantom.finding import SIGNIFICANT_BAND, Finding
 from finegrain.errors import FinegrainError
 
 #: What may lie behind an uncertain label.
@@ -106,6 +107,14 @@ def _multiplier(value: float | Mapping[str, float], knob: str) -> float | dict[s
     return result
 
 
+def multiplier_of(value: float | Mapping[str, float], observation: str) -> float:
+    """A per-observation knob's value for ``observation``: the one number, or its entry in
+    ``{observation: multiplier}`` (1 when not given)."""
+    if isinstance(value, Mapping):
+        return float(value.get(observation, 1.0))
+    return float(value)
+
+
 @dataclass(frozen=True)
 class PhantomKnobs:
     """The phantom's unknowns (see the module docstring); validated and normalised."""
@@ -136,21 +145,22 @@ class PhantomKnobs:
 
     def visibility_of(self, observation: str) -> float:
         """The slight-band contrast multiplier of ``observation`` (1 when not given)."""
-        if isinstance(self.visibility, Mapping):
-            return float(self.visibility.get(observation, 1.0))
-        return float(self.visibility)
+        return multiplier_of(self.visibility, observation)
 
     def conspicuity_of(self, observation: str) -> float:
         """The contrast multiplier of every lesion of ``observation`` (1 when not given)."""
-        if isinstance(self.conspicuity, Mapping):
-            return float(self.conspicuity.get(observation, 1.0))
-        return float(self.conspicuity)
+        return multiplier_of(self.conspicuity, observation)
 
     def prevalence_of(self, observation: str) -> float:
         """The positive-share multiplier of ``observation`` (1 when not given)."""
-        if isinstance(self.prevalence, Mapping):
-            return float(self.prevalence.get(observation, 1.0))
-        return float(self.prevalence)
+        return multiplier_of(self.prevalence, observation)
+
+    def contrast(self, finding: Finding, observation: str) -> float:
+        """The contrast multiplier of ``observation``'s drawn ``finding``: its visibility in the
+        slight band (else 1), times its conspicuity (every severity)."""
+        slight = 0 < finding.severity < SIGNIFICANT_BAND[0]
+        visibility = self.visibility_of(observation) if slight else 1.0
+        return visibility * self.conspicuity_of(observation)
 
     def as_dict(self) -> dict:
         """JSON-ready form (written to ``phantom.json``); ``conspicuity`` only when it is not 1,

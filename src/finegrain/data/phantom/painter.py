@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from finegrain.data.phantom.finding import LOBES, SIGNIFICANT_BAND, Finding
+from finegrain.data.phantom.finding import LOBES, Finding
+from finegrain.data.phantom.knobs import PhantomKnobs
 
 
 def soft(d: np.ndarray, edge: float) -> np.ndarray:
@@ -66,23 +66,8 @@ def anatomy(size: int, view: str) -> dict[str, np.ndarray]:
     }
 
 
-#: The ``visibility`` knob: one multiplier, or one per observation (the others 1).
-Visibility = float | Mapping[str, float]
-
-
-def _of(multiplier: Visibility, observation: str) -> float:
-    if isinstance(multiplier, Mapping):
-        return float(multiplier.get(observation, 1.0))
-    return multiplier
-
-
-def contrast(
-    finding: Finding, visibility: Visibility, observation: str, conspicuity: Visibility = 1.0
-) -> float:
-    """The contrast multiplier of ``observation``'s finding: its ``visibility`` for the slight
-    band (else 1), times its ``conspicuity`` (every severity)."""
-    slight = 0 < finding.severity < SIGNIFICANT_BAND[0]
-    return (_of(visibility, observation) if slight else 1.0) * _of(conspicuity, observation)
+#: The knobs of a phantom drawn at its defaults (every contrast multiplier 1).
+DEFAULT_KNOBS = PhantomKnobs()
 
 
 def lesion_shapes(
@@ -90,8 +75,7 @@ def lesion_shapes(
     view: str,
     findings: dict[str, Finding],
     jitter: float,
-    visibility: Visibility = 1.0,
-    conspicuity: Visibility = 1.0,
+    knobs: PhantomKnobs = DEFAULT_KNOBS,
 ) -> dict[str, np.ndarray]:
     """Where each drawn finding lies, before the acquisition geometry: maps in [0, 1].
 
@@ -105,7 +89,7 @@ def lesion_shapes(
     X, Y = grid(size)
     lungs, dome = a["lungs"], a["dome"]
     f = findings["Cardiomegaly"]
-    cm = f.severity * contrast(f, visibility, "Cardiomegaly", conspicuity)  # AP magnifies it
+    cm = f.severity * knobs.contrast(f, "Cardiomegaly")  # heart width; AP magnifies the heart
     width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
     height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
     heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
@@ -175,22 +159,16 @@ class Acquisition:
 class Painter:
     """Vectorised radiograph-like drawing on a fixed grid (coordinates in [-1, 1]).
 
-    ``visibility`` multiplies the drawn contrast of slight-band findings, ``conspicuity`` that of
-    every finding: each one number for all, or ``{observation: multiplier}`` (the others 1; see
-    ``knobs``).
+    ``knobs`` set each finding's drawn contrast (:meth:`PhantomKnobs.contrast`: visibility of
+    the slight band, conspicuity of every severity).
     """
 
     def __init__(
-        self,
-        size: int,
-        rng: np.random.Generator,
-        visibility: Visibility = 1.0,
-        conspicuity: Visibility = 1.0,
-    ):
+        self, size: int, rng: np.random.Generator, knobs: PhantomKnobs = DEFAULT_KNOBS
+    ) -> None:
         self.size = size
         self.rng = rng
-        self.visibility = visibility
-        self.conspicuity = conspicuity
+        self.knobs = knobs
         self.X, self.Y = grid(size)
         self.up = {k: self._upsampler(size, k) for k in (8, 16)}
         # quantum noise: windows of one bank drawn once (drawing per image costs more than the
@@ -224,13 +202,11 @@ class Painter:
         jitter = float(rng.uniform(-0.02, 0.02))
         ang, scale = float(rng.uniform(-5, 5)), float(rng.uniform(0.95, 1.05))
         shift = rng.uniform(-0.04, 0.04, 2)
-        shapes = lesion_shapes(self.size, view, findings, jitter, self.visibility, self.conspicuity)
+        shapes = lesion_shapes(self.size, view, findings, jitter, self.knobs)
         heart, open_lung = shapes["heart"], shapes["open_lung"]
         img = a["base"] - 0.024 * lungs * lung_tex
         img += heart * (0.28 * lungs + 0.03)
-        vis = {
-            obs: contrast(findings[obs], self.visibility, obs, self.conspicuity) for obs in findings
-        }
+        vis = {obs: self.knobs.contrast(findings[obs], obs) for obs in findings}
         if "Edema" in shapes:
             s = findings["Edema"].severity
             img += 0.30 * s * vis["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)

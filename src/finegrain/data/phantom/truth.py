@@ -22,7 +22,8 @@ import pandas as pd
 
 from finegrain.data.phantom.calibration import CALIBRATED
 from finegrain.data.phantom.finding import Finding
-from finegrain.data.phantom.painter import Acquisition, Visibility, affine, lesion_shapes
+from finegrain.data.phantom.knobs import PhantomKnobs
+from finegrain.data.phantom.painter import DEFAULT_KNOBS, Acquisition, affine, lesion_shapes
 from finegrain.data.phantom.writer import IMAGES_FILE, SETTINGS_FILE, TRUTH_FILE
 from finegrain.errors import FinegrainError, NotFound
 from finegrain.observations import OBSERVATIONS, check_observation
@@ -77,11 +78,8 @@ class PhantomTruth:
         geometry = Acquisition(
             *(float(image[k]) for k in ("angle", "scale", "shift_x", "shift_y", "jitter"))
         )
-        visibility = recorded_visibility(self.settings)
-        conspicuity = recorded_visibility(self.settings, "conspicuity")
-        return mask_of(
-            findings, image["view"], geometry, observation, size, visibility, conspicuity
-        )
+        knobs = PhantomKnobs(**self.settings["knobs"])  # as drawn (conspicuity absent: 1)
+        return mask_of(findings, image["view"], geometry, observation, size, knobs)
 
     def lesion_masks(self, image_ids, observation: str, size: int | None = None) -> np.ndarray:
         """Masks of many images: boolean ``(len(image_ids), size, size)``."""
@@ -122,26 +120,16 @@ def lesion_mask(
     return read_truth(root).lesion_mask(image_id, observation, size)
 
 
-def recorded_visibility(settings: dict, knob: str = "visibility") -> Visibility:
-    """A contrast knob (``visibility`` or ``conspicuity``) recorded in a phantom's
-    ``phantom.json`` settings: one number, or ``{observation: multiplier}`` (1 when absent)."""
-    value = settings["knobs"].get(knob, 1.0)
-    if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items()}
-    return float(value)
-
-
 def mask_of(
     findings: dict[str, Finding],
     view: str,
     geometry: Acquisition,
     observation: str,
     size: int,
-    visibility: Visibility = 1.0,
-    conspicuity: Visibility = 1.0,
+    knobs: PhantomKnobs = DEFAULT_KNOBS,
 ) -> np.ndarray:
     """The lesion mask of ``observation`` for findings drawn with ``geometry`` (bool, ``size``²)."""
-    shapes = lesion_shapes(size, view, findings, geometry.jitter, visibility, conspicuity)
+    shapes = lesion_shapes(size, view, findings, geometry.jitter, knobs)
     if observation not in shapes or observation in ("heart", "open_lung"):
         return np.zeros((size, size), dtype=bool)
     shift = (geometry.shift_x * size / 2, geometry.shift_y * size / 2)

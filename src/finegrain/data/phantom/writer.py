@@ -298,8 +298,7 @@ class _Chunk:
     size: int
     calibration: object
     plan: object
-    visibility: float | dict[str, float]  # the knob: one multiplier, or one per observation
-    conspicuity: float | dict[str, float]  # likewise
+    knobs: PhantomKnobs  # the drawn contrast of each finding
     #: images of each study of each subject (``mimic_counts``); None: drawn per study
     image_counts: list[list[int]] | None = None
 
@@ -331,7 +330,7 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
     """Draw and write the studies of ``chunk`` (images and reports); return their table rows."""
     rng = np.random.default_rng(np.random.SeedSequence(chunk.seed, spawn_key=(chunk.number,)))
     calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
-    painter = Painter(size, rng, visibility=chunk.visibility, conspicuity=chunk.conspicuity)
+    painter = Painter(size, rng, chunk.knobs)
     out = _ChunkRows()
     for number, (subj, split, study_list) in enumerate(chunk.subjects):
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
@@ -469,8 +468,7 @@ def _write_phantom(
                     size=settings["size"],
                     calibration=calibration,
                     plan=plan,
-                    visibility=knobs.visibility,
-                    conspicuity=knobs.conspicuity,
+                    knobs=knobs,
                     image_counts=None if image_plan is None else image_plan[first : si + 1],
                 )
             )
