@@ -397,8 +397,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         raise CLIError(
             "--visibility, --conspicuity, --prevalence and --phantom-eval-studies apply to the "
-            "built-in "
-            "phantom only"
+            "built-in phantom only"
         )
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)

@@ -53,8 +53,8 @@ def _weights(text: str) -> dict[str, float]:
 
 def multipliers(text: str) -> float | dict[str, float]:
     """``1.5`` (all calibrated observations) or ``Consolidation=2,Edema=0.5`` (argparse type of
-    the per-observation knobs, ``--visibility`` and ``--prevalence``; also ``finegrain
-    benchmark``'s)."""
+    the per-observation knobs, ``--visibility``, ``--conspicuity`` and ``--prevalence``; also
+    ``finegrain benchmark``'s)."""
     try:
         return float(text)
     except ValueError:

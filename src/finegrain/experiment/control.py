@@ -64,12 +64,6 @@ def _iteration(sel: RunSelection, checkpoint: str) -> int | None:
     return int(its.max()) if len(its) else None
 
 
-def _validate_auc(sel: RunSelection, iteration: int | None) -> float:
-    m = sel.metrics
-    row = m[(m["split"] == "validate") & (m["iteration"] == iteration)]
-    return float(row["auc"].iloc[-1]) if len(row) else float("nan")
-
-
 @dataclass
 class _Variant:
     """One variant's runs at a checkpoint rule: its spec, each seed's scores by image id and
@@ -86,14 +80,15 @@ def _scores(runs: Sequence[RunSelection], checkpoint: str, split: str) -> dict[s
 
     variants: dict[str, _Variant] = {}
     for sel in sorted(runs, key=lambda s: s.spec.seed):
-        it = _iteration(sel, checkpoint)
-        frame = selected_predictions(dataclasses.replace(sel, iteration=it), split)
+        at = dataclasses.replace(sel, iteration=_iteration(sel, checkpoint))
+        frame = selected_predictions(at, split)
         if frame is None:
             continue
         frame = frame.drop_duplicates("image_id", keep="last").set_index("image_id")
         variant = variants.setdefault(sel.spec.variant, _Variant(sel.spec))
         variant.scores[sel.spec.seed] = frame["score"]
-        variant.validate_auc.append(_validate_auc(sel, it))
+        row = at.row("validate")
+        variant.validate_auc.append(float(row["auc"]) if row else float("nan"))
     return variants
 
 
@@ -107,7 +102,7 @@ def control_table(
     marks the τ chosen on noisy validation; ``level``: the CI's coverage."""
     from finegrain.experiment.aggregate import paired_difference_ci
     from finegrain.experiment.truth import case_truth
-    from finegrain.metrics import auc_fg
+    from finegrain.metrics import auc
 
     noisy = [s for s in selections if float(s.config.get("label_noise") or 0) > 0]
     if not noisy or truth is None:
@@ -148,7 +143,7 @@ def control_table(
                         "tau": v.spec.tau,
                         "seeds": len(seeds),
                         "validate_auc_noisy": float(np.nanmean(v.validate_auc)),
-                        "test_auc_truth": float(np.mean([auc_fg(y, c) for c in a.T])),
+                        "test_auc_truth": float(np.mean([auc(y, c) for c in a.T])),
                         "delta": delta,
                         "low": low,
                         "high": high,

@@ -683,8 +683,8 @@ class _Running:
     of the training positives (label 1) of those batches whose positive probability was at most
     τ (where PCE differs from cross-entropy); and the positives' cross-entropy — the mean
     ``-log p`` of those positives (whether the network has memorised them: near 0 when every
-    training positive is scored near 1, whatever the method's own loss). Both are measured on
-    the step's own forward pass (train mode, augmented images); for a τ-free method at the
+    training positive is scored near 1, whatever the method's own loss). All three are measured
+    on the step's own forward pass (train mode, augmented images); for a τ-free method at the
     run's τ."""
 
     def __init__(self, device: torch.device) -> None:
