@@ -26,10 +26,9 @@ from finegrain.experiment.difficulty import (
 )
 from finegrain.experiment.selection import read_metrics
 from finegrain.predict.predictor import Predictor
-from finegrain.train.config import TrainConfig
 from finegrain.train.loop import train
 from finegrain.train.rundir import RunDirectory
-from helpers import TINY_GRID, tiny_phantom_data
+from helpers import TINY_GRID, make_config, tiny_phantom_data
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +37,16 @@ def bench(tmp_path_factory):
     data = tiny_phantom_data(tmp_path_factory, "difficulty-data", TINY_GRID)
     out = tmp_path_factory.mktemp("difficulty-bench")
     run_dir = out / "runs" / "0123abcd" / "Edema" / "u-ones" / "seed0"
-    config = TrainConfig(
+    config = make_config(
+        run_dir,
         index=str(data.index),
         cache=str(data.cache),
-        observation="Edema",
         method="u-ones",
         model="densenet-tiny",
-        pretrained=False,
         iterations=20,
         checkpoint_every=10,
-        batch_size=8,
-        num_workers=0,
+        eval_batch_size=64,
         device="cpu",
-        out=str(run_dir),
     )
     train(config, progress=False)
     return out, run_dir, data
