@@ -14,12 +14,14 @@ from finegrain.data.phantom import (
     DRAWN,
     LABEL_CSV_COLUMNS,
     METADATA_COLUMNS,
+    SEVERITY_CUT,
     SPLIT_COLUMNS,
     TRUTH_COLUMNS,
     Finding,
     Painter,
     make_phantom,
 )
+from finegrain.data.phantom.writer import LESION_COLUMNS
 from finegrain.observations import OBSERVATIONS
 
 JPG = re.compile(r"files/p(\d\d)/p(\d{8})/s(\d{8})/([0-9a-f]{8}(?:-[0-9a-f]{8}){4})\.jpg")
@@ -69,7 +71,7 @@ def test_layout_and_csv_names_are_mimic(phantom_root: Path) -> None:
         values = set(np.unique(labels[list(OBSERVATIONS)].to_numpy()))
         assert values <= {"1.0", "0.0", "-1.0", ""}
     truth = pd.read_csv(phantom_root / "phantom-truth.csv")
-    assert tuple(truth.columns) == TRUTH_COLUMNS
+    assert tuple(truth.columns) == TRUTH_COLUMNS + LESION_COLUMNS  # the continuum design
     assert len(truth) == 48 * len(OBSERVATIONS)
 
 
@@ -103,10 +105,12 @@ def test_label_csvs_follow_truth_with_a_little_noise(phantom_root: Path) -> None
     assert (negbio.loc[common].to_numpy() != chexpert.loc[common].to_numpy()).any()
 
 
-def test_truth_subcategory_follows_the_cues_and_the_band(phantom_root: Path) -> None:
-    """With a cue the paper's rule gives atypical exactly for the slight band; without a cue it
-    gives typical whatever the image shows (real reports mostly carry no cue)."""
-    truth = pd.read_csv(phantom_root / "phantom-truth.csv", keep_default_na=False)
+def test_bands_truth_subcategory_follows_the_cues_and_the_band(tmp_path: Path) -> None:
+    """The bands design: with a cue the paper's rule gives atypical exactly for the slight band;
+    without a cue it gives typical whatever the image shows (real reports mostly carry no cue)."""
+    make_phantom(tmp_path / "bands", studies=300, size=16, seed=0, design="bands")
+    truth = pd.read_csv(tmp_path / "bands" / "phantom-truth.csv", keep_default_na=False)
+    assert tuple(truth.columns) == TRUTH_COLUMNS
     drawn = truth[truth["observation"].isin(DRAWN) & truth["subcategory"].ne("")]
     assert set(drawn["subcategory"]) <= {"atypical", "typical"}
     assert (drawn["status"].astype(str).isin(["1", "-1"])).all()
@@ -117,6 +121,27 @@ def test_truth_subcategory_follows_the_cues_and_the_band(phantom_root: Path) -> 
     assert atypical.max() < typical.min()
     no_cue = drawn.drop(cued.index)
     assert len(no_cue) and (no_cue["subcategory"] == "typical").all()
+
+
+def test_continuum_truth_subcategory_is_the_rule_over_the_words_written(
+    phantom_root: Path,
+) -> None:
+    """The continuum design: the subcategory is the paper's rule over the words the reader wrote
+    (not the image), and the words do not sort the severities: a slight word may sit on a
+    significant image."""
+    from finegrain.division import divide
+
+    truth = pd.read_csv(phantom_root / "phantom-truth.csv", keep_default_na=False)
+    drawn = truth[truth["observation"].isin(DRAWN) & truth["status"].astype(str).isin(["1", "-1"])]
+    expected = [divide(r.severity_term or None, r.change_term or None) for r in drawn.itertuples()]
+    assert drawn["subcategory"].tolist() == expected
+    positive = drawn[drawn["severity"] > 0]
+    graded = positive[positive["severity_term"].ne("")]
+    assert graded["reader_severity"].ne("").all()
+    atypical = graded.loc[graded["subcategory"] == "atypical", "severity"]
+    assert len(atypical) and atypical.min() < SEVERITY_CUT < positive["severity"].max()
+    assert set(positive["image_truth"]) <= {"slight", "significant"}
+    assert ((positive["severity"] < SEVERITY_CUT) == (positive["image_truth"] == "slight")).all()
 
 
 def contents(root: Path) -> dict[str, bytes]:

@@ -108,7 +108,7 @@ def _truth(root: Path) -> pd.DataFrame:
 
 
 def test_knobs_change_what_they_name(tmp_path: Path) -> None:
-    base = dict(studies=600, size=16, seed=1)
+    base = dict(studies=600, size=16, seed=1, design="bands")
     make_phantom(tmp_path / "a", uncertain_mixture={"absent": 1.0}, nocue_severity=1.0, **base)
     truth = _truth(tmp_path / "a")
     calibrated = truth[truth["observation"].isin(CALIBRATED)]

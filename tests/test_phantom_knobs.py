@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finegrain.data.phantom import CALIBRATED, PhantomKnobs, make_phantom, read_truth
+from finegrain.data.phantom import (
+    CALIBRATED,
+    SEVERITY_CUT,
+    PhantomKnobs,
+    make_phantom,
+    read_truth,
+)
 from finegrain.errors import FinegrainError
 
 #: 60 studies at 32 px, seed 2: slight Consolidation in a few studies (some with no other slight
@@ -40,9 +46,9 @@ def contents(root: Path) -> dict[str, bytes]:
 
 
 def slight_studies(root: Path, observation: str) -> set[str]:
-    """Studies whose ``observation`` is drawn in the slight band (where visibility applies)."""
+    """Studies whose ``observation`` is drawn slight (where visibility applies)."""
     truth = pd.read_csv(root / "phantom-truth.csv", dtype={"study_id": str})
-    rows = truth[(truth["observation"] == observation) & truth["severity"].between(0, 0.6)]
+    rows = truth[(truth["observation"] == observation) & (truth["severity"] < SEVERITY_CUT)]
     return set(rows.loc[rows["severity"] > 0, "study_id"])
 
 
@@ -145,11 +151,12 @@ def drawn_studies(root: Path, observation: str) -> set[str]:
 def test_conspicuity_is_a_contrast_knob_at_every_severity(phantoms) -> None:
     """``conspicuity={"Consolidation": 2}`` redraws exactly the frontal images with Consolidation
     drawn, slight *and* significant (visibility: slight only), keeps its masks (a density), and
-    is not written to ``phantom.json`` at 1, so older phantoms keep their bytes."""
+    in the bands design is not written to ``phantom.json`` at 1, so older phantoms keep their
+    bytes (the continuum design always records it)."""
     from finegrain.data.phantom.writer import phantom_differences
 
-    assert "conspicuity" not in PhantomKnobs().as_dict()
-    assert "conspicuity" not in (phantoms["default"] / "phantom.json").read_text()
+    assert "conspicuity" not in PhantomKnobs(design="bands").as_dict()
+    assert PhantomKnobs().as_dict()["conspicuity"] == 1.0
     knobs = PhantomKnobs(conspicuity={"Consolidation": 2})
     assert knobs.conspicuity_of("Consolidation") == 2.0 and knobs.conspicuity_of("Edema") == 1.0
     assert knobs.as_dict()["conspicuity"] == {"Consolidation": 2.0}
@@ -208,20 +215,26 @@ def small_preset(**changes):
         "phantom_size": 16,
         "phantom_eval_studies": 4,
     }
+    if "phantom" in changes:  # the demo's design, with the knobs given
+        changes["phantom"] = {**DEMO.phantom, **changes["phantom"]}
     return DEMO.replace(**{**small, **changes})
 
 
 def test_preset_phantom_field_round_trips() -> None:
     from finegrain.experiment.presets import DEMO, Preset
 
-    assert DEMO.phantom == {}
-    preset = DEMO.replace(phantom={"visibility": {"Consolidation": 3.0}, "prevalence": 0.5})
+    assert DEMO.phantom == {"design": "bands"}  # the demo of finegrain 0.3
+    preset = DEMO.replace(phantom={**DEMO.phantom, "visibility": {"Consolidation": 3.0}})
     again = Preset.from_dict(json.loads(json.dumps(preset.to_dict())))
     assert again == preset and again.phantom["visibility"] == {"Consolidation": 3.0}
     assert hash(again) == hash(DEMO.replace(phantom={"prevalence": 2.0}))  # hash=False, as train
     recorded = DEMO.to_dict()
-    del recorded["phantom"]  # a benchmark.json written before the field
+    del recorded["phantom"]  # a benchmark.json written before the field: the bands design
     assert Preset.from_dict(recorded) == DEMO
+    recorded["phantom"] = {"prevalence": 0.5}  # written by finegrain 0.3: the bands design too
+    assert Preset.from_dict(recorded).phantom == {"design": "bands", "prevalence": 0.5}
+    continuum = DEMO.replace(phantom={"prevalence": 0.5})  # no design given: the default
+    assert Preset.from_dict(continuum.to_dict()).phantom["design"] == "continuum"
     with pytest.raises(FinegrainError, match=r"make_phantom has no keyword\(s\) \['visibilty'\]"):
         DEMO.replace(phantom={"visibilty": 2.0})
     with pytest.raises(FinegrainError, match=r"\['Fracture'\] not drawn"):  # checked at once
@@ -260,7 +273,9 @@ def test_a_default_phantom_made_before_is_reused(tmp_path, caplog) -> None:
     the preset's ``phantom`` field) is reused, the defaults given or not."""
     from finegrain.experiment.runner import DataSource, prepare_data
 
-    make_phantom(tmp_path / "data" / "phantom", studies=10, size=16, seed=0, eval_studies=4)
+    make_phantom(
+        tmp_path / "data" / "phantom", studies=10, size=16, seed=0, eval_studies=4, design="bands"
+    )
     (tmp_path / "data" / "phantom.done").write_text("")
     source = DataSource(phantom=True)
     for phantom in ({}, {"visibility": 1.0, "prevalence": 1, "nocue_severity": 0.5}):
@@ -290,14 +305,15 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
     with pytest.raises(_Stop):
         main(["benchmark", "--visibility", "Consolidation=2", "--prevalence", "0.5", *out])
     assert seen["source"].phantom
+    demo = seen["preset"].phantom.pop("design")  # the demo's design, kept
     assert seen["preset"].phantom == {"visibility": {"Consolidation": 2.0}, "prevalence": 0.5}
     with pytest.raises(_Stop):
         main(["benchmark", "--visibility", "0.5", "--phantom-eval-studies", "50", *out])
-    assert seen["preset"].phantom == {"visibility": 0.5}
+    assert seen["preset"].phantom == {"design": demo, "visibility": 0.5}
     assert seen["preset"].phantom_eval_studies == 50
     with pytest.raises(_Stop):
         main(["benchmark", *out])
-    assert seen["preset"].phantom == {}
+    assert seen["preset"].phantom == {"design": demo}
     assert seen["preset"].phantom_eval_studies == 30071  # the demo preset's
     for wrong in (
         ["--mimic", str(tmp_path), "--visibility", "2"],

@@ -200,13 +200,14 @@ def test_the_preregistered_plan_generates_every_phantom_but_the_documented_one()
     from finegrain.data.phantom.calibration import load_calibration
     from finegrain.data.phantom.course import LabelPlan
     from finegrain.data.phantom.knobs import PhantomKnobs
+    from finegrain.experiment.presets import DEMO
     from finegrain.experiment.study import PLAN
 
     calibration = load_calibration()
     infeasible = {}
-    for condition in PLAN.conditions():
+    for condition in PLAN.conditions():  # on the demo's phantom (its design)
         try:
-            LabelPlan.build(calibration, PhantomKnobs(**condition.phantom))
+            LabelPlan.build(calibration, PhantomKnobs(**{**DEMO.phantom, **condition.phantom}))
         except ValueError as exc:
             infeasible[condition.key] = str(exc)
     assert list(infeasible) == ["prevalence-2"]

@@ -21,11 +21,16 @@ built-in dataset runs through the same code path as MIMIC (`finegrain index --mi
   OUT/phantom.json                               the settings (knobs, profile, seed)
 
 Consolidation, Edema, Pleural Effusion, Cardiomegaly and Atelectasis are drawn with a continuous
-severity, slight findings subtle, significant ones clearly. The default phantom is calibrated to
-real label statistics (CheXpert frontal images; cues from OpenI reports): the label shares, AP
-share, images per study and the share of positives without a cue are real ones. What labels
-cannot tell is a knob (docs/phantom.md). The same seed gives the same bytes. OUT must not exist
-or be an empty folder.
+severity: the truth file keeps each finding's number beside its slight / significant side (cut
+at 0.5), each lesion varies in extent, density and position so that neighbouring severities
+overlap on the image, and a reader whose cut-points vary from report to report writes the
+degree words, agreeing with the image about as often as two radiologists agree. The default
+phantom is calibrated to real label statistics (CheXpert frontal images; cues from OpenI
+reports): the label shares, AP share, images per study and the shares of positives that are
+atypical and that carry no cue are real ones. What labels cannot tell is a knob
+(docs/phantom.md). `--design bands` draws the phantom of finegrain 0.2-0.3 (two severity bands
+that never meet, reports that follow the image), byte for byte. The same seed gives the same
+bytes. OUT must not exist or be an empty folder.
 
 example:
   finegrain phantom phantom --studies 2000 --size 128 --seed 0
@@ -33,6 +38,8 @@ example:
   finegrain phantom mimic-sized --studies 227835 --size 16 --mimic-counts
   finegrain phantom sweep --uncertain-mixture absent=0.7,slight=0.2,other=0.1 --visibility 0.5
   finegrain phantom harder --visibility Consolidation=0.5,Edema=2
+  finegrain phantom graded --slight-share Consolidation=0.2 --spread 0.6
+  finegrain phantom v03 --design bands --nocue-severity 0.2
   finegrain index --mimic phantom -o phantom/index.csv
 """
 
@@ -83,6 +90,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile", default="chexpert-frontal", help="calibration profile (chexpert-frontal)"
     )
+    parser.add_argument(
+        "--design",
+        choices=("continuum", "bands"),
+        default="continuum",
+        help="how severity is drawn: continuum (a number; lesions vary; a noisy reader words the "
+        "report) or bands (finegrain 0.2-0.3's phantom, byte for byte) (continuum)",
+    )
     knobs = parser.add_argument_group("knobs (docs/phantom.md; defaults are the calibrated point)")
     knobs.add_argument(
         "--uncertain-mixture",
@@ -95,9 +109,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     knobs.add_argument(
         "--nocue-severity",
         type=float,
-        default=0.5,
+        default=None,
         metavar="SHARE",
-        help="share of slight image truth behind a positive without a cue (0.5)",
+        help="bands design: share of slight image truth behind a positive without a cue (0.5)",
+    )
+    knobs.add_argument(
+        "--slight-share",
+        type=multipliers,
+        default=None,
+        metavar="X or OBS=X,...",
+        help="continuum design: share of new positives whose true severity is slight (below "
+        "the cut), for all drawn observations or per observation (default per observation: the "
+        "real atypical share plus half the no-cue share)",
+    )
+    knobs.add_argument(
+        "--spread",
+        type=multipliers,
+        default=None,
+        metavar="X or OBS=X,...",
+        help="continuum design: how much lesions of one severity differ (log-sd of their extent "
+        "and density), for all drawn observations or per observation (0.35)",
+    )
+    knobs.add_argument(
+        "--reader-agreement",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="continuum design: share of positives graded with a degree word whose word agrees "
+        "with the image's slight / significant (0.865: two radiologists' agreement)",
     )
     knobs.add_argument(
         "--visibility",
@@ -154,7 +193,11 @@ def run(args: argparse.Namespace) -> int:
             eval_studies=args.eval_studies,
             profile=args.profile,
             uncertain_mixture=args.uncertain_mixture,
+            design=args.design,
             nocue_severity=args.nocue_severity,
+            slight_share=args.slight_share,
+            spread=args.spread,
+            reader_agreement=args.reader_agreement,
             visibility=args.visibility,
             conspicuity=args.conspicuity,
             prevalence=args.prevalence,

@@ -117,14 +117,22 @@ class Preset:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """JSON-ready form; the phantom's ``design`` is always written (a record without one
+        predates the continuum design: :meth:`from_dict`)."""
+        from finegrain.data.phantom import DEFAULT_DESIGN
+
+        found = dataclasses.asdict(self)
+        found["phantom"] = {"design": DEFAULT_DESIGN, **found["phantom"]}
+        return found
 
     @classmethod
     def from_dict(cls, data: dict) -> Preset:
         """Inverse of :meth:`to_dict` (e.g. the preset recorded in a benchmark's
-        ``benchmark.json``); lists become tuples again."""
+        ``benchmark.json``); lists become tuples again. A record without the phantom's design
+        was written by finegrain 0.2-0.3, whose phantoms were all drawn by the bands design."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        values["phantom"] = {"design": "bands", **(values.get("phantom") or {})}
         return cls(**values)
 
 
@@ -155,6 +163,8 @@ DEMO = Preset(
     phantom_studies=4000,
     phantom_eval_studies=30071,
     phantom_size=64,
+    # the phantom of finegrain 0.2-0.3 (two severity bands), byte for byte
+    phantom={"design": "bands"},
     threads=1,
     jobs=2,
 )
@@ -182,7 +192,7 @@ CONTROL = dataclasses.replace(
 REAL_DIFFICULTY = dataclasses.replace(
     DEMO,
     name="real-difficulty",
-    phantom={"conspicuity": {"Consolidation": 2.8284, "Edema": 0.7071}},
+    phantom={"design": "bands", "conspicuity": {"Consolidation": 2.8284, "Edema": 0.7071}},
 )
 
 #: Every preset by name (filled at import; a user's module may register its own).

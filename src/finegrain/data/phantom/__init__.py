@@ -7,11 +7,12 @@ wording follows the severity and its change since the prior study, and coarse Ch
 labels. The layout, file names, CSV names and columns are MIMIC-CXR-JPG's, so the phantom goes
 through the same code path (``finegrain index --mimic``) as the real data.
 
-Atypical positives are visually subtle by construction: a finding's severity lives in one of two
-bands, *slight* (0.06-0.38, reported with slight words or as improving) and *significant*
-(0.6-1.0). An improving finding moves into the slight band, so its current image is close to a
-negative one; a typical (significant or worsening) finding is clearly drawn. See
-``docs/phantom.md``.
+Severity is a continuum (the default ``design``, format 3): a finding's true severity is a number,
+its image truth is *slight* below :data:`SEVERITY_CUT` and *significant* from it on, each lesion
+varies in extent, density and position so that neighbouring severities overlap on the image, and
+a reader whose cut-points vary from report to report chooses the degree words (``reader``). The
+``bands`` design (format 2) draws finegrain 0.2-0.3's phantoms byte for byte: two severity bands
+that never meet, worded faithfully. See ``docs/phantom.md``.
 
 The default phantom is **calibrated**: per calibrated observation, the shares of positive /
 uncertain / negative / blank labels among frontal images, the AP share, images per study and
@@ -23,9 +24,12 @@ positives come from real reports (``calibration``). What labels cannot tell is a
 One concept per module:
 
 - ``calibration``: the calibration table (package data) and its loader;
-- ``knobs``: the named unknowns (uncertain mixture, no-cue severity, visibility, prevalence);
-- ``finding``: a finding's severity bands, location and record (:class:`Finding`);
+- ``knobs``: the named unknowns (uncertain mixture, visibility, conspicuity, prevalence; the
+  continuum's slight share, spread and reader noise; the bands' no-cue severity);
+- ``finding``: a finding's severity (the designs, the cut, the bands), lesion, location and
+  record (:class:`Finding`);
 - ``course``: per study, the labels and the image truth behind them;
+- ``reader``: the continuum's reader, who chooses the degree and change words;
 - ``wording``: Table 1 cues, sentences and the report;
 - ``painter``: the radiograph drawing and the lesion shapes;
 - ``noise``: labeler noise on the coarse labels (and its inverse);
@@ -34,7 +38,8 @@ One concept per module:
 - ``truth``: the truth read back (:func:`read_truth`, :func:`lesion_mask`).
 
 Interface for studies (stable from v0.2): ``make_phantom(out, *, studies, size, seed, progress,
-eval_studies, profile, uncertain_mixture, nocue_severity, visibility, prevalence)``;
+eval_studies, profile, uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity,
+workers, mimic_counts, design, slight_share, spread, reader_agreement)``;
 ``required_eval_studies(min_positives, *, profile, prevalence)``; ``read_truth(root) ->
 PhantomTruth`` with ``.severity(image_id, obs)``, ``.image_truth(image_id, obs)``,
 ``.lesion_mask(image_id, obs, size)``, ``.lesion_masks(image_ids, obs, size)``;
@@ -50,7 +55,16 @@ from finegrain.data.phantom.calibration import (
     Calibration,
     load_calibration,
 )
-from finegrain.data.phantom.finding import DRAWN, LOBES, SIGNIFICANT_BAND, SLIGHT_BAND, Finding
+from finegrain.data.phantom.finding import (
+    DEFAULT_DESIGN,
+    DESIGNS,
+    DRAWN,
+    LOBES,
+    SEVERITY_CUT,
+    SIGNIFICANT_BAND,
+    SLIGHT_BAND,
+    Finding,
+)
 from finegrain.data.phantom.knobs import (
     DEFAULT_NOCUE_SEVERITY,
     DEFAULT_UNCERTAIN_MIXTURE,
@@ -78,7 +92,9 @@ __all__ = [
     "CALIBRATED",
     "CSV_PREFIX",
     "DEFAULT_NOCUE_SEVERITY",
+    "DEFAULT_DESIGN",
     "DEFAULT_PROFILE",
+    "DESIGNS",
     "DEFAULT_UNCERTAIN_MIXTURE",
     "DRAWN",
     "IMAGES_FILE",
@@ -96,6 +112,7 @@ __all__ = [
     "LABEL_CSV_COLUMNS",
     "LOBES",
     "METADATA_COLUMNS",
+    "SEVERITY_CUT",
     "SIGNIFICANT_BAND",
     "SLIGHT_BAND",
     "SPLIT_COLUMNS",

@@ -80,8 +80,9 @@ def lesion_shapes(
     """Where each drawn finding lies, before the acquisition geometry: maps in [0, 1].
 
     Keys: ``heart`` and ``open_lung`` (always), and each drawn observation with severity > 0
-    (``Cardiomegaly`` is the enlarged heart itself). The painter multiplies these by the
-    finding's density and texture; :func:`finegrain.data.phantom.truth.lesion_mask` thresholds
+    (``Cardiomegaly`` is the enlarged heart itself). A lesion's size grows with its severity
+    times its own ``extent``, and Consolidation's and Edema's sites move by its ``offset``. The
+    painter multiplies these by the finding's density and texture; :func:`finegrain.data.phantom.truth.lesion_mask` thresholds
     them at 0.5, so drawing and masks cannot drift apart.
     """
     ap = view == "AP"
@@ -89,7 +90,7 @@ def lesion_shapes(
     X, Y = grid(size)
     lungs, dome = a["lungs"], a["dome"]
     f = findings["Cardiomegaly"]
-    cm = f.severity * knobs.contrast(f, "Cardiomegaly")  # heart width; AP magnifies the heart
+    cm = f.severity * f.extent * knobs.contrast(f, "Cardiomegaly")  # AP magnifies the heart
     width = (0.31 + jitter + 0.22 * cm) * (1.12 if ap else 1.0)
     height = (0.21 + 0.05 * cm) * (1.08 if ap else 1.0)
     heart = soft(np.sqrt(((X - 0.08) / width) ** 2 + ((Y - 0.32) / height) ** 2), 0.08)
@@ -97,23 +98,25 @@ def lesion_shapes(
     shapes = {"heart": heart, "open_lung": open_lung}
     if f.severity > 0:
         shapes["Cardiomegaly"] = heart
-    s = findings["Edema"].severity
+    f = findings["Edema"]
+    s = f.severity
     if s > 0:
         shapes["Edema"] = (
             np.exp(
-                -((np.abs(X) - 0.2) ** 2) / (2 * (0.10 + 0.14 * s) ** 2)
-                - (Y - 0.02) ** 2 / (2 * (0.18 + 0.2 * s) ** 2)
+                -((np.abs(X - f.offset_x) - 0.2) ** 2) / (2 * ((0.10 + 0.14 * s) * f.extent) ** 2)
+                - (Y - (0.02 + f.offset_y)) ** 2 / (2 * ((0.18 + 0.2 * s) * f.extent) ** 2)
             )
             * open_lung
         )
     f = findings["Consolidation"]
     if f.severity > 0:
         cx, cy = LOBES[f.where]
-        r = 0.05 + 0.17 * f.severity
+        cx, cy = cx + f.offset_x, cy + f.offset_y
+        r = (0.05 + 0.17 * f.severity) * f.extent
         shapes["Consolidation"] = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * r * r))
     f = findings["Pleural Effusion"]
     if f.severity > 0:
-        h = 0.05 + 0.50 * f.severity  # fluid height; the meniscus rises laterally
+        h = (0.05 + 0.50 * f.severity) * f.extent  # fluid height; the meniscus rises laterally
         sides = ("right", "left") if f.where == "bilateral" else (f.where,)
         fluid = np.zeros_like(X)
         for side in sides:
@@ -207,18 +210,20 @@ class Painter:
         img = a["base"] - 0.024 * lungs * lung_tex
         img += heart * (0.28 * lungs + 0.03)
         vis = {obs: self.knobs.contrast(findings[obs], obs) for obs in findings}
+        # each lesion's density: its severity's, times its own ``density`` and the contrast knobs
+        density = {obs: findings[obs].density * vis[obs] for obs in findings}
         if "Edema" in shapes:
             s = findings["Edema"].severity
-            img += 0.30 * s * vis["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)
+            img += 0.30 * s * density["Edema"] * shapes["Edema"] * (0.8 + 0.25 * haze_tex)
         if "Consolidation" in shapes:
             s = findings["Consolidation"].severity
             blob = np.clip(shapes["Consolidation"] * (1.2 + 0.5 * blob_tex), 0, 1)
-            img += (0.05 + 0.30 * s) * vis["Consolidation"] * blob * open_lung
+            img += (0.05 + 0.30 * s) * density["Consolidation"] * blob * open_lung
         if "Pleural Effusion" in shapes:
-            img += 0.30 * vis["Pleural Effusion"] * shapes["Pleural Effusion"]
+            img += 0.30 * density["Pleural Effusion"] * shapes["Pleural Effusion"]
         if "Atelectasis" in shapes:
             s = findings["Atelectasis"].severity
-            img += 0.10 * s * vis["Atelectasis"] * shapes["Atelectasis"]
+            img += 0.10 * s * density["Atelectasis"] * shapes["Atelectasis"]
         if findings["Support Devices"].status == 1:
             line = np.exp(-(((X - 0.0 - 0.02 * Y) / 0.012) ** 2)) * (Y > -1) * (Y < -0.15)
             img += 0.35 * line

@@ -28,6 +28,9 @@ from finegrain.data.phantom.writer import IMAGES_FILE, SETTINGS_FILE, TRUTH_FILE
 from finegrain.errors import FinegrainError, NotFound
 from finegrain.observations import OBSERVATIONS, check_observation
 
+#: Truth columns of a lesion's own appearance (continuum design) that its shape depends on.
+LESION_SHAPE: tuple[str, ...] = ("extent", "density", "offset_x", "offset_y")
+
 
 @dataclass
 class PhantomTruth:
@@ -72,14 +75,22 @@ class PhantomTruth:
         if observation not in CALIBRATED or rows.at[observation, "severity"] <= 0:
             return np.zeros((size, size), dtype=bool)
         findings = {obs: Finding() for obs in OBSERVATIONS}
+        lesions = [k for k in LESION_SHAPE if k in rows.columns]  # continuum design only
         for obs in CALIBRATED:
-            findings[obs].severity = float(rows.at[obs, "severity"])
-            findings[obs].where = str(rows.at[obs, "where"])
+            f = findings[obs]
+            f.severity = float(rows.at[obs, "severity"])
+            f.where = str(rows.at[obs, "where"])
+            for key in lesions:
+                setattr(f, key, float(rows.at[obs, key]))
         geometry = Acquisition(
             *(float(image[k]) for k in ("angle", "scale", "shift_x", "shift_y", "jitter"))
         )
-        knobs = PhantomKnobs(**self.settings["knobs"])  # as drawn (conspicuity absent: 1)
-        return mask_of(findings, image["view"], geometry, observation, size, knobs)
+        return mask_of(findings, image["view"], geometry, observation, size, self.knobs)
+
+    @property
+    def knobs(self) -> PhantomKnobs:
+        """The knobs the phantom was drawn with (its design's; absent ones at their defaults)."""
+        return PhantomKnobs.recorded(self.settings)
 
     def lesion_masks(self, image_ids, observation: str, size: int | None = None) -> np.ndarray:
         """Masks of many images: boolean ``(len(image_ids), size, size)``."""

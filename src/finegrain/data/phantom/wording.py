@@ -1,7 +1,9 @@
 """Report wording: status and Table 1 cues of a finding, its sentence, and the whole report.
 
-The wording is constrained so that the paper's rule (severity cue first, then change cue, no
-cue -> typical) gives *atypical* exactly for the slight band.
+In the ``bands`` design (:func:`describe`) the wording is constrained so that the paper's rule
+(severity cue first, then change cue, no cue -> typical) gives *atypical* exactly for the slight
+band; in the ``continuum`` design a reader chooses the cues (:mod:`~finegrain.data.phantom.reader`).
+The sentences and the report are the same in both.
 """
 
 from __future__ import annotations
@@ -61,16 +63,23 @@ INDICATIONS = (
 )
 
 
-def _severity_terms(obs: str, s: float) -> tuple[str, ...]:
-    if s < SIGNIFICANT_BAND[0]:
-        key = "low" if s < 0.15 else "mid" if s < 0.28 else "high"
-        terms = SLIGHT_TERMS[key]
-    else:
-        key = "low" if s < 0.75 else "mid" if s < 0.9 else "high"
-        terms = SIGNIFICANT_TERMS[key]
+def severity_terms(
+    obs: str,
+    s: float,
+    cut: float = SIGNIFICANT_BAND[0],
+    slight_bins: tuple[float, float] = (0.15, 0.28),
+    significant_bins: tuple[float, float] = (0.75, 0.9),
+) -> tuple[str, ...]:
+    """The Table 1 words for severity ``s`` of ``obs``: slight ones below ``cut`` (low / mid /
+    high by ``slight_bins``), significant ones from it on (by ``significant_bins``). The
+    defaults are the bands design's."""
+    slight = s < cut
+    low, mid = slight_bins if slight else significant_bins
+    key = "low" if s < low else "mid" if s < mid else "high"
+    terms = (SLIGHT_TERMS if slight else SIGNIFICANT_TERMS)[key]
     bad = OBS_TERMS_AVOID.get(obs, set())
     kept = tuple(t for t in terms if t not in bad)
-    return kept or (("mild",) if s < SIGNIFICANT_BAND[0] else ("moderate",))
+    return kept or (("mild",) if slight else ("moderate",))
 
 
 def word(rng: np.random.Generator, options):
@@ -105,7 +114,7 @@ def describe(rng: np.random.Generator, obs: str, f: Finding, cued: bool) -> None
     if not change_cue:
         want_severity = True  # a cued finding carries at least one cue
     if want_severity:
-        f.severity_term = word(rng, _severity_terms(obs, s))
+        f.severity_term = word(rng, severity_terms(obs, s))
     if change_cue:
         phrases = IMPROVE_PHRASES if change_cue == "improved" else WORSEN_PHRASES
         if f.status == -1 or obs == "Cardiomegaly":  # hedged or heart: the adjective forms

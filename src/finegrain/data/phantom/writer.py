@@ -20,7 +20,8 @@ from PIL import Image
 
 from finegrain.data.phantom.calibration import CALIBRATED, DEFAULT_PROFILE, load_calibration
 from finegrain.data.phantom.course import LabelPlan, study_findings
-from finegrain.data.phantom.knobs import DEFAULT_NOCUE_SEVERITY, PhantomKnobs
+from finegrain.data.phantom.finding import DEFAULT_DESIGN, DESIGNS
+from finegrain.data.phantom.knobs import PhantomKnobs
 from finegrain.data.phantom.noise import MISSING_ROW, add_labeler_noise, negbio_from
 from finegrain.data.phantom.painter import Painter
 from finegrain.data.phantom.splits import counts_plan, scaled_counts, subject_plan
@@ -62,6 +63,15 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "image_truth",
     "where",
 )
+#: Truth columns the continuum design adds: each lesion's own appearance and the severity the
+#: report's reader saw (empty where no reader graded it).
+LESION_COLUMNS: tuple[str, ...] = (
+    "extent",
+    "density",
+    "offset_x",
+    "offset_y",
+    "reader_severity",
+)
 IMAGES_FILE = "phantom-images.csv"
 IMAGE_COLUMNS: tuple[str, ...] = (
     "dicom_id",
@@ -76,7 +86,8 @@ IMAGE_COLUMNS: tuple[str, ...] = (
     "jitter",
 )
 SETTINGS_FILE = "phantom.json"
-FORMAT_VERSION = 2
+#: The format ``make_phantom`` writes by default (the continuum design's; bands: 2).
+FORMAT_VERSION = DESIGNS[DEFAULT_DESIGN]
 #: With ``mimic_counts``: the share of a study's images after its first (frontal) one that are
 #: lateral, so that about 64 % of all images are frontal (AP or PA), as in MIMIC-CXR-JPG.
 EXTRA_LATERAL_SHARE = 0.9
@@ -133,21 +144,28 @@ def make_phantom(
     eval_studies: int | None = None,
     profile: str = DEFAULT_PROFILE,
     uncertain_mixture: Mapping[str, float] | None = None,
-    nocue_severity: float | Mapping[str, float] = DEFAULT_NOCUE_SEVERITY,
+    nocue_severity: float | Mapping[str, float] | None = None,
     visibility: float | Mapping[str, float] = 1.0,
     prevalence: float | Mapping[str, float] = 1.0,
     conspicuity: float | Mapping[str, float] = 1.0,
     workers: int | None = None,
     mimic_counts: bool = False,
+    design: str = DEFAULT_DESIGN,
+    slight_share: float | Mapping[str, float] | None = None,
+    spread: float | Mapping[str, float] | None = None,
+    reader_agreement: float | None = None,
 ) -> PhantomSummary:
     """Write a MIMIC-CXR-JPG-shaped phantom with ``size`` px JPEGs; calibrated to ``profile``.
 
     ``studies``: number of studies, split by subject about 70 / 15 / 15 % into train / validate /
     test; with ``eval_studies``, ``studies`` is the number of *training* studies and validate and
     test get ``eval_studies`` studies each (see :func:`~finegrain.data.phantom.splits.required_eval_studies`).
-    The knobs (``uncertain_mixture``, ``nocue_severity``, ``visibility``, ``prevalence``,
-    ``conspicuity``) are
-    described in :mod:`finegrain.data.phantom.knobs`; their defaults are the calibrated point.
+    ``design``: ``continuum`` (severity a number, lesions that vary, a reader with noisy
+    cut-points; format 3) or ``bands`` (finegrain 0.2-0.3's two severity bands and faithful
+    reports, byte for byte; format 2): :mod:`finegrain.data.phantom.finding`.
+    The knobs (``uncertain_mixture``, ``visibility``, ``prevalence``, ``conspicuity``; the
+    continuum's ``slight_share``, ``spread``, ``reader_agreement``; the bands' ``nocue_severity``)
+    are described in :mod:`finegrain.data.phantom.knobs`; their defaults are the calibrated point.
 
     Deterministic for a given ``seed`` and settings (same bytes for CSVs, reports and images),
     whatever the number of ``workers`` (processes; default: the available CPUs, at most 8).
@@ -171,7 +189,10 @@ def make_phantom(
         raise FinegrainError(f"size must be >= 16 px, got {size}")
     if mimic_counts and eval_studies is not None:
         raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
-    knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity)
+    knobs = _knobs(
+        design, uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity,
+        slight_share, spread, reader_agreement,
+    )  # fmt: skip
     calibration = load_calibration(profile)
     plan = LabelPlan.build(calibration, knobs)  # errors before anything is written
     start = time.perf_counter()
@@ -185,6 +206,8 @@ def make_phantom(
     try:
         os.chmod(root, _folder_mode())  # mkdtemp makes 0700; the phantom must respect the umask
         settings = _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts)
+        if knobs.design == "continuum":  # what the knobs made of the reader (for reading only)
+            settings["reader"] = plan.reader()
         summary = _write_phantom(
             root,
             settings,
@@ -208,20 +231,30 @@ def make_phantom(
     return summary
 
 
-def _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity) -> PhantomKnobs:
+def _knobs(
+    design, uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity,
+    slight_share, spread, reader_agreement,
+) -> PhantomKnobs:  # fmt: skip
     return PhantomKnobs(
         **({} if uncertain_mixture is None else {"uncertain_mixture": uncertain_mixture}),
         nocue_severity=nocue_severity,
         visibility=visibility,
         prevalence=prevalence,
         conspicuity=conspicuity,
+        slight_share=slight_share,
+        spread=spread,
+        reader_agreement=reader_agreement,
+        design=design,
     )
 
 
 def _settings(studies, eval_studies, size, seed, profile, knobs, mimic_counts) -> dict:
-    """What ``phantom.json`` records."""
-    settings = {
-        "format": FORMAT_VERSION,
+    """What ``phantom.json`` records: its format (the design's), the design (continuum only,
+    so a bands phantom keeps finegrain 0.3's bytes), the sizes and the knobs."""
+    settings = {"format": DESIGNS[knobs.design]}
+    if knobs.design != "bands":
+        settings["design"] = knobs.design
+    settings |= {
         "studies": studies,
         "eval_studies": eval_studies,
         "size": size,
@@ -244,8 +277,8 @@ def phantom_differences(root: str | Path, **options: Any) -> list[str]:
     call.apply_defaults()
     a = call.arguments
     knobs = _knobs(
-        a["uncertain_mixture"], a["nocue_severity"], a["visibility"], a["prevalence"],
-        a["conspicuity"],
+        a["design"], a["uncertain_mixture"], a["nocue_severity"], a["visibility"],
+        a["prevalence"], a["conspicuity"], a["slight_share"], a["spread"], a["reader_agreement"],
     )  # fmt: skip
     wanted = _settings(
         a["studies"], a["eval_studies"], a["size"], a["seed"], a["profile"], knobs,
@@ -257,11 +290,14 @@ def phantom_differences(root: str | Path, **options: Any) -> list[str]:
     except ValueError as exc:
         raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
     recorded_knobs = recorded.get("knobs") or {}
-    pairs = [
+    pairs = [("design", recorded.get("design", "bands"), knobs.design)]
+    if pairs[0][1] != pairs[0][2]:  # other designs have other knobs: the design says it all
+        return [f"design: {pairs[0][1]} -> {pairs[0][2]}"]
+    pairs += [
         (key, recorded.get(key), wanted.get(key))
         for key in ("studies", "eval_studies", "size", "seed", "profile", "mimic_counts")
     ]
-    defaults = {"conspicuity": 1.0}  # written only when not 1
+    defaults = {"conspicuity": 1.0}  # bands: written only when not 1
     names = list(wanted["knobs"]) + [k for k in recorded_knobs if k not in wanted["knobs"]]
     pairs += [
         (
@@ -331,6 +367,7 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
     rng = np.random.default_rng(np.random.SeedSequence(chunk.seed, spawn_key=(chunk.number,)))
     calibration, plan, root, size = chunk.calibration, chunk.plan, chunk.root, chunk.size
     painter = Painter(size, rng, chunk.knobs)
+    lesions = chunk.knobs.design == "continuum"  # the truth's lesion columns
     out = _ChunkRows()
     for number, (subj, split, study_list) in enumerate(chunk.subjects):
         date = 2110_01_01 + int(rng.integers(0, 70)) * 10000
@@ -405,23 +442,31 @@ def _write_chunk(chunk: _Chunk) -> _ChunkRows:
             out.labels.append(row)
             for obs in OBSERVATIONS:
                 f = findings[obs]
-                out.truth.append(
-                    (
-                        subj,
-                        study,
-                        obs,
-                        round(f.severity, 4),
-                        round(f.prior, 4),
-                        f.change,
-                        "" if f.status is None else f.status,
-                        f.severity_term,
-                        f.change_term,
-                        f.subcategory if f.status in (1, -1) else "",
-                        obs in CALIBRATED,
-                        f.image_truth,
-                        f.where,
-                    )
+                row = (
+                    subj,
+                    study,
+                    obs,
+                    round(f.severity, 4),
+                    round(f.prior, 4),
+                    f.change,
+                    "" if f.status is None else f.status,
+                    f.severity_term,
+                    f.change_term,
+                    f.subcategory if f.status in (1, -1) else "",
+                    obs in CALIBRATED,
+                    f.image_truth,
+                    f.where,
                 )
+                if lesions:
+                    seen = "" if np.isnan(f.reader_severity) else round(f.reader_severity, 4)
+                    row += (
+                        round(f.extent, 4),
+                        round(f.density, 4),
+                        round(f.offset_x, 4),
+                        round(f.offset_y, 4),
+                        seen,
+                    )
+                out.truth.append(row)
             prev = findings
     return out
 
@@ -541,7 +586,8 @@ def _write_phantom(
     write_gz("negbio", negbio.iloc[keep])
     write_gz("metadata", pd.DataFrame(meta_rows, columns=list(METADATA_COLUMNS)))
     write_gz("split", pd.DataFrame(split_rows, columns=list(SPLIT_COLUMNS)))
-    write_csv(TRUTH_FILE, pd.DataFrame(truth_rows, columns=list(TRUTH_COLUMNS)))
+    columns = TRUTH_COLUMNS + (LESION_COLUMNS if knobs.design == "continuum" else ())
+    write_csv(TRUTH_FILE, pd.DataFrame(truth_rows, columns=list(columns)))
     write_csv(IMAGES_FILE, pd.DataFrame(image_rows, columns=list(IMAGE_COLUMNS)))
     (root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return summary
