@@ -183,23 +183,35 @@ def reader_for(
     solved by :func:`word_rates` at each noise; bisection over the noise in [0, 1])."""
     s = np.asarray(severities, dtype=float)
 
-    def solved(noise: float) -> tuple[float, float, float]:
-        ws, wg = word_rates(
-            s, changes, reader_noise=noise, atypical=atypical, no_cue=no_cue,
-            observation=observation,
-        )  # fmt: skip
+    def solved(noise: float) -> tuple[float, float, float] | None:
+        """(agreement, word rates) at ``noise``; ``None`` where no word rates reach the shares
+        (a noisier reader sees too few findings slight)."""
+        try:
+            ws, wg = word_rates(
+                s, changes, reader_noise=noise, atypical=atypical, no_cue=no_cue,
+                observation=observation,
+            )  # fmt: skip
+        except FinegrainError:
+            return None
         return graded_agreement(s, noise, ws, wg), ws, wg
 
+    if solved(0.0) is None:  # the shares cannot be reached even by a reader without noise
+        word_rates(s, changes, reader_noise=0.0, atypical=atypical, no_cue=no_cue,
+                   observation=observation)  # fmt: skip
     low, high = 0.0, 1.0
-    if solved(high)[0] > agreement or solved(low)[0] < agreement:
-        raise FinegrainError(
-            f"{observation}: no reader noise in [0, 1] gives reader_agreement {agreement}"
-        )
     for _ in range(40):  # agreement falls as the noise grows
         middle = 0.5 * (low + high)
-        if solved(middle)[0] > agreement:
+        found = solved(middle)
+        if found is not None and found[0] > agreement:
             low = middle
         else:
             high = middle
     noise = 0.5 * (low + high)
-    return (noise, *solved(noise)[1:])
+    found = solved(noise) or solved(low)
+    if found is None or abs(found[0] - agreement) > 0.005:
+        reached = "none" if found is None else f"{found[0]:.3f}"
+        raise FinegrainError(
+            f"{observation}: no reader reaches reader_agreement {agreement} with these shares "
+            f"(closest {reached}); change slight_share or reader_agreement"
+        )
+    return (noise, *found[1:])
