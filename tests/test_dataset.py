@@ -189,11 +189,12 @@ def test_phantom_index_prepare_dataset_round_trip(phantom_root, tmp_path):
     summary = prepare(tmp_path / "index.csv", tmp_path / "cache", size=32, progress=False)
     assert summary.failed == 0 and summary.ok == len(frame) > 0
     index, cache = read_index(tmp_path / "index.csv"), ImageCache(tmp_path / "cache")
-    # the labeler's cue flag: yes / no exactly where the label is positive or uncertain
+    # the labeler's cue: where the subcategory comes from, exactly where the label is positive
+    # or uncertain (a severity word; a change word only; none)
     graded = index["Pleural Effusion"].isin([1, -1]).fillna(False)
     cues = index[cue_column("Pleural Effusion")]
-    assert cues[graded].isin(["yes", "no"]).all() and cues[~graded].isna().all()
-    assert set(cues[graded]) == {"yes", "no"}
+    assert cues[graded].isin(["severity", "change", "no"]).all() and cues[~graded].isna().all()
+    assert {"severity", "no"} <= set(cues[graded])
     total = 0
     for split in ("train", "validate", "test"):
         ds = CXRDataset(index, cache, "Pleural Effusion", split)

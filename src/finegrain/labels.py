@@ -107,7 +107,10 @@ def check_subcategories(
 
 
 #: The values of an index's optional ``<Obs> cue`` column (empty: not positive / uncertain).
-CUE_VALUES: tuple[str, str] = ("yes", "no")
+#: ``severity``: the subcategory comes from a severity word; ``change``: from a change word (no
+#: severity word); ``no``: no cue (typical by the paper's rule only); ``yes``: a cue of unknown
+#: kind (indexes written by finegrain 0.3).
+CUE_VALUES: tuple[str, ...] = ("severity", "change", "no", "yes")
 
 
 def check_cues(
@@ -117,11 +120,11 @@ def check_cues(
     column: str,
     where: Where = row_position,
 ) -> pd.Series:
-    """Cue flags as a ``string`` series of ``yes`` / ``no`` / ``<NA>`` (empty); a
+    """Cue flags as a ``string`` series of :data:`CUE_VALUES` / ``<NA>`` (empty); a
     ``ValueError`` names ``source``, ``column``, where the first unknown value is and the value.
 
-    >>> check_cues(pd.Series(["yes", " No", ""]), source="index", column="Edema cue").tolist()
-    ['yes', 'no', <NA>]
+    >>> check_cues(pd.Series(["severity", " No", ""]), source="index", column="Edema cue").tolist()
+    ['severity', 'no', <NA>]
     """
     return _choices(values, CUE_VALUES, "cue", source=source, column=column, where=where)
 

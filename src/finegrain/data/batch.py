@@ -18,12 +18,13 @@ field     dtype, shape            meaning
 labels are read by evaluation (AUC^FG, checkpoint selection), never by a loss. It is -1 for
 every image that is not positive or has no subcategory. ``cue`` likewise (training split only)
 says whether the labeler found a severity or change cue (the index's optional ``<Obs> cue``
-column); 0 marks a positive that is typical by the paper's rule only, for want of a cue.
+column: ``severity``, ``change`` or the older ``yes``); 0 marks a positive that is typical by
+the paper's rule only, for want of a cue.
 
 >>> fine_codes(["atypical", "typical", "", None])
 array([ 0,  1, -1, -1])
->>> cue_codes(["yes", "no", ""])
-array([ 1,  0, -1])
+>>> cue_codes(["severity", "change", "yes", "no", ""])
+array([ 1,  1,  1,  0, -1])
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ _CODES = {ATYPICAL: FINE_ATYPICAL, TYPICAL: FINE_TYPICAL}
 
 #: The ``cue`` codes.
 CUE_YES, CUE_NO, CUE_UNKNOWN = 1, 0, -1
-_CUES = {"yes": CUE_YES, "no": CUE_NO}
+_CUES = {"severity": CUE_YES, "change": CUE_YES, "yes": CUE_YES, "no": CUE_NO}
 
 Batch = dict[str, torch.Tensor]
 
@@ -53,7 +54,8 @@ def fine_codes(subcategories: Iterable[object]) -> np.ndarray:
 
 
 def cue_codes(values: Iterable[object]) -> np.ndarray:
-    """``yes`` -> 1, ``no`` -> 0, anything else (blank, None) -> -1 (int64)."""
+    """A cue (``severity``, ``change``, ``yes``) -> 1, ``no`` -> 0, anything else (blank,
+    None) -> -1 (int64)."""
     return np.array([_CUES.get(v, CUE_UNKNOWN) for v in values], dtype=np.int64)
 
 

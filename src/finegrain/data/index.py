@@ -55,8 +55,9 @@ def fine_label_column(observation: str, source: str = "text") -> str:
 HUMAN_FINE_COLUMNS: tuple[str, ...] = tuple(
     fine_label_column(obs, source) for source in FINE_LABEL_SOURCES[1:] for obs in OBSERVATIONS
 )
-#: Optional ``<Obs> cue`` columns (``yes``: the labeler found a severity or change cue for the
-#: positive / uncertain label; ``no``: typical by the paper's rule, without a cue; empty).
+#: Optional ``<Obs> cue`` columns: where the positive / uncertain label's subcategory comes from
+#: (``severity``: a severity cue; ``change``: a change cue only; ``no``: typical by the paper's
+#: rule, without a cue; ``yes``: a cue of either kind, as finegrain 0.3 wrote; empty).
 CUE_COLUMNS: tuple[str, ...] = tuple(cue_column(obs) for obs in OBSERVATIONS)
 #: Optional columns an index may carry after the contract's (validated when present).
 OPTIONAL_COLUMNS: tuple[str, ...] = HUMAN_FINE_COLUMNS + CUE_COLUMNS

@@ -218,8 +218,11 @@ def label_texts(
 
 
 def _cue(severity: object, change: object) -> str:
-    """``yes`` when the labeler found a severity or a change cue, else ``no``."""
-    return "yes" if any(isinstance(c, str) and c for c in (severity, change)) else "no"
+    """Where the subcategory comes from: ``severity`` (a severity cue, which the paper's rule
+    reads first), ``change`` (a change cue only) or ``no`` (no cue)."""
+    if isinstance(severity, str) and severity:
+        return "severity"
+    return "change" if isinstance(change, str) and change else "no"
 
 
 def normalise_study_id(values: pd.Series) -> pd.Series:
