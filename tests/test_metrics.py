@@ -283,3 +283,32 @@ def test_delong_ci_uses_delong_variance():
     z = norm.ppf(0.975)
     assert low == pytest.approx(auc_ref - z * se, abs=1e-12)
     assert high == pytest.approx(auc_ref + z * se, abs=1e-12)
+
+
+def test_auc_fg_by_source_scores_each_sources_atypical_cases_against_every_typical() -> None:
+    from finegrain.metrics import auc_fg_by_source
+
+    sub = ["atypical"] * 4 + ["typical"] * 3
+    source = ["severity", "severity", "change", "change", "no", "severity", "change"]
+    score = [0.1, 0.2, 0.8, 0.3, 0.5, 0.6, 0.7]
+    found = auc_fg_by_source(sub, source, score)
+    assert found["severity"] == auc_fg([0, 0, 1, 1, 1], [0.1, 0.2, 0.5, 0.6, 0.7]) == 1.0
+    assert found["change"] == auc_fg([0, 0, 1, 1, 1], [0.8, 0.3, 0.5, 0.6, 0.7])
+    assert (found["n_severity"], found["n_change"]) == (2, 2)
+    none = auc_fg_by_source(sub[2:], source[2:], score[2:], sources=("severity",))
+    assert np.isnan(none["severity"]) and none["n_severity"] == 0
+    with pytest.raises(ValueError, match="source has 2 values for 7 cases"):
+        auc_fg_by_source(sub, source[:2], score)
+
+
+def test_severity_rho_is_spearmans_rho_and_nan_when_constant() -> None:
+    from scipy.stats import spearmanr
+
+    from finegrain.metrics import severity_rho
+
+    rng = np.random.default_rng(0)
+    severity = rng.uniform(0, 1, 200)
+    score = severity + rng.normal(0, 0.3, 200)
+    assert severity_rho(score, severity) == pytest.approx(spearmanr(score, severity).statistic)
+    assert 0.5 < severity_rho(score, severity) < 1.0
+    assert np.isnan(severity_rho(np.ones(5), severity[:5]))

@@ -5,6 +5,9 @@
 * :func:`bootstrap_ci` — stratified percentile bootstrap CI, vectorised over replicates.
 * :func:`delong_test`, :func:`delong_ci` — DeLong's paired test and a single AUC's CI
   (fast midrank algorithm of Sun & Xu, 2014).
+* :func:`auc_fg_by_source` — AUC^FG with the atypical cases of one source only (a severity word,
+  a change word): how much of AUC^FG rests on what one image cannot show.
+* :func:`severity_rho` — Spearman's ρ of a score with the true severity (phantom positives).
 
 All AUCs are the Mann–Whitney U statistic divided by the number of pairs: the fraction of
 (class 1, class 0) pairs in which the class-1 case has the higher score, ties counting one half.
@@ -32,11 +35,13 @@ __all__ = [
     "DeLongResult",
     "auc",
     "auc_fg",
+    "auc_fg_by_source",
     "auc_replicates",
     "bootstrap_ci",
     "bootstrap_indices",
     "delong_ci",
     "delong_test",
+    "severity_rho",
 ]
 
 #: Replicates drawn per block in the bootstrap (each block has its own child seed, so the
@@ -482,3 +487,58 @@ def delong_ci(
     half = float(ndtri(0.5 + level / 2.0)) * math.sqrt(max(float(cov[0, 0]), 0.0))
     value = float(aucs[0])
     return max(0.0, value - half), min(1.0, value + half)
+
+
+# --------------------------------------------------------------------------------------------
+# where AUC^FG comes from, and the true severity
+# --------------------------------------------------------------------------------------------
+
+
+def auc_fg_by_source(
+    subcategory: Sequence | np.ndarray,
+    source: Sequence | np.ndarray,
+    score: Sequence | np.ndarray,
+    sources: Sequence[str] = ("severity", "change"),
+) -> dict[str, float]:
+    """AUC^FG of ``score`` with the atypical cases restricted to one ``source`` each (every
+    typical case kept), and the count of atypical cases per source.
+
+    ``source`` says where each case's subcategory comes from (the index's ``<Obs> cue``:
+    ``severity`` a severity word, ``change`` a change word only). An atypical label from a
+    change word ("improving consolidation") says what happened between two studies, which one
+    image cannot show; the split shows how much of AUC^FG that part is. A source without
+    atypical cases gives NaN.
+
+    >>> sub = ["atypical", "atypical", "typical", "typical"]
+    >>> auc_fg_by_source(sub, ["severity", "change", "no", "severity"], [0.1, 0.9, 0.5, 0.6])
+    {'severity': 1.0, 'change': 0.0, 'n_severity': 1, 'n_change': 1}
+    """
+    y = _check_classes(subcategory, "subcategory", _SUBCATEGORY_CODES, "atypical/typical")
+    s = _check_score(score, len(y))
+    where = np.asarray(source, dtype=object)
+    if len(where) != len(y):
+        raise FinegrainError(f"source has {len(where)} values for {len(y)} cases")
+    found: dict[str, float] = {}
+    for name in sources:
+        keep = (y == 1) | (where == name)
+        part = y[keep]
+        found[name] = auc_fg(part, s[keep]) if 0 < part.sum() < len(part) else math.nan
+    for name in sources:
+        found[f"n_{name}"] = int(((y == 0) & (where == name)).sum())
+    return found
+
+
+def severity_rho(score: Sequence | np.ndarray, severity: Sequence | np.ndarray) -> float:
+    """Spearman's ρ between ``score`` and the true ``severity`` of the same cases (ties: mean
+    ranks); NaN when either is constant.
+
+    >>> round(severity_rho([0.2, 0.5, 0.4, 0.9], [0.1, 0.3, 0.5, 0.8]), 6)
+    0.8
+    """
+    from scipy.stats import spearmanr
+
+    s = _check_score(score, len(np.asarray(severity)))
+    truth = _check_score(severity, len(s), "severity")
+    if len(s) < 2 or np.all(s == s[0]) or np.all(truth == truth[0]):
+        return math.nan
+    return float(spearmanr(s, truth).statistic)
