@@ -22,7 +22,15 @@ Per sentence that contains a mention:
   grades the change ("slightly worse", "increased slightly"), not the finding; a degree of an
   earlier state ("previously moderate", "from moderate to small") and a negated change word
   ("no interval worsening") are not attached; degrees coordinated by side ("moderate right and
-  small left") all are.
+  small left") all are. A relative clause right after the mention (", which has decreased in
+  size") describes it; "but" between two modifiers ("improved but persistent moderate edema")
+  does not end the clause; a change word followed by a measure ("decreasing in size since the
+  prior") is not a change noun; a one-word change cue that ends a mention after a copula names
+  the finding ("heart size is mildly to moderately increased").
+
+Abbreviations are written out before matching (``Lexicon.expand``). With an ``evidence`` list,
+:func:`analyse` also records, per mention, the words that decided (:class:`Evidence`: the
+reasons of ``finegrain label --explain``); without it no evidence is collected.
 
 The study-level aggregation of the mentions is in :mod:`finegrain.reports.aggregate`.
 """
@@ -586,7 +594,7 @@ class Evidence:
     """Why one mention got its status and cues: the words that decided, as the labeler read
     them (lower case, de-identification marks as ``deid``). Holds report text: never log it."""
 
-    observations: tuple[str, ...]
+    observations: frozenset[str]
     sentence: str
     mention: str
     status: int  # 1, 0, -1 or UNASSESSED
@@ -701,7 +709,7 @@ class _SourceMap:
         sentence: _Sentence,
         s: int,
         e: int,
-        observations: tuple[str, ...],
+        observations: frozenset[str],
         status: int,
         trigger: int | None,
         degrees: list[tuple[int, bool]],
@@ -726,7 +734,7 @@ class _SourceMap:
 
 def _mentions(
     body: str, lex: Lexicon, offsets: bool = False
-) -> Iterator[tuple[_Sentence, int, int, tuple[str, ...]]]:
+) -> Iterator[tuple[_Sentence, int, int, frozenset[str]]]:
     """Each mention in ``body``: (its sentence, start, end, the observations it names). With
     ``offsets``, each sentence knows where it starts in ``body``."""
     starts = _piece_offsets(body) if offsets else None

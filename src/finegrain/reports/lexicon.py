@@ -30,10 +30,11 @@ OTHER_FINDING = "No Finding"
 
 _SEP_RE = re.compile(r"[\s\-/]+")
 _SEP, _WILD, _GAP = "\x00", "\x01", "\x02"
-#: "..." in a phrase: up to three words (none of attachment.txt [gap stop]), then any run of
-#: up to four degree words (severity forms, attachment.txt [adverb], range joiners): "heart is
-#: moderately to markedly enlarged"
-_GAP_RE = r"(?:[\s\-]+{stop}[a-z0-9']+){{0,3}}?(?:[\s\-/]+(?:{degree})){{0,4}}[\s\-]+"
+#: "..." in a phrase: up to three words (none of attachment.txt [gap stop]), then a run of up
+#: to six predicate words (severity forms, range joiners, attachment.txt [linking] and
+#: [adverb]): "heart is moderately to markedly enlarged", "heart is again noted to be mildly
+#: enlarged"
+_GAP_RE = r"(?:[\s\-]+{stop}[a-z0-9']+){{0,3}}?(?:[\s\-/]+(?:{degree})){{0,6}}[\s\-]+"
 _UNIT_RE = {
     _SEP: r"[\s\-/]+",
     _WILD: r"[a-z0-9]*",
@@ -290,7 +291,7 @@ def _alternatives(words: Collection[str]) -> str:
 
 def _gap_units(degree_words: Collection[str], stop_words: Collection[str]) -> dict[str, str]:
     """Trie units with a "..." gap that does not run over ``stop_words`` and also spans a run
-    of ``degree_words``."""
+    of ``degree_words`` (predicate words: degrees, adverbs, linking verbs)."""
     stop = f"(?!(?:{_alternatives(stop_words)})(?![a-z0-9]))" if stop_words else ""
     degree = _alternatives(degree_words) or "(?!x)x"
     return {**_UNIT_RE, _GAP: _GAP_RE.format(stop=stop, degree=degree)}
@@ -555,7 +556,7 @@ def _load(directory: Path) -> Lexicon:
             for one in expanded(_Entry(entry.file, entry.line, form.strip())):
                 forms[name][phrase_key(one.text)] = (term, one)
     degree_words = {w for key in forms["severity"] for w in key.split(" ") if w.isalpha()}
-    degree_words |= _words(attachment, "adverb") | set(ranges)
+    degree_words |= _words(attachment, "adverb") | _words(attachment, "linking") | set(ranges)
     unit_re, members = _class_units(
         classes, _gap_units(degree_words, _words(attachment, "gap stop"))
     )
