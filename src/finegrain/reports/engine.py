@@ -64,7 +64,7 @@ UNASSESSED = -2
 class _Sentence:
     """Mentions and cues of one sentence, with the attachment rules."""
 
-    __slots__ = ("text", "lex", "mentions", "cues", "terms", "offset", "_marks")
+    __slots__ = ("text", "lex", "mentions", "cues", "terms", "joins", "offset", "_marks")
 
     def __init__(self, text: str, lex: Lexicon, mentions: list, offset: int = 0) -> None:
         self.text = text
@@ -72,24 +72,27 @@ class _Sentence:
         self.lex = lex
         self.mentions = mentions
         cues = []
-        terms = []
+        terms: list[tuple[int, int]] = []
+        joins: list[int] = []
         for m in lex.cue_re.finditer(text):
             cue = lex.cue(m.group())
             if cue is None or cue.ignore:
                 continue
-            if cue.terminator and not (
-                cue.text in lex.contrast and self._joins_modifiers(m.start(), terms, cues)
-            ):
+            if cue.terminator:
+                if cue.text in lex.contrast and self._joins_modifiers(m.start(), terms, cues):
+                    joins.append(m.end())
                 terms.append((m.start(), m.end()))
             cues.append((m.start(), m.end(), cue))
         self.cues = cues
         self.terms = terms
+        self.joins = joins
         self._marks: tuple[set[int], set[int], dict[int, int]] | None = None
 
     def _joins_modifiers(self, start: int, terms: list, cues: list) -> bool:
         """A contrast word ("but") right after a degree or change word, with no finding before
         it in its clause, joins two modifiers of the finding after it ("improved but persistent
-        moderate edema"), so it does not end the clause."""
+        moderate edema"): for cue attachment it does not end the clause (for status it
+        does)."""
         lo = terms[-1][1] if terms else 0
         if not cues or cues[-1][2].severity is None and cues[-1][2].change is None:
             return False
@@ -170,6 +173,13 @@ class _Sentence:
         if len(tokens) > k and tokens[k] in self.lex.relative:
             return tokens[k + 1 :]
         return tokens
+
+    def attachment_start(self, lo: int) -> int:
+        """Where cue attachment before a mention may reach back to: its clause start ``lo``, or
+        before a contrast word that joins two modifiers ("improved but persistent edema")."""
+        while lo in self.joins:
+            lo = max((te for _, te in self.terms if te < lo), default=0)
+        return lo
 
     def attachment_end(self, e: int, hi: int) -> int:
         """Where cue attachment after the mention ending at ``e`` stops: its clause end ``hi``,
@@ -477,6 +487,7 @@ class _Sentence:
             # "heart is mildly enlarged"; not "heart is slightly more enlarged" (change only)
             if cue.severity is not None and s <= cs < e and i not in past and not self._absorbed(i):
                 return [(i, i in current)]
+        lo = self.attachment_start(lo) if self.joins else lo
         hi = self.attachment_end(e, hi)
         for i in range(len(cues) - 1, -1, -1):
             cs, ce, cue = cues[i]
@@ -553,6 +564,7 @@ class _Sentence:
                 if self._names_state(i):
                     continue  # "heart size is increased": the finding itself
                 return i  # inside a gapped mention: "heart has enlarged"
+        lo = self.attachment_start(lo) if self.joins else lo
         for i in range(len(cues) - 1, -1, -1):
             cs, ce, cue = cues[i]
             if ce > s or cs < lo:
