@@ -248,6 +248,8 @@ def test_contrast_and_comparison_keep_their_limits():
     text = "Edema has improved but persistent moderate effusion."
     check(text, EDEMA, 1, None, "improve")
     check(text, EFF, 1, "moderate", None)
+    # for status the clause still ends at "but": the hedge is on the change, not the opacity
+    check("Possibly improved but persistent opacity.", OPAC, 1, None, "improve")
     # "less than" before a measure is not a change
     check("Nodule measuring less than 1 cm.", LESION, 1, None, None)
     # a comparison with the neighbouring tissue is not a change over time
