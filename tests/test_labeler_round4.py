@@ -160,6 +160,19 @@ def test_normal_range_is_told_from_its_neighbours():
         ("Right pneumothorax, which is small, has increased.", PTX, "small", "increase"),
         ("The left effusion, which was large, is now moderate.", EFF, "moderate", None),
         ("The effusion, which had been small, is now moderate.", EFF, "moderate", None),
+        (
+            "The pneumothorax, which was moderate on the prior study, is now small.",
+            PTX,
+            "small",
+            None,
+        ),
+        # a comparison of the sides set off by commas does not separate finding and change
+        (
+            "Bilateral effusions, right greater than left, increased since prior.",
+            EFF,
+            None,
+            "increase",
+        ),
     ],
 )
 def test_change_after_a_comma_with_a_measure_or_time(text, observation, severity, change):

@@ -244,9 +244,20 @@ class _Sentence:
         if not linked:
             if need_link:
                 return False
-            # telegraphic style: "edema improved", "edema, improved" (change only)
-            return not prefix or (change and prefix == [","])
+            # telegraphic style: "edema improved", "edema, improved" (change only), also over
+            # a comparison of the sides: "effusions, right greater than left, increased"
+            return not prefix or (change and (prefix == [","] or self._aside(prefix)))
         return not any(t in lex.linking or t in lex.barrier for t in prefix)
+
+    def _aside(self, tokens: list[str]) -> bool:
+        """``tokens`` are a comparison of the sides between commas: ", right greater than
+        left,"."""
+        lex = self.lex
+        return (
+            len(tokens) > 2
+            and tokens[0] == tokens[-1] == ","
+            and all(t in lex.side or t in lex.aside for t in tokens[1:-1])
+        )
 
     def _predicate_gap_ok(self, start: int, end: int, change: bool = False) -> bool:
         """The gap before a current degree continues the finding's predicate over change words

@@ -361,6 +361,7 @@ class Lexicon:
     relative: frozenset[str]  # "effusion, which has decreased": the clause describes the finding
     contrast: frozenset[str]  # "improved but persistent edema": joins two modifiers
     perfect: frozenset[str]  # "has increased" is a change, "is increased" may be a state
+    aside: frozenset[str]  # with [side]: ", right greater than left," between finding and change
     past: frozenset[tuple[str, ...]]
     past_after: frozenset[tuple[str, ...]]
     transition: dict[str, str]
@@ -450,6 +451,7 @@ def _read_sections(path: Path) -> dict[str, list[_Entry]]:
             "contrast",
             "gap stop",
             "perfect",
+            "aside",
         ),
         "sections.txt": ("use", "skip"),
         "tense.txt": ("past", "past after", "transition", "current", "predicate"),
@@ -686,6 +688,7 @@ def _load(directory: Path) -> Lexicon:
         relative=_words(attachment, "relative"),
         contrast=_words(attachment, "contrast"),
         perfect=_words(attachment, "perfect"),
+        aside=_words(attachment, "aside"),
         past=past,
         past_after=_phrases(tense, "past after"),
         transition=transition,
@@ -695,6 +698,7 @@ def _load(directory: Path) -> Lexicon:
         | _words(attachment, "adverb")
         | _words(attachment, "coordinator")
         | frozenset(w for p in past for w in p)
+        | frozenset(w for p in _phrases(tense, "past after") for w in p)
         | frozenset(transition)
         | frozenset(transition.values())
         | frozenset(w for e in _read_sections(tense).get("current", []) for w in e.text.split()),
