@@ -53,6 +53,7 @@ def check(text: str, observation: str, status, severity=None, change=None) -> No
         ("Left pleural effusion, small to moderate in size.", EFF, "mild-to-moderate"),
         ("Bilateral effusions, moderate through large.", EFF, "moderate-to-severe"),
         ("Tiny-small right apical pneumothorax.", PTX, "small"),
+        ("The heart is mildly-moderately enlarged.", HEART, "mild-to-moderate"),
         # an adverb grading an adjective is one degree, not a range
         ("The heart is slightly large.", HEART, "mild"),
         ("Heart size is moderately large.", HEART, "moderate"),

@@ -719,7 +719,8 @@ def _range_forms(
     """Phrases for two one-word degrees joined as a range ("moderately to markedly",
     "small-moderate": :func:`range_term`) and as a change of degree ("from moderate to small":
     the second, the degree now). A word of ``joiners`` joins any two forms; a hyphen or slash
-    (or a space: they match alike) only two adjectives, not an adverb ending in "-ly"."""
+    (or a space: they match alike) two adjectives or two adverbs, not an adverb ("-ly") and an
+    adjective."""
     single = {
         key: (term, entry)
         for key, (term, entry) in severity.items()
@@ -731,9 +732,11 @@ def _range_forms(
             term = range_term(term1, term2)
             if term is None:
                 continue
-            # a bare join (hyphen, slash) only between adjectives: "mild-moderate", but
-            # "slightly large" is an adverb grading an adjective, not a range
-            for joiner in joiners if first.endswith("ly") else ("", *joiners):
+            # a bare join (hyphen, slash) only between two adjectives or two adverbs
+            # ("mild-moderate", "mildly-moderately"): "slightly large" is an adverb grading
+            # an adjective, not a range
+            grading = first.endswith("ly") and not second.endswith("ly")
+            for joiner in joiners if grading else ("", *joiners):
                 out[" ".join(w for w in (first, joiner, second) if w)] = (term, entry)
             for start, end in transition.items():
                 out[f"{start} {first} {end} {second}"] = (term2, entry)
