@@ -119,9 +119,11 @@ def explain_report(
     de-identification marks as "deid"). No Finding has a record when it is set, or when other
     abnormalities are mentioned (its ``mentions``). Returns report text: never log it.
 
-    >>> [record] = explain_report("No PTX.")
-    >>> record["observation"], record["status"], record["mentions"][0]["trigger"]
-    ('Pneumothorax', 0, 'no')
+    >>> no_finding, ptx = explain_report("No PTX.")
+    >>> no_finding["observation"], no_finding["status"], no_finding["mentions"]
+    ('No Finding', 1, [])
+    >>> ptx["observation"], ptx["status"], ptx["mentions"][0]["mention"], ptx["mentions"][0]["trigger"]
+    ('Pneumothorax', 0, 'ptx', 'no')
     """
     check_precedence(precedence)
     check_degrees(degrees)
