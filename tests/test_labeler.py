@@ -201,10 +201,10 @@ def test_lexicon_override_extends_phrases(tmp_path):
     custom = tmp_path / "lex"
     shutil.copytree(DEFAULT_LEXICON_DIR, custom)
     with open(custom / "mention" / "pneumothorax.txt", "a", encoding="utf-8") as handle:
-        handle.write("\nptx\n")
+        handle.write("\nair leak\n")
     with open(custom / "severity.txt", "a", encoding="utf-8") as handle:
         handle.write("\n[ignore]\nextensive = ignored\n")
-    text = "Small ptx."
+    text = "Small air leak."
     assert label_report(text)["Pneumothorax"].status is None
     label = label_report(text, lexicon=Lexicon.load(custom))["Pneumothorax"]
     assert label == ObservationLabel(1, "small", None, "atypical")

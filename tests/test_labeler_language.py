@@ -445,7 +445,7 @@ def test_borderline_heart_size_is_mild_cardiomegaly(text):
             "Heart size is mildly enlarged, slightly more than on the prior exam.",
             HEART,
             "mild",
-            None,
+            "increase",
         ),
         ("Stable small right effusion.", EFF, "small", None),
     ],

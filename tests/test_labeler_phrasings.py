@@ -1,6 +1,7 @@
 """A second set of phrasings, written as a check of generalisation after the rules of
-``test_labeler_language.py`` (other words for the same classes of issue 9). The known misses are
-marked xfail with the reason: each is a class the rules do not cover yet."""
+``test_labeler_language.py`` (other words for the same classes of issue 9). The four known
+misses of issue 9 (a past degree in a relative clause, a change before "but", "less than"
+without an adjective, "a little" as a degree) pass since issue 28's rules."""
 
 from __future__ import annotations
 
@@ -59,13 +60,7 @@ CASES = [
     ("Moderate to severe cardiomegaly is unchanged.", CM, 1, "moderate-to-severe", None),
     ("Mild-to-moderate pulmonary vascular congestion.", ED, 1, "mild-to-moderate", None),
     ("Trace-to-small left pleural effusion.", E, 1, "small", None),
-    pytest.param(
-        *("The right effusion, which was moderate, is now small.", E, 1, "small", None),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="a past degree in a relative clause ('which was ...') ends the clause before the current one",
-        ),
-    ),
+    ("The right effusion, which was moderate, is now small.", E, 1, "small", None),
     ("The pneumothorax has increased in size and is now moderate.", PX, 1, "moderate", "increase"),
     ("Edema, previously mild, is now moderate.", ED, 1, "moderate", None),
     ("The left effusion has decreased from large to moderate.", E, 1, "moderate", "decrease"),
@@ -133,31 +128,15 @@ CASES = [
     ("Bibasilar atelectasis has decreased in conspicuity.", A, 1, None, "decrease"),
     ("The right pneumothorax is marginally larger.", PX, 1, None, "increase"),
     ("Pulmonary edema has mildly improved.", ED, 1, None, "improve"),
-    pytest.param(
-        *("Improved but persistent moderate pulmonary edema.", ED, 1, "moderate", "improve"),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="'but' ends the clause, so the change before it does not reach the finding",
-        ),
-    ),
+    ("Improved but persistent moderate pulmonary edema.", ED, 1, "moderate", "improve"),
     ("Slight increase in the size of the right effusion.", E, 1, None, "increase"),
     ("The consolidation has progressed.", C, 1, None, "progress"),
     ("Interval enlargement of the left pleural effusion.", E, 1, None, "increase"),
     ("The cardiac silhouette has enlarged.", CM, 1, None, "increase"),
     ("The left effusion has increased slightly.", E, 1, None, "increase"),
     ("Opacities in the right lung have become less dense.", LO, 1, None, "decrease"),
-    pytest.param(
-        *("Mild edema, slightly less than on the prior study.", ED, 1, "mild", "decrease"),
-        marks=pytest.mark.xfail(
-            strict=True, reason="'less than' alone (without an adjective) is not a change word"
-        ),
-    ),
-    pytest.param(
-        *("The effusion is a little smaller.", E, 1, None, "decrease"),
-        marks=pytest.mark.xfail(
-            strict=True, reason="'a little' is not a degree adverb of attachment.txt"
-        ),
-    ),
+    ("Mild edema, slightly less than on the prior study.", ED, 1, "mild", "decrease"),
+    ("The effusion is a little smaller.", E, 1, None, "decrease"),
     ("Moderate to severe pulmonary edema, markedly worse.", ED, 1, "moderate-to-severe", "worsen"),
     ("Mild to moderate left and small right effusions.", E, 1, "mild-to-moderate", None),
     ("Small-to-moderate-sized left pleural effusion.", E, 1, "mild-to-moderate", None),

@@ -27,11 +27,18 @@ are listed with their lines and the exit status is 3. A quote that is never clos
 merge the rows after it into one report) or a row with the wrong number of fields stops with
 an error naming the line.
 
+--explain FILE also writes why each label came out so, one JSON line per report and
+observation: the final label and, per mention, the sentence, the mention's words, its status,
+the trigger that made it negative or uncertain, and the degree and change words attached to it
+(docs/division.md, section 10). That file holds report text, and is written only when asked;
+labelling without it is as fast as before.
+
 The phrases live in plain text files (see finegrain/reports/lexicon/README.txt); copy that
 folder, edit it and pass --lexicon DIR. See docs/division.md for the rules.
 
 Example:
   finegrain label reports.csv -o labels.csv --id-column study_id --text-column text
+  finegrain label reports.csv -o labels.csv --explain reasons.jsonl
 """
 
 
@@ -54,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how several degrees of one finding become one: the most significant current "
         "degree (default) or the last one written (see docs/division.md)",
     )
+    parser.add_argument(
+        "--explain",
+        metavar="FILE",
+        default=None,
+        help="also write the reasons of each label as JSON lines (holds report text)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -69,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
         precedence=args.precedence,
         degrees=args.degrees,
         progress=not args.no_progress,
+        explain=args.explain,
     )
     print(summary.format())
     print(f"labels written to {args.output}")
+    if args.explain:
+        print(f"reasons written to {args.explain} (it holds report text)")
     from finegrain.cli import exit_status
 
     return exit_status(ok=summary.reports, failed=len(summary.duplicates))  # 3: duplicate ids

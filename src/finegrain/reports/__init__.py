@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from finegrain.reports.labeler import LabelSummary, ObservationLabel, label_report, label_reports
+from finegrain.reports.labeler import (
+    LabelSummary,
+    ObservationLabel,
+    explain_report,
+    label_report,
+    label_reports,
+)
 from finegrain.reports.lexicon import Lexicon, default_lexicon
 
 __all__ = [
@@ -10,6 +16,7 @@ __all__ = [
     "Lexicon",
     "ObservationLabel",
     "default_lexicon",
+    "explain_report",
     "label_report",
     "label_reports",
 ]
