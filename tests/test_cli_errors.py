@@ -386,3 +386,17 @@ def test_failed_runs_of_a_grid_are_listed_in_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(benchmark_cli, "run", all_failed)
     assert main(["benchmark"]) == 1
+
+
+def test_calibrate_on_a_json_or_csv_file_does_not_talk_about_pickles(tmp_path, capsys):
+    """A JSON or CSV file given as the checkpoint was "refused: it holds Python objects ...
+    which finegrain never unpickles"."""
+    from finegrain.cli import main
+
+    for name, text in (("thresholds.json", '{"positive": 0.5}\n'), ("p.csv", "a,b\n1,2\n")):
+        (tmp_path / name).write_text(text)
+        assert main(["calibrate", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            err == f"finegrain calibrate: error: {tmp_path / name}: a text file, not a checkpoint"
+        )

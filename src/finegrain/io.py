@@ -124,6 +124,28 @@ def special_file_kind(path: str | os.PathLike) -> str | None:
     return "a device"
 
 
+def unreadable_torch_file(path: str | os.PathLike, exc: Exception, what: str = "checkpoint") -> str:
+    """One line naming ``path`` and what is wrong with it, for a file ``torch.load`` could not
+    read as a ``what`` (torch's own message is often a bare number, or advice to unpickle code
+    even for a JSON or CSV file)."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return f"{path}: empty file (0 bytes), not a {what}"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):  # before pickle's complaint
+        return f"{path}: a text file, not a {what}"
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+        return (
+            f"{path}: refused: it holds Python objects besides tensors, which finegrain never "
+            f"unpickles (it may run code); save the {what} with finegrain"
+        )
+    if head.startswith(b"PK"):
+        return f"{path}: truncated or damaged {what} (a zip archive torch cannot read)"
+    return f"{path}: not a PyTorch {what} (truncated or damaged, or another format)"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_open(path, "w") as handle:
