@@ -400,3 +400,15 @@ def test_calibrate_on_a_json_or_csv_file_does_not_talk_about_pickles(tmp_path, c
         assert (
             err == f"finegrain calibrate: error: {tmp_path / name}: a text file, not a checkpoint"
         )
+
+
+def test_phantom_size_beyond_the_cache_limit_is_refused_before_allocating(tmp_path, capsys):
+    """``finegrain phantom --size 100000`` died in numpy asking for 37 GiB."""
+    from finegrain.cli import main
+    from finegrain.data.cache import MAX_SIZE
+
+    out = tmp_path / "phantom"
+    assert main(["phantom", str(out), "--studies", "4", "--size", "100000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"finegrain phantom: error: size must be at most {MAX_SIZE} px")
+    assert "\n" not in err and not out.exists()

@@ -98,6 +98,18 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
+def check_image_size(size: int) -> None:
+    """Refuse an image side that is not a positive integer or above :data:`MAX_SIZE` (before
+    anything is allocated: a typo such as 100000 must not ask for terabytes)."""
+    if not isinstance(size, int) or size < 1:
+        raise FinegrainError(f"size must be a positive integer, got {size!r}")
+    if size > MAX_SIZE:
+        raise FinegrainError(
+            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
+            f"one image would take {size * size / 1e9:.1f} GB"
+        )
+
+
 def prepare(
     index: str | os.PathLike | pd.DataFrame,
     out_dir: str | os.PathLike,
@@ -127,13 +139,7 @@ def prepare(
     """
     if crop not in CROPS:
         raise FinegrainError(f"crop must be one of {CROPS}, got {crop!r}")
-    if not isinstance(size, int) or size < 1:
-        raise FinegrainError(f"size must be a positive integer, got {size!r}")
-    if size > MAX_SIZE:
-        raise FinegrainError(
-            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
-            f"one image would take {size * size / 1e9:.1f} GB"
-        )
+    check_image_size(size)
     if chunk < 1:
         raise FinegrainError(f"chunk must be >= 1, got {chunk}")
     start = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from finegrain.data.cache import check_image_size
 from finegrain.data.phantom.calibration import CALIBRATED, DEFAULT_PROFILE, load_calibration
 from finegrain.data.phantom.course import LabelPlan, study_findings
 from finegrain.data.phantom.knobs import DEFAULT_NOCUE_SEVERITY, PhantomKnobs
@@ -169,6 +170,7 @@ def make_phantom(
         raise FinegrainError(f"eval_studies must be >= 1, got {eval_studies}")
     if size < 16:
         raise FinegrainError(f"size must be >= 16 px, got {size}")
+    check_image_size(size)  # the cache's upper bound, before any image is allocated
     if mimic_counts and eval_studies is not None:
         raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
     knobs = _knobs(uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity)
