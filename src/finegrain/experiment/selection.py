@@ -131,6 +131,22 @@ def select_run(
     return selection
 
 
+def chosen_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint of a run folder that the benchmark would use: the one chosen on
+    validation AUC^FG (:func:`select_iteration`), else (no validation AUC^FG, or that
+    checkpoint not kept) the latest; an error when the folder has none."""
+    run = RunDirectory(run_dir)
+    iteration = None
+    if run.metrics_path.is_file():
+        iteration = select_iteration(read_metrics(run.path))
+    if iteration is not None and run.checkpoint_path(iteration).is_file():
+        return run.checkpoint_path(iteration)
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise FileNotFoundError(f"{run.path}: a folder without checkpoints ({run.checkpoint_dir})")
+    return latest
+
+
 def undefined_reason(metrics: pd.DataFrame, split: str = "validate") -> str:
     """Why no evaluation of ``split`` has an AUC^FG, with the counts behind it:
     ``AUC^FG undefined at every validate evaluation (0 atypical / 41 typical positives at
@@ -205,6 +221,7 @@ __all__ = [
     "METRIC_FIELDS",
     "TRAINING_FIELDS",
     "RunSelection",
+    "chosen_checkpoint",
     "describe_runs",
     "find_runs",
     "missing_predictions",
