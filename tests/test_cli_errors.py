@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -149,10 +150,12 @@ def test_disk_full(name, inputs, tmp_path, capsys, monkeypatch):
     """ENOSPC, simulated at the lowest call that reaches the disk (fsync); an existing output
     file is left as it was."""
     out = tmp_path / OUTPUTS[name]
+    replace = []
     if "." in out.name:
         out.write_text("the previous version")
+        replace = ["--overwrite"]  # an existing output is replaced only when asked
     monkeypatch.setattr(os, "fsync", _disk_full)
-    assert main(_command(name, inputs, out)) == EXIT_FAILED
+    assert main([*_command(name, inputs, out), *replace]) == EXIT_FAILED
     line = _one_error_line(capsys, name)
     assert "no space left on the device; free some space or write elsewhere" in line
     assert str(tmp_path) in line  # names the file (or the output folder) being written
@@ -201,17 +204,31 @@ def test_permission_denied_read_only_folder(name, inputs, tmp_path, capsys):
 def test_predict_exit_codes(inputs, tmp_path, capsys):
     ck, images = inputs / "ck.pt", inputs / "images"
     out = str(tmp_path / "p.csv")
-    assert main(["predict", str(ck), str(images), "-o", out, "--no-progress"]) == EXIT_OK
+    assert (
+        main(["predict", str(ck), str(images), "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_OK
+    )
     (tmp_path / "broken.png").write_bytes(b"not a png")
     some_bad = [str(images), str(tmp_path / "broken.png")]
-    assert main(["predict", str(ck), *some_bad, "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    assert (
+        main(["predict", str(ck), *some_bad, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_PARTIAL
+    )
     all_bad = [str(tmp_path / "broken.png"), str(tmp_path / "no-such-folder")]
-    assert main(["predict", str(ck), *all_bad, "-o", out, "--no-progress"]) == EXIT_FAILED
+    assert (
+        main(["predict", str(ck), *all_bad, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_FAILED
+    )
     missing = [str(tmp_path / "no-such-folder")]
-    assert main(["predict", str(ck), *missing, "-o", out, "--no-progress"]) == EXIT_FAILED
+    assert (
+        main(["predict", str(ck), *missing, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_FAILED
+    )
     (tmp_path / "empty").mkdir()
     empty = [str(tmp_path / "empty")]
-    assert main(["predict", str(ck), *empty, "-o", out, "--no-progress"]) == EXIT_USAGE
+    assert (
+        main(["predict", str(ck), *empty, "-o", out, "--no-progress", "--overwrite"]) == EXIT_USAGE
+    )
     capsys.readouterr()
 
 
@@ -249,13 +266,13 @@ def test_label_exit_codes(tmp_path, capsys):
     out = str(tmp_path / "labels.csv")
     good = tmp_path / "good.csv"
     good.write_text('id,report\n1,"Mild edema."\n')
-    assert main(["label", str(good), "-o", out, "--no-progress"]) == EXIT_OK
+    assert main(["label", str(good), "-o", out, "--no-progress", "--overwrite"]) == EXIT_OK
     dup = tmp_path / "dup.csv"
     dup.write_text('id,report\n1,"Mild edema."\n1,"No edema."\n')
-    assert main(["label", str(dup), "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    assert main(["label", str(dup), "-o", out, "--no-progress", "--overwrite"]) == EXIT_PARTIAL
     quote = tmp_path / "quote.csv"
     quote.write_text('id,report\n1,"Mild edema.\n2,"No edema."\n')
-    assert main(["label", str(quote), "-o", out, "--no-progress"]) == EXIT_USAGE
+    assert main(["label", str(quote), "-o", out, "--no-progress", "--overwrite"]) == EXIT_USAGE
     assert "quote.csv: line 2: a quoted field" in capsys.readouterr().err
 
 
@@ -338,8 +355,8 @@ def test_unreadable_checkpoints_are_named_and_explained(tmp_path, capsys):
         assert "weights_only=False" not in err and "Errno" not in err
     (tmp_path / "folder.pt").mkdir()
     code = main(["predict", str(tmp_path / "folder.pt"), str(image), "-o", str(tmp_path / "o.csv")])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and "folder.pt: is a folder" in err
+    err = capsys.readouterr().err.strip()  # a folder is taken for a run folder: it has none
+    assert code == 2 and "folder.pt: a folder without checkpoints" in err
 
 
 def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(monkeypatch, capsys):
@@ -412,3 +429,57 @@ def test_phantom_size_beyond_the_cache_limit_is_refused_before_allocating(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"finegrain phantom: error: size must be at most {MAX_SIZE} px")
     assert "\n" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("name", FILE_WRITERS)
+def test_an_existing_output_file_is_replaced_only_with_overwrite(name, inputs, tmp_path, capsys):
+    """``predict -o``, ``label -o``, ``index -o`` and ``export -o`` replaced an existing file
+    without a word."""
+    out = tmp_path / OUTPUTS[name]
+    out.write_text("the previous version")
+    assert main(_command(name, inputs, out)) == EXIT_USAGE
+    line = _one_error_line(capsys, name)
+    assert line.endswith(f"{out} exists; pass --overwrite to replace it")
+    assert out.read_text() == "the previous version"
+    assert main([*_command(name, inputs, out), "--overwrite"]) == EXIT_OK
+    assert out.read_bytes() != b"the previous version"
+
+
+#: A Python parameter as a message would spell it: ``overwrite=True``, ``thresholds=``,
+#: ``id_column``, ``skip_missing``, ``eval_studies`` (a recorded value, ``size=16``, is data).
+PYTHON_NAME = re.compile(r"\b[a-z]+(_[a-z]+)+\b|=(True|False)\b|\b[a-z]+=(?![\w'\"])")
+
+
+def test_command_line_messages_name_options_not_python_parameters(inputs, tmp_path, capsys):
+    """The command line said "overwrite=True", "pass thresholds=", "name it with id_column"."""
+    from finegrain.data.cache import prepare
+    from finegrain.errors import FinegrainError
+    from finegrain.evaluate import read_predictions
+
+    no_id = tmp_path / "scores.csv"
+    no_id.write_text("name,score\na,0.5\n")
+    raw = save_tiny_checkpoint(tmp_path / "raw.pt", seed=0, method="pu-rm", thresholds=None)
+    index = tmp_path / "index.csv"
+    index.write_text((inputs / "index.csv").read_text())
+    prepare(index, tmp_path / "cache", size=16, workers=0, progress=False)
+    cases = {
+        "--overwrite": ["prepare", str(index), "-o", str(tmp_path / "cache"), "--size", "8"],
+        "run `finegrain calibrate": ["predict", str(raw), str(inputs / "images"), "-o", "x.csv"],
+        "--id-column": ["evaluate", str(no_id)],
+        "--fine-labels mesh needs --labels": ["evaluate", str(no_id), "--fine-labels", "mesh"],
+        "--eval-studies must be >= 1": ["phantom", str(tmp_path / "p"), "--eval-studies", "0"],
+    }
+    for said, argv in cases.items():
+        assert main([*argv, "--no-progress"] if argv[0] in ("prepare", "predict") else argv) == 2
+        line = _one_error_line(capsys, argv[0])
+        message = line.split(": error: ", 1)[1]
+        assert said in message, line
+        # paths and quoted column names aside, no Python name is left
+        assert not PYTHON_NAME.search(re.sub(r"'[^']*'", "", message.replace(str(tmp_path), ""))), (
+            line
+        )
+    # the Python API keeps its own names
+    with pytest.raises(FinegrainError, match=r"name it with id_column"):
+        read_predictions(no_id)
+    with pytest.raises(FinegrainError, match=r"overwrite=True"):
+        prepare(index, tmp_path / "cache", size=8, workers=0, progress=False)

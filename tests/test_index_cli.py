@@ -25,7 +25,7 @@ def test_index_mimic_cli_writes_a_readable_index(phantom_root: Path, tmp_path: P
     assert len(frame) == int(printed.split()[1])
     assert all(Path(p).is_file() for p in frame["path"])  # paths rebased to the index folder
     assert main(["index", "--mimic", str(phantom_root), "-o", str(out), "--views", "all",
-                 "--no-progress"]) == 0  # fmt: skip
+                 "--no-progress", "--overwrite"]) == 0  # fmt: skip
     assert len(read_index(out)) > len(frame)
 
 
@@ -88,6 +88,7 @@ def test_index_csv_and_openi_cli(tmp_path: Path, capsys):
     truth = pd.DataFrame({"id": ["0", "1"], **{o: ["1", ""] for o in OBSERVATIONS}})
     truth.to_csv(tmp_path / "labels.csv", index=False)
     args = ["index", "--openi", str(data), "-o", str(out), "--labels", str(tmp_path / "labels.csv")]
+    args.append("--overwrite")  # the --csv index above is replaced
     assert main([*args, "--no-progress"]) == 0
     assert "dropped 1 (report without image)" in capsys.readouterr().out
     assert read_index(out)["Edema"].tolist() == [1]
@@ -106,6 +107,7 @@ def test_index_csv_paths_are_regular_files_and_root_confines_them(tmp_path, caps
 
     def index(*extra) -> tuple[int, str]:
         argv = ["index", "--csv", str(images), "-o", str(data / "i.csv"), "--no-progress"]
+        argv.append("--overwrite")  # each case rewrites the same index
         return main([*argv, *extra]), capsys.readouterr().err
 
     images.write_text(f"{header}\na.png{labels}\nfolder.png{labels}\n")

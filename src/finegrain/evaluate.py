@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.data.index import FINE_LABEL_SOURCES, fine_label_column
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.labels import check_labels, check_subcategories
 from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
@@ -243,7 +243,8 @@ def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
         if candidate in frame.columns:
             return candidate
     raise FinegrainError(
-        f"{source}: no id column: expected 'image_id' or 'id' (or name it with id_column); "
+        f"{source}: no id column: expected 'image_id' or 'id' (or name it with "
+        f"{option('id_column', '--id-column')}); "
         f"it has {_column_list(frame)}"
     )
 
@@ -544,7 +545,8 @@ def evaluate_predictions(
         )
     if fine_labels != "text" and labels is None:
         raise FinegrainError(
-            f"fine_labels={fine_labels!r} needs labels: an index table with "
+            f"{option(f'fine_labels={fine_labels!r}', f'--fine-labels {fine_labels}')} needs "
+            f"{option('labels', '--labels')}: an index table with "
             f"'<Observation> subcategory {fine_labels}' columns (finegrain index --openi)"
         )
     agreement = None

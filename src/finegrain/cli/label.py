@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.cli.options import add_overwrite_argument, check_output
 from finegrain.division import PRECEDENCES
 from finegrain.reports.aggregate import DEGREE_RULES
 
@@ -41,6 +42,7 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", help="CSV of reports")
     parser.add_argument("-o", "--output", required=True, help="labels CSV to write")
+    add_overwrite_argument(parser, "the labels CSV")
     parser.add_argument("--id-column", default="id", help="column with the report id (id)")
     parser.add_argument("--text-column", default="report", help="column with the text (report)")
     parser.add_argument(
@@ -65,7 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from finegrain.io import refuse_overwriting_input
     from finegrain.reports import label_reports
+
+    refuse_overwriting_input(args.output, args.reports)  # --overwrite would not make it right
+    check_output(args.output, args.overwrite)
 
     summary = label_reports(
         args.reports,

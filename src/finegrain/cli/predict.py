@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.cli.options import add_overwrite_argument, check_output
+
 HELP = "apply a checkpoint to images: positive probability and negative/atypical/typical tier"
 DESCRIPTION = """\
 Apply a trained checkpoint to new chest radiographs and give, for each image, the positive
@@ -43,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="images or folders")
     parser.add_argument("-o", "--out", required=True, help="output table, .csv or .json")
+    add_overwrite_argument(parser, "the output table")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (32)")
     parser.add_argument("--cam", metavar="DIR", help="also write CAM overlays (PNG) into DIR")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         from finegrain.cli import CLIError
 
         raise CLIError(f"-o {args.out}: must end in .csv or .json")
+    check_output(args.out, args.overwrite)
     frame = predict(
         args.checkpoint,
         args.inputs,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finegrain.data.imageio import CROPS, read_grayscale
-from finegrain.errors import FinegrainError, NotFound
+from finegrain.errors import FinegrainError, NotFound, option
 from finegrain.io import (
     append_jsonl,
     atomic_write_csv,
@@ -185,7 +185,7 @@ def _prepare_locked(
     elif (out / IMAGES_FILE).exists() or (out / JOURNAL_FILE).exists():
         raise FinegrainError(
             f"{out}: holds {IMAGES_FILE} or {JOURNAL_FILE} but no {PARAMS_FILE}: not a cache "
-            "this version can resume; use another folder or overwrite=True (--overwrite)"
+            f"this version can resume; use another folder or {option('overwrite=True', '--overwrite')}"
         )
     else:
         atomic_write_json(out / PARAMS_FILE, params)
@@ -208,7 +208,7 @@ def _prepare_locked(
                 if not 0 <= row < len(ids) or ids[row] != image_id:
                     raise FinegrainError(
                         f"{journal}: row {row} ({image_id!r}) does not match the index; "
-                        "use another folder or overwrite=True (--overwrite)"
+                        f"use another folder or {option('overwrite=True', '--overwrite')}"
                     )
                 errors[row] = error
     resumed = len(errors)
@@ -462,7 +462,7 @@ def _check_params(path: Path, params: dict) -> None:
         )
         raise FinegrainError(
             f"{path.parent}: this cache was prepared with {what}; use another folder or "
-            "overwrite=True (--overwrite) to rebuild it"
+            f"{option('overwrite=True', '--overwrite')} to rebuild it"
         )
 
 

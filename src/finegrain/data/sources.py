@@ -30,7 +30,7 @@ from finegrain.data.index import (
     image_where,
     normalise_index,
 )
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.io import printable, read_csv
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import (
@@ -170,7 +170,7 @@ def keep_existing_files(
         pos = int(np.flatnonzero(~exists)[0])
         raise FileNotFoundError(
             f"image file not found: {printable(absolute[pos])} ({where(frame.iloc[pos])}); "
-            "use skip_missing / --skip-missing to continue without it"
+            f"use {option('skip_missing=True', '--skip-missing')} to continue without it"
         )
     summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
     summary.drop("image file missing", int((~exists).sum()))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from finegrain.data.imageio import image_dimensions
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.predict.cam import CAMRenderer
 from finegrain.predict.images import IMAGE_EXTENSIONS, collect_images, degenerate, read_batches
 from finegrain.predict.predictor import Predictor
@@ -80,9 +80,11 @@ def predict(
         where = (
             predictor.meta.get("path", predictor.name) if predictor is checkpoint else checkpoint
         )
+        given = option("thresholds=", None)
         raise FinegrainError(
             f"checkpoint {where} has no tier thresholds; run `finegrain calibrate {where}` "
-            "(fits them on the run's validation predictions) first, or pass thresholds="
+            "(fits them on the run's validation predictions) first"
+            + (f", or pass {given}" if given else "")
         )
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
