@@ -483,3 +483,28 @@ def test_command_line_messages_name_options_not_python_parameters(inputs, tmp_pa
         read_predictions(no_id)
     with pytest.raises(FinegrainError, match=r"overwrite=True"):
         prepare(index, tmp_path / "cache", size=8, workers=0, progress=False)
+
+
+def test_benchmark_axis_values_and_repeats_are_checked_before_anything_runs(tmp_path, capsys):
+    """``--axis iterations=abc`` said "'<' not supported between instances of 'str' and 'int'"
+    after making the data; a repeated ``--axis`` of one field kept the last silently."""
+    from finegrain.experiment.grid import check_axes
+
+    out = tmp_path / "b"
+    small = ["--phantom-studies", "20", "--phantom-eval-studies", "10", "--no-progress"]
+    for axis, said in (
+        ("iterations=abc", "grid axis 'iterations': \"abc\" is not a whole number"),
+        ("lr=fast", "grid axis 'lr': \"fast\" is not a number"),
+        ("pretrained=3", "grid axis 'pretrained': 3 is not true or false"),
+    ):
+        assert main(["benchmark", "--axis", axis, "--out", str(out), *small]) == 2
+        assert _one_error_line(capsys, "benchmark").endswith(said)
+        assert not out.exists()  # nothing made before the refusal
+    assert check_axes({"iterations": [300, 600], "lr": [1e-3, 1], "weights": [None, "w.pth"]})
+    with pytest.raises(SystemExit):
+        main(
+            ["benchmark", "--axis", "iterations=300", "--axis", "iterations=600", "--out", str(out)]
+        )
+    err = capsys.readouterr().err
+    assert "--axis iterations given more than once; give all its values in one" in err
+    assert not out.exists()
