@@ -508,3 +508,29 @@ def test_benchmark_axis_values_and_repeats_are_checked_before_anything_runs(tmp_
     err = capsys.readouterr().err
     assert "--axis iterations given more than once; give all its values in one" in err
     assert not out.exists()
+
+
+def test_uncertain_mixture_names_every_part(tmp_path, capsys):
+    """``--uncertain-mixture absent=2`` set slight, significant and other to 0 silently."""
+    import json
+
+    out = tmp_path / "p"
+    for given, said in (
+        ("absent=2", "no slight, significant, other in 'absent=2': give every part"),
+        ("absent=1,slight=1,significant=0,other=0,absent=3", "absent given twice"),
+        ("absent=1,slight=1,significant=0,rare=1", "unknown part 'rare'"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["phantom", str(out), "--uncertain-mixture", given])
+        assert said in capsys.readouterr().err
+        assert not out.exists()
+    full = "absent=2,slight=0,significant=0,other=0"
+    argv = ["phantom", str(out), "--studies", "3", "--size", "16", "--no-progress"]
+    assert main([*argv, "--uncertain-mixture", full]) == 0
+    recorded = json.loads((out / "phantom.json").read_text())
+    assert recorded["knobs"]["uncertain_mixture"] == {
+        "absent": 1.0,
+        "slight": 0.0,
+        "significant": 0.0,
+        "other": 0.0,
+    }
