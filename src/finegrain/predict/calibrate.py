@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.evaluate import true_labels
 from finegrain.predict.tiers import Thresholds, fit_thresholds
 from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
@@ -72,8 +72,8 @@ def _check_provenance(
     own = ckpt.get("iteration")
     if iteration is not None and own is not None and int(iteration) != int(own):
         raise FinegrainError(
-            f"--iteration {iteration} is not the checkpoint's iteration {own} ({checkpoint}); "
-            "calibrate the checkpoint of that iteration instead"
+            f"{option('iteration', '--iteration')} {iteration} is not the checkpoint's iteration "
+            f"{own} ({checkpoint}); calibrate the checkpoint of that iteration instead"
         )
     found = RunDirectory.of_predictions(predictions)
     if found is None:
@@ -89,9 +89,9 @@ def _check_provenance(
     differences = _run_differences(ckpt, run.read_config())
     if differences:
         raise FinegrainError(
-            f"{predictions}: predictions of another run than {checkpoint}'s ("
-            f"{format_differences(differences)}, per {run.config_path} -> the checkpoint); "
-            "give that checkpoint's own predictions"
+            f"{predictions}: predictions of another run than {checkpoint}'s ({run.config_path} "
+            f"-> the checkpoint: {format_differences(differences)}); give that checkpoint's own "
+            "predictions"
         )
 
 
