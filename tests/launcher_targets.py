@@ -23,3 +23,14 @@ def fail_or_succeed(task) -> str:
     if task.label == "dies":
         os._exit(3)
     return record_environment(task)
+
+
+def hold_a_named_semaphore(task) -> str:
+    """Create a named semaphore, as tqdm's lock does in a spawned worker, write
+    ``<task.config>/<label>.ready`` and wait to be stopped."""
+    import multiprocessing
+
+    lock = multiprocessing.RLock()  # registered with the resource tracker (spawn)
+    Path(task.config, f"{task.label}.ready").write_text(str(os.getpid()))
+    time.sleep(120)
+    return f"{task.label} {lock}"

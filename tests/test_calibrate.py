@@ -238,3 +238,142 @@ def test_calibrate_refuses_predictions_of_another_observation_or_iteration(tmp_p
     with pytest.raises(ValueError, match="Consolidation.*Edema|Edema.*Consolidation"):
         calibrate_checkpoint(ckpt, predictions=other / "predictions-validate.csv")
     assert stored_thresholds(ckpt) is None
+
+
+def _with_run_config(run, **fields):
+    """Give the fake run (and its checkpoints) a full training configuration."""
+    import json
+
+    from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
+    from finegrain.train.config import TrainConfig
+
+    config = TrainConfig(index="index.csv", cache="cache", observation="Edema", **fields)
+    for path in (run / "checkpoints").glob("*.pt"):
+        payload = load_checkpoint(path)
+        payload.update(config=config.to_dict(), method=config.method, tau=config.tau)
+        save_checkpoint(path, payload)
+    (run / "config.json").write_text(json.dumps(config.to_dict()))
+    return config
+
+
+def test_calibrate_refuses_predictions_of_another_run_or_method(tmp_path, caplog):
+    """Only the iteration and the observation were checked: a three-class checkpoint took an
+    ordinal run's predictions (another method's scale) without a word."""
+    import json
+    import logging
+
+    from finegrain.predict import calibrate_checkpoint, stored_thresholds
+
+    run, _ = _fake_run(tmp_path, iterations=(10,))
+    ckpt = run / "checkpoints" / "iter-0000010.pt"
+    config = _with_run_config(run, method="three-class")
+    assert calibrate_checkpoint(ckpt, write=False).iteration == 10  # its own predictions
+    for name, change, named in (
+        ("ordinal", {"method": "ordinal"}, "method: 'ordinal' -> 'three-class'"),
+        ("seed1", {"seed": 1}, "seed: 1 -> 0"),
+        ("longer", {"iterations": 99}, "iterations: 99 -> 50000"),
+    ):
+        other = tmp_path / name
+        other.mkdir()
+        (other / "config.json").write_text(json.dumps(config.to_dict() | change))
+        (other / "predictions-validate.csv").write_bytes(
+            (run / "predictions-validate.csv").read_bytes()
+        )
+        with pytest.raises(ValueError, match=f"another run.*{named}"):
+            calibrate_checkpoint(ckpt, predictions=other / "predictions-validate.csv")
+    assert stored_thresholds(ckpt) is None
+    # the same run copied elsewhere (its data read from another folder) is that run
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_text(json.dumps(config.to_dict() | {"index": "/moved/i.csv"}))
+    (copy / "predictions-validate.csv").write_bytes((run / "predictions-validate.csv").read_bytes())
+    assert calibrate_checkpoint(ckpt, predictions=copy / "predictions-validate.csv", write=False)
+    # predictions outside any run cannot be traced: said, not silently trusted
+    loose = tmp_path / "scores.csv"
+    loose.write_bytes((run / "predictions-validate.csv").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="finegrain.predict.calibrate"):
+        calibrate_checkpoint(ckpt, predictions=loose, write=False)
+    assert "cannot be checked" in caplog.text and str(loose) in caplog.text
+
+
+def _noisy_run(tmp_path):
+    """A fake label-noise run: its index holds the true Edema labels of 40 validation images,
+    its predictions-validate.csv the flipped ones (as the training loop records them); the
+    scores separate the true typical from the true atypical positives perfectly."""
+    from finegrain.data.index import LABEL_COLUMNS, META_COLUMNS, write_index
+
+    run, _ = _fake_run(tmp_path, iterations=(10,))
+    rng = np.random.default_rng(1)
+    true = np.array([1, 1, 1, 1, 0] * 8)
+    subcategory = np.where(true == 1, np.where(np.arange(40) % 2, "typical", "atypical"), "")
+    score = np.where(true == 1, 0.5, 0.1) + np.where(subcategory == "typical", 0.3, 0.0)
+    score = score + rng.uniform(0, 0.01, 40)
+    flip = rng.random(40) < 0.4
+    noisy = np.where(flip, 1 - true, true)
+    ids = [f"img{i}" for i in range(40)]
+    index = pd.DataFrame({c: "x" for c in META_COLUMNS if c != "image_id"}, index=range(40))
+    index = index.assign(image_id=ids, split="validate", view="PA")
+    for column in LABEL_COLUMNS:
+        index[column] = pd.NA
+    index["Edema"] = true
+    index["Edema subcategory"] = pd.Series(subcategory).replace("", pd.NA)
+    write_index(index, run / "index.csv")
+    pd.DataFrame(
+        {
+            "image_id": ids,
+            "iteration": 10,
+            "label": noisy,
+            "subcategory": np.where(flip, "", subcategory),
+            "score": score,
+        }
+    ).to_csv(run / "predictions-validate.csv", index=False)
+    _with_run_config(run, method="u-ones", label_noise=0.4)
+    config = pd.read_json(run / "config.json", typ="series").to_dict()
+    (run / "config.json").write_text(
+        pd.Series(config | {"index": str(run / "index.csv")}).to_json()
+    )
+    return run, true, subcategory, flip
+
+
+def test_label_noise_runs_calibrate_and_evaluate_on_the_true_labels(tmp_path):
+    """A label-noise run's validation predictions carry the flipped labels; calibrate and
+    evaluate used them (the control's cut, fitted on noise)."""
+    from finegrain.evaluate import evaluate_predictions
+    from finegrain.predict import calibrate_checkpoint
+
+    run, true, subcategory, flip = _noisy_run(tmp_path)
+    assert flip.any()
+    ckpt = run / "checkpoints" / "iter-0000010.pt"
+    th = calibrate_checkpoint(ckpt, sensitivity=1.0, write=False)
+    assert (th.n_positive, th.n_negative) == (int((true == 1).sum()), int((true == 0).sum()))
+    assert (th.n_atypical, th.n_typical) == (
+        int((subcategory == "atypical").sum()),
+        int((subcategory == "typical").sum()),
+    )
+    assert th.youden_j == 1.0  # the true fine labels are separated perfectly
+
+    evaluation = evaluate_predictions(run / "predictions-validate.csv", n_boot=10)
+    assert (evaluation.n_positive, evaluation.n_negative) == (th.n_positive, th.n_negative)
+    assert evaluation.auc_fg == 1.0 and evaluation.auc == 1.0
+    assert "true labels" in evaluation.labels_source and "label noise (40%)" in (
+        evaluation.labels_source
+    )
+    # without the run's index there are no true labels: refused, saying why
+    (run / "index.csv").unlink()
+    for call in (
+        lambda: calibrate_checkpoint(ckpt, write=False),
+        lambda: evaluate_predictions(run / "predictions-validate.csv", n_boot=10),
+    ):
+        with pytest.raises(ValueError, match="flipped by the run's label noise.*cannot be read"):
+            call()
+
+
+def test_a_cut_with_youden_j_zero_is_refused():
+    """Atypical and typical positives with the same scores: no cut beats chance (J = 0), and
+    such a cut was stored without a word."""
+    labels = [1, 1, 1, 1, 0, 0]
+    subs = ["atypical", "typical", "atypical", "typical", "", ""]
+    with pytest.raises(ValueError, match="atypical/typical cut has Youden's J 0"):
+        fit_thresholds(labels, subs, [0.4, 0.4, 0.6, 0.6, 0.1, 0.2])
+    with pytest.raises(ValueError, match="positive/negative cut has Youden's J 0"):
+        fit_thresholds(labels, subs, [0.2, 0.4, 0.2, 0.4, 0.2, 0.4], method="youden")

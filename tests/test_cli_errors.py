@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -149,10 +150,12 @@ def test_disk_full(name, inputs, tmp_path, capsys, monkeypatch):
     """ENOSPC, simulated at the lowest call that reaches the disk (fsync); an existing output
     file is left as it was."""
     out = tmp_path / OUTPUTS[name]
+    replace = []
     if "." in out.name:
         out.write_text("the previous version")
+        replace = ["--overwrite"]  # an existing output is replaced only when asked
     monkeypatch.setattr(os, "fsync", _disk_full)
-    assert main(_command(name, inputs, out)) == EXIT_FAILED
+    assert main([*_command(name, inputs, out), *replace]) == EXIT_FAILED
     line = _one_error_line(capsys, name)
     assert "no space left on the device; free some space or write elsewhere" in line
     assert str(tmp_path) in line  # names the file (or the output folder) being written
@@ -201,17 +204,31 @@ def test_permission_denied_read_only_folder(name, inputs, tmp_path, capsys):
 def test_predict_exit_codes(inputs, tmp_path, capsys):
     ck, images = inputs / "ck.pt", inputs / "images"
     out = str(tmp_path / "p.csv")
-    assert main(["predict", str(ck), str(images), "-o", out, "--no-progress"]) == EXIT_OK
+    assert (
+        main(["predict", str(ck), str(images), "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_OK
+    )
     (tmp_path / "broken.png").write_bytes(b"not a png")
     some_bad = [str(images), str(tmp_path / "broken.png")]
-    assert main(["predict", str(ck), *some_bad, "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    assert (
+        main(["predict", str(ck), *some_bad, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_PARTIAL
+    )
     all_bad = [str(tmp_path / "broken.png"), str(tmp_path / "no-such-folder")]
-    assert main(["predict", str(ck), *all_bad, "-o", out, "--no-progress"]) == EXIT_FAILED
+    assert (
+        main(["predict", str(ck), *all_bad, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_FAILED
+    )
     missing = [str(tmp_path / "no-such-folder")]
-    assert main(["predict", str(ck), *missing, "-o", out, "--no-progress"]) == EXIT_FAILED
+    assert (
+        main(["predict", str(ck), *missing, "-o", out, "--no-progress", "--overwrite"])
+        == EXIT_FAILED
+    )
     (tmp_path / "empty").mkdir()
     empty = [str(tmp_path / "empty")]
-    assert main(["predict", str(ck), *empty, "-o", out, "--no-progress"]) == EXIT_USAGE
+    assert (
+        main(["predict", str(ck), *empty, "-o", out, "--no-progress", "--overwrite"]) == EXIT_USAGE
+    )
     capsys.readouterr()
 
 
@@ -249,13 +266,13 @@ def test_label_exit_codes(tmp_path, capsys):
     out = str(tmp_path / "labels.csv")
     good = tmp_path / "good.csv"
     good.write_text('id,report\n1,"Mild edema."\n')
-    assert main(["label", str(good), "-o", out, "--no-progress"]) == EXIT_OK
+    assert main(["label", str(good), "-o", out, "--no-progress", "--overwrite"]) == EXIT_OK
     dup = tmp_path / "dup.csv"
     dup.write_text('id,report\n1,"Mild edema."\n1,"No edema."\n')
-    assert main(["label", str(dup), "-o", out, "--no-progress"]) == EXIT_PARTIAL
+    assert main(["label", str(dup), "-o", out, "--no-progress", "--overwrite"]) == EXIT_PARTIAL
     quote = tmp_path / "quote.csv"
     quote.write_text('id,report\n1,"Mild edema.\n2,"No edema."\n')
-    assert main(["label", str(quote), "-o", out, "--no-progress"]) == EXIT_USAGE
+    assert main(["label", str(quote), "-o", out, "--no-progress", "--overwrite"]) == EXIT_USAGE
     assert "quote.csv: line 2: a quoted field" in capsys.readouterr().err
 
 
@@ -338,8 +355,8 @@ def test_unreadable_checkpoints_are_named_and_explained(tmp_path, capsys):
         assert "weights_only=False" not in err and "Errno" not in err
     (tmp_path / "folder.pt").mkdir()
     code = main(["predict", str(tmp_path / "folder.pt"), str(image), "-o", str(tmp_path / "o.csv")])
-    err = capsys.readouterr().err.strip()
-    assert code == 1 and "folder.pt: is a folder" in err
+    err = capsys.readouterr().err.strip()  # a folder is taken for a run folder: it has none
+    assert code == 2 and "folder.pt: a folder without checkpoints" in err
 
 
 def test_a_user_error_is_one_line_and_a_bug_shows_its_traceback(monkeypatch, capsys):
@@ -386,3 +403,134 @@ def test_failed_runs_of_a_grid_are_listed_in_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(benchmark_cli, "run", all_failed)
     assert main(["benchmark"]) == 1
+
+
+def test_calibrate_on_a_json_or_csv_file_does_not_talk_about_pickles(tmp_path, capsys):
+    """A JSON or CSV file given as the checkpoint was "refused: it holds Python objects ...
+    which finegrain never unpickles"."""
+    from finegrain.cli import main
+
+    for name, text in (("thresholds.json", '{"positive": 0.5}\n'), ("p.csv", "a,b\n1,2\n")):
+        (tmp_path / name).write_text(text)
+        assert main(["calibrate", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            err == f"finegrain calibrate: error: {tmp_path / name}: a text file, not a checkpoint"
+        )
+
+
+def test_phantom_size_beyond_the_cache_limit_is_refused_before_allocating(tmp_path, capsys):
+    """``finegrain phantom --size 100000`` died in numpy asking for 37 GiB."""
+    from finegrain.cli import main
+    from finegrain.data.cache import MAX_SIZE
+
+    out = tmp_path / "phantom"
+    assert main(["phantom", str(out), "--studies", "4", "--size", "100000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"finegrain phantom: error: size must be at most {MAX_SIZE} px")
+    assert "\n" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("name", FILE_WRITERS)
+def test_an_existing_output_file_is_replaced_only_with_overwrite(name, inputs, tmp_path, capsys):
+    """``predict -o``, ``label -o``, ``index -o`` and ``export -o`` replaced an existing file
+    without a word."""
+    out = tmp_path / OUTPUTS[name]
+    out.write_text("the previous version")
+    assert main(_command(name, inputs, out)) == EXIT_USAGE
+    line = _one_error_line(capsys, name)
+    assert line.endswith(f"{out} exists; pass --overwrite to replace it")
+    assert out.read_text() == "the previous version"
+    assert main([*_command(name, inputs, out), "--overwrite"]) == EXIT_OK
+    assert out.read_bytes() != b"the previous version"
+
+
+#: A Python parameter as a message would spell it: ``overwrite=True``, ``thresholds=``,
+#: ``id_column``, ``skip_missing``, ``eval_studies`` (a recorded value, ``size=16``, is data).
+PYTHON_NAME = re.compile(r"\b[a-z]+(_[a-z]+)+\b|=(True|False)\b|\b[a-z]+=(?![\w'\"])")
+
+
+def test_command_line_messages_name_options_not_python_parameters(inputs, tmp_path, capsys):
+    """The command line said "overwrite=True", "pass thresholds=", "name it with id_column"."""
+    from finegrain.data.cache import prepare
+    from finegrain.errors import FinegrainError
+    from finegrain.evaluate import read_predictions
+
+    no_id = tmp_path / "scores.csv"
+    no_id.write_text("name,score\na,0.5\n")
+    raw = save_tiny_checkpoint(tmp_path / "raw.pt", seed=0, method="pu-rm", thresholds=None)
+    index = tmp_path / "index.csv"
+    index.write_text((inputs / "index.csv").read_text())
+    prepare(index, tmp_path / "cache", size=16, workers=0, progress=False)
+    cases = {
+        "--overwrite": ["prepare", str(index), "-o", str(tmp_path / "cache"), "--size", "8"],
+        "run `finegrain calibrate": ["predict", str(raw), str(inputs / "images"), "-o", "x.csv"],
+        "--id-column": ["evaluate", str(no_id)],
+        "--fine-labels mesh needs --labels": ["evaluate", str(no_id), "--fine-labels", "mesh"],
+        "--eval-studies must be >= 1": ["phantom", str(tmp_path / "p"), "--eval-studies", "0"],
+    }
+    for said, argv in cases.items():
+        assert main([*argv, "--no-progress"] if argv[0] in ("prepare", "predict") else argv) == 2
+        line = _one_error_line(capsys, argv[0])
+        message = line.split(": error: ", 1)[1]
+        assert said in message, line
+        # paths and quoted column names aside, no Python name is left
+        assert not PYTHON_NAME.search(re.sub(r"'[^']*'", "", message.replace(str(tmp_path), ""))), (
+            line
+        )
+    # the Python API keeps its own names
+    with pytest.raises(FinegrainError, match=r"name it with id_column"):
+        read_predictions(no_id)
+    with pytest.raises(FinegrainError, match=r"overwrite=True"):
+        prepare(index, tmp_path / "cache", size=8, workers=0, progress=False)
+
+
+def test_benchmark_axis_values_and_repeats_are_checked_before_anything_runs(tmp_path, capsys):
+    """``--axis iterations=abc`` said "'<' not supported between instances of 'str' and 'int'"
+    after making the data; a repeated ``--axis`` of one field kept the last silently."""
+    from finegrain.experiment.grid import check_axes
+
+    out = tmp_path / "b"
+    small = ["--phantom-studies", "20", "--phantom-eval-studies", "10", "--no-progress"]
+    for axis, said in (
+        ("iterations=abc", "grid axis 'iterations': \"abc\" is not a whole number"),
+        ("lr=fast", "grid axis 'lr': \"fast\" is not a number"),
+        ("pretrained=3", "grid axis 'pretrained': 3 is not true or false"),
+    ):
+        assert main(["benchmark", "--axis", axis, "--out", str(out), *small]) == 2
+        assert _one_error_line(capsys, "benchmark").endswith(said)
+        assert not out.exists()  # nothing made before the refusal
+    assert check_axes({"iterations": [300, 600], "lr": [1e-3, 1], "weights": [None, "w.pth"]})
+    with pytest.raises(SystemExit):
+        main(
+            ["benchmark", "--axis", "iterations=300", "--axis", "iterations=600", "--out", str(out)]
+        )
+    err = capsys.readouterr().err
+    assert "--axis iterations given more than once; give all its values in one" in err
+    assert not out.exists()
+
+
+def test_uncertain_mixture_names_every_part(tmp_path, capsys):
+    """``--uncertain-mixture absent=2`` set slight, significant and other to 0 silently."""
+    import json
+
+    out = tmp_path / "p"
+    for given, said in (
+        ("absent=2", "no slight, significant, other in 'absent=2': give every part"),
+        ("absent=1,slight=1,significant=0,other=0,absent=3", "absent given twice"),
+        ("absent=1,slight=1,significant=0,rare=1", "unknown part 'rare'"),
+    ):
+        with pytest.raises(SystemExit):
+            main(["phantom", str(out), "--uncertain-mixture", given])
+        assert said in capsys.readouterr().err
+        assert not out.exists()
+    full = "absent=2,slight=0,significant=0,other=0"
+    argv = ["phantom", str(out), "--studies", "3", "--size", "16", "--no-progress"]
+    assert main([*argv, "--uncertain-mixture", full]) == 0
+    recorded = json.loads((out / "phantom.json").read_text())
+    assert recorded["knobs"]["uncertain_mixture"] == {
+        "absent": 1.0,
+        "slight": 0.0,
+        "significant": 0.0,
+        "other": 0.0,
+    }

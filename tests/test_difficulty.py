@@ -181,6 +181,7 @@ def test_summary_per_observation_and_method():
             "observation": observation,
             "method": variant,
             "variant": variant,
+            "settings": "",
             "seed": seed,
             "run": f"r{seed}",
             "auc_all": auc_all,
@@ -224,3 +225,34 @@ def test_test_split_is_scored_at_the_checkpoint_chosen_on_validate(bench):
     assert sum(result[k] for k in ("n_positive", "n_negative", "n_uncertain", "n_blank")) == len(
         labels
     )
+
+
+def _copy_run(run_dir, target, **changes):
+    """A copy of ``run_dir`` at ``target`` whose recorded configuration has ``changes``."""
+    shutil.copytree(run_dir, target)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps(config | changes))
+    return target
+
+
+def test_runs_of_other_settings_are_not_pooled_as_seeds(bench, tmp_path, capsys):
+    """Two benchmarks of other settings into one folder (each in its settings folder): one row
+    per settings group, named by the setting that differs, never one row of "2 seeds"."""
+    out, run_dir, _ = bench
+    runs = tmp_path / "bench" / "runs"
+    _copy_run(run_dir, runs / "0123abcd" / "Edema" / "u-ones" / "seed0")
+    _copy_run(run_dir, runs / "0123abcd" / "Edema" / "u-ones" / "seed1", seed=1)
+    _copy_run(run_dir, runs / "89abcdef" / "Edema" / "u-ones" / "seed0", iterations=40)
+    assert main(["difficulty", str(tmp_path / "bench"), "--no-progress", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "bench" / "difficulty.csv", keep_default_na=False)
+    assert sorted(table["settings"]) == ["iterations=20", "iterations=20", "iterations=40"]
+    summary = summarise_difficulty(table).set_index("settings")
+    assert summary.loc["iterations=20", "runs"] == 2
+    assert summary.loc["iterations=20", "seeds"] == "0 1"
+    assert summary.loc["iterations=40", "runs"] == 1
+    assert "| Edema | u-ones (iterations=20) |" in printed
+    assert "| Edema | u-ones (iterations=40) |" in printed
+    # one settings group: nothing to name
+    assert main(["difficulty", str(run_dir), "--no-progress", "--device", "cpu"]) == 0
+    assert "| Edema | u-ones | " in capsys.readouterr().out

@@ -591,3 +591,28 @@ def test_localisation_finds_the_phantom_behind_an_index_and_nothing_behind_real_
     (tmp_path / "phantom" / SETTINGS_FILE).write_text("{}")
     assert phantom_of_index(index) == tmp_path / "data" / ".." / "phantom"
     assert phantom_of_index(tmp_path / "missing.csv") is None
+
+
+def test_a_variant_without_a_chosen_checkpoint_says_the_real_cause(tmp_path):
+    """The control preset's notes said "no test predictions" where the predictions were there
+    and the cause was an undefined validation AUC^FG (0 atypical positives)."""
+    from finegrain.experiment.aggregate import split_statistics
+    from finegrain.io import read_jsonl
+
+    spec = RunSpec("Consolidation", "u-ignore", None, 0)
+    run_dir = make_run(tmp_path / "runs", spec, quality=1.0)
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    (run_dir / "metrics.jsonl").unlink()
+    for record in records:  # every validate evaluation: no atypical positive, AUC^FG undefined
+        if record["split"] == "validate":
+            record.update(auc_fg=None, n_atypical=0)
+        append_jsonl(run_dir / "metrics.jsonl", record)
+    selection = select_run(run_dir)
+    assert selection.iteration is None
+    (row,) = split_statistics([selection], reference="u-ignore").to_dict("records")
+    last = [r for r in records if r["split"] == "validate"][-1]
+    assert "no test predictions" not in row["note"]
+    assert row["note"] == (
+        "no checkpoint chosen: AUC^FG undefined at every validate evaluation "
+        f"(0 atypical / {last['n_typical']} typical positives at iteration {last['iteration']})"
+    )

@@ -132,3 +132,32 @@ def test_export_never_writes_over_its_checkpoint(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="is the input"):
         export(copy, copy)
     assert copy.read_bytes() == checkpoint.read_bytes()
+
+
+@pytest.mark.skipif(
+    not HAVE_ONNX,
+    reason="ONNX export needs the optional extra 'export' (onnx, onnxscript, onnxruntime)",
+)
+@pytest.mark.parametrize(
+    ("exporter", "opset", "said"),
+    [
+        ("dynamo", 3, "--opset 3: the dynamo ONNX exporter writes opset 18 or later"),
+        ("dynamo", 99, "--opset 99: ONNX has opsets 1 to"),
+        ("legacy", 3, "--opset 3: the legacy ONNX exporter cannot write it"),
+        ("legacy", 7, "--opset 7: the legacy ONNX exporter cannot write it"),
+    ],
+)
+def test_an_opset_the_exporter_cannot_write_is_one_line_exit_2(
+    checkpoint, tmp_path, capsys, exporter, opset, said
+):
+    """``--opset 3`` / ``--opset 99`` printed a raw RuntimeError, then "exported", exit 0, and
+    wrote opset 18."""
+    from finegrain.cli import EXIT_USAGE, main
+
+    out = tmp_path / "m.onnx"
+    argv = ["export", str(checkpoint), "--format", "onnx", "--onnx-exporter", exporter]
+    assert main([*argv, "--opset", str(opset), "-o", str(out)]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "exported" not in captured.out and not out.exists()
+    (line,) = captured.err.strip().splitlines()
+    assert said in line and "Traceback" not in captured.err

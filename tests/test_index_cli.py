@@ -25,7 +25,7 @@ def test_index_mimic_cli_writes_a_readable_index(phantom_root: Path, tmp_path: P
     assert len(frame) == int(printed.split()[1])
     assert all(Path(p).is_file() for p in frame["path"])  # paths rebased to the index folder
     assert main(["index", "--mimic", str(phantom_root), "-o", str(out), "--views", "all",
-                 "--no-progress"]) == 0  # fmt: skip
+                 "--no-progress", "--overwrite"]) == 0  # fmt: skip
     assert len(read_index(out)) > len(frame)
 
 
@@ -88,6 +88,7 @@ def test_index_csv_and_openi_cli(tmp_path: Path, capsys):
     truth = pd.DataFrame({"id": ["0", "1"], **{o: ["1", ""] for o in OBSERVATIONS}})
     truth.to_csv(tmp_path / "labels.csv", index=False)
     args = ["index", "--openi", str(data), "-o", str(out), "--labels", str(tmp_path / "labels.csv")]
+    args.append("--overwrite")  # the --csv index above is replaced
     assert main([*args, "--no-progress"]) == 0
     assert "dropped 1 (report without image)" in capsys.readouterr().out
     assert read_index(out)["Edema"].tolist() == [1]
@@ -106,6 +107,7 @@ def test_index_csv_paths_are_regular_files_and_root_confines_them(tmp_path, caps
 
     def index(*extra) -> tuple[int, str]:
         argv = ["index", "--csv", str(images), "-o", str(data / "i.csv"), "--no-progress"]
+        argv.append("--overwrite")  # each case rewrites the same index
         return main([*argv, *extra]), capsys.readouterr().err
 
     images.write_text(f"{header}\na.png{labels}\nfolder.png{labels}\n")
@@ -150,3 +152,27 @@ def test_index_paths_and_columns_read_only_what_a_report_needs(tmp_path):
         assert index_columns(path)[: len(INDEX_COLUMNS)] == list(INDEX_COLUMNS)
         with pytest.raises(KeyError, match="image_id 'zz' not in the index table"):
             index_paths(path, ["a", "zz"])
+
+
+def test_index_csv_treats_a_dangling_symlink_as_a_missing_file(tmp_path, capsys):
+    """A dangling symlink was kept (even with --skip-missing) where the image folder holds
+    several images, and failed later in prepare."""
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    for i in range(5):  # several images per folder: the folder is listed, not each file stat'ed
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(data / "img" / f"{i}.png")
+    (data / "img" / "link.png").symlink_to(data / "img" / "gone.png")
+    labels = ",1" * len(OBSERVATIONS)
+    rows = [f"img/{i}.png{labels}" for i in range(5)] + [f"img/link.png{labels}"]
+    source = data / "images.csv"
+    source.write_text("path," + ",".join(OBSERVATIONS) + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "index.csv"
+    argv = ["index", "--csv", str(source), "-o", str(out), "--no-progress"]
+    assert main(argv) == EXIT_USAGE
+    assert "image file not found" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--skip-missing"]) == EXIT_PARTIAL
+    assert "dropped 1 (image file missing)" in capsys.readouterr().out
+    assert len(read_index(out)) == 5
+    assert (tmp_path / "index.csv.skipped.txt").read_text().split() == [
+        str(data / "img" / "link.png")
+    ]

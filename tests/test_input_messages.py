@@ -26,7 +26,7 @@ def _error(capsys) -> str:
 
 
 def _label(path, out, capsys) -> tuple[int, str]:
-    code = main(["label", str(path), "-o", str(out), "--no-progress"])
+    code = main(["label", str(path), "-o", str(out), "--no-progress", "--overwrite"])
     return code, _error(capsys)
 
 

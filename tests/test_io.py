@@ -43,3 +43,15 @@ def test_read_jsonl_ignores_torn_last_line(tmp_path):
     with open(log, "a") as handle:
         handle.write('{"iteration": 3')  # a writer killed mid-line
     assert [r["iteration"] for r in read_jsonl(log)] == [1, 2]
+
+
+def test_read_csv_reads_a_utf16_table(tmp_path):
+    """A UTF-16 table (Excel's "Unicode text") failed as "line 1, byte 1 (0xff) is not UTF-8"."""
+    from finegrain.io import read_csv
+
+    for encoding in ("utf-16", "utf-16-le", "utf-8-sig"):
+        path = tmp_path / f"{encoding}.csv"
+        path.write_bytes("image_id,score\nä1,0.5\n".encode(encoding))
+        frame = read_csv(path)
+        assert list(frame.columns) == ["image_id", "score"], encoding
+        assert frame["image_id"].tolist() == ["ä1"]

@@ -250,7 +250,9 @@ def test_label_reports_csv(tmp_path):
     src, out = tmp_path / "reports.csv", tmp_path / "labels.csv"
     _write_reports(src)
     summary = label_reports(src, out, id_column="study", text_column="text")
-    assert (summary.reports, summary.empty, summary.decode_replaced) == (4, 1, 1)
+    # no UTF-8 character in it: its stray high bytes are read as Windows-1252, and said
+    assert (summary.reports, summary.empty, summary.decode_replaced) == (4, 1, 0)
+    assert summary.decoded_as.startswith("Windows-1252") and "Windows-1252" in summary.format()
     with open(out, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["study", *label_columns()]
@@ -545,3 +547,55 @@ def test_label_never_writes_over_its_input(tmp_path, capsys):
     same = tmp_path / "sub" / ".." / "r.csv"  # the same file, spelled differently
     assert main(["label", str(reports), "-o", str(same)]) == 2
     assert reports.read_bytes() == before
+
+
+def _reports_text(text: str) -> str:
+    return f'id,report\n1,"{text}"\n2,"No acute cardiopulmonary process."\n'
+
+
+@pytest.mark.parametrize(
+    ("encode", "decoded_as"),
+    [
+        (lambda t: t.encode("utf-16"), "UTF-16 (its byte-order mark)"),
+        (lambda t: t.encode("utf-16-le"), "UTF-16 LE (no byte-order mark"),
+        (lambda t: t.encode("utf-32"), "UTF-32 (its byte-order mark)"),
+        (lambda t: t.encode("utf-8-sig"), "UTF-8 (its byte-order mark)"),
+        (lambda t: t.encode("latin-1"), "Windows-1252 (not UTF-8, and no UTF-8 character"),
+    ],
+    ids=["utf-16", "utf-16-le", "utf-32", "utf-8-bom", "latin-1"],
+)
+def test_reports_in_other_encodings_are_read_right_and_said(tmp_path, encode, decoded_as):
+    """A UTF-16 reports file failed on "no column 'id'" (its header mojibake); a Latin-1 one
+    lost its "effusión" to U+FFFD."""
+    from finegrain.reports.labels_csv import read_reports
+
+    text = "Grande effusión. Moderate pulmonary edema."
+    src = tmp_path / "reports.csv"
+    src.write_bytes(encode(_reports_text(text)))
+    rows, replaced, how = read_reports(src, "id", "report")
+    assert [r[:2] for r in rows] == [("1", text), ("2", "No acute cardiopulmonary process.")]
+    assert replaced == 0 and how.startswith(decoded_as)
+    summary = label_reports(src, tmp_path / "labels.csv")
+    assert summary.counts["Edema"]["positive"] == 1 and summary.decode_replaced == 0
+    assert f"read as {decoded_as}" in summary.format()
+
+
+def test_encoding_option_and_damaged_utf8(tmp_path, capsys):
+    from finegrain.cli import main
+
+    src = tmp_path / "reports.csv"
+    text = _reports_text("Small effusión, ça va.").encode("utf-8")
+    src.write_bytes(text.replace(b"\xc3\xa7", b"\xe7"))  # one Latin-1 byte in a UTF-8 file
+    summary = label_reports(src, tmp_path / "l.csv")
+    assert summary.decode_replaced == 1 and summary.decoded_as == ""
+    assert "--encoding" in summary.format()
+    # --encoding: read strictly with it, an undecodable byte named
+    assert main(["label", str(src), "-o", str(tmp_path / "l2.csv"), "--encoding", "utf-8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"finegrain label: error: {src}: line 2, byte 21 (0xe7) is not utf-8"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(_reports_text("Small effusión.").encode("latin-1"))
+    assert main(["label", str(latin), "-o", str(tmp_path / "l3.csv"), "--encoding", "latin-1"]) == 0
+    assert "read as latin-1 (as asked)" in capsys.readouterr().out
+    assert main(["label", str(latin), "-o", str(tmp_path / "l4.csv"), "--encoding", "nope"]) == 2
+    assert "unknown encoding 'nope'" in capsys.readouterr().err

@@ -208,6 +208,9 @@ def test_cli_explain_prints_and_logs_no_report_text(tmp_path, capsys, caplog):
     for phrase in ("pleural effusion, decreasing", "rll pna", "upper limits of normal"):
         assert phrase not in shown
     assert "upper limits of normal" in reasons.read_text(encoding="utf-8")
+    out.unlink()  # the reasons file is an output too: not replaced without --overwrite
+    assert main(["label", str(src), "-o", str(out), "--explain", str(reasons)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and not out.exists()
 
 
 def test_explain_is_a_separate_path_of_the_same_engine():

@@ -153,6 +153,52 @@ def test_a_worker_that_dies_is_named(tmp_path):
         LocalLauncher(2, target=fail_or_succeed).run([RunTask(str(tmp_path), "dies")], print)
 
 
+@pytest.mark.skipif(not LINUX, reason="the resource tracker's named semaphores (POSIX)")
+@pytest.mark.parametrize(
+    ("group", "signum"),
+    [(True, signal.SIGINT), (False, signal.SIGTERM)],
+    ids=["Ctrl-C", "SIGTERM of the benchmark"],
+)
+def test_stopped_workers_leave_no_leaked_semaphores(tmp_path, group, signum):
+    """Ctrl-C of a benchmark (SIGINT to its whole process group) ended with multiprocessing's
+    "There appear to be 2 leaked semaphore objects" warning: the benchmark SIGTERMed its workers,
+    which died without their exit handlers, leaving their named semaphores (tqdm's lock) behind."""
+    tests = Path(__file__).resolve().parent
+    script = (
+        "import sys\n"
+        "from finegrain.experiment.launchers import LocalLauncher, RunTask\n"
+        "from launcher_targets import hold_a_named_semaphore\n"
+        "tasks = [RunTask(sys.argv[1], 'a'), RunTask(sys.argv[1], 'b')]\n"
+        "LocalLauncher(2, target=hold_a_named_semaphore).run(tasks, print)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), *sys.path]))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        wait_for(
+            lambda: parent.poll() is not None or len(list(tmp_path.glob("*.ready"))) == 2,
+            60,
+            "both workers to hold their semaphore",
+        )
+        assert parent.poll() is None
+        if group:
+            os.killpg(parent.pid, signum)
+        else:
+            parent.send_signal(signum)
+        _, err = parent.communicate(timeout=60)  # EOF: the resource tracker has exited too
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert parent.returncode != 0
+    assert "leaked semaphore" not in err.decode(), err.decode()[-2000:]
+
+
 # --- a real tiny grid -------------------------------------------------------------------
 
 

@@ -127,3 +127,17 @@ def test_old_densenet_key_names_are_mapped(tmp_path):
     torch.save(state, path)
     model = build_model("densenet-tiny", weights=path)
     torch.testing.assert_close(model.features[0].state_dict(), reference.features[0].state_dict())
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [(b"hello, not weights\n", "a text file, not a weights file"), (b"", "empty file")],
+)
+def test_weights_that_are_not_a_torch_file_are_one_line(tmp_path, data, said):
+    """``--weights`` pointing at a text file raised a bare ``KeyError: 101`` from the unpickler."""
+    from finegrain.errors import FinegrainError
+
+    path = tmp_path / "weights.txt"
+    path.write_bytes(data)
+    with pytest.raises(FinegrainError, match=f"^{re.escape(str(path))}: {said}"):
+        build_model("densenet-tiny", weights=path)

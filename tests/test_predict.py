@@ -22,9 +22,11 @@ def tiny_checkpoint(phantom_root, tmp_path_factory):
     """A densenet-tiny trained a few iterations on the phantom, calibrated by `calibrate`.
 
     The 48-study phantom's validation split has no observation with both atypical and typical
-    positives, so the thresholds are fitted on the test split's predictions (``predictions=``,
-    the CLI's ``--predictions``), for the observation with the most test positives of both
-    subcategories (chosen from the index, so a change of the phantom's draws does not break it).
+    positives, so the thresholds are fitted on the training split's predictions
+    (``predictions=``, the CLI's ``--predictions``; the test split's one or two atypical
+    positives leave a 4-iteration model's atypical/typical cut at chance, J = 0, which calibrate
+    refuses), for the observation with the most test positives of both subcategories (chosen
+    from the index, so a change of the phantom's draws does not break it).
     """
     from finegrain.data.cache import prepare
     from finegrain.data.index import write_index
@@ -61,11 +63,11 @@ def tiny_checkpoint(phantom_root, tmp_path_factory):
         augment=False,
         num_workers=0,
         device="cpu",
-        eval_splits=("test",),
+        eval_splits=("train", "test"),
         out=str(work / "run"),
     )
     run = train(config, progress=False)
-    fitted = calibrate(run, predictions=run / "predictions-test.csv", sensitivity=0.9)
+    fitted = calibrate(run, predictions=run / "predictions-train.csv", sensitivity=0.9)
     (checkpoint,) = fitted
     assert fitted[checkpoint].n_atypical > 0 and fitted[checkpoint].n_typical > 0
     return checkpoint
@@ -338,3 +340,74 @@ def test_predictions_and_cam_titles_name_the_checkpoint(
     )
     cam.cam_images([ckpt], [image_folder / "a_png8.png"], tmp_path / "cams", progress=False)
     assert any("Consolidation" in t and "pu-rm" in t and "5" in t for t in titles), titles
+
+
+def test_degenerate_inputs_are_warned_about(tiny_checkpoint, tmp_path, caplog):
+    """A 1x1 PNG, a 1x5000 image and an all-zero image each got a tier with no warning."""
+    import logging
+
+    d = tmp_path / "odd"
+    d.mkdir()
+    Image.fromarray(np.full((1, 1), 128, np.uint8)).save(d / "a_dot.png")
+    Image.fromarray(_gradient(1, 5000)).save(d / "b_line.png")
+    Image.fromarray(_gradient(200, 40)).save(d / "c_tall.png")  # aspect 5:1, large enough
+    Image.fromarray(np.zeros((48, 40), np.uint8)).save(d / "d_black.png")
+    Image.fromarray(_gradient()).save(d / "e_fine.png")
+    with caplog.at_level(logging.WARNING, logger="finegrain.predict.predict"):
+        frame = predict(tiny_checkpoint, d, progress=False).set_index(
+            pd.Index(["dot", "line", "tall", "black", "fine"])
+        )
+    assert frame["tier"].isin(["negative", "atypical positive", "typical positive"]).all()
+    warning = frame["warning"]
+    assert warning["dot"] == (
+        f"1x1 px, smaller than the model's {SIZE} px input; a constant image (every pixel 128)"
+    )
+    assert warning["line"].startswith(f"5000x1 px, smaller than the model's {SIZE} px input")
+    assert "aspect ratio 5e+03:1 (5000x1 px), more than 3:1" in warning["line"]
+    assert warning["tall"] == "aspect ratio 5:1 (40x200 px), more than 3:1"
+    assert warning["black"] == "a constant image (every pixel 0)"
+    assert warning["fine"] == ""
+    assert "4 of 5 image(s) are poor radiographs" in caplog.text
+
+
+def test_predict_json_writes_null_for_missing_values(tiny_checkpoint, image_folder, tmp_path):
+    """JSON wrote "error": "" (and an empty tier) where docs/predict.md says null."""
+    from finegrain.predict import write_predictions
+
+    frame = predict(
+        tiny_checkpoint,
+        [image_folder / "a_png8.png", image_folder / "f_broken.jpg"],
+        progress=False,
+    )
+    write_predictions(frame, tmp_path / "p.json")
+    good, broken = json.loads((tmp_path / "p.json").read_text())
+    assert good["error"] is None and good["warning"] is None and good["tier"]
+    assert broken["probability"] is None and broken["tier"] is None and broken["warning"] is None
+    assert broken["error"] and isinstance(good["iteration"], int)
+
+
+def test_predict_takes_a_run_folder_as_calibrate_does(tiny_checkpoint, image_folder, tmp_path):
+    """``predict RUN_DIR`` refused the run folder that ``calibrate RUN_DIR`` accepts."""
+    from finegrain.cli import main
+    from finegrain.experiment.selection import chosen_checkpoint
+    from finegrain.io import append_jsonl
+
+    run = tiny_checkpoint.parent.parent
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run), str(image_folder / "a_png8.png"), "-o", str(out)]) == 0
+    assert pd.read_csv(out)["checkpoint"].tolist() == [str(tiny_checkpoint)]  # the only one
+
+    # several checkpoints: the one chosen on validation AUC^FG, else the latest
+    other = tmp_path / "run"
+    for iteration in (10, 20, 30):
+        path = other / "checkpoints" / f"iter-{iteration:07d}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    assert chosen_checkpoint(other).name == "iter-0000030.pt"
+    for iteration, value in ((10, 0.6), (20, 0.7), (30, 0.65)):
+        append_jsonl(
+            other / "metrics.jsonl", {"iteration": iteration, "split": "validate", "auc_fg": value}
+        )
+    assert chosen_checkpoint(other).name == "iter-0000020.pt"
+    with pytest.raises(FileNotFoundError, match="without checkpoints"):
+        chosen_checkpoint(tmp_path / "empty")

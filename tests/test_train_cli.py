@@ -166,3 +166,19 @@ def test_a_method_and_model_registered_at_runtime_are_listed(capsys):
     assert "test-cli-method Test CLI: a test's" in " ".join(words)
     models = "".join(words).split("--modelMODELbackbone:", 1)[1]  # the option's help
     assert "test-cli-model" in models.split("(default")[0]  # argparse may wrap the list
+
+
+def test_every_training_option_has_a_real_help(capsys):
+    """``--label-noise``'s help was its field name: "label_noise (default: 0.0)"."""
+    import dataclasses
+
+    from finegrain.cli.train import FIELD_HELP
+    from finegrain.train.config import TrainConfig
+
+    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    assert fields - set(FIELD_HELP) == set()  # else the help is the field's name
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "label_noise (default" not in text
+    assert "labels flipped, for a positive control" in text

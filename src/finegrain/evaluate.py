@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.data.index import FINE_LABEL_SOURCES, fine_label_column
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.labels import check_labels, check_subcategories
 from finegrain.metrics import auc, auc_fg, bootstrap_ci
 from finegrain.observations import (
@@ -41,6 +41,7 @@ __all__ = [
     "read_predictions",
     "score_predictions",
     "subcategory_agreement",
+    "true_labels",
 ]
 
 #: Keys of the dict returned by :func:`score_predictions` (the metrics.jsonl contract).
@@ -242,7 +243,8 @@ def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
         if candidate in frame.columns:
             return candidate
     raise FinegrainError(
-        f"{source}: no id column: expected 'image_id' or 'id' (or name it with id_column); "
+        f"{source}: no id column: expected 'image_id' or 'id' (or name it with "
+        f"{option('id_column', '--id-column')}); "
         f"it has {_column_list(frame)}"
     )
 
@@ -334,6 +336,39 @@ def read_labels(
     if fine_labels != "text" and text_col in frame.columns:
         out["text_subcategory"] = _subcategory_array(frame[text_col], source, text_col)
     return out, source
+
+
+def true_labels(predictions: str | Path) -> tuple[pd.DataFrame, str, str] | None:
+    """The true labels behind a run's predictions whose labels its ``label_noise`` flipped
+    (``RUN/predictions-validate.csv`` of a positive control):
+    ``(labels of that split from the run's index, as read_labels gives them, the run's
+    observation, where they come from and why)``; ``None`` for any other file. An error says why
+    when the run's index cannot be read: flipped labels are never used in their place.
+    """
+    from finegrain.data.index import read_index
+    from finegrain.train.rundir import RunDirectory
+
+    found = RunDirectory.of_predictions(predictions)
+    if found is None:
+        return None
+    run, split = found
+    share = run.label_noise(split)
+    if not share:
+        return None
+    config = run.read_config()
+    index_path, observation = config.get("index"), config.get("observation")
+    why = (
+        f"{predictions} carries its {split} labels as flipped by the run's label noise "
+        f"({share:.0%}); the true labels are in the run's index"
+    )
+    if not index_path or not observation:
+        raise FinegrainError(f"{why}, which {run.config_path} does not name")
+    try:
+        index = read_index(index_path)
+    except (OSError, FinegrainError) as exc:
+        raise FinegrainError(f"{why}, which cannot be read: {exc}") from exc
+    table, _ = read_labels(index[index["split"] == split], observation)
+    return table, check_observation(observation), f"{index_path} (true labels: {why})"
 
 
 def subcategory_agreement(first: np.ndarray | list, second: np.ndarray | list) -> dict[str, Any]:
@@ -495,7 +530,9 @@ def evaluate_predictions(
     ``predictions`` and ``labels`` are DataFrames or file paths (see :func:`read_predictions`
     and :func:`read_labels`). Without ``labels``, the predictions must carry ``label`` and
     ``subcategory`` columns (as a run's ``predictions-<split>.csv`` does); with ``labels``, those
-    columns of the predictions are ignored. Every prediction left out is counted by reason:
+    columns of the predictions are ignored. A run's own predictions of a split whose labels its
+    ``label_noise`` flipped are scored against the true labels in the run's index
+    (:func:`true_labels`), never the flipped ones. Every prediction left out is counted by reason:
     id not in the labels, blank label, uncertain label, positive without a subcategory.
 
     ``fine_labels="mesh"`` measures AUC^FG against the human MeSH subcategories of an OpenI
@@ -508,24 +545,34 @@ def evaluate_predictions(
         )
     if fine_labels != "text" and labels is None:
         raise FinegrainError(
-            f"fine_labels={fine_labels!r} needs labels: an index table with "
+            f"{option(f'fine_labels={fine_labels!r}', f'--fine-labels {fine_labels}')} needs "
+            f"{option('labels', '--labels')}: an index table with "
             f"'<Observation> subcategory {fine_labels}' columns (finegrain index --openi)"
         )
     agreement = None
     id_samples = None
+    noisy = None
+    if labels is None and not isinstance(predictions, pd.DataFrame):
+        noisy = true_labels(predictions)
     preds, chosen, pred_source = read_predictions(
         predictions, id_column=id_column, score_column=score_column, iteration=iteration
     )
     left_out: Counter = Counter()
     labels_source = None
     unmatched_labels = None
-    if labels is not None:
-        if observation is None:
+    if noisy is not None:  # a label-noise run's own predictions: its true labels, not theirs
+        table, run_observation, labels_source = noisy
+        if observation is not None and check_observation(observation) != run_observation:
             raise FinegrainError(
-                "an observation is needed to read labels (e.g. observation='Edema')"
+                f"{pred_source}: predictions of {run_observation}, not {observation}"
             )
-        observation = check_observation(observation)
-        table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
+        observation = run_observation
+    if labels is not None or noisy is not None:
+        if noisy is None:
+            if observation is None:
+                raise FinegrainError("labels are read for one observation: give the observation")
+            observation = check_observation(observation)
+            table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
         found = preds["id"].isin(table["id"])
         left_out["id not in labels"] = int((~found).sum())
         if not found.any():
@@ -533,7 +580,8 @@ def evaluate_predictions(
                 "predictions": [str(v) for v in preds["id"].head(3)],
                 "labels": [str(v) for v in table["id"].head(3)],
             }
-        unmatched_labels = int((~table["id"].isin(preds["id"])).sum())
+        # a run scores only its split's positives and negatives: the rest are not missed
+        unmatched_labels = None if noisy else int((~table["id"].isin(preds["id"])).sum())
         matched = table.set_index("id").loc[preds.loc[found, "id"]]
         label = matched["label"].to_numpy(dtype=np.float64)
         subcategory = _as_objects(matched["subcategory"])

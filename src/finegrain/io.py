@@ -124,6 +124,28 @@ def special_file_kind(path: str | os.PathLike) -> str | None:
     return "a device"
 
 
+def unreadable_torch_file(path: str | os.PathLike, exc: Exception, what: str = "checkpoint") -> str:
+    """One line naming ``path`` and what is wrong with it, for a file ``torch.load`` could not
+    read as a ``what`` (torch's own message is often a bare number, or advice to unpickle code
+    even for a JSON or CSV file)."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return f"{path}: empty file (0 bytes), not a {what}"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):  # before pickle's complaint
+        return f"{path}: a text file, not a {what}"
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+        return (
+            f"{path}: refused: it holds Python objects besides tensors, which finegrain never "
+            f"unpickles (it may run code); save the {what} with finegrain"
+        )
+    if head.startswith(b"PK"):
+        return f"{path}: truncated or damaged {what} (a zip archive torch cannot read)"
+    return f"{path}: not a PyTorch {what} (truncated or damaged, or another format)"
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_open(path, "w") as handle:
@@ -227,6 +249,11 @@ def read_csv(path: str | os.PathLike, *, require_rows: bool = False, **kwargs: A
     compression, separator = table_format(path)
     if compression:
         kwargs.setdefault("compression", compression)
+    elif "encoding" not in kwargs:
+        with open(path, "rb") as handle:
+            sniffed = sniff_encoding(handle.read(4096))
+        if sniffed is not None:  # a UTF-16 or UTF-32 file (or UTF-8 with a byte-order mark)
+            kwargs["encoding"] = sniffed
     if "delimiter" not in kwargs:
         kwargs.setdefault("sep", separator)
     try:
@@ -254,16 +281,110 @@ def header_list(columns: Any, limit: int = 20) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _first_undecodable(path: Path) -> str:
-    """Where the first byte that is not UTF-8 sits: ``line L, byte B (0xXX)``."""
+def _first_undecodable(path: Path, encoding: str = "utf-8") -> str:
+    """Where the first byte that is not ``encoding`` sits: ``line L, byte B (0xXX)``."""
     data = path.read_bytes()
     try:
-        data.decode("utf-8")
+        data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return f"line {line}, byte {column} (0x{data[exc.start]:02x})"
+        return _where_byte(data, exc.start)
     return "a byte"  # pragma: no cover - pandas and Python disagree on what UTF-8 is
+
+
+def _where_byte(data: bytes, position: int) -> str:
+    line = data.count(b"\n", 0, position) + 1
+    column = position - (data.rfind(b"\n", 0, position) + 1) + 1
+    return f"line {line}, byte {column} (0x{data[position]:02x})"
+
+
+#: Byte-order marks and the encoding each announces (UTF-32's before UTF-16's: FF FE 00 00
+#: starts with UTF-16 LE's mark).
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def sniff_encoding(head: bytes) -> str | None:
+    """The encoding a file's first bytes announce: a byte-order mark (UTF-8, UTF-16, UTF-32),
+    or UTF-16 without one (every other byte of its first line zero); ``None`` otherwise.
+
+    >>> sniff_encoding("id,report\\n".encode("utf-16")), sniff_encoding(b"i\\x00d\\x00,\\x00")
+    ('utf-16', 'utf-16-le')
+    """
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding
+    first = head.split(b"\n\x00", 1)[0][:256] if b"\x00" in head[:256] else b""
+    if len(first) >= 4 and len(first) % 2 == 0:
+        if not any(first[1::2]) and all(first[0::2]):
+            return "utf-16-le"
+        if not any(first[0::2]) and all(first[1::2]):
+            return "utf-16-be"
+    return None
+
+
+#: What :func:`decode_text` says of the encodings it chose by itself.
+_CHOSEN = {
+    "utf-8-sig": "UTF-8 (its byte-order mark)",
+    "utf-16": "UTF-16 (its byte-order mark)",
+    "utf-32": "UTF-32 (its byte-order mark)",
+    "utf-16-le": "UTF-16 LE (no byte-order mark; every other byte of its first line is zero)",
+    "utf-16-be": "UTF-16 BE (no byte-order mark; every other byte of its first line is zero)",
+}
+
+
+def decode_text(
+    data: bytes, source: str | os.PathLike, encoding: str | None = None
+) -> tuple[str, str, bool]:
+    """``(text, how it was read, whether bytes were replaced)`` of a text file's bytes.
+
+    ``encoding`` given: read strictly with it (an undecodable byte is an error naming its line
+    and byte). Else the encoding :func:`sniff_encoding` finds, else UTF-8; bytes that are not
+    UTF-8 are read as Windows-1252 when the file holds no UTF-8 character at all (a Latin-1 or
+    Windows-1252 file: "effusión" read right), else replaced by U+FFFD (a damaged UTF-8 file;
+    the third value is then True). ``how`` is ``""`` for plain UTF-8, else a phrase naming the
+    encoding and why it was chosen.
+
+    >>> decode_text("effusión".encode("latin-1"), "r.csv")
+    ('effusión', 'Windows-1252 (not UTF-8, and no UTF-8 character in it)', False)
+    """
+    if encoding is not None:
+        try:
+            return data.decode(encoding), f"{encoding} (as asked)", False
+        except LookupError:
+            raise FinegrainError(f"unknown encoding {encoding!r}") from None
+        except UnicodeDecodeError as exc:
+            raise FinegrainError(
+                f"{source}: {_where_byte(data, exc.start)} is not {encoding}"
+            ) from None
+    sniffed = sniff_encoding(data[:4096])
+    if sniffed is not None:
+        try:
+            return data.decode(sniffed), _CHOSEN[sniffed], False
+        except UnicodeDecodeError as exc:
+            raise FinegrainError(
+                f"{source}: read as {_CHOSEN[sniffed]}, but {_where_byte(data, exc.start)} is "
+                "not: give its encoding"
+            ) from None
+    try:
+        return data.decode("utf-8"), "", False
+    except UnicodeDecodeError:
+        pass
+    lenient = data.decode("utf-8", errors="replace")
+    if any(ord(c) > 127 and c != "\ufffd" for c in lenient):  # UTF-8 with damaged bytes
+        return lenient, "", True
+    try:
+        return (
+            data.decode("cp1252"),
+            "Windows-1252 (not UTF-8, and no UTF-8 character in it)",
+            False,
+        )
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined
+        return data.decode("latin-1"), "Latin-1 (not UTF-8, and no UTF-8 character in it)", False
 
 
 class LockedError(FinegrainError):

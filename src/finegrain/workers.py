@@ -65,6 +65,10 @@ def die_with_parent(parent_pid: int | None = None, interval: float = 1.0) -> Non
         os._exit(1)
 
     def watch() -> None:
+        # the stop signals go to the main thread, which alone handles them: delivered here,
+        # they would wait for a sleep or a long call of the main thread to end
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while not orphaned():
             time.sleep(interval)
         log.warning("the parent process %d is gone: stopping this worker", parent_pid)

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, command_line
 
 #: Subcommands in pipeline order: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -287,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     prefix = f"finegrain {args.command}: error:"
     status = None
     try:
-        status = int(args._run(args) or EXIT_OK)
+        with command_line():  # messages name options as flags, not as Python parameters
+            status = int(args._run(args) or EXIT_OK)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return status
     except BrokenPipeError as exc:  # as Python's signal docs advise

@@ -467,6 +467,13 @@ def run(args: argparse.Namespace) -> int:
             slurm_options=dict(args.slurm_option or []),
             retries=args.retries,
         )
+    fields = [name for name, _ in args.axis or ()]
+    repeated = sorted({name for name in fields if fields.count(name) > 1})
+    if repeated:
+        raise CLIError(
+            f"--axis {repeated[0]} given more than once; give all its values in one "
+            f"(--axis {repeated[0]}=V1,V2,...)"
+        )
     result = run_benchmark(
         args.out,
         preset,

@@ -24,8 +24,10 @@ uncertain and blank counted negative (CheXclusion, PSB 2021, five runs: about 0.
 Consolidation, 0.90 Edema), the range a phantom's coarse difficulty is calibrated to.
 
 PATH is a benchmark folder (its finished runs, under runs/; writes PATH/difficulty.csv, one row
-per run) or one or more run folders. Prints a markdown table per observation x method: the mean
-auc_all over seeds [min-max], auc_labelled, runs, image counts, real range, in range.
+per run) or one or more run folders. Prints a markdown table per observation x method x settings:
+the mean auc_all over seeds [min-max], auc_labelled, runs, image counts, real range, in range.
+Only runs that differ in nothing but the seed are pooled; runs of other settings get rows of
+their own, named by what differs ("u-ones (iterations=600)").
 
 examples:
   finegrain difficulty finegrain-benchmark

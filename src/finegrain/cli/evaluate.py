@@ -16,6 +16,9 @@ PREDICTIONS.csv is either
     checkpoint is used unless --iteration names another; or
   * any CSV with an id column (image_id or id, or --id-column) and a score column (--score-column).
 
+A run trained with label noise recorded its train and validate predictions with the flipped
+labels: without --labels, those are scored against the true labels in the run's index.
+
 LABELS.csv (optional when PREDICTIONS.csv already has label and subcategory columns) is either
 a labels CSV from `finegrain label` (id, <Obs>, <Obs> severity, <Obs> change, <Obs> subcategory)
 or an index table (image_id, ..., <Obs>, <Obs> subcategory); --observation picks <Obs>.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.cli.options import add_overwrite_argument, check_output
+
 HELP = "export a checkpoint as TorchScript or ONNX (uint8 image in, probability out)"
 DESCRIPTION = """\
 Export a checkpoint for deployment. The exported model takes uint8 images [B, 1, S, S] (any
@@ -22,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file (.pt)")
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
     parser.add_argument("-o", "--out", required=True, help="output file (.pt/.pth/.ts or .onnx)")
+    add_overwrite_argument(parser, "the output file")
     parser.add_argument("--opset", type=int, help="ONNX opset version (exporter default)")
     parser.add_argument(
         "--onnx-exporter",
@@ -33,7 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from finegrain.io import refuse_overwriting_input
     from finegrain.predict import export
+
+    refuse_overwriting_input(args.out, args.checkpoint)  # --overwrite would not make it right
+    check_output(args.out, args.overwrite)
 
     out = export(
         args.checkpoint,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.cli.options import add_overwrite_argument, check_output
+
 HELP = "build the index table from MIMIC-CXR-JPG (or the phantom), CheXpert, OpenI or a CSV"
 
 DESCRIPTION = """\
@@ -57,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     src.add_argument("--csv", metavar="FILE", help="plain CSV of image paths and reports/labels")
     parser.add_argument("-o", "--out", required=True, metavar="INDEX", help="index table to write")
+    add_overwrite_argument(parser, "the index table")
     parser.add_argument("--reports", metavar="ROOT", help="MIMIC reports root (default: --mimic)")
     parser.add_argument(
         "--views",
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from finegrain.data.sources import rebase_paths
     from finegrain.io import atomic_write_text
 
+    check_output(args.out, args.overwrite)
     views_table = None
     if args.openi and len(args.views) == 1 and Path(args.views[0]).is_file():
         views_table, args.views = args.views[0], ["AP", "PA"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from finegrain.cli.options import add_overwrite_argument, check_output
 from finegrain.division import PRECEDENCES
 from finegrain.reports.aggregate import DEGREE_RULES
 
@@ -17,7 +18,10 @@ Input: a CSV with one report per row (columns --id-column and --text-column; a T
 gzipped file is read as such; ids are trimmed, a blank one is an error). MIMIC-style
 sections are recognised: FINDINGS and IMPRESSION are labelled when present, else the whole
 report except INDICATION / HISTORY / COMPARISON / TECHNIQUE. De-identification marks (___ and
-XXXX) are neutral; undecodable bytes are replaced and counted; empty reports give blank rows.
+XXXX) are neutral; empty reports give blank rows. Encoding: --encoding when given, else the
+byte-order mark's (UTF-8, UTF-16, UTF-32; UTF-16 without one is recognised too), else UTF-8; a
+file with no UTF-8 character at all is read as Windows-1252 (Latin-1) and the summary says so;
+in a UTF-8 file, bytes that are not UTF-8 are replaced and counted.
 
 Output: a CSV with `id`, then per observation `<Obs>` (1 positive, 0 negative, -1 uncertain,
 empty = not mentioned), `<Obs> severity`, `<Obs> change` (normalised Table 1 terms attached to
@@ -45,8 +49,13 @@ Example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reports", help="CSV of reports")
     parser.add_argument("-o", "--output", required=True, help="labels CSV to write")
+    add_overwrite_argument(parser, "the labels CSV")
     parser.add_argument("--id-column", default="id", help="column with the report id (id)")
     parser.add_argument("--text-column", default="report", help="column with the text (report)")
+    parser.add_argument(
+        "--encoding",
+        help="text encoding of REPORTS, e.g. utf-16, latin-1, cp1252 (default: detected)",
+    )
     parser.add_argument("--lexicon", default=None, help="lexicon folder (default: built-in)")
     parser.add_argument(
         "--precedence",
@@ -71,7 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from finegrain.io import refuse_overwriting_input
     from finegrain.reports import label_reports
+
+    refuse_overwriting_input(args.output, args.reports)  # --overwrite would not make it right
+    for output in (args.output, args.explain):
+        if output is not None:
+            check_output(output, args.overwrite)
 
     summary = label_reports(
         args.reports,
@@ -83,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         degrees=args.degrees,
         progress=not args.no_progress,
         explain=args.explain,
+        encoding=args.encoding,
     )
     print(summary.format())
     print(f"labels written to {args.output}")

@@ -1,9 +1,29 @@
-"""Options shared by several commands (``train``, ``benchmark``): experiment tracking."""
+"""Options shared by several commands: experiment tracking (``train``, ``benchmark``), and
+``--overwrite`` for the commands that write one output file (``label``, ``index``,
+``predict``, ``export``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--overwrite``: replace ``what`` (e.g. "the labels CSV") when it exists
+    (:func:`check_output`)."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help=f"replace {what} if it exists (default: refuse)"
+    )
+
+
+def check_output(path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse to replace an existing file at ``path`` without ``--overwrite``, before any work
+    is done (a folder in the way is reported when the file is written)."""
+    from finegrain.errors import FinegrainError
+
+    if os.path.lexists(path) and not os.path.isdir(path) and not overwrite:
+        raise FinegrainError(f"{path} exists; pass --overwrite to replace it")
 
 
 def add_tracking_arguments(

@@ -51,11 +51,30 @@ def _weights(text: str) -> dict[str, float]:
         name, sep, value = part.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"expected name=value, got {part!r}")
+        if name.strip() in out:
+            raise argparse.ArgumentTypeError(f"{name.strip()} given twice in {text!r}")
         try:
             out[name.strip()] = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number in {part!r}") from None
     return out
+
+
+def uncertain_mixture(text: str) -> dict[str, float]:
+    """``absent=A,slight=B,significant=C,other=D`` -> dict (argparse type): every part named,
+    so that none is set to 0 unsaid (the weights are normalised to sum 1)."""
+    from finegrain.data.phantom.knobs import UNCERTAIN_TRUTHS
+
+    weights = _weights(text)
+    missing = [k for k in UNCERTAIN_TRUTHS if k not in weights]
+    unknown = [k for k in weights if k not in UNCERTAIN_TRUTHS]
+    if unknown or missing:
+        what = f"unknown part {unknown[0]!r}" if unknown else f"no {', '.join(missing)}"
+        raise argparse.ArgumentTypeError(
+            f"{what} in {text!r}: give every part, {'=W,'.join(UNCERTAIN_TRUTHS)}=W (0 for a "
+            "part left out; the weights are normalised to sum 1)"
+        )
+    return weights
 
 
 def multipliers(text: str) -> float | dict[str, float]:
@@ -100,11 +119,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     knobs = parser.add_argument_group("knobs (docs/phantom.md; defaults are the calibrated point)")
     knobs.add_argument(
         "--uncertain-mixture",
-        type=_weights,
+        type=uncertain_mixture,
         default=None,
         metavar="absent=A,slight=B,significant=C,other=D",
-        help="image truth behind an uncertain label (default absent=0.4,slight=0.35,"
-        "significant=0.1,other=0.15)",
+        help="image truth behind an uncertain label: every part, weights normalised to sum 1 "
+        "(default absent=0.4,slight=0.35,significant=0.1,other=0.15)",
     )
     knobs.add_argument(
         "--nocue-severity",

@@ -79,6 +79,9 @@ FIELD_HELP: dict[str, str] = {
     "batch on the training device) or auto (device on CUDA, loader on CPU; same draws either "
     "way)",
     "device": "auto | cpu | cuda",
+    "label_noise": "share of the observation's positive and negative training and validation "
+    "labels flipped, for a positive control (0 to 0.5; the same images in every run; test keeps "
+    "its labels; docs/training.md)",
     "method_options": "an option of the method (its dataclass field), e.g. "
     "--method-option uncertain_soft_target=0.9; VALUE is read as JSON when it parses, else as "
     "a string; repeat for several",

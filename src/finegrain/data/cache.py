@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finegrain.data.imageio import CROPS, read_grayscale
-from finegrain.errors import FinegrainError, NotFound
+from finegrain.errors import FinegrainError, NotFound, option
 from finegrain.io import (
     append_jsonl,
     atomic_write_csv,
@@ -98,6 +98,18 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
+def check_image_size(size: int) -> None:
+    """Refuse an image side that is not a positive integer or above :data:`MAX_SIZE` (before
+    anything is allocated: a typo such as 100000 must not ask for terabytes)."""
+    if not isinstance(size, int) or size < 1:
+        raise FinegrainError(f"size must be a positive integer, got {size!r}")
+    if size > MAX_SIZE:
+        raise FinegrainError(
+            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
+            f"one image would take {size * size / 1e9:.1f} GB"
+        )
+
+
 def prepare(
     index: str | os.PathLike | pd.DataFrame,
     out_dir: str | os.PathLike,
@@ -127,13 +139,7 @@ def prepare(
     """
     if crop not in CROPS:
         raise FinegrainError(f"crop must be one of {CROPS}, got {crop!r}")
-    if not isinstance(size, int) or size < 1:
-        raise FinegrainError(f"size must be a positive integer, got {size!r}")
-    if size > MAX_SIZE:
-        raise FinegrainError(
-            f"size must be at most {MAX_SIZE} px (radiographs are rarely larger), got {size}: "
-            f"one image would take {size * size / 1e9:.1f} GB"
-        )
+    check_image_size(size)
     if chunk < 1:
         raise FinegrainError(f"chunk must be >= 1, got {chunk}")
     start = time.perf_counter()
@@ -179,7 +185,7 @@ def _prepare_locked(
     elif (out / IMAGES_FILE).exists() or (out / JOURNAL_FILE).exists():
         raise FinegrainError(
             f"{out}: holds {IMAGES_FILE} or {JOURNAL_FILE} but no {PARAMS_FILE}: not a cache "
-            "this version can resume; use another folder or overwrite=True (--overwrite)"
+            f"this version can resume; use another folder or {option('overwrite=True', '--overwrite')}"
         )
     else:
         atomic_write_json(out / PARAMS_FILE, params)
@@ -202,7 +208,7 @@ def _prepare_locked(
                 if not 0 <= row < len(ids) or ids[row] != image_id:
                     raise FinegrainError(
                         f"{journal}: row {row} ({image_id!r}) does not match the index; "
-                        "use another folder or overwrite=True (--overwrite)"
+                        f"use another folder or {option('overwrite=True', '--overwrite')}"
                     )
                 errors[row] = error
     resumed = len(errors)
@@ -456,7 +462,7 @@ def _check_params(path: Path, params: dict) -> None:
         )
         raise FinegrainError(
             f"{path.parent}: this cache was prepared with {what}; use another folder or "
-            "overwrite=True (--overwrite) to rebuild it"
+            f"{option('overwrite=True', '--overwrite')} to rebuild it"
         )
 
 

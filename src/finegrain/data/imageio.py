@@ -82,6 +82,22 @@ def read_grayscale(
         raise ImageReadError(f"{path}: cannot read image: {exc}") from exc
 
 
+def image_dimensions(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header (DICOM: Rows and Columns), its
+    pixels not decoded; ``None`` when the header cannot be read (reading the image says why)."""
+    path = Path(path)
+    try:
+        if _is_dicom(path):
+            import pydicom
+
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(header.Rows), int(header.Columns)
+        with Image.open(path) as image:
+            return image.height, image.width
+    except Exception:  # noqa: BLE001 - a header that cannot be read: the reader reports it
+        return None
+
+
 def _is_dicom(path: Path) -> bool:
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True

@@ -30,7 +30,7 @@ from finegrain.data.index import (
     image_where,
     normalise_index,
 )
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.io import printable, read_csv
 from finegrain.labels import check_labels, check_subcategories, csv_line
 from finegrain.observations import (
@@ -104,15 +104,24 @@ def patient_split(
 
 
 def _list_dir(directory: str) -> tuple[str, frozenset[str]]:
+    """The names of the files in ``directory`` (links followed: a dangling one is no file)."""
     try:
         with os.scandir(directory) as it:
-            return directory, frozenset(e.name for e in it)
+            return directory, frozenset(e.name for e in it if _is_file(e))
     except (FileNotFoundError, NotADirectoryError):
         return directory, frozenset()
 
 
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()  # no stat for a plain file; a link's target is stat'ed
+    except OSError:
+        return False
+
+
 def existing_files(paths: Sequence[str], *, workers: int = 8) -> np.ndarray:
-    """Boolean mask: which ``paths`` exist.
+    """Boolean mask: which ``paths`` are files that exist (a link to a missing file, or a
+    folder, is not one).
 
     Where folders hold several of the files (4 or more on average) each folder is listed once
     with ``os.scandir`` (threaded); otherwise, as in MIMIC's one-or-two images per study folder,
@@ -121,7 +130,7 @@ def existing_files(paths: Sequence[str], *, workers: int = 8) -> np.ndarray:
     parents = [os.path.dirname(p) or "." for p in paths]
     unique = list(dict.fromkeys(parents))
     if len(paths) < 4 * len(unique):
-        return np.fromiter((os.path.exists(p) for p in paths), bool, len(paths))
+        return np.fromiter((os.path.isfile(p) for p in paths), bool, len(paths))
     names = [os.path.basename(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         listing = dict(pool.map(_list_dir, unique, chunksize=64))
@@ -161,7 +170,7 @@ def keep_existing_files(
         pos = int(np.flatnonzero(~exists)[0])
         raise FileNotFoundError(
             f"image file not found: {printable(absolute[pos])} ({where(frame.iloc[pos])}); "
-            "use skip_missing / --skip-missing to continue without it"
+            f"use {option('skip_missing=True', '--skip-missing')} to continue without it"
         )
     summary.skipped_files.extend(np.asarray(absolute)[~exists].tolist())
     summary.drop("image file missing", int((~exists).sum()))

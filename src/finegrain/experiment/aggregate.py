@@ -31,7 +31,12 @@ import pandas as pd
 
 from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, axes_of, method_tau
-from finegrain.experiment.selection import METRIC_FIELDS, TRAINING_FIELDS, RunSelection
+from finegrain.experiment.selection import (
+    METRIC_FIELDS,
+    TRAINING_FIELDS,
+    RunSelection,
+    missing_predictions,
+)
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
 
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -380,7 +385,7 @@ def split_statistics(
         rows.append(row)
         found = matrices[key]
         if found is None:
-            row["note"] = f"no {split} predictions"
+            row["note"] = missing_predictions(groups[key], split)
             continue
         cases, scores = found
         keep = fg_cases(cases).index.to_numpy()

@@ -30,6 +30,7 @@ Seyyed-Kalantari et al., PSB 2021, five runs: about 0.84 for Consolidation, 0.90
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -59,6 +60,7 @@ COLUMNS: list[str] = [
     "observation",
     "method",
     "variant",
+    "settings",
     "seed",
     "run",
     "iteration",
@@ -80,6 +82,7 @@ SUMMARY_COLUMNS: list[str] = [
     "observation",
     "method",
     "variant",
+    "settings",
     "runs",
     "seeds",
     "auc_all_mean",
@@ -225,6 +228,7 @@ def coarse_difficulty(
         "observation": observation,
         "method": spec.method,
         "variant": _variant(run.path, config),
+        "settings": "",
         "seed": spec.seed,
         "run": str(run.path),
         "iteration": iteration,
@@ -250,7 +254,9 @@ def difficulty_table(
     device: str = "cpu",
     progress: bool = False,
 ) -> pd.DataFrame:
-    """:func:`coarse_difficulty` of each run, one row per run (:data:`COLUMNS`)."""
+    """:func:`coarse_difficulty` of each run, one row per run (:data:`COLUMNS`); ``settings``
+    names what sets a run apart from the others of its observation and variant
+    (:func:`settings_groups`), so that runs of other settings are never pooled as seeds."""
     from tqdm.auto import tqdm
 
     run_dirs = list(run_dirs)
@@ -258,15 +264,56 @@ def difficulty_table(
         coarse_difficulty(run, split=split, batch_size=batch_size, device=device, progress=progress)
         for run in tqdm(run_dirs, desc="difficulty", unit="run", disable=not progress)
     ]
+    names = settings_groups(
+        [(row["observation"], row["variant"]) for row in rows],
+        [RunDirectory(run).read_config() for run in run_dirs],
+    )
+    for row, name in zip(rows, names, strict=True):
+        row["settings"] = name
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def settings_groups(keys: Sequence[Any], configs: Sequence[dict[str, Any]]) -> list[str]:
+    """For runs grouped by ``keys`` (e.g. observation and variant), each run's values of the
+    identity fields (:meth:`~finegrain.train.config.TrainConfig.identity`, seed aside) that
+    differ between runs of its group: ``iterations=300``; ``""`` where they all agree.
+
+    >>> base = {"index": "i", "cache": "c", "observation": "Edema", "method": "u-ones"}
+    >>> settings_groups(["a", "a", "a"], [base | {"seed": 0}, base | {"seed": 1},
+    ...                                   base | {"seed": 0, "iterations": 600}])
+    ['iterations=50000', 'iterations=50000', 'iterations=600']
+    """
+    from finegrain.experiment.grid import settings_text
+    from finegrain.train.config import ADDED_FIELDS, TrainConfig
+
+    identities = []
+    for config in configs:
+        identity = TrainConfig.from_dict(config).identity()
+        identity.pop("seed", None)
+        identities.append(identity)
+    names = [""] * len(identities)
+    for key in dict.fromkeys(keys):
+        members = [i for i, k in enumerate(keys) if k == key]
+        fields = sorted({f for i in members for f in identities[i]})
+        differ = [
+            f
+            for f in fields
+            if len({json.dumps(identities[i].get(f, ADDED_FIELDS.get(f))) for i in members}) > 1
+        ]
+        for i in members:
+            names[i] = settings_text(
+                [(f, identities[i].get(f, ADDED_FIELDS.get(f))) for f in differ]
+            )
+    return names
+
+
 def summarise_difficulty(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (observation, method, variant) of a :func:`difficulty_table`: the mean
-    ``auc_all`` over its runs (seeds), its min and max, the mean ``auc_labelled`` and
+    """One row per (observation, method, variant, settings) of a :func:`difficulty_table`: the
+    mean ``auc_all`` over its runs (seeds), its min and max, the mean ``auc_labelled`` and
     ``auc_recorded``, the number of runs, the mean image counts, the real range and whether the
     mean lies in it."""
-    keys = ["observation", "method", "variant"]
+    keys = ["observation", "method", "variant", "settings"]
+    table = table.assign(settings=table["settings"].fillna("").astype(str))
     counts = [f"n_{s}" for s in STATES] + ["n_not_in_cache", "n_failed_in_cache"]
     if table.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -305,8 +352,9 @@ def format_difficulty(summary: pd.DataFrame) -> str:
         real = "—" if math.isnan(row.real_low) else f"{row.real_low:.2f}–{row.real_high:.2f}"
         verdict = {True: "yes", False: "no", None: "—"}[row.in_range]
         images = " / ".join(f"{getattr(row, f'n_{s}'):g}" for s in STATES)
+        name = f"{row.variant} ({row.settings})" if row.settings else row.variant
         lines.append(
-            f"| {row.observation} | {row.variant} | {_number(row.auc_all_mean)} "
+            f"| {row.observation} | {name} | {_number(row.auc_all_mean)} "
             f"[{_number(row.auc_all_min)}–{_number(row.auc_all_max)}] "
             f"| {_number(row.auc_labelled_mean)} | {row.runs} | {images} | {real} | {verdict} |"
         )
@@ -320,7 +368,10 @@ def format_difficulty(summary: pd.DataFrame) -> str:
     if len(short):
         notes.append(
             "Images not in the image cache or failed in it could not be scored for: "
-            + ", ".join(f"{r.observation} {r.variant}" for r in short.itertuples(index=False))
+            + ", ".join(
+                f"{r.observation} {r.variant}" + (f" ({r.settings})" if r.settings else "")
+                for r in short.itertuples(index=False)
+            )
             + " (their counts per run: n_not_in_cache, n_failed_in_cache)."
         )
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
@@ -375,5 +426,6 @@ __all__ = [
     "label_states",
     "literature_label",
     "runs_of",
+    "settings_groups",
     "summarise_difficulty",
 ]

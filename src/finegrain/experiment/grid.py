@@ -244,8 +244,39 @@ def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tup
         values = tuple(values)
         if not values:
             raise FinegrainError(f"grid axis {name!r} has no values")
+        for value in values:
+            _check_axis_value(name, value)
         out.append((name, values))
     return tuple(out)
+
+
+def _check_axis_value(name: str, value: Any) -> None:
+    """Refuse an axis value of the wrong type for its ``TrainConfig`` field (``iterations=abc``)
+    before anything runs."""
+    import types
+    import typing
+
+    from finegrain.train.config import TrainConfig
+
+    hint = typing.get_type_hints(TrainConfig)[name]
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in kinds:
+        return
+    wanted = {
+        bool: ("true or false", lambda v: isinstance(v, bool)),
+        int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
+        str: ("text", lambda v: isinstance(v, str)),
+        tuple: ("a list", lambda v: isinstance(v, list | tuple)),
+        dict: ("a mapping", lambda v: isinstance(v, dict)),
+    }
+    checks = [
+        wanted[typing.get_origin(k) or k] for k in kinds if (typing.get_origin(k) or k) in wanted
+    ]
+    if checks and not any(fits(value) for _, fits in checks):
+        raise FinegrainError(
+            f"grid axis {name!r}: {json.dumps(value)} is not {' or '.join(w for w, _ in checks)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -286,13 +286,33 @@ def _sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _ignore_stop_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on: a worker that is already stopping finishes its
+    exit handlers instead of being cut short by the next signal (the benchmark's own SIGTERM
+    follows a Ctrl-C that reached the worker too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    """SIGTERM ends a worker as Ctrl-C does: the stack unwinds and the exit handlers run. Killed
+    outright, a spawned worker leaves the named semaphores it created (tqdm's lock, ...) to
+    multiprocessing's resource tracker, which warns of "leaked semaphore objects" when the
+    benchmark exits."""
+    _ignore_stop_signals()
+    raise SystemExit(128 + signal.SIGTERM)
+
+
 def _child_main(target, task: RunTask, env: dict[str, str], parent_pid: int, conn) -> None:
     """Entry point of a local worker process: one run, its outcome sent back on ``conn``."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     die_with_parent(parent_pid)
     os.environ.update(env)
     try:
         result = target(task)
     except BaseException as exc:
+        if not isinstance(exc, Exception):  # interrupted or stopped: let the exit finish
+            _ignore_stop_signals()
         text = traceback.format_exc()
         try:
             conn.send(("error", exc, text))

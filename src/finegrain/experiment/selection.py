@@ -84,6 +84,8 @@ class RunSelection:
     notes: list[str] = field(default_factory=list)
     #: the run's recorded configuration (``config.json``)
     config: dict = field(default_factory=dict)
+    #: why no checkpoint was chosen (``""`` when one was): :func:`undefined_reason`
+    unchosen: str = ""
 
     @property
     def run(self) -> RunDirectory:
@@ -124,8 +126,53 @@ def select_run(
                 f"{run_dir}: its recorded config ({wrong}) is not that of {spec.label}"
             )
     if selection.iteration is None:
-        selection.notes.append(f"no {split} evaluation with a defined AUC^FG; no checkpoint chosen")
+        selection.unchosen = f"no checkpoint chosen: {undefined_reason(metrics, split)}"
+        selection.notes.append(selection.unchosen)
     return selection
+
+
+def chosen_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint of a run folder that the benchmark would use: the one chosen on
+    validation AUC^FG (:func:`select_iteration`), else (no validation AUC^FG, or that
+    checkpoint not kept) the latest; an error when the folder has none."""
+    run = RunDirectory(run_dir)
+    iteration = None
+    if run.metrics_path.is_file():
+        iteration = select_iteration(read_metrics(run.path))
+    if iteration is not None and run.checkpoint_path(iteration).is_file():
+        return run.checkpoint_path(iteration)
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise FileNotFoundError(f"{run.path}: a folder without checkpoints ({run.checkpoint_dir})")
+    return latest
+
+
+def undefined_reason(metrics: pd.DataFrame, split: str = "validate") -> str:
+    """Why no evaluation of ``split`` has an AUC^FG, with the counts behind it:
+    ``AUC^FG undefined at every validate evaluation (0 atypical / 41 typical positives at
+    iteration 3000)``; ``no validate evaluation`` when there is none."""
+    rows = metrics[metrics["split"] == split] if "split" in metrics.columns else metrics.iloc[:0]
+    if rows.empty:
+        return f"no {split} evaluation"
+    last = rows.sort_values("iteration").iloc[-1]
+    counts = [
+        f"{int(last[f'n_{kind}'])} {kind}"
+        for kind in ("atypical", "typical")
+        if f"n_{kind}" in rows.columns and pd.notna(last[f"n_{kind}"])
+    ]
+    where = f"at iteration {int(last['iteration'])}"
+    detail = f" ({' / '.join(counts)} positives {where})" if counts else f" (last {where})"
+    return f"AUC^FG undefined at every {split} evaluation{detail}"
+
+
+def missing_predictions(selections: list[RunSelection], split: str) -> str:
+    """Why a variant has no ``split`` predictions to score: the runs' own reason when none of
+    them had a checkpoint chosen (an undefined validation AUC^FG, with its counts), else that
+    the predictions are absent."""
+    if selections and all(s.iteration is None for s in selections):
+        reasons = dict.fromkeys(s.unchosen for s in selections if s.unchosen)
+        return "; ".join(reasons) or f"no {split} predictions"
+    return f"no {split} predictions"
 
 
 def _setting(config: dict, key: str):
@@ -174,10 +221,13 @@ __all__ = [
     "METRIC_FIELDS",
     "TRAINING_FIELDS",
     "RunSelection",
+    "chosen_checkpoint",
     "describe_runs",
     "find_runs",
+    "missing_predictions",
     "read_metrics",
     "read_spec",
     "select_iteration",
     "select_run",
+    "undefined_reason",
 ]

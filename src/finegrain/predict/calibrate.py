@@ -7,12 +7,12 @@ loaded with ``weights_only=True``, the key added, saved through :func:`finegrain
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
+from finegrain.evaluate import true_labels
 from finegrain.predict.tiers import Thresholds, fit_thresholds
 from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
 from finegrain.train.rundir import CONFIG_FILE, RunDirectory, checkpoints_of
@@ -34,29 +34,65 @@ def store_thresholds(checkpoint_path: str | os.PathLike, thresholds: Thresholds)
     save_checkpoint(checkpoint_path, ckpt)
 
 
-def _check_same_model(
+#: What a checkpoint records about its run when its training configuration is absent.
+_CHECKPOINT_RUN_KEYS: tuple[str, ...] = ("observation", "method", "method_options", "tau")
+
+
+def _run_differences(ckpt: dict, recorded: dict) -> dict[str, tuple]:
+    """``{field: (the predictions' run's value, the checkpoint's)}`` for every setting that
+    changes results on which the run that wrote the predictions (``recorded``: its
+    ``config.json``) and the checkpoint's run differ (their data's location aside)."""
+    from finegrain.train.config import LOCATION_FIELDS, TrainConfig
+
+    ours = {**ckpt.get("config", {})}
+    for key in _CHECKPOINT_RUN_KEYS:
+        if ckpt.get(key) is not None:
+            ours.setdefault(key, ckpt[key])
+    try:
+        differences = TrainConfig.from_dict(ours).differences(recorded)
+    except (TypeError, FinegrainError):  # a partial record: compare what both record
+        keys = ("observation", "method", "method_options", "seed")
+        differences = {
+            k: (recorded[k], ours[k])
+            for k in keys
+            if k in recorded and k in ours and (recorded[k] or None) != (ours[k] or None)
+        }
+    return {k: v for k, v in differences.items() if k not in LOCATION_FIELDS}
+
+
+def _check_provenance(
     ckpt: dict, checkpoint: Path, predictions: Path, iteration: int | None
 ) -> None:
-    """Refuse predictions of another iteration, or (when they sit in a run directory) of
-    another observation than the checkpoint's: their thresholds would not fit its model."""
+    """Refuse predictions of another iteration, or of another run than the checkpoint's (any
+    setting that changes results: observation, method, its options, seed, ...): their
+    thresholds would not fit its model. Predictions outside a run directory cannot be traced:
+    a warning says so."""
+    from finegrain.train.config import format_differences
+
     own = ckpt.get("iteration")
     if iteration is not None and own is not None and int(iteration) != int(own):
         raise FinegrainError(
-            f"--iteration {iteration} is not the checkpoint's iteration {own} ({checkpoint}); "
-            "calibrate the checkpoint of that iteration instead"
+            f"{option('iteration', '--iteration')} {iteration} is not the checkpoint's iteration "
+            f"{own} ({checkpoint}); calibrate the checkpoint of that iteration instead"
         )
-    config = predictions.parent / CONFIG_FILE
-    observation = ckpt.get("observation")
-    if observation and config.is_file():
-        try:
-            theirs = json.loads(config.read_text(encoding="utf-8")).get("observation")
-        except (ValueError, AttributeError):
-            return
-        if theirs and theirs != observation:
-            raise FinegrainError(
-                f"{predictions}: predictions of {theirs} (per {config}), but {checkpoint} "
-                f"predicts {observation}; give that checkpoint's own predictions"
-            )
+    found = RunDirectory.of_predictions(predictions)
+    if found is None:
+        log.warning(
+            "%s: not a run's predictions file (no %s beside it): which run and method made "
+            "these predictions cannot be checked against %s",
+            predictions,
+            CONFIG_FILE,
+            checkpoint,
+        )
+        return
+    run, _ = found
+    differences = _run_differences(ckpt, run.read_config())
+    if differences:
+        raise FinegrainError(
+            f"{predictions}: predictions of another run than {checkpoint}'s ({run.config_path} "
+            f"-> the checkpoint: {format_differences(differences)}); give that checkpoint's own "
+            "predictions"
+        )
 
 
 def calibrate_checkpoint(
@@ -86,10 +122,10 @@ def calibrate_checkpoint(
             f"validation predictions not found: {predictions} (pass --predictions, or evaluate "
             "the run on the validate split first)"
         )
-    _check_same_model(ckpt, checkpoint_path, predictions, iteration)
+    _check_provenance(ckpt, checkpoint_path, predictions, iteration)
     if iteration is None:
         iteration = ckpt.get("iteration")
-    frame = pd.read_csv(predictions, keep_default_na=False, na_values=[""])
+    frame = pd.read_csv(predictions, keep_default_na=False, na_values=[""], dtype={"image_id": str})
     missing = [c for c in ("iteration", "label", "subcategory", "score") if c not in frame.columns]
     if missing:
         raise FinegrainError(f"{predictions}: missing column(s) {missing}")
@@ -109,6 +145,17 @@ def calibrate_checkpoint(
         iteration = int(frame["iteration"].iloc[0])
     labels = pd.to_numeric(rows["label"], errors="coerce").to_numpy(dtype=float)
     subs = rows["subcategory"].astype(object).where(rows["subcategory"].notna(), "")
+    true = true_labels(predictions)
+    if true is not None:  # a label-noise run: fit on the true labels, never the flipped ones
+        table, _, source = true
+        table = table.set_index("id")
+        ids = rows["image_id"].astype(str)
+        unknown = ids[~ids.isin(table.index)]
+        if len(unknown):
+            raise FinegrainError(f"{source}: no true label for image {unknown.iloc[0]!r}")
+        labels = table.loc[ids, "label"].to_numpy(dtype=float)
+        subs = pd.Series(table.loc[ids, "subcategory"].to_numpy(), dtype=object).fillna("")
+        log.info("calibrating on %s", source)
     try:
         thresholds = fit_thresholds(
             labels,

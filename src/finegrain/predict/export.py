@@ -10,7 +10,9 @@ the ONNX runtime or by the TorchScript module's own check) and returns the posit
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,6 +102,8 @@ def export(
     if format not in FORMATS:
         raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
     check_suffix(out, format)
+    if opset is not None and format != "onnx":
+        raise FinegrainError(f"--opset {opset}: an opset is ONNX's; --format {format} has none")
     refuse_overwriting_input(out, checkpoint)
     predictor = Predictor.from_checkpoint(checkpoint)
     return export_model(
@@ -149,6 +153,36 @@ def export_model(
 
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
+#: The lowest opset torch's dynamo exporter implements: below it, it exports at this opset and
+#: then tries to convert, which fails for these models and keeps this one
+#: (``torch.onnx._internal.exporter._constants.TORCHLIB_OPSET``).
+DYNAMO_MIN_OPSET = 18
+
+
+def check_opset(opset: int | None, exporter: str) -> None:
+    """Refuse an opset that is not ONNX's or that ``exporter`` cannot write, before exporting."""
+    import onnx
+
+    if opset is None:
+        return
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= opset <= newest:
+        raise FinegrainError(
+            f"--opset {opset}: ONNX has opsets 1 to {newest} (onnx {onnx.__version__})"
+        )
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
+        raise FinegrainError(
+            f"--opset {opset}: the dynamo ONNX exporter writes opset {DYNAMO_MIN_OPSET} or later; "
+            "for an older opset use --onnx-exporter legacy"
+        )
+
+
+def _default_opset(data: bytes) -> int | None:
+    """The ONNX model's opset of the default domain."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def _export_onnx(
@@ -170,8 +204,9 @@ def _export_onnx(
                 f"ONNX export needs the optional extra 'export' (pip install 'finegrain[export]'): "
                 f"{exc}"
             ) from exc
+    check_opset(opset, exporter)
     kwargs = {"opset_version": opset} if opset else {}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _cannot_write(opset, exporter):
         warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
         if exporter == "dynamo":
             program = torch.onnx.export(
@@ -198,5 +233,28 @@ def _export_onnx(
                 **kwargs,
             )
             data = buffer.getvalue()
+    written = _default_opset(data)
+    if opset is not None and written != opset:
+        raise FinegrainError(
+            f"--opset {opset}: the {exporter} ONNX exporter wrote opset {written} instead; "
+            "nothing written"
+        )
     atomic_write_bytes(out, data)
     return out
+
+
+@contextlib.contextmanager
+def _cannot_write(opset: int | None, exporter: str) -> Iterator[None]:
+    """An exporter's refusal of the opset asked for, as one line naming it (without ``opset``,
+    a failure is a bug and keeps its traceback)."""
+    import torch
+
+    try:
+        yield
+    except (RuntimeError, torch.onnx.errors.OnnxExporterError) as exc:
+        if opset is None:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FinegrainError(
+            f"--opset {opset}: the {exporter} ONNX exporter cannot write it ({reason})"
+        ) from exc

@@ -43,6 +43,35 @@ def collect_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
+#: An image whose longer side is more than this many times its shorter one is no radiograph
+#: (they are about 0.8 to 1.25); squashed to a square, it is mostly stretched noise.
+MAX_ASPECT = 3.0
+
+
+def degenerate(dimensions: tuple[int, int] | None, image: np.ndarray, size: int) -> list[str]:
+    """What makes an input image a poor radiograph for a model of ``size`` px, as phrases (none:
+    an ordinary one): smaller than the model's input on its shorter side (``dimensions``: the
+    file's ``(height, width)``), an extreme aspect ratio (:data:`MAX_ASPECT`), or a constant
+    image (``image``: what the model sees, every pixel one value).
+
+    >>> degenerate((1, 1), np.zeros((32, 32), np.uint8), 32)
+    ["1x1 px, smaller than the model's 32 px input", 'a constant image (every pixel 0)']
+    """
+    found = []
+    if dimensions is not None:
+        height, width = dimensions
+        if min(height, width) < size:
+            found.append(f"{width}x{height} px, smaller than the model's {size} px input")
+        if min(height, width) > 0 and max(height, width) / min(height, width) > MAX_ASPECT:
+            found.append(
+                f"aspect ratio {max(height, width) / min(height, width):.3g}:1 "
+                f"({width}x{height} px), more than {MAX_ASPECT:g}:1"
+            )
+    if image.size and image.min() == image.max():
+        found.append(f"a constant image (every pixel {int(image.flat[0])})")
+    return found
+
+
 def error_text(exc: BaseException) -> str:
     """One line: ``PATH: what went wrong`` for image read errors (the path first), else
     ``ExceptionType: message``."""

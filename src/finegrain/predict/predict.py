@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from finegrain.errors import FinegrainError
+from finegrain.data.imageio import image_dimensions
+from finegrain.errors import FinegrainError, option
 from finegrain.predict.cam import CAMRenderer
-from finegrain.predict.images import IMAGE_EXTENSIONS, collect_images, read_batches
+from finegrain.predict.images import IMAGE_EXTENSIONS, collect_images, degenerate, read_batches
 from finegrain.predict.predictor import Predictor
 from finegrain.predict.tiers import Thresholds, tiers
 
@@ -35,6 +36,7 @@ COLUMNS = (
     "probability",
     "tier",
     "error",
+    "warning",
     "observation",
     "method",
     "iteration",
@@ -53,10 +55,12 @@ def predict(
 ) -> pd.DataFrame:
     """Predict the positive probability and tier of each image (files and/or folders).
 
-    Returns a DataFrame with columns ``path, probability, tier, error`` one row per image in
-    :func:`collect_images` order, then ``observation, method, iteration, checkpoint`` (the same
-    on every row: what the probability is of); ``error`` is empty for images that were read, and
-    holds the reason (with ``probability`` NaN and ``tier`` empty) for those that were not. Thresholds
+    Returns a DataFrame with columns ``path, probability, tier, error, warning`` one row per
+    image in :func:`collect_images` order, then ``observation, method, iteration, checkpoint``
+    (the same on every row: what the probability is of); ``error`` is empty for images that were
+    read, and holds the reason (with ``probability`` NaN and ``tier`` empty) for those that were
+    not; ``warning`` says what makes a read image a poor radiograph (tiny, an extreme aspect
+    ratio, constant: :func:`~finegrain.predict.images.degenerate`), else it is empty. Thresholds
     come from the checkpoint (``finegrain calibrate``) unless given. With ``cam_dir`` a CAM
     overlay is written per readable image (see :mod:`finegrain.predict.cam`).
     """
@@ -76,9 +80,11 @@ def predict(
         where = (
             predictor.meta.get("path", predictor.name) if predictor is checkpoint else checkpoint
         )
+        given = option("thresholds=", None)
         raise FinegrainError(
             f"checkpoint {where} has no tier thresholds; run `finegrain calibrate {where}` "
-            "(fits them on the run's validation predictions) first, or pass thresholds="
+            "(fits them on the run's validation predictions) first"
+            + (f", or pass {given}" if given else "")
         )
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -92,10 +98,14 @@ def predict(
     probs = np.full(len(files), math.nan)
     fine = np.full(len(files), math.nan)
     errors = [""] * len(files)
+    warnings = [""] * len(files)
     bar = tqdm(total=len(files), unit="image", desc="predict", disable=not progress)
     for batch in read_batches(files, predictor.read, batch_size):
         for i, text in batch.errors.items():
             errors[i] = text
+        for k, i in enumerate(batch.positions):
+            found = degenerate(image_dimensions(files[i]), batch.images[k], predictor.image_size)
+            warnings[i] = "; ".join(found)
         if batch.images is not None:
             if renderer is None:
                 scores = predictor.scores(batch.images)
@@ -107,12 +117,22 @@ def predict(
     n_bad = sum(bool(e) for e in errors)
     if n_bad:
         log.warning("%d of %d image(s) could not be read (see the error column)", n_bad, len(files))
+    warned = [(f, w) for f, w in zip(files, warnings, strict=True) if w]
+    if warned:
+        log.warning(
+            "%d of %d image(s) are poor radiographs, their probabilities doubtful (see the "
+            "warning column); e.g. %s: %s",
+            len(warned),
+            len(files),
+            *warned[0],
+        )
     frame = pd.DataFrame(
         {
             "path": [str(f) for f in files],
             "probability": probs,
             "tier": [t or "" for t in tiers(probs, predictor.thresholds, fine)],
             "error": errors,
+            "warning": warnings,
             "observation": predictor.meta.get("observation", ""),
             "method": predictor.method.name,
             "iteration": predictor.meta.get("iteration"),
@@ -123,8 +143,16 @@ def predict(
     return frame
 
 
+def _json_value(value):
+    """A cell as JSON: ``null`` for a missing one (NaN, an empty error, tier or warning)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def write_predictions(frame: pd.DataFrame, out: str | os.PathLike) -> None:
-    """Write a predictions table as CSV or JSON (a list of records), by extension; atomic."""
+    """Write a predictions table as CSV or JSON (a list of records, ``null`` for a missing
+    value: a probability, tier or error, a warning), by extension; atomic."""
     from finegrain.io import atomic_write_csv, atomic_write_json
 
     out = Path(out)
@@ -132,10 +160,7 @@ def write_predictions(frame: pd.DataFrame, out: str | os.PathLike) -> None:
     if suffix == ".csv":
         atomic_write_csv(out, frame)
     elif suffix == ".json":
-        records = [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in frame.to_dict(orient="records")
-        ]
+        records = [{k: _json_value(v) for k, v in r.items()} for r in frame.to_dict("records")]
         atomic_write_json(out, records)
     else:
         raise FinegrainError(f"output {out} must end in .csv or .json")

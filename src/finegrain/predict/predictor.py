@@ -8,6 +8,7 @@ finegrain) is refused, never guessed.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ import numpy as np
 from finegrain.data.cache import Preprocessing
 from finegrain.errors import FinegrainError
 from finegrain.predict.tiers import Thresholds
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -43,10 +46,17 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike) -> Predictor:
-        """Load a checkpoint once (``weights_only=True``) and rebuild its model."""
+        """Load a checkpoint once (``weights_only=True``) and rebuild its model. A run folder
+        gives its checkpoint chosen on validation AUC^FG, else its latest
+        (:func:`~finegrain.experiment.selection.chosen_checkpoint`)."""
         from finegrain.train.checkpoint import load_checkpoint, method_of, model_from_checkpoint
 
         checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            from finegrain.experiment.selection import chosen_checkpoint
+
+            run, checkpoint = checkpoint, chosen_checkpoint(checkpoint)
+            log.info("%s: a run folder; its checkpoint %s", run, checkpoint.name)
         payload = load_checkpoint(checkpoint)
         model, meta = model_from_checkpoint(payload, checkpoint)
         method = method_of(payload)

@@ -165,7 +165,8 @@ def fit_thresholds(
     ``labels`` are 1 / 0 / -1 (uncertain rows and missing labels are ignored), ``subcategories``
     ``"atypical"`` / ``"typical"`` / empty; only label-1 rows with a subcategory enter the
     atypical/typical cut. Raises ``ValueError`` naming what is missing when a needed group is
-    empty.
+    empty, and when a Youden cut has J = 0 (no threshold does better than chance: nothing to
+    store).
     """
     if method not in METHODS:
         raise FinegrainError(f"unknown threshold method {method!r}; choose from {METHODS}")
@@ -179,7 +180,12 @@ def fit_thresholds(
     else:
         if n_neg == 0:
             raise FinegrainError("method 'youden' needs validation negatives (label 0); found none")
-        t_pos, _ = youden_threshold(pos[pos | neg].astype(int), scores[pos | neg])
+        t_pos, j_pos = youden_threshold(pos[pos | neg].astype(int), scores[pos | neg])
+        if j_pos <= 0:
+            raise FinegrainError(
+                f"the positive/negative cut has Youden's J {j_pos:g}: no threshold separates "
+                f"the {n_pos} validation positives from the {n_neg} negatives better than chance"
+            )
     atyp, typ = pos & (subs == ATYPICAL), pos & (subs == TYPICAL)
     n_atyp, n_typ = int(atyp.sum()), int(typ.sum())
     if n_atyp == 0 or n_typ == 0:
@@ -190,6 +196,11 @@ def fit_thresholds(
     fg = atyp | typ
     fine = scores if fine_scores is None else np.asarray(fine_scores, dtype=float)
     t_typ, j = youden_threshold(typ[fg].astype(int), fine[fg])
+    if j <= 0:
+        raise FinegrainError(
+            f"the atypical/typical cut has Youden's J {j:g}: no threshold separates the {n_typ} "
+            f"typical from the {n_atyp} atypical validation positives better than chance"
+        )
     return Thresholds(
         positive=t_pos,
         typical=t_typ,

@@ -144,9 +144,12 @@ def label_reports(
     degrees: str = "most-significant",
     progress: bool = False,
     explain: str | Path | None = None,
+    encoding: str | None = None,
 ) -> LabelSummary:
     """Label every report of ``reports_csv`` and write the labels CSV ``out_csv`` atomically.
 
+    ``encoding``: the file's text encoding (default: a byte-order mark's, else UTF-8, else
+    Windows-1252 for a file without a UTF-8 character; :func:`finegrain.io.decode_text`).
     Undecodable bytes are replaced (and counted), empty reports give blank rows (counted). The
     output has one row per report id, in input order: a repeated id keeps its first row, and
     the rows left out are listed (id and line) in ``summary.duplicates`` and in a warning.
@@ -169,8 +172,12 @@ def label_reports(
     check_degrees(degrees)
     lex = Lexicon.load(lexicon_dir)
     path = Path(reports_csv)
-    rows, duplicates, replaced = read_unique_reports(path, id_column, text_column)
-    summary = LabelSummary(reports=len(rows), decode_replaced=replaced, duplicates=duplicates)
+    rows, duplicates, replaced, decoded_as = read_unique_reports(
+        path, id_column, text_column, encoding=encoding
+    )
+    summary = LabelSummary(
+        reports=len(rows), decode_replaced=replaced, duplicates=duplicates, decoded_as=decoded_as
+    )
     if duplicates:
         log.warning("%s: %s", path, summary.format_duplicates())
     reasons = atomic_open(explain, "w") if explain is not None else nullcontext()

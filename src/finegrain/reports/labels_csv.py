@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.errors import FinegrainError
-from finegrain.io import header_list, table_format
+from finegrain.io import decode_text, header_list, table_format
 from finegrain.observations import (
     NEGATIVE,
     OBSERVATIONS,
@@ -31,6 +31,8 @@ class LabelSummary:
     reports: int = 0
     empty: int = 0  # nothing to label (blank, or only skipped sections): all columns blank
     decode_replaced: int = 0  # reports with undecodable bytes, replaced by U+FFFD
+    #: how the reports file was decoded when not as UTF-8 (:func:`finegrain.io.decode_text`)
+    decoded_as: str = ""
     #: rows left out because their id was seen before: (id, line, line of the kept row)
     duplicates: list[tuple[str, int, int]] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(
@@ -67,6 +69,19 @@ class LabelSummary:
         lines = [
             f"reports read: {self.reports}   empty: {self.empty}   "
             f"undecodable bytes replaced in: {self.decode_replaced}",
+            *(
+                [f"read as {self.decoded_as}; --encoding reads it otherwise"]
+                if self.decoded_as
+                else []
+            ),
+            *(
+                [
+                    "some bytes are not UTF-8 (replaced by U+FFFD): if the file is in another "
+                    "encoding, give it with --encoding (e.g. latin-1, cp1252)"
+                ]
+                if self.decode_replaced
+                else []
+            ),
             *([self.format_duplicates()] if self.duplicates else []),
             f"{'observation':<28}{'1':>8}{'-1':>8}{'0':>8}{'blank':>8}{'atypical':>10}{'typical':>9}",
         ]
@@ -101,10 +116,12 @@ def label_cells(labels: dict[str, ObservationLabel]) -> list[int | str]:
 
 
 def read_reports(
-    path: Path, id_column: str, text_column: str
-) -> tuple[list[tuple[str, str, int]], int]:
+    path: Path, id_column: str, text_column: str, *, encoding: str | None = None
+) -> tuple[list[tuple[str, str, int]], int, str]:
     """``[(id, report, line)]`` of a reports CSV, in order (``line``: the file line where the
-    row starts), and how many reports had undecodable bytes (replaced by U+FFFD).
+    row starts), how many reports had undecodable bytes (replaced by U+FFFD), and how the file
+    was decoded (``""``: UTF-8; :func:`finegrain.io.decode_text`: ``encoding`` when given, else
+    a byte-order mark's, UTF-8, or Windows-1252 for a file with no UTF-8 character).
 
     A TSV or a gzipped file is read as such (:func:`finegrain.io.table_format`); ids are
     trimmed. Errors name the file and line: a missing column, a header and no rows, a blank id,
@@ -118,12 +135,7 @@ def read_reports(
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise FinegrainError(f"{path}: a damaged gzip file ({exc})") from None
-    try:
-        text = data.decode("utf-8-sig")
-        replaced_file = False
-    except UnicodeDecodeError:
-        text = data.decode("utf-8-sig", errors="replace")
-        replaced_file = True
+    text, decoded_as, replaced_file = decode_text(data, path, encoding)
     csv.field_size_limit(1 << 30)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
     header = next(reader, None)
@@ -168,16 +180,17 @@ def read_reports(
         rows.append((report_id, report, line))
     if not rows:
         raise FinegrainError(f"{path}: only a header row ({header_list(header)}), no reports")
-    return rows, replaced
+    return rows, replaced, decoded_as
 
 
 def read_unique_reports(
-    path: Path, id_column: str, text_column: str
-) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]], int]:
+    path: Path, id_column: str, text_column: str, *, encoding: str | None = None
+) -> tuple[list[tuple[str, str]], list[tuple[str, int, int]], int, str]:
     """:func:`read_reports` with one row per id (a labels CSV is joined by id): ``[(id,
     report)]`` in order, the rows left out as ``[(id, line, line of the kept row)]`` (a
-    repeated id keeps its first row), and the count of reports with undecodable bytes."""
-    rows, replaced = read_reports(path, id_column, text_column)
+    repeated id keeps its first row), the count of reports with undecodable bytes and how the
+    file was decoded."""
+    rows, replaced, decoded_as = read_reports(path, id_column, text_column, encoding=encoding)
     first_line: dict[str, int] = {}
     unique = []
     duplicates = []
@@ -187,4 +200,4 @@ def read_unique_reports(
             continue
         first_line[report_id] = line
         unique.append((report_id, report))
-    return unique, duplicates, replaced
+    return unique, duplicates, replaced, decoded_as

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from finegrain.errors import FinegrainError
-from finegrain.io import atomic_open
+from finegrain.io import atomic_open, unreadable_torch_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from finegrain.train.methods import Method
@@ -94,31 +94,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise FinegrainError(unreadable_checkpoint(path, exc)) from None
+        raise FinegrainError(unreadable_torch_file(path, exc)) from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise FinegrainError(f"{path}: not a finegrain checkpoint (no 'model' entry)")
     return payload
-
-
-def unreadable_checkpoint(path: Path, exc: Exception) -> str:
-    """One line naming ``path`` and what is wrong with it (torch's own message is often a
-    bare number or advice to unpickle code)."""
-    import pickle
-
-    with open(path, "rb") as handle:
-        head = handle.read(512)
-    if not head:
-        return f"{path}: empty file (0 bytes), not a checkpoint"
-    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
-        return (
-            f"{path}: refused: it holds Python objects besides tensors, which finegrain never "
-            "unpickles (it may run code); save the checkpoint with finegrain"
-        )
-    if head.startswith(b"PK"):
-        return f"{path}: truncated or damaged checkpoint (a zip archive torch cannot read)"
-    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
-        return f"{path}: a text file, not a checkpoint"
-    return f"{path}: not a PyTorch checkpoint (truncated or damaged, or another format)"
 
 
 def rng_state() -> dict[str, Any]:

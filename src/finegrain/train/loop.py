@@ -57,7 +57,7 @@ from finegrain.train.distributed import (
 from finegrain.train.evaluation import predict_split
 from finegrain.train.methods import Method, get_method
 from finegrain.train.models import build_model
-from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
+from finegrain.train.rundir import LABEL_NOISE_SPLITS, PREDICTION_COLUMNS, RunDirectory
 from finegrain.train.tracking import TrackingSpec
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def build_datasets(config: TrainConfig, method: Method) -> dict[str, Dataset]:
     for split in config.eval_splits:
         datasets[split] = CXRDataset(index, cache, observation, split, keep_uncertain=False)
     if config.label_noise:  # a positive control: noisy training and validation labels
-        for split in ("train", "validate"):
+        for split in LABEL_NOISE_SPLITS:
             if split in datasets:
                 datasets[split].flip_labels(config.label_noise)
     return datasets

@@ -229,7 +229,12 @@ def _check_weights_file(path: Path, spec: _Spec, name: str, explicit: bool) -> N
 
 
 def _load_backbone(net: nn.Module, path: Path, spec: _Spec, name: str) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from finegrain.io import unreadable_torch_file
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a text file, a truncated or foreign file
+        raise FinegrainError(unreadable_torch_file(path, exc, "weights file")) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a checkpoint dict wrapping a state dict
     if not isinstance(state, dict):

@@ -61,6 +61,12 @@ _OPTIONAL_PREDICTIONS: dict[str, str] = {"fine_score": "score"}
 #: ``<settings hash>/<observation>/<variant>/seed<k>``).
 GRID_LAYOUT = "*/*/*/seed*"
 _CHECKPOINT_NAME = re.compile(r"^iter-(\d+)\.pt$")
+_PREDICTIONS_NAME = re.compile(
+    "^" + re.escape(PREDICTIONS_PATTERN).replace(re.escape("{split}"), r"(\w+)") + "$"
+)
+#: The splits whose recorded labels a run's ``label_noise`` flips (its predictions of these
+#: splits carry the flipped labels; the test split keeps the labeler's).
+LABEL_NOISE_SPLITS: tuple[str, ...] = ("train", "validate")
 
 
 class RunLockedError(FinegrainError):
@@ -110,6 +116,25 @@ class RunDirectory:
     def checkpoint_path(self, iteration: int) -> Path:
         """``RUN/checkpoints/iter-0010000.pt``."""
         return self.checkpoint_dir / f"iter-{int(iteration):07d}.pt"
+
+    @classmethod
+    def of_predictions(cls, path: str | os.PathLike) -> tuple[RunDirectory, str] | None:
+        """The run directory and split of a run's predictions file (``RUN/predictions-<split>.csv``
+        beside ``RUN/config.json``); ``None`` for any other file."""
+        path = Path(path)
+        match = _PREDICTIONS_NAME.match(path.name)
+        run = cls(path.parent)
+        if match is None or not run.has_config():
+            return None
+        return run, match.group(1)
+
+    def label_noise(self, split: str) -> float:
+        """The share of labels the run's ``label_noise`` flipped in its recorded labels of
+        ``split`` (``predictions-<split>.csv``): 0 when it has none or the split keeps its
+        labels (:data:`LABEL_NOISE_SPLITS`)."""
+        if split not in LABEL_NOISE_SPLITS:
+            return 0.0
+        return float(self.read_config().get("label_noise") or 0.0)
 
     @classmethod
     def of_checkpoint(cls, checkpoint: str | os.PathLike) -> RunDirectory:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from finegrain.data.cache import check_image_size
 from finegrain.data.phantom.calibration import CALIBRATED, DEFAULT_PROFILE, load_calibration
 from finegrain.data.phantom.course import LabelPlan, study_findings
 from finegrain.data.phantom.finding import DEFAULT_DESIGN, DESIGNS
@@ -26,7 +27,7 @@ from finegrain.data.phantom.noise import MISSING_ROW, add_labeler_noise, negbio_
 from finegrain.data.phantom.painter import Painter
 from finegrain.data.phantom.splits import counts_plan, scaled_counts, subject_plan
 from finegrain.data.phantom.wording import report_text
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.observations import OBSERVATIONS
 
 #: Official MIMIC-CXR-JPG CSV names (gzipped) and their columns.
@@ -184,11 +185,17 @@ def make_phantom(
     if studies < 1:
         raise FinegrainError(f"studies must be >= 1, got {studies}")
     if eval_studies is not None and eval_studies < 1:
-        raise FinegrainError(f"eval_studies must be >= 1, got {eval_studies}")
+        raise FinegrainError(
+            f"{option('eval_studies', '--eval-studies')} must be >= 1, got {eval_studies}"
+        )
     if size < 16:
         raise FinegrainError(f"size must be >= 16 px, got {size}")
+    check_image_size(size)  # the cache's upper bound, before any image is allocated
     if mimic_counts and eval_studies is not None:
-        raise FinegrainError("mimic_counts sets the split sizes: eval_studies must be None")
+        raise FinegrainError(
+            f"{option('mimic_counts', '--mimic-counts')} sets the split sizes: "
+            f"{option('eval_studies must be None', '--eval-studies does not apply')}"
+        )
     knobs = _knobs(
         design, uncertain_mixture, nocue_severity, visibility, prevalence, conspicuity,
         slight_share, spread, reader_agreement,
