@@ -79,6 +79,8 @@ FIELD_HELP: dict[str, str] = {
     "batch on the training device) or auto (device on CUDA, loader on CPU; same draws either "
     "way)",
     "device": "auto | cpu | cuda",
+    "cpu_kernels": "CPU kernels: native (this CPU's own, fastest) or avx2 (the same bits on every "
+    "x86-64 CPU with AVX2, at a fixed thread count; docs/training.md)",
     "method_options": "an option of the method (its dataclass field), e.g. "
     "--method-option uncertain_soft_target=0.9; VALUE is read as JSON when it parses, else as "
     "a string; repeat for several",
