@@ -7,8 +7,10 @@ once per process), started with that setting's environment:
   Adam, one torch thread) and its evaluation pass (batch 64, no gradients). Every worker first
   trains ``--check-steps`` steps from the same weights and batch and prints a hash of the
   weights (equal hashes: the same bits), then the workers take turns at timed blocks, so slow
-  drifts of a shared machine hit all; each figure is the best block, and the ratio is against
-  the first setting (``native``).
+  drifts of a shared machine hit all. Blocks are timed in the worker's CPU time (one thread: the
+  compute, not the waits of a loaded machine); each figure is the best block; the ratios, against
+  the first setting (``native``), are of the best blocks and, more robust on a loaded machine, the
+  median of the ratios of blocks timed in the same turn.
 - **phantom**: drawing a small phantom with numpy's own kernels and with the pin's
   (``NPY_DISABLE_CPU_FEATURES``), in turns; the hash of its files says whether the bytes differ.
 
@@ -26,6 +28,7 @@ import argparse
 import hashlib
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,21 +74,21 @@ def train_worker(size: int, batch: int, check_steps: int) -> None:
 
     def steps(n: int) -> float:
         model.train()
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(n):
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     @torch.no_grad()
     def passes(n: int) -> float:
         model.eval()
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(n):
             model(eval_images)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     steps(check_steps)
     digest = hashlib.sha256()
@@ -122,14 +125,15 @@ def measure_training(settings: list[str], args: argparse.Namespace) -> None:
     worker = ("train", str(args.size), str(args.batch), str(args.check_steps))
     workers = {name: _start(name, *worker, stdin=subprocess.PIPE) for name in settings}
     results = {name: w.stdout.readline().split() for name, w in workers.items()}
-    best: dict[tuple[str, str], float] = {}
+    times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.blocks):
         for phase in ("train", "infer"):
             for name, w in workers.items():
                 w.stdin.write(f"{phase} {args.steps}\n")
                 w.stdin.flush()
                 seconds = float(w.stdout.readline()) / args.steps
-                best[name, phase] = min(best.get((name, phase), float("inf")), seconds)
+                times.setdefault((name, phase), []).append(seconds)
+    best = {key: min(values) for key, values in times.items()}
     for w in workers.values():
         w.stdin.close()
         w.wait()
@@ -138,15 +142,20 @@ def measure_training(settings: list[str], args: argparse.Namespace) -> None:
         f"evaluation pass (batch {2 * args.batch}); best of {args.blocks} blocks of "
         f"{args.steps}; weights after {args.check_steps} training steps"
     )
+    print("  ratio: of the best blocks [median of the ratios of blocks timed in the same turn]")
     first = settings[0]
     for name in settings:
         digest, capability = results[name]
-        train, infer = best[name, "train"], best[name, "infer"]
-        print(
-            f"  {name:10s} train {train * 1000:6.1f} ms (ratio {train / best[first, 'train']:.2f})"
-            f"  eval {infer * 1000:6.1f} ms (ratio {infer / best[first, 'infer']:.2f})"
-            f"  weights {digest}  ATen {capability}"
-        )
+        cells = []
+        for phase, label in (("train", "train"), ("infer", "eval")):
+            ratio = best[name, phase] / best[first, phase]
+            turns = statistics.median(
+                a / b for a, b in zip(times[name, phase], times[first, phase], strict=True)
+            )
+            cells.append(
+                f"{label} {best[name, phase] * 1000:6.1f} CPU-ms (ratio {ratio:.2f} [{turns:.2f}])"
+            )
+        print(f"  {name:10s} " + "  ".join(cells) + f"  weights {digest}  ATen {capability}")
 
 
 def measure_phantom(args: argparse.Namespace) -> None:

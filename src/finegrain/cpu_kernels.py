@@ -11,7 +11,7 @@ torch 2.14.1 and numpy 2.4.6 on an AVX-512 Xeon (``benchmarks/cpu_kernels.py``, 
 - ATen (torch's own vectorised kernels: BatchNorm, ReLU, pooling, Adam) --
   ``ATEN_CPU_CAPABILITY``: AVX2 and AVX-512 gave the same bits, the scalar kernels did not;
 - numpy (the phantom's drawing) -- ``NPY_DISABLE_CPU_FEATURES``: its AVX-512 float32 power
-  rounds differently, and about 1 image in 200 gets a pixel one grey level apart.
+  rounds differently, and about 1 image in 200 differs (a few dozen pixels, 1-4 grey levels).
 
 ``avx2`` caps each at AVX2 (MKL at ``COMPATIBLE``); ``native`` (the default) leaves them
 alone. torch's libraries read their variable when first used, numpy when imported, so
