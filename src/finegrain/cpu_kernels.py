@@ -163,13 +163,16 @@ def machine() -> dict[str, Any]:
 
 def in_effect() -> dict[str, Any]:
     """What decides this process's CPU arithmetic (each run records it in ``config.json``, key
-    ``"cpu"``): the requested kernels, the CPU (:func:`machine`), ATen's capability, torch's
-    threads and the variables of :data:`VARIABLES` (``None``: unset, the library's own choice)."""
+    ``"cpu"``): the kernels in effect (``avx2`` when torch's are pinned on an x86 CPU with AVX2),
+    the CPU (:func:`machine`), ATen's capability, torch's threads and the variables of
+    :data:`VARIABLES` (``None``: unset, the library's own choice)."""
     import torch
 
+    cpu = machine()
+    pinned = torch_pinned() and is_x86() and cpu["avx2"]
     return {
-        "kernels": "avx2" if torch_pinned() else "native",
-        **machine(),
+        "kernels": "avx2" if pinned else "native",
+        **cpu,
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
         "mkldnn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "threads": torch.get_num_threads(),
