@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from finegrain.cpu_kernels import TORCH_ENVIRONMENT
+
+# Tests compute with the demo's CPU kernels (finegrain.cpu_kernels), set before torch computes
+# anything: in-process runs of the demo preset then train here as it asks. (numpy's kernels are
+# left alone: a pinned phantom is drawn in a fresh process.)
+os.environ.update(TORCH_ENVIRONMENT)
+
 #: The read-only development data beside the repository (see ../shared/data/README.md).
 SHARED_DATA = Path(
     os.environ.get(

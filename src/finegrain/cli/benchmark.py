@@ -207,6 +207,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--no-pretrained", action="store_true", help="train from scratch, no ImageNet weights"
     )
+    train.add_argument(
+        "--cpu-kernels",
+        choices=("native", "avx2"),
+        help="CPU kernels of the phantom and the runs: avx2 (the demo's) gives the same numbers "
+        "on every x86-64 CPU with AVX2, native this CPU's own (faster); docs/training.md",
+    )
     train.add_argument("--image-size", type=int)
     train.add_argument("--phantom-studies", type=int)
     train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
@@ -422,6 +428,7 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         pretrained=False if args.no_pretrained else None,
         image_size=args.image_size,
+        cpu_kernels=args.cpu_kernels,
         phantom_studies=args.phantom_studies,
         phantom_eval_studies=args.phantom_eval_studies,
     )

@@ -82,6 +82,8 @@ FIELD_HELP: dict[str, str] = {
     "label_noise": "share of the observation's positive and negative training and validation "
     "labels flipped, for a positive control (0 to 0.5; the same images in every run; test keeps "
     "its labels; docs/training.md)",
+    "cpu_kernels": "CPU kernels: native (this CPU's own, fastest) or avx2 (the same bits on every "
+    "x86-64 CPU with AVX2, at a fixed thread count; docs/training.md)",
     "method_options": "an option of the method (its dataclass field), e.g. "
     "--method-option uncertain_soft_target=0.9; VALUE is read as JSON when it parses, else as "
     "a string; repeat for several",

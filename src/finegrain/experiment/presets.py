@@ -155,6 +155,7 @@ DEMO = Preset(
         "lr": 1e-3,
         "augment": False,
         "num_workers": 0,
+        "cpu_kernels": "avx2",  # the same numbers on every x86 CPU (docs/training.md)
     },
     image_size=64,
     # 4,000 training studies; validate and test sized for >= 300 atypical and >= 300 typical

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finegrain.cpu_kernels import call_pinned, machine
 from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_config
 from finegrain.experiment.launchers import (
@@ -100,8 +101,12 @@ def prepare_data(
         root = data / "phantom"
         marker = data / "phantom.done"
         options = phantom_options(preset, source)
+        kernels = preset.setting("cpu_kernels")  # numpy's too: they draw the phantom
         if marker.exists():
             check_phantom(root, options)
+            drawn = marker.read_text(encoding="utf-8").strip() or "native"
+            if drawn != kernels:
+                log.warning("%s was drawn with the %s CPU kernels, not %s", root, drawn, kernels)
         else:
             t0 = time.perf_counter()
             overrides = {**preset.phantom, **source.phantom_options}
@@ -111,8 +116,8 @@ def prepare_data(
                 options["size"],
                 f" ({overrides})" if overrides else "",
             )
-            make_phantom(root, progress=progress, **options)
-            atomic_write_text(marker, "")
+            call_pinned(kernels, make_phantom, root, progress=progress, **options)
+            atomic_write_text(marker, kernels)
             seconds["phantom"] = time.perf_counter() - t0
     elif source.openi is not None:
         root = Path(source.openi)
@@ -419,6 +424,7 @@ def run_benchmark(
         "launcher": launcher.name if launcher is not None else "local",
         "runs": [s.label for s in specs],
         "versions": versions(),
+        "cpu": machine(),
     }
     if report_only:
         data, grid = BenchmarkData(Path(), Path()), GridOutcome()

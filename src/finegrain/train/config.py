@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finegrain.cpu_kernels import check_kernels
 from finegrain.errors import FinegrainError
 from finegrain.train.methods import PAPER_METHOD
 
@@ -30,11 +31,13 @@ LOCATION_FIELDS: frozenset[str] = frozenset({"index", "cache"})
 
 #: Fields added since finegrain 0.3, with the default at which they are left out of a run's
 #: identity (the behaviour of the runs recorded before them).
-ADDED_FIELDS: dict[str, Any] = {"label_noise": 0.0}
+ADDED_FIELDS: dict[str, Any] = {"label_noise": 0.0, "cpu_kernels": "native"}
 
 #: Keys of a run's recorded configuration that are not TrainConfig fields (written by the
 #: training loop beside them: environment, data summary, preprocessing).
-RECORD_EXTRAS: frozenset[str] = frozenset({"versions", "world_size", "data", "preprocessing"})
+RECORD_EXTRAS: frozenset[str] = frozenset(
+    {"versions", "world_size", "data", "preprocessing", "cpu"}
+)
 
 
 @dataclass
@@ -82,6 +85,9 @@ class TrainConfig:
     #: negative labels flipped on the training and validation splits (the same images in every
     #: run; the test split keeps its labels); see ``CXRDataset.flip_labels``
     label_noise: float = 0.0
+    #: the CPU kernels: "native" (the CPU's own) or "avx2" (the same bits on every x86-64 CPU
+    #: with AVX2, a little slower); see :mod:`finegrain.cpu_kernels`
+    cpu_kernels: str = "native"
 
     def __post_init__(self) -> None:
         for key in ("index", "cache", "out", "weights"):
@@ -101,6 +107,7 @@ class TrainConfig:
         self.method_options = dict(self.method_options or {})
         if not 0.0 <= self.label_noise < 0.5:
             raise FinegrainError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
+        check_kernels(self.cpu_kernels)
 
     def identity(self) -> dict[str, Any]:
         """Every setting that changes the run's results, as plain JSON values: all fields but

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from finegrain import cpu_kernels
 from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.batch import IMAGE, LABEL, to_device
 from finegrain.errors import FinegrainError
@@ -331,6 +332,7 @@ def train(
     following the ``CXRDataset`` item contract. ``tracking`` mirrors every evaluation to
     TensorBoard / MLflow (see :mod:`finegrain.train.tracking`).
     """
+    cpu_kernels.pin(config.cpu_kernels)  # before anything is computed
     info = init_distributed(config.device)
     run = RunDirectory(config.out)
     created = [f for f in (run.path, *run.path.parents) if not f.exists()]
@@ -675,6 +677,7 @@ def _open_outputs(
         split: getattr(ds, "summary", {"kept": len(ds)}) for split, ds in datasets.items()
     }
     record["preprocessing"] = preprocessing
+    record["cpu"] = cpu_kernels.in_effect()
     run.write_config(record)
 
 
