@@ -178,10 +178,16 @@ def check_phantom(root: Path, options: Mapping) -> None:
         return
     differences = phantom_differences(root, **options)
     if differences:
+        hint = ""
+        if differences[0].startswith("design: bands"):  # a folder of finegrain 0.2-0.3
+            hint = (
+                " (a phantom of finegrain 0.2-0.3: --preset demo-v0.3 reproduces that demo, "
+                "--preset control and real-difficulty run on it as before)"
+            )
         raise DataMismatch(
             f"the phantom at {root} was made with other settings than requested "
             f"({'; '.join(differences)}): choose a new --out, or request the settings it was "
-            "made with"
+            f"made with{hint}"
         )
 
 
