@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finegrain.errors import FinegrainError
+from finegrain.extras import install_advice
 
 #: Subcommands in pipeline order: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -42,6 +43,11 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "finegrain.cli.predict"),
     ("calibrate", "finegrain.cli.calibrate"),
     ("export", "finegrain.cli.export"),
+)
+
+#: The commands that need the ``train`` extra (PyTorch): the others run on the light install.
+NEEDS_TRAIN: frozenset[str] = frozenset(
+    {"benchmark", "weights", "train", "difficulty", "cam", "predict", "calibrate", "export"}
 )
 
 #: Everything asked for was done.
@@ -203,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:
                 continue
             raise
+        extra = " [needs finegrain[train]]" if name in NEEDS_TRAIN else ""
         sub.add_parser(
             name,
-            help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
+            help=(module.HELP + extra).replace("%", "%%"),  # argparse %-formats help strings
             description=getattr(module, "DESCRIPTION", module.HELP),
             epilog=EXIT_STATUS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -279,7 +286,15 @@ def configure_logging(verbose: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ModuleNotFoundError as exc:  # a command's options need an extra (train's: torch)
+        command = next((a for a in (argv or sys.argv[1:]) if not a.startswith("-")), "")
+        advice = install_advice(exc, f"finegrain {command}".strip())
+        if advice is None:
+            raise
+        print(f"finegrain {command}: error: {advice}", file=sys.stderr)
+        return EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
@@ -315,6 +330,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_FAILED
+    except ModuleNotFoundError as exc:  # the command needs an extra the install lacks
+        advice = install_advice(exc, f"finegrain {args.command}")
+        if advice is None:
+            raise
+        _traceback_when_verbose(args)
+        print(f"{prefix} {advice}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"finegrain {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from finegrain.environment import versions
 from finegrain.errors import FinegrainError
 from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_config
 from finegrain.experiment.launchers import (
@@ -320,27 +320,6 @@ def run_grid(
         bar.close()
         outcome.seconds = time.perf_counter() - t0
     return outcome
-
-
-def versions() -> dict[str, str]:
-    """Python, torch, torchvision, numpy, pandas, matplotlib and finegrain versions."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in (
-        "finegrain",
-        "torch",
-        "torchvision",
-        "numpy",
-        "pandas",
-        "scikit-learn",
-        "matplotlib",
-    ):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _recorded_request(out: Path) -> dict | None:

@@ -20,9 +20,7 @@ import contextlib
 import copy
 import logging
 import os
-import platform
 import random
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.batch import IMAGE, LABEL, to_device
+from finegrain.environment import versions
 from finegrain.errors import FinegrainError
 from finegrain.observations import POSITIVE, check_observation, cue_column, subcategory_column
 from finegrain.train.checkpoint import (
@@ -221,31 +220,6 @@ def build_datasets(config: TrainConfig, method: Method) -> dict[str, Dataset]:
             if split in datasets:
                 datasets[split].flip_labels(config.label_noise)
     return datasets
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of python, torch, torchvision, finegrain and the git commit (if any)."""
-    import torchvision
-
-    import finegrain
-
-    commit = None
-    with contextlib.suppress(Exception):
-        here = Path(finegrain.__file__).resolve().parent
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-            or None
-        )
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-        "finegrain": finegrain.__version__,
-        "git_commit": commit,
-    }
 
 
 def _augmentation_on(
