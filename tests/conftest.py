@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+#: A plugin package that registers entries when imported: tests/test_plugins.py loads it,
+#: pytest's doctest collection must not.
+collect_ignore = ["plugin_package"]
+
 #: The read-only development data beside the repository (see ../shared/data/README.md).
 SHARED_DATA = Path(
     os.environ.get(

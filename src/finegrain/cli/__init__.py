@@ -43,11 +43,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "finegrain.cli.predict"),
     ("calibrate", "finegrain.cli.calibrate"),
     ("export", "finegrain.cli.export"),
+    ("list", "finegrain.cli.registered"),
 )
 
 #: The commands that need the ``train`` extra (PyTorch): the others run on the light install.
 NEEDS_TRAIN: frozenset[str] = frozenset(
-    {"benchmark", "weights", "train", "difficulty", "cam", "predict", "calibrate", "export"}
+    {"benchmark", "weights", "train", "difficulty", "cam", "predict", "calibrate", "export", "list"}
 )
 
 #: Everything asked for was done.
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="more logging: -v finegrain's debug details; -vv also other libraries' info "
         "(by default they only show warnings)",
     )
+    _add_plugin_option(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, module_name in COMMANDS:
         try:
@@ -219,6 +221,45 @@ def build_parser() -> argparse.ArgumentParser:
             command=module,
         )
     return parser
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser, default) -> None:
+    from finegrain.plugins import PLUGIN_OPTION
+
+    parser.add_argument(
+        PLUGIN_OPTION,
+        action="append",
+        metavar="MODULE",
+        default=default,
+        help="import MODULE first: the methods, models, presets and selections it registers "
+        "become choices (repeatable; installed plugins load through the 'finegrain.plugins' "
+        "entry points; `finegrain list` shows them)",
+    )
+
+
+def load_plugins(argv: Sequence[str]) -> None:
+    """Import the plugins a command may use before its parser is built: the modules named with
+    ``--plugin``, and for a command that reads the registries (those of the train extra) every
+    installed entry point (:mod:`finegrain.plugins`)."""
+    from finegrain.plugins import entry_point_plugins, module_plugins, plugin_modules
+
+    module_plugins(plugin_modules(argv))
+    if _command_of(argv) in NEEDS_TRAIN:
+        entry_point_plugins()
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is neither an option nor the value of
+    ``--plugin``)."""
+    from finegrain.plugins import PLUGIN_OPTION
+
+    tokens = iter(argv)
+    for token in tokens:
+        if token == PLUGIN_OPTION:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -242,6 +283,7 @@ class _CommandParser(argparse.ArgumentParser):
             default=argparse.SUPPRESS,
             help="more logging (-v finegrain's details, -vv also other libraries')",
         )
+        _add_plugin_option(self, argparse.SUPPRESS)
         self.set_defaults(_run=module.run, _parser=self)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
@@ -285,15 +327,20 @@ def configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = f"finegrain {_command_of(argv) or ''}".strip()
     try:
+        load_plugins(argv)
+        parser = build_parser()
         args = parser.parse_args(argv)
+    except FinegrainError as exc:  # a plugin that is not there or fails to load
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ModuleNotFoundError as exc:  # a command's options need an extra (train's: torch)
-        command = next((a for a in (argv or sys.argv[1:]) if not a.startswith("-")), "")
-        advice = install_advice(exc, f"finegrain {command}".strip())
+        advice = install_advice(exc, command)
         if advice is None:
             raise
-        print(f"finegrain {command}: error: {advice}", file=sys.stderr)
+        print(f"{command}: error: {advice}", file=sys.stderr)
         return EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -39,6 +39,8 @@ class Preset:
     """Everything a benchmark needs besides the data location and the output folder."""
 
     name: str
+    #: one line for ``finegrain list``
+    description: str = ""
     observations: tuple[str, ...] = ("Consolidation", "Edema")
     selections: tuple[str, ...] = ("table2",)
     seeds: int = 3
@@ -131,12 +133,18 @@ class Preset:
 #: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
 #: batch 32, 50k iterations with a checkpoint every 10k (TrainConfig's defaults), 3 seeds,
 #: τ = 0.3, Consolidation and Edema, AP/PA views, the official split.
-PAPER = Preset(name="paper")
+PAPER = Preset(
+    name="paper",
+    description="the paper's protocol: DenseNet121 from ImageNet weights, 224 px, 50k iterations, "
+    "3 seeds (your MIMIC-CXR-JPG)",
+)
 
 #: A small grid on the phantom that finishes in a few minutes on a 2-core CPU (see
 #: docs/benchmark.md for the measurements behind these numbers).
 DEMO = Preset(
     name="demo",
+    description="the quick start: densenet-tiny, 64 px, 300 iterations, 2 seeds on the "
+    "calibrated phantom (minutes on a CPU)",
     seeds=2,
     train={
         "model": "densenet-tiny",
@@ -166,6 +174,8 @@ DEMO = Preset(
 CONTROL = dataclasses.replace(
     DEMO,
     name="control",
+    description="the positive control: CE vs PCE with 40 % of Consolidation's labels flipped, "
+    "3,000 iterations, 5 seeds",
     observations=("Consolidation",),
     selections=("control",),
     seeds=5,
@@ -182,6 +192,7 @@ CONTROL = dataclasses.replace(
 REAL_DIFFICULTY = dataclasses.replace(
     DEMO,
     name="real-difficulty",
+    description="the demo on the phantom calibrated to real coarse difficulty (conspicuity)",
     phantom={"conspicuity": {"Consolidation": 2.8284, "Edema": 0.7071}},
 )
 
