@@ -300,3 +300,31 @@ def test_runs_of_the_v02_layout_migrate_once_and_report_the_same(tiny_data, tmp_
     assert migrate_runs(tmp_path) == []  # once
     run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, report_only=True)
     assert (tmp_path / "results.csv").read_bytes() == results
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--lr", "-1"], "error: --lr must be a number > 0, got -1.0"),
+        (["--batch-size", "0"], "error: --batch-size must be an integer >= 1, got 0"),
+        (["--axis", "lr=0.001,-1"], "grid axis 'lr': lr must be a number > 0, got -1"),
+        (
+            ["--lr", "0.01", "--axis", "lr=0.1,0.2"],
+            "--lr 0.01 and --axis lr=0.1,0.2 both set lr: give one of them",
+        ),
+    ],
+)
+def test_cli_benchmark_checks_training_options_by_the_fields_rules(extra, message, tmp_path,
+                                                                   capsys):  # fmt: skip
+    """The benchmark's training options are TrainConfig's (the rules of ``finegrain train``);
+    nothing is made or trained when one is refused."""
+    from finegrain.cli import main
+
+    out = tmp_path / "b"
+    try:
+        status = main(["benchmark", "--out", str(out), "--no-progress", *extra])
+    except SystemExit as exc:  # an argument error (argparse's exit)
+        status = exc.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

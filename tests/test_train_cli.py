@@ -166,3 +166,34 @@ def test_a_method_and_model_registered_at_runtime_are_listed(capsys):
     assert "test-cli-method Test CLI: a test's" in " ".join(words)
     models = "".join(words).split("--modelMODELbackbone:", 1)[1]  # the option's help
     assert "test-cli-model" in models.split("(default")[0]  # argparse may wrap the list
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--lr", "-1", "--lr must be a number > 0, got -1.0"),
+        ("--lr", "nan", "--lr must be a number > 0, got nan"),
+        ("--iterations", "0", "--iterations must be an integer >= 1, got 0"),
+        ("--label-noise", "0.5", "--label-noise must be a number in [0, 0.5), got 0.5"),
+    ],
+)
+def test_a_value_against_its_fields_rule_is_a_one_line_error(
+    option, value, message, tmp_path, capsys
+):
+    """``TrainConfig.CONSTRAINTS`` checks every option before anything starts (a negative or
+    NaN learning rate used to train)."""
+    args = ["train", *REQUIRED[:-1], str(tmp_path / "run"), option, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"finegrain train: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_batch_larger_than_the_training_split_warns(phantom_data, tmp_path, capsys):
+    args = _args(phantom_data, tmp_path / "run", "--method", "u-ones")
+    args[args.index("--batch-size") + 1] = "500"
+    args[args.index("--iterations") + 1] = "1"
+    args[args.index("--checkpoint-every") + 1] = "1"
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "--batch-size 500 is larger than the" in err and "training images" in err

@@ -228,7 +228,9 @@ def get_selections(names: Iterable[str]) -> list[Selection]:
 
 def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tuple], ...]:
     """The extra axes of a grid as sorted ``(field, values)``; each field must be a
-    ``TrainConfig`` field that is neither a cell field nor fixed by the benchmark."""
+    ``TrainConfig`` field that is neither a cell field nor fixed by the benchmark, and each
+    value must satisfy the field's declared rule (``TrainConfig.CONSTRAINTS``)."""
+    from finegrain.constraints import violation
     from finegrain.train.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -244,6 +246,10 @@ def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tup
         values = tuple(values)
         if not values:
             raise FinegrainError(f"grid axis {name!r} has no values")
+        for value in values:  # the field's declared rule, as for an option
+            wanted = violation(value, TrainConfig.CONSTRAINTS.get(name, ()))
+            if wanted is not None:
+                raise FinegrainError(f"grid axis {name!r}: {name} must be {wanted}, got {value!r}")
         out.append((name, values))
     return tuple(out)
 

@@ -13,8 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from finegrain.constraints import Constraint, Each, Interval, IsNone, Options, check_all
 from finegrain.errors import FinegrainError
 from finegrain.train.methods import PAPER_METHOD
 
@@ -83,6 +84,25 @@ class TrainConfig:
     #: run; the test split keeps its labels); see ``CXRDataset.flip_labels``
     label_noise: float = 0.0
 
+    #: The declared rule of each field (:mod:`finegrain.constraints`, as scikit-learn's
+    #: ``_parameter_constraints``): checked here, by ``finegrain train`` and ``finegrain
+    #: benchmark`` (options and ``--axis`` values) and by a preset's training template.
+    CONSTRAINTS: ClassVar[dict[str, list[Constraint]]] = {
+        "tau": [Interval(float, 0, 1, closed="neither")],
+        "seed": [Interval(int, 0, None)],
+        "iterations": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "checkpoint_every": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "betas": [Each(Interval(float, 0, 1, closed="left"), length=2)],
+        "weight_decay": [Interval(float, 0, None)],
+        "eval_splits": [Each(Options({"train", "validate", "test"}))],
+        "eval_batch_size": [Interval(int, 1, None)],
+        "num_workers": [Interval(int, 0, None), IsNone()],
+        "augment_on": [Options({"auto", "loader", "device"})],
+        "label_noise": [Interval(float, 0, 0.5, closed="left")],
+    }
+
     def __post_init__(self) -> None:
         for key in ("index", "cache", "out", "weights"):
             value = getattr(self, key)
@@ -90,17 +110,8 @@ class TrainConfig:
                 setattr(self, key, str(value))
         self.betas = tuple(float(b) for b in self.betas)
         self.eval_splits = tuple(self.eval_splits)
-        if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
-            raise FinegrainError("iterations, checkpoint_every and batch_size must be positive")
-        if self.augment_on not in ("auto", "loader", "device"):
-            raise FinegrainError(
-                f"augment_on must be auto, loader or device, got {self.augment_on!r}"
-            )
-        if not 0.0 < self.tau < 1.0:
-            raise FinegrainError(f"tau must lie in (0, 1), got {self.tau}")
         self.method_options = dict(self.method_options or {})
-        if not 0.0 <= self.label_noise < 0.5:
-            raise FinegrainError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
+        check_all(dataclasses.asdict(self), self.CONSTRAINTS)
 
     def identity(self) -> dict[str, Any]:
         """Every setting that changes the run's results, as plain JSON values: all fields but

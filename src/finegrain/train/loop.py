@@ -367,6 +367,13 @@ def _train(
     if datasets is None:
         datasets = build_datasets(config, method)
     _check_datasets(datasets, config, method)
+    if info.is_main and config.batch_size > len(datasets["train"]):
+        log.warning(
+            "--batch-size %d is larger than the %d training images of %s: every batch repeats "
+            "each image about %d times (choose a batch of at most %d)",
+            config.batch_size, len(datasets["train"]), config.observation,
+            round(config.batch_size / len(datasets["train"])), len(datasets["train"]),
+        )  # fmt: skip
     image_size = int(SeededItems(datasets["train"])[(0, 0)][IMAGE].shape[-1])  # RNG untouched
     preprocessing = _preprocessing(datasets["train"], image_size)
     state = _TrainState.build(config, method, image_size, info.device)
