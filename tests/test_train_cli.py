@@ -50,7 +50,8 @@ def test_train_cli_on_phantom(phantom_data, tmp_path, capsys):
     assert main(_args(phantom_data, out, "--method", "pu-rm", "--tau", "0.2")) == 0
     assert (out / "done").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["method"] == "pu-rm" and config["tau"] == 0.2 and config["augment"] is True
+    assert config["method"] == "pu-rm" and config["augment"] is True
+    assert config["method_options"] == {"tau": 0.2}  # τ is the method's option
     assert config["data"]["train"]["kept"] > 0 and "blank label" in config["data"]["train"]
     assert [m["iteration"] for m in read_jsonl(out / "metrics.jsonl")] == [2, 4]
     same = ("--method", "pu-rm", "--tau", "0.2", "--workers", "1")  # workers: runtime only
@@ -58,6 +59,9 @@ def test_train_cli_on_phantom(phantom_data, tmp_path, capsys):
     assert "run complete" in capsys.readouterr().out
     assert main(_args(phantom_data, out, "--resume")) == 2  # the default tau is another run
     assert "(tau: 0.2 -> 0.3)" in capsys.readouterr().err
+    args = _args(phantom_data, tmp_path / "u-ones", "--method", "u-ones", "--tau", "0.2")
+    assert main(args) == 2  # a method without PCE has no τ: not silently ignored
+    assert "'u-ones' has no PCE loss, so no τ" in capsys.readouterr().err
 
 
 def test_train_cli_errors(phantom_data, tmp_path, capsys, monkeypatch):

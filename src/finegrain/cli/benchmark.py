@@ -119,9 +119,14 @@ def _positive(text: str) -> int:
 
 
 def _tau(text: str) -> float:
+    """A τ by the methods' rule (``TAU_RULE``)."""
+    from finegrain.constraints import violation
+    from finegrain.train.methods import TAU_RULE
+
     value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"τ must lie in (0, 1), got {text}")
+    wanted = violation(value, [TAU_RULE])
+    if wanted is not None:
+        raise argparse.ArgumentTypeError(f"τ must be {wanted}, got {text}")
     return value
 
 
@@ -180,6 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import LAUNCHERS
     from finegrain.experiment.presets import PRESETS
+    from finegrain.train.methods import TAU
 
     grid = parser.add_argument_group("grid")
     grid.add_argument("--preset", choices=list(PRESETS), default="demo")
@@ -209,7 +215,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "u-ones,pu-rm,graded,ordinal,three-class)",
     )
     grid.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
-    grid.add_argument("--tau", type=_tau, help="τ of the risk-modulated methods in the tables")
+    grid.add_argument(
+        "--tau",
+        type=_tau,
+        help=f"τ of the risk-modulated methods in the tables (default: the methods' own, {TAU})",
+    )
     grid.add_argument("--taus", type=_tau, nargs="+", help="τ values of the Figure 4 sweep")
     from finegrain.cli.options import add_config_arguments
 
@@ -446,7 +456,6 @@ def run(args: argparse.Namespace) -> int:
         selections=tuple(args.selection) if args.selection else None,
         observations=tuple(args.observations) if args.observations else None,
         seeds=args.seeds,
-        tau=args.tau,
         image_size=args.image_size,
         phantom_studies=args.phantom_studies,
         phantom_eval_studies=args.phantom_eval_studies,
@@ -499,6 +508,7 @@ def run(args: argparse.Namespace) -> int:
         preset,
         source,
         methods=[m for names in args.methods for m in names] if args.methods else None,
+        tau=args.tau,
         taus=args.taus,
         axes=dict(args.axis) if args.axis else None,
         device=args.device,

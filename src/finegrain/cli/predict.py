@@ -19,7 +19,8 @@ error; the rest goes on.
 The tier thresholds are stored in the checkpoint by `finegrain calibrate` (fitted on the run's
 validation predictions); predict refuses a checkpoint without them.
 
-Output (-o): CSV or JSON by extension, columns path, probability, tier, error, then what the
+Output (-o): CSV or JSON by extension, columns path, probability, fine_score (what the typical
+tier is decided by: the probability for the paper's methods), tier, error, then what the
 probability is of: the checkpoint's observation, method, iteration and file (checkpoint).
 With --cam DIR a class activation map overlay is written per image.
 

@@ -55,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.description = DESCRIPTION.format(methods=methods_help())
     add_config_arguments(parser, required=REQUIRED)
+    from finegrain.train.methods import TAU
+
+    parser.add_argument(
+        "--tau",
+        type=float,
+        help="PCE threshold τ in (0, 1) of a method whose loss uses it (its option tau, as "
+        f"--method-option tau=X; default: the method's own, {TAU})",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     add_tracking_arguments(parser, "RUN_DIR", ".")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,9 +89,15 @@ def config_from_args(args: argparse.Namespace):
     """The :class:`~finegrain.train.config.TrainConfig` of parsed ``train`` arguments (each
     value checked against its field's declared rule, the error naming the option)."""
     from finegrain.cli.options import config_values
+    from finegrain.constraints import check
     from finegrain.train.config import TrainConfig
+    from finegrain.train.methods import TAU_RULE
 
-    return TrainConfig(**config_values(args, [f.name for f in dataclasses.fields(TrainConfig)]))
+    values = config_values(args, [f.name for f in dataclasses.fields(TrainConfig)])
+    if getattr(args, "tau", None) is not None:  # the method's option
+        check("--tau", args.tau, [TAU_RULE])
+        values["method_options"] = {**values.get("method_options", {}), "tau": args.tau}
+    return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     config = config_from_args(args)  # each option against its field's rule, in one line
-    get_method(args.method, args.method_options)  # an unknown method or option: listed
+    get_method(config.method, config.method_options)  # an unknown method or option: listed
     MODELS.get(args.model)  # an unknown model: the known ones listed
     if args.weights is not None and not args.pretrained:
         raise CLIError("--weights and --no-pretrained exclude each other")

@@ -1,10 +1,11 @@
 """Benchmark presets: the paper's protocol and a demo that runs on a laptop CPU.
 
-A preset fixes the grid (observations, selections, seeds, τ), the data (image size, phantom
+A preset fixes the grid (observations, selections, seeds), the data (image size, phantom
 size, the phantom's knobs: ``phantom``) and a *training template*: the
 :class:`~finegrain.train.config.TrainConfig` fields every run of the grid gets (``train``;
 fields it leaves out keep TrainConfig's defaults). The grid adds each run's identity
-(observation, method, τ, seed), its data paths and its run directory.
+(observation, method with its τ, seed), its data paths and its run directory. τ is the methods'
+own option (:data:`~finegrain.train.methods.TAU`), set for a benchmark with ``--tau``.
 Command-line options override single fields (see :meth:`Preset.replace`).
 
 >>> DEMO.setting("iterations"), PAPER.setting("iterations"), PAPER.lr
@@ -24,7 +25,7 @@ from finegrain.registry import Registry
 
 #: TrainConfig fields the grid sets for each run; a preset's template may not set them.
 GRID_FIELDS: frozenset[str] = frozenset(
-    {"index", "cache", "observation", "method", "tau", "seed", "out", "eval_splits"}
+    {"index", "cache", "observation", "method", "seed", "out", "eval_splits"}
 )
 
 
@@ -44,7 +45,6 @@ class Preset:
     observations: tuple[str, ...] = ("Consolidation", "Edema")
     selections: tuple[str, ...] = ("table2",)
     seeds: int = 3
-    tau: float = 0.3
     #: TrainConfig fields of every run (e.g. ``{"iterations": 300, "lr": 1e-3}``)
     train: dict[str, Any] = field(default_factory=dict, hash=False)
     image_size: int = 224
@@ -72,6 +72,11 @@ class Preset:
         owned = sorted(set(self.train) & GRID_FIELDS)
         if owned:
             raise FinegrainError(f"preset {self.name!r}: {owned} are set by the grid for each run")
+        from finegrain.constraints import check
+        from finegrain.train.config import TrainConfig
+
+        for key, value in self.train.items():  # the fields' declared rules, as everywhere
+            check(f"preset {self.name!r}: {key}", value, TrainConfig.CONSTRAINTS.get(key, ()))
         if self.phantom:
             import inspect
 
@@ -132,7 +137,7 @@ class Preset:
 
 #: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
 #: batch 32, 50k iterations with a checkpoint every 10k (TrainConfig's defaults), 3 seeds,
-#: τ = 0.3, Consolidation and Edema, AP/PA views, the official split.
+#: τ = 0.3 (the methods' own), Consolidation and Edema, AP/PA views, the official split.
 PAPER = Preset(
     name="paper",
     description="the paper's protocol: DenseNet121 from ImageNet weights, 224 px, 50k iterations, "

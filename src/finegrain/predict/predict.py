@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (
     "path",
     "probability",
+    "fine_score",
     "tier",
     "error",
     "observation",
@@ -51,9 +52,11 @@ def predict(
     cam_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Predict the positive probability and tier of each image (files and/or folders).
+    """Predict the positive probability, the fine score and the tier of each image (files
+    and/or folders).
 
-    Returns a DataFrame with columns ``path, probability, tier, error`` one row per image in
+    Returns a DataFrame with columns ``path, probability, fine_score, tier, error`` one row per
+    image in
     :func:`collect_images` order, then ``observation, method, iteration, checkpoint`` (the same
     on every row: what the probability is of); ``error`` is empty for images that were read, and
     holds the reason (with ``probability`` NaN and ``tier`` empty) for those that were not. Thresholds
@@ -111,6 +114,7 @@ def predict(
         {
             "path": [str(f) for f in files],
             "probability": probs,
+            "fine_score": fine,
             "tier": [t or "" for t in tiers(probs, predictor.thresholds, fine)],
             "error": errors,
             "observation": predictor.meta.get("observation", ""),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,7 +54,6 @@ class TrainConfig:
     cache: str
     observation: str
     method: str = PAPER_METHOD
-    tau: float = 0.3
     seed: int = 0
     iterations: int = 50000
     batch_size: int = 32
@@ -76,8 +76,9 @@ class TrainConfig:
     #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
     augment_on: str = "auto"
     device: str = "auto"
-    #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``), part of the
-    #: run's identity; see :meth:`finegrain.train.methods.Method.configure`
+    #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``, or PCE's
+    #: ``{"tau": 0.1}``), part of the run's identity; see
+    #: :meth:`finegrain.train.methods.Method.configure`
     method_options: dict[str, Any] = field(default_factory=dict)
     #: label noise for a positive control: the share of the observation's positive and
     #: negative labels flipped on the training and validation splits (the same images in every
@@ -88,7 +89,6 @@ class TrainConfig:
     #: ``_parameter_constraints``): checked here, by ``finegrain train`` and ``finegrain
     #: benchmark`` (options and ``--axis`` values) and by a preset's training template.
     CONSTRAINTS: ClassVar[dict[str, list[Constraint]]] = {
-        "tau": [Interval(float, 0, 1, closed="neither")],
         "seed": [Interval(int, 0, None)],
         "iterations": [Interval(int, 1, None)],
         "batch_size": [Interval(int, 1, None)],
@@ -113,16 +113,25 @@ class TrainConfig:
         self.method_options = dict(self.method_options or {})
         check_all(dataclasses.asdict(self), self.CONSTRAINTS)
 
-    def identity(self) -> dict[str, Any]:
-        """Every setting that changes the run's results, as plain JSON values: all fields but
-        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, τ only for a method whose loss
-        uses it, and a field added since 0.3 (:data:`ADDED_FIELDS`) only away from its default
-        (so the runs recorded before it keep their identity and their folder)."""
+    def training_method(self):
+        """The run's :class:`~finegrain.train.methods.Method`, its options applied (its τ among
+        them: :attr:`~finegrain.train.methods.Method.tau`)."""
         from finegrain.train.methods import get_method
 
+        return get_method(self.method, self.method_options)
+
+    def identity(self) -> dict[str, Any]:
+        """Every setting that changes the run's results, as plain JSON values: all fields but
+        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, and a field added since 0.3
+        (:data:`ADDED_FIELDS`) only away from its default. The method's τ, when its loss uses
+        one, is the key ``tau`` (the method's own option, its default filled in) and not one of
+        ``method_options``: the form runs were recorded under before τ became a method option,
+        so every run keeps its identity and its folder."""
         out = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
-        if not get_method(self.method, self.method_options).uses_tau:
-            out.pop("tau")
+        tau = self.training_method().tau
+        out["method_options"] = {k: v for k, v in out["method_options"].items() if k != "tau"}
+        if tau is not None:
+            out["tau"] = tau
         for name, default in ADDED_FIELDS.items():
             if out.get(name) == default:
                 out.pop(name)
@@ -156,6 +165,8 @@ class TrainConfig:
                 f"a recorded 'extra' setting is no longer supported: {data['extra']}"
             )
         data = {k: v for k, v in data.items() if k != "extra"}
+        if "tau" in data:  # recorded before τ became the method's option: it is that option
+            data = _tau_into_options(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - RECORD_EXTRAS
         if unknown:
@@ -182,6 +193,30 @@ class TrainConfig:
 
 
 _NOT_IDENTITY = RUNTIME_FIELDS | LOCATION_FIELDS
+
+
+def recorded_method(recorded: Mapping[str, Any]):
+    """The :class:`~finegrain.train.methods.Method` of a recorded configuration (a run's
+    ``config.json``, complete or not), its options applied, a τ recorded before 0.3.0
+    included."""
+    from finegrain.train.methods import get_method
+
+    data = _tau_into_options(dict(recorded)) if "tau" in recorded else recorded
+    return get_method(str(data.get("method", PAPER_METHOD)), data.get("method_options") or {})
+
+
+def _tau_into_options(data: dict[str, Any]) -> dict[str, Any]:
+    """A recorded configuration whose ``tau`` (finegrain < 0.3.0) is moved into the method's
+    options when its method uses τ, and dropped when it does not (it never acted)."""
+    from finegrain.train.methods import get_method
+
+    data = dict(data)
+    tau = data.pop("tau")
+    options = dict(data.get("method_options") or {})
+    if "tau" not in options and get_method(str(data.get("method", PAPER_METHOD)), options).uses_tau:
+        options["tau"] = float(tau)
+    data["method_options"] = options
+    return data
 
 
 def format_differences(differences: dict[str, tuple[Any, Any]]) -> str:

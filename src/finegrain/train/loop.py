@@ -54,7 +54,7 @@ from finegrain.train.distributed import (
     init_distributed,
 )
 from finegrain.train.evaluation import predict_split
-from finegrain.train.methods import Method, get_method
+from finegrain.train.methods import TAU, Method
 from finegrain.train.models import build_model
 from finegrain.train.rundir import PREDICTION_COLUMNS, RunDirectory
 from finegrain.train.tracking import TrackingSpec
@@ -350,7 +350,7 @@ def _train(
 ) -> Path:
     # --- setup: what to train, the data, the model and optimiser, resumed state
     run = RunDirectory(config.out)
-    method = get_method(config.method, config.method_options)
+    method = config.training_method()
     check_observation(config.observation)
     if config.batch_size % info.world_size:
         raise FinegrainError(
@@ -401,12 +401,12 @@ def _train(
             batch[IMAGE] = augment_seeded(batch[IMAGE], device_augment, seeds)
         with torch.autocast(info.device.type, dtype=state.amp_dtype, enabled=state.amp):
             logits = net(batch[IMAGE])
-        loss = method.loss(logits, batch, config.tau)
+        loss = method.loss(logits, batch)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        running.add(loss, logits, batch, method, config.tau)
+        running.add(loss, logits, batch, method)
         bar.step(iteration, loss)
         if iteration % config.checkpoint_every and iteration != config.iterations:
             continue
@@ -666,14 +666,15 @@ class _Running:
     ``-log p`` of those positives (whether the network has memorised them: near 0 when every
     training positive is scored near 1, whatever the method's own loss). All three are measured
     on the step's own forward pass (train mode, augmented images); for a τ-free method at the
-    run's τ."""
+    paper's τ (:data:`~finegrain.train.methods.TAU`)."""
 
     def __init__(self, device: torch.device) -> None:
         # loss sum, positives reached, positives, positives' -log p
         self.totals = torch.zeros(4, device=device)
         self.steps = 0
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method, tau: float):
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method):
+        tau = method.tau if method.uses_tau else TAU
         with torch.no_grad():
             positive = batch[LABEL] == POSITIVE
             p = method.positive_probability(logits.detach()).float()
