@@ -327,3 +327,28 @@ def test_cli_benchmark_checks_training_options_by_the_fields_rules(extra, messag
     assert status == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_runs_recorded_before_tau_became_the_methods_option_keep_their_identity(
+    tiny_data, tmp_path
+):
+    """A folder written by finegrain before 0.3.0 (config.json with a top-level ``tau`` for
+    every method, benchmark.json with the preset's ``tau``) keeps its runs: the same request
+    reuses them all, and the report is byte-identical."""
+    preset = TINY.replace(seeds=1)
+    run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, progress=False)
+    results = (tmp_path / "results.csv").read_bytes()
+    for path in tmp_path.glob("runs/*/Edema/*/seed0/config.json"):
+        config = json.loads(path.read_text())
+        options = config["method_options"]
+        config["tau"] = options.pop("tau", 0.3)  # recorded as before: tau for every method
+        assert "tau" not in options
+        path.write_text(json.dumps(config))
+    request = json.loads((tmp_path / "benchmark.json").read_text())
+    request["preset"]["tau"] = request.pop("tau") or 0.3
+    (tmp_path / "benchmark.json").write_text(json.dumps(request))
+    again = run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, progress=False)
+    assert again.grid.trained == [] and len(again.grid.skipped) == 2
+    assert (tmp_path / "results.csv").read_bytes() == results
+    report = run_benchmark(tmp_path, preset, _source(tiny_data), report_only=True, progress=False)
+    assert report.outputs.notes == [] and (tmp_path / "results.csv").read_bytes() == results

@@ -406,6 +406,7 @@ def test_a_runs_fine_score_is_ranked_with_the_papers_auc_fg_beside(tmp_path, cap
     frame.assign(fine_score=frame["score"]).to_csv(tmp_path / "coarse.csv", index=False)
     coarse = evaluate_predictions(tmp_path / "coarse.csv", n_boot=50)
     assert coarse.auc_fg == ev.auc_fg_probability and coarse.auc_fg_probability is None
+    assert coarse.ranked == "score"  # its fine score is its probability: the paper's AUC^FG
 
 
 def test_the_fine_score_as_the_score_column_is_refused_in_one_line(tmp_path, capsys):

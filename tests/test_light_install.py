@@ -110,7 +110,7 @@ def test_a_command_of_the_train_extra_names_the_install(argv, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr  # one line, no traceback
-    assert f"finegrain {argv[0]}" in lines[0]
+    assert lines[0].startswith(f"finegrain {argv[0]}: error: this command needs torch")
     assert "pip install 'finegrain[train]'" in lines[0]
 
 

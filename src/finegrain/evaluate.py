@@ -439,7 +439,8 @@ class Evaluation:
     #: when no prediction id is in the labels: a few ids of each side, to show how they differ
     id_samples: dict[str, list[str]] | None = None
     #: what AUC^FG ranked (:mod:`finegrain.scores`): ``fine_score`` when the predictions have
-    #: one, else ``score`` (the positive probability)
+    #: one of their own, else ``score`` (the positive probability, which a method of the paper's
+    #: fine score equals)
     ranked: str = SCORE
     #: the paper's AUC^FG of the positive probability, where it differs from the ranked one
     auc_fg_probability: float | None = None
@@ -644,7 +645,8 @@ def evaluate_predictions(
     fg_value, fg_ci = measure(auc_fg, ranked.fg, ranked.fg_score, n_atypical and n_typical)
     auc_value, auc_ci = measure(auc, sel.y, sel.y_score, n_positive and n_negative)
     paper, paper_ci = None, None
-    if fine is not None and not np.array_equal(fine, score):  # a fine score of its own
+    own = fine is not None and not np.array_equal(fine, score)  # a fine score of its own
+    if own:
         paper, paper_ci = measure(auc_fg, sel.fg, sel.fg_score, n_atypical and n_typical)
     return Evaluation(
         observation=observation,
@@ -669,7 +671,7 @@ def evaluate_predictions(
         fine_labels=fine_labels,
         agreement=agreement,
         id_samples=id_samples,
-        ranked=SCORE if fine is None else FINE_SCORE,
+        ranked=FINE_SCORE if own else SCORE,
         auc_fg_probability=paper,
         auc_fg_probability_ci=paper_ci,
     )

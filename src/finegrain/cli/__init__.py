@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:  # a command's options need an extra (train's: torch)
-        advice = install_advice(exc, command)
+        advice = install_advice(exc, "this command")
         if advice is None:
             raise
         print(f"{command}: error: {advice}", file=sys.stderr)
@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_FAILED
     except ModuleNotFoundError as exc:  # the command needs an extra the install lacks
-        advice = install_advice(exc, f"finegrain {args.command}")
+        advice = install_advice(exc, "this command")
         if advice is None:
             raise
         _traceback_when_verbose(args)

@@ -64,21 +64,12 @@ Examples:
 """
 
 
-#: TrainConfig fields the benchmark sets itself (the grid's cells, the data, each run's
-#: folder) or per method (its options): not training options of the command.
-BENCHMARK_OWNED: frozenset[str] = frozenset(
-    {
-        "index",
-        "cache",
-        "observation",
-        "method",
-        "tau",
-        "seed",
-        "out",
-        "eval_splits",
-        "method_options",
-    }
-)
+def benchmark_owned() -> frozenset[str]:
+    """TrainConfig fields the benchmark sets itself, not training options of the command: the
+    grid's (``train.config.GRID_FIELDS``: cells, data, each run's folder) and the methods' options."""
+    from finegrain.train.config import GRID_FIELDS
+
+    return GRID_FIELDS | {"method_options"}
 
 
 def _names(text: str) -> list[str]:
@@ -227,7 +218,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "training (every run; generated from TrainConfig as finegrain train's options, "
         "default: the preset's)"
     )
-    add_config_arguments(train, exclude=BENCHMARK_OWNED, defaults=False)
+    add_config_arguments(train, exclude=benchmark_owned(), defaults=False)
     train.add_argument("--image-size", type=_positive, help="pixels of the image cache")
     train.add_argument("--phantom-studies", type=_positive, help="the phantom's training studies")
     where = parser.add_argument_group("where runs train (launcher)")
@@ -374,7 +365,7 @@ def training_options(args: argparse.Namespace) -> dict:
     from finegrain.cli.options import config_values, flag_of
     from finegrain.train.config import TrainConfig
 
-    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in BENCHMARK_OWNED]
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in benchmark_owned()]
     values = config_values(args, fields)
     for name, axis in args.axis or []:
         if name in values:

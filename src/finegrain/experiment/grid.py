@@ -35,15 +35,11 @@ from typing import TYPE_CHECKING, Any
 from finegrain.errors import FinegrainError
 from finegrain.observations import check_observation
 from finegrain.registry import Registry
+from finegrain.train.config import CELL_FIELDS, FIXED_FIELDS
 from finegrain.train.methods import BASELINE_METHOD, METHODS, PAPER_METHOD
 
 if TYPE_CHECKING:  # pragma: no cover
     from finegrain.experiment.presets import Preset
-
-#: Fields a grid's cells own (observation, method, τ, seed) or that the benchmark sets for
-#: every run (data, output, evaluation splits): not available as extra axes.
-CELL_FIELDS: frozenset[str] = frozenset({"observation", "method", "tau", "seed"})
-FIXED_FIELDS: frozenset[str] = frozenset({"index", "cache", "out", "eval_splits"})
 
 
 def format_tau(tau: float) -> str:

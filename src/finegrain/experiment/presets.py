@@ -23,11 +23,6 @@ from typing import Any
 from finegrain.errors import FinegrainError
 from finegrain.registry import Registry
 
-#: TrainConfig fields the grid sets for each run; a preset's template may not set them.
-GRID_FIELDS: frozenset[str] = frozenset(
-    {"index", "cache", "observation", "method", "seed", "out", "eval_splits"}
-)
-
 
 def _train_fields() -> dict[str, dataclasses.Field]:
     from finegrain.train.config import TrainConfig
@@ -69,6 +64,8 @@ class Preset:
         unknown = sorted(set(self.train) - set(names))
         if unknown:
             raise FinegrainError(f"preset {self.name!r}: TrainConfig has no field(s) {unknown}")
+        from finegrain.train.config import GRID_FIELDS
+
         owned = sorted(set(self.train) & GRID_FIELDS)
         if owned:
             raise FinegrainError(f"preset {self.name!r}: {owned} are set by the grid for each run")

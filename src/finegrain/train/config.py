@@ -30,6 +30,14 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
 #: read from another folder), but still compared before a run is reused or resumed.
 LOCATION_FIELDS: frozenset[str] = frozenset({"index", "cache"})
 
+#: Fields a grid sets for each run: its cell (observation, method, seed, and the method's τ, a
+#: coordinate of the cell) and what the benchmark fixes (data, folder, evaluation splits). The
+#: one owner of this set: never an extra axis of a grid, a preset's training template or a
+#: training option of the benchmark.
+CELL_FIELDS: frozenset[str] = frozenset({"observation", "method", "tau", "seed"})
+FIXED_FIELDS: frozenset[str] = frozenset({"index", "cache", "out", "eval_splits"})
+GRID_FIELDS: frozenset[str] = CELL_FIELDS | FIXED_FIELDS
+
 #: Fields added since finegrain 0.3, with the default at which they are left out of a run's
 #: identity (the behaviour of the runs recorded before them).
 ADDED_FIELDS: dict[str, Any] = {"label_noise": 0.0}
