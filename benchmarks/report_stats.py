@@ -13,7 +13,7 @@ The baseline is another checkout's ``src`` (e.g. ``git archive <commit> src | ta
 benchmark --report-only`` runs it) in CPU seconds, without a profiler's overhead: each step
 function of ``finegrain.experiment.outputs`` and the index reads (``read_index``, and the
 partial ``index_paths`` / ``index_columns``) are wrapped with a timer. Nested steps (the
-statistics inside ``aggregate``, ``write_cams`` inside ``make_figures``) count in both. Run it
+statistics and ``measure_localisation`` inside ``aggregate``) count in both. Run it
 with ``PYTHONPATH=<other tree>/src`` to time another tree the same way.
 
     nice -n 5 python benchmarks/report_stats.py OUT --baseline-src /tmp/before/src

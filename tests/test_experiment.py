@@ -599,3 +599,42 @@ def test_localisation_finds_the_phantom_behind_an_index_and_nothing_behind_real_
     (tmp_path / "phantom" / SETTINGS_FILE).write_text("{}")
     assert phantom_of_index(index) == tmp_path / "data" / ".." / "phantom"
     assert phantom_of_index(tmp_path / "missing.csv") is None
+
+
+def test_a_registered_result_table_is_computed_written_and_rendered(tmp_path):
+    """A new table of the report (a rank correlation, a calibration table) is one ResultTable:
+    computed from the selected runs' records, written as its CSV, rendered in the summary."""
+    from finegrain.experiment.outputs import RESULT_TABLES, ResultTable
+    from finegrain.experiment.tables import Table
+    from finegrain.scores import RANKED
+
+    def compute(results):
+        rows = [
+            {"variant": s.spec.variant, "ranked": RANKED, "cases": len(selected(s))}
+            for s in results.selections
+        ]
+        return pd.DataFrame(rows)
+
+    def selected(sel):
+        from finegrain.experiment.aggregate import selected_predictions
+
+        return selected_predictions(sel, "test")
+
+    def render(frame, results):
+        rows = [[r.variant, str(r.cases)] for r in frame.itertuples()]
+        return [Table("cases", "Test cases per run", ["Variant", "cases"], rows)]
+
+    RESULT_TABLES.register("cases", ResultTable("cases", "cases.csv", compute, render, "no"))
+    try:
+        spec = RunSpec("Edema", "u-ones", None, 0)
+        make_run(tmp_path / "runs", spec, quality=1.0)
+        preset = DEMO.replace(observations=("Edema",))
+        plan = Plan(tuple(plan_runs([spec], tmp_path / "runs", preset)), preset.observations)
+        outputs = write_outputs(tmp_path, plan, preset=preset, cams=False)
+    finally:
+        RESULT_TABLES.pop("cases")
+    written = pd.read_csv(tmp_path / "cases.csv")
+    assert written.to_dict("records") == [{"variant": "u-ones", "ranked": "fine_score",
+                                           "cases": 60}]  # fmt: skip
+    assert outputs.frames["cases"].equals(written)
+    assert "### Test cases per run" in (tmp_path / "summary.md").read_text()

@@ -316,10 +316,15 @@ def make_figures(out: Path, results: Results) -> list[Figure]:
         scores, own_fine = {}, set()
         for key, group in _variants(selections, obs, compared).items():
             frame = averaged_scores(group, split)
-            if frame is not None:
-                scores[key] = frame
-                if group[0].method.own_fine_score:
-                    own_fine.add(key)
+            if frame is None:
+                results.notes.append(
+                    f"{obs} {key}: no {split} predictions at a chosen checkpoint; left out of "
+                    "the score distributions and the ROC curves"
+                )
+                continue
+            scores[key] = frame
+            if group[0].method.own_fine_score:
+                own_fine.add(key)
         if not scores:
             continue
         plots.save_figure(
