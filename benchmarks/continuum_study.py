@@ -176,7 +176,9 @@ def analyse(out: Path, split: str = "test", n_boot: int = 2000) -> pd.DataFrame:
             ids = drawn[drawn].index
             m = mats["fine_score"].loc[ids].to_numpy()
             severity = kind.loc[ids, "severity"].to_numpy()
-            row["rho"] = float(np.mean(_rho_columns(m, np.repeat(severity[:, None], m.shape[1], 1))))
+            row["rho"] = float(
+                np.mean(_rho_columns(m, np.repeat(severity[:, None], m.shape[1], 1)))
+            )
             if method != REFERENCE:
                 a = mats["fine_score"].loc[ids, seeds].to_numpy()
                 b = ref["fine_score"].loc[ids, seeds].to_numpy()

@@ -30,7 +30,8 @@ from predict_covid import COVID, SCORES  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     from scipy.stats import spearmanr
 
-    from finegrain.experiment.outputs import collect
+    from finegrain.experiment.plan import plan_runs
+    from finegrain.experiment.selection import select_runs
     from finegrain.predict import Predictor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--covid", type=Path, default=COVID)
     args = parser.parse_args(argv)
     meta = pd.read_csv(args.covid / "images.csv")
-    selections, _ = collect([s for b in specs() for s in b], args.out / "runs", DEMO)
+    selections, _ = select_runs(plan_runs([s for b in specs() for s in b], args.out / "runs", DEMO))
     images = None
     rows = []
     for sel in selections:

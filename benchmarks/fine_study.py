@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.experiment.grid import RunSpec
+from finegrain.experiment.plan import plan_runs
 from finegrain.experiment.presets import DEMO
 from finegrain.experiment.runner import DataSource, prepare_data, run_grid
 
@@ -69,12 +70,13 @@ def analyse(out: Path, split: str = "test", n_boot: int = 2000) -> pd.DataFrame:
     from finegrain.data.phantom import read_truth
     from finegrain.experiment.aggregate import paired_difference_ci, selected_predictions
     from finegrain.experiment.localisation import phantom_of_index
-    from finegrain.experiment.outputs import collect
+    from finegrain.experiment.plan import plan_runs
+    from finegrain.experiment.selection import select_runs
     from finegrain.experiment.study import decide
     from finegrain.experiment.truth import case_truth
     from finegrain.metrics import auc
 
-    selections, _ = collect([s for b in specs() for s in b], out / "runs", DEMO)
+    selections, _ = select_runs(plan_runs([s for b in specs() for s in b], out / "runs", DEMO))
     truth = read_truth(phantom_of_index(out / "data" / "index.csv"))
     rows = []
     for obs in OBSERVATIONS:
@@ -211,7 +213,8 @@ def main() -> None:
             print(f"stopped at {args.until} UTC before {block[0].method}", flush=True)
             break
         b0, bc0 = time.perf_counter(), _cpu()
-        outcome = run_grid(block, args.out / "runs", DEMO, data, jobs=DEMO.jobs, progress=False)
+        runs = plan_runs(block, args.out / "runs", DEMO, data)
+        outcome = run_grid(runs, threads=DEMO.threads, jobs=DEMO.jobs, progress=False)
         print(
             f"{block[0].variant}: trained {len(outcome.trained)}, skipped "
             f"{len(outcome.skipped)}; {time.perf_counter() - b0:.0f} s wall, "

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from finegrain.metrics import auc_fg
+from finegrain.train.methods import TAU
 from finegrain.train.rundir import RunDirectory, find_runs
 
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, nargs="+", default=[300, 1500])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--observations", nargs="+", default=["Consolidation", "Edema"])
-    parser.add_argument("--tau", type=float, default=0.3)
+    parser.add_argument("--tau", type=float, default=TAU, help="PCE's τ (default: PU-RM's own)")
     parser.add_argument("--out", type=Path, default=Path("purm-phantom"))
     args = parser.parse_args(argv)
     tables = []

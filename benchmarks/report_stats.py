@@ -13,7 +13,7 @@ The baseline is another checkout's ``src`` (e.g. ``git archive <commit> src | ta
 benchmark --report-only`` runs it) in CPU seconds, without a profiler's overhead: each step
 function of ``finegrain.experiment.outputs`` and the index reads (``read_index``, and the
 partial ``index_paths`` / ``index_columns``) are wrapped with a timer. Nested steps (the
-statistics inside ``aggregate``, ``write_cams`` inside ``make_figures``) count in both. Run it
+statistics and ``measure_localisation`` inside ``aggregate``) count in both. Run it
 with ``PYTHONPATH=<other tree>/src`` to time another tree the same way.
 
     nice -n 5 python benchmarks/report_stats.py OUT --baseline-src /tmp/before/src
@@ -35,9 +35,10 @@ CHILD = """
 import json, pickle, sys, time
 from pathlib import Path
 from finegrain.experiment.aggregate import run_statistics, split_statistics
-from finegrain.experiment.grid import grid_for
-from finegrain.experiment.outputs import _table_methods, collect, paired_differences
+from finegrain.experiment.outputs import paired_differences
+from finegrain.experiment.plan import plan_benchmark
 from finegrain.experiment.presets import get_preset
+from finegrain.experiment.selection import select_runs
 
 out = Path(sys.argv[1])
 recorded = json.loads((out / "benchmark.json").read_text())
@@ -45,15 +46,15 @@ preset = get_preset(recorded["preset"]["name"]).replace(
     **{k: v for k, v in recorded["preset"].items() if k not in ("name", "train")},
     **recorded["preset"]["train"],
 )
-specs = grid_for(preset.selections, observations=preset.observations, seeds=preset.seeds,
-                 tau=preset.tau, methods=recorded.get("methods"))
-selections, _ = collect(specs, out / "runs")
+plan = plan_benchmark(preset, out / "runs", methods=recorded.get("methods"),
+                      tau=recorded.get("tau"), taus=recorded.get("taus"))
+selections, _ = select_runs(plan.runs)
 seconds, tables = {}, {}
 for name, step in (
     ("run_statistics", lambda: run_statistics(selections)),
-    ("split_statistics", lambda: split_statistics(selections)),
-    ("paired_differences",
-     lambda: paired_differences(selections, _table_methods(preset, None), preset.tau)),
+    ("split_statistics",
+     lambda: split_statistics(selections, reference=plan.reference_cell(plan.selections[0]))),
+    ("paired_differences", lambda: paired_differences(selections, plan)),
 ):
     start = time.process_time()
     tables[name] = step()
@@ -83,11 +84,10 @@ def timed(module, name, label):
             calls[label] += 1
     setattr(module, name, wrapper)
 
-STEP_NAMES = ("collect", "results_table", "summary_table", "split_statistics",
+STEP_NAMES = ("select_runs", "results_table", "summary_table", "split_statistics",
               "paired_differences", "run_statistics", "fine_label_results", "phantom_truth",
               "measure_localisation", "truth_table", "control_table", "make_tables",
-              "localisation_figures", "make_figures", "write_cams", "write_tables",
-              "write_report")
+              "make_figures", "write_tables", "write_report")
 for name in STEP_NAMES:  # the steps this tree's outputs module has (older trees: fewer)
     if hasattr(outputs, name):
         timed(outputs, name, name)

@@ -103,7 +103,7 @@ def timed_steps(
             images = augment_seeded(images, augment, list(seeds))
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(images)
-        loss = method.loss(logits, batch, 0.3)
+        loss = method.loss(logits, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

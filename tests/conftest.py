@@ -13,6 +13,9 @@ from finegrain.cpu_kernels import TORCH_ENVIRONMENT
 # anything: in-process runs of the demo preset then train here as it asks. (numpy's kernels are
 # left alone: a pinned phantom is drawn in a fresh process.)
 os.environ.update(TORCH_ENVIRONMENT)
+#: A plugin package that registers entries when imported: tests/test_plugins.py loads it,
+#: pytest's doctest collection must not.
+collect_ignore = ["plugin_package"]
 
 #: The read-only development data beside the repository (see ../shared/data/README.md).
 SHARED_DATA = Path(

@@ -88,5 +88,5 @@ def test_auto_augments_in_the_loader_on_cpu_and_on_the_device_on_cuda():
     assert plain.augment is None and moved is data.augment and data.augment is not None
     # the loader then reads plain images (one batched read for CXRDataset)
     assert torch.equal(SeededItems(plain)[(3, 11)]["image"], data.base[3]["image"])
-    with pytest.raises(ValueError, match="augment_on must be auto, loader or device"):
+    with pytest.raises(ValueError, match="augment_on must be one of auto, device, loader"):
         TrainConfig(index="i", cache="c", observation="Edema", augment_on="gpu")

@@ -74,9 +74,8 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     md = (tmp_path / "summary.md").read_text()
     assert "| U-Ones |" in md and "| PU-RM |" in md
     assert "U-Zeros" not in md  # --methods replaced the table's methods
-    # CAMs of U-Ones vs PU-RM, one figure per picked image, and nothing failed
-    cams = list(tmp_path.glob("figures/cam-edema/*.png"))
-    assert cams
+    # CAMs of U-Ones vs PU-RM, computed once for the figure and the table, and nothing failed
+    assert (tmp_path / "figures" / "cam-edema.png").is_file()
     assert result.outputs.notes == []
     # Figure 5, measured: the runs' index points into a phantom, so U-Ones and PU-RM CAMs are
     # scored against its true lesion masks on the same test cases
@@ -90,10 +89,10 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     assert typical["energy_inside"].between(0, 1).all()
     assert loc["cases"].gt(0).all() and loc["probability"].between(0, 1).all()
     assert "Figure 5, measured" in md
-    assert (tmp_path / "figures" / "localisation-edema.png").is_file()
+    assert set(loc["variant"]) == {"u-ones", "pu-rm-tau0.3"}  # keyed by the run's identity
     page = (tmp_path / "report.html").read_text()
-    # learning curves, score distributions, ROC, the CAMs, the localisation comparison
-    assert page.count("data:image/png;base64,") == 3 + len(cams) + 1
+    # learning curves, score distributions, ROC, the CAMs against the true lesion
+    assert page.count("data:image/png;base64,") == 4
 
 
 def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):
@@ -126,8 +125,8 @@ def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path)
 
 
 def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
-    from finegrain.experiment.grid import RunSpec
-    from finegrain.experiment.runner import _train_one, run_directory, train_config
+    from finegrain.experiment.grid import RunSpec, run_directory, train_config
+    from finegrain.experiment.runner import _train_one
 
     spec = RunSpec("Edema", "u-ones", None, 0)
     run_dir = run_directory(spec, TINY.replace(seeds=1), tmp_path / "runs")
@@ -300,3 +299,56 @@ def test_runs_of_the_v02_layout_migrate_once_and_report_the_same(tiny_data, tmp_
     assert migrate_runs(tmp_path) == []  # once
     run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, report_only=True)
     assert (tmp_path / "results.csv").read_bytes() == results
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--lr", "-1"], "error: --lr must be a number > 0, got -1.0"),
+        (["--batch-size", "0"], "error: --batch-size must be an integer >= 1, got 0"),
+        (["--axis", "lr=0.001,-1"], "grid axis 'lr': lr must be a number > 0, got -1"),
+        (
+            ["--lr", "0.01", "--axis", "lr=0.1,0.2"],
+            "--lr 0.01 and --axis lr=0.1,0.2 both set lr: give one of them",
+        ),
+    ],
+)
+def test_cli_benchmark_checks_training_options_by_the_fields_rules(extra, message, tmp_path,
+                                                                   capsys):  # fmt: skip
+    """The benchmark's training options are TrainConfig's (the rules of ``finegrain train``);
+    nothing is made or trained when one is refused."""
+    from finegrain.cli import main
+
+    out = tmp_path / "b"
+    try:
+        status = main(["benchmark", "--out", str(out), "--no-progress", *extra])
+    except SystemExit as exc:  # an argument error (argparse's exit)
+        status = exc.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_runs_recorded_before_tau_became_the_methods_option_keep_their_identity(
+    tiny_data, tmp_path
+):
+    """A folder written by finegrain before 0.3.0 (config.json with a top-level ``tau`` for
+    every method, benchmark.json with the preset's ``tau``) keeps its runs: the same request
+    reuses them all, and the report is byte-identical."""
+    preset = TINY.replace(seeds=1)
+    run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, progress=False)
+    results = (tmp_path / "results.csv").read_bytes()
+    for path in tmp_path.glob("runs/*/Edema/*/seed0/config.json"):
+        config = json.loads(path.read_text())
+        options = config["method_options"]
+        config["tau"] = options.pop("tau", 0.3)  # recorded as before: tau for every method
+        assert "tau" not in options
+        path.write_text(json.dumps(config))
+    request = json.loads((tmp_path / "benchmark.json").read_text())
+    request["preset"]["tau"] = request.pop("tau") or 0.3
+    (tmp_path / "benchmark.json").write_text(json.dumps(request))
+    again = run_benchmark(tmp_path, preset, _source(tiny_data), methods=METHODS, progress=False)
+    assert again.grid.trained == [] and len(again.grid.skipped) == 2
+    assert (tmp_path / "results.csv").read_bytes() == results
+    report = run_benchmark(tmp_path, preset, _source(tiny_data), report_only=True, progress=False)
+    assert report.outputs.notes == [] and (tmp_path / "results.csv").read_bytes() == results

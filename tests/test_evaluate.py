@@ -371,3 +371,73 @@ def test_cli_exits_1_when_nothing_was_evaluated_and_shows_the_ids(tmp_path, caps
     # one metric defined is useful work
     labels.write_text("id,Edema,Edema subcategory\n7,1,typical\n8,0,\n9,0,\n")
     assert main([*args, "--n-boot", "10"]) == 0
+
+
+def _fine_run_predictions(path):
+    """A run's predictions of a method whose fine score is its own (three-class-like): the fine
+    score ranks typical above atypical perfectly; the positive probability does not."""
+    frame = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d", "e", "f"],
+            "iteration": 5,
+            "label": [1, 1, 1, 1, 0, 0],
+            "subcategory": ["atypical", "atypical", "typical", "typical", "", ""],
+            "score": [0.9, 0.7, 0.8, 0.6, 0.5, 0.1],
+            "fine_score": [0.1, 0.2, 0.8, 0.9, 0.95, 0.99],  # P(typical | positive)
+        }
+    )
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_a_runs_fine_score_is_ranked_with_the_papers_auc_fg_beside(tmp_path, capsys):
+    frame = _fine_run_predictions(tmp_path / "p.csv")
+    ev = evaluate_predictions(tmp_path / "p.csv", n_boot=50)
+    assert ev.ranked == "fine_score"
+    assert ev.auc_fg == 1.0  # the fine score ranks typical above atypical
+    assert ev.auc_fg_probability == auc_fg(["atypical", "atypical", "typical", "typical"],
+                                           [0.9, 0.7, 0.8, 0.6])  # fmt: skip
+    # the coarse AUC is the positive probability's, never P(typical | positive)'s
+    assert ev.auc == auc(frame["label"] == 1, frame["score"]) == 1.0
+    assert main(["evaluate", str(tmp_path / "p.csv"), "--n-boot", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "of the fine score" in out and "the paper's AUC^FG, of the positive probability" in out
+    # a coarse method's fine score is its probability: one AUC^FG, no second line
+    frame.assign(fine_score=frame["score"]).to_csv(tmp_path / "coarse.csv", index=False)
+    coarse = evaluate_predictions(tmp_path / "coarse.csv", n_boot=50)
+    assert coarse.auc_fg == ev.auc_fg_probability and coarse.auc_fg_probability is None
+    assert coarse.ranked == "score"  # its fine score is its probability: the paper's AUC^FG
+
+
+def test_the_fine_score_as_the_score_column_is_refused_in_one_line(tmp_path, capsys):
+    _fine_run_predictions(tmp_path / "p.csv")
+    assert main(["evaluate", str(tmp_path / "p.csv"), "--score-column", "fine_score"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "coarse AUC needs the positive probability" in err
+
+
+def test_predicts_own_output_is_evaluated_against_an_index_by_path(tmp_path, capsys):
+    index = pd.DataFrame({c: [""] * 4 for c in INDEX_COLUMNS})
+    index["image_id"] = ["a", "b", "c", "d"]
+    index["path"] = ["img/a.png", "img/b.png", "img/c.png", "img/d.png"]
+    index["Edema"] = ["1", "1", "0", "1"]
+    index["Edema subcategory"] = ["atypical", "typical", "", "typical"]
+    index.to_csv(tmp_path / "index.csv", index=False)
+    predicted = pd.DataFrame(
+        {
+            "path": [str(tmp_path / "img" / f"{i}.png") for i in "dcbae"],
+            "probability": [0.9, 0.1, 0.4, 0.6, np.nan],
+            "fine_score": [0.9, 0.1, 0.4, 0.6, np.nan],
+            "tier": ["typical positive", "negative", "atypical positive", "typical positive", ""],
+            "error": ["", "", "", "", "e.png: not an image"],
+            "observation": "Edema",
+        }
+    )
+    predicted.to_csv(tmp_path / "predicted.csv", index=False)
+    ev = evaluate_predictions(tmp_path / "predicted.csv", tmp_path / "index.csv", "Edema",
+                              n_boot=50)  # fmt: skip
+    assert ev.auc_fg == 0.5 and ev.auc == 1.0 and (ev.n_positive, ev.n_negative) == (3, 1)
+    assert ev.left_out == {"image not read (predict's error column)": 1}
+    argv = ["evaluate", str(tmp_path / "predicted.csv"), "--labels", str(tmp_path / "index.csv")]
+    assert main([*argv, "--observation", "Edema", "--n-boot", "50"]) == 0
+    assert "AUC     1.0000" in capsys.readouterr().out

@@ -24,6 +24,7 @@ from finegrain.experiment.aggregate import (
 )
 from finegrain.experiment.grid import RunSpec, display_name, grid_for
 from finegrain.experiment.outputs import write_outputs
+from finegrain.experiment.plan import Plan, plan_benchmark, plan_runs
 from finegrain.experiment.presets import DEMO, PAPER, get_preset
 from finegrain.experiment.selection import find_runs, read_metrics, select_iteration, select_run
 from finegrain.experiment.tables import mean_std, to_latex, to_markdown
@@ -36,7 +37,7 @@ ITERATIONS = (10, 20, 30)
 def make_run(runs_root, spec: RunSpec, *, quality: float, n: int = 60, done: bool = True):
     """A run directory per the contract, with predictions whose AUC^FG grows with ``quality``
     and varies by iteration; metrics.jsonl is computed from the predictions."""
-    from finegrain.experiment.runner import run_directory
+    from finegrain.experiment.grid import run_directory
 
     rng = np.random.default_rng([zlib.crc32(spec.label.encode()), int(quality * 1000)])
     run_dir = run_directory(spec, DEMO, runs_root)
@@ -45,7 +46,7 @@ def make_run(runs_root, spec: RunSpec, *, quality: float, n: int = 60, done: boo
         {
             "observation": spec.observation,
             "method": spec.method,
-            "tau": spec.tau if spec.tau is not None else 0.3,
+            "tau": spec.tau if spec.tau is not None else 0.3,  # recorded as before 0.3.0
             "seed": spec.seed,
             "versions": {"python": "3"},
         },
@@ -169,16 +170,17 @@ def test_presets():
     paper = {k: PAPER.setting(k) for k in ("model", "pretrained", "iterations", "lr")}
     assert paper == {"model": "densenet121", "pretrained": True, "iterations": 50000, "lr": 1e-4}
     assert (PAPER.setting("checkpoint_every"), PAPER.setting("batch_size")) == (10000, 32)
-    assert (PAPER.image_size, PAPER.seeds, PAPER.tau) == (224, 3, 0.3)
+    assert (PAPER.image_size, PAPER.seeds) == (224, 3)
     assert PAPER.observations == ("Consolidation", "Edema") and PAPER.views == ("AP", "PA")
     assert get_preset("demo") is DEMO
-    assert DEMO.replace(seeds=5, tau=None).seeds == 5
+    assert DEMO.replace(seeds=5, lr=None).seeds == 5
     with pytest.raises(ValueError, match="quick"):
         get_preset("quick")
 
 
 def test_a_preset_is_a_training_template():
-    from finegrain.experiment.runner import BenchmarkData, train_config
+    from finegrain.experiment.grid import train_config
+    from finegrain.experiment.runner import BenchmarkData
 
     changed = DEMO.replace(iterations=60, lr=0.01, seeds=1)
     assert changed.seeds == 1 and changed.train["iterations"] == 60
@@ -187,7 +189,7 @@ def test_a_preset_is_a_training_template():
     with pytest.raises(AttributeError, match="iterationz"):
         changed.iterationz  # noqa: B018
     assert pickle.loads(pickle.dumps(changed)) == changed  # launchers ship presets
-    spec = RunSpec("Edema", "pu-rm", 0.3, 1)
+    spec = RunSpec("Edema", "pu-rm", 0.1, 1)
     config = train_config(spec, changed, BenchmarkData("i.csv", "c"), "run", device="cpu")
     assert (config.iterations, config.lr, config.model, config.num_workers) == (
         60,
@@ -195,12 +197,11 @@ def test_a_preset_is_a_training_template():
         "densenet-tiny",
         0,
     )
-    assert (config.observation, config.method, config.tau, config.seed) == (
-        "Edema",
-        "pu-rm",
-        0.3,
-        1,
-    )
+    assert (config.observation, config.method, config.seed) == ("Edema", "pu-rm", 1)
+    # τ is the method's option, set where the cell's is not the method's own
+    assert config.method_options == {"tau": 0.1} and config.training_method().tau == 0.1
+    default = train_config(RunSpec("Edema", "pu-rm", 0.3, 1), changed, None, "run")
+    assert default.method_options == {} and default.training_method().tau == 0.3
     assert config.device == "cpu" and config.eval_splits == ("validate", "test")
     assert config.amp is True  # left out of the template: TrainConfig's default
     with pytest.raises(ValueError, match="no field"):
@@ -236,7 +237,9 @@ def synthetic_benchmark(tmp_path_factory):
             continue  # an unfinished run: must be reported, not silently dropped
         q = quality[spec.method] + (0.5 if spec.tau == 0.6 else 0.0)
         make_run(out / "runs", spec, quality=q)
-    outputs = write_outputs(out, specs, preset=preset, taus=[0.3, 0.6], config={"x": 1})
+    plan = plan_benchmark(preset, out / "runs", taus=[0.3, 0.6])
+    assert plan.specs == specs
+    outputs = write_outputs(out, plan, preset=preset, config={"x": 1})
     return out, specs, outputs
 
 
@@ -397,7 +400,9 @@ def test_config_json_mismatch_is_noted(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     config["seed"] = 7
     atomic_write_json(run_dir / "config.json", config)
-    outputs = write_outputs(tmp_path, [spec], preset=DEMO.replace(observations=("Edema",)))
+    preset = DEMO.replace(observations=("Edema",))
+    plan = Plan(tuple(plan_runs([spec], tmp_path / "runs", preset)), preset.observations)
+    outputs = write_outputs(tmp_path, plan, preset=preset)
     assert any("is not that of Edema/u-ones/seed0" in n for n in outputs.notes)
 
 
@@ -545,15 +550,18 @@ def test_figures_rank_a_fine_method_by_its_fine_score():
     coarse["fine_score"] = coarse["score"]  # a coarse method's fine score is its probability
     fine = coarse.copy()
     fine["fine_score"] = np.where(sub == "typical", 1.5, 0.5) + 0.8 * rng.random(n)  # own scale
-    assert plots.ranked_by(coarse) == "score" and plots.ranked_by(fine) == "fine_score"
-    fig = plots.roc_figure({"u-ones": coarse, "graded": fine}, "Edema", "test")
+    scores, own = {"u-ones": coarse, "ordinal": fine}, {"ordinal"}
+    fig = plots.roc_figure(scores, "Edema", "test", own)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     y = (sub == "typical").astype(int)
     assert labels[0].endswith(f"({roc_auc_score(y, coarse['score']):.3f})")
-    assert ", fine score" in labels[1]
-    assert labels[1].endswith(f"({roc_auc_score(y, fine['fine_score']):.3f})")
+    assert ", fine score" in labels[1]  # ranked by it, the paper's AUC^FG beside
+    assert labels[1].endswith(
+        f"({roc_auc_score(y, fine['fine_score']):.3f}; P(positive) "
+        f"{roc_auc_score(y, fine['score']):.3f})"
+    )
     plots._pyplot().close(fig)
-    fig = plots.score_distribution_figure({"u-ones": coarse, "graded": fine}, "Edema", "test")
+    fig = plots.score_distribution_figure(scores, "Edema", "test", own)
     assert [ax.get_xlabel() for ax in fig.axes] == ["P(positive)", "fine score"]
     assert fig.axes[1].get_xlim()[1] >= fine["fine_score"].max()  # its own range, not [0, 1]
     plots._pyplot().close(fig)
@@ -616,3 +624,42 @@ def test_a_variant_without_a_chosen_checkpoint_says_the_real_cause(tmp_path):
         "no checkpoint chosen: AUC^FG undefined at every validate evaluation "
         f"(0 atypical / {last['n_typical']} typical positives at iteration {last['iteration']})"
     )
+
+
+def test_a_registered_result_table_is_computed_written_and_rendered(tmp_path):
+    """A new table of the report (a rank correlation, a calibration table) is one ResultTable:
+    computed from the selected runs' records, written as its CSV, rendered in the summary."""
+    from finegrain.experiment.outputs import RESULT_TABLES, ResultTable
+    from finegrain.experiment.tables import Table
+    from finegrain.scores import RANKED
+
+    def compute(results):
+        rows = [
+            {"variant": s.spec.variant, "ranked": RANKED, "cases": len(selected(s))}
+            for s in results.selections
+        ]
+        return pd.DataFrame(rows)
+
+    def selected(sel):
+        from finegrain.experiment.aggregate import selected_predictions
+
+        return selected_predictions(sel, "test")
+
+    def render(frame, results):
+        rows = [[r.variant, str(r.cases)] for r in frame.itertuples()]
+        return [Table("cases", "Test cases per run", ["Variant", "cases"], rows)]
+
+    RESULT_TABLES.register("cases", ResultTable("cases", "cases.csv", compute, render, "no"))
+    try:
+        spec = RunSpec("Edema", "u-ones", None, 0)
+        make_run(tmp_path / "runs", spec, quality=1.0)
+        preset = DEMO.replace(observations=("Edema",))
+        plan = Plan(tuple(plan_runs([spec], tmp_path / "runs", preset)), preset.observations)
+        outputs = write_outputs(tmp_path, plan, preset=preset, cams=False)
+    finally:
+        RESULT_TABLES.pop("cases")
+    written = pd.read_csv(tmp_path / "cases.csv")
+    assert written.to_dict("records") == [{"variant": "u-ones", "ranked": "fine_score",
+                                           "cases": 60}]  # fmt: skip
+    assert outputs.frames["cases"].equals(written)
+    assert "### Test cases per run" in (tmp_path / "summary.md").read_text()

@@ -161,3 +161,55 @@ def test_an_opset_the_exporter_cannot_write_is_one_line_exit_2(
     assert "exported" not in captured.out and not out.exists()
     (line,) = captured.err.strip().splitlines()
     assert said in line and "Traceback" not in captured.err
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory):
+    """A tiny checkpoint of a method with a fine score of its own (three-class: 3 outputs)."""
+    from finegrain.train.checkpoint import save_checkpoint
+    from finegrain.train.models import build_model
+    from helpers import CHECKPOINT_SIZE
+
+    torch.manual_seed(5)
+    model = build_model("densenet-tiny", pretrained=False, outputs=3)
+    with torch.no_grad():
+        model.classifier.weight.mul_(20)
+    path = tmp_path_factory.mktemp("export-fine") / "three-class.pt"
+    save_checkpoint(
+        path,
+        {
+            "model": model.state_dict(), "iteration": 5, "model_name": "densenet-tiny",
+            "outputs": 3, "image_size": CHECKPOINT_SIZE, "observation": "Consolidation",
+            "preprocessing": {"size": CHECKPOINT_SIZE, "crop": "none", "normalization": "imagenet"},
+            "method": "three-class", "config": {},
+        },
+    )  # fmt: skip
+    return path
+
+
+def test_a_method_with_its_own_fine_score_exports_it_beside_the_probability(three_class, tmp_path):
+    """Tiers applied to an export decide the typical cut by the fine score, as predict does: an
+    export of the probability alone would call most positives typical."""
+    from finegrain.cli import main
+
+    predictor = Predictor.from_checkpoint(three_class)
+    out = tmp_path / "model.ts"
+    assert main(["export", str(three_class), "--format", "torchscript", "-o", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    for x in _inputs(predictor.image_size):
+        probability, fine = (t.numpy() for t in scripted(torch.from_numpy(x)))
+        expected = predictor.scores(x[:, 0])
+        np.testing.assert_allclose(probability, expected["score"], atol=1e-5)
+        np.testing.assert_allclose(fine, expected["fine_score"], atol=1e-5)
+        assert not np.allclose(fine, probability)  # its own: not the probability again
+    if HAVE_ONNX:
+        import onnxruntime as ort
+
+        path = tmp_path / "model.onnx"
+        argv = ["export", str(three_class), "--format", "onnx", "--onnx-exporter", "legacy"]
+        assert main([*argv, "-o", str(path)]) == 0
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["probability", "fine_score"]
+        x = _inputs(predictor.image_size)[0]
+        probability, fine = session.run(None, {"image": x})
+        np.testing.assert_allclose(fine, predictor.scores(x[:, 0])["fine_score"], atol=1e-5)

@@ -30,7 +30,7 @@ class ThreeWay(Method):
     outputs: ClassVar[int] = 3
     needs_fine: ClassVar[bool] = True
 
-    def loss(self, logits, batch, tau=0.3):
+    def loss(self, logits, batch):
         label, fine = batch["label"], batch["fine"]
         positive = torch.where(fine == 0, 1, 2)
         target = torch.where(label == 1, positive, torch.where(label == 0, 0, -1))

@@ -11,6 +11,7 @@ import torch
 
 from finegrain.data.index import read_index
 from finegrain.experiment.runner import DataSource, run_benchmark
+from finegrain.experiment.selection import select_iteration
 from finegrain.experiment.truth import case_truth, fine_aucs
 from finegrain.train.rundir import RunDirectory
 from helpers import TINY_GRID, grid_run, tiny_phantom_data
@@ -48,8 +49,23 @@ def test_fine_scores_reach_metrics_results_and_tables(fine_benchmark):
         expected = score_predictions(frame.rename(columns={"score": "s", "fine_score": "score"}))
         assert line["auc_fg_fine"] == pytest.approx(expected["auc_fg"], nan_ok=True)
     summary = (out / "summary.md").read_text()
-    assert "AUC^FG of each method's own fine score (validation)" in summary
-    assert "| Three-class |" in summary and "| Ordinal |" in summary
+    # one rule (finegrain.scores): the table ranks each method's fine score, with the paper's
+    # AUC^FG of the positive probability beside it where the fine score is the method's own
+    rows: dict[str, str] = {}  # the first table's (Table 2's) row of each method
+    for line in summary.splitlines():
+        if line[:2] == "| ":
+            rows.setdefault(line.split("|")[1].strip(), line)
+    for own in ("Three-class", "Ordinal"):
+        assert "(P(positive) " in rows[own]
+    for paper in ("U-Ones", "Graded"):
+        assert "(P(positive)" not in rows[paper]
+    truth = [line for line in summary.splitlines() if "left)" in line]  # the image-truth table
+    assert any("Three-class" in line and "[P(positive) " in line for line in truth)
+    # and checkpoints are chosen on it
+    for sel in result.outputs.selections:
+        assert sel.iteration == select_iteration(sel.metrics, metric="auc_fg_fine")
+        if sel.spec.method in ("u-ones", "graded"):
+            assert sel.iteration == select_iteration(sel.metrics, metric="auc_fg")
     # the phantom's image truth, with the oracle row
     assert "AUC^FG against the phantom's image truth" in summary
     assert "| Oracle (true severity) |" in summary

@@ -32,6 +32,7 @@ from finegrain.experiment.launchers import (
     launcher_for,
     visible_gpus,
 )
+from finegrain.experiment.plan import plan_runs
 from finegrain.experiment.runner import BenchmarkData, DataSource, run_benchmark, run_grid
 from finegrain.train.checkpoint import load_checkpoint
 from helpers import TINY_GRID as TINY
@@ -313,7 +314,8 @@ def test_submitit_grid_equals_the_local_launcher(tiny_data, reference, tmp_path)
     assert_same_grid(tmp_path, reference)
     # finished runs are skipped: nothing is submitted again
     specs = grid_for(TINY.selections, observations=TINY.observations, seeds=2, methods=METHODS)
-    again = run_grid(specs, tmp_path / "runs", TINY, tiny_data, progress=False, launcher=launcher)
+    runs = plan_runs(specs, tmp_path / "runs", TINY, tiny_data)
+    again = run_grid(runs, threads=TINY.threads, progress=False, launcher=launcher)
     assert len(again.trained) == 0 and len(again.skipped) == 4
     assert set(launcher.attempts.values()) == {1}
 

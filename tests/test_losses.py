@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -31,7 +32,9 @@ def test_pce_reference_values(p, expected):
 def test_pce_equals_ce_above_tau_and_linear_below():
     for p in (0.31, 0.6, 0.99):
         x = logits_for(p)
-        assert pce_loss(x, torch.tensor([1])).item() == pytest.approx(-math.log(p), rel=1e-6)
+        assert pce_loss(x, torch.tensor([1]), tau=0.3).item() == pytest.approx(
+            -math.log(p), rel=1e-6
+        )
         assert ce_loss(x, torch.tensor([1])).item() == pytest.approx(-math.log(p), rel=1e-6)
     for tau in (0.1, 0.3, 0.7):
         for p in (0.01, tau / 2, tau):
@@ -66,7 +69,7 @@ def test_pce_value_continuous_at_tau():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("loss_fn", [ce_loss, pce_loss])
+@pytest.mark.parametrize("loss_fn", [ce_loss, functools.partial(pce_loss, tau=0.3)])
 def test_finite_loss_and_gradient_for_extreme_logits(dtype, loss_fn):
     logits = torch.tensor(
         [[1e4, -1e4], [-1e4, 1e4], [0.0, 0.0], [6e4 if dtype == torch.float16 else 1e30, 0.0]],
@@ -80,7 +83,7 @@ def test_finite_loss_and_gradient_for_extreme_logits(dtype, loss_fn):
     assert torch.isfinite(logits.grad).all().item()
     # the wrong-class logit at 1e4 gives p ~ 0: PCE is bounded by 1 - log(tau), CE is huge
     per_sample = loss_fn(logits.detach(), target, reduction="none")
-    if loss_fn is pce_loss:
+    if loss_fn is not ce_loss:
         assert per_sample[0].item() == pytest.approx(1 - math.log(0.3), rel=1e-3)
     else:
         assert per_sample[0].item() > 1e3
@@ -99,14 +102,16 @@ def test_gradcheck_float64():
 def test_reductions_and_weights():
     logits = torch.randn(5, 2, generator=torch.Generator().manual_seed(1))
     target = torch.tensor([0, 1, 0, 1, 1])
-    none = pce_loss(logits, target, reduction="none")
+    none = pce_loss(logits, target, tau=0.3, reduction="none")
     assert none.shape == (5,)
-    assert pce_loss(logits, target, reduction="sum").item() == pytest.approx(none.sum().item())
-    assert pce_loss(logits, target).item() == pytest.approx(none.mean().item())
-    weight = torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0])
-    assert pce_loss(logits, target, reduction="sum", weight=weight).item() == pytest.approx(
-        (none * weight).sum().item()
+    assert pce_loss(logits, target, tau=0.3, reduction="sum").item() == pytest.approx(
+        none.sum().item()
     )
+    assert pce_loss(logits, target, tau=0.3).item() == pytest.approx(none.mean().item())
+    weight = torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0])
+    assert pce_loss(
+        logits, target, tau=0.3, reduction="sum", weight=weight
+    ).item() == pytest.approx((none * weight).sum().item())
 
 
 def test_bad_arguments():

@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from finegrain.losses import ce_loss, pce_loss
-from finegrain.train.methods import METHODS, CoarseMethod, get_method
-
-TAU = 0.3
+from finegrain.train.methods import METHODS, TAU, CoarseMethod, get_method
 
 # method -> (loss on negatives, loss on positives, loss on uncertain: (kind, target) or None)
 TABLE = {
@@ -49,10 +47,10 @@ def test_per_class_loss_assignment(name):
     logits = torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], dim=1)
     for label, kind, target in ((0, negative, 0), (1, positive, 1)):
         labels = torch.full((4,), label)
-        loss, keep = method.per_sample_loss(logits, labels, TAU)
+        loss, keep = method.per_sample_loss(logits, labels)
         assert keep.all()
         torch.testing.assert_close(loss, _reference(kind, logits, target))
-    loss, keep = method.per_sample_loss(logits, torch.full((4,), -1), TAU)
+    loss, keep = method.per_sample_loss(logits, torch.full((4,), -1))
     if uncertain is None:
         assert not method.keep_uncertain
         assert not keep.any() and (loss == 0).all()
@@ -75,14 +73,14 @@ def test_loss_is_mean_over_kept_samples():
     method = METHODS["pu-rm"]
     logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0), requires_grad=True)
     labels = torch.tensor([1, 0, -1, 1, 0, -1])
-    per, keep = method.per_sample_loss(logits, labels, TAU)
-    assert method.loss(logits, {"label": labels}, TAU).item() == pytest.approx(per.mean().item())
+    per, keep = method.per_sample_loss(logits, labels)
+    assert method.loss(logits, {"label": labels}).item() == pytest.approx(per.mean().item())
     ignore = METHODS["u-ignore"]
-    per, keep = ignore.per_sample_loss(logits, labels, TAU)
-    loss = ignore.loss(logits, {"label": labels}, TAU)
+    per, keep = ignore.per_sample_loss(logits, labels)
+    loss = ignore.loss(logits, {"label": labels})
     assert loss.item() == pytest.approx(per[keep].mean().item())
     # no kept sample: zero loss that still backpropagates
-    loss = ignore.loss(logits, {"label": torch.full((6,), -1)}, TAU)
+    loss = ignore.loss(logits, {"label": torch.full((6,), -1)})
     loss.backward()
     assert loss.item() == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
 
@@ -116,3 +114,25 @@ def test_method_options_are_checked_and_applied():
     assert method.uncertain == "zero" and METHODS["pu-rm"].uncertain == "one"
     with pytest.raises(ValueError, match="has no option"):
         get_method("u-ones", {"q_atypical": 0.5})
+
+
+def test_tau_is_an_option_of_the_methods_that_use_it():
+    """τ has one owner: the PCE methods' option (default TAU, written once); a method without
+    PCE has none, and setting one is an error instead of being ignored."""
+    uses = {m for m in METHODS if METHODS.module_of(m) == "finegrain.train.methods"
+            and METHODS[m].uses_tau}  # fmt: skip
+    assert uses == {"p-rm", "u-rm", "pu-rm", "pce"}
+    assert all(METHODS[m].tau == TAU for m in uses)
+    assert METHODS["u-ones"].tau is None and METHODS["graded"].tau is None
+    swept = get_method("pu-rm", {"tau": 0.1})
+    assert swept.tau == 0.1 and METHODS["pu-rm"].at_tau(0.5).tau == 0.5
+    assert METHODS["u-ones"].at_tau(0.5) is METHODS["u-ones"]
+    p = torch.tensor([0.05, 0.2], dtype=torch.float64)
+    logits = torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], dim=1)
+    loss, _ = swept.per_sample_loss(logits, torch.ones(2, dtype=torch.long))
+    expected = pce_loss(logits, torch.ones(2, dtype=torch.long), tau=0.1, reduction="none")
+    torch.testing.assert_close(loss, expected)
+    with pytest.raises(ValueError, match="'u-ones' has no PCE loss, so no τ"):
+        get_method("u-ones", {"tau": 0.2})
+    with pytest.raises(ValueError, match=r"tau must be a number in \(0, 1\), got 1.5"):
+        get_method("pu-rm", {"tau": 1.5})

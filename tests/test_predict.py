@@ -125,7 +125,10 @@ def image_folder(tmp_path_factory):
 
 def test_predict_folder_all_formats_and_broken_file(tiny_checkpoint, image_folder):
     frame = predict(tiny_checkpoint, [image_folder], batch_size=2, progress=False)
-    assert list(frame.columns)[:4] == ["path", "probability", "tier", "error"]
+    assert list(frame.columns)[:5] == ["path", "probability", "fine_score", "tier", "error"]
+    # a method of the paper: its fine score, what the typical tier is decided by, is p
+    readable = frame["error"] == ""
+    assert frame.loc[readable, "fine_score"].equals(frame.loc[readable, "probability"])
     names = [p.split("/")[-1] for p in frame["path"]]
     assert names == [
         "a_png8.png",
@@ -323,7 +326,10 @@ def test_predictions_and_cam_titles_name_the_checkpoint(
         tmp_path / "m.pt", seed=0, method="pu-rm", thresholds={"positive": 0.3, "typical": 0.6}
     )
     frame = predict(ckpt, [image_folder / "a_png8.png"], progress=False)
-    assert list(frame.columns)[:4] == ["path", "probability", "tier", "error"]  # as before
+    assert list(frame.columns)[:5] == ["path", "probability", "fine_score", "tier", "error"]
+    # a method of the paper: its fine score, what the typical tier is decided by, is p
+    readable = frame["error"] == ""
+    assert frame.loc[readable, "fine_score"].equals(frame.loc[readable, "probability"])  # as before
     row = frame.iloc[0]
     assert (row.observation, row.method, row.iteration) == ("Consolidation", "pu-rm", 5)
     assert row.checkpoint == str(ckpt)

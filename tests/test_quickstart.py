@@ -52,13 +52,15 @@ def test_quick_start_path_with_the_parallel_grid(tmp_path):
 
     # the worker processes change nothing: the same grid trained in this process gives the
     # same predictions, byte for byte, and the same metrics (timings aside)
-    from finegrain.experiment.grid import grid_for
-    from finegrain.experiment.runner import BenchmarkData, run_directory, run_grid
+    from finegrain.experiment.grid import grid_for, run_directory
+    from finegrain.experiment.plan import plan_runs
+    from finegrain.experiment.runner import BenchmarkData, run_grid
     from finegrain.train.rundir import RunDirectory
 
     specs = grid_for(["table2"], observations=["Edema"], seeds=1, methods=METHODS)
     data = BenchmarkData(out / "data/index.csv", out / "data/cache-32")
-    sequential = run_grid(specs, tmp_path / "sequential", QUICK, data, jobs=1, progress=False)
+    runs = plan_runs(specs, tmp_path / "sequential", QUICK, data)
+    sequential = run_grid(runs, threads=QUICK.threads, jobs=1, progress=False)
     assert len(sequential.trained) == 2
     for spec in specs:
         a, b = (

@@ -48,7 +48,7 @@ def test_tensorboard_events_match_metrics_jsonl(tmp_path):
     content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
     assert hparams["method"].string_value == "pu-rm"
-    assert hparams["tau"].number_value == pytest.approx(0.3)
+    assert hparams["lr"].number_value == pytest.approx(1e-4)
     assert "versions.torch" in hparams
     text = events.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert json.loads(text.replace("\n    ", "\n").strip())["observation"] == "Edema"

@@ -50,7 +50,8 @@ def test_train_cli_on_phantom(phantom_data, tmp_path, capsys):
     assert main(_args(phantom_data, out, "--method", "pu-rm", "--tau", "0.2")) == 0
     assert (out / "done").exists()
     config = json.loads((out / "config.json").read_text())
-    assert config["method"] == "pu-rm" and config["tau"] == 0.2 and config["augment"] is True
+    assert config["method"] == "pu-rm" and config["augment"] is True
+    assert config["method_options"] == {"tau": 0.2}  # τ is the method's option
     assert config["data"]["train"]["kept"] > 0 and "blank label" in config["data"]["train"]
     assert [m["iteration"] for m in read_jsonl(out / "metrics.jsonl")] == [2, 4]
     same = ("--method", "pu-rm", "--tau", "0.2", "--workers", "1")  # workers: runtime only
@@ -58,6 +59,9 @@ def test_train_cli_on_phantom(phantom_data, tmp_path, capsys):
     assert "run complete" in capsys.readouterr().out
     assert main(_args(phantom_data, out, "--resume")) == 2  # the default tau is another run
     assert "(tau: 0.2 -> 0.3)" in capsys.readouterr().err
+    args = _args(phantom_data, tmp_path / "u-ones", "--method", "u-ones", "--tau", "0.2")
+    assert main(args) == 2  # a method without PCE has no τ: not silently ignored
+    assert "'u-ones' has no PCE loss, so no τ" in capsys.readouterr().err
 
 
 def test_train_cli_errors(phantom_data, tmp_path, capsys, monkeypatch):
@@ -172,7 +176,7 @@ def test_every_training_option_has_a_real_help(capsys):
     """``--label-noise``'s help was its field name: "label_noise (default: 0.0)"."""
     import dataclasses
 
-    from finegrain.cli.train import FIELD_HELP
+    from finegrain.cli.options import FIELD_HELP
     from finegrain.train.config import TrainConfig
 
     fields = {field.name for field in dataclasses.fields(TrainConfig)}
@@ -182,3 +186,34 @@ def test_every_training_option_has_a_real_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "label_noise (default" not in text
     assert "labels flipped, for a positive control" in text
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--lr", "-1", "--lr must be a number > 0, got -1.0"),
+        ("--lr", "nan", "--lr must be a number > 0, got nan"),
+        ("--iterations", "0", "--iterations must be an integer >= 1, got 0"),
+        ("--label-noise", "0.5", "--label-noise must be a number in [0, 0.5), got 0.5"),
+    ],
+)
+def test_a_value_against_its_fields_rule_is_a_one_line_error(
+    option, value, message, tmp_path, capsys
+):
+    """``TrainConfig.CONSTRAINTS`` checks every option before anything starts (a negative or
+    NaN learning rate used to train)."""
+    args = ["train", *REQUIRED[:-1], str(tmp_path / "run"), option, value]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"finegrain train: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_batch_larger_than_the_training_split_warns(phantom_data, tmp_path, capsys):
+    args = _args(phantom_data, tmp_path / "run", "--method", "u-ones")
+    args[args.index("--batch-size") + 1] = "500"
+    args[args.index("--iterations") + 1] = "1"
+    args[args.index("--checkpoint-every") + 1] = "1"
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "--batch-size 500 is larger than the" in err and "training images" in err

@@ -35,7 +35,8 @@ def test_run_directory_layout(tmp_path):
     ]
     assert [i for i, _ in RunDirectory(out).checkpoints()] == [3, 6]
     config = json.loads((out / "config.json").read_text())
-    assert config["method"] == "pu-rm" and config["tau"] == 0.3
+    assert config["method"] == "pu-rm" and config["method_options"] == {}  # τ: pu-rm's own
+    assert "tau" not in config
     assert {"python", "torch", "torchvision", "finegrain", "git_commit"} <= set(config["versions"])
     assert TrainConfig.from_json(out / "config.json") == make_config(tmp_path / "run")
     metrics = read_jsonl(out / "metrics.jsonl")
@@ -86,7 +87,8 @@ def test_resume_after_kill_is_bit_exact(tmp_path):
     with pytest.raises(ValueError, match="--resume"):
         train(make_config(killed), datasets=tiny_datasets(), progress=False)
     with pytest.raises(ValueError, match="tau"):
-        train(make_config(killed, tau=0.5), resume=True, datasets=tiny_datasets())
+        train(make_config(killed, method_options={"tau": 0.5}), resume=True,
+              datasets=tiny_datasets())  # fmt: skip
 
     train(make_config(killed), resume=True, datasets=tiny_datasets(), progress=False)
     a, b = assert_same_checkpoint(full, killed)
@@ -234,8 +236,8 @@ def test_pce_reach_and_positive_ce_read_the_training_positives():
     p = torch.tensor([0.1, 0.3, 0.5, 0.9, 0.05, 0.2])  # P(positive) of six images
     logits = torch.stack([torch.zeros(6), torch.log(p / (1 - p))], dim=1)
     labels = torch.tensor([1, 1, 1, 1, 0, -1])  # reach reads label-1 images only
-    running.add(torch.tensor(0.5), logits, {"label": labels}, method, 0.3)
-    running.add(torch.tensor(1.5), logits[:2], {"label": labels[:2]}, method, 0.3)
+    running.add(torch.tensor(0.5), logits, {"label": labels}, method)  # at pu-rm's τ 0.3
+    running.add(torch.tensor(1.5), logits[:2], {"label": labels[:2]}, method)
     summary = running.summary(DistInfo(device=torch.device("cpu")))
     assert summary["train_loss"] == pytest.approx(1.0)
     assert summary["train_pce_reach"] == pytest.approx(4 / 6)  # 0.1 and 0.3 (twice) of six
@@ -243,6 +245,6 @@ def test_pce_reach_and_positive_ce_read_the_training_positives():
     surprise = -np.log([0.1, 0.3, 0.5, 0.9, 0.1, 0.3]).mean()
     assert summary["train_positive_ce"] == pytest.approx(surprise, rel=1e-5)
     running.reset()
-    running.add(torch.tensor(0.2), logits[4:], {"label": labels[4:]}, method, 0.3)
+    running.add(torch.tensor(0.2), logits[4:], {"label": labels[4:]}, method)
     summary = running.summary(DistInfo(device=torch.device("cpu")))
     assert summary["train_pce_reach"] is None and summary["train_positive_ce"] is None

@@ -8,6 +8,10 @@ Which cases enter which metric (the paper measures AUC^FG over positive cases):
 * Uncertain cases (label ``-1``) are left out of both unless ``include_uncertain=True``, which
   counts them as positives in both (the U-ones reading of "uncertain").
 * Blank labels (not mentioned) are left out of both.
+
+AUC^FG ranks the fine score when the predictions have one (:mod:`finegrain.scores`: a run's
+``fine_score``, ``predict``'s too), with the paper's AUC^FG of the positive probability beside it
+where the two differ; the coarse AUC is always the positive probability's.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from finegrain.observations import (
     check_observation,
     subcategory_column,
 )
+from finegrain.scores import FINE_SCORE, SCORE
 
 __all__ = [
     "Evaluation",
@@ -235,12 +240,14 @@ def _read_table(table: pd.DataFrame | str | Path, what: str) -> tuple[pd.DataFra
     return frame, str(path)
 
 
-def _id_column(frame: pd.DataFrame, given: str | None, source: str) -> str:
+def _id_column(
+    frame: pd.DataFrame, given: str | None, source: str, fallback: str | None = None
+) -> str:
     if given is not None:
         _require(frame, [given], source)
         return given
-    for candidate in ("image_id", "id"):
-        if candidate in frame.columns:
+    for candidate in ("image_id", "id", fallback):
+        if candidate is not None and candidate in frame.columns:
             return candidate
     raise FinegrainError(
         f"{source}: no id column: expected 'image_id' or 'id' (or name it with "
@@ -261,24 +268,48 @@ def _ids(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
     return ids
 
 
+#: The positive-probability column of ``finegrain predict``'s output (``path`` its id).
+PREDICT_SCORE, PREDICT_ID = "probability", "path"
+
+
 def read_predictions(
     predictions: pd.DataFrame | str | Path,
     *,
     id_column: str | None = None,
-    score_column: str = "score",
+    score_column: str | None = None,
+    fine_score_column: str | None = None,
     iteration: int | None = None,
 ) -> tuple[pd.DataFrame, int | None, str]:
-    """One score per case: ``(frame with columns id, score[, label, subcategory], iteration, source)``.
+    """One case per row: ``(frame with columns id, score[, fine_score, label, subcategory],
+    iteration, source)``; rows of ``predict`` whose image could not be read (a non-empty
+    ``error``) are dropped and counted in ``frame.attrs["failed"]``.
 
     A run's ``predictions-<split>.csv`` holds every checkpoint (column ``iteration``): the last
-    one is taken unless ``iteration`` names another. Any other table needs an id column
-    (``image_id`` or ``id``, or ``id_column``) and ``score_column``.
+    one is taken unless ``iteration`` names another. ``score_column`` is the positive
+    probability (default ``score``, or ``probability`` in ``finegrain predict``'s output);
+    ``fine_score_column`` the fine score AUC^FG ranks (default ``fine_score`` when there is
+    one). Any table needs an id column: ``image_id`` or ``id`` (or ``id_column``), or
+    ``predict``'s ``path``.
     """
     frame, source = _read_table(predictions, "predictions")
-    id_col = _id_column(frame, id_column, source)
+    id_col = _id_column(frame, id_column, source, fallback=PREDICT_ID)
+    if score_column is None:
+        score_column = (
+            SCORE if SCORE in frame.columns or PREDICT_SCORE not in frame.columns else PREDICT_SCORE
+        )
+    if score_column == FINE_SCORE:
+        raise FinegrainError(
+            f"--score-column {FINE_SCORE}: {FINE_SCORE} is the fine score, which AUC^FG ranks "
+            "already; the coarse AUC needs the positive probability (the default score "
+            f"column), and --fine-score-column names another fine score"
+        )
     _require(frame, [score_column], source)
+    if fine_score_column is None:
+        fine_score_column = FINE_SCORE if FINE_SCORE in frame.columns else None
+    elif fine_score_column not in frame.columns:
+        _require(frame, [fine_score_column], source)
     chosen = None
-    if "iteration" in frame.columns:
+    if "iteration" in frame.columns and id_col != PREDICT_ID:
         iters = pd.to_numeric(frame["iteration"], errors="coerce")
         if iters.isna().any():
             value, where = _first(frame["iteration"], iters.isna(), source)
@@ -296,15 +327,23 @@ def read_predictions(
         raise FinegrainError(
             f"{source}: iteration {iteration} asked for, but there is no 'iteration' column"
         )
+    failed = 0
+    if "error" in frame.columns:  # predict's unreadable images: no score to rank
+        bad = frame["error"].fillna("").astype(str).str.strip() != ""
+        failed = int(bad.sum())
+        frame = frame[~bad.to_numpy()]
     out = pd.DataFrame(
         {
             "id": _ids(frame, id_col, source),
             "score": _score_array(frame[score_column], source, score_column),
         }
     )
+    if fine_score_column is not None:
+        out["fine_score"] = _score_array(frame[fine_score_column], source, fine_score_column)
     for col in ("label", "subcategory"):
         if col in frame.columns:
             out[col] = frame[col].to_numpy()
+    out.attrs.update(failed=failed, id_column=id_col)
     return out, chosen, source
 
 
@@ -335,6 +374,9 @@ def read_labels(
     text_col = subcategory_column(observation)
     if fine_labels != "text" and text_col in frame.columns:
         out["text_subcategory"] = _subcategory_array(frame[text_col], source, text_col)
+    if "path" in frame.columns:  # an index table: its images, for predictions keyed by path
+        out["path"] = frame["path"].fillna("").astype(str).to_numpy()
+        out.attrs["base"] = Path(source).parent if not isinstance(labels, pd.DataFrame) else None
     return out, source
 
 
@@ -431,6 +473,13 @@ class Evaluation:
     agreement: dict[str, Any] | None = None  # text-mined vs fine_labels, AUC^FG-eligible cases
     #: when no prediction id is in the labels: a few ids of each side, to show how they differ
     id_samples: dict[str, list[str]] | None = None
+    #: what AUC^FG ranked (:mod:`finegrain.scores`): ``fine_score`` when the predictions have
+    #: one of their own, else ``score`` (the positive probability, which a method of the paper's
+    #: fine score equals)
+    ranked: str = SCORE
+    #: the paper's AUC^FG of the positive probability, where it differs from the ranked one
+    auc_fg_probability: float | None = None
+    auc_fg_probability_ci: tuple[float, float] | None = None
 
     @property
     def evaluated(self) -> bool:
@@ -453,7 +502,7 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("auc_fg_ci", "auc_ci"):
+        for key in ("auc_fg_ci", "auc_ci", "auc_fg_probability_ci"):
             out[key] = list(out[key]) if out[key] is not None else None
         return out
 
@@ -478,8 +527,22 @@ class Evaluation:
                 "AUC^FG",
                 self.auc_fg,
                 self.auc_fg_ci,
-                f"atypical {self.n_atypical}, typical {self.n_typical}",
+                f"atypical {self.n_atypical}, typical {self.n_typical}"
+                + (", of the fine score" if self.ranked == FINE_SCORE else ""),
                 "needs at least one atypical and one typical positive",
+            ),
+            *(
+                [
+                    line(
+                        "  P(pos)",
+                        self.auc_fg_probability,
+                        self.auc_fg_probability_ci,
+                        "the paper's AUC^FG, of the positive probability",
+                        "",
+                    )
+                ]
+                if self.auc_fg_probability is not None
+                else []
             ),
             line(
                 "AUC",
@@ -517,7 +580,8 @@ def evaluate_predictions(
     observation: str | None = None,
     *,
     id_column: str | None = None,
-    score_column: str = "score",
+    score_column: str | None = None,
+    fine_score_column: str | None = None,
     iteration: int | None = None,
     n_boot: int = 2000,
     level: float = 0.95,
@@ -538,6 +602,12 @@ def evaluate_predictions(
     ``fine_labels="mesh"`` measures AUC^FG against the human MeSH subcategories of an OpenI
     index (``labels`` needed) and reports their agreement with the text-mined ones on the
     positives of the predictions (:func:`subcategory_agreement`).
+
+    AUC^FG ranks the predictions' fine score when they have one (``fine_score``, or
+    ``fine_score_column``), with the paper's AUC^FG of the positive probability beside it where
+    the two differ; the AUC is the positive probability's. ``finegrain predict``'s output
+    (``path``, ``probability``, ``fine_score``) is joined to an index table by image path, to
+    a labels CSV by file name.
     """
     if fine_labels not in FINE_LABEL_SOURCES:
         raise FinegrainError(
@@ -555,9 +625,15 @@ def evaluate_predictions(
     if labels is None and not isinstance(predictions, pd.DataFrame):
         noisy = true_labels(predictions)
     preds, chosen, pred_source = read_predictions(
-        predictions, id_column=id_column, score_column=score_column, iteration=iteration
+        predictions,
+        id_column=id_column,
+        score_column=score_column,
+        fine_score_column=fine_score_column,
+        iteration=iteration,
     )
     left_out: Counter = Counter()
+    left_out["image not read (predict's error column)"] = preds.attrs.get("failed", 0)
+    fine = None
     labels_source = None
     unmatched_labels = None
     if noisy is not None:  # a label-noise run's own predictions: its true labels, not theirs
@@ -573,6 +649,7 @@ def evaluate_predictions(
                 raise FinegrainError("labels are read for one observation: give the observation")
             observation = check_observation(observation)
             table, labels_source = read_labels(labels, observation, fine_labels=fine_labels)
+            preds, table = _join_keys(preds, table)
         found = preds["id"].isin(table["id"])
         left_out["id not in labels"] = int((~found).sum())
         if not found.any():
@@ -586,6 +663,8 @@ def evaluate_predictions(
         label = matched["label"].to_numpy(dtype=np.float64)
         subcategory = _as_objects(matched["subcategory"])
         score = preds.loc[found, "score"].to_numpy()
+        if "fine_score" in preds.columns:
+            fine = preds.loc[found, "fine_score"].to_numpy()
         if "text_subcategory" in matched.columns:
             positive = (label == POSITIVE) | (include_uncertain & (label == UNCERTAIN))
             agreement = subcategory_agreement(
@@ -598,7 +677,10 @@ def evaluate_predictions(
         label = _labels_array(preds["label"], pred_source, "label")
         subcategory = _subcategory_array(preds["subcategory"], pred_source, "subcategory")
         score = preds["score"].to_numpy()
+        if "fine_score" in preds.columns:
+            fine = preds["fine_score"].to_numpy()
     sel = _select(label, subcategory, score, include_uncertain)
+    ranked = sel if fine is None else _select(label, subcategory, fine, include_uncertain)
     left_out.update(sel.left_out)
     n_typical, n_positive = int(sel.fg.sum()), int(sel.y.sum())
     n_atypical, n_negative = sel.fg.shape[0] - n_typical, sel.y.shape[0] - n_positive
@@ -608,8 +690,12 @@ def evaluate_predictions(
             return None, None
         return metric(y, s), bootstrap_ci(metric, y, s, n_boot=n_boot, level=level, seed=seed)
 
-    fg_value, fg_ci = measure(auc_fg, sel.fg, sel.fg_score, n_atypical and n_typical)
+    fg_value, fg_ci = measure(auc_fg, ranked.fg, ranked.fg_score, n_atypical and n_typical)
     auc_value, auc_ci = measure(auc, sel.y, sel.y_score, n_positive and n_negative)
+    paper, paper_ci = None, None
+    own = fine is not None and not np.array_equal(fine, score)  # a fine score of its own
+    if own:
+        paper, paper_ci = measure(auc_fg, sel.fg, sel.fg_score, n_atypical and n_typical)
     return Evaluation(
         observation=observation,
         iteration=chosen,
@@ -633,4 +719,20 @@ def evaluate_predictions(
         fine_labels=fine_labels,
         agreement=agreement,
         id_samples=id_samples,
+        ranked=FINE_SCORE if own else SCORE,
+        auc_fg_probability=paper,
+        auc_fg_probability_ci=paper_ci,
     )
+
+
+def _join_keys(preds: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``finegrain predict``'s output names its images by path: joined to an index table by
+    the resolved path, to a labels CSV by the file name without extension."""
+    if preds.attrs.get("id_column") != PREDICT_ID:
+        return preds, table
+    if "path" in table.columns:  # an index's paths are relative to its folder
+        base = table.attrs.get("base") or Path.cwd()
+        paths = [str((base / p).resolve()) if p else "" for p in table["path"]]
+        keys = [str(Path(p).resolve()) for p in preds["id"]]
+        return preds.assign(id=keys), table.assign(id=paths)
+    return preds.assign(id=[Path(p).stem for p in preds["id"]]), table

@@ -13,7 +13,7 @@ loss and its gradient are finite for any finite logits, fp16/bf16 included.
 
 >>> import torch
 >>> logits = torch.tensor([[0.0, 0.0]])          # p = 0.5 for either class
->>> round(pce_loss(logits, torch.tensor([1])).item(), 6)
+>>> round(pce_loss(logits, torch.tensor([1]), tau=0.3).item(), 6)
 0.693147
 """
 
@@ -71,13 +71,14 @@ def ce_loss(
 def pce_loss(
     logits: Tensor,
     target: Tensor,
-    tau: float = 0.3,
+    tau: float,
     reduction: str = "mean",
     weight: Tensor | None = None,
 ) -> Tensor:
     """Partially Huberised cross-entropy (Eq. 2): linear in ``p`` below ``tau``, ``-log p`` above.
 
-    ``tau`` must lie in (0, 1). Below ``tau`` the derivative with respect to ``p`` is the
+    ``tau`` must lie in (0, 1) (no default: a method's τ is its own option,
+    :data:`finegrain.train.methods.TAU` unless set). Below ``tau`` the derivative with respect to ``p`` is the
     constant ``-1 / tau``. ``weight`` and ``reduction`` behave as in :func:`ce_loss`.
 
     >>> import torch

@@ -4,7 +4,9 @@ filled when the module that defines them is imported, as timm's ``@register_mode
 A registry remembers the module that registered each entry, so a process that must rebuild an
 entry by name (a spawned worker, a Ray actor, a Slurm job, ``predict`` on a checkpoint) can
 import that module first (:func:`import_modules`): an entry a user registers in their own
-module then reaches every worker.
+module then reaches every worker. A name registered twice is an error naming both modules
+(``replace=True`` replaces on purpose, with a warning): an entry is never swapped silently.
+Each entry has a one-line :meth:`Registry.description` (``finegrain list``).
 
 >>> COLOURS = Registry("colour")
 >>> @COLOURS.register("red")
@@ -16,11 +18,17 @@ module then reaches every worker.
 Traceback (most recent call last):
 ...
 finegrain.errors.FinegrainError: unknown colour 'blue'; expected one of: red
+>>> COLOURS.register("red", lambda: "#e00", module="my_palette")
+Traceback (most recent call last):
+...
+finegrain.errors.FinegrainError: colour 'red' is registered twice: by finegrain.registry and by my_palette (rename one, or pass replace=True to replace it)
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar, overload
@@ -28,6 +36,8 @@ from typing import Any, Generic, TypeVar, overload
 from finegrain.errors import FinegrainError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Registry(dict[str, T], Generic[T]):
@@ -39,24 +49,48 @@ class Registry(dict[str, T], Generic[T]):
         self._modules: dict[str, str] = {}
 
     @overload
-    def register(self, name: str, entry: T, *, module: str | None = None) -> T: ...
+    def register(
+        self, name: str, entry: T, *, module: str | None = None, replace: bool = False
+    ) -> T: ...
 
     @overload
     def register(
-        self, name: str, entry: None = None, *, module: str | None = None
+        self, name: str, entry: None = None, *, module: str | None = None, replace: bool = False
     ) -> Callable[[T], T]: ...
 
-    def register(self, name: str, entry: Any = None, *, module: str | None = None) -> Any:
-        """Add ``entry`` under ``name`` (a name registered twice is replaced). Without
-        ``entry``, a decorator. ``module`` defaults to the caller's module."""
+    def register(
+        self, name: str, entry: Any = None, *, module: str | None = None, replace: bool = False
+    ) -> Any:
+        """Add ``entry`` under ``name``; without ``entry``, a decorator. ``module`` defaults to
+        the caller's module. A name already registered is a :class:`FinegrainError` naming
+        both modules, unless ``replace`` (then a warning says what is replaced)."""
         caller = module or sys._getframe(1).f_globals.get("__name__", "")
 
         def add(value: T) -> T:
+            if name in self:
+                where = f"by {self._modules.get(name) or '?'} and by {caller}"
+                if not replace:
+                    raise FinegrainError(
+                        f"{self.kind} {name!r} is registered twice: {where} (rename one, or "
+                        "pass replace=True to replace it)"
+                    )
+                log.warning("%s %r is replaced (registered %s)", self.kind, name, where)
             self[name] = value
             self._modules[name] = caller
             return value
 
         return add if entry is None else add(entry)
+
+    def description(self, name: str) -> str:
+        """One line saying what ``name`` is: the entry's ``description`` (or ``title``), else
+        the first line of its docstring."""
+        entry = self.get(name)
+        for attribute in ("description", "title"):
+            text = getattr(entry, attribute, None)
+            if isinstance(text, str) and text.strip():
+                return " ".join(text.split())
+        doc = inspect.getdoc(entry) if callable(entry) else None
+        return doc.strip().splitlines()[0] if doc else ""
 
     def get(self, name: str, default: Any = None) -> T:  # type: ignore[override]
         """The entry ``name``; a :class:`FinegrainError` lists the known names."""

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finegrain.errors import FinegrainError, command_line
+from finegrain.extras import install_advice
 
 #: Subcommands in pipeline order: (name, module).
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -42,6 +43,12 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "finegrain.cli.predict"),
     ("calibrate", "finegrain.cli.calibrate"),
     ("export", "finegrain.cli.export"),
+    ("list", "finegrain.cli.registered"),
+)
+
+#: The commands that need the ``train`` extra (PyTorch): the others run on the light install.
+NEEDS_TRAIN: frozenset[str] = frozenset(
+    {"benchmark", "weights", "train", "difficulty", "cam", "predict", "calibrate", "export", "list"}
 )
 
 #: Everything asked for was done.
@@ -195,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="more logging: -v finegrain's debug details; -vv also other libraries' info "
         "(by default they only show warnings)",
     )
+    _add_plugin_option(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, module_name in COMMANDS:
         try:
@@ -203,15 +211,55 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:
                 continue
             raise
+        extra = " [needs finegrain[train]]" if name in NEEDS_TRAIN else ""
         sub.add_parser(
             name,
-            help=module.HELP.replace("%", "%%"),  # argparse %-formats help strings
+            help=(module.HELP + extra).replace("%", "%%"),  # argparse %-formats help strings
             description=getattr(module, "DESCRIPTION", module.HELP),
             epilog=EXIT_STATUS_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
             command=module,
         )
     return parser
+
+
+def _add_plugin_option(parser: argparse.ArgumentParser, default) -> None:
+    from finegrain.plugins import PLUGIN_OPTION
+
+    parser.add_argument(
+        PLUGIN_OPTION,
+        action="append",
+        metavar="MODULE",
+        default=default,
+        help="import MODULE first: the methods, models, presets and selections it registers "
+        "become choices (repeatable; installed plugins load through the 'finegrain.plugins' "
+        "entry points; `finegrain list` shows them)",
+    )
+
+
+def load_plugins(argv: Sequence[str]) -> None:
+    """Import the plugins a command may use before its parser is built: the modules named with
+    ``--plugin``, and for a command that reads the registries (those of the train extra) every
+    installed entry point (:mod:`finegrain.plugins`)."""
+    from finegrain.plugins import entry_point_plugins, module_plugins, plugin_modules
+
+    module_plugins(plugin_modules(argv))
+    if _command_of(argv) in NEEDS_TRAIN:
+        entry_point_plugins()
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (its first word that is neither an option nor the value of
+    ``--plugin``)."""
+    from finegrain.plugins import PLUGIN_OPTION
+
+    tokens = iter(argv)
+    for token in tokens:
+        if token == PLUGIN_OPTION:
+            next(tokens, None)
+        elif not token.startswith("-"):
+            return token
+    return None
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -235,6 +283,7 @@ class _CommandParser(argparse.ArgumentParser):
             default=argparse.SUPPRESS,
             help="more logging (-v finegrain's details, -vv also other libraries')",
         )
+        _add_plugin_option(self, argparse.SUPPRESS)
         self.set_defaults(_run=module.run, _parser=self)
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
@@ -278,8 +327,21 @@ def configure_logging(verbose: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = f"finegrain {_command_of(argv) or ''}".strip()
+    try:
+        load_plugins(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except FinegrainError as exc:  # a plugin that is not there or fails to load
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:  # a command's options need an extra (train's: torch)
+        advice = install_advice(exc, "this command")
+        if advice is None:
+            raise
+        print(f"{command}: error: {advice}", file=sys.stderr)
+        return EXIT_USAGE
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
@@ -316,6 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = describe_os_error(exc) if exc.errno is not None else _one_line(exc)
         print(f"{prefix} {message}", file=sys.stderr)
         return EXIT_FAILED
+    except ModuleNotFoundError as exc:  # the command needs an extra the install lacks
+        advice = install_advice(exc, "this command")
+        if advice is None:
+            raise
+        _traceback_when_verbose(args)
+        print(f"{prefix} {advice}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"finegrain {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

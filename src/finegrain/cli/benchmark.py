@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 HELP = "run the paper's experiments end to end (Table 2/3, τ ablation) and write a report"
 
@@ -63,6 +64,14 @@ Examples:
 """
 
 
+def benchmark_owned() -> frozenset[str]:
+    """TrainConfig fields the benchmark sets itself, not training options of the command: the
+    grid's (``train.config.GRID_FIELDS``: cells, data, each run's folder) and the methods' options."""
+    from finegrain.train.config import GRID_FIELDS
+
+    return GRID_FIELDS | {"method_options"}
+
+
 def _names(text: str) -> list[str]:
     """``u-ones,pu-rm`` -> ``["u-ones", "pu-rm"]`` (one name stays one)."""
     return [n.strip() for n in text.split(",") if n.strip()]
@@ -101,9 +110,14 @@ def _positive(text: str) -> int:
 
 
 def _tau(text: str) -> float:
+    """A τ by the methods' rule (``TAU_RULE``)."""
+    from finegrain.constraints import violation
+    from finegrain.train.methods import TAU_RULE
+
     value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"τ must lie in (0, 1), got {text}")
+    wanted = violation(value, [TAU_RULE])
+    if wanted is not None:
+        raise argparse.ArgumentTypeError(f"τ must be {wanted}, got {text}")
     return value
 
 
@@ -162,6 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from finegrain.experiment.grid import SELECTIONS
     from finegrain.experiment.launchers import LAUNCHERS
     from finegrain.experiment.presets import PRESETS
+    from finegrain.train.methods import TAU
 
     grid = parser.add_argument_group("grid")
     grid.add_argument("--preset", choices=list(PRESETS), default="demo")
@@ -191,31 +206,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "u-ones,pu-rm,graded,ordinal,three-class)",
     )
     grid.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
-    grid.add_argument("--tau", type=_tau, help="τ of the risk-modulated methods in the tables")
+    grid.add_argument(
+        "--tau",
+        type=_tau,
+        help=f"τ of the risk-modulated methods in the tables (default: the methods' own, {TAU})",
+    )
     grid.add_argument("--taus", type=_tau, nargs="+", help="τ values of the Figure 4 sweep")
-    train = parser.add_argument_group("training (override the preset)")
-    train.add_argument("--iterations", type=int)
-    train.add_argument("--checkpoint-every", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--model", help="model name (see finegrain train --help)")
-    train.add_argument(
-        "--weights",
-        metavar="FILE",
-        help="ImageNet weights file for the model (default: torchvision's file in the torch cache)",
+    from finegrain.cli.options import add_config_arguments
+
+    train = parser.add_argument_group(
+        "training (every run; generated from TrainConfig as finegrain train's options, "
+        "default: the preset's)"
     )
-    train.add_argument(
-        "--no-pretrained", action="store_true", help="train from scratch, no ImageNet weights"
-    )
-    train.add_argument(
-        "--cpu-kernels",
-        choices=("native", "avx2"),
-        help="CPU kernels of the phantom and the runs: avx2 (the demo's) gives the same numbers "
-        "on every x86-64 CPU with AVX2, native this CPU's own (faster); docs/training.md",
-    )
-    train.add_argument("--image-size", type=int)
-    train.add_argument("--phantom-studies", type=int)
-    train.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: auto)")
+    add_config_arguments(train, exclude=benchmark_owned(), defaults=False)
+    train.add_argument("--image-size", type=_positive, help="pixels of the image cache")
+    train.add_argument("--phantom-studies", type=_positive, help="the phantom's training studies")
     where = parser.add_argument_group("where runs train (launcher)")
     where.add_argument(
         "--launcher",
@@ -353,6 +358,27 @@ def print_paired(paired) -> None:
     print()
 
 
+def training_options(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields given as options (each checked against its field's rule); a
+    field given both as an option and as an ``--axis`` is a :class:`CLIError` naming both."""
+    from finegrain.cli import CLIError
+    from finegrain.cli.options import config_values, flag_of
+    from finegrain.train.config import TrainConfig
+
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in benchmark_owned()]
+    values = config_values(args, fields)
+    for name, axis in args.axis or []:
+        if name in values:
+            given = ",".join(map(str, axis))
+            raise CLIError(
+                f"{flag_of(name)} {values[name]} and --axis {name}={given} both set {name}: "
+                "give one of them"
+            )
+    if values.get("weights") is not None and values.get("pretrained") is False:
+        raise CLIError("--weights and --no-pretrained exclude each other")
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
@@ -415,22 +441,16 @@ def run(args: argparse.Namespace) -> int:
         openi=Path(args.openi) if args.openi else None,
         openi_views=Path(args.openi_views) if args.openi_views else None,
     )
+    training = training_options(args)
+    training.pop("device", None)  # where the runs train: the launcher's (run_benchmark below)
     preset = get_preset(args.preset).replace(
         selections=tuple(args.selection) if args.selection else None,
         observations=tuple(args.observations) if args.observations else None,
         seeds=args.seeds,
-        tau=args.tau,
-        iterations=args.iterations,
-        checkpoint_every=args.checkpoint_every,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        model=args.model,
-        weights=args.weights,
-        pretrained=False if args.no_pretrained else None,
         image_size=args.image_size,
-        cpu_kernels=args.cpu_kernels,
         phantom_studies=args.phantom_studies,
         phantom_eval_studies=args.phantom_eval_studies,
+        **training,
     )
     if knobs:
         preset = preset.replace(phantom={**preset.phantom, **knobs})
@@ -486,6 +506,7 @@ def run(args: argparse.Namespace) -> int:
         preset,
         source,
         methods=[m for names in args.methods for m in names] if args.methods else None,
+        tau=args.tau,
         taus=args.taus,
         axes=dict(args.axis) if args.axis else None,
         device=args.device,

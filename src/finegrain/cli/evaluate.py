@@ -12,12 +12,18 @@ cases (AUC^FG) and positive from negative cases (the ordinary AUC), each with a 
 bootstrap confidence interval, and print the number of cases behind each.
 
 PREDICTIONS.csv is either
-  * a run's predictions-<split>.csv (image_id, iteration, label, subcategory, score): the last
-    checkpoint is used unless --iteration names another; or
+  * a run's predictions-<split>.csv (image_id, iteration, label, subcategory, score,
+    fine_score): the last checkpoint is used unless --iteration names another;
+  * the output of `finegrain predict` (path, probability, fine_score, ...): joined to an index
+    table by image path, to a labels CSV by file name; unreadable images are counted; or
   * any CSV with an id column (image_id or id, or --id-column) and a score column (--score-column).
 
 A run trained with label noise recorded its train and validate predictions with the flipped
 labels: without --labels, those are scored against the true labels in the run's index.
+Which score AUC^FG ranks: the fine score when the predictions have one (fine_score, or
+--fine-score-column: a method's own, e.g. ordinal's P(grade >= typical)), with the paper's AUC^FG
+of the positive probability beside it where the two differ; otherwise the positive probability.
+The AUC is always the positive probability's.
 
 LABELS.csv (optional when PREDICTIONS.csv already has label and subcategory columns) is either
 a labels CSV from `finegrain label` (id, <Obs>, <Obs> severity, <Obs> change, <Obs> subcategory)
@@ -35,6 +41,7 @@ often the two agree on the positives (with Cohen's kappa).
 
 examples:
   finegrain evaluate runs/edema-pu-rm-0/predictions-test.csv
+  finegrain evaluate predict-out.csv --labels index.csv --observation Edema
   finegrain evaluate runs/pe/predictions-test.csv --labels openi/index.csv \\
       --observation "Pleural Effusion" --fine-labels mesh
   finegrain evaluate scores.csv --labels labels.csv --observation Edema --json
@@ -50,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--observation", help="observation whose labels to use, e.g. Edema (needs --labels)"
     )
     parser.add_argument(
-        "--score-column", default="score", help="column of positive probabilities (score)"
+        "--score-column",
+        help="column of positive probabilities (default: score, or predict's probability)",
+    )
+    parser.add_argument(
+        "--fine-score-column",
+        help="column of the fine score AUC^FG ranks (default: fine_score when there is one)",
     )
     parser.add_argument(
         "--id-column", help="id column of PREDICTIONS.csv (default: image_id, else id)"
@@ -97,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         args.observation,
         id_column=args.id_column,
         score_column=args.score_column,
+        fine_score_column=args.fine_score_column,
         iteration=args.iteration,
         n_boot=args.n_boot,
         level=args.level,

@@ -24,11 +24,12 @@ validation predictions); predict refuses a checkpoint without them.
 CHECKPOINT is a checkpoint file or a run folder (then its checkpoint chosen on validation
 AUC^FG, as the benchmark chooses; the latest when none was chosen).
 
-Output (-o): CSV or JSON by extension, columns path, probability, tier, error, warning, then
-what the probability is of: the checkpoint's observation, method, iteration and file
-(checkpoint). JSON writes null for a missing value. The warning column names what makes an
-image a poor radiograph for the model (smaller than its input, an aspect ratio beyond 3:1, a
-constant image): it still gets a tier, to be read with care.
+Output (-o): CSV or JSON by extension, columns path, probability, fine_score (what the typical
+tier is decided by: the probability for the paper's methods), tier, error, warning, then what
+the probability is of: the checkpoint's observation, method, iteration and file (checkpoint).
+JSON writes null for a missing value. The warning column names what makes an image a poor
+radiograph for the model (smaller than its input, an aspect ratio beyond 3:1, a constant
+image): it still gets a tier, to be read with care.
 With --cam DIR a class activation map overlay is written per image.
 
 Example:

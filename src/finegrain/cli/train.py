@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import textwrap
-import types
-import typing
-from typing import Any
 
 HELP = "train a classifier for one observation with PU-RM or a baseline method"
 
@@ -50,74 +46,23 @@ example:
       --tau 0.3 --seed 0 --iterations 50000 --checkpoint-every 10000 --out runs/edema-pu-rm-0
 """
 
-#: The help of each TrainConfig field's option (the default is appended from the dataclass).
-FIELD_HELP: dict[str, str] = {
-    "index": "index table (CSV, CSV.gz or Parquet)",
-    "cache": "image cache folder (finegrain prepare)",
-    "observation": "e.g. Edema, Consolidation",
-    "method": "training method, see above",
-    "tau": "PCE threshold in (0, 1)",
-    "seed": "random seed",
-    "iterations": "optimiser steps",
-    "batch_size": "global batch size",
-    "checkpoint_every": "checkpoint + validation every N iterations",
-    "lr": "Adam learning rate",
-    "betas": "Adam betas",
-    "weight_decay": "Adam weight decay",
-    "model": "backbone: {models}",
-    "pretrained": "ImageNet weights for the backbone (--no-pretrained: random initialisation)",
-    "weights": "ImageNet state dict for the backbone (instead of the torch hub cache)",
-    "out": "run directory",
-    "eval_splits": "split to evaluate at checkpoints (repeat for several)",
-    "eval_batch_size": "batch size of evaluation",
-    "amp": "autocast on CUDA: bf16 where supported, else fp16",
-    "channels_last": "channels-last memory format (faster on CUDA and CPU)",
-    "compile": "torch.compile the model",
-    "num_workers": "DataLoader workers (default: min(4, CPU count))",
-    "augment": "training augmentation (random affine)",
-    "augment_on": "where augmentation runs: loader (per image, in the DataLoader), device (per "
-    "batch on the training device) or auto (device on CUDA, loader on CPU; same draws either "
-    "way)",
-    "device": "auto | cpu | cuda",
-    "label_noise": "share of the observation's positive and negative training and validation "
-    "labels flipped, for a positive control (0 to 0.5; the same images in every run; test keeps "
-    "its labels; docs/training.md)",
-    "cpu_kernels": "CPU kernels: native (this CPU's own, fastest) or avx2 (the same bits on every "
-    "x86-64 CPU with AVX2, at a fixed thread count; docs/training.md)",
-    "method_options": "an option of the method (its dataclass field), e.g. "
-    "--method-option uncertain_soft_target=0.9; VALUE is read as JSON when it parses, else as "
-    "a string; repeat for several",
-}
-
-#: Option names that are not the field's name with dashes (kept from earlier releases).
-FLAGS: dict[str, str] = {
-    "num_workers": "--workers",
-    "eval_splits": "--eval-split",
-    "method_options": "--method-option",
-}
-
-METAVARS: dict[str, Any] = {
-    "out": "RUN_DIR",
-    "weights": "FILE",
-    "num_workers": "N",
-    "eval_splits": "SPLIT",
-    "method_options": "KEY=VALUE",
-    "betas": ("BETA1", "BETA2"),
-}
-
 #: Fields the command line requires although TrainConfig has a default.
 REQUIRED: frozenset[str] = frozenset({"out"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from finegrain.cli.options import add_tracking_arguments
-    from finegrain.train.config import TrainConfig
-    from finegrain.train.models import MODELS
+    from finegrain.cli.options import add_config_arguments, add_tracking_arguments
 
     parser.description = DESCRIPTION.format(methods=methods_help())
-    hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        _add_field(parser, field, hints[field.name], models=", ".join(MODELS))
+    add_config_arguments(parser, required=REQUIRED)
+    from finegrain.train.methods import TAU
+
+    parser.add_argument(
+        "--tau",
+        type=float,
+        help="PCE threshold τ in (0, 1) of a method whose loss uses it (its option tau, as "
+        f"--method-option tau=X; default: the method's own, {TAU})",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     add_tracking_arguments(parser, "RUN_DIR", ".")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,96 +85,19 @@ def methods_help(width: int = 92) -> str:
     return "\n".join(lines)
 
 
-def field_default(field: dataclasses.Field) -> Any:
-    """The default of a TrainConfig field (``dataclasses.MISSING`` when it has none)."""
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return field.default
-
-
-def _add_field(parser: argparse.ArgumentParser, field: dataclasses.Field, hint, models: str):
-    name = field.name
-    default = field_default(field)
-    required = default is dataclasses.MISSING or name in REQUIRED
-    kind = _without_none(hint)
-    origin = typing.get_origin(kind)
-    kwargs: dict[str, Any] = dict(dest=name, help=FIELD_HELP.get(name, name).format(models=models))
-    if name in METAVARS:
-        kwargs["metavar"] = METAVARS[name]
-    if required:
-        kwargs["required"] = True
-    else:
-        kwargs["default"] = default
-        shown = _show(default)
-        if shown:
-            kwargs["help"] += f" (default: {shown})"
-    kwargs["help"] = kwargs["help"].replace("%", "%%")  # argparse %-formats help strings
-    if kind is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction
-    elif origin is dict:
-        kwargs.update(action=_Collect, type=_key_value)
-    elif origin is tuple:
-        items = typing.get_args(kind)
-        if items[-1] is Ellipsis:
-            kwargs.update(action=_Collect, type=items[0])
-        else:
-            kwargs.update(nargs=len(items), type=items[0])
-    else:
-        kwargs["type"] = kind
-    parser.add_argument(FLAGS.get(name, "--" + name.replace("_", "-")), **kwargs)
-
-
-def _without_none(hint):
-    """``X`` for ``X | None``."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return hint
-
-
-def _show(default: Any) -> str:
-    """How ``--help`` shows a default ("" for none worth showing)."""
-    if default is None or default == {}:
-        return ""
-    if isinstance(default, bool):
-        return "on" if default else "off"
-    if isinstance(default, tuple | list):
-        return " ".join(str(v) for v in default)
-    return str(default)
-
-
-class _Collect(argparse.Action):
-    """A repeatable option: a list of its values (a dict of ``(key, value)`` pairs when the
-    default is a dict); the first use replaces the default instead of adding to it."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        current = getattr(namespace, self.dest)
-        if isinstance(self.default, dict):
-            items = {} if current is self.default else dict(current)
-            items.update([values])
-        else:
-            items = [] if current is self.default else list(current)
-            items.append(values)
-        setattr(namespace, self.dest, items)
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` -> ``(KEY, VALUE)``, VALUE read as JSON when it parses, else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
-
-
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~finegrain.train.config.TrainConfig` of parsed ``train`` arguments."""
+    """The :class:`~finegrain.train.config.TrainConfig` of parsed ``train`` arguments (each
+    value checked against its field's declared rule, the error naming the option)."""
+    from finegrain.cli.options import config_values
+    from finegrain.constraints import check
     from finegrain.train.config import TrainConfig
+    from finegrain.train.methods import TAU_RULE
 
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    values = config_values(args, [f.name for f in dataclasses.fields(TrainConfig)])
+    if getattr(args, "tau", None) is not None:  # the method's option
+        check("--tau", args.tau, [TAU_RULE])
+        values["method_options"] = {**values.get("method_options", {}), "tau": args.tau}
+    return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,13 +110,11 @@ def run(args: argparse.Namespace) -> int:
     from finegrain.train.models import MODELS
 
     check_device(args.device)
-    get_method(args.method, args.method_options)  # an unknown method or option: listed
+    config = config_from_args(args)  # each option against its field's rule, in one line
+    get_method(config.method, config.method_options)  # an unknown method or option: listed
     MODELS.get(args.model)  # an unknown model: the known ones listed
-    if args.num_workers is not None and args.num_workers < 0:
-        raise CLIError(f"--workers must be >= 0, got {args.num_workers}")
     if args.weights is not None and not args.pretrained:
         raise CLIError("--weights and --no-pretrained exclude each other")
-    config = config_from_args(args)
     tracking = tracking_spec(args, Path.cwd())
     out = train(config, resume=args.resume, progress=not args.no_progress, tracking=tracking)
     print(f"run complete: {out}")

@@ -1,6 +1,10 @@
 """From run directories to numbers: the long results table, mean ± std over seeds, and the
 test-split statistics beyond the paper (bootstrap CI, paired DeLong test against U-Ones).
 
+Every AUC^FG here ranks the score the method declares (:mod:`finegrain.scores`: the fine score,
+which is the positive probability for the paper's methods); ``paired_difference`` also gives the
+paper's AUC^FG of the positive probability beside it.
+
 Choices (documented in docs/benchmark.md):
 
 * **Selection** — each run's checkpoint is chosen on validation AUC^FG (ties -> earliest);
@@ -30,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.errors import FinegrainError
-from finegrain.experiment.grid import RunSpec, axes_of, method_tau
+from finegrain.experiment.grid import RunSpec, axes_of
 from finegrain.experiment.selection import (
     METRIC_FIELDS,
     TRAINING_FIELDS,
@@ -38,6 +42,10 @@ from finegrain.experiment.selection import (
     missing_predictions,
 )
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
+from finegrain.scores import RANKED, SCORE
+
+#: A grid cell: a method and its τ (``None`` for a τ-free method).
+Cell = tuple[str, float | None]
 
 RESULT_COLUMNS: tuple[str, ...] = (
     "observation",
@@ -175,10 +183,10 @@ def fg_cases(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_score_matrix(
-    selections: Sequence[RunSelection], split: str, column: str = "score"
+    selections: Sequence[RunSelection], split: str, column: str = RANKED
 ) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """Per-case labels and a ``[cases, seeds]`` matrix of ``column`` (the positive probability
-    ``score``, or ``fine_score``) for one variant's seeds.
+    """Per-case labels and a ``[cases, seeds]`` matrix of ``column`` (the score AUC^FG ranks,
+    or the positive probability ``score``) for one variant's seeds.
 
     Only cases every seed scored are kept (they are the same split, so normally all).
     """
@@ -232,17 +240,17 @@ def _variant(key: tuple) -> str:
     return RunSpec(obs, method, tau, 0, settings).variant
 
 
-def _reference_key(key: tuple, reference: str) -> tuple:
-    """The variant of ``reference`` that a variant is compared with: same observation and
-    axes; its own τ only when its loss uses τ."""
-    obs, _, tau, settings = key
-    return (obs, reference, method_tau(reference, tau if tau is not None else 0.3), settings)
+def _reference_key(key: tuple, reference: Cell) -> tuple:
+    """The variant of the ``reference`` cell that a variant is compared with: same observation
+    and axes."""
+    obs, _, _, settings = key
+    return (obs, *reference, settings)
 
 
 def averaged_scores(selections: Sequence[RunSelection], split: str) -> pd.DataFrame | None:
     """Seed-averaged scores of one variant on ``split``: image_id, label, subcategory, score
     (the positive probability) and fine_score (the method's fine score)."""
-    found = _seed_columns(selections, split, ("score", "fine_score"))
+    found = _seed_columns(selections, split, (SCORE, RANKED))
     if found is None:
         return None
     cases, matrices = found
@@ -351,12 +359,13 @@ def split_statistics(
     selections: Sequence[RunSelection],
     *,
     split: str = "test",
-    reference: str,
+    reference: Cell,
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Bootstrap CI of the seed-mean AUC^FG and the paired DeLong p-value against ``reference``.
+    """Bootstrap CI of the seed-mean AUC^FG and the paired DeLong p-value against the
+    ``reference`` cell (same observation and axes).
 
     One row per variant (observation, method, tau, variant) with ``n_atypical``, ``n_typical``,
     ``ci_low``,
@@ -404,9 +413,9 @@ def split_statistics(
         except ValueError as exc:
             row["note"] = f"bootstrap CI undefined: {exc}"
         ref_key = _reference_key(key, reference)
-        if method == reference or ref_key not in matrices or matrices[ref_key] is None:
-            if method != reference:
-                row["note"] = (row["note"] + f"; no {reference} run to compare").strip("; ")
+        if ref_key == key or ref_key not in matrices or matrices[ref_key] is None:
+            if ref_key != key:
+                row["note"] = (row["note"] + f"; no {reference[0]} run to compare").strip("; ")
             continue
         ref_cases, ref_scores = matrices[ref_key]
         a = pd.Series(scores.mean(axis=1), index=cases.loc[keep, "image_id"].to_numpy())
@@ -475,7 +484,7 @@ def run_statistics(
                 continue
             cases = fg_cases(pred)
             typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
-            score = cases["score"].to_numpy(dtype=float)
+            score = cases[RANKED].to_numpy(dtype=float)
             row = {
                 "observation": sel.spec.observation,
                 "method": sel.spec.method,
@@ -500,21 +509,25 @@ def run_statistics(
 
 
 def paired_matrices(
-    method_runs: Sequence[RunSelection], reference_runs: Sequence[RunSelection], split: str
+    method_runs: Sequence[RunSelection],
+    reference_runs: Sequence[RunSelection],
+    split: str,
+    column: str = RANKED,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, list[int]] | None:
     """Scores of two variants on the same cases, paired by seed.
 
     Returns ``(cases, a, b, seeds)``: the AUC^FG cases (``image_id``, ``label``,
-    ``subcategory``) scored by every paired run, and ``[cases, seeds]`` score matrices of the
-    method (``a``) and the reference (``b``) over the seeds both have. ``None`` if no seed pairs.
+    ``subcategory``) scored by every paired run, and ``[cases, seeds]`` matrices of ``column``
+    (the score AUC^FG ranks, or the positive probability ``score``) of the method (``a``) and
+    the reference (``b``) over the seeds both have. ``None`` if no seed pairs.
     """
     by_seed_a = {s.spec.seed: s for s in method_runs}
     by_seed_b = {s.spec.seed: s for s in reference_runs}
     seeds = sorted(set(by_seed_a) & set(by_seed_b))
     if not seeds:
         return None
-    found_a = seed_score_matrix([by_seed_a[k] for k in seeds], split)
-    found_b = seed_score_matrix([by_seed_b[k] for k in seeds], split)
+    found_a = seed_score_matrix([by_seed_a[k] for k in seeds], split, column)
+    found_b = seed_score_matrix([by_seed_b[k] for k in seeds], split, column)
     if found_a is None or found_b is None:
         return None
     (cases_a, a), (cases_b, b) = found_a, found_b
@@ -592,6 +605,7 @@ PAIRED_COLUMNS: list[str] = [
     "n_atypical",
     "n_typical",
     "note",
+    "difference_probability",
 ]
 
 
@@ -600,7 +614,7 @@ def paired_difference(
     *,
     method: str,
     tau: float | None,
-    reference: str,
+    reference: Cell,
     settings: tuple = (),
     splits: Sequence[str] = ("validate", "test"),
     n_boot: int = 2000,
@@ -608,14 +622,18 @@ def paired_difference(
     seed: int = 0,
 ) -> pd.DataFrame:
     """The paired difference ``method − reference`` of AUC^FG, per observation and split, for
-    the variant with the grid's other axes at ``settings`` (the reference at the same).
+    the variant with the grid's other axes at ``settings`` (the ``reference`` cell at the
+    same).
 
     Runs are paired by seed (same seed: same initialisation stream and data order, since the
     data order depends only on the seed). Columns: ``seeds`` (number of pairs), ``difference``
     (mean over the pairs of the per-seed AUC^FG difference, each at its run's checkpoint chosen
     on validation), ``ci_low``/``ci_high`` (:func:`paired_difference_ci`), ``delong_p`` (paired
     DeLong test on the *pooled* predictions: each case's score averaged over the seeds),
-    ``seed_differences`` (the per-seed values, ``;``-separated), the case counts and ``note``.
+    ``seed_differences`` (the per-seed values, ``;``-separated), the case counts, ``note``,
+    and ``difference_probability``: the same mean difference of the paper's AUC^FG of the
+    positive probability (equal to ``difference`` unless a method ranks a fine score of its
+    own).
     """
     from finegrain.metrics import delong_test
 
@@ -630,13 +648,13 @@ def paired_difference(
             row = dict.fromkeys(PAIRED_COLUMNS, math.nan)
             row.update(
                 observation=obs, method=method, tau=tau, variant=_variant(key),
-                reference=reference, split=split,
+                reference=reference[0], split=split,
                 seeds=0, seed_differences="", n_atypical=0, n_typical=0, note="",
             )  # fmt: skip
             rows.append(row)
             found = paired_matrices(mine, ref, split) if mine and ref else None
             if found is None:
-                row["note"] = f"no paired {split} predictions of {method} and {reference}"
+                row["note"] = f"no paired {split} predictions of {method} and {reference[0]}"
                 continue
             cases, a, b, seeds = found
             typical = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
@@ -656,6 +674,13 @@ def paired_difference(
                 typical, a, b, n_boot=n_boot, level=level, seed=seed
             )
             row["delong_p"] = float(delong_test(typical, a.mean(axis=1), b.mean(axis=1)).p_value)
+            row["difference_probability"] = row["difference"]
+            if any(s.method.own_fine_score for s in mine + ref):  # the paper's AUC^FG too
+                _, pa, pb, _ = paired_matrices(mine, ref, split, SCORE)
+                row["difference_probability"] = float(
+                    np.mean([auc_fg(typical, pa[:, j]) - auc_fg(typical, pb[:, j])
+                             for j in range(len(seeds))])
+                )  # fmt: skip
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
@@ -780,7 +805,7 @@ def fine_label_summary(
                 counts[f"n_atypical_{name}"] = int((typical == 0).sum())
                 counts[f"n_typical_{name}"] = int((typical == 1).sum())
                 if 0 < typical.sum() < len(typical):
-                    values.append(auc_fg(typical, cases["score"].to_numpy(dtype=float)))
+                    values.append(auc_fg(typical, cases[RANKED].to_numpy(dtype=float)))
             if agreement is None:  # the same cases for every seed
                 positive = (pd.to_numeric(pred["label"], errors="coerce") == POSITIVE).to_numpy()
                 text = pred["subcategory"].astype("string").str.strip().str.lower()

@@ -7,12 +7,13 @@ set of *axes* over configuration fields: observations, (method, τ) cells, seeds
 
 A run of the grid is a :class:`RunSpec`. Its folder under a ``runs/`` root is
 ``<group>/<observation>/<variant>/seed<k>``: the readable part names the grid's axes
-(``pu-rm-tau0.3``, ``u-ones-iterations600``; τ only for methods whose loss uses it), and
+(``pu-rm-tau0.3``, ``u-ones-iterations600``; τ, the method's own option, only for methods whose
+loss uses it), and
 ``<group>`` is 8 hex digits of the hash of every other setting of the run
 (:meth:`~finegrain.train.config.TrainConfig.identity_hash`), so runs that differ in any
 setting never share a folder. Runs shared by several selections are listed once.
 
->>> specs = grid_for(["table2"], observations=["Edema"], seeds=1, tau=0.3)
+>>> specs = grid_for(["table2"], observations=["Edema"], seeds=1)
 >>> [s.label for s in specs]
 ['Edema/u-ignore/seed0', 'Edema/u-zeros/seed0', 'Edema/u-ones/seed0', 'Edema/pu-rm-tau0.3/seed0']
 >>> grid_for(["table2"], observations=["Edema"], seeds=1, methods=["u-ones"],
@@ -34,15 +35,11 @@ from typing import TYPE_CHECKING, Any
 from finegrain.errors import FinegrainError
 from finegrain.observations import check_observation
 from finegrain.registry import Registry
+from finegrain.train.config import CELL_FIELDS, FIXED_FIELDS
 from finegrain.train.methods import BASELINE_METHOD, METHODS, PAPER_METHOD
 
 if TYPE_CHECKING:  # pragma: no cover
     from finegrain.experiment.presets import Preset
-
-#: Fields a grid's cells own (observation, method, τ, seed) or that the benchmark sets for
-#: every run (data, output, evaluation splits): not available as extra axes.
-CELL_FIELDS: frozenset[str] = frozenset({"observation", "method", "tau", "seed"})
-FIXED_FIELDS: frozenset[str] = frozenset({"index", "cache", "out", "eval_splits"})
 
 
 def format_tau(tau: float) -> str:
@@ -55,9 +52,10 @@ def display_name(method: str) -> str:
     return METHODS[method].display_name if method in METHODS else method
 
 
-def method_tau(method: str, tau: float) -> float | None:
-    """The τ a run of ``method`` uses: ``tau`` when its loss uses τ, else ``None``."""
-    return float(tau) if check_method(method).uses_tau else None
+def cell(method: str, tau: float | None = None) -> tuple[str, float | None]:
+    """A grid cell ``(method, τ)``: the method at ``tau`` when its loss uses τ (``None``: the
+    method's own τ), its τ read from the method (``None`` for a τ-free one)."""
+    return (method, check_method(method).at_tau(tau).tau)
 
 
 def check_method(method: str):
@@ -112,12 +110,32 @@ class RunSpec:
         return name
 
     def config_values(self) -> dict[str, Any]:
-        """The TrainConfig fields this run sets (its cell and its axes' values)."""
+        """The TrainConfig fields this run sets (its cell and its axes' values); its τ is the
+        method's option, set only where it is not the method's own default."""
         values: dict[str, Any] = dict(self.settings)
         values.update(observation=self.observation, method=self.method, seed=self.seed)
-        if self.tau is not None:
-            values["tau"] = self.tau
+        options = dict(values.get("method_options") or {})
+        if self.tau is not None and self.tau != check_method(self.method).tau:
+            options["tau"] = self.tau
+        if options or "method_options" in values:
+            values["method_options"] = options
         return values
+
+    def differences(self, config: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """``{field: (recorded, this run's)}`` where a recorded configuration (a run's
+        ``config.json``) is not this run's."""
+        from finegrain.train.config import recorded_method
+
+        recorded = {
+            "observation": config.get("observation"),
+            "method": config.get("method"),
+            "seed": config.get("seed"),
+            "tau": recorded_method(config).tau,
+            **{k: _recorded(config.get(k)) for k, _ in self.settings},
+        }
+        wanted = {"observation": self.observation, "method": self.method, "seed": self.seed,
+                  "tau": self.tau, **dict(self.settings)}  # fmt: skip
+        return {k: (recorded[k], v) for k, v in wanted.items() if recorded[k] != v}
 
     def readable_fields(self) -> tuple[str, ...]:
         """The identity fields its folder names spell out (the rest go into the hash)."""
@@ -126,6 +144,11 @@ class RunSpec:
     def directory(self, runs_root: str | Path, group: str) -> Path:
         """``<runs_root>/<group>/<observation>/<variant>/seed<k>``."""
         return Path(runs_root) / group / self.observation / self.variant / f"seed{self.seed}"
+
+
+def _recorded(value: Any) -> Any:
+    """A recorded (JSON) value as an axis holds it: lists are tuples."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _value_text(value: Any) -> str:
@@ -159,18 +182,32 @@ class Selection:
     def cells(
         self,
         *,
-        tau: float,
+        tau: float | None = None,
         methods: Sequence[str] | None = None,
         taus: Sequence[float] | None = None,
     ) -> list[tuple[str, float | None]]:
-        """The (method, τ) cells: the table's methods at ``tau`` (``methods`` replaces them,
-        except in a sweep), then the swept method at every τ of the sweep (``taus`` replaces
-        it)."""
+        """The (method, τ) cells: the table's methods at ``tau`` (``None``: each method's own;
+        ``methods`` replaces them, except in a sweep), then the swept method at every τ of the
+        sweep (``taus`` replaces it)."""
         rows = self.methods if methods is None or self.is_sweep else tuple(methods)
-        out = [(m, method_tau(m, tau)) for m in rows]
-        if self.is_sweep:
-            out += [(self.swept, float(t)) for t in (taus or self.taus)]
-        return out
+        return [cell(m, tau) for m in rows] + self.sweep_cells(taus)
+
+    def sweep_cells(self, taus: Sequence[float] | None = None) -> list[tuple[str, float | None]]:
+        """The swept method at every τ of the sweep (none for a table)."""
+        if not self.is_sweep:
+            return []
+        return [cell(self.swept, float(t)) for t in (taus or self.taus)]
+
+    def table_cells(
+        self, *, tau: float | None = None, methods: Sequence[str] | None = None
+    ) -> list[tuple[str, float | None]]:
+        """The table's rows as cells (a sweep's: its baselines), at ``tau``."""
+        rows = self.baselines if self.is_sweep else self.table_methods(methods)
+        return [cell(m, tau) for m in rows]
+
+    def reference_cell(self, tau: float | None = None) -> tuple[str, float | None]:
+        """The cell every other one is compared with (paired difference, DeLong)."""
+        return cell(self.reference, tau)
 
     def table_methods(self, methods: Sequence[str] | None = None) -> list[str]:
         """The table's rows (none for a sweep: its table has a row per τ)."""
@@ -228,7 +265,9 @@ def get_selections(names: Iterable[str]) -> list[Selection]:
 
 def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tuple], ...]:
     """The extra axes of a grid as sorted ``(field, values)``; each field must be a
-    ``TrainConfig`` field that is neither a cell field nor fixed by the benchmark."""
+    ``TrainConfig`` field that is neither a cell field nor fixed by the benchmark, and each
+    value must satisfy the field's declared rule (``TrainConfig.CONSTRAINTS``)."""
+    from finegrain.constraints import violation
     from finegrain.train.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -244,39 +283,12 @@ def check_axes(axes: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, tup
         values = tuple(values)
         if not values:
             raise FinegrainError(f"grid axis {name!r} has no values")
-        for value in values:
-            _check_axis_value(name, value)
+        for value in values:  # the field's declared rule, as for an option
+            wanted = violation(value, TrainConfig.CONSTRAINTS.get(name, ()))
+            if wanted is not None:
+                raise FinegrainError(f"grid axis {name!r}: {name} must be {wanted}, got {value!r}")
         out.append((name, values))
     return tuple(out)
-
-
-def _check_axis_value(name: str, value: Any) -> None:
-    """Refuse an axis value of the wrong type for its ``TrainConfig`` field (``iterations=abc``)
-    before anything runs."""
-    import types
-    import typing
-
-    from finegrain.train.config import TrainConfig
-
-    hint = typing.get_type_hints(TrainConfig)[name]
-    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None and type(None) in kinds:
-        return
-    wanted = {
-        bool: ("true or false", lambda v: isinstance(v, bool)),
-        int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-        float: ("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)),
-        str: ("text", lambda v: isinstance(v, str)),
-        tuple: ("a list", lambda v: isinstance(v, list | tuple)),
-        dict: ("a mapping", lambda v: isinstance(v, dict)),
-    }
-    checks = [
-        wanted[typing.get_origin(k) or k] for k in kinds if (typing.get_origin(k) or k) in wanted
-    ]
-    if checks and not any(fits(value) for _, fits in checks):
-        raise FinegrainError(
-            f"grid axis {name!r}: {json.dumps(value)} is not {' or '.join(w for w, _ in checks)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -316,7 +328,7 @@ def grid_for(
     *,
     observations: Sequence[str],
     seeds: int,
-    tau: float = 0.3,
+    tau: float | None = None,
     taus: Sequence[float] | None = None,
     methods: Sequence[str] | None = None,
     axes: Mapping[str, Sequence[Any]] | None = None,
@@ -325,14 +337,14 @@ def grid_for(
     seeds ``0..seeds-1`` and every combination of the extra ``axes`` (``{"iterations": [300,
     600]}``), in a stable order without duplicates.
 
-    ``methods`` (if given) replaces the methods of the tables; ``taus`` replaces a sweep's τ.
+    ``methods`` (if given) replaces the methods of the tables; ``tau`` sets their τ (``None``:
+    each method's own); ``taus`` replaces a sweep's τ.
     """
     cells: list[tuple[str, float | None]] = []
     for selection in get_selections(selections):
-        for cell in selection.cells(tau=tau, methods=methods, taus=taus):
-            check_method(cell[0])
-            if cell not in cells:
-                cells.append(cell)
+        for found in selection.cells(tau=tau, methods=methods, taus=taus):
+            if found not in cells:
+                cells.append(found)
     return Grid(tuple(observations), tuple(cells), seeds, check_axes(axes)).specs()
 
 
@@ -345,11 +357,9 @@ def train_config(spec: RunSpec, preset: Preset, data: Any, run_dir: Path | str |
     from finegrain.train.config import TrainConfig
 
     values = {**preset.train, **{k: v for k, v in extra.items() if v is not None}}
-    values.update({"tau": preset.tau, **spec.config_values()})
+    values.update(spec.config_values())
     values.update(
-        # absolute: the run's record works from anywhere
-        index=str(Path(data.index).resolve()) if data is not None else "",
-        cache=str(Path(data.cache).resolve()) if data is not None else "",
+        data_paths(data),
         out=str(run_dir) if run_dir is not None else "",
         eval_splits=("validate", "test"),
     )
@@ -357,6 +367,14 @@ def train_config(spec: RunSpec, preset: Preset, data: Any, run_dir: Path | str |
         return TrainConfig(**values)
     except TypeError as exc:  # an unknown keyword in extra
         raise FinegrainError(f"not a TrainConfig field: {exc}") from None
+
+
+def data_paths(data: Any) -> dict[str, str]:
+    """A run's ``index`` and ``cache`` from ``data`` (its ``index`` and ``cache`` paths, made
+    absolute so that the run's record works from anywhere; empty when not known yet)."""
+    if data is None:
+        return {"index": "", "cache": ""}
+    return {"index": str(Path(data.index).resolve()), "cache": str(Path(data.cache).resolve())}
 
 
 def run_directory(spec: RunSpec, preset: Preset, runs_root: str | Path) -> Path:
@@ -381,7 +399,7 @@ def migrate_runs(out: str | Path) -> list[tuple[Path, Path]]:
         for config_path in sorted(runs_root.glob("*/*/seed*/config.json")):
             run = config_path.parent
             config = TrainConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-            tau = method_tau(config.method, config.tau)
+            tau = config.training_method().tau
             spec = RunSpec(config.observation, config.method, tau, config.seed)
             if run != runs_root / spec.observation / spec.variant / f"seed{spec.seed}":
                 continue  # not a 0.2 run folder

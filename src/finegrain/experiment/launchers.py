@@ -723,6 +723,7 @@ def launcher_for(
 
 @LAUNCHERS.register("local")
 def _local(*, gpus: bool, jobs: int | None, gpus_per_run: int, **_: Any) -> Launcher:
+    """Worker processes on this machine (--jobs at once; a GPU group each on CUDA)."""
     if gpus:
         return LocalLauncher(jobs, gpus=visible_gpus(), gpus_per_run=gpus_per_run)
     return LocalLauncher(jobs, gpus_per_run=gpus_per_run)
@@ -732,6 +733,7 @@ def _local(*, gpus: bool, jobs: int | None, gpus_per_run: int, **_: Any) -> Laun
 def _ray(
     *, gpus: bool, gpus_per_run: int, address, cpus_per_run, retries: int, **_: Any
 ) -> Launcher:
+    """Every run a Ray task (a local Ray cluster, or --address); dead workers retried."""
     return RayLauncher(
         address=address,
         gpus_per_run=gpus_per_run,
@@ -743,6 +745,7 @@ def _ray(
 
 @LAUNCHERS.register("slurm")
 def _slurm(*, out: Path, gpus: bool, gpus_per_run: int, **options: Any) -> Launcher:
+    """One Slurm job per run through submitit (requeued at its time limit, resumes)."""
     return SlurmLauncher(
         out / "slurm",
         partition=options["partition"],

@@ -14,11 +14,18 @@ against those masks:
 A CAM is only a localisation when the last feature map has enough cells: a 64 px input to a
 small DenseNet ends in a 4 × 4 map (each cell covers a quarter of the lung), so those maps are
 labelled as such (:func:`grid_label`).
+
+Every CAM of a report is computed once (:class:`CamStore`, keyed by the run's folder, its full
+identity, and checkpoint): the localisation table and the side-by-side figure (Figure 5, also on
+data without lesion masks) read the same maps. Runs are compared within one
+:class:`Comparison` (an observation and the values of the grid's other axes), so runs that
+differ in any setting never mix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +101,8 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 LOCALISATION_COLUMNS: list[str] = [
     "observation",
     "method",
+    "variant",
+    "settings",
     "seed",
     "group",
     "cases",
@@ -104,82 +113,83 @@ LOCALISATION_COLUMNS: list[str] = [
 ]
 
 
+class CamStore:
+    """Each run's CAMs (logit-difference units) and probabilities, computed once per image: keyed
+    by the run's folder (its full identity) and chosen checkpoint, then by image id. Images are
+    read from the run's own image cache (its recorded ``cache``)."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        self.batch_size = batch_size
+        self._models: dict[tuple, tuple] = {}
+        self._caches: dict[str, object] = {}
+        self._maps: dict[tuple, dict[str, tuple[np.ndarray, float]]] = {}
+
+    @staticmethod
+    def key(run) -> tuple:
+        return (str(run.directory), run.iteration)
+
+    def model(self, run) -> tuple:
+        """``(model, method, meta)`` of the run's chosen checkpoint, loaded once."""
+        from finegrain.train.checkpoint import method_of
+        from finegrain.train.rundir import load_model
+
+        key = self.key(run)
+        if key not in self._models:
+            model, meta = load_model(run.run.checkpoint_path(run.iteration))
+            self._models[key] = (model, method_of(meta), meta)
+        return self._models[key]
+
+    def images(self, run, ids: Sequence[str]) -> np.ndarray:
+        """uint8 ``(N, S, S)`` images of ``ids`` from the run's image cache."""
+        from finegrain.data.cache import ImageCache
+
+        path = str(run.config.get("cache") or "")
+        if not path:
+            raise FinegrainError(f"{run.directory}: its config records no image cache")
+        if path not in self._caches:
+            self._caches[path] = ImageCache(path)
+        cache = self._caches[path]
+        return cache.read_rows([cache.row_of(i) for i in ids])
+
+    def cams(self, run, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(cams (N, S, S), probabilities (N,))`` of ``ids`` (each computed once, in batches of
+        the ids not computed yet, in the order given)."""
+        done = self._maps.setdefault(self.key(run), {})
+        todo = [i for i in dict.fromkeys(ids) if i not in done]
+        if todo:
+            model, method, _ = self.model(run)
+            compute_cam = cam_api().compute_cam
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                result = compute_cam(model, self.images(run, chunk)[:, None], method)
+                for j, image_id in enumerate(chunk):
+                    done[image_id] = (result.cam[j], float(result.probability[j]))
+        return (
+            np.stack([done[i][0] for i in ids]),
+            np.array([done[i][1] for i in ids], dtype=float),
+        )
+
+    def cells(self, run, image_size: int) -> str:
+        """The feature-map label of the run's model at ``image_size`` px."""
+        return grid_label(cam_grid(self.model(run)[0], image_size))
+
+
 def score_cams(
-    model,
-    method,
-    images: np.ndarray,
-    masks: np.ndarray | None,
-    *,
-    batch_size: int = 64,
+    cams: np.ndarray, probabilities: np.ndarray, masks: np.ndarray | None
 ) -> pd.DataFrame:
     """Per image: ``energy_inside`` (NaN without a mask), ``mask_area`` (share of the image),
-    ``peak`` and ``probability``, for ``model`` trained by ``method``. ``images`` is uint8
-    ``(N, S, S)``; ``masks`` boolean ``(N, H, W)`` (resized to ``S``) or ``None``."""
-    compute_cam = cam_api().compute_cam
+    ``peak`` and ``probability``; ``cams`` ``(N, h, w)``, ``masks`` boolean ``(N, H, W)``
+    (resized to the CAM's size) or ``None``."""
     rows = []
-    for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start : start + batch_size])
-        result = compute_cam(model, batch[:, None], method)
-        for j in range(len(batch)):
-            cam = result.cam[j]
-            if masks is not None:
-                mask = resize_mask(masks[start + j], cam.shape[0])
-                inside, area = energy_inside(cam, mask), float(mask.mean())
-            else:
-                inside, area = float("nan"), float("nan")
-            rows.append(
-                {
-                    "energy_inside": inside,
-                    "mask_area": area,
-                    "peak": float(cam.max()),
-                    "probability": float(result.probability[j]),
-                }
-            )
+    for j, cam in enumerate(cams):
+        if masks is not None:
+            mask = resize_mask(masks[j], cam.shape[0])
+            inside, area = energy_inside(cam, mask), float(mask.mean())
+        else:
+            inside, area = float("nan"), float("nan")
+        rows.append({"energy_inside": inside, "mask_area": area, "peak": float(cam.max()),
+                     "probability": float(probabilities[j])})  # fmt: skip
     return pd.DataFrame(rows, columns=["energy_inside", "mask_area", "peak", "probability"])
-
-
-def localisation_table(
-    checkpoints: dict[tuple[str, int], Path],
-    cases: dict[str, pd.DataFrame],
-    read_images: Callable[[Sequence[str]], np.ndarray],
-    read_masks: Callable[[Sequence[str]], np.ndarray],
-    *,
-    observation: str,
-) -> tuple[pd.DataFrame, dict[tuple[str, int], pd.DataFrame]]:
-    """Localisation numbers of several models on the same cases.
-
-    ``checkpoints``: ``(method, seed) -> checkpoint``; ``cases``: group name (``typical``,
-    ``atypical``, ``negative``) -> frame with ``image_id``; ``read_images(ids)`` gives uint8
-    ``(N, S, S)``, ``read_masks(ids)`` boolean ``(N, H, W)`` true-lesion masks. Returns the
-    summary (one row per method × seed × group: mean energy inside the mask, mean mask area,
-    mean peak, mean probability) and the per-image scores.
-    """
-    from finegrain.train.checkpoint import method_of
-    from finegrain.train.rundir import load_model
-
-    images = {g: read_images(list(c["image_id"])) for g, c in cases.items() if len(c)}
-    masks = {g: read_masks(list(cases[g]["image_id"])) for g in images}
-    rows, per_image = [], {}
-    for (method, seed), ckpt in checkpoints.items():
-        model, meta = load_model(ckpt)
-        for group, arr in images.items():
-            scores = score_cams(model, method_of(meta), arr, masks[group])
-            scores.insert(0, "image_id", list(cases[group]["image_id"]))
-            per_image[(method, seed, group)] = scores
-            rows.append(
-                {
-                    "observation": observation,
-                    "method": method,
-                    "seed": seed,
-                    "group": group,
-                    "cases": len(scores),
-                    "energy_inside": float(scores["energy_inside"].mean()),
-                    "mask_area": float(scores["mask_area"].mean()),
-                    "peak": float(scores["peak"].mean()),
-                    "probability": float(scores["probability"].mean()),
-                }
-            )
-    return pd.DataFrame(rows, columns=LOCALISATION_COLUMNS), per_image
 
 
 #: Cases per group (typical positives, atypical positives, negatives) scored per model.
@@ -202,9 +212,12 @@ def pick_cases(predictions: pd.DataFrame, n: int = CASES_PER_GROUP) -> dict[str,
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per observation × method × group."""
+    """Mean and std over seeds per observation × variant × group."""
     numbers = ["energy_inside", "mask_area", "peak", "probability"]
-    grouped = table.groupby(["observation", "method", "group"], sort=False)
+    if "settings" not in table.columns:  # a table written before runs were keyed by variant
+        table = table.assign(variant=table["method"], settings="")
+    table = table.assign(settings=table["settings"].fillna(""))
+    grouped = table.groupby(["observation", "settings", "method", "group"], sort=False)
     out = grouped[numbers].agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out["seeds"] = grouped["seed"].nunique()
@@ -283,77 +296,135 @@ def phantom_of_index(index_path: str | Path) -> Path | None:
     return next((p for p in image.parents if (p / SETTINGS_FILE).is_file()), None)
 
 
+@dataclass
+class Comparison:
+    """Figure 5's runs of one observation at one combination of the grid's other axes
+    (``settings``): each compared variant's runs by seed (``runs[variant]``, in the order
+    compared); ``names`` their display names."""
+
+    observation: str
+    settings: tuple
+    runs: dict[str, dict[int, object]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every compared variant finished."""
+        found = [set(by_seed) for by_seed in self.runs.values()]
+        return sorted(set.intersection(*found)) if found else []
+
+    @property
+    def label(self) -> str:
+        """``Edema`` or ``Edema (iterations 600)``."""
+        from finegrain.experiment.grid import RunSpec
+
+        extra = RunSpec(self.observation, "", None, 0, self.settings).display
+        return self.observation + (f" {extra.strip()}" if self.settings else "")
+
+    @property
+    def slug(self) -> str:
+        from finegrain.experiment.grid import format_setting
+
+        parts = [self.observation.lower().replace(" ", "-")]
+        parts += [format_setting(k, v) for k, v in self.settings]
+        return "-".join(parts)
+
+
+def comparisons(
+    selections, cells: Sequence[tuple[str, float | None]], notes: list[str]
+) -> list[Comparison]:
+    """The runs of ``cells`` (U-Ones and PU-RM at the plan's τ) with a chosen checkpoint, one
+    :class:`Comparison` per observation × axes combination where both variants have a seed in
+    common; every one left out is named in ``notes``."""
+    found: dict[tuple, Comparison] = {}
+    for sel in selections:
+        if (sel.spec.method, sel.spec.tau) not in cells or sel.iteration is None:
+            continue
+        key = (sel.spec.observation, sel.spec.settings)
+        comparison = found.setdefault(key, Comparison(*key))
+        comparison.runs.setdefault(sel.spec.variant, {})[sel.spec.seed] = sel
+        comparison.names[sel.spec.variant] = display_name(sel.spec.method)
+    out = []
+    for comparison in found.values():
+        comparison.runs = dict(sorted(comparison.runs.items(), key=lambda kv: _rank(kv, cells)))
+        if len(comparison.runs) < len(cells) or not comparison.seeds:
+            have = ", ".join(comparison.runs) or "none"
+            notes.append(
+                f"{comparison.label}: Figure 5 (CAMs of "
+                + " vs ".join(display_name(m) for m, _ in cells)
+                + f") not drawn: no seed with a chosen checkpoint of both (found: {have})"
+            )
+            continue
+        out.append(comparison)
+    return out
+
+
+def _rank(item, cells) -> int:
+    runs = next(iter(item[1].values()))
+    return list(cells).index((runs.spec.method, runs.spec.tau))
+
+
 def measure_localisation(
-    selections, observations: Sequence[str], *, tau: float, split: str = "test", truth=None
-) -> tuple[pd.DataFrame, list, str]:
-    """CAMs of U-Ones vs PU-RM at ``tau`` (every seed both finished) on the same ``split`` cases,
-    scored against the true lesion masks of ``truth``, the phantom the runs' index table points
-    into (:func:`finegrain.experiment.truth.phantom_truth`; ``None``: not a phantom).
+    comparison: Comparison, store: CamStore, *, split: str = "test", truth=None
+) -> tuple[pd.DataFrame, object, str]:
+    """Figure 5 for one :class:`Comparison`: each compared run's CAMs on the same ``split``
+    cases (the first :data:`CASES_PER_GROUP` typical positives, atypical positives and
+    negatives), scored against the true lesion masks of ``truth`` (the phantom the runs' index
+    points into; ``None`` on real data: no table, the figure without outlines).
 
-    Returns ``(per-seed table, [(observation, comparison figure)], feature-map cells)``; an
-    empty table when the runs were not trained on a phantom with truth files, or none pair up.
+    Returns ``(per-seed table, side-by-side figure, feature-map cells)``.
     """
-    import math
-
-    from finegrain.data.cache import ImageCache
     from finegrain.experiment.aggregate import selected_predictions
-    from finegrain.train.checkpoint import method_of
-    from finegrain.train.rundir import load_model
+    from finegrain.experiment.grid import settings_text
 
-    empty = pd.DataFrame(columns=LOCALISATION_COLUMNS)
-    config = next((s.config for s in selections if s.config.get("index")), None)
-    if truth is None or config is None or not config.get("cache"):
-        return empty, [], ""
-    cache = ImageCache(config["cache"])
+    seeds = comparison.seeds
+    first = next(iter(comparison.runs.values()))[seeds[0]]
+    pred = selected_predictions(first, split)
+    if pred is None:
+        raise FinegrainError(f"{first.directory}: no {split} predictions")
+    cases = {g: c for g, c in pick_cases(pred).items() if len(c)}
 
-    def read_images(ids):
-        return cache.read_rows([cache.row_of(i) for i in ids])
+    def read_masks(ids):
+        return truth.lesion_masks(list(ids), comparison.observation)
 
-    frames, figures, cells = [], [], ""
-    for obs in observations:
-        pair = {
-            m: {s.spec.seed: s for s in selections
-                if s.spec.observation == obs and s.spec.method == m and s.iteration is not None
-                and (s.spec.tau is None or math.isclose(s.spec.tau, tau))}
-            for m in COMPARED
-        }  # fmt: skip
-        seeds = sorted(set(pair[COMPARED[0]]) & set(pair[COMPARED[1]]))
-        if not seeds:
-            continue
-        pred = selected_predictions(pair[COMPARED[0]][seeds[0]], split)
-        if pred is None:
-            continue
-        cases = pick_cases(pred)
-        checkpoints = {
-            (m, k): pair[m][k].run.checkpoint_path(pair[m][k].iteration)
-            for m in COMPARED
-            for k in seeds
-        }
-
-        def read_masks(ids, o=obs):
-            return truth.lesion_masks(list(ids), o)
-
-        table, _ = localisation_table(checkpoints, cases, read_images, read_masks, observation=obs)
-        frames.append(table)
-        # the figure: seed 0's models on the first case of each group
-        examples = [(g, c.iloc[0]["image_id"]) for g, c in cases.items() if len(c)]
-        ids = [i for _, i in examples]
-        images = read_images(ids)
-        cams, probs = {}, {}
-        for m in COMPARED:
-            model, meta = load_model(checkpoints[(m, seeds[0])])
-            cells = grid_label(cam_grid(model, images.shape[-1]))
-            result = cam_api().compute_cam(model, images[:, None], method_of(meta))
-            cams[display_name(m)], probs[display_name(m)] = result.cam, result.probability
-        fig = comparison_figure(
-            images, read_masks(ids), cams, probs,
-            [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
-            cells=cells,
-        )  # fmt: skip
-        figures.append((obs, fig))
-    if not frames:
-        return empty, [], cells
-    return pd.concat(frames, ignore_index=True), figures, cells
+    masks = {g: read_masks(c["image_id"]) for g, c in cases.items()} if truth is not None else {}
+    rows = []
+    for variant, by_seed in comparison.runs.items() if truth is not None else ():
+        for seed in seeds:
+            run = by_seed[seed]
+            for group, frame in cases.items():
+                scores = score_cams(*store.cams(run, list(frame["image_id"])), masks.get(group))
+                rows.append(
+                    {
+                        "observation": comparison.observation,
+                        "method": run.spec.method,
+                        "variant": variant,
+                        "settings": settings_text(comparison.settings),
+                        "seed": seed,
+                        "group": group,
+                        "cases": len(scores),
+                        "energy_inside": float(scores["energy_inside"].mean()),
+                        "mask_area": float(scores["mask_area"].mean()),
+                        "peak": float(scores["peak"].mean()),
+                        "probability": float(scores["probability"].mean()),
+                    }
+                )
+    table = pd.DataFrame(rows, columns=LOCALISATION_COLUMNS) if truth is not None else None
+    # the figure: the first seed's models on the first case of each group
+    examples = [(g, c.iloc[0]["image_id"]) for g, c in cases.items()]
+    ids = [i for _, i in examples]
+    images = store.images(first, ids)
+    cams, probs = {}, {}
+    for variant, by_seed in comparison.runs.items():
+        name = comparison.names[variant]
+        cams[name], probs[name] = store.cams(by_seed[seeds[0]], ids)
+    cells = store.cells(first, images.shape[-1])
+    fig = comparison_figure(
+        images, read_masks(ids) if truth is not None else None, cams, probs,
+        [f"{g} ({'positive' if g != 'negative' else 'label 0'})" for g, _ in examples],
+        cells=cells,
+    )  # fmt: skip
+    return table, fig, cells
 
 
 def localisation_summary_table(table: pd.DataFrame, cells: str):
@@ -362,7 +433,9 @@ def localisation_summary_table(table: pd.DataFrame, cells: str):
     from finegrain.experiment.tables import Table, mean_std
 
     rows = []
-    for (obs, method), part in summarise(table).groupby(["observation", "method"], sort=False):
+    for (obs, settings, method), part in summarise(table).groupby(
+        ["observation", "settings", "method"], sort=False
+    ):
         g = {r["group"]: r for _, r in part.iterrows()}
 
         def cell(group, column, digits=3, g=g):
@@ -371,9 +444,10 @@ def localisation_summary_table(table: pd.DataFrame, cells: str):
                 return "–"
             return mean_std(r[f"{column}_mean"], r[f"{column}_std"], digits=digits)
 
+        name = display_name(method) + (f" ({settings})" if settings else "")
         rows.append(
             [
-                f"{obs}: {display_name(method)}",
+                f"{obs}: {name}",
                 cell("typical", "energy_inside"),
                 cell("typical", "mask_area"),
                 cell("typical", "peak", 2),

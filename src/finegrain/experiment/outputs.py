@@ -1,9 +1,17 @@
 """Write the benchmark's outputs from its run directories: ``results.csv``, ``summary.md``,
 ``summary.tex``, figures (PNG + SVG) and ``report.html``.
 
-The outputs flow one way (:func:`write_outputs`): the finished runs are **collected** once
-(:func:`collect`), **aggregated** into every number the outputs show (:func:`aggregate`:
-:class:`Results`), turned into **tables** and **figures**, then written with the **report**.
+The outputs flow one way (:func:`write_outputs`), each stage entered once and handed the
+records of the one before: the plan's runs are **selected**
+(:func:`~finegrain.experiment.selection.select_runs`: each run's record with its chosen
+checkpoint), **aggregated** into every number the outputs show (:func:`aggregate`:
+:class:`Results`), turned into **tables** and **figures**, then **written** with the report.
+
+A table computed from the selected runs beyond the paper's (image truth, the positive control,
+human fine labels, Figure 5 measured; a rank correlation or a calibration table later) is one
+:class:`ResultTable` registered in :data:`RESULT_TABLES`: how to compute its rows from the
+:class:`Results` (its CSV) and how to render them. Every AUC^FG follows
+:mod:`finegrain.scores`.
 
 Works on whatever runs have finished: unfinished runs and runs without a usable checkpoint are
 listed in the notes of every output, never silently left out.
@@ -11,42 +19,35 @@ listed in the notes of every output, never silently left out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from finegrain.experiment.aggregate import (
     averaged_scores,
-    fg_cases,
     fine_label_summary,
     paired_difference,
     results_table,
     run_statistics,
-    selected_predictions,
     split_statistics,
     summary_table,
 )
 from finegrain.experiment.control import control_table
-from finegrain.experiment.grid import (
-    RunSpec,
-    Selection,
-    get_selections,
-    method_tau,
-    run_directory,
-)
+from finegrain.experiment.grid import cell, display_name
 from finegrain.experiment.localisation import (
     COMPARED,
-    article,
-    cam_grid,
-    grid_label,
+    CamStore,
+    comparisons,
     localisation_summary_table,
     measure_localisation,
 )
+from finegrain.experiment.plan import Plan
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
-from finegrain.experiment.selection import RunSelection, describe_runs, select_run
+from finegrain.experiment.selection import RunSelection, describe_runs, select_runs
 from finegrain.experiment.tables import (
     Table,
     build_tables,
@@ -58,7 +59,7 @@ from finegrain.experiment.tables import (
 )
 from finegrain.experiment.truth import phantom_truth, truth_table
 from finegrain.io import atomic_write_csv, atomic_write_text
-from finegrain.train.rundir import RunDirectory
+from finegrain.registry import Registry
 
 
 @dataclass
@@ -70,121 +71,182 @@ class Outputs:
     selections: list[RunSelection]
     notes: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
-    #: paired differences against U-Ones (:func:`~finegrain.experiment.aggregate.paired_difference`)
+    #: paired differences against each selection's reference (:func:`paired_difference`)
     paired: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: each run's AUC^FG with its bootstrap CI (:func:`~finegrain.experiment.aggregate.run_statistics`)
+    #: each run's AUC^FG with its bootstrap CI (:func:`run_statistics`)
     run_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: Figure 5 measured on a phantom (:func:`~finegrain.experiment.localisation.measure_localisation`)
-    localisation: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: the side-by-side CAM figures of U-Ones and PU-RM that go with it
-    localisation_figures: list[Figure] = field(default_factory=list)
+    #: the rows of every :class:`ResultTable` by its key (empty frames left out)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: the figures of the result tables (Figure 5's CAM comparisons)
+    table_figures: list[Figure] = field(default_factory=list)
 
+    @property
+    def localisation(self) -> pd.DataFrame:
+        """Figure 5 measured on a phantom (``localisation.csv``)."""
+        return self.frames.get("localisation", pd.DataFrame())
 
-def collect(
-    specs: Sequence[RunSpec], runs_root: Path, preset: Preset
-) -> tuple[list[RunSelection], list[str]]:
-    """Select the checkpoint of every finished run of ``specs`` (each in its folder under
-    ``runs_root``, :func:`~finegrain.experiment.runner.run_directory`); notes for the others."""
-    selections, notes = [], []
-    missing = []
-    for spec in specs:
-        run_dir = run_directory(spec, preset, runs_root)
-        if not RunDirectory(run_dir).is_done():
-            missing.append(spec.label)
-            continue
-        sel = select_run(run_dir, spec=spec)
-        notes += [f"{spec.label}: {n}" for n in sel.notes]
-        selections.append(sel)
-    if missing:
-        notes.insert(
-            0,
-            f"{len(missing)} of {len(specs)} runs not finished (left out of the tables): "
-            + ", ".join(missing),
-        )
-    return selections, notes
+    @property
+    def localisation_figures(self) -> list[Figure]:
+        return self.table_figures
 
 
 @dataclass
 class Results:
-    """Every number the outputs show, aggregated once from the finished runs."""
+    """Every number the outputs show, aggregated once from the selected runs; the context a
+    :class:`ResultTable` computes from."""
 
+    plan: Plan
     selections: list[RunSelection]
     notes: list[str]
-    #: the split the figures, the fine-label and localisation tables read
+    #: the split the figures and the result tables read (test when there is one)
     split: str
-    results: pd.DataFrame
-    summary: pd.DataFrame
-    stats: pd.DataFrame
-    paired: pd.DataFrame
-    run_stats: pd.DataFrame
-    fine: pd.DataFrame
-    localisation: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: ``[(observation, matplotlib figure)]`` of the localisation comparison, and its cells
-    localisation_figures: list = field(default_factory=list)
+    results: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stats: pd.DataFrame = field(default_factory=pd.DataFrame)
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    run_stats: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the phantom's truth files (``None`` on real data), read once for every table using them
+    phantom: Any = None
+    #: whether CAMs are computed (Figure 5)
+    cams: bool = True
+    #: every CAM of the report, computed once per run and image
+    store: CamStore = field(default_factory=CamStore)
+    #: each result table's rows by key, and the figures they made (name stem -> figure)
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: list[tuple[str, Any, Figure]] = field(default_factory=list)
+    #: the feature-map label of the CAMs (Figure 5)
     cells: str = ""
-    #: on a phantom: AUC^FG against image truth and the oracle (:mod:`finegrain.experiment.truth`)
-    truth: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: on a phantom, runs with label noise: the positive control (:mod:`finegrain.experiment.control`)
-    control: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """A table of the report computed from the selected runs: ``compute(results)`` gives its
+    rows (written to ``filename`` unless empty; may add figures to ``results.figures``),
+    ``render(frame, results)`` its tables in the summary and the report. An error of
+    ``compute`` is a note, never a lost report."""
+
+    key: str
+    filename: str
+    compute: Callable[[Results], pd.DataFrame]
+    render: Callable[[pd.DataFrame, Results], list[Table]]
+    #: what the note says when ``compute`` fails
+    what: str
+
+
+#: The result tables, in the order the report shows them (filled at import; a module of yours
+#: may register its own, as for the other registries).
+RESULT_TABLES: Registry[ResultTable] = Registry("result table")
+
+
+def _register(table: ResultTable) -> None:
+    RESULT_TABLES.register(table.key, table)
+
+
+def _truth(results: Results) -> pd.DataFrame:
+    return truth_table(results.selections, results.phantom, results.split)
+
+
+def _control(results: Results) -> pd.DataFrame:
+    return control_table(results.selections, results.phantom, results.split)
+
+
+def _fine_labels(results: Results) -> pd.DataFrame:
+    return fine_label_results(results.selections, results.notes, results.split)
+
+
+def _localisation(results: Results) -> pd.DataFrame:
+    """Figure 5 for every comparison of U-Ones and PU-RM (at the plan's τ), each observation ×
+    axes combination apart: the CAM figure, and on a phantom the table against its masks."""
+    if not results.cams or not results.selections:
+        return pd.DataFrame()
+    cells = [cell(m, results.plan.tau) for m in COMPARED]
+    frames = []
+    for comparison in comparisons(results.selections, cells, results.notes):
+        table, fig, results.cells = measure_localisation(
+            comparison, results.store, split=results.split, truth=results.phantom
+        )
+        if table is not None:
+            frames.append(table)
+        names = " and ".join(comparison.names.values())
+        against = " against the true lesion" if table is not None else ""
+        results.figures.append(
+            (
+                f"cam-{comparison.slug}",
+                fig,
+                Figure(
+                    f"{comparison.label}: CAMs of {names}{against} ({results.cells})",
+                    Path(f"cam-{comparison.slug}.png"),
+                    f"Figure 5: seed {comparison.seeds[0]} at the checkpoints chosen on "
+                    f"validation, on the first {results.split} typical positive, atypical "
+                    "positive and negative"
+                    + ("; green: the true lesion outline" if table is not None else "")
+                    + "; one colour scale per row (logit-difference units).",
+                ),
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+for _table in (
+    ResultTable(
+        "truth", "truth.csv", _truth,
+        lambda frame, r: [truth_summary_table(frame, r.split)],
+        "AUC^FG against the phantom's image truth not measured",
+    ),
+    ResultTable(
+        "control", "control.csv", _control,
+        lambda frame, r: [control_summary_table(frame, r.split)],
+        "the positive control not measured",
+    ),
+    ResultTable(
+        "fine_labels", "fine-labels.csv", _fine_labels,
+        lambda frame, r: [fine_label_table(frame)],
+        "AUC^FG against the human fine labels not measured",
+    ),
+    ResultTable(
+        "localisation", "localisation.csv", _localisation,
+        lambda frame, r: [localisation_summary_table(frame, r.cells)],
+        "CAM localisation not measured",
+    ),
+):  # fmt: skip
+    _register(_table)
 
 
 def aggregate(
-    selections: list[RunSelection],
-    notes: list[str],
-    grid: Sequence[Selection],
-    preset: Preset,
-    *,
-    methods: Sequence[str] | None = None,
-    cams: bool = True,
+    selections: list[RunSelection], notes: list[str], plan: Plan, *, cams: bool = True
 ) -> Results:
-    """Every number of the outputs from the collected runs (``grid``: the selections whose
-    comparisons are made; each compares its methods with its own reference)."""
-    results = results_table(selections)
-    summary = summary_table(results)
-    has_test = (results["split"] == "test").any() if not results.empty else False
-    # each selection's test table compares with its own reference (DeLong column)
-    references = list(dict.fromkeys(sel.reference for sel in grid))
-    stats = pd.DataFrame()
+    """Every number of the outputs from the selected runs: the results and summary tables, the
+    test statistics and paired differences against each selection's reference, each run's CI,
+    and every :class:`ResultTable`."""
+    results = Results(plan, selections, notes, reported_split(selections), cams=cams)
+    results.results = results_table(selections)
+    results.summary = summary_table(results.results)
+    has_test = (results.results["split"] == "test").any() if not results.results.empty else False
+    references = list(dict.fromkeys(plan.reference_cell(s) for s in plan.selections))
     if has_test and references:
-        stats = pd.concat(
-            [split_statistics(selections, reference=r).assign(reference=r) for r in references],
+        results.stats = pd.concat(
+            [split_statistics(selections, reference=r).assign(reference=r[0]) for r in references],
             ignore_index=True,
         )
-    paired = paired_differences(selections, grid, preset.tau, methods)
-    run_stats = run_statistics(selections) if selections else pd.DataFrame()
-    if not stats.empty:
-        for _, r in stats[stats["note"] != ""].iterrows():
+    results.paired = paired_differences(selections, plan)
+    results.run_stats = run_statistics(selections) if selections else pd.DataFrame()
+    if not results.stats.empty:
+        for _, r in results.stats[results.stats["note"] != ""].iterrows():
             name = _variant_display(selections, r["variant"])
             notes.append(f"{r['observation']} {name}: {r['note']}")
-    split = reported_split(selections)
-    fine = fine_label_results(selections, notes, split)
-    phantom = None  # the phantom's truth files, read once for the three tables that use them
     try:
-        phantom = phantom_truth(selections)
+        results.phantom = phantom_truth(selections)
     except (OSError, ValueError, KeyError) as exc:
         notes.append(f"the phantom's truth files not read: {exc}")
-    localisation, loc_figures, cells = pd.DataFrame(), [], ""
-    if cams and selections:
+    for table in RESULT_TABLES.values():
         try:
-            localisation, loc_figures, cells = measure_localisation(
-                selections, preset.observations, tau=preset.tau, split=split, truth=phantom
-            )
+            frame = table.compute(results)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            notes.append(f"CAM localisation not measured: {exc}")
-    truth = pd.DataFrame()
-    try:
-        truth = truth_table(selections, phantom, split)
-    except (OSError, ValueError, KeyError) as exc:
-        notes.append(f"AUC^FG against the phantom's image truth not measured: {exc}")
-    control = pd.DataFrame()
-    try:
-        control = control_table(selections, phantom, split)
-    except (OSError, ValueError, KeyError) as exc:
-        notes.append(f"the positive control not measured: {exc}")
-    return Results(
-        selections, notes, split, results, summary, stats, paired, run_stats, fine,
-        localisation, loc_figures, cells, truth, control,
-    )  # fmt: skip
+            notes.append(f"{table.what}: {exc}")
+            continue
+        if not frame.empty:
+            results.frames[table.key] = frame
+    return results
 
 
 def _variant_display(selections: Sequence[RunSelection], variant: str) -> str:
@@ -196,76 +258,46 @@ def _variant_display(selections: Sequence[RunSelection], variant: str) -> str:
     return variant
 
 
-def make_tables(
-    results: Results,
-    grid: Sequence[Selection],
-    preset: Preset,
-    *,
-    methods: Sequence[str] | None = None,
-    taus: Sequence[float] | None = None,
-) -> list[Table]:
-    """The selections' tables, the fine-label table (human fine labels) and the localisation
-    table (phantom), from the aggregated results."""
-    settings = list(dict.fromkeys(s.spec.settings for s in results.selections)) or [()]
-    tables = build_tables(
-        grid,
-        list(preset.observations),
-        results.summary,
-        results.stats,
-        tau=preset.tau,
-        methods=methods,
-        taus=taus,
-        paired=results.paired,
-        settings=settings,
-    )
-    if not results.truth.empty:
-        tables.append(truth_summary_table(results.truth, results.split))
-    if not results.control.empty:
-        tables.append(control_summary_table(results.control, results.split))
-    if not results.fine.empty:
-        tables.append(fine_label_table(results.fine))
-    if not results.localisation.empty:
-        tables.append(localisation_summary_table(results.localisation, results.cells))
+def make_tables(results: Results) -> list[Table]:
+    """The selections' tables, then each result table's (image truth, positive control, human
+    fine labels, Figure 5 measured)."""
+    tables = build_tables(results.plan, results.summary, results.stats, paired=results.paired)
+    for key, frame in results.frames.items():
+        tables += RESULT_TABLES[key].render(frame, results)
     return tables
 
 
-def make_figures(
-    out: Path,
-    results: Results,
-    grid: Sequence[Selection],
-    preset: Preset,
-    methods: Sequence[str] | None,
-    *,
-    cams: bool = True,
-) -> list[Figure]:
-    """τ sweeps (Figure 4), score distributions and ROC curves on the reported split and the
-    CAMs (Figure 5), written under ``out/figures``."""
+def make_figures(out: Path, results: Results) -> list[Figure]:
+    """τ sweeps (Figure 4), learning curves, score distributions and ROC curves on the reported
+    split, and the result tables' figures (Figure 5), written under ``out/figures``."""
     from finegrain.experiment import plots
 
-    selections, summary, split = results.selections, results.summary, results.split
+    plan, selections, summary, split = (
+        results.plan, results.selections, results.summary, results.split,
+    )  # fmt: skip
     if not selections:
         return []
     figures: list[Figure] = []
     fig_dir = out / "figures"
-    for selection in grid:
+    for selection in plan.selections:
         if not selection.is_sweep or summary.empty:
             continue
         figure = plots.tau_ablation_figure(
-            summary, preset.observations, swept=selection.swept, baselines=selection.baselines
+            summary, plan.observations, swept=selection.swept, baselines=selection.baselines
         )
         plots.save_figure(figure, fig_dir / "tau-ablation")
         figures.append(
             Figure(
                 f"{selection.title.split(':')[0]}: τ ablation",
                 fig_dir / "tau-ablation.png",
-                f"{plots.display_name(selection.swept)} validation AUC^FG against τ (line: mean "
+                f"{display_name(selection.swept)} validation AUC^FG against τ (line: mean "
                 "over seeds; band: ± std); dashed: "
-                + " and ".join(plots.display_name(b) for b in selection.baselines)
+                + " and ".join(display_name(b) for b in selection.baselines)
                 + ".",
             )
         )
-    table_methods = _table_methods(grid, methods)
-    for obs in preset.observations:
+    compared = plan.compared_cells()
+    for obs in plan.observations:
         slug = obs.lower().replace(" ", "-")
         if not results.results.empty and (results.results["observation"] == obs).any():
             figure = plots.learning_curve_figure(results.results, obs)
@@ -277,184 +309,93 @@ def make_figures(
                     "Validation AUC^FG and AUC at every checkpoint; PCE's reach: the share "
                     "of the training positives since the previous checkpoint whose positive "
                     "probability was at most τ (where PCE differs from cross-entropy; τ-free "
-                    "methods at the run's τ); and the training positives' mean cross-entropy "
+                    "methods at the paper's τ); and the training positives' mean cross-entropy "
                     "−log p (log scale: near 0 once they are memorised); lines are seed means.",
                 )
             )
-        scores = {}
-        for key, group in _variants(selections, obs, table_methods, preset.tau).items():
+        scores, own_fine = {}, set()
+        for key, group in _variants(selections, obs, compared).items():
             frame = averaged_scores(group, split)
-            if frame is not None:
-                scores[key] = frame
+            if frame is None:
+                results.notes.append(
+                    f"{obs} {key}: no {split} predictions at a chosen checkpoint; left out of "
+                    "the score distributions and the ROC curves"
+                )
+                continue
+            scores[key] = frame
+            if group[0].method.own_fine_score:
+                own_fine.add(key)
         if not scores:
             continue
         plots.save_figure(
-            plots.score_distribution_figure(scores, obs, split), fig_dir / f"scores-{slug}"
+            plots.score_distribution_figure(scores, obs, split, own_fine),
+            fig_dir / f"scores-{slug}",
         )
         figures.append(
             Figure(
                 f"{obs}: score distributions",
                 fig_dir / f"scores-{slug}.png",
-                f"P(positive) of atypical and typical positives on the {split} split, or the "
-                "fine score of a method trained on fine labels (what it ranks them by; "
-                "seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
+                f"The score AUC^FG ranks, of atypical and typical positives on the {split} "
+                "split: P(positive), or the fine score of a method with one of its own "
+                "(seed-averaged scores at the checkpoints chosen on validation; counts of cases).",
             )
         )
-        plots.save_figure(plots.roc_figure(scores, obs, split), fig_dir / f"roc-{slug}")
+        plots.save_figure(plots.roc_figure(scores, obs, split, own_fine), fig_dir / f"roc-{slug}")
         figures.append(
             Figure(
                 f"{obs}: atypical vs typical ROC",
                 fig_dir / f"roc-{slug}.png",
                 f"ROC of typical (1) against atypical (0) positives on the {split} split, by "
-                "P(positive), or by the fine score for a method trained on fine labels. The "
-                "curves and the legend's AUC^FG use seed-averaged scores (each case's score "
-                "averaged over the seeds), so they differ from the tables, which give the mean "
-                "of the per-seed AUC^FG.",
+                "the score AUC^FG ranks (P(positive), or a method's own fine score, with the "
+                "paper's AUC^FG of P(positive) beside it in the legend). The curves and the "
+                "legend's AUC^FG use seed-averaged scores (each case's score averaged over the "
+                "seeds), so they differ from the tables, which give the mean of the per-seed "
+                "AUC^FG.",
             )
         )
-    if cams:
-        figures += write_cams(out, selections, preset, results.notes)
+    for stem, fig, meta in results.figures:
+        plots.save_figure(fig, fig_dir / stem)
+        figures.append(Figure(meta.title, fig_dir / meta.png, meta.caption))
     return figures
 
 
-def _table_methods(grid: Sequence[Selection], methods: Sequence[str] | None) -> list[str]:
-    """The methods of the selections' tables, in order, once each."""
-    return list(dict.fromkeys(m for sel in grid for m in sel.table_methods(methods)))
-
-
 def _variants(
-    selections: Sequence[RunSelection], observation: str, methods: Sequence[str], tau: float
+    selections: Sequence[RunSelection], observation: str, cells: Sequence[tuple]
 ) -> dict[str, list[RunSelection]]:
-    """The runs of ``observation`` of each table method (at ``tau`` when it uses τ), by variant
-    name in the figures (``U-Ones``, ``U-Ones (iterations 600)``)."""
+    """The runs of ``observation`` of each table cell (method, τ), by variant name in the
+    figures (``U-Ones``, ``U-Ones (iterations 600)``)."""
     out: dict[str, list[RunSelection]] = {}
-    for method in methods:
-        t = method_tau(method, tau)
+    for method, tau in cells:
         for sel in selections:
             spec = sel.spec
-            if spec.observation == observation and spec.method == method and spec.tau == t:
+            if spec.observation == observation and spec.method == method and spec.tau == tau:
                 out.setdefault(spec.display, []).append(sel)
     return out
 
 
-def write_cams(
-    out: Path, selections: Sequence[RunSelection], preset: Preset, notes: list[str]
-) -> list[Figure]:
-    """Class activation maps (the paper's Figure 5) of U-Ones vs PU-RM (:data:`COMPARED`; seed
-    0, chosen checkpoints) on one atypical and one typical test positive per observation.
-
-    Skipped with a note when ``finegrain.predict.cam`` is unavailable or a piece is missing.
-    """
-    try:
-        from finegrain.predict.cam import cam_images
-    except ImportError as exc:
-        notes.append(f"CAMs not drawn: {exc}")
-        return []
-    from finegrain.data.index import index_paths
-
-    figures = []
-    for obs in preset.observations:
-        pair = []
-        for method in COMPARED:
-            t = method_tau(method, preset.tau)
-            found = [
-                s
-                for s in selections
-                if s.spec.observation == obs
-                and s.spec.method == method
-                and s.spec.tau == t
-                and s.spec.seed == 0
-                and not s.spec.settings
-                and s.iteration is not None
-            ]
-            if found:
-                pair.append(found[0])
-        if len(pair) != 2:
-            continue
-        split = "test" if pair[0].run.has_predictions("test") else "validate"
-        cases = fg_cases(selected_predictions(pair[0], split))
-        picks = [
-            cases[cases["subcategory"] == sub].sort_values("image_id").head(1)
-            for sub in ("atypical", "typical")
-        ]
-        picks = pd.concat(picks)
-        if picks.empty:
-            continue
-        ckpts = [s.run.checkpoint_path(s.iteration) for s in pair]
-        config = pair[0].config
-        missing = [str(c) for c in ckpts if not c.is_file()]
-        if missing or "index" not in config:
-            what = ", ".join(missing) if missing else "the index path in the run's config"
-            notes.append(f"{obs}: CAMs not drawn: missing {what}")
-            continue
-        try:
-            found = index_paths(config["index"], picks["image_id"])
-        except (OSError, KeyError) as exc:
-            notes.append(f"{obs}: CAMs not drawn: {exc}")
-            continue
-        paths = [Path(p) for p in found.values()]
-        slug = obs.lower().replace(" ", "-")
-        try:
-            table = cam_images(ckpts, paths, out / "figures" / f"cam-{slug}", progress=False)
-        except (OSError, ValueError, RuntimeError) as exc:
-            notes.append(f"{obs}: CAMs not drawn: {exc}")
-            continue
-        try:
-            from finegrain.train.rundir import load_model
-
-            model, meta = load_model(ckpts[0])
-            cells = grid_label(cam_grid(model, int(meta.get("image_size") or preset.image_size)))
-        except (OSError, ValueError, RuntimeError) as exc:
-            cells = f"feature-map size unknown ({exc})"
-        for (_, row), sub in zip(table.iterrows(), picks["subcategory"], strict=True):
-            if row["error"]:
-                notes.append(f"{obs}: CAM of {row['path']} failed: {row['error']}")
-                continue
-            figures.append(
-                Figure(
-                    f"{obs}: CAM of {article(sub)} {sub} test positive ({cells})",
-                    Path(row["output"]),
-                    "Class activation maps (last feature map weighted by the classifier's "
-                    "positive-class weights) of U-Ones (left) and PU-RM (right), seed 0 at "
-                    f"the checkpoints chosen on validation; p = predicted probability. {cells}"
-                    + (
-                        " — each cell covers a large part of the lung, so the map shows where "
-                        "the evidence is only coarsely."
-                        if cells.endswith("localisation")
-                        else "."
-                    ),
-                )
-            )
-    return figures
-
-
 def write_outputs(
     out: str | Path,
-    specs: Sequence[RunSpec],
+    plan: Plan,
     *,
     preset: Preset,
-    methods: Sequence[str] | None = None,
-    taus: Sequence[float] | None = None,
     config: dict | None = None,
     cams: bool = True,
 ) -> Outputs:
-    """Read the finished runs of ``specs`` under ``out/runs`` and write every output:
-    collect -> aggregate -> tables -> figures -> files and report."""
+    """Select the finished runs of ``plan`` and write every output: select -> aggregate ->
+    tables -> figures -> files and report."""
     out = Path(out)
-    grid = get_selections(preset.selections)
-    selections, notes = collect(specs, out / "runs", preset)
-    results = aggregate(selections, notes, grid, preset, methods=methods, cams=cams)
-    tables = make_tables(results, grid, preset, methods=methods, taus=taus)
-    located = localisation_figures(out, results)
-    figures = make_figures(out, results, grid, preset, methods, cams=cams) + located
+    selections, notes = select_runs(plan.runs)
+    results = aggregate(selections, notes, plan, cams=cams)
+    tables = make_tables(results)
+    figures = make_figures(out, results)
     paths = write_tables(out, results, tables, preset)
     paths["report.html"] = out / "report.html"
     write_report(
         paths["report.html"],
         title=f"finegrain benchmark — {preset.name}",
         lead=(
-            f"{len(selections)} finished runs of {len(specs)}; observations: "
-            f"{', '.join(preset.observations)}; seeds: {preset.seeds}; "
+            f"{len(selections)} finished runs of {len(plan.runs)}; observations: "
+            f"{', '.join(plan.observations)}; seeds: {preset.seeds}; "
             f"{describe_runs(selections)}."
         ),
         tables=tables,
@@ -462,31 +403,26 @@ def write_outputs(
         config=config or {"preset": preset.to_dict()},
         notes=results.notes,
     )
+    table_figures = [f for f in figures if f.png.name.startswith("cam-")]
     return Outputs(
         tables, results.results, results.summary, results.stats, selections, results.notes,
-        paths, results.paired, results.run_stats, results.localisation, located,
+        paths, results.paired, results.run_stats, results.frames, table_figures,
     )  # fmt: skip
 
 
 def write_tables(
     out: Path, results: Results, tables: Sequence[Table], preset: Preset
 ) -> dict[str, Path]:
-    """``results.csv``, ``fine-labels.csv``, ``localisation.csv``, ``paired-differences.csv``,
-    ``run-auc-ci.csv``, ``truth.csv`` and ``control.csv`` (phantom), ``summary.md`` and
-    ``summary.tex``; returns their paths."""
+    """``results.csv``, ``paired-differences.csv``, ``run-auc-ci.csv``, each result table's CSV
+    that has rows, ``summary.md`` and ``summary.tex``; returns their paths."""
     files = {
         "results": ("results.csv", results.results),
-        "fine_labels": ("fine-labels.csv", results.fine),
-        "localisation": ("localisation.csv", results.localisation),
         "paired": ("paired-differences.csv", results.paired),
         "run_stats": ("run-auc-ci.csv", results.run_stats),
-        "truth": ("truth.csv", results.truth),
-        "control": ("control.csv", results.control),
+        **{k: (RESULT_TABLES[k].filename, frame) for k, frame in results.frames.items()},
     }
     paths: dict[str, Path] = {}
     for key, (name, frame) in files.items():
-        if key in ("fine_labels", "localisation", "truth", "control") and frame.empty:
-            continue
         paths[key] = out / name
         atomic_write_csv(paths[key], frame)
     header = f"# finegrain benchmark ({preset.name} preset)\n\n"
@@ -508,31 +444,9 @@ def write_tables(
 
 
 def reported_split(selections: Sequence[RunSelection]) -> str:
-    """The split the figures, the fine-label and the localisation tables read: ``test`` when
-    any run has test predictions, else ``validate``."""
+    """The split the figures and the result tables read: ``test`` when any run has test
+    predictions, else ``validate``."""
     return "test" if any(s.run.has_predictions("test") for s in selections) else "validate"
-
-
-def localisation_figures(out: Path, results: Results) -> list[Figure]:
-    """Figure 5, measured, on a phantom benchmark: one CAM comparison figure per observation
-    (nothing on data without true lesion masks)."""
-    from finegrain.experiment import plots
-
-    figures = []
-    for obs, fig in results.localisation_figures:
-        stem = out / "figures" / f"localisation-{obs.lower().replace(' ', '-')}"
-        plots.save_figure(fig, stem)
-        names = " and ".join(plots.display_name(m) for m in COMPARED)
-        figures.append(
-            Figure(
-                f"{obs}: CAMs of {names} against the true lesion ({results.cells})",
-                stem.with_suffix(".png"),
-                f"Seed 0 at the checkpoints chosen on validation, on the first {results.split} "
-                "typical positive, atypical positive and negative; green: the true lesion "
-                "outline; one colour scale per row (logit-difference units).",
-            )
-        )
-    return figures
 
 
 def fine_label_results(
@@ -557,30 +471,25 @@ def fine_label_results(
     return fine
 
 
-def paired_differences(
-    selections: Sequence[RunSelection],
-    grid: Sequence[Selection],
-    tau: float,
-    methods: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """:func:`paired_difference` of every table method of each selection against the
-    selection's reference (validate and test), for every combination of the extra axes."""
-    settings = list(dict.fromkeys(s.spec.settings for s in selections)) or [()]
+def paired_differences(selections: Sequence[RunSelection], plan: Plan) -> pd.DataFrame:
+    """:func:`paired_difference` of every table cell of each selection against the selection's
+    reference cell (validate and test), for every combination of the extra axes."""
     frames, done = [], set()
-    for selection in grid:
-        reference = selection.reference
-        if not any(s.spec.method == reference for s in selections):
+    for selection in plan.selections:
+        reference = plan.reference_cell(selection)
+        if selection.is_sweep or not any(
+            (s.spec.method, s.spec.tau) == reference for s in selections
+        ):
             continue
-        for method in selection.table_methods(methods):
-            t = method_tau(method, tau)
-            for values in settings:
-                request = (method, t, values, reference)
-                if method == reference or request in done:
+        for method, tau in plan.table_cells(selection):
+            for values in plan.settings:
+                request = (method, tau, values, reference)
+                if (method, tau) == reference or request in done:
                     continue
                 done.add(request)
                 frames.append(
                     paired_difference(
-                        selections, method=method, tau=t, reference=reference, settings=values
+                        selections, method=method, tau=tau, reference=reference, settings=values
                     )
                 )
     if not frames:

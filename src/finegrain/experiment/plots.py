@@ -7,7 +7,7 @@ Every figure is saved as PNG and SVG through :mod:`finegrain.io` (atomic writes)
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from finegrain.experiment.aggregate import fg_cases
 from finegrain.experiment.grid import display_name, format_tau
 from finegrain.io import atomic_write_bytes
 from finegrain.observations import TYPICAL
+from finegrain.scores import RANKED, SCORE
 
 
 def _pyplot():
@@ -96,22 +97,17 @@ def tau_ablation_figure(
     return fig
 
 
-def ranked_by(frame: pd.DataFrame) -> str:
-    """The column a variant ranks atypical vs typical by: its ``fine_score`` when it has one of
-    its own (a method trained on fine labels), else ``score`` (the positive probability)."""
-    if "fine_score" not in frame or frame.empty:
-        return "score"
-    fine, score = frame["fine_score"].to_numpy(float), frame["score"].to_numpy(float)
-    return "score" if np.allclose(fine, score, equal_nan=True) else "fine_score"
+def _score_label(variant: str, own_fine: Collection[str]) -> str:
+    return "fine score" if variant in own_fine else "P(positive)"
 
 
-_SCORE_LABEL = {"score": "P(positive)", "fine_score": "fine score"}
-
-
-def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
-    """Histograms of the score of atypical vs typical positives, one panel per variant
-    (``scores``: its name -> seed-averaged predictions of ``observation`` on ``split``): the
-    positive probability, or the fine score of a method that has one (:func:`ranked_by`)."""
+def score_distribution_figure(
+    scores: Mapping[str, pd.DataFrame], observation: str, split: str, own_fine: Collection[str] = ()
+):
+    """Histograms of the score AUC^FG ranks (:mod:`finegrain.scores`) of atypical vs typical
+    positives, one panel per variant (``scores``: its name -> seed-averaged predictions of
+    ``observation`` on ``split``): the positive probability, or the fine score of a variant in
+    ``own_fine`` (a method with a fine score of its own)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
@@ -121,17 +117,16 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
     )
     for ax, method in zip(axes[0], methods, strict=False):
         cases = fg_cases(scores[method])
-        column = ranked_by(scores[method])
-        values = cases[column].to_numpy(dtype=float)
+        values = cases[RANKED].to_numpy(dtype=float)
         low, top = 0.0, 1.0  # a fine score may have its own scale: every value is binned
-        if column == "fine_score" and np.isfinite(values).any():
+        if method in own_fine and np.isfinite(values).any():
             low, top = min(low, float(np.nanmin(values))), max(top, float(np.nanmax(values)))
         bins = np.linspace(low, top, 21)
         typical = (cases["subcategory"] == TYPICAL).to_numpy()
         ax.hist(values[~typical], bins=bins, alpha=0.6, color="C0", label="atypical")
         ax.hist(values[typical], bins=bins, alpha=0.6, color="C3", label="typical")
         ax.set_title(display_name(method), fontsize=10)
-        ax.set_xlabel(_SCORE_LABEL[column])
+        ax.set_xlabel(_score_label(method, own_fine))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of cases
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel(f"{observation} positives ({split})")
@@ -139,9 +134,12 @@ def score_distribution_figure(scores: Mapping[str, pd.DataFrame], observation: s
     return fig
 
 
-def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str):
-    """ROC curves of atypical (0) vs typical (1) positives, one curve per method, AUC^FG in the
-    legend; a method with a fine score of its own is ranked by it (:func:`ranked_by`)."""
+def roc_figure(
+    scores: Mapping[str, pd.DataFrame], observation: str, split: str, own_fine: Collection[str] = ()
+):
+    """ROC curves of atypical (0) vs typical (1) positives by the score AUC^FG ranks, one curve
+    per variant, AUC^FG in the legend; a variant in ``own_fine`` is ranked by its fine score,
+    the paper's AUC^FG of its positive probability beside in the legend."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     plt = _pyplot()
@@ -151,12 +149,14 @@ def roc_figure(scores: Mapping[str, pd.DataFrame], observation: str, split: str)
         y = (cases["subcategory"] == TYPICAL).to_numpy(dtype=int)
         if y.min(initial=1) == y.max(initial=0):
             continue
-        column = ranked_by(frame)
-        values = cases[column].to_numpy(dtype=float)
+        values = cases[RANKED].to_numpy(dtype=float)
         fpr, tpr, _ = roc_curve(y, values)
-        value = roc_auc_score(y, values)
-        label = display_name(method) + (", fine score" if column == "fine_score" else "")
-        ax.plot(fpr, tpr, color=f"C{i}", label=f"{label} ({value:.3f})")
+        value = f"{roc_auc_score(y, values):.3f}"
+        label = display_name(method)
+        if method in own_fine:
+            paper = roc_auc_score(y, cases[SCORE].to_numpy(dtype=float))
+            label, value = f"{label}, fine score", f"{value}; P(positive) {paper:.3f}"
+        ax.plot(fpr, tpr, color=f"C{i}", label=f"{label} ({value})")
     ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":")
     ax.set_xlabel("false positive rate (atypical called typical)")
     ax.set_ylabel("true positive rate (typical)")

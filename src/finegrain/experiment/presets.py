@@ -1,10 +1,11 @@
 """Benchmark presets: the paper's protocol and a demo that runs on a laptop CPU.
 
-A preset fixes the grid (observations, selections, seeds, τ), the data (image size, phantom
+A preset fixes the grid (observations, selections, seeds), the data (image size, phantom
 size, the phantom's knobs: ``phantom``) and a *training template*: the
 :class:`~finegrain.train.config.TrainConfig` fields every run of the grid gets (``train``;
 fields it leaves out keep TrainConfig's defaults). The grid adds each run's identity
-(observation, method, τ, seed), its data paths and its run directory.
+(observation, method with its τ, seed), its data paths and its run directory. τ is the methods'
+own option (:data:`~finegrain.train.methods.TAU`), set for a benchmark with ``--tau``.
 Command-line options override single fields (see :meth:`Preset.replace`).
 
 >>> DEMO.setting("iterations"), PAPER.setting("iterations"), PAPER.lr
@@ -22,11 +23,6 @@ from typing import Any
 from finegrain.errors import FinegrainError
 from finegrain.registry import Registry
 
-#: TrainConfig fields the grid sets for each run; a preset's template may not set them.
-GRID_FIELDS: frozenset[str] = frozenset(
-    {"index", "cache", "observation", "method", "tau", "seed", "out", "eval_splits"}
-)
-
 
 def _train_fields() -> dict[str, dataclasses.Field]:
     from finegrain.train.config import TrainConfig
@@ -39,10 +35,11 @@ class Preset:
     """Everything a benchmark needs besides the data location and the output folder."""
 
     name: str
+    #: one line for ``finegrain list``
+    description: str = ""
     observations: tuple[str, ...] = ("Consolidation", "Edema")
     selections: tuple[str, ...] = ("table2",)
     seeds: int = 3
-    tau: float = 0.3
     #: TrainConfig fields of every run (e.g. ``{"iterations": 300, "lr": 1e-3}``)
     train: dict[str, Any] = field(default_factory=dict, hash=False)
     image_size: int = 224
@@ -67,9 +64,16 @@ class Preset:
         unknown = sorted(set(self.train) - set(names))
         if unknown:
             raise FinegrainError(f"preset {self.name!r}: TrainConfig has no field(s) {unknown}")
+        from finegrain.train.config import GRID_FIELDS
+
         owned = sorted(set(self.train) & GRID_FIELDS)
         if owned:
             raise FinegrainError(f"preset {self.name!r}: {owned} are set by the grid for each run")
+        from finegrain.constraints import check
+        from finegrain.train.config import TrainConfig
+
+        for key, value in self.train.items():  # the fields' declared rules, as everywhere
+            check(f"preset {self.name!r}: {key}", value, TrainConfig.CONSTRAINTS.get(key, ()))
         if self.phantom:
             import inspect
 
@@ -138,13 +142,19 @@ class Preset:
 
 #: The paper's protocol (Section 4.1): DenseNet121 from ImageNet weights, 224 px, Adam 1e-4,
 #: batch 32, 50k iterations with a checkpoint every 10k (TrainConfig's defaults), 3 seeds,
-#: τ = 0.3, Consolidation and Edema, AP/PA views, the official split.
-PAPER = Preset(name="paper")
+#: τ = 0.3 (the methods' own), Consolidation and Edema, AP/PA views, the official split.
+PAPER = Preset(
+    name="paper",
+    description="the paper's protocol: DenseNet121 from ImageNet weights, 224 px, 50k iterations, "
+    "3 seeds (your MIMIC-CXR-JPG)",
+)
 
 #: A small grid on the phantom that finishes in a few minutes on a 2-core CPU (see
 #: docs/benchmark.md for the measurements behind these numbers).
 DEMO = Preset(
     name="demo",
+    description="the quick start: densenet-tiny, 64 px, 300 iterations, 2 seeds on the "
+    "calibrated phantom (minutes on a CPU)",
     seeds=2,
     train={
         "model": "densenet-tiny",
@@ -177,6 +187,8 @@ DEMO = Preset(
 CONTROL = dataclasses.replace(
     DEMO,
     name="control",
+    description="the positive control: CE vs PCE with 40 % of Consolidation's labels flipped, "
+    "3,000 iterations, 5 seeds",
     observations=("Consolidation",),
     selections=("control",),
     seeds=5,
@@ -193,6 +205,7 @@ CONTROL = dataclasses.replace(
 REAL_DIFFICULTY = dataclasses.replace(
     DEMO,
     name="real-difficulty",
+    description="the demo on the phantom calibrated to real coarse difficulty (conspicuity)",
     phantom={"design": "bands", "conspicuity": {"Consolidation": 2.8284, "Edema": 0.7071}},
 )
 
@@ -214,6 +227,7 @@ CALIBRATED_PHANTOM: dict[str, Any] = {
 #: 150, on that phantom with 15,000 studies in each evaluation split; 5 seeds.
 CALIBRATED = Preset(
     name="calibrated",
+    description="densenet-small on the continuum phantom calibrated to real targets (study 6-7)",
     seeds=5,
     train={
         "model": "densenet-small",

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.cpu_kernels import call_pinned, machine
+from finegrain.environment import versions
 from finegrain.errors import FinegrainError
-from finegrain.experiment.grid import RunSpec, grid_for, run_directory, train_config
+from finegrain.experiment.grid import RunSpec
 from finegrain.experiment.launchers import (
     Launcher,
     LocalLauncher,
@@ -26,6 +26,7 @@ from finegrain.experiment.launchers import (
     RunTask,
     execute,
 )
+from finegrain.experiment.plan import PlannedRun, plan_benchmark
 from finegrain.experiment.presets import Preset
 from finegrain.io import atomic_write_json, atomic_write_text
 from finegrain.train.rundir import RunDirectory
@@ -218,40 +219,32 @@ def _train_one(config, resume: bool, threads: int | None) -> str:
     return execute(RunTask(config, Path(config.out).name, threads=threads))
 
 
-def plan_runs(
-    specs: Sequence[RunSpec],
-    runs_root: str | Path,
-    preset: Preset,
-    data: BenchmarkData,
-    *,
-    device: str | None = None,
-) -> tuple[list[RunSpec], list[RunSpec]]:
-    """``(to train, finished)``: the runs of ``specs`` still to train and those already done.
+def check_recorded(runs: Sequence[PlannedRun]) -> tuple[list[PlannedRun], list[PlannedRun]]:
+    """``(to train, finished)``: the planned runs still to train and those already done.
 
     A finished run is reused, and an unfinished one resumed, only when its recorded
-    configuration equals the requested one (fields in
-    :data:`~finegrain.train.config.RUNTIME_FIELDS` aside); otherwise a ``ValueError`` names
+    configuration equals the planned one (fields in
+    :data:`~finegrain.train.config.RUNTIME_FIELDS` aside); otherwise a ``FinegrainError`` names
     each such run and its differing fields (old -> new).
     """
     from finegrain.train.config import format_differences
 
-    extra = {"device": device} if device else {}
     todo, finished, conflicts = [], [], []
-    for spec in specs:
-        run = RunDirectory(run_directory(spec, preset, runs_root))
+    for planned in runs:
+        run = RunDirectory(planned.directory)
         done = run.is_done()
         if done or (run.has_config() and run.checkpoints()):
-            wanted = train_config(spec, preset, data, run.path, **extra)
-            changed = wanted.differences(run.read_config())
+            changed = planned.config.differences(run.read_config())
             if changed:
                 conflicts.append(f"{run.path} ({format_differences(changed)})")
-        (finished if done else todo).append(spec)
+        (finished if done else todo).append(planned)
     if conflicts:
         shown = "; ".join(conflicts[:5]) + (
             f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
         )
+        root = Path(os.path.commonpath([str(r.directory) for r in runs])) if runs else Path()
         raise FinegrainError(
-            f"{len(conflicts)} run(s) under {runs_root} were trained with other settings than "
+            f"{len(conflicts)} run(s) under {root} were trained with other settings than "
             f"requested: {shown}. Rerun with the settings they were trained with, or choose a "
             "new --out"
         )
@@ -259,12 +252,9 @@ def plan_runs(
 
 
 def run_grid(
-    specs: Sequence[RunSpec],
-    runs_root: str | Path,
-    preset: Preset,
-    data: BenchmarkData,
+    runs: Sequence[PlannedRun],
     *,
-    device: str | None = None,
+    threads: int | None = None,
     jobs: int = 1,
     progress: bool = True,
     max_runs: int | None = None,
@@ -273,8 +263,8 @@ def run_grid(
     tracking=None,
     raise_failures: bool = True,
 ) -> GridOutcome:
-    """Train every run of ``specs`` that is not finished yet (see :func:`plan_runs`, which
-    refuses runs recorded with other settings).
+    """The *train* stage: train every planned run that is not finished yet (see
+    :func:`check_recorded`, which refuses runs recorded with other settings).
 
     A failed run never stops the others (the launchers' failure policy); at the end a
     :class:`~finegrain.experiment.launchers.RunsFailed` names each failed run, raised, or kept
@@ -282,34 +272,33 @@ def run_grid(
 
     An unfinished run with checkpoints resumes from the last one. ``launcher`` decides where
     runs execute (default: :class:`~finegrain.experiment.launchers.LocalLauncher` with
-    ``jobs`` worker processes, each with ``preset.threads`` torch threads). ``max_runs`` stops
-    after that many runs; ``before_run(spec, run_dir)`` is called before each run is handed to
-    the launcher (in this process; raising :class:`~finegrain.experiment.launchers.StopBenchmark` stops the grid, keeping
-    finished runs). ``tracking`` (a :class:`~finegrain.train.tracking.TrackingSpec`) is
-    passed to every run.
+    ``jobs`` worker processes, each with ``threads`` torch threads: the preset's). ``max_runs``
+    stops after that many runs; ``before_run(spec, run_dir)`` is called before each run is
+    handed to the launcher (in this process; raising
+    :class:`~finegrain.experiment.launchers.StopBenchmark` stops the grid, keeping finished
+    runs). ``tracking`` (a :class:`~finegrain.train.tracking.TrackingSpec`) is passed to every
+    run.
     """
     from tqdm.auto import tqdm
 
     outcome = GridOutcome()
     t0 = time.perf_counter()
-    todo, outcome.skipped = plan_runs(specs, runs_root, preset, data, device=device)
+    todo, finished = check_recorded(runs)
+    outcome.skipped = [r.spec for r in finished]
     if max_runs is not None:
         todo = todo[:max_runs]
-    extra = {"device": device} if device else {}
     if launcher is None:
         launcher = LocalLauncher(jobs=min(jobs, max(1, len(todo))))
-    by_label = {spec.label: spec for spec in todo}
+    by_label = {run.label: run.spec for run in todo}
 
     def tasks():
-        for spec in todo:
-            run_dir = run_directory(spec, preset, runs_root)
+        for run in todo:
             if before_run is not None:
-                before_run(spec, run_dir)
-            config = train_config(spec, preset, data, run_dir, **extra)
+                before_run(run.spec, run.directory)
             yield RunTask(
-                config,
-                spec.label,
-                threads=preset.threads,
+                run.config,
+                run.label,
+                threads=threads,
                 processes=max(1, launcher.gpus_per_run),
                 tracking=tracking,
             )
@@ -331,27 +320,6 @@ def run_grid(
         bar.close()
         outcome.seconds = time.perf_counter() - t0
     return outcome
-
-
-def versions() -> dict[str, str]:
-    """Python, torch, torchvision, numpy, pandas, matplotlib and finegrain versions."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in (
-        "finegrain",
-        "torch",
-        "torchvision",
-        "numpy",
-        "pandas",
-        "scikit-learn",
-        "matplotlib",
-    ):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _recorded_request(out: Path) -> dict | None:
@@ -381,6 +349,7 @@ def run_benchmark(
     source: DataSource,
     *,
     methods: Sequence[str] | None = None,
+    tau: float | None = None,
     taus: Sequence[float] | None = None,
     axes: Mapping[str, Sequence] | None = None,
     device: str | None = None,
@@ -392,13 +361,15 @@ def run_benchmark(
     launcher: Launcher | None = None,
     tracking=None,
 ) -> BenchmarkResult:
-    """The whole benchmark; see the module docstring. Returns what was done and written.
+    """The whole benchmark: data, then plan -> train -> select -> aggregate -> write (see
+    :mod:`finegrain.experiment.plan`). Returns what was done and written.
 
-    ``report_only`` trains nothing and rebuilds the outputs from the finished runs of the
-    request recorded in ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when
-    there is none). ``jobs``
-    (default: the preset's) is capped at the CPU count. ``launcher`` (default: local worker
-    processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
+    ``tau`` is the τ of the tables' risk-modulated methods (``None``: each method's own,
+    :data:`~finegrain.train.methods.TAU`); ``taus`` replaces a sweep's. ``report_only`` trains
+    nothing and rebuilds the outputs from the finished runs of the request recorded in
+    ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when there is none).
+    ``jobs`` (default: the preset's) is capped at the CPU count. ``launcher`` (default: local
+    worker processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
     :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
     """
     jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
@@ -410,45 +381,39 @@ def run_benchmark(
     if recorded is not None:  # the report of the runs the recorded request trained
         preset = Preset.from_dict(recorded["preset"])
         methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
-    specs = grid_for(
-        preset.selections,
-        observations=preset.observations,
-        seeds=preset.seeds,
-        tau=preset.tau,
-        taus=taus,
-        methods=methods,
-        axes=axes,
+        # before 0.3.0 the request's τ was the preset's
+        tau = recorded.get("tau", recorded["preset"].get("tau"))
+    plan = plan_benchmark(
+        preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
     )
+    data = None if report_only else prepare_data(source, out, preset, progress=progress)
+    if data is not None:
+        plan = plan.with_data(data)
     config = {
         "preset": preset.to_dict(),
         "data": source.describe(),
         "methods": list(methods) if methods else None,
+        "tau": tau,
         "taus": list(taus) if taus else None,
         "axes": {k: list(v) for k, v in axes.items()} if axes else None,
         "device": device,
         "jobs": jobs,
         "launcher": launcher.name if launcher is not None else "local",
-        "runs": [s.label for s in specs],
+        "runs": [r.label for r in plan.runs],
         "versions": versions(),
         "cpu": machine(),
     }
     if report_only:
-        data, grid = BenchmarkData(Path(), Path()), GridOutcome()
-        grid.skipped = [
-            s for s in specs if RunDirectory(run_directory(s, preset, out / "runs")).is_done()
-        ]
+        grid = GridOutcome()
+        grid.skipped = [r.spec for r in plan.runs if RunDirectory(r.directory).is_done()]
         config = recorded or config
     else:
-        data = prepare_data(source, out, preset, progress=progress)
         # refuse runs recorded with other settings before benchmark.json claims the new ones
-        plan_runs(specs, out / "runs", preset, data, device=device)
+        check_recorded(plan.runs)
         atomic_write_json(out / BENCHMARK_FILE, config)
         grid = run_grid(
-            specs,
-            out / "runs",
-            preset,
-            data,
-            device=device,
+            plan.runs,
+            threads=preset.threads,
             jobs=jobs,
             progress=progress,
             max_runs=max_runs,
@@ -458,10 +423,10 @@ def run_benchmark(
             raise_failures=False,
         )
     t_report = time.perf_counter()
-    outputs = write_outputs(out, specs, preset=preset, methods=methods, taus=taus, config=config)
+    outputs = write_outputs(out, plan, preset=preset, config=config)
     if grid.failure is not None:  # the report of the finished runs is written: now say it
         raise grid.failure
-    seconds = dict(data.seconds)
+    seconds = dict(data.seconds) if data is not None else {}
     seconds["runs"] = grid.seconds
     seconds["report"] = time.perf_counter() - t_report
     seconds["total"] = time.perf_counter() - t_start

@@ -1,27 +1,39 @@
 """Best-checkpoint selection: the paper's protocol picks, for each run, the checkpoint with the
-highest validation AUC^FG (ties go to the earliest iteration).
+highest validation AUC^FG (ties go to the earliest iteration), AUC^FG of the score the method
+ranks (:mod:`finegrain.scores`: the paper's AUC^FG of the positive probability for the paper's
+methods, the fine score's for a method with one of its own).
 
 The test split is never used to choose: its scores are read at the iteration chosen on
-validation.
+validation. :func:`select_runs` is the benchmark's *select* stage: each planned run's record
+(:class:`RunSelection`: spec, folder, recorded configuration, method, chosen checkpoint).
 
 >>> import pandas as pd
 >>> m = pd.DataFrame({"iteration": [100, 200, 300], "split": ["validate"] * 3,
-...                   "auc_fg": [0.61, 0.70, 0.70]})
+...                   "auc_fg_fine": [0.61, 0.70, 0.70]})
 >>> select_iteration(m)
 200
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from finegrain.errors import FinegrainError
 from finegrain.evaluate import SCORE_KEYS
-from finegrain.experiment.grid import RunSpec, method_tau
+from finegrain.experiment.grid import RunSpec
+from finegrain.scores import RANKED_METRIC, with_ranked_metric
+from finegrain.train.config import recorded_method
 from finegrain.train.rundir import RunDirectory, find_runs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finegrain.experiment.plan import PlannedRun
+    from finegrain.train.methods import Method
 
 #: The metric fields of each evaluation line of a run (the training loop's contract).
 METRIC_FIELDS: tuple[str, ...] = SCORE_KEYS
@@ -32,13 +44,16 @@ TRAINING_FIELDS: tuple[str, ...] = ("train_loss", "train_pce_reach", "train_posi
 
 
 def select_iteration(
-    metrics: pd.DataFrame, *, split: str = "validate", metric: str = "auc_fg"
+    metrics: pd.DataFrame, *, split: str = "validate", metric: str = RANKED_METRIC
 ) -> int | None:
     """The iteration with the highest ``metric`` on ``split``; ties -> earliest iteration.
 
     Evaluations whose metric is missing (``null``: a class was empty) cannot be chosen. Returns
-    ``None`` when no evaluation of ``split`` has a value.
+    ``None`` when no evaluation of ``split`` has a value. The ranked AUC^FG of evaluations
+    recorded before the fine score is the paper's (:func:`finegrain.scores.with_ranked_metric`).
     """
+    if metric == RANKED_METRIC:
+        metrics = with_ranked_metric(metrics)
     for column in ("iteration", "split", metric):
         if column not in metrics.columns:
             raise FinegrainError(f"metrics table has no {column!r} column")
@@ -52,8 +67,10 @@ def select_iteration(
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
     """The evaluations of a run as a table, one row per (iteration, split); a checkpoint
-    evaluated twice (a resumed run re-evaluating its last checkpoint) keeps its latest line."""
-    return RunDirectory(run_dir).read_metrics((*METRIC_FIELDS, *TRAINING_FIELDS))
+    evaluated twice (a resumed run re-evaluating its last checkpoint) keeps its latest line.
+    The ranked AUC^FG of evaluations recorded before the fine score is the paper's."""
+    metrics = RunDirectory(run_dir).read_metrics((*METRIC_FIELDS, *TRAINING_FIELDS))
+    return with_ranked_metric(metrics)
 
 
 def read_spec(run_dir: str | Path, config: dict | None = None) -> RunSpec:
@@ -64,11 +81,10 @@ def read_spec(run_dir: str | Path, config: dict | None = None) -> RunSpec:
     for key in ("observation", "method", "seed"):
         if key not in config:
             raise FinegrainError(f"{run.config_path}: missing field {key!r}")
-    method = str(config["method"])
     return RunSpec(
         observation=str(config["observation"]),
-        method=method,
-        tau=method_tau(method, float(config.get("tau", 0.3))),
+        method=str(config["method"]),
+        tau=recorded_method(config).tau,
         seed=int(config["seed"]),
     )
 
@@ -90,6 +106,11 @@ class RunSelection:
     @property
     def run(self) -> RunDirectory:
         return RunDirectory(self.directory)
+
+    @functools.cached_property
+    def method(self) -> Method:
+        """The run's method with its recorded options (whose fine score AUC^FG ranks)."""
+        return recorded_method(self.config)
 
     def row(self, split: str) -> dict | None:
         """The metrics of ``split`` at the chosen iteration (``None`` if not evaluated)."""
@@ -120,10 +141,11 @@ def select_run(
         config=config,
     )
     if spec is not None:
-        wrong = {k: config.get(k) for k, v in spec.config_values().items() if config.get(k) != v}
+        wrong = spec.differences(config)
         if wrong:
+            shown = {k: old for k, (old, _) in wrong.items()}
             selection.notes.append(
-                f"{run_dir}: its recorded config ({wrong}) is not that of {spec.label}"
+                f"{run_dir}: its recorded config ({shown}) is not that of {spec.label}"
             )
     if selection.iteration is None:
         selection.unchosen = f"no checkpoint chosen: {undefined_reason(metrics, split)}"
@@ -173,6 +195,26 @@ def missing_predictions(selections: list[RunSelection], split: str) -> str:
         reasons = dict.fromkeys(s.unchosen for s in selections if s.unchosen)
         return "; ".join(reasons) or f"no {split} predictions"
     return f"no {split} predictions"
+
+
+def select_runs(planned: Sequence[PlannedRun]) -> tuple[list[RunSelection], list[str]]:
+    """The benchmark's *select* stage: the record of every finished planned run, its checkpoint
+    chosen on validation; notes name the runs left out (unfinished) and each run's own."""
+    selections, notes, missing = [], [], []
+    for run in planned:
+        if not RunDirectory(run.directory).is_done():
+            missing.append(run.label)
+            continue
+        sel = select_run(run.directory, spec=run.spec)
+        notes += [f"{run.label}: {n}" for n in sel.notes]
+        selections.append(sel)
+    if missing:
+        notes.insert(
+            0,
+            f"{len(missing)} of {len(planned)} runs not finished (left out of the tables): "
+            + ", ".join(missing),
+        )
+    return selections, notes
 
 
 def _setting(config: dict, key: str):
@@ -230,4 +272,5 @@ __all__ = [
     "select_iteration",
     "select_run",
     "undefined_reason",
+    "select_runs",
 ]

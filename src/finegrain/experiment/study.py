@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from finegrain.errors import FinegrainError
-from finegrain.experiment.grid import Grid, RunSpec, display_name, format_tau, method_tau
+from finegrain.experiment.grid import Grid, RunSpec, cell, display_name, format_tau
 from finegrain.experiment.presets import Preset
 from finegrain.io import append_jsonl, atomic_write_csv, atomic_write_json, atomic_write_text
 from finegrain.train.methods import BASELINE_METHOD, METHODS, PAPER_METHOD
@@ -47,14 +47,14 @@ CALIBRATED = "calibrated"
 @dataclass
 class Condition:
     """One point of the study: a phantom (``phantom``: keyword overrides of ``make_phantom``
-    relative to the calibrated defaults) and the grid trained on it (its methods at a τ, and
-    their seeds)."""
+    relative to the calibrated defaults) and the grid trained on it (its methods at a τ,
+    ``None``: each method's own, and their seeds)."""
 
     knob: str  # "calibrated", a phantom knob, "tau" or "methods"
     value: str  # the knob's value as text ("" at the calibrated point)
     methods: tuple[str, ...]
     seeds: int
-    tau: float = 0.3
+    tau: float | None = None
     phantom: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -71,7 +71,7 @@ class Condition:
 
     def grid(self, observations: Sequence[str]) -> Grid:
         """Its grid: the observations × its methods at its τ × its seeds."""
-        cells = tuple((m, method_tau(m, self.tau)) for m in self.methods)
+        cells = tuple(cell(m, self.tau) for m in self.methods)
         return Grid(tuple(observations), cells, self.seeds)
 
     def specs(self, observations: Sequence[str]) -> list[RunSpec]:
@@ -93,7 +93,8 @@ class StudyPlan:
     observations: tuple[str, ...] = ("Consolidation", "Edema")
     method: str = PAPER_METHOD
     reference: str = BASELINE_METHOD
-    tau: float = 0.3
+    #: the compared method's τ (``None``: its own)
+    tau: float | None = None
     seeds: int = 5  # PU-RM and U-Ones at the calibrated point
     sweep_seeds: int = 3  # PU-RM and U-Ones at every sweep point
     tau_seeds: int = 3  # PU-RM at each τ (paired with the calibrated U-Ones)
@@ -128,10 +129,11 @@ class StudyPlan:
     def _conditions(self) -> list[Condition]:
         pair = (self.reference, self.method)
         out = [Condition(CALIBRATED, "", pair, self.seeds, self.tau)]
+        own = cell(self.method, self.tau)[1]
         out += [
             Condition("tau", format_tau(t), (self.method,), self.tau_seeds, float(t))
             for t in self.taus
-            if not math.isclose(t, self.tau)
+            if own is None or not math.isclose(t, own)
         ]
         for knob, values in self.sweeps.items():
             for label, overrides in values.items():
@@ -150,7 +152,6 @@ class StudyPlan:
 #: the calibrated point is the phantom's defaults).
 PLAN = StudyPlan(
     observations=("Consolidation", "Edema"),
-    tau=0.3,
     seeds=5,
     sweep_seeds=2,
     tau_seeds=2,
@@ -246,6 +247,7 @@ def run_study(
     report_only: bool = False,
 ) -> StudyResult:
     """Train every condition of ``plan`` (skipping finished runs) and write the outputs."""
+    from finegrain.experiment.plan import plan_runs
     from finegrain.experiment.runner import DataMismatch, run_grid
 
     plan = plan or default_plan()
@@ -269,15 +271,10 @@ def run_study(
                 out / "study-timing.jsonl", {"condition": condition.key, "infeasible": str(exc)}
             )
             continue
-        grid = run_grid(
-            condition.specs(plan.observations),
-            folder / "runs",
-            preset.replace(tau=condition.tau),
-            data,
-            device=device,
-            jobs=jobs,
-            progress=progress,
+        runs = plan_runs(
+            condition.specs(plan.observations), folder / "runs", preset, data, device=device
         )
+        grid = run_grid(runs, threads=preset.threads, jobs=jobs, progress=progress)
         trained += len(grid.trained)
         skipped += len(grid.skipped)
         append_jsonl(
@@ -323,8 +320,10 @@ def decide(ci_low: float, ci_high: float) -> str:
 
 
 def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition], preset: Preset):
-    """Finished runs per phantom folder (every condition's specs), with their notes."""
-    from finegrain.experiment.outputs import collect
+    """Per phantom folder: its planned runs (every condition's specs) and the records of the
+    finished ones, with their notes."""
+    from finegrain.experiment.plan import plan_runs
+    from finegrain.experiment.selection import select_runs
 
     by_data: dict[str, list[RunSpec]] = {}
     for c in conditions:
@@ -332,7 +331,8 @@ def _selections(out: Path, plan: StudyPlan, conditions: Sequence[Condition], pre
         specs += [s for s in c.specs(plan.observations) if s not in specs]
     found = {}
     for key, specs in by_data.items():
-        found[key] = (specs, *collect(specs, out / "conditions" / key / "runs", preset))
+        runs = plan_runs(specs, out / "conditions" / key / "runs", preset)
+        found[key] = (runs, *select_runs(runs))
     return found
 
 
@@ -348,15 +348,16 @@ def study_table(out: Path, plan: StudyPlan, preset: Preset, *, n_boot: int = 200
     frames = []
     for c in conditions:
         _, selections, _ = found[c.data_key]
-        tau = method_tau(plan.method, c.tau)
+        tau = cell(plan.method, c.tau)[1]
         mine = [s for s in selections if s.spec.method == plan.method and s.spec.tau == tau]
         seeds = {s.spec.seed for s in mine}
         ref = [s for s in selections if s.spec.method == plan.reference]
         if c.knob == "tau":  # paired on the τ condition's seeds only
             ref = [s for s in ref if s.spec.seed in seeds]
         frame = paired_difference(
-            mine + ref, method=plan.method, tau=tau, reference=plan.reference, n_boot=n_boot
-        )
+            mine + ref, method=plan.method, tau=tau, reference=cell(plan.reference, c.tau),
+            n_boot=n_boot,
+        )  # fmt: skip
         if frame.empty:
             frame = pd.DataFrame(
                 [
@@ -415,7 +416,9 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     Table 2 report, and the study's ``report.html``. Returns the study table."""
     from finegrain.experiment import plots
     from finegrain.experiment.aggregate import mechanism_table
+    from finegrain.experiment.grid import get_selections
     from finegrain.experiment.outputs import write_outputs
+    from finegrain.experiment.plan import Plan
     from finegrain.experiment.report import Figure, write_report
     from finegrain.experiment.tables import Table, to_markdown
 
@@ -444,28 +447,33 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
     # each phantom folder's own benchmark report (all its methods; the calibrated one with CAMs)
     conditions = plan.conditions()
     found = _selections(out, plan, conditions, preset)
-    for key, (specs, selections, run_notes) in found.items():
+    for key, (runs, selections, run_notes) in found.items():
         notes += [f"{key}: {n}" for n in run_notes]
         if not selections:
             continue
-        methods = [m for m in METHODS if any(s.method == m for s in specs)]
-        taus = sorted({s.tau for s in specs if s.tau is not None})
+        specs = [r.spec for r in runs]
+        methods = tuple(m for m in METHODS if any(s.method == m for s in specs))
+        taus = tuple(sorted({s.tau for s in specs if s.tau is not None}))
         cond_preset = preset.replace(
             observations=tuple(plan.observations),
             seeds=max(c.seeds for c in conditions if c.data_key == key),
-            tau=plan.tau,
             selections=("table2", "figure4") if len(taus) > 1 else ("table2",),
         )
+        report_plan = Plan(
+            tuple(runs), tuple(plan.observations),
+            tuple(get_selections(cond_preset.selections)),
+            tau=plan.tau, methods=methods, taus=taus or None,
+        )  # fmt: skip
         folder = out / "conditions" / key
         outputs = write_outputs(
-            folder, specs, preset=cond_preset, methods=methods, taus=taus or None,
+            folder, report_plan, preset=cond_preset,
             config={"study condition": key, "plan": plan.to_dict()}, cams=key == CALIBRATED,
         )  # fmt: skip
         if key == CALIBRATED:
             for t in outputs.tables:
                 t.title = f"Calibrated phantom — {t.title}"
             tables += outputs.tables
-            mechanism = mechanism_table(selections, threshold=plan.tau)
+            mechanism = mechanism_table(selections, threshold=_threshold(plan))
             atomic_write_csv(out / "study-mechanism.csv", mechanism)
             tables.append(mechanism_summary_table(mechanism))
             if not outputs.localisation.empty:
@@ -499,6 +507,13 @@ def write_study_outputs(out: str | Path, preset: Preset, plan: StudyPlan) -> pd.
         + ("\n## Notes\n\n" + "".join(f"- {n}\n" for n in notes) if notes else ""),
     )
     return table
+
+
+def _threshold(plan: StudyPlan) -> float:
+    """The τ the mechanism table measures τ-free methods at: the compared method's."""
+    from finegrain.train.methods import TAU
+
+    return cell(plan.method, plan.tau)[1] or TAU
 
 
 def read_timing(out: Path) -> str:

@@ -2,6 +2,8 @@
 
 Every AUC^FG column names the cases it was computed on (atypical / typical positives of the
 split), every AUC column the positives / negatives, so a reader can judge each number's noise.
+AUC^FG ranks the score each method declares (:mod:`finegrain.scores`); a row of a method with a
+fine score of its own shows the paper's AUC^FG of its positive probability beside it.
 
 Tables are built once as plain data (:class:`Table`) and rendered to Markdown, LaTeX or HTML.
 """
@@ -12,16 +14,15 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from finegrain.experiment.grid import (
-    RunSpec,
-    Selection,
-    display_name,
-    format_tau,
-    method_tau,
-)
+from finegrain.experiment.grid import RunSpec, Selection, check_method, display_name, format_tau
+from finegrain.scores import PROBABILITY_METRIC, RANKED_METRIC
+
+if TYPE_CHECKING:  # pragma: no cover
+    from finegrain.experiment.plan import Plan
 
 DASH = "–"
 
@@ -67,18 +68,40 @@ class Row:
     variant: str
     method: str = ""
 
+    @property
+    def own_fine_score(self) -> bool:
+        """Whether the row's method ranks a fine score of its own (the paper's AUC^FG of its
+        positive probability is then shown beside)."""
+        return bool(self.method) and check_method(self.method).own_fine_score
+
 
 def variant_rows(
-    methods: Sequence[str], tau: float, settings: Sequence[tuple] = ((),)
+    cells: Sequence[tuple[str, float | None]], settings: Sequence[tuple] = ((),)
 ) -> list[Row]:
-    """A row per method (at ``tau`` when its loss uses τ) and per combination of the grid's
-    other axes (``settings``)."""
+    """A row per cell (method, τ) and per combination of the grid's other axes
+    (``settings``)."""
     rows = []
-    for method in methods:
+    for method, tau in cells:
         for values in settings:
-            spec = RunSpec("", method, method_tau(method, tau), 0, tuple(values))
+            spec = RunSpec("", method, tau, 0, tuple(values))
             rows.append(Row(spec.display, spec.variant, method))
     return rows
+
+
+def ranked_cell(summary_row: dict, row: Row) -> str:
+    """``0.7123 ± 0.0101``: the mean ± std of the ranked AUC^FG, and for a method with a fine
+    score of its own the paper's AUC^FG of its positive probability beside
+    (``0.7123 ± 0.0101 (P(positive) 0.6012 ± 0.0200)``)."""
+    text = mean_std(
+        summary_row.get(f"{RANKED_METRIC}_mean"), summary_row.get(f"{RANKED_METRIC}_std")
+    )
+    if row.own_fine_score and text != DASH:
+        paper = mean_std(
+            summary_row.get(f"{PROBABILITY_METRIC}_mean"),
+            summary_row.get(f"{PROBABILITY_METRIC}_std"),
+        )
+        text += f" (P(positive) {paper})"
+    return text
 
 
 def _lookup(frame: pd.DataFrame, observation: str, variant: str, **eq) -> dict:
@@ -136,15 +159,19 @@ def method_table(
     summary: pd.DataFrame,
     *,
     split: str = "validate",
-    metric: str = "auc_fg",
+    metric: str = RANKED_METRIC,
 ) -> Table:
-    """Rows = variants, columns = observations, ``metric`` mean ± std over seeds on ``split``."""
+    """Rows = variants, columns = observations, ``metric`` mean ± std over seeds on ``split``
+    (the ranked AUC^FG by default, with the paper's beside it where it differs)."""
     rows = []
     for row in variants:
         cells = [row.label]
         for obs in observations:
             r = _lookup(summary, obs, row.variant, split=split)
-            cells.append(mean_std(r.get(f"{metric}_mean"), r.get(f"{metric}_std")))
+            if metric == RANKED_METRIC:
+                cells.append(ranked_cell(r, row))
+            else:
+                cells.append(mean_std(r.get(f"{metric}_mean"), r.get(f"{metric}_std")))
         rows.append(cells)
     header = ["Method"] + [
         _with_counts(obs, _counts(summary, obs, split, metric)) for obs in observations
@@ -167,7 +194,7 @@ def test_table(
     header = ["Method"]
     for obs in observations:
         header += [
-            _with_counts(f"{obs} AUC^FG", _counts(summary, obs, "test", "auc_fg")),
+            _with_counts(f"{obs} AUC^FG", _counts(summary, obs, "test", RANKED_METRIC)),
             f"{obs} 95% CI",
             f"{obs} p vs {display_name(reference)}",
         ]
@@ -177,7 +204,7 @@ def test_table(
         for obs in observations:
             r = _lookup(summary, obs, row.variant, split="test")
             s = _lookup(stats, obs, row.variant, **_reference_of(stats, reference))
-            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
+            cells.append(ranked_cell(r, row))
             lo, hi = s.get("ci_low", math.nan), s.get("ci_high", math.nan)
             cells.append(DASH if math.isnan(lo) else f"[{_number(lo)}, {_number(hi)}]")
             cells.append(p_value(s.get("delong_p", math.nan)))
@@ -211,7 +238,21 @@ def paired_line(row: dict) -> str:
         f"[{signed(row['ci_low'])}, {signed(row['ci_high'])}] over {int(row['seeds'])} paired "
         f"seed(s); DeLong p {p_value(row['delong_p'])} (seed-averaged scores); "
         f"n = {int(row['n_atypical'])} atypical / {int(row['n_typical'])} typical"
+        + (
+            f"; the paper's AUC^FG (positive probability): Δ {signed(paper)}"
+            if (paper := paper_difference(row)) is not None
+            else ""
+        )
     )
+
+
+def paper_difference(row: dict) -> float | None:
+    """The paired difference of the paper's AUC^FG (of the positive probability) where it
+    differs from the ranked one (a method with a fine score of its own), else ``None``."""
+    paper = row.get("difference_probability", math.nan)
+    if paper is None or math.isnan(paper) or paper == row.get("difference"):
+        return None
+    return float(paper)
 
 
 def paired_table(
@@ -242,8 +283,10 @@ def paired_table(
                 if not r or r.get("note"):
                     cells += [DASH, DASH, DASH]
                     continue
+                paper = paper_difference(r)
                 cells += [
-                    difference_with_ci(r),
+                    difference_with_ci(r)
+                    + (f" (P(positive) {signed(paper)})" if paper is not None else ""),
                     p_value(r["delong_p"]),
                     f"{int(r['seeds'])}; {int(r['n_atypical'])} atypical / "
                     f"{int(r['n_typical'])} typical",
@@ -257,71 +300,67 @@ def tau_table(
     observations: Sequence[str],
     summary: pd.DataFrame,
     *,
-    taus: Sequence[float] | None = None,
-    tau: float = 0.3,
+    sweep: Sequence[tuple[str, float | None]],
+    baselines: Sequence[tuple[str, float | None]],
     settings: Sequence[tuple] = ((),),
 ) -> Table:
-    """A τ sweep as numbers (Figure 4): the swept method's validation AUC^FG for each τ, then
-    the baselines."""
+    """A τ sweep as numbers (Figure 4): the swept method's validation AUC^FG for each of its
+    ``sweep`` cells, then the ``baselines``."""
     variants = []
-    for t in taus or selection.taus:
+    for method, tau in sweep:
         for values in settings:
-            spec = RunSpec("", selection.swept, float(t), 0, tuple(values))
-            label = f"{spec.display} τ = {format_tau(t)}"
-            variants.append(Row(label, spec.variant, selection.swept))
-    variants += variant_rows(selection.baselines, tau, settings)
-    rows = []
-    for row in variants:
-        cells = [row.label]
-        for obs in observations:
-            r = _lookup(summary, obs, row.variant, split="validate")
-            cells.append(mean_std(r.get("auc_fg_mean"), r.get("auc_fg_std")))
-        rows.append(cells)
-    header = [""] + [
-        _with_counts(obs, _counts(summary, obs, "validate", "auc_fg")) for obs in observations
-    ]
-    return Table(selection.name, selection.title, header, rows)
+            spec = RunSpec("", method, tau, 0, tuple(values))
+            variants.append(Row(f"{spec.display} τ = {format_tau(tau)}", spec.variant, method))
+    variants += variant_rows(baselines, settings)
+    table = method_table(selection.name, selection.title, variants, observations, summary)
+    table.header[0] = ""
+    return table
 
 
-def _has_own_fine_score(summary: pd.DataFrame, variants: Sequence[Row]) -> bool:
-    """Whether a method of the table learns a fine score of its own (``needs_fine``)."""
-    from finegrain.train.methods import METHODS
-
-    return any(row.method in METHODS and METHODS.get(row.method).needs_fine for row in variants)
+def _taus_text(cells: Sequence[tuple[str, float | None]]) -> str:
+    """``; risk-modulated methods at τ = 0.3`` for the cells that have a τ (``""`` if none)."""
+    taus = sorted({t for _, t in cells if t is not None})
+    return f"; risk-modulated methods at τ = {', '.join(map(format_tau, taus))}" if taus else ""
 
 
 def build_tables(
-    selections: Sequence[Selection],
-    observations: Sequence[str],
+    plan: Plan,
     summary: pd.DataFrame,
     stats: pd.DataFrame | None,
     *,
-    tau: float,
-    methods: Sequence[str] | None = None,
-    taus: Sequence[float] | None = None,
     paired: pd.DataFrame | None = None,
-    settings: Sequence[tuple] = ((),),
 ) -> list[Table]:
-    """The tables of the selections (each with its title and reference method); with
-    ``paired`` (:func:`finegrain.experiment.aggregate.paired_difference` rows) each table is
-    followed by its paired differences against the reference. ``settings``: the combinations
-    of the grid's extra axes (a row per method and combination)."""
+    """The tables of the plan's selections (each with its title, its cells and its reference
+    cell); with ``paired`` (:func:`finegrain.experiment.aggregate.paired_difference` rows) each
+    table is followed by its paired differences against the reference. A row per cell and per
+    combination of the grid's extra axes."""
     has_test = summary is not None and not summary.empty and (summary["split"] == "test").any()
+    observations, settings = list(plan.observations), plan.settings
     tables: list[Table] = []
-    for selection in selections:
+    for selection in plan.selections:
+        cells = plan.table_cells(selection)
         if selection.is_sweep:
             tables.append(
-                tau_table(selection, observations, summary, taus=taus, tau=tau, settings=settings)
-            )
+                tau_table(selection, observations, summary, sweep=plan.sweep_cells(selection),
+                          baselines=cells, settings=settings)
+            )  # fmt: skip
             continue
         name, short = selection.name, selection.title.split(":")[0]
-        variants = variant_rows(selection.table_methods(methods), tau, settings)
+        variants = variant_rows(cells, settings)
         table = method_table(name, selection.title, variants, observations, summary)
+        own = any(row.own_fine_score for row in variants)
         table.caption = (
-            "AUC^FG of the positive probability (the paper's definition). "
-            "Mean ± std over seeds of each run's AUC^FG (the seed mean of per-run values, not the "
-            "AUC^FG of seed-averaged scores) at its checkpoint with the best validation AUC^FG; "
-            f"risk-modulated methods at τ = {format_tau(tau)}; n = the split's cases."
+            "AUC^FG of the score each method ranks: its positive probability (the paper's "
+            "definition), or a fine score of its own"
+            + (
+                " (ordinal: P(grade ≥ typical); three-class: P(typical | positive)), with the "
+                "paper's AUC^FG of its positive probability beside it"
+                if own
+                else ""
+            )
+            + ". Mean ± std over seeds of each run's AUC^FG (the seed mean of per-run values, "
+            "not the AUC^FG of seed-averaged scores) at its checkpoint with the best validation "
+            f"AUC^FG{_taus_text(cells)}; n = the split's cases."
         )
         tables.append(table)
         auc = method_table(
@@ -334,25 +373,6 @@ def build_tables(
         )
         auc.caption = "Same checkpoints; the ordinary AUC of positives against negatives."
         tables.append(auc)
-        if _has_own_fine_score(summary, variants):
-            for split in ("validate", "test") if has_test else ("validate",):
-                fine = method_table(
-                    f"{name}-fine" + ("-test" if split == "test" else ""),
-                    f"{short}: AUC^FG of each method's own fine score "
-                    f"({'validation' if split == 'validate' else 'test'})",
-                    variants,
-                    observations,
-                    summary,
-                    split=split,
-                    metric="auc_fg_fine",
-                )
-                fine.caption = (
-                    "Same checkpoints; AUC^FG of the score each method declares as its fine "
-                    "score (graded and the paper's methods: the positive probability; ordinal: "
-                    "P(grade ≥ typical); three-class: P(typical | positive)). The tables above "
-                    "rank the positive probability (the paper's AUC^FG)."
-                )
-                tables.append(fine)
         reference = display_name(selection.reference)
         if has_test and stats is not None:
             test = test_table(
@@ -516,8 +536,17 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
             if r.empty:
                 cells += [DASH, DASH]
                 continue
+            own = (
+                check_method(str(r["method"].iloc[0])).own_fine_score
+                if variant != "oracle"
+                else False
+            )
             for kind in ("mined", "truth"):
                 cell = _number(float(r[f"auc_fg_{kind}"].iloc[0]))
+                if own:  # the paper's AUC^FG of the positive probability beside
+                    cell += (
+                        f" [P(positive) {_number(float(r[f'auc_fg_{kind}_probability'].iloc[0]))}]"
+                    )
                 left = float(r.get(f"headroom_{kind}", pd.Series([math.nan])).iloc[0])
                 if not math.isnan(left):  # the oracle's is NaN: it is the ceiling
                     cell += f" ({left:+.3f} left)"
@@ -528,8 +557,9 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
         f"AUC^FG against the phantom's image truth ({split} positives)",
         header,
         rows,
-        caption="Each method's fine score (the positive probability for the paper's methods) "
-        "ranked between mined atypical / typical positives and between positives that are "
+        caption="The score each method ranks (its fine score: the positive probability for the "
+        "paper's methods; in square brackets the positive probability's where a method's fine "
+        "score is its own) ranked between mined atypical / typical positives and between positives that are "
         "slight / significant on the image (the phantom's truth file), mean over seeds at the "
         "checkpoints chosen on validation. The oracle ranks by the true severity: the ceiling "
         "that mined labels allow. In brackets, the headroom: what is left to the oracle (mined "

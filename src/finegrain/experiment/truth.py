@@ -5,8 +5,10 @@ score) that shows the headroom of every AUC^FG.
 Cases: the split's positives (label 1). Against mined labels: atypical (0) vs typical (1)
 subcategory; against image truth: ``slight`` (0) vs ``significant`` (1) in
 ``phantom-truth.csv`` (positives whose image truth is ``absent`` or ``other`` are left out).
-Every method is scored on its fine score (``fine_score``; the positive probability for the
-paper's methods). Each row also says its **headroom**: what is left of each AUC^FG, to the
+Every method is scored on the score it ranks (:mod:`finegrain.scores`: its fine score, the
+positive probability for the paper's methods), with the paper's AUC^FG of the positive
+probability beside it (``*_probability``; equal unless the fine score is the method's own).
+Each row also says its **headroom**: what is left of each AUC^FG, to the
 oracle's against the mined labels and to 1 against the image truth. A comparison whose effect
 is larger than its headroom cannot show it there (docs/study.md, section 5.3).
 """
@@ -22,6 +24,7 @@ import pandas as pd
 
 from finegrain.errors import NotFound
 from finegrain.observations import ATYPICAL, POSITIVE, TYPICAL
+from finegrain.scores import RANKED, SCORE
 
 #: The oracle's variant name in :func:`truth_table`.
 ORACLE = "oracle"
@@ -38,6 +41,9 @@ TRUTH_COLUMNS: list[str] = [
     "n_significant",
     "headroom_mined",
     "headroom_truth",
+    "method",
+    "auc_fg_mined_probability",
+    "auc_fg_truth_probability",
 ]
 
 
@@ -59,10 +65,12 @@ def case_truth(truth, image_ids: Sequence[str], observation: str) -> pd.DataFram
 
 
 def fine_cases(predictions: pd.DataFrame, truth, observation: str) -> pd.DataFrame:
-    """The split's positives with ``image_id``, ``subcategory``, ``fine_score``, ``severity``
-    and ``image_truth`` (one row per positive, in the predictions' order)."""
+    """The split's positives with ``image_id``, ``subcategory``, the ranked score, the positive
+    probability, ``severity`` and ``image_truth`` (one row per positive, in the predictions'
+    order)."""
     positives = predictions[pd.to_numeric(predictions["label"]) == POSITIVE]
-    out = positives[["image_id", "subcategory", "fine_score"]].reset_index(drop=True)
+    out = positives[["image_id", "subcategory", *dict.fromkeys([RANKED, SCORE])]]
+    out = out.reset_index(drop=True)
     return pd.concat([out, case_truth(truth, out["image_id"], observation)], axis=1)
 
 
@@ -122,16 +130,19 @@ def truth_table(selections, truth, split: str = "test") -> pd.DataFrame:
     per_run: dict[tuple[str, str], list[dict]] = {}
     oracle: dict[str, dict] = {}
     names: dict[str, str] = {}
+    methods: dict[str, str] = {}
     for sel in selections:
         frame = selected_predictions(sel, split)
         if frame is None:
             continue
         obs = sel.spec.observation
         cases = fine_cases(frame, truth, obs)
-        per_run.setdefault((obs, sel.spec.variant), []).append(
-            fine_aucs(cases, cases["fine_score"].to_numpy(dtype=float))
-        )
+        ranked = fine_aucs(cases, cases[RANKED].to_numpy(dtype=float))
+        paper = fine_aucs(cases, cases[SCORE].to_numpy(dtype=float))
+        ranked.update({f"{k}_probability": paper[k] for k in ("auc_fg_mined", "auc_fg_truth")})
+        per_run.setdefault((obs, sel.spec.variant), []).append(ranked)
         names[sel.spec.variant] = _display(sel.spec, selections)
+        methods[sel.spec.variant] = sel.spec.method
         oracle.setdefault(obs, fine_aucs(cases, cases["severity"].to_numpy(dtype=float)))
     rows = []
     for obs, values in oracle.items():
@@ -139,11 +150,13 @@ def truth_table(selections, truth, split: str = "test") -> pd.DataFrame:
                      "seeds": 0, **values})  # fmt: skip
     for (obs, variant), runs in per_run.items():
         mean = {
-            k: float(np.nanmean([r[k] for r in runs])) for k in ("auc_fg_mined", "auc_fg_truth")
-        }
+            k: float(np.nanmean([r[k] for r in runs]))
+            for k in ("auc_fg_mined", "auc_fg_truth", *(f"{m}_probability" for m in
+                                                       ("auc_fg_mined", "auc_fg_truth")))
+        }  # fmt: skip
         counts = {k: runs[0][k] for k in ("n_atypical", "n_typical", "n_slight", "n_significant")}
         rows.append({"observation": obs, "variant": variant, "display": names[variant],
-                     "seeds": len(runs), **mean, **counts})  # fmt: skip
+                     "seeds": len(runs), "method": methods[variant], **mean, **counts})  # fmt: skip
     for row in rows:  # the oracle's own: NaN (it is the ceiling)
         ceiling = oracle[row["observation"]]["auc_fg_mined"]
         methods = row["variant"] != ORACLE

@@ -4,7 +4,10 @@ The exported graph takes uint8 ``[B, 1, S, S]`` (any batch size ``B``; ``S`` the
 image size, preprocessed as by ``finegrain predict``; any other dtype or shape is refused, by
 the ONNX runtime or by the TorchScript module's own check) and returns the positive probability
 ``[B]``, computed from the logits as the checkpoint's training method defines it
-(:meth:`finegrain.train.methods.Method.positive_probability`). ONNX needs the optional extra ``export``
+(:meth:`finegrain.train.methods.Method.positive_probability`). A method with a fine score of its
+own (``Method.own_fine_score``: ordinal, three-class) also returns it, ``(probability [B],
+fine_score [B])`` (ONNX outputs ``probability`` and ``fine_score``): the tiers' typical cut is
+decided by it (:mod:`finegrain.scores`). ONNX needs the optional extra ``export``
 (``pip install 'finegrain[export]'``: onnx, onnxscript; onnxruntime to run it).
 """
 
@@ -29,10 +32,19 @@ FORMATS = ("torchscript", "onnx")
 SUFFIXES = {"torchscript": (".pt", ".pth", ".ts"), "onnx": (".onnx",)}
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
+#: The second output of a method with a fine score of its own.
+FINE_OUTPUT_NAME = "fine_score"
+
+
+def output_names(method: Method) -> list[str]:
+    """The exported model's outputs: the positive probability, and the fine score of a method
+    with one of its own."""
+    return [OUTPUT_NAME, FINE_OUTPUT_NAME] if method.own_fine_score else [OUTPUT_NAME]
 
 
 def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module:
-    """Wrap a model so that it returns ``method``'s positive probability ``[B]`` (eval mode)."""
+    """Wrap a model so that it returns ``method``'s positive probability ``[B]``, and its fine
+    score ``[B]`` beside it when the method has one of its own (eval mode)."""
     from torch import nn
 
     class PositiveProbability(nn.Module):
@@ -41,7 +53,10 @@ def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module
             self.inner = inner
 
         def forward(self, image):
-            return method.positive_probability(self.inner(image).float())
+            logits = self.inner(image).float()
+            if method.own_fine_score:
+                return method.positive_probability(logits), method.fine_score(logits)
+            return method.positive_probability(logits)
 
     return PositiveProbability(model).eval()
 
@@ -59,7 +74,7 @@ def checked_input(inner: torch.nn.Module, image_size: int) -> torch.nn.Module:
             self.inner = inner
             self.size = size
 
-        def forward(self, image: Tensor) -> Tensor:
+        def forward(self, image: Tensor):  # the traced model's output(s), inferred
             expected = f"image: expected uint8 [B, 1, {self.size}, {self.size}] (0..255)"
             if image.dtype != torch.uint8:
                 kind = "floating-point" if image.is_floating_point() else "non-uint8"
@@ -128,7 +143,8 @@ def export_model(
     onnx_exporter: str = "dynamo",
 ) -> Path:
     """Export a model (uint8 ``[B, 1, S, S]`` -> logits), trained by ``method``, with the
-    method's positive probability as its output."""
+    method's positive probability as its output (and its own fine score beside it:
+    :func:`output_names`)."""
     import warnings
 
     import torch
@@ -148,7 +164,9 @@ def export_model(
                 torch.jit.save(traced, handle)
         return out
     if format == "onnx":
-        return _export_onnx(wrapped, example, out, opset=opset, exporter=onnx_exporter)
+        return _export_onnx(
+            wrapped, example, out, opset=opset, exporter=onnx_exporter, outputs=output_names(method)
+        )
     raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
 
 
@@ -186,7 +204,13 @@ def _default_opset(data: bytes) -> int | None:
 
 
 def _export_onnx(
-    wrapped: torch.nn.Module, example: torch.Tensor, out: Path, *, opset: int | None, exporter: str
+    wrapped: torch.nn.Module,
+    example: torch.Tensor,
+    out: Path,
+    *,
+    opset: int | None,
+    exporter: str,
+    outputs: list[str],
 ) -> Path:
     import io
     import warnings
@@ -214,7 +238,7 @@ def _export_onnx(
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                output_names=outputs,
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
                 verbose=False,
                 **kwargs,
@@ -228,8 +252,8 @@ def _export_onnx(
                 buffer,
                 dynamo=False,
                 input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                output_names=outputs,
+                dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
                 **kwargs,
             )
             data = buffer.getvalue()

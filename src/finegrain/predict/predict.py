@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 COLUMNS = (
     "path",
     "probability",
+    "fine_score",
     "tier",
     "error",
     "warning",
@@ -53,14 +54,16 @@ def predict(
     cam_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Predict the positive probability and tier of each image (files and/or folders).
+    """Predict the positive probability, the fine score and the tier of each image (files
+    and/or folders).
 
-    Returns a DataFrame with columns ``path, probability, tier, error, warning`` one row per
-    image in :func:`collect_images` order, then ``observation, method, iteration, checkpoint``
-    (the same on every row: what the probability is of); ``error`` is empty for images that were
-    read, and holds the reason (with ``probability`` NaN and ``tier`` empty) for those that were
-    not; ``warning`` says what makes a read image a poor radiograph (tiny, an extreme aspect
-    ratio, constant: :func:`~finegrain.predict.images.degenerate`), else it is empty. Thresholds
+    Returns a DataFrame with columns ``path, probability, fine_score, tier, error, warning`` one
+    row per image in :func:`collect_images` order, then ``observation, method, iteration,
+    checkpoint`` (the same on every row: what the probability is of); ``error`` is empty for
+    images that were read, and holds the reason (with ``probability`` NaN and ``tier`` empty) for
+    those that were not; ``warning`` says what makes a read image a poor radiograph (tiny, an
+    extreme aspect ratio, constant: :func:`~finegrain.predict.images.degenerate`), else it is
+    empty. Thresholds
     come from the checkpoint (``finegrain calibrate``) unless given. With ``cam_dir`` a CAM
     overlay is written per readable image (see :mod:`finegrain.predict.cam`).
     """
@@ -130,6 +133,7 @@ def predict(
         {
             "path": [str(f) for f in files],
             "probability": probs,
+            "fine_score": fine,
             "tier": [t or "" for t in tiers(probs, predictor.thresholds, fine)],
             "error": errors,
             "warning": warnings,

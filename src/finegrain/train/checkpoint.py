@@ -72,7 +72,7 @@ def checkpoint_payload(
         "method": config.method,
         "method_options": dict(config.method_options),
         "registered_in": list(config.registered_in()),
-        "tau": config.tau,
+        "tau": config.training_method().tau,
         "train_loss": train_loss,
         "elapsed_s": elapsed_s,
     }

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from finegrain.cpu_kernels import check_kernels
+from finegrain.constraints import Constraint, Each, Interval, IsNone, Options, check_all
+from finegrain.cpu_kernels import KERNELS
 from finegrain.errors import FinegrainError
 from finegrain.train.methods import PAPER_METHOD
 
@@ -28,6 +30,14 @@ RUNTIME_FIELDS: frozenset[str] = frozenset(
 #: Fields that say where the run's data live: not part of its identity (the same run may be
 #: read from another folder), but still compared before a run is reused or resumed.
 LOCATION_FIELDS: frozenset[str] = frozenset({"index", "cache"})
+
+#: Fields a grid sets for each run: its cell (observation, method, seed, and the method's τ, a
+#: coordinate of the cell) and what the benchmark fixes (data, folder, evaluation splits). The
+#: one owner of this set: never an extra axis of a grid, a preset's training template or a
+#: training option of the benchmark.
+CELL_FIELDS: frozenset[str] = frozenset({"observation", "method", "tau", "seed"})
+FIXED_FIELDS: frozenset[str] = frozenset({"index", "cache", "out", "eval_splits"})
+GRID_FIELDS: frozenset[str] = CELL_FIELDS | FIXED_FIELDS
 
 #: Fields added since finegrain 0.3, with the default at which they are left out of a run's
 #: identity (the behaviour of the runs recorded before them).
@@ -55,7 +65,6 @@ class TrainConfig:
     cache: str
     observation: str
     method: str = PAPER_METHOD
-    tau: float = 0.3
     seed: int = 0
     iterations: int = 50000
     batch_size: int = 32
@@ -78,8 +87,9 @@ class TrainConfig:
     #: (per batch on the training device), "auto" (device on CUDA, loader on CPU)
     augment_on: str = "auto"
     device: str = "auto"
-    #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``), part of the
-    #: run's identity; see :meth:`finegrain.train.methods.Method.configure`
+    #: the method's options (its dataclass fields, e.g. ``{"q_atypical": 0.5}``, or PCE's
+    #: ``{"tau": 0.1}``), part of the run's identity; see
+    #: :meth:`finegrain.train.methods.Method.configure`
     method_options: dict[str, Any] = field(default_factory=dict)
     #: label noise for a positive control: the share of the observation's positive and
     #: negative labels flipped on the training and validation splits (the same images in every
@@ -89,6 +99,25 @@ class TrainConfig:
     #: with AVX2, a little slower); see :mod:`finegrain.cpu_kernels`
     cpu_kernels: str = "native"
 
+    #: The declared rule of each field (:mod:`finegrain.constraints`, as scikit-learn's
+    #: ``_parameter_constraints``): checked here, by ``finegrain train`` and ``finegrain
+    #: benchmark`` (options and ``--axis`` values) and by a preset's training template.
+    CONSTRAINTS: ClassVar[dict[str, list[Constraint]]] = {
+        "seed": [Interval(int, 0, None)],
+        "iterations": [Interval(int, 1, None)],
+        "batch_size": [Interval(int, 1, None)],
+        "checkpoint_every": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "betas": [Each(Interval(float, 0, 1, closed="left"), length=2)],
+        "weight_decay": [Interval(float, 0, None)],
+        "eval_splits": [Each(Options({"train", "validate", "test"}))],
+        "eval_batch_size": [Interval(int, 1, None)],
+        "num_workers": [Interval(int, 0, None), IsNone()],
+        "augment_on": [Options({"auto", "loader", "device"})],
+        "label_noise": [Interval(float, 0, 0.5, closed="left")],
+        "cpu_kernels": [Options(set(KERNELS))],
+    }
+
     def __post_init__(self) -> None:
         for key in ("index", "cache", "out", "weights"):
             value = getattr(self, key)
@@ -96,29 +125,28 @@ class TrainConfig:
                 setattr(self, key, str(value))
         self.betas = tuple(float(b) for b in self.betas)
         self.eval_splits = tuple(self.eval_splits)
-        if self.iterations < 1 or self.checkpoint_every < 1 or self.batch_size < 1:
-            raise FinegrainError("iterations, checkpoint_every and batch_size must be positive")
-        if self.augment_on not in ("auto", "loader", "device"):
-            raise FinegrainError(
-                f"augment_on must be auto, loader or device, got {self.augment_on!r}"
-            )
-        if not 0.0 < self.tau < 1.0:
-            raise FinegrainError(f"tau must lie in (0, 1), got {self.tau}")
         self.method_options = dict(self.method_options or {})
-        if not 0.0 <= self.label_noise < 0.5:
-            raise FinegrainError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
-        check_kernels(self.cpu_kernels)
+        check_all(dataclasses.asdict(self), self.CONSTRAINTS)
+
+    def training_method(self):
+        """The run's :class:`~finegrain.train.methods.Method`, its options applied (its τ among
+        them: :attr:`~finegrain.train.methods.Method.tau`)."""
+        from finegrain.train.methods import get_method
+
+        return get_method(self.method, self.method_options)
 
     def identity(self) -> dict[str, Any]:
         """Every setting that changes the run's results, as plain JSON values: all fields but
-        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, τ only for a method whose loss
-        uses it, and a field added since 0.3 (:data:`ADDED_FIELDS`) only away from its default
-        (so the runs recorded before it keep their identity and their folder)."""
-        from finegrain.train.methods import get_method
-
+        :data:`RUNTIME_FIELDS` and :data:`LOCATION_FIELDS`, and a field added since 0.3
+        (:data:`ADDED_FIELDS`) only away from its default. The method's τ, when its loss uses
+        one, is the key ``tau`` (the method's own option, its default filled in) and not one of
+        ``method_options``: the form runs were recorded under before τ became a method option,
+        so every run keeps its identity and its folder."""
         out = {k: v for k, v in self.to_dict().items() if k not in _NOT_IDENTITY}
-        if not get_method(self.method, self.method_options).uses_tau:
-            out.pop("tau")
+        tau = self.training_method().tau
+        out["method_options"] = {k: v for k, v in out["method_options"].items() if k != "tau"}
+        if tau is not None:
+            out["tau"] = tau
         for name, default in ADDED_FIELDS.items():
             if out.get(name) == default:
                 out.pop(name)
@@ -152,6 +180,8 @@ class TrainConfig:
                 f"a recorded 'extra' setting is no longer supported: {data['extra']}"
             )
         data = {k: v for k, v in data.items() if k != "extra"}
+        if "tau" in data:  # recorded before τ became the method's option: it is that option
+            data = _tau_into_options(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names - RECORD_EXTRAS
         if unknown:
@@ -178,6 +208,30 @@ class TrainConfig:
 
 
 _NOT_IDENTITY = RUNTIME_FIELDS | LOCATION_FIELDS
+
+
+def recorded_method(recorded: Mapping[str, Any]):
+    """The :class:`~finegrain.train.methods.Method` of a recorded configuration (a run's
+    ``config.json``, complete or not), its options applied, a τ recorded before 0.3.0
+    included."""
+    from finegrain.train.methods import get_method
+
+    data = _tau_into_options(dict(recorded)) if "tau" in recorded else recorded
+    return get_method(str(data.get("method", PAPER_METHOD)), data.get("method_options") or {})
+
+
+def _tau_into_options(data: dict[str, Any]) -> dict[str, Any]:
+    """A recorded configuration whose ``tau`` (finegrain < 0.3.0) is moved into the method's
+    options when its method uses τ, and dropped when it does not (it never acted)."""
+    from finegrain.train.methods import get_method
+
+    data = dict(data)
+    tau = data.pop("tau")
+    options = dict(data.get("method_options") or {})
+    if "tau" not in options and get_method(str(data.get("method", PAPER_METHOD)), options).uses_tau:
+        options["tau"] = float(tau)
+    data["method_options"] = options
+    return data
 
 
 def format_differences(differences: dict[str, tuple[Any, Any]]) -> str:

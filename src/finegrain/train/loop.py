@@ -20,9 +20,7 @@ import contextlib
 import copy
 import logging
 import os
-import platform
 import random
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from finegrain import cpu_kernels
 from finegrain.data.augment import Augmentation, augment_seeded
 from finegrain.data.batch import IMAGE, LABEL, to_device
+from finegrain.environment import versions
 from finegrain.errors import FinegrainError
 from finegrain.observations import POSITIVE, check_observation, cue_column, subcategory_column
 from finegrain.train.checkpoint import (
@@ -56,7 +55,7 @@ from finegrain.train.distributed import (
     init_distributed,
 )
 from finegrain.train.evaluation import predict_split
-from finegrain.train.methods import Method, get_method
+from finegrain.train.methods import TAU, Method
 from finegrain.train.models import build_model
 from finegrain.train.rundir import LABEL_NOISE_SPLITS, PREDICTION_COLUMNS, RunDirectory
 from finegrain.train.tracking import TrackingSpec
@@ -224,31 +223,6 @@ def build_datasets(config: TrainConfig, method: Method) -> dict[str, Dataset]:
     return datasets
 
 
-def versions() -> dict[str, str | None]:
-    """Versions of python, torch, torchvision, finegrain and the git commit (if any)."""
-    import torchvision
-
-    import finegrain
-
-    commit = None
-    with contextlib.suppress(Exception):
-        here = Path(finegrain.__file__).resolve().parent
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-            or None
-        )
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-        "finegrain": finegrain.__version__,
-        "git_commit": commit,
-    }
-
-
 def _augmentation_on(
     config: TrainConfig, train_set: Dataset, device: torch.device
 ) -> tuple[Dataset, Augmentation | None]:
@@ -378,7 +352,7 @@ def _train(
 ) -> Path:
     # --- setup: what to train, the data, the model and optimiser, resumed state
     run = RunDirectory(config.out)
-    method = get_method(config.method, config.method_options)
+    method = config.training_method()
     check_observation(config.observation)
     if config.batch_size % info.world_size:
         raise FinegrainError(
@@ -395,6 +369,13 @@ def _train(
     if datasets is None:
         datasets = build_datasets(config, method)
     _check_datasets(datasets, config, method)
+    if info.is_main and config.batch_size > len(datasets["train"]):
+        log.warning(
+            "--batch-size %d is larger than the %d training images of %s: every batch repeats "
+            "each image about %d times (choose a batch of at most %d)",
+            config.batch_size, len(datasets["train"]), config.observation,
+            round(config.batch_size / len(datasets["train"])), len(datasets["train"]),
+        )  # fmt: skip
     image_size = int(SeededItems(datasets["train"])[(0, 0)][IMAGE].shape[-1])  # RNG untouched
     preprocessing = _preprocessing(datasets["train"], image_size)
     state = _TrainState.build(config, method, image_size, info.device)
@@ -422,12 +403,12 @@ def _train(
             batch[IMAGE] = augment_seeded(batch[IMAGE], device_augment, seeds)
         with torch.autocast(info.device.type, dtype=state.amp_dtype, enabled=state.amp):
             logits = net(batch[IMAGE])
-        loss = method.loss(logits, batch, config.tau)
+        loss = method.loss(logits, batch)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()
         state.scaler.step(state.optimizer)
         state.scaler.update()
-        running.add(loss, logits, batch, method, config.tau)
+        running.add(loss, logits, batch, method)
         bar.step(iteration, loss)
         if iteration % config.checkpoint_every and iteration != config.iterations:
             continue
@@ -688,14 +669,15 @@ class _Running:
     ``-log p`` of those positives (whether the network has memorised them: near 0 when every
     training positive is scored near 1, whatever the method's own loss). All three are measured
     on the step's own forward pass (train mode, augmented images); for a τ-free method at the
-    run's τ."""
+    paper's τ (:data:`~finegrain.train.methods.TAU`)."""
 
     def __init__(self, device: torch.device) -> None:
         # loss sum, positives reached, positives, positives' -log p
         self.totals = torch.zeros(4, device=device)
         self.steps = 0
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method, tau: float):
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, batch, method: Method):
+        tau = method.tau if method.uses_tau else TAU
         with torch.no_grad():
             positive = batch[LABEL] == POSITIVE
             p = method.positive_probability(logits.detach()).float()

@@ -53,6 +53,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from finegrain.constraints import Interval, check
 from finegrain.data.batch import (
     CUE,
     CUE_NO,
@@ -69,6 +70,10 @@ from finegrain.observations import NEGATIVE, POSITIVE, UNCERTAIN
 from finegrain.registry import Registry
 
 MAPPINGS = ("ignore", "zero", "one")
+#: PCE's τ (Eq. 2) of a method that does not set its own: the paper's value, written once.
+TAU = 0.3
+#: The rule a τ obeys (wherever one is given: a method's option, ``--tau``, ``--taus``).
+TAU_RULE = Interval(float, 0, 1, closed="neither")
 LOSSES = ("ce", "pce")
 
 
@@ -98,9 +103,21 @@ class Method:
             object.__setattr__(self, "display_name", self.name)
 
     @property
+    def tau(self) -> float | None:
+        """PCE's τ (Eq. 2) when the method's loss uses it, else ``None``: an option of the
+        methods that use it (:class:`CoarseMethod`), :data:`TAU` unless set."""
+        return None
+
+    @property
     def uses_tau(self) -> bool:
         """Whether the loss depends on τ (a run's τ is then part of its identity)."""
-        return False
+        return self.tau is not None
+
+    def at_tau(self, tau: float | None) -> Method:
+        """This method at ``tau`` when its loss uses τ, else itself (``None``: its own τ)."""
+        if tau is None or not self.uses_tau:
+            return self
+        return self.configure({"tau": float(tau)})
 
     @property
     def keep_uncertain(self) -> bool:
@@ -112,7 +129,7 @@ class Method:
         """Whether the loss reads the batch's ``cue`` field (the index's ``<Obs> cue``)."""
         return False
 
-    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """The mean training loss of ``logits [B, outputs]`` on ``batch`` (a scalar)."""
         raise NotImplementedError(f"method {self.name!r} defines no loss")
 
@@ -124,8 +141,15 @@ class Method:
 
     def fine_score(self, logits: Tensor) -> Tensor:
         """The score AUC^FG ranks (higher: more typical) ``[B]``; the positive probability
-        unless the method learns a fine score of its own."""
+        unless the method learns a fine score of its own (:mod:`finegrain.scores`)."""
         return self.positive_probability(logits)
+
+    @property
+    def own_fine_score(self) -> bool:
+        """Whether the method's fine score is its own, not its positive probability: AUC^FG then
+        ranks it, with the paper's AUC^FG of the positive probability shown beside
+        (:mod:`finegrain.scores`). Declared by overriding :meth:`fine_score`."""
+        return type(self).fine_score is not Method.fine_score
 
     def scores(self, logits: Tensor) -> dict[str, Tensor]:
         """``{"score": positive probability, "fine_score": fine score}``, each ``[B]``."""
@@ -175,7 +199,9 @@ class CoarseMethod(Method):
     ``"one"`` (mapped to negative / positive). ``negative_loss``, ``positive_loss``,
     ``uncertain_loss``: ``"ce"`` or ``"pce"``. ``uncertain_soft_target``: when set, mapped
     uncertain samples get a soft cross-entropy towards this positive-class probability
-    (label smoothing, Pham et al.); it requires ``uncertain_loss="ce"``.
+    (label smoothing, Pham et al.); it requires ``uncertain_loss="ce"``. ``tau``: PCE's τ
+    where a loss is PCE (default :data:`TAU`); a method without PCE has none (setting one is
+    an error).
     """
 
     uncertain: str
@@ -183,9 +209,18 @@ class CoarseMethod(Method):
     positive_loss: str = "ce"
     uncertain_loss: str = "ce"
     uncertain_soft_target: float | None = None
+    tau: float | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self._uses_pce():
+            tau = TAU if self.tau is None else self.tau
+            check(f"method {self.name!r}: tau", tau, [TAU_RULE])
+            object.__setattr__(self, "tau", float(tau))
+        elif self.tau is not None:
+            raise FinegrainError(
+                f"method {self.name!r} has no PCE loss, so no τ: tau={self.tau} does not apply"
+            )
         if self.uncertain not in MAPPINGS:
             raise FinegrainError(f"method {self.name!r}: uncertain must be one of {MAPPINGS}")
         for field in ("negative_loss", "positive_loss", "uncertain_loss"):
@@ -198,9 +233,8 @@ class CoarseMethod(Method):
                 "uncertain_loss='ce'"
             )
 
-    @property
-    def uses_tau(self) -> bool:
-        """Whether the loss depends on τ (PCE on some class that is trained on)."""
+    def _uses_pce(self) -> bool:
+        """Whether some class that is trained on gets PCE (then the method has a τ)."""
         losses = [self.negative_loss, self.positive_loss]
         if self.uncertain != "ignore" and self.uncertain_soft_target is None:
             losses.append(self.uncertain_loss)
@@ -217,7 +251,7 @@ class CoarseMethod(Method):
         mapped = {"ignore": -1, "zero": NEGATIVE, "one": POSITIVE}[self.uncertain]
         return torch.where(labels == UNCERTAIN, torch.full_like(labels, mapped), labels)
 
-    def per_sample_loss(self, logits: Tensor, labels: Tensor, tau: float) -> tuple[Tensor, Tensor]:
+    def per_sample_loss(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Loss of each sample (``[B]``, at least float32) and the mask of samples that count.
 
         Each class gets its own loss; ignored samples have loss 0 and mask False.
@@ -231,10 +265,9 @@ class CoarseMethod(Method):
         targets = self.targets(labels)
         keep = targets >= 0
         safe = targets.clamp(min=0)
-        by_loss = {
-            "ce": ce_loss(logits, safe, reduction="none"),
-            "pce": pce_loss(logits, safe, tau=tau, reduction="none"),
-        }
+        by_loss = {"ce": ce_loss(logits, safe, reduction="none")}
+        if self.uses_tau:
+            by_loss["pce"] = pce_loss(logits, safe, tau=self.tau, reduction="none")
         loss = torch.zeros(labels.shape, dtype=by_loss["ce"].dtype, device=logits.device)
         loss = torch.where(labels == NEGATIVE, by_loss[self.negative_loss], loss)
         loss = torch.where(labels == POSITIVE, by_loss[self.positive_loss], loss)
@@ -248,10 +281,10 @@ class CoarseMethod(Method):
         loss = torch.where((labels == UNCERTAIN) & keep, uncertain, loss)
         return loss, keep
 
-    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """Mean loss over the samples of ``batch`` that count (0 with a gradient path if none
         do); reads the batch's ``label``."""
-        loss, keep = self.per_sample_loss(logits, batch[LABEL], tau)
+        loss, keep = self.per_sample_loss(logits, batch[LABEL])
         return (loss * keep).sum() / keep.sum().clamp(min=1)
 
 
@@ -330,7 +363,7 @@ class GradedMethod(FineMethod):
         uncertain = batch[LABEL].to(grade.device) == UNCERTAIN
         return torch.where(uncertain, torch.full_like(target, self.q_uncertain), target)
 
-    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """Mean of ``-(t log p1 + (1 - t) log p0)`` over the batch (t: :meth:`targets`)."""
         self._check_width(logits)
         t = self.targets(batch).to(logits.device)
@@ -346,7 +379,7 @@ class OrdinalMethod(FineMethod):
     cross-entropy of task 0 over every sample plus that of task 1 over atypical and typical
     positives. P(grade >= typical) = σ(z0) σ(z1) <= σ(z0) = P(grade >= atypical) always."""
 
-    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """``mean_all BCE(z0, grade > 0) + mean_graded BCE(z1, grade == typical)``."""
         self._check_width(logits)
         z = upcast_half(logits)
@@ -385,7 +418,7 @@ class ThreeClassMethod(FineMethod):
 
     outputs: ClassVar[int] = 3
 
-    def loss(self, logits: Tensor, batch: Batch, tau: float = 0.3) -> Tensor:
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """Mean over the batch of ``-log p_grade`` (``-log(p_a + p_t)`` for unknown grades)."""
         self._check_width(logits)
         log_p = torch.log_softmax(upcast_half(logits), dim=1)

@@ -88,6 +88,7 @@ class _Spec:
     weights_file: str | None  # file name in torch.hub.get_dir()/checkpoints
     head_prefix: str  # state-dict prefix of the ImageNet head (not loaded)
     weights_url: str | None = None  # where fetch_weights downloads weights_file from
+    description: str = ""  # one line for `finegrain list`
 
 
 def _densenet_split(net: nn.Module) -> tuple[nn.Module, int]:
@@ -127,6 +128,7 @@ MODELS.register(
         "densenet121-a639ec97.pth",
         "classifier.",
         torchvision.models.DenseNet121_Weights.IMAGENET1K_V1.url,
+        "the paper's DenseNet121 (7.0 M parameters; ImageNet weights)",
     ),
 )
 MODELS.register(
@@ -137,10 +139,29 @@ MODELS.register(
         "resnet18-f37072fd.pth",
         "fc.",
         torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url,
+        "ResNet18 (ImageNet weights)",
     ),
 )
-MODELS.register("densenet-tiny", _Spec(_tiny_densenet, _densenet_split, None, "classifier."))
-MODELS.register("densenet-small", _Spec(_small_densenet, _densenet_split, None, "classifier."))
+MODELS.register(
+    "densenet-tiny",
+    _Spec(
+        _tiny_densenet,
+        _densenet_split,
+        None,
+        "classifier.",
+        description="DenseNet, growth 12, blocks 2-2-2-2 (32 k parameters; CPU demos, no weights)",
+    ),
+)
+MODELS.register(
+    "densenet-small",
+    _Spec(
+        _small_densenet,
+        _densenet_split,
+        None,
+        "classifier.",
+        description="DenseNet121's design at half depth and growth (0.59 M; CPU stand-in)",
+    ),
+)
 
 
 def register_model(
@@ -151,6 +172,7 @@ def register_model(
     weights_file: str | None = None,
     head_prefix: str = "fc.",
     weights_url: str | None = None,
+    description: str = "",
 ) -> None:
     """Add a backbone to the factory (timm-style registry). Call it at import, in the module
     that defines the backbone: worker processes import that module to find it.
@@ -159,12 +181,15 @@ def register_model(
     ``(features, n_features)``: the module up to the last activated feature map and its channel
     count; ``weights_file`` names its ImageNet weights in the torch hub cache (None: none);
     ``head_prefix`` is the state-dict prefix of the head that is not loaded; ``weights_url``
-    where :func:`fetch_weights` downloads ``weights_file`` from.
+    where :func:`fetch_weights` downloads ``weights_file`` from; ``description`` one line
+    for ``finegrain list`` (default: the first line of ``build``'s docstring).
     """
     caller = sys._getframe(1).f_globals.get("__name__", "")
-    MODELS.register(
-        name, _Spec(build, split, weights_file, head_prefix, weights_url), module=caller
+    doc = (build.__doc__ or "").strip().splitlines()
+    spec = _Spec(
+        build, split, weights_file, head_prefix, weights_url, description or (doc[0] if doc else "")
     )
+    MODELS.register(name, spec, module=caller)
 
 
 def default_weights_path(name: str) -> Path | None:
