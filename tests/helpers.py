@@ -258,12 +258,12 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def tiny_phantom_data(tmp_path_factory, name: str, preset):
-    """A small phantom (80 training studies and 40 in each evaluation split, 32 px, seed 1)
+    """A small phantom (80 training studies and 52 in each evaluation split, 32 px, seed 1)
     made, indexed and cached for ``preset`` in a new temporary folder ``name``; returns the
     :class:`~finegrain.experiment.runner.BenchmarkData` (index and cache paths)."""
     from finegrain.data.phantom import make_phantom
     from finegrain.experiment.runner import DataSource, prepare_data
 
     data_dir = tmp_path_factory.mktemp(name)
-    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=40)
+    make_phantom(data_dir / "phantom", studies=80, size=32, seed=1, eval_studies=52)
     return prepare_data(DataSource(mimic=data_dir / "phantom"), data_dir, preset, progress=False)

@@ -250,7 +250,7 @@ def _with_run_config(run, **fields):
     config = TrainConfig(index="index.csv", cache="cache", observation="Edema", **fields)
     for path in (run / "checkpoints").glob("*.pt"):
         payload = load_checkpoint(path)
-        payload.update(config=config.to_dict(), method=config.method, tau=config.tau)
+        payload.update(config=config.to_dict(), method=config.method)
         save_checkpoint(path, payload)
     (run / "config.json").write_text(json.dumps(config.to_dict()))
     return config

@@ -493,9 +493,9 @@ def test_benchmark_axis_values_and_repeats_are_checked_before_anything_runs(tmp_
     out = tmp_path / "b"
     small = ["--phantom-studies", "20", "--phantom-eval-studies", "10", "--no-progress"]
     for axis, said in (
-        ("iterations=abc", "grid axis 'iterations': \"abc\" is not a whole number"),
-        ("lr=fast", "grid axis 'lr': \"fast\" is not a number"),
-        ("pretrained=3", "grid axis 'pretrained': 3 is not true or false"),
+        ("iterations=abc", "grid axis 'iterations': iterations must be an integer >= 1, got 'abc'"),
+        ("lr=fast", "grid axis 'lr': lr must be a number > 0, got 'fast'"),
+        ("pretrained=3", "grid axis 'pretrained': pretrained must be true or false, got 3"),
     ):
         assert main(["benchmark", "--axis", axis, "--out", str(out), *small]) == 2
         assert _one_error_line(capsys, "benchmark").endswith(said)

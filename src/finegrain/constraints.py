@@ -115,6 +115,17 @@ class Each:
 
 
 @dataclass(frozen=True)
+class Boolean:
+    """``True`` or ``False`` (not a number equal to one: ``3`` is refused, ``1`` too)."""
+
+    def allows(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+    def describe(self) -> str:
+        return "true or false"
+
+
+@dataclass(frozen=True)
 class IsNone:
     """``None`` (left to a default chosen later)."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from finegrain.constraints import Constraint, Each, Interval, IsNone, Options, check_all
+from finegrain.constraints import Boolean, Constraint, Each, Interval, IsNone, Options, check_all
 from finegrain.cpu_kernels import KERNELS
 from finegrain.errors import FinegrainError
 from finegrain.train.methods import PAPER_METHOD
@@ -116,6 +116,10 @@ class TrainConfig:
         "augment_on": [Options({"auto", "loader", "device"})],
         "label_noise": [Interval(float, 0, 0.5, closed="left")],
         "cpu_kernels": [Options(set(KERNELS))],
+        **{
+            name: [Boolean()]
+            for name in ("pretrained", "amp", "channels_last", "compile", "augment")
+        },
     }
 
     def __post_init__(self) -> None:
