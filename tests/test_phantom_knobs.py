@@ -227,7 +227,9 @@ def test_preset_phantom_field_round_trips() -> None:
     preset = DEMO_V03.replace(phantom={**DEMO_V03.phantom, "visibility": {"Consolidation": 3.0}})
     again = Preset.from_dict(json.loads(json.dumps(preset.to_dict())))
     assert again == preset and again.phantom["visibility"] == {"Consolidation": 3.0}
-    assert hash(again) == hash(DEMO_V03.replace(phantom={"prevalence": 2.0}))  # hash=False, as train
+    assert hash(again) == hash(
+        DEMO_V03.replace(phantom={"prevalence": 2.0})
+    )  # hash=False, as train
     recorded = DEMO_V03.to_dict()
     del recorded["phantom"]  # a benchmark.json written before the field: the bands design
     assert Preset.from_dict(recorded) == DEMO_V03
@@ -337,7 +339,10 @@ def test_real_difficulty_preset_draws_its_calibrated_phantom(tmp_path) -> None:
     from finegrain.experiment.runner import DataSource, prepare_data
 
     preset = get_preset("real-difficulty")
-    assert preset.train == DEMO_V03.train and preset.phantom_eval_studies == DEMO_V03.phantom_eval_studies
+    assert (
+        preset.train == DEMO_V03.train
+        and preset.phantom_eval_studies == DEMO_V03.phantom_eval_studies
+    )
     small = {"phantom_studies": 10, "phantom_eval_studies": 4}
     roots = {}
     for name, base in (("demo", DEMO_V03), ("real", preset)):
