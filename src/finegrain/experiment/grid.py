@@ -166,6 +166,7 @@ class Selection:
     ``methods`` are the table's rows (``--methods`` replaces them); ``reference`` is the method
     every other one is compared with (paired difference, DeLong); ``swept`` (with ``taus``) is
     a method trained at every τ of a sweep, the others being its baselines (Figure 4).
+    ``title`` is "SHORT: what it shows"; the tables after the first are headed by SHORT.
     """
 
     name: str
@@ -232,8 +233,8 @@ for _selection in (
     ),
     Selection(
         "quick-start",
-        "Table 2 and the best fine-label method (validation AUC^FG; ordinal: docs/study.md "
-        "section 7)",
+        "Table 2 and ordinal: AUC^FG (validation) of the uncertainty policies, PU-RM and the "
+        "best fine-label method of docs/study.md section 7",
         ("u-ignore", "u-zeros", BASELINE_METHOD, PAPER_METHOD, "ordinal"),
     ),
     Selection(
