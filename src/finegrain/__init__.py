@@ -7,7 +7,7 @@ measures how well a model's positive probability separates atypical from typical
 
 from __future__ import annotations
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from finegrain.observations import OBSERVATIONS
 
