@@ -352,3 +352,33 @@ def test_runs_recorded_before_tau_became_the_methods_option_keep_their_identity(
     assert (tmp_path / "results.csv").read_bytes() == results
     report = run_benchmark(tmp_path, preset, _source(tiny_data), report_only=True, progress=False)
     assert report.outputs.notes == [] and (tmp_path / "results.csv").read_bytes() == results
+
+
+# --------------------------------------------- one folder, several requests (issue 29, 4/5/9/11)
+
+
+def _tiny_cli(data: BenchmarkData, out: Path, *extra: str) -> list[str]:
+    """``finegrain benchmark`` on the tiny data: Edema, one seed, 2 iterations."""
+    args = ["benchmark", "--index", str(data.index), "--cache", str(data.cache)]
+    args += ["--observations", "Edema", "--seeds", "1", "--iterations", "2"]
+    args += ["--checkpoint-every", "2", "--batch-size", "8", "--jobs", "1", "--no-progress"]
+    return [*args, *extra, "--out", str(out)]
+
+
+def test_printed_paired_differences_name_the_axis(tiny_data, tmp_path, capsys):
+    """With --axis lr=..., two printed lines read the same "PU-RM − U-Ones (Edema, validate)"
+    with different Δ."""
+    from finegrain.cli import main
+
+    args = _tiny_cli(tiny_data, tmp_path / "b", "--methods", "u-ones,pu-rm")
+    assert main([*args, "--axis", "lr=0.001,0.01"]) == 0
+    printed = capsys.readouterr().out
+    lines = [line.strip() for line in printed.splitlines() if line.startswith("  PU-RM − ")]
+    heads = [line.split(": ", 1)[0] for line in lines]
+    assert heads == [
+        f"PU-RM − U-Ones (Edema, {split}, lr={lr})"
+        for split in ("validate", "test")
+        for lr in ("0.001", "0.01")
+    ]
+    paired = pd.read_csv(tmp_path / "b" / "paired-differences.csv")
+    assert sorted(paired["settings"]) == ["lr=0.001", "lr=0.001", "lr=0.01", "lr=0.01"]
