@@ -382,3 +382,20 @@ def test_printed_paired_differences_name_the_axis(tiny_data, tmp_path, capsys):
     ]
     paired = pd.read_csv(tmp_path / "b" / "paired-differences.csv")
     assert sorted(paired["settings"]) == ["lr=0.001", "lr=0.001", "lr=0.01", "lr=0.01"]
+
+
+@pytest.mark.parametrize("selection", [[], ["--selection", "study"]])
+def test_report_only_without_a_benchmark_there_fails(selection, tmp_path, capsys):
+    """--report-only on a missing or mistyped folder made it, wrote an all-'–' report and
+    exited 0."""
+    from finegrain.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (tmp_path / "typo", empty):
+        status = main(["benchmark", *selection, "--report-only", "--out", str(out),
+                       "--no-progress"])  # fmt: skip
+        assert status == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"no benchmark in {out}" in err
+    assert not (tmp_path / "typo").exists() and list(empty.iterdir()) == []

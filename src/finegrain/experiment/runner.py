@@ -17,7 +17,7 @@ from pathlib import Path
 
 from finegrain.cpu_kernels import call_pinned, machine
 from finegrain.environment import versions
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.experiment.grid import RunSpec
 from finegrain.experiment.launchers import (
     Launcher,
@@ -335,6 +335,18 @@ def _recorded_request(out: Path) -> dict | None:
         raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def require_benchmark(out: Path, *markers: str) -> None:
+    """Refuse to rebuild a report where there is no benchmark: ``out`` holds none of
+    ``markers`` (a missing or mistyped folder is neither made nor given an empty report)."""
+    if any((out / marker).exists() for marker in markers):
+        return
+    found = "the folder does not exist" if not out.is_dir() else f"no {' or '.join(markers)} in it"
+    raise FinegrainError(
+        f"no benchmark in {out} ({found}): check {option('out', '--out')}, or run the benchmark "
+        f"without {option('report_only=True', '--report-only')} first"
+    )
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -367,7 +379,8 @@ def run_benchmark(
     ``tau`` is the τ of the tables' risk-modulated methods (``None``: each method's own,
     :data:`~finegrain.train.methods.TAU`); ``taus`` replaces a sweep's. ``report_only`` trains
     nothing and rebuilds the outputs from the finished runs of the request recorded in
-    ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when there is none).
+    ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when there is none); a
+    folder without a benchmark (:func:`require_benchmark`) is an error.
     ``jobs`` (default: the preset's) is capped at the CPU count. ``launcher`` (default: local
     worker processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
     :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
@@ -377,6 +390,8 @@ def run_benchmark(
 
     out = Path(out)
     t_start = time.perf_counter()
+    if report_only:
+        require_benchmark(out, BENCHMARK_FILE, "runs/")
     recorded = _recorded_request(out) if report_only else None
     if recorded is not None:  # the report of the runs the recorded request trained
         preset = Preset.from_dict(recorded["preset"])
