@@ -430,12 +430,11 @@ def run(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    if (knobs or args.phantom_eval_studies is not None) and (
-        args.mimic or args.index or args.openi
-    ):
+    sizes = args.phantom_eval_studies is not None or args.phantom_studies is not None
+    if (knobs or sizes) and (args.mimic or args.index or args.openi):
         raise CLIError(
-            "--visibility, --conspicuity, --prevalence and --phantom-eval-studies apply to the "
-            "built-in phantom only"
+            "--visibility, --conspicuity, --prevalence, --phantom-studies and "
+            "--phantom-eval-studies apply to the built-in phantom only"
         )
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)

@@ -27,7 +27,7 @@ from finegrain.experiment.launchers import (
     execute,
 )
 from finegrain.experiment.plan import PlannedRun, plan_benchmark
-from finegrain.experiment.presets import Preset
+from finegrain.experiment.presets import Preset, phantom_condition
 from finegrain.io import atomic_write_json, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -75,6 +75,17 @@ class DataSource:
         if self.openi is not None:
             return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
+
+    def option(self) -> str:
+        """The source as its user gave it: ``--mimic`` on the command line, ``mimic=...`` in
+        Python (:func:`~finegrain.errors.option`)."""
+        if self.phantom:
+            return option("phantom=True", "--data phantom")
+        if self.mimic is not None:
+            return option("mimic=...", "--mimic")
+        if self.openi is not None:
+            return option("openi=...", "--openi")
+        return option("index=... and cache=...", "--index/--cache")
 
 
 @dataclass
@@ -398,6 +409,15 @@ def run_benchmark(
         methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
         # before 0.3.0 the request's τ was the preset's
         tau = recorded.get("tau", recorded["preset"].get("tau"))
+    condition = [] if report_only or source.phantom else phantom_condition(preset)
+    if condition:  # as the same knobs given as options are refused: said, never silent
+        log.warning(
+            "%s sets the phantom's %s, which applies to the built-in phantom only: with %s its "
+            "runs train without it (the preset's training settings apply; summary.md says so)",
+            option(f"preset {preset.name!r}", f"--preset {preset.name}"),
+            ", ".join(condition),
+            source.option(),
+        )
     plan = plan_benchmark(
         preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
     )
