@@ -8,6 +8,7 @@ unfinished run resumes from its last checkpoint (``train(config, resume=True)``)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -358,6 +359,117 @@ def require_benchmark(out: Path, *markers: str) -> None:
     )
 
 
+#: Preset fields that say where and how fast the runs train, not what they are
+_RUNTIME_PRESET_FIELDS = ("description", "threads", "jobs")
+#: Preset fields of the built-in phantom only (compared when the data is the phantom)
+_PHANTOM_PRESET_FIELDS = ("phantom_studies", "phantom_eval_studies", "phantom_size", "phantom")
+#: How a difference is named: the option that sets it (:func:`~finegrain.errors.option`)
+_REQUEST_OPTIONS = {
+    "name": ("preset", "--preset"),
+    "selections": ("selections", "--selection"),
+    "observations": ("observations", "--observations"),
+    "seeds": ("seeds", "--seeds"),
+    "image_size": ("image_size", "--image-size"),
+    "phantom_studies": ("phantom_studies", "--phantom-studies"),
+    "phantom_eval_studies": ("phantom_eval_studies", "--phantom-eval-studies"),
+    "phantom_size": ("phantom_size", "the phantom's size"),
+    "views": ("views", "the views"),
+    "data": ("source", "the data (--data phantom, --mimic, --openi or --index/--cache)"),
+    "methods": ("methods", "--methods"),
+    "tau": ("tau", "--tau"),
+    "taus": ("taus", "--taus"),
+    "axes": ("axes", "--axis"),
+}
+
+
+def _show(value) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_show(v)}" for k, v in value.items())
+    return str(value)
+
+
+def request_differences(recorded: Mapping, request: Mapping) -> list[str]:
+    """What a benchmark ``request`` (``benchmark.json``'s preset, data, methods, τ, taus and
+    axes) changes from the ``recorded`` one, each ``name old -> new`` with the option that sets
+    it; empty when it is the same grid (where and how fast it trains aside: device, jobs,
+    launcher, worker counts)."""
+    import json
+
+    from finegrain.train.config import RUNTIME_FIELDS
+
+    def plain(value):
+        return json.loads(json.dumps(value))
+
+    old_preset = Preset.from_dict(recorded["preset"])
+    new_preset = Preset.from_dict(plain(request["preset"]))
+    old = {
+        "data": recorded.get("data"),
+        "methods": recorded.get("methods"),
+        "tau": recorded.get("tau", recorded["preset"].get("tau")),  # before 0.3.0: the preset's
+        "taus": recorded.get("taus"),
+        "axes": recorded.get("axes"),
+    }
+    new = {k: plain(request.get(k)) for k in old}
+    if None in (old["tau"], new["tau"]) and old["tau"] != new["tau"]:
+        from finegrain.train.methods import TAU  # no τ: the methods' own
+
+        old["tau"], new["tau"] = (TAU if t is None else t for t in (old["tau"], new["tau"]))
+    phantom = "phantom" in (old["data"], new["data"])
+    found = []
+    for name in (f.name for f in dataclasses.fields(Preset)):  # name first: --preset
+        if name in _RUNTIME_PRESET_FIELDS or name == "train":
+            continue
+        if name in _PHANTOM_PRESET_FIELDS and not phantom:
+            continue
+        before, after = plain(getattr(old_preset, name)), plain(getattr(new_preset, name))
+        if name == "phantom":
+            for knob in sorted(set(before) | set(after)):
+                if before.get(knob) != after.get(knob):
+                    flag = (
+                        f"--{knob}"
+                        if knob in ("visibility", "conspicuity", "prevalence")
+                        else (f"the phantom's {knob}")
+                    )
+                    shown = option(f"phantom {knob}", flag)
+                    found.append(f"{shown} {_show(before.get(knob))} -> {_show(after.get(knob))}")
+        elif before != after:
+            python, cli = _REQUEST_OPTIONS.get(name, (name, name))
+            found.append(f"{option(python, cli)} {_show(before)} -> {_show(after)}")
+    fields = sorted((set(old_preset.train) | set(new_preset.train)) - RUNTIME_FIELDS)
+    for name in fields:
+        before, after = plain(old_preset.setting(name)), plain(new_preset.setting(name))
+        if before != after:
+            shown = option(name, "--" + name.replace("_", "-"))
+            found.append(f"{shown} {_show(before)} -> {_show(after)}")
+    for name in old:
+        if old[name] != new[name]:
+            python, cli = _REQUEST_OPTIONS[name]
+            found.append(f"{option(python, cli)} {_show(old[name])} -> {_show(new[name])}")
+    return found
+
+
+def check_request(out: Path, request: Mapping) -> None:
+    """Refuse a benchmark into ``out`` whose ``benchmark.json`` records another request
+    (:func:`request_differences`): its report would be replaced by this one's, and
+    ``--report-only`` could no longer rebuild it. One folder holds one benchmark."""
+    recorded = _recorded_request(out)
+    if recorded is None or "preset" not in recorded:
+        return
+    found = request_differences(recorded, request)
+    if found:
+        shown = "; ".join(found[:8]) + (f"; and {len(found) - 8} more" if len(found) > 8 else "")
+        raise FinegrainError(
+            f"{out} holds a benchmark of other settings ({BENCHMARK_FILE}: {shown}); its report "
+            f"would be replaced. Give these settings their own {option('out', '--out')} (one "
+            f"folder holds one benchmark, whose report {option('report_only=True', '--report-only')} "
+            "rebuilds), or rerun with the recorded ones"
+        )
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -409,6 +521,19 @@ def run_benchmark(
         methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
         # before 0.3.0 the request's τ was the preset's
         tau = recorded.get("tau", recorded["preset"].get("tau"))
+    request = {
+        "preset": preset.to_dict(),
+        "data": source.describe(),
+        "methods": list(methods) if methods else None,
+        "tau": tau,
+        "taus": list(taus) if taus else None,
+        "axes": {k: list(v) for k, v in axes.items()} if axes else None,
+    }
+    plan = plan_benchmark(
+        preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
+    )
+    if not report_only:  # the request checked (plan_benchmark), nothing made yet
+        check_request(out, request)  # and one folder holds one benchmark
     condition = [] if report_only or source.phantom else phantom_condition(preset)
     if condition:  # as the same knobs given as options are refused: said, never silent
         log.warning(
@@ -418,19 +543,11 @@ def run_benchmark(
             ", ".join(condition),
             source.option(),
         )
-    plan = plan_benchmark(
-        preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
-    )
     data = None if report_only else prepare_data(source, out, preset, progress=progress)
     if data is not None:
         plan = plan.with_data(data)
     config = {
-        "preset": preset.to_dict(),
-        "data": source.describe(),
-        "methods": list(methods) if methods else None,
-        "tau": tau,
-        "taus": list(taus) if taus else None,
-        "axes": {k: list(v) for k, v in axes.items()} if axes else None,
+        **request,
         "device": device,
         "jobs": jobs,
         "launcher": launcher.name if launcher is not None else "local",
