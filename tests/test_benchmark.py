@@ -420,3 +420,41 @@ def test_report_only_without_a_benchmark_there_fails(selection, tmp_path, capsys
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and f"no benchmark in {out}" in err
     assert not (tmp_path / "typo").exists() and list(empty.iterdir()) == []
+
+
+def test_a_second_benchmark_into_a_folder_in_use_is_one_line(tiny_data, tmp_path, capsys):
+    """Two benchmarks into one folder at once: the second stops before anything with one line
+    (exit 2) naming the folder; it used to go on, its runs' lock errors logged with tracebacks."""
+    from finegrain.cli import main
+
+    out = tmp_path / "b"
+    second = {}
+
+    def start_another(spec, run_dir) -> None:  # the first benchmark is training into out
+        if not second:
+            capsys.readouterr()  # the first benchmark's own output
+            second["status"] = main(_tiny_cli(tiny_data, out, "--methods", "u-ones"))
+            second["err"] = capsys.readouterr().err
+
+    from finegrain.experiment.presets import get_preset
+
+    preset = get_preset("demo").replace(  # the request of _tiny_cli's options
+        observations=("Edema",), seeds=1, iterations=2, checkpoint_every=2, batch_size=8
+    )
+    first = run_benchmark(
+        out,
+        preset,
+        _source(tiny_data),
+        methods=["u-ones"],
+        progress=False,
+        before_run=start_another,
+    )
+    assert [s.label for s in first.grid.trained] == ["Edema/u-ones/seed0"]
+    assert second["status"] == 2
+    err = second["err"].strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"another benchmark (process {os.getpid()}) is training into {out}" in err
+    assert "choose another --out" in err
+    # the lock goes with the benchmark: the same command again runs (nothing left to train)
+    assert main(_tiny_cli(tiny_data, out, "--methods", "u-ones")) == 0
+    assert "0 runs trained, 1 already finished" in capsys.readouterr().out

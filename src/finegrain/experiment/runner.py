@@ -8,11 +8,12 @@ unfinished run resumes from its last checkpoint (``train(config, resume=True)``)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -470,6 +471,49 @@ def check_request(out: Path, request: Mapping) -> None:
         )
 
 
+#: Held (flock) by the benchmark training into a folder
+LOCK_FILE = "benchmark.lock"
+
+
+class BenchmarkLockedError(FinegrainError):
+    """Another benchmark is training into this folder."""
+
+
+@contextlib.contextmanager
+def benchmark_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``out/benchmark.lock`` while a benchmark trains into
+    ``out`` (data, runs and report); a second benchmark into it stops at once with
+    :class:`BenchmarkLockedError`, one line naming the folder. The OS releases the lock when
+    the holder exits or is killed, so a leftover lock file is harmless."""
+    import errno
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the end
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            holder = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+            raise BenchmarkLockedError(
+                f"another benchmark{f' (process {holder})' if holder else ''} is training into "
+                f"{out} (it holds {path}): wait for it to finish or stop it, or choose another "
+                f"{option('out', '--out')}"
+            ) from None
+        raise
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -512,74 +556,76 @@ def run_benchmark(
     from finegrain.experiment.outputs import write_outputs
 
     out = Path(out)
-    t_start = time.perf_counter()
-    if report_only:
-        require_benchmark(out, BENCHMARK_FILE, "runs/")
-    recorded = _recorded_request(out) if report_only else None
-    if recorded is not None:  # the report of the runs the recorded request trained
-        preset = Preset.from_dict(recorded["preset"])
-        methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
-        # before 0.3.0 the request's τ was the preset's
-        tau = recorded.get("tau", recorded["preset"].get("tau"))
-    request = {
-        "preset": preset.to_dict(),
-        "data": source.describe(),
-        "methods": list(methods) if methods else None,
-        "tau": tau,
-        "taus": list(taus) if taus else None,
-        "axes": {k: list(v) for k, v in axes.items()} if axes else None,
-    }
-    plan = plan_benchmark(
-        preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
-    )
-    if not report_only:  # the request checked (plan_benchmark), nothing made yet
-        check_request(out, request)  # and one folder holds one benchmark
-    condition = [] if report_only or source.phantom else phantom_condition(preset)
-    if condition:  # as the same knobs given as options are refused: said, never silent
-        log.warning(
-            "%s sets the phantom's %s, which applies to the built-in phantom only: with %s its "
-            "runs train without it (the preset's training settings apply; summary.md says so)",
-            option(f"preset {preset.name!r}", f"--preset {preset.name}"),
-            ", ".join(condition),
-            source.option(),
+    with contextlib.ExitStack() as held:
+        t_start = time.perf_counter()
+        if report_only:
+            require_benchmark(out, BENCHMARK_FILE, "runs/")
+        recorded = _recorded_request(out) if report_only else None
+        if recorded is not None:  # the report of the runs the recorded request trained
+            preset = Preset.from_dict(recorded["preset"])
+            methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
+            # before 0.3.0 the request's τ was the preset's
+            tau = recorded.get("tau", recorded["preset"].get("tau"))
+        request = {
+            "preset": preset.to_dict(),
+            "data": source.describe(),
+            "methods": list(methods) if methods else None,
+            "tau": tau,
+            "taus": list(taus) if taus else None,
+            "axes": {k: list(v) for k, v in axes.items()} if axes else None,
+        }
+        plan = plan_benchmark(
+            preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
         )
-    data = None if report_only else prepare_data(source, out, preset, progress=progress)
-    if data is not None:
-        plan = plan.with_data(data)
-    config = {
-        **request,
-        "device": device,
-        "jobs": jobs,
-        "launcher": launcher.name if launcher is not None else "local",
-        "runs": [r.label for r in plan.runs],
-        "versions": versions(),
-        "cpu": machine(),
-    }
-    if report_only:
-        grid = GridOutcome()
-        grid.skipped = [r.spec for r in plan.runs if RunDirectory(r.directory).is_done()]
-        config = recorded or config
-    else:
-        # refuse runs recorded with other settings before benchmark.json claims the new ones
-        check_recorded(plan.runs)
-        atomic_write_json(out / BENCHMARK_FILE, config)
-        grid = run_grid(
-            plan.runs,
-            threads=preset.threads,
-            jobs=jobs,
-            progress=progress,
-            max_runs=max_runs,
-            before_run=before_run,
-            launcher=launcher,
-            tracking=tracking,
-            raise_failures=False,
-        )
-    t_report = time.perf_counter()
-    outputs = write_outputs(out, plan, preset=preset, config=config)
-    if grid.failure is not None:  # the report of the finished runs is written: now say it
-        raise grid.failure
-    seconds = dict(data.seconds) if data is not None else {}
-    seconds["runs"] = grid.seconds
-    seconds["report"] = time.perf_counter() - t_report
-    seconds["total"] = time.perf_counter() - t_start
-    return BenchmarkResult(out, grid, outputs, seconds)
+        if not report_only:  # the request checked (plan_benchmark), nothing made yet
+            held.enter_context(benchmark_lock(out))  # one benchmark at a time trains into out
+            check_request(out, request)  # and one folder holds one benchmark
+        condition = [] if report_only or source.phantom else phantom_condition(preset)
+        if condition:  # as the same knobs given as options are refused: said, never silent
+            log.warning(
+                "%s sets the phantom's %s, which applies to the built-in phantom only: with %s its "
+                "runs train without it (the preset's training settings apply; summary.md says so)",
+                option(f"preset {preset.name!r}", f"--preset {preset.name}"),
+                ", ".join(condition),
+                source.option(),
+            )
+        data = None if report_only else prepare_data(source, out, preset, progress=progress)
+        if data is not None:
+            plan = plan.with_data(data)
+        config = {
+            **request,
+            "device": device,
+            "jobs": jobs,
+            "launcher": launcher.name if launcher is not None else "local",
+            "runs": [r.label for r in plan.runs],
+            "versions": versions(),
+            "cpu": machine(),
+        }
+        if report_only:
+            grid = GridOutcome()
+            grid.skipped = [r.spec for r in plan.runs if RunDirectory(r.directory).is_done()]
+            config = recorded or config
+        else:
+            # refuse runs recorded with other settings before benchmark.json claims the new ones
+            check_recorded(plan.runs)
+            atomic_write_json(out / BENCHMARK_FILE, config)
+            grid = run_grid(
+                plan.runs,
+                threads=preset.threads,
+                jobs=jobs,
+                progress=progress,
+                max_runs=max_runs,
+                before_run=before_run,
+                launcher=launcher,
+                tracking=tracking,
+                raise_failures=False,
+            )
+        t_report = time.perf_counter()
+        outputs = write_outputs(out, plan, preset=preset, config=config)
+        if grid.failure is not None:  # the report of the finished runs is written: now say it
+            raise grid.failure
+        seconds = dict(data.seconds) if data is not None else {}
+        seconds["runs"] = grid.seconds
+        seconds["report"] = time.perf_counter() - t_report
+        seconds["total"] = time.perf_counter() - t_start
+        return BenchmarkResult(out, grid, outputs, seconds)
