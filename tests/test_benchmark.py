@@ -148,43 +148,61 @@ def test_unfinished_run_resumes_from_its_checkpoint(tiny_data, tmp_path):
     assert sorted(set(metrics["iteration"])) == [2, 4]
 
 
-def test_runs_with_other_settings_get_their_own_folder_and_each_report_reads_its_own(
-    tiny_data, tmp_path
-):
+def test_other_settings_into_the_same_folder_are_refused_and_its_report_kept(tiny_data, tmp_path):
+    """One folder holds one benchmark: another request into it stops naming what differs,
+    before anything trains or its report is replaced (they used to train beside the old runs
+    and replace results.csv, summary.md, report.html and benchmark.json without a word, and
+    --report-only could no longer rebuild the first grid); in a folder of its own it trains."""
+    from finegrain.errors import FinegrainError
+
     preset = TINY.replace(seeds=1)
     run_benchmark(tmp_path, preset, _source(tiny_data), methods=["u-ones"], progress=False)
     first = grid_run(tmp_path / "runs", "Edema/u-ones/seed0")
-    snapshot = {p: p.read_bytes() for p in first.rglob("*") if p.is_file() and p.suffix != ".lock"}
-    # another setting that changes results: a run of its own, the first one untouched
-    other = run_benchmark(
-        tmp_path, preset.replace(iterations=6), _source(tiny_data), methods=["u-ones"],
+    kept = ("results.csv", "summary.md", "report.html", "benchmark.json")
+    snapshot = {p: p.read_bytes() for p in (tmp_path / n for n in kept)}
+    snapshot |= {p: p.read_bytes() for p in first.rglob("*") if p.is_file() and p.suffix != ".lock"}
+    for other, named in (
+        (dict(preset=preset.replace(iterations=6)), "iterations 4 -> 6"),
+        (dict(preset=preset.replace(seeds=2)), "seeds 1 -> 2"),
+        (dict(preset=preset, methods=["u-ones", "pu-rm"]), "methods u-ones -> u-ones,pu-rm"),
+        (dict(preset=preset, axes={"lr": [0.001, 0.01]}), "axes default -> lr=0.001,0.01"),
+    ):
+        request = {"methods": ["u-ones"], **other}
+        with pytest.raises(FinegrainError, match="holds a benchmark of other settings") as exc:
+            run_benchmark(tmp_path, source=_source(tiny_data), progress=False, **request)
+        assert named in str(exc.value) and "out" in str(exc.value)
+        assert sorted(tmp_path.glob("runs/*/Edema/u-ones/seed0")) == [first]
+        assert {p: p.read_bytes() for p in snapshot} == snapshot
+    # in a folder of its own it trains, and each folder's --report-only rebuilds its own grid
+    other = tmp_path / "iterations-6"
+    run_benchmark(
+        other, preset.replace(iterations=6), _source(tiny_data), methods=["u-ones"],
         progress=False,
     )  # fmt: skip
-    assert [s.label for s in other.grid.trained] == ["Edema/u-ones/seed0"]
-    runs = sorted(tmp_path.glob("runs/*/Edema/u-ones/seed0"))
-    assert len(runs) == 2 and first in runs
-    assert {json.loads((r / "config.json").read_text())["iterations"] for r in runs} == {4, 6}
-    assert {p: p.read_bytes() for p in snapshot} == snapshot
-    # runtime settings (device, worker counts) may differ: the finished run is reused
+    assert (
+        json.loads((grid_run(other / "runs", "Edema/u-ones/seed0") / "config.json").read_text())[
+            "iterations"
+        ]
+        == 6
+    )
+    # runtime settings (device, worker counts, jobs) may differ: the finished run is reused
     again = run_benchmark(
         tmp_path,
-        preset.replace(num_workers=1),
+        preset.replace(num_workers=1, jobs=2, threads=2),
         _source(tiny_data),
         methods=["u-ones"],
         device="cpu",
         progress=False,
     )
     assert [s.label for s in again.grid.skipped] == ["Edema/u-ones/seed0"]
-    # each request's report reads its own runs, described as they were trained
-    run_benchmark(
-        tmp_path, preset, _source(tiny_data), methods=["u-ones"], progress=False, report_only=True
-    )
-    page = (tmp_path / "report.html").read_text()
-    assert "4 iterations (checkpoint every 2)" in page and "6 iterations" not in page
-    # the same run on other data (another index table) is refused, naming the field
+    for folder, shown in ((tmp_path, "4 iterations"), (other, "6 iterations")):
+        run_benchmark(folder, preset, _source(tiny_data), progress=False, report_only=True)
+        page = (folder / "report.html").read_text()
+        assert f"{shown} (checkpoint every 2)" in page, folder
+    # the same request on other data (another index table) is refused, naming it
     moved = tmp_path / "moved.csv"
     moved.write_bytes(Path(tiny_data.index).read_bytes())
-    with pytest.raises(ValueError, match=rf"{first} \(index: "):
+    with pytest.raises(FinegrainError, match=r"source index:.* -> index:.*moved\.csv"):
         run_benchmark(
             tmp_path, preset, DataSource(index=moved, cache=tiny_data.cache), methods=["u-ones"]
         )
@@ -245,9 +263,12 @@ def test_cli_report_only_and_errors(tiny_data, tmp_path, capsys):
     rerun = ["benchmark", "--index", str(tiny_data.index), "--cache", str(tiny_data.cache)]
     rerun += ["--observations", "Edema", "--methods", "u-ignore", "--seeds", "1"]
     rerun += ["--iterations", "3", "--checkpoint-every", "2", "--batch-size", "8", "--no-progress"]
-    assert main([*rerun, "--out", str(out)]) == 0  # other settings: a run of its own
-    assert "1 runs trained, 0 already finished" in capsys.readouterr().out
-    assert len(list(out.glob("runs/*/Edema/u-ignore/seed0/done"))) == 2
+    # other settings into the same folder: one line naming what differs, nothing trained
+    assert main([*rerun, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--iterations 2 -> 3" in err and "own --out" in err and "--report-only" in err
+    assert len(list(out.glob("runs/*/Edema/u-ignore/seed0/done"))) == 1
     with pytest.raises(SystemExit):
         main(["benchmark", "--index", "x.csv", "--out", str(out)])  # --cache missing
     with pytest.raises(SystemExit):
@@ -352,3 +373,88 @@ def test_runs_recorded_before_tau_became_the_methods_option_keep_their_identity(
     assert (tmp_path / "results.csv").read_bytes() == results
     report = run_benchmark(tmp_path, preset, _source(tiny_data), report_only=True, progress=False)
     assert report.outputs.notes == [] and (tmp_path / "results.csv").read_bytes() == results
+
+
+# --------------------------------------------- one folder, several requests (issue 29, 4/5/9/11)
+
+
+def _tiny_cli(data: BenchmarkData, out: Path, *extra: str) -> list[str]:
+    """``finegrain benchmark`` on the tiny data: Edema, one seed, 2 iterations."""
+    args = ["benchmark", "--index", str(data.index), "--cache", str(data.cache)]
+    args += ["--observations", "Edema", "--seeds", "1", "--iterations", "2"]
+    args += ["--checkpoint-every", "2", "--batch-size", "8", "--jobs", "1", "--no-progress"]
+    return [*args, *extra, "--out", str(out)]
+
+
+def test_printed_paired_differences_name_the_axis(tiny_data, tmp_path, capsys):
+    """With --axis lr=..., two printed lines read the same "PU-RM − U-Ones (Edema, validate)"
+    with different Δ."""
+    from finegrain.cli import main
+
+    args = _tiny_cli(tiny_data, tmp_path / "b", "--methods", "u-ones,pu-rm")
+    assert main([*args, "--axis", "lr=0.001,0.01"]) == 0
+    printed = capsys.readouterr().out
+    lines = [line.strip() for line in printed.splitlines() if line.startswith("  PU-RM − ")]
+    heads = [line.split(": ", 1)[0] for line in lines]
+    assert heads == [
+        f"PU-RM − U-Ones (Edema, {split}, lr={lr})"
+        for split in ("validate", "test")
+        for lr in ("0.001", "0.01")
+    ]
+    paired = pd.read_csv(tmp_path / "b" / "paired-differences.csv")
+    assert sorted(paired["settings"]) == ["lr=0.001", "lr=0.001", "lr=0.01", "lr=0.01"]
+
+
+@pytest.mark.parametrize("selection", [[], ["--selection", "study"]])
+def test_report_only_without_a_benchmark_there_fails(selection, tmp_path, capsys):
+    """--report-only on a missing or mistyped folder made it, wrote an all-'–' report and
+    exited 0."""
+    from finegrain.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (tmp_path / "typo", empty):
+        status = main(["benchmark", *selection, "--report-only", "--out", str(out),
+                       "--no-progress"])  # fmt: skip
+        assert status == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"no benchmark in {out}" in err
+    assert not (tmp_path / "typo").exists() and list(empty.iterdir()) == []
+
+
+def test_a_second_benchmark_into_a_folder_in_use_is_one_line(tiny_data, tmp_path, capsys):
+    """Two benchmarks into one folder at once: the second stops before anything with one line
+    (exit 2) naming the folder; it used to go on, its runs' lock errors logged with tracebacks."""
+    from finegrain.cli import main
+
+    out = tmp_path / "b"
+    second = {}
+
+    def start_another(spec, run_dir) -> None:  # the first benchmark is training into out
+        if not second:
+            capsys.readouterr()  # the first benchmark's own output
+            second["status"] = main(_tiny_cli(tiny_data, out, "--methods", "u-ones"))
+            second["err"] = capsys.readouterr().err
+
+    from finegrain.experiment.presets import get_preset
+
+    preset = get_preset("demo").replace(  # the request of _tiny_cli's options
+        observations=("Edema",), seeds=1, iterations=2, checkpoint_every=2, batch_size=8
+    )
+    first = run_benchmark(
+        out,
+        preset,
+        _source(tiny_data),
+        methods=["u-ones"],
+        progress=False,
+        before_run=start_another,
+    )
+    assert [s.label for s in first.grid.trained] == ["Edema/u-ones/seed0"]
+    assert second["status"] == 2
+    err = second["err"].strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert f"another benchmark (process {os.getpid()}) is training into {out}" in err
+    assert "choose another --out" in err
+    # the lock goes with the benchmark: the same command again runs (nothing left to train)
+    assert main(_tiny_cli(tiny_data, out, "--methods", "u-ones")) == 0
+    assert "0 runs trained, 1 already finished" in capsys.readouterr().out

@@ -372,6 +372,19 @@ def test_figures_written_as_png_and_svg(synthetic_benchmark):
         assert "<svg" in (out / "figures" / f"{stem}.svg").read_text()
 
 
+def test_a_figure_stem_with_a_dot_keeps_it(tmp_path):
+    """An axis value in a figure's name (``cam-edema-lr0.001``) is not a suffix: the report
+    looked for that file after ``cam-edema-lr0.png`` was written."""
+    import matplotlib.pyplot as plt
+
+    from finegrain.experiment.plots import save_figure
+
+    paths = save_figure(plt.figure(), tmp_path / "cam-edema-lr0.001")
+    assert paths == {f: tmp_path / f"cam-edema-lr0.001.{f}" for f in ("png", "svg")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam-edema-lr0.001.png",
+                                                          "cam-edema-lr0.001.svg"]  # fmt: skip
+
+
 def test_report_is_self_contained(synthetic_benchmark):
     out, _, outputs = synthetic_benchmark
     page = (out / "report.html").read_text()

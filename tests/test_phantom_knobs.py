@@ -323,6 +323,7 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
         ["--mimic", str(tmp_path), "--visibility", "2"],
         ["--index", "i.csv", "--cache", "c", "--prevalence", "Edema=2"],
         ["--openi", str(tmp_path), "--phantom-eval-studies", "10"],
+        ["--index", "i.csv", "--cache", "c", "--phantom-studies", "10"],
     ):
         with pytest.raises(SystemExit):
             main(["benchmark", *wrong, *out])
@@ -330,6 +331,37 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
     with pytest.raises(SystemExit):
         main(["benchmark", "--selection", "study", "--visibility", "2", *out])
     assert "no --visibility, --conspicuity or --prevalence" in capsys.readouterr().err
+
+
+def test_cli_benchmark_says_a_presets_phantom_condition_does_not_apply(
+    tmp_path_factory, tmp_path, capsys
+) -> None:
+    """A preset's phantom condition on other data than the built-in phantom is said, on the
+    console and in the summary (the same knob given as an option is refused): it used to be
+    dropped without a word while summary.md was headed "real-difficulty preset"."""
+    from finegrain.cli import main
+    from finegrain.experiment.presets import get_preset
+    from helpers import TINY_GRID, tiny_phantom_data
+
+    data = tiny_phantom_data(tmp_path_factory, "condition-data", TINY_GRID)
+    out = tmp_path / "b"
+    args = ["benchmark", "--preset", "real-difficulty", "--index", str(data.index)]
+    args += ["--cache", str(data.cache), "--observations", "Edema", "--methods", "u-ones"]
+    args += ["--seeds", "1", "--iterations", "2", "--checkpoint-every", "2", "--batch-size", "8"]
+    args += ["--image-size", "32", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert get_preset("real-difficulty").phantom["conspicuity"]
+    said = [line for line in err.splitlines() if "built-in phantom only" in line]
+    assert len(said) == 1, err
+    assert "--preset real-difficulty sets the phantom's conspicuity" in said[0]
+    assert "with --index/--cache its runs train without it" in said[0]
+    summary = (out / "summary.md").read_text(encoding="utf-8").splitlines()[0]
+    assert summary.startswith(
+        "# finegrain benchmark (real-difficulty preset without its phantom condition "
+        "(conspicuity: the built-in phantom's only); data index:"
+    ), summary
+    assert "without its phantom condition" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_real_difficulty_preset_draws_its_calibrated_phantom(tmp_path) -> None:

@@ -36,7 +36,9 @@ bootstrap 95% CI and a paired DeLong p-value against U-Ones, and every method's 
 difference against U-Ones (same seeds, same cases) is printed with its 95% CI.
 
 Finished runs are skipped and unfinished ones resume from their last checkpoint, so running
-the same command again after an interruption completes the rest.
+the same command again after an interruption completes the rest. One --out holds one
+benchmark: other settings into it stop before anything trains, naming what differs (give
+them their own --out, or make them an --axis).
 
 Where runs train (--launcher; see docs/benchmark.md): `local` (default) trains --jobs runs at
 once in worker processes on this machine; with --device cuda each worker gets its own GPU(s)
@@ -430,12 +432,11 @@ def run(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    if (knobs or args.phantom_eval_studies is not None) and (
-        args.mimic or args.index or args.openi
-    ):
+    sizes = args.phantom_eval_studies is not None or args.phantom_studies is not None
+    if (knobs or sizes) and (args.mimic or args.index or args.openi):
         raise CLIError(
-            "--visibility, --conspicuity, --prevalence and --phantom-eval-studies apply to the "
-            "built-in phantom only"
+            "--visibility, --conspicuity, --prevalence, --phantom-studies and "
+            "--phantom-eval-studies apply to the built-in phantom only"
         )
     if not args.verbose:  # the grid's progress bar and final tables say it; -v shows each run
         logging.getLogger("finegrain.train").setLevel(logging.WARNING)

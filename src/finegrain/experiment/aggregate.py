@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.errors import FinegrainError
-from finegrain.experiment.grid import RunSpec, axes_of
+from finegrain.experiment.grid import RunSpec, axes_of, settings_text
 from finegrain.experiment.selection import (
     METRIC_FIELDS,
     TRAINING_FIELDS,
@@ -606,6 +606,7 @@ PAIRED_COLUMNS: list[str] = [
     "n_typical",
     "note",
     "difference_probability",
+    "settings",
 ]
 
 
@@ -631,9 +632,9 @@ def paired_difference(
     on validation), ``ci_low``/``ci_high`` (:func:`paired_difference_ci`), ``delong_p`` (paired
     DeLong test on the *pooled* predictions: each case's score averaged over the seeds),
     ``seed_differences`` (the per-seed values, ``;``-separated), the case counts, ``note``,
-    and ``difference_probability``: the same mean difference of the paper's AUC^FG of the
+    ``difference_probability``: the same mean difference of the paper's AUC^FG of the
     positive probability (equal to ``difference`` unless a method ranks a fine score of its
-    own).
+    own), and ``settings``: the values of the grid's other axes (``lr=0.001``; ``""`` without).
     """
     from finegrain.metrics import delong_test
 
@@ -648,7 +649,7 @@ def paired_difference(
             row = dict.fromkeys(PAIRED_COLUMNS, math.nan)
             row.update(
                 observation=obs, method=method, tau=tau, variant=_variant(key),
-                reference=reference[0], split=split,
+                reference=reference[0], split=split, settings=settings_text(settings),
                 seeds=0, seed_differences="", n_atypical=0, n_typical=0, note="",
             )  # fmt: skip
             rows.append(row)

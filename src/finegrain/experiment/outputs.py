@@ -399,13 +399,15 @@ def write_outputs(
     results = aggregate(selections, notes, plan, cams=cams)
     tables = make_tables(results)
     figures = make_figures(out, results)
-    paths = write_tables(out, results, tables, preset)
+    heading = preset_heading(preset, (config or {}).get("data"))
+    paths = write_tables(out, results, tables, preset, heading=heading)
     paths["report.html"] = out / "report.html"
     write_report(
         paths["report.html"],
         title=f"finegrain benchmark — {preset.name}",
         lead=(
-            f"{len(selections)} finished runs of {len(plan.runs)}; observations: "
+            ("" if heading == f"{preset.name} preset" else f"{heading}; ")
+            + f"{len(selections)} finished runs of {len(plan.runs)}; observations: "
             f"{', '.join(plan.observations)}; seeds: {preset.seeds}; "
             f"{describe_runs(selections)}."
         ),
@@ -421,11 +423,31 @@ def write_outputs(
     )  # fmt: skip
 
 
+def preset_heading(preset: Preset, data: str | None = None) -> str:
+    """``demo preset``; on other data than the built-in phantom (``data``: the recorded
+    ``DataSource.describe()``), a preset's phantom condition did not apply, and it says so."""
+    from finegrain.experiment.presets import phantom_condition
+
+    condition = phantom_condition(preset)
+    if not data or data == "phantom" or not condition:
+        return f"{preset.name} preset"
+    return (
+        f"{preset.name} preset without its phantom condition ({', '.join(condition)}: the "
+        f"built-in phantom's only); data {data}"
+    )
+
+
 def write_tables(
-    out: Path, results: Results, tables: Sequence[Table], preset: Preset
+    out: Path,
+    results: Results,
+    tables: Sequence[Table],
+    preset: Preset,
+    *,
+    heading: str | None = None,
 ) -> dict[str, Path]:
     """``results.csv``, ``paired-differences.csv``, ``run-auc-ci.csv``, each result table's CSV
-    that has rows, ``summary.md`` and ``summary.tex``; returns their paths."""
+    that has rows, ``summary.md`` and ``summary.tex``; returns their paths. ``heading`` names
+    the preset in ``summary.md`` (default: :func:`preset_heading`)."""
     files = {
         "results": ("results.csv", results.results),
         "paired": ("paired-differences.csv", results.paired),
@@ -436,7 +458,7 @@ def write_tables(
     for key, (name, frame) in files.items():
         paths[key] = out / name
         atomic_write_csv(paths[key], frame)
-    header = f"# finegrain benchmark ({preset.name} preset)\n\n"
+    header = f"# finegrain benchmark ({heading or preset_heading(preset)})\n\n"
     note_md = "".join(f"- {n}\n" for n in results.notes)
     paths["summary.md"] = out / "summary.md"
     atomic_write_text(

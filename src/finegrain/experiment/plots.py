@@ -30,7 +30,8 @@ def _pyplot():
 
 
 def save_figure(fig, stem: str | Path) -> dict[str, Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.svg`` atomically; close the figure."""
+    """Write ``<stem>.png`` (150 dpi) and ``<stem>.svg`` atomically; close the figure. A dot in
+    the stem stays (``cam-edema-lr0.001``: an axis value), it is not a suffix."""
     plt = _pyplot()
     stem = Path(stem)
     paths = {}
@@ -39,7 +40,7 @@ def save_figure(fig, stem: str | Path) -> dict[str, Path]:
         # a fixed date and no hash salt keep SVGs identical across reruns
         metadata = {"Date": None} if fmt == "svg" else {"Software": "finegrain"}
         fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
-        path = stem.with_suffix(f".{fmt}")
+        path = stem.with_name(f"{stem.name}.{fmt}")
         atomic_write_bytes(path, buffer.getvalue())
         paths[fmt] = path
     plt.close(fig)

@@ -275,6 +275,16 @@ PRESETS.register("real-difficulty", REAL_DIFFICULTY)
 PRESETS.register("calibrated", CALIBRATED)
 
 
+def phantom_condition(preset: Preset) -> list[str]:
+    """The phantom knobs ``preset.phantom`` sets (its ``design`` aside): a condition of the
+    built-in phantom, which other data (MIMIC-CXR, OpenI, an index and cache) does not have.
+
+    >>> phantom_condition(REAL_DIFFICULTY), phantom_condition(PAPER)
+    (['conspicuity'], [])
+    """
+    return [k for k, v in preset.phantom.items() if k != "design" and v is not None]
+
+
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; a :class:`~finegrain.errors.FinegrainError` lists them."""
     return PRESETS.get(name)

@@ -8,16 +8,18 @@ unfinished run resumes from its last checkpoint (``train(config, resume=True)``)
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finegrain.cpu_kernels import call_pinned, machine
 from finegrain.environment import versions
-from finegrain.errors import FinegrainError
+from finegrain.errors import FinegrainError, option
 from finegrain.experiment.grid import RunSpec
 from finegrain.experiment.launchers import (
     Launcher,
@@ -27,7 +29,7 @@ from finegrain.experiment.launchers import (
     execute,
 )
 from finegrain.experiment.plan import PlannedRun, plan_benchmark
-from finegrain.experiment.presets import Preset
+from finegrain.experiment.presets import Preset, phantom_condition
 from finegrain.io import atomic_write_json, atomic_write_text
 from finegrain.train.rundir import RunDirectory
 
@@ -75,6 +77,17 @@ class DataSource:
         if self.openi is not None:
             return f"openi:{self.openi}"
         return f"index:{self.index} cache:{self.cache}"
+
+    def option(self) -> str:
+        """The source as its user gave it: ``--mimic`` on the command line, ``mimic=...`` in
+        Python (:func:`~finegrain.errors.option`)."""
+        if self.phantom:
+            return option("phantom=True", "--data phantom")
+        if self.mimic is not None:
+            return option("mimic=...", "--mimic")
+        if self.openi is not None:
+            return option("openi=...", "--openi")
+        return option("index=... and cache=...", "--index/--cache")
 
 
 @dataclass
@@ -335,6 +348,172 @@ def _recorded_request(out: Path) -> dict | None:
         raise FinegrainError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def require_benchmark(out: Path, *markers: str) -> None:
+    """Refuse to rebuild a report where there is no benchmark: ``out`` holds none of
+    ``markers`` (a missing or mistyped folder is neither made nor given an empty report)."""
+    if any((out / marker).exists() for marker in markers):
+        return
+    found = "the folder does not exist" if not out.is_dir() else f"no {' or '.join(markers)} in it"
+    raise FinegrainError(
+        f"no benchmark in {out} ({found}): check {option('out', '--out')}, or run the benchmark "
+        f"without {option('report_only=True', '--report-only')} first"
+    )
+
+
+#: Preset fields that say where and how fast the runs train, not what they are
+_RUNTIME_PRESET_FIELDS = ("description", "threads", "jobs")
+#: Preset fields of the built-in phantom only (compared when the data is the phantom)
+_PHANTOM_PRESET_FIELDS = ("phantom_studies", "phantom_eval_studies", "phantom_size", "phantom")
+#: How a difference is named: the option that sets it (:func:`~finegrain.errors.option`)
+_REQUEST_OPTIONS = {
+    "name": ("preset", "--preset"),
+    "selections": ("selections", "--selection"),
+    "observations": ("observations", "--observations"),
+    "seeds": ("seeds", "--seeds"),
+    "image_size": ("image_size", "--image-size"),
+    "phantom_studies": ("phantom_studies", "--phantom-studies"),
+    "phantom_eval_studies": ("phantom_eval_studies", "--phantom-eval-studies"),
+    "phantom_size": ("phantom_size", "the phantom's size"),
+    "views": ("views", "the views"),
+    "data": ("source", "the data (--data phantom, --mimic, --openi or --index/--cache)"),
+    "methods": ("methods", "--methods"),
+    "tau": ("tau", "--tau"),
+    "taus": ("taus", "--taus"),
+    "axes": ("axes", "--axis"),
+}
+
+
+def _show(value) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_show(v)}" for k, v in value.items())
+    return str(value)
+
+
+def request_differences(recorded: Mapping, request: Mapping) -> list[str]:
+    """What a benchmark ``request`` (``benchmark.json``'s preset, data, methods, τ, taus and
+    axes) changes from the ``recorded`` one, each ``name old -> new`` with the option that sets
+    it; empty when it is the same grid (where and how fast it trains aside: device, jobs,
+    launcher, worker counts)."""
+    import json
+
+    from finegrain.train.config import RUNTIME_FIELDS
+
+    def plain(value):
+        return json.loads(json.dumps(value))
+
+    old_preset = Preset.from_dict(recorded["preset"])
+    new_preset = Preset.from_dict(plain(request["preset"]))
+    old = {
+        "data": recorded.get("data"),
+        "methods": recorded.get("methods"),
+        "tau": recorded.get("tau", recorded["preset"].get("tau")),  # before 0.3.0: the preset's
+        "taus": recorded.get("taus"),
+        "axes": recorded.get("axes"),
+    }
+    new = {k: plain(request.get(k)) for k in old}
+    if None in (old["tau"], new["tau"]) and old["tau"] != new["tau"]:
+        from finegrain.train.methods import TAU  # no τ: the methods' own
+
+        old["tau"], new["tau"] = (TAU if t is None else t for t in (old["tau"], new["tau"]))
+    phantom = "phantom" in (old["data"], new["data"])
+    found = []
+    for name in (f.name for f in dataclasses.fields(Preset)):  # name first: --preset
+        if name in _RUNTIME_PRESET_FIELDS or name == "train":
+            continue
+        if name in _PHANTOM_PRESET_FIELDS and not phantom:
+            continue
+        before, after = plain(getattr(old_preset, name)), plain(getattr(new_preset, name))
+        if name == "phantom":
+            for knob in sorted(set(before) | set(after)):
+                if before.get(knob) != after.get(knob):
+                    flag = (
+                        f"--{knob}"
+                        if knob in ("visibility", "conspicuity", "prevalence")
+                        else (f"the phantom's {knob}")
+                    )
+                    shown = option(f"phantom {knob}", flag)
+                    found.append(f"{shown} {_show(before.get(knob))} -> {_show(after.get(knob))}")
+        elif before != after:
+            python, cli = _REQUEST_OPTIONS.get(name, (name, name))
+            found.append(f"{option(python, cli)} {_show(before)} -> {_show(after)}")
+    fields = sorted((set(old_preset.train) | set(new_preset.train)) - RUNTIME_FIELDS)
+    for name in fields:
+        before, after = plain(old_preset.setting(name)), plain(new_preset.setting(name))
+        if before != after:
+            shown = option(name, "--" + name.replace("_", "-"))
+            found.append(f"{shown} {_show(before)} -> {_show(after)}")
+    for name in old:
+        if old[name] != new[name]:
+            python, cli = _REQUEST_OPTIONS[name]
+            found.append(f"{option(python, cli)} {_show(old[name])} -> {_show(new[name])}")
+    return found
+
+
+def check_request(out: Path, request: Mapping) -> None:
+    """Refuse a benchmark into ``out`` whose ``benchmark.json`` records another request
+    (:func:`request_differences`): its report would be replaced by this one's, and
+    ``--report-only`` could no longer rebuild it. One folder holds one benchmark."""
+    recorded = _recorded_request(out)
+    if recorded is None or "preset" not in recorded:
+        return
+    found = request_differences(recorded, request)
+    if found:
+        shown = "; ".join(found[:8]) + (f"; and {len(found) - 8} more" if len(found) > 8 else "")
+        raise FinegrainError(
+            f"{out} holds a benchmark of other settings ({BENCHMARK_FILE}: {shown}); its report "
+            f"would be replaced. Give these settings their own {option('out', '--out')} (one "
+            f"folder holds one benchmark, whose report {option('report_only=True', '--report-only')} "
+            "rebuilds), or rerun with the recorded ones"
+        )
+
+
+#: Held (flock) by the benchmark training into a folder
+LOCK_FILE = "benchmark.lock"
+
+
+class BenchmarkLockedError(FinegrainError):
+    """Another benchmark is training into this folder."""
+
+
+@contextlib.contextmanager
+def benchmark_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``out/benchmark.lock`` while a benchmark trains into
+    ``out`` (data, runs and report); a second benchmark into it stops at once with
+    :class:`BenchmarkLockedError`, one line naming the folder. The OS releases the lock when
+    the holder exits or is killed, so a leftover lock file is harmless."""
+    import errno
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the end
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            holder = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+            raise BenchmarkLockedError(
+                f"another benchmark{f' (process {holder})' if holder else ''} is training into "
+                f"{out} (it holds {path}): wait for it to finish or stop it, or choose another "
+                f"{option('out', '--out')}"
+            ) from None
+        raise
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
+
+
 @dataclass
 class BenchmarkResult:
     out: Path
@@ -367,7 +546,8 @@ def run_benchmark(
     ``tau`` is the τ of the tables' risk-modulated methods (``None``: each method's own,
     :data:`~finegrain.train.methods.TAU`); ``taus`` replaces a sweep's. ``report_only`` trains
     nothing and rebuilds the outputs from the finished runs of the request recorded in
-    ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when there is none).
+    ``out/benchmark.json`` (preset, methods, τ, axes; the given ones when there is none); a
+    folder without a benchmark (:func:`require_benchmark`) is an error.
     ``jobs`` (default: the preset's) is capped at the CPU count. ``launcher`` (default: local
     worker processes, ``jobs`` at once) decides where the runs train; ``tracking`` (a
     :class:`~finegrain.train.tracking.TrackingSpec`) logs every run to TensorBoard / MLflow.
@@ -376,58 +556,76 @@ def run_benchmark(
     from finegrain.experiment.outputs import write_outputs
 
     out = Path(out)
-    t_start = time.perf_counter()
-    recorded = _recorded_request(out) if report_only else None
-    if recorded is not None:  # the report of the runs the recorded request trained
-        preset = Preset.from_dict(recorded["preset"])
-        methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
-        # before 0.3.0 the request's τ was the preset's
-        tau = recorded.get("tau", recorded["preset"].get("tau"))
-    plan = plan_benchmark(
-        preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
-    )
-    data = None if report_only else prepare_data(source, out, preset, progress=progress)
-    if data is not None:
-        plan = plan.with_data(data)
-    config = {
-        "preset": preset.to_dict(),
-        "data": source.describe(),
-        "methods": list(methods) if methods else None,
-        "tau": tau,
-        "taus": list(taus) if taus else None,
-        "axes": {k: list(v) for k, v in axes.items()} if axes else None,
-        "device": device,
-        "jobs": jobs,
-        "launcher": launcher.name if launcher is not None else "local",
-        "runs": [r.label for r in plan.runs],
-        "versions": versions(),
-        "cpu": machine(),
-    }
-    if report_only:
-        grid = GridOutcome()
-        grid.skipped = [r.spec for r in plan.runs if RunDirectory(r.directory).is_done()]
-        config = recorded or config
-    else:
-        # refuse runs recorded with other settings before benchmark.json claims the new ones
-        check_recorded(plan.runs)
-        atomic_write_json(out / BENCHMARK_FILE, config)
-        grid = run_grid(
-            plan.runs,
-            threads=preset.threads,
-            jobs=jobs,
-            progress=progress,
-            max_runs=max_runs,
-            before_run=before_run,
-            launcher=launcher,
-            tracking=tracking,
-            raise_failures=False,
+    with contextlib.ExitStack() as held:
+        t_start = time.perf_counter()
+        if report_only:
+            require_benchmark(out, BENCHMARK_FILE, "runs/")
+        recorded = _recorded_request(out) if report_only else None
+        if recorded is not None:  # the report of the runs the recorded request trained
+            preset = Preset.from_dict(recorded["preset"])
+            methods, taus, axes = recorded["methods"], recorded["taus"], recorded.get("axes")
+            # before 0.3.0 the request's τ was the preset's
+            tau = recorded.get("tau", recorded["preset"].get("tau"))
+        request = {
+            "preset": preset.to_dict(),
+            "data": source.describe(),
+            "methods": list(methods) if methods else None,
+            "tau": tau,
+            "taus": list(taus) if taus else None,
+            "axes": {k: list(v) for k, v in axes.items()} if axes else None,
+        }
+        plan = plan_benchmark(
+            preset, out / "runs", methods=methods, tau=tau, taus=taus, axes=axes, device=device
         )
-    t_report = time.perf_counter()
-    outputs = write_outputs(out, plan, preset=preset, config=config)
-    if grid.failure is not None:  # the report of the finished runs is written: now say it
-        raise grid.failure
-    seconds = dict(data.seconds) if data is not None else {}
-    seconds["runs"] = grid.seconds
-    seconds["report"] = time.perf_counter() - t_report
-    seconds["total"] = time.perf_counter() - t_start
-    return BenchmarkResult(out, grid, outputs, seconds)
+        if not report_only:  # the request checked (plan_benchmark), nothing made yet
+            held.enter_context(benchmark_lock(out))  # one benchmark at a time trains into out
+            check_request(out, request)  # and one folder holds one benchmark
+        condition = [] if report_only or source.phantom else phantom_condition(preset)
+        if condition:  # as the same knobs given as options are refused: said, never silent
+            log.warning(
+                "%s sets the phantom's %s, which applies to the built-in phantom only: with %s its "
+                "runs train without it (the preset's training settings apply; summary.md says so)",
+                option(f"preset {preset.name!r}", f"--preset {preset.name}"),
+                ", ".join(condition),
+                source.option(),
+            )
+        data = None if report_only else prepare_data(source, out, preset, progress=progress)
+        if data is not None:
+            plan = plan.with_data(data)
+        config = {
+            **request,
+            "device": device,
+            "jobs": jobs,
+            "launcher": launcher.name if launcher is not None else "local",
+            "runs": [r.label for r in plan.runs],
+            "versions": versions(),
+            "cpu": machine(),
+        }
+        if report_only:
+            grid = GridOutcome()
+            grid.skipped = [r.spec for r in plan.runs if RunDirectory(r.directory).is_done()]
+            config = recorded or config
+        else:
+            # refuse runs recorded with other settings before benchmark.json claims the new ones
+            check_recorded(plan.runs)
+            atomic_write_json(out / BENCHMARK_FILE, config)
+            grid = run_grid(
+                plan.runs,
+                threads=preset.threads,
+                jobs=jobs,
+                progress=progress,
+                max_runs=max_runs,
+                before_run=before_run,
+                launcher=launcher,
+                tracking=tracking,
+                raise_failures=False,
+            )
+        t_report = time.perf_counter()
+        outputs = write_outputs(out, plan, preset=preset, config=config)
+        if grid.failure is not None:  # the report of the finished runs is written: now say it
+            raise grid.failure
+        seconds = dict(data.seconds) if data is not None else {}
+        seconds["runs"] = grid.seconds
+        seconds["report"] = time.perf_counter() - t_report
+        seconds["total"] = time.perf_counter() - t_start
+        return BenchmarkResult(out, grid, outputs, seconds)

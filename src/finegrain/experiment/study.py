@@ -251,10 +251,12 @@ def run_study(
 ) -> StudyResult:
     """Train every condition of ``plan`` (skipping finished runs) and write the outputs."""
     from finegrain.experiment.plan import plan_runs
-    from finegrain.experiment.runner import DataMismatch, run_grid
+    from finegrain.experiment.runner import DataMismatch, require_benchmark, run_grid
 
     plan = plan or default_plan()
     out = Path(out)
+    if report_only:
+        require_benchmark(out, "study.json", "conditions/")
     jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
     atomic_write_json(
         out / "study.json", {"preset": preset.to_dict(), "plan": plan.to_dict(), "jobs": jobs}

@@ -228,9 +228,12 @@ def difference_with_ci(row: dict) -> str:
 
 
 def paired_line(row: dict) -> str:
-    """One sentence for a paired difference (the CLI prints these under Table 2)."""
+    """One sentence for a paired difference (the CLI prints these under Table 2), naming the
+    values of the grid's other axes both runs share (``PU-RM − U-Ones (Edema, test,
+    lr=0.001)``)."""
     what = f"{display_name(row['method'])} − {display_name(row['reference'])}"
-    where = f"{row['observation']}, {row['split']}"
+    parts = (row["observation"], row["split"], row.get("settings"))
+    where = ", ".join(p for p in parts if isinstance(p, str) and p)
     if row.get("note"):
         return f"{what} ({where}): {row['note']}"
     return (
