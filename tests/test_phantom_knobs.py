@@ -362,6 +362,12 @@ def test_cli_benchmark_says_a_presets_phantom_condition_does_not_apply(
         "(conspicuity: the built-in phantom's only); data index:"
     ), summary
     assert "without its phantom condition" in (out / "report.html").read_text(encoding="utf-8")
+    # the default preset's phantom was not asked for: on other data nothing to say
+    default = [str(tmp_path / "d") if a == str(out) else a for a in args[3:]]  # no --preset
+    assert main(["benchmark", *default]) == 0
+    assert "built-in phantom only" not in capsys.readouterr().err
+    heading = (tmp_path / "d" / "summary.md").read_text(encoding="utf-8").splitlines()[0]
+    assert heading == "# finegrain benchmark (demo preset)", heading
 
 
 def test_real_difficulty_preset_draws_its_calibrated_phantom(tmp_path) -> None:

@@ -464,6 +464,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if knobs:
         preset = preset.replace(phantom={**preset.phantom, **knobs})
+    if args.preset is None and not source.phantom:  # the default preset on other data: its
+        preset = preset.replace(phantom={})  # phantom was not asked for (nothing to warn about)
     if source.phantom and args.image_size is not None:
         preset = preset.replace(phantom_size=max(args.image_size, preset.phantom_size))
     if args.selection and "study" in args.selection:
