@@ -112,7 +112,7 @@ def test_predict_tiers_from_a_fine_checkpoint_cut_on_its_fine_score(fine_benchma
     probability = method.positive_probability(logits).numpy()
     fine = method.fine_score(logits).numpy()
     assert not np.allclose(probability, fine)
-    thresholds = calibrate_checkpoint(checkpoint, write=False)
+    thresholds = calibrate_checkpoint(checkpoint, calibration="none", write=False).thresholds
     frame = predict(predictor, paths, thresholds=thresholds, progress=False)
     np.testing.assert_allclose(frame["probability"], probability, atol=1e-6)
     assert frame["tier"].tolist() == tiers(probability, thresholds, fine)
