@@ -110,15 +110,16 @@ def analyse(out: Path, split: str = "test", n_boot: int = 2000) -> pd.DataFrame:
     from finegrain.data.phantom import read_truth
     from finegrain.experiment.aggregate import paired_difference_ci, selected_predictions
     from finegrain.experiment.localisation import phantom_of_index
-    from finegrain.experiment.outputs import collect
+    from finegrain.experiment.plan import plan_runs
     from finegrain.experiment.presets import get_preset
+    from finegrain.experiment.selection import select_runs
     from finegrain.experiment.study import decide
     from finegrain.experiment.truth import case_truth
     from finegrain.metrics import auc, auc_fg_by_source
     from finegrain.observations import cue_column
 
     preset = get_preset(PRESET)
-    selections, _ = collect([s for b in specs() for s in b], out / "runs", preset)
+    selections, _ = select_runs(plan_runs([s for b in specs() for s in b], out / "runs", preset))
     index_path = out / "data" / "index.csv"
     truth = read_truth(phantom_of_index(index_path))
     index = read_index(index_path).set_index("image_id")
@@ -268,6 +269,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def main() -> None:
+    from finegrain.experiment.plan import plan_runs
     from finegrain.experiment.presets import get_preset
     from finegrain.experiment.runner import DataSource, prepare_data, run_grid
 
@@ -291,7 +293,8 @@ def main() -> None:
             print(f"stopped at {args.until} UTC before {block[0].method}", flush=True)
             break
         b0, bc0 = time.perf_counter(), _cpu()
-        outcome = run_grid(block, args.out / "runs", preset, data, jobs=preset.jobs, progress=False)
+        planned = plan_runs(block, args.out / "runs", preset, data)
+        outcome = run_grid(planned, threads=preset.threads, jobs=preset.jobs, progress=False)
         print(
             f"{block[0].variant}: trained {len(outcome.trained)}, skipped "
             f"{len(outcome.skipped)}; {time.perf_counter() - b0:.0f} s wall, "

@@ -149,3 +149,54 @@ def test_image_truth_table_gives_each_row_its_headroom(fine_benchmark):
     assert "left)" not in line
     ones = truth[(truth["variant"] == "u-ones")].iloc[0]
     assert f"({ones['headroom_mined']:+.3f} left)" in summary
+
+
+def test_image_truth_table_gives_spearmans_rho_with_the_true_severity(fine_benchmark):
+    """ρ of the run's ranked score with the true severity among the positives the image shows
+    (one seed: the run's own ρ); 1 for the oracle, and its headroom to 1."""
+    from scipy.stats import spearmanr
+
+    from finegrain.data.phantom import read_truth
+    from finegrain.experiment.localisation import phantom_of_index
+
+    out, data, _ = fine_benchmark
+    truth = pd.read_csv(out / "truth.csv")
+    oracle = truth[truth["variant"] == "oracle"]
+    assert (oracle["rho_truth"] == 1.0).all() and oracle["headroom_rho"].isna().all()
+    row = truth[(truth["variant"] == "u-ones") & (truth["observation"] == "Edema")].iloc[0]
+    assert row["headroom_rho"] == pytest.approx(1 - row["rho_truth"])
+    run = RunDirectory(grid_run(out / "runs", "Edema/u-ones/seed0"))
+    best = select_iteration(run.read_metrics(), split="validate")
+    frame = run.read_predictions("test")
+    frame = frame[(frame["iteration"] == best) & (frame["label"] == 1)]
+    kind = case_truth(read_truth(phantom_of_index(data.index)), frame["image_id"], "Edema")
+    drawn = kind["image_truth"].isin(["slight", "significant"]).to_numpy()
+    expected = spearmanr(frame["score"].to_numpy()[drawn], kind["severity"][drawn]).statistic
+    assert row["rho_truth"] == pytest.approx(expected)
+    assert "ρ with true severity" in (out / "summary.md").read_text()
+
+
+def test_auc_fg_by_where_the_atypical_label_comes_from(fine_benchmark):
+    """sources.csv: every atypical case counted once, by the index's cue (a severity word or a
+    change word alone); each source's AUC^FG keeps every typical case; the summary shows it."""
+    from finegrain.metrics import auc_fg
+
+    out, data, _ = fine_benchmark
+    sources = pd.read_csv(out / "sources.csv")
+    truth = pd.read_csv(out / "truth.csv")
+    row = sources[(sources["variant"] == "u-ones") & (sources["observation"] == "Edema")].iloc[0]
+    mined = truth[(truth["variant"] == "u-ones") & (truth["observation"] == "Edema")].iloc[0]
+    assert row["n_severity"] + row["n_change"] == mined["n_atypical"]
+    assert row["n_typical"] == mined["n_typical"]
+    assert row["auc_fg_mined"] == pytest.approx(mined["auc_fg_mined"])
+    run = RunDirectory(grid_run(out / "runs", "Edema/u-ones/seed0"))
+    best = select_iteration(run.read_metrics(), split="validate")
+    frame = run.read_predictions("test")
+    frame = frame[(frame["iteration"] == best) & (frame["label"] == 1)]
+    frame = frame[frame["subcategory"].isin(["atypical", "typical"])]
+    cue = read_index(data.index).set_index("image_id")["Edema cue"]
+    source = cue.reindex(frame["image_id"]).to_numpy()
+    keep = (frame["subcategory"] == "typical").to_numpy() | (source == "severity")
+    y = (frame["subcategory"] == "typical").to_numpy(dtype=int)[keep]
+    assert row["auc_fg_severity"] == pytest.approx(auc_fg(y, frame["score"].to_numpy()[keep]))
+    assert "AUC^FG by where the atypical label comes from" in (out / "summary.md").read_text()

@@ -206,7 +206,7 @@ def test_cli_visibility_per_observation(tmp_path, capsys) -> None:
 
 def small_preset(**changes):
     """The demo preset on a phantom of 10 training studies and 4 per evaluation split, 16 px."""
-    from finegrain.experiment.presets import DEMO
+    from finegrain.experiment.presets import DEMO_V03
 
     small = {
         "observations": ("Edema",),
@@ -216,29 +216,31 @@ def small_preset(**changes):
         "phantom_eval_studies": 4,
     }
     if "phantom" in changes:  # the demo's design, with the knobs given
-        changes["phantom"] = {**DEMO.phantom, **changes["phantom"]}
-    return DEMO.replace(**{**small, **changes})
+        changes["phantom"] = {**DEMO_V03.phantom, **changes["phantom"]}
+    return DEMO_V03.replace(**{**small, **changes})
 
 
 def test_preset_phantom_field_round_trips() -> None:
-    from finegrain.experiment.presets import DEMO, Preset
+    from finegrain.experiment.presets import DEMO_V03, Preset
 
-    assert DEMO.phantom == {"design": "bands"}  # the demo of finegrain 0.3
-    preset = DEMO.replace(phantom={**DEMO.phantom, "visibility": {"Consolidation": 3.0}})
+    assert DEMO_V03.phantom == {"design": "bands"}  # the demo of finegrain 0.3
+    preset = DEMO_V03.replace(phantom={**DEMO_V03.phantom, "visibility": {"Consolidation": 3.0}})
     again = Preset.from_dict(json.loads(json.dumps(preset.to_dict())))
     assert again == preset and again.phantom["visibility"] == {"Consolidation": 3.0}
-    assert hash(again) == hash(DEMO.replace(phantom={"prevalence": 2.0}))  # hash=False, as train
-    recorded = DEMO.to_dict()
+    assert hash(again) == hash(
+        DEMO_V03.replace(phantom={"prevalence": 2.0})
+    )  # hash=False, as train
+    recorded = DEMO_V03.to_dict()
     del recorded["phantom"]  # a benchmark.json written before the field: the bands design
-    assert Preset.from_dict(recorded) == DEMO
+    assert Preset.from_dict(recorded) == DEMO_V03
     recorded["phantom"] = {"prevalence": 0.5}  # written by finegrain 0.3: the bands design too
     assert Preset.from_dict(recorded).phantom == {"design": "bands", "prevalence": 0.5}
-    continuum = DEMO.replace(phantom={"prevalence": 0.5})  # no design given: the default
+    continuum = DEMO_V03.replace(phantom={"prevalence": 0.5})  # no design given: the default
     assert Preset.from_dict(continuum.to_dict()).phantom["design"] == "continuum"
     with pytest.raises(FinegrainError, match=r"make_phantom has no keyword\(s\) \['visibilty'\]"):
-        DEMO.replace(phantom={"visibilty": 2.0})
+        DEMO_V03.replace(phantom={"visibilty": 2.0})
     with pytest.raises(FinegrainError, match=r"\['Fracture'\] not drawn"):  # checked at once
-        DEMO.replace(phantom={"visibility": {"Fracture": 2.0}})
+        DEMO_V03.replace(phantom={"visibility": {"Fracture": 2.0}})
 
 
 def test_prepare_data_makes_the_phantom_of_the_preset_and_refuses_another(tmp_path) -> None:
@@ -304,17 +306,19 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
     out = ["--out", str(tmp_path / "b"), "--no-progress"]
     with pytest.raises(_Stop):
         main(["benchmark", "--visibility", "Consolidation=2", "--prevalence", "0.5", *out])
+    from finegrain.experiment.presets import DEMO
+
     assert seen["source"].phantom
-    demo = seen["preset"].phantom.pop("design")  # the demo's design, kept
-    assert seen["preset"].phantom == {"visibility": {"Consolidation": 2.0}, "prevalence": 0.5}
+    given = {"visibility": {"Consolidation": 2.0}, "prevalence": 0.5}
+    assert seen["preset"].phantom == {**DEMO.phantom, **given}  # the demo's condition, kept
     with pytest.raises(_Stop):
         main(["benchmark", "--visibility", "0.5", "--phantom-eval-studies", "50", *out])
-    assert seen["preset"].phantom == {"design": demo, "visibility": 0.5}
+    assert seen["preset"].phantom == {**DEMO.phantom, "visibility": 0.5}
     assert seen["preset"].phantom_eval_studies == 50
     with pytest.raises(_Stop):
         main(["benchmark", *out])
-    assert seen["preset"].phantom == {"design": demo}
-    assert seen["preset"].phantom_eval_studies == 30071  # the demo preset's
+    assert seen["preset"].phantom == DEMO.phantom
+    assert seen["preset"].phantom_eval_studies == 15_000  # the demo preset's
     for wrong in (
         ["--mimic", str(tmp_path), "--visibility", "2"],
         ["--index", "i.csv", "--cache", "c", "--prevalence", "Edema=2"],
@@ -331,14 +335,17 @@ def test_cli_benchmark_phantom_options_reach_the_preset(tmp_path, monkeypatch, c
 def test_real_difficulty_preset_draws_its_calibrated_phantom(tmp_path) -> None:
     """The preset of docs/study.md 5.3 is the demo with each observation's conspicuity: its
     phantom records them, and draws Consolidation brighter than the demo's phantom does."""
-    from finegrain.experiment.presets import DEMO, get_preset
+    from finegrain.experiment.presets import DEMO_V03, get_preset
     from finegrain.experiment.runner import DataSource, prepare_data
 
     preset = get_preset("real-difficulty")
-    assert preset.train == DEMO.train and preset.phantom_eval_studies == DEMO.phantom_eval_studies
+    assert (
+        preset.train == DEMO_V03.train
+        and preset.phantom_eval_studies == DEMO_V03.phantom_eval_studies
+    )
     small = {"phantom_studies": 10, "phantom_eval_studies": 4}
     roots = {}
-    for name, base in (("demo", DEMO), ("real", preset)):
+    for name, base in (("demo", DEMO_V03), ("real", preset)):
         prepare_data(
             DataSource(phantom=True), tmp_path / name, base.replace(**small), progress=False
         )

@@ -19,6 +19,7 @@ QUICK = DEMO.replace(
     batch_size=8,
     image_size=32,
     phantom_studies=150,
+    phantom_eval_studies=40,
     phantom_size=32,
 )
 METHODS = ["u-ones", "pu-rm"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from finegrain.experiment.grid import RunSpec
-from finegrain.experiment.presets import DEMO
+from finegrain.experiment.presets import DEMO_V03
 from finegrain.experiment.study import (
     CALIBRATED,
     Condition,
@@ -17,7 +17,7 @@ from finegrain.experiment.study import (
 )
 from helpers import grid_run
 
-TINY = DEMO.replace(
+TINY = DEMO_V03.replace(
     phantom_eval_studies=80,
     seeds=1,
     iterations=2,
@@ -171,9 +171,9 @@ def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_stu
 def test_demo_evaluation_splits_are_sized_for_300_atypical_and_typical_positives():
     from finegrain.data.phantom import required_eval_studies
 
-    needed = required_eval_studies(300, observations=DEMO.observations)
-    assert DEMO.phantom_eval_studies >= needed
-    assert DEMO.setting("checkpoint_every") * 2 == DEMO.setting(
+    needed = required_eval_studies(300, observations=DEMO_V03.observations)
+    assert DEMO_V03.phantom_eval_studies >= needed
+    assert DEMO_V03.setting("checkpoint_every") * 2 == DEMO_V03.setting(
         "iterations"
     )  # two checkpoints to choose from
 
@@ -200,14 +200,14 @@ def test_the_preregistered_plan_generates_every_phantom_but_the_documented_one()
     from finegrain.data.phantom.calibration import load_calibration
     from finegrain.data.phantom.course import LabelPlan
     from finegrain.data.phantom.knobs import PhantomKnobs
-    from finegrain.experiment.presets import DEMO
+    from finegrain.experiment.presets import DEMO_V03
     from finegrain.experiment.study import PLAN
 
     calibration = load_calibration()
     infeasible = {}
     for condition in PLAN.conditions():  # on the demo's phantom (its design)
         try:
-            LabelPlan.build(calibration, PhantomKnobs(**{**DEMO.phantom, **condition.phantom}))
+            LabelPlan.build(calibration, PhantomKnobs(**{**DEMO_V03.phantom, **condition.phantom}))
         except ValueError as exc:
             infeasible[condition.key] = str(exc)
     assert list(infeasible) == ["prevalence-2"]

@@ -179,7 +179,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from finegrain.train.methods import TAU
 
     grid = parser.add_argument_group("grid")
-    grid.add_argument("--preset", choices=list(PRESETS), default="demo")
+    grid.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default=None,
+        help="the settings of the grid (default: demo; with --selection study: demo-v0.3, the "
+        "phantom the study was pre-registered on)",
+    )
     grid.add_argument(
         "--selection",
         nargs="+",
@@ -443,7 +449,10 @@ def run(args: argparse.Namespace) -> int:
     )
     training = training_options(args)
     training.pop("device", None)  # where the runs train: the launcher's (run_benchmark below)
-    preset = get_preset(args.preset).replace(
+    from finegrain.experiment.study import STUDY_PRESET
+
+    study = bool(args.selection) and "study" in args.selection
+    preset = get_preset(args.preset or (STUDY_PRESET if study else "demo")).replace(
         selections=tuple(args.selection) if args.selection else None,
         observations=tuple(args.observations) if args.observations else None,
         seeds=args.seeds,

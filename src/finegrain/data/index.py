@@ -169,6 +169,16 @@ def index_columns(path: str | Path) -> list[str]:
     return list(pd.read_csv(path, nrows=0).columns)
 
 
+def index_values(path: str | Path, column: str) -> pd.Series:
+    """One column of the index table at ``path`` as text, indexed by ``image_id``, reading only
+    those two columns (empty when the table has no such column)."""
+    path = Path(path)
+    if column not in index_columns(path):
+        return pd.Series(dtype="string")
+    frame = _read_columns(path, ["image_id", column]).drop_duplicates("image_id")
+    return frame.set_index("image_id")[column]
+
+
 def index_paths(path: str | Path, image_ids: Iterable[str]) -> dict[str, str]:
     """The resolved image path of each of ``image_ids`` in the index table at ``path``, reading
     only its ``image_id`` and ``path`` columns (a report needs a few paths, not a validated

@@ -231,6 +231,12 @@ for _selection in (
         ("u-ignore", "u-zeros", BASELINE_METHOD, PAPER_METHOD),
     ),
     Selection(
+        "quick-start",
+        "Table 2 and the best fine-label method (validation AUC^FG; ordinal: docs/study.md "
+        "section 7)",
+        ("u-ignore", "u-zeros", BASELINE_METHOD, PAPER_METHOD, "ordinal"),
+    ),
+    Selection(
         "table3",
         "Table 3: ablation of the risk-modulation (validation AUC^FG)",
         ("u-ignore", "p-rm", PAPER_METHOD),

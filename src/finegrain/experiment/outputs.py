@@ -48,11 +48,13 @@ from finegrain.experiment.plan import Plan
 from finegrain.experiment.presets import Preset
 from finegrain.experiment.report import Figure, write_report
 from finegrain.experiment.selection import RunSelection, describe_runs, select_runs
+from finegrain.experiment.sources import source_table
 from finegrain.experiment.tables import (
     Table,
     build_tables,
     control_summary_table,
     fine_label_table,
+    source_summary_table,
     to_latex,
     to_markdown,
     truth_summary_table,
@@ -150,6 +152,10 @@ def _control(results: Results) -> pd.DataFrame:
     return control_table(results.selections, results.phantom, results.split)
 
 
+def _sources(results: Results) -> pd.DataFrame:
+    return source_table(results.selections, results.phantom, results.split)
+
+
 def _fine_labels(results: Results) -> pd.DataFrame:
     return fine_label_results(results.selections, results.notes, results.split)
 
@@ -192,6 +198,11 @@ for _table in (
         "truth", "truth.csv", _truth,
         lambda frame, r: [truth_summary_table(frame, r.split)],
         "AUC^FG against the phantom's image truth not measured",
+    ),
+    ResultTable(
+        "sources", "sources.csv", _sources,
+        lambda frame, r: [source_summary_table(frame, r.split)],
+        "AUC^FG by where the atypical label comes from not measured",
     ),
     ResultTable(
         "control", "control.csv", _control,

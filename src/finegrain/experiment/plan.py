@@ -11,8 +11,8 @@ The benchmark flows one way, each stage entered once and given the records of th
   record with its configuration, method and selection);
 * **aggregate** and **write** (:mod:`finegrain.experiment.outputs`).
 
->>> from finegrain.experiment.presets import DEMO
->>> plan = plan_benchmark(DEMO.replace(observations=("Edema",), seeds=1), "runs")
+>>> from finegrain.experiment.presets import PAPER
+>>> plan = plan_benchmark(PAPER.replace(observations=("Edema",), seeds=1), "runs")
 >>> [r.spec.variant for r in plan.runs]
 ['u-ignore', 'u-zeros', 'u-ones', 'pu-rm-tau0.3']
 >>> plan.table_cells(plan.selections[0])[-1], plan.reference_cell(plan.selections[0])

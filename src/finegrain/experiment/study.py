@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: The calibrated phantom's data folder name.
 CALIBRATED = "calibrated"
+#: The preset the study was pre-registered on (docs/study.md section 1): finegrain 0.3's demo,
+#: on the bands phantom, whose knobs its conditions move.
+STUDY_PRESET = "demo-v0.3"
 
 
 @dataclass

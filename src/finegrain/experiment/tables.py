@@ -513,6 +513,41 @@ def to_html(table: Table) -> str:
     return "\n".join(parts)
 
 
+def source_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
+    """AUC^FG against the mined labels by where the atypical label comes from
+    (:func:`finegrain.experiment.sources.source_table`): per observation, every atypical case,
+    those from a severity word, those from a change word alone."""
+    observations = list(dict.fromkeys(frame["observation"]))
+    header = ["Method"]
+    for obs in observations:
+        first = frame[frame["observation"] == obs].iloc[0]
+        header += [
+            f"{obs}: all atypical (n = {first['n_severity'] + first['n_change']})",
+            f"severity word (n = {first['n_severity']})",
+            f"change word (n = {first['n_change']}, {first['change_share']:.0%})",
+        ]
+    rows = []
+    for variant in dict.fromkeys(frame["variant"]):
+        part = frame[frame["variant"] == variant]
+        cells = [str(part["display"].iloc[0])]
+        for obs in observations:
+            r = part[part["observation"] == obs]
+            keys = ("auc_fg_mined", "auc_fg_severity", "auc_fg_change")
+            cells += [DASH] * 3 if r.empty else [_number(float(r[k].iloc[0])) for k in keys]
+        rows.append(cells)
+    return Table(
+        "sources",
+        f"AUC^FG by where the atypical label comes from ({split} positives)",
+        header,
+        rows,
+        caption="AUC^FG against the mined labels (the score each method ranks, mean over seeds), "
+        "with every atypical case, with those whose report gave a severity word only, and with "
+        "those called atypical by a change word alone (every typical case in each): one image "
+        "cannot show that a finding improved, so the last column is about chance for any model "
+        "that reads the image. The percentage: the share of atypical cases from change words.",
+    )
+
+
 def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
     """On a phantom (:func:`finegrain.experiment.truth.truth_table`): rows = the oracle (true
     severity) and each method; per observation AUC^FG of its fine score against the mined
@@ -526,6 +561,7 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
             f"{first['n_typical']} typical)",
             f"{obs} vs image truth (n = {first['n_slight']} slight / "
             f"{first['n_significant']} significant)",
+            f"{obs} ρ with true severity",
         ]
     rows = []
     for variant in dict.fromkeys(frame["variant"]):
@@ -534,7 +570,7 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
         for obs in observations:
             r = part[part["observation"] == obs]
             if r.empty:
-                cells += [DASH, DASH]
+                cells += [DASH, DASH, DASH]
                 continue
             own = (
                 check_method(str(r["method"].iloc[0])).own_fine_score
@@ -551,6 +587,8 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
                 if not math.isnan(left):  # the oracle's is NaN: it is the ceiling
                     cell += f" ({left:+.3f} left)"
                 cells.append(cell)
+            rho = float(r.get("rho_truth", pd.Series([math.nan])).iloc[0])
+            cells.append(DASH if math.isnan(rho) else f"{rho:.3f}")
         rows.append(cells)
     return Table(
         "truth",
@@ -564,7 +602,8 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
         "checkpoints chosen on validation. The oracle ranks by the true severity: the ceiling "
         "that mined labels allow. In brackets, the headroom: what is left to the oracle (mined "
         "labels) or to 1 (image truth); a comparison whose effect is larger cannot show it "
-        "there.",
+        "there. ρ: Spearman's rank correlation of the same score with the true severity among "
+        "the positives the image shows (1 for the oracle).",
     )
 
 

@@ -8,9 +8,12 @@ subcategory; against image truth: ``slight`` (0) vs ``significant`` (1) in
 Every method is scored on the score it ranks (:mod:`finegrain.scores`: its fine score, the
 positive probability for the paper's methods), with the paper's AUC^FG of the positive
 probability beside it (``*_probability``; equal unless the fine score is the method's own).
+Beside them, ``rho_truth``: Spearman's ρ of the same score with the **true severity** among the
+positives the image shows (a continuum phantom grades severity as a number; 1 for the oracle).
 Each row also says its **headroom**: what is left of each AUC^FG, to the
-oracle's against the mined labels and to 1 against the image truth. A comparison whose effect
-is larger than its headroom cannot show it there (docs/study.md, section 5.3).
+oracle's against the mined labels and to 1 against the image truth (and of ρ, to 1). A
+comparison whose effect is larger than its headroom cannot show it there (docs/study.md,
+section 5.3).
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ TRUTH_COLUMNS: list[str] = [
     "seeds",
     "auc_fg_mined",
     "auc_fg_truth",
+    "rho_truth",
     "n_atypical",
     "n_typical",
     "n_slight",
     "n_significant",
     "headroom_mined",
     "headroom_truth",
+    "headroom_rho",
     "method",
     "auc_fg_mined_probability",
     "auc_fg_truth_probability",
@@ -81,7 +86,10 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def fine_aucs(cases: pd.DataFrame, score: np.ndarray) -> dict[str, float | int]:
-    """AUC^FG of ``score`` (one per case) against mined labels and against image truth."""
+    """AUC^FG of ``score`` (one per case) against mined labels and against image truth, and
+    Spearman's ρ of ``score`` with the true severity among the positives the image shows."""
+    from finegrain.metrics import severity_rho
+
     mined = cases["subcategory"].isin([ATYPICAL, TYPICAL]).to_numpy()
     drawn = cases["image_truth"].isin(["slight", "significant"]).to_numpy()
     typical = (cases["subcategory"] == TYPICAL).to_numpy()[mined].astype(int)
@@ -89,6 +97,9 @@ def fine_aucs(cases: pd.DataFrame, score: np.ndarray) -> dict[str, float | int]:
     return {
         "auc_fg_mined": _auc(typical, score[mined]),
         "auc_fg_truth": _auc(significant, score[drawn]),
+        "rho_truth": severity_rho(score[drawn], cases["severity"].to_numpy(dtype=float)[drawn])
+        if drawn.sum() > 1
+        else math.nan,
         "n_atypical": int((typical == 0).sum()),
         "n_typical": int(typical.sum()),
         "n_slight": int((significant == 0).sum()),
@@ -151,8 +162,8 @@ def truth_table(selections, truth, split: str = "test") -> pd.DataFrame:
     for (obs, variant), runs in per_run.items():
         mean = {
             k: float(np.nanmean([r[k] for r in runs]))
-            for k in ("auc_fg_mined", "auc_fg_truth", *(f"{m}_probability" for m in
-                                                       ("auc_fg_mined", "auc_fg_truth")))
+            for k in ("auc_fg_mined", "auc_fg_truth", "rho_truth",
+                      *(f"{m}_probability" for m in ("auc_fg_mined", "auc_fg_truth")))
         }  # fmt: skip
         counts = {k: runs[0][k] for k in ("n_atypical", "n_typical", "n_slight", "n_significant")}
         rows.append({"observation": obs, "variant": variant, "display": names[variant],
@@ -162,4 +173,5 @@ def truth_table(selections, truth, split: str = "test") -> pd.DataFrame:
         methods = row["variant"] != ORACLE
         row["headroom_mined"] = ceiling - row["auc_fg_mined"] if methods else math.nan
         row["headroom_truth"] = 1.0 - row["auc_fg_truth"] if methods else math.nan
+        row["headroom_rho"] = 1.0 - row["rho_truth"] if methods else math.nan
     return pd.DataFrame(rows, columns=TRUTH_COLUMNS)
