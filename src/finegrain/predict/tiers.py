@@ -337,3 +337,60 @@ def tiers(
     return [
         None if math.isnan(s) else tier(s, thresholds, f) for s, f in zip(scores, fine, strict=True)
     ]
+
+
+#: The rows of a tier table against the mined label, and against a phantom's image truth: the
+#: i-th row is read right when its case gets the i-th tier of :data:`TIERS`.
+MINED_ROWS = ("negative", "atypical", "typical")
+TRUTH_ROWS = ("absent", "slight", "significant")
+
+
+def mined_class(labels: Sequence, subcategories: Sequence) -> np.ndarray:
+    """Each case's row of :data:`MINED_ROWS`: ``negative`` (label 0), ``atypical`` or
+    ``typical`` (label 1 with that subcategory), ``""`` otherwise (uncertain, blank, a positive
+    without a subcategory)."""
+    labels_, subs, _ = _as_arrays(labels, subcategories, np.zeros(len(labels)))
+    out = np.full(labels_.shape, "", dtype=object)
+    out[labels_ == NEGATIVE] = "negative"
+    for sub in (ATYPICAL, TYPICAL):
+        out[(labels_ == POSITIVE) & (subs == sub)] = sub
+    return out
+
+
+def tier_table(
+    reference: Sequence, predicted: Sequence, rows: Sequence[str] = MINED_ROWS
+) -> pd.DataFrame:
+    """The reading a clinician meets: counts of each predicted tier (columns :data:`TIERS`) per
+    ``reference`` class (index ``rows``; a case of any other class is left out), with ``n`` and
+    ``share_right`` (the share of the row given the tier in the same position: negative,
+    atypical positive, typical positive), NaN for an empty row.
+
+    >>> tier_table(["negative", "typical", "typical", ""],
+    ...            ["negative", "typical positive", "atypical positive", "negative"])
+    ...                                          # doctest: +NORMALIZE_WHITESPACE
+              negative  atypical positive  typical positive  n  share_right
+    negative         1                  0                 0  1          1.0
+    atypical         0                  0                 0  0          NaN
+    typical          0                  1                 1  2          0.5
+    """
+    rows = list(rows)
+    if len(rows) != len(TIERS):
+        raise FinegrainError(f"a tier table has {len(TIERS)} rows, got {rows}")
+    ref = pd.Series(np.asarray(reference, dtype=object))
+    pred = pd.Series(np.asarray(predicted, dtype=object))
+    if len(ref) != len(pred):
+        raise FinegrainError(f"{len(ref)} reference classes but {len(pred)} predicted tiers")
+    unknown = set(pred[ref.isin(rows)].dropna()) - set(TIERS)
+    if unknown:
+        raise FinegrainError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
+    keep = ref.isin(rows) & pred.notna()
+    counts = pd.crosstab(
+        pd.Categorical(ref[keep], categories=rows), pd.Categorical(pred[keep], categories=TIERS),
+        dropna=False,
+    )
+    table = pd.DataFrame(counts.to_numpy(dtype=int), index=rows, columns=list(TIERS))
+    table["n"] = table[list(TIERS)].sum(axis=1)
+    right = np.diag(table[list(TIERS)].to_numpy())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["share_right"] = np.where(table["n"] > 0, right / table["n"].to_numpy(), np.nan)
+    return table
