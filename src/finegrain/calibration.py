@@ -49,6 +49,7 @@ __all__ = [
     "STRATEGY",
     "ReliabilityBins",
     "brier_score",
+    "calibration_ci",
     "calibration_replicates",
     "check_probability",
     "expected_calibration_error",
@@ -217,3 +218,36 @@ def calibration_replicates(
         total, sums, positives = _bin_sums(yr, pr, _edges(pr, n_bins, strategy), n_bins)
         out[r] = np.abs(positives - sums).sum() / total.sum()
     return out
+
+
+def calibration_ci(
+    y_true: Sequence | np.ndarray,
+    probability: Sequence | np.ndarray,
+    *,
+    measure: str = ECE,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    n_bins: int = N_BINS,
+    strategy: str = STRATEGY,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI ``(low, high)`` of ECE or Brier, the resamples stratified by
+    ``y_true``: the interval ``finegrain.metrics.bootstrap_ci(expected_calibration_error, y,
+    p)`` gives, from :func:`calibration_replicates` (one binning per resample, no re-checks).
+    """
+    from finegrain.metrics import bootstrap_indices
+
+    if not 0.0 < level < 1.0:
+        raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
+    y, _ = _check(y_true, probability)
+    reps = calibration_replicates(
+        y,
+        probability,
+        bootstrap_indices(y, n_boot, seed=seed),
+        measure=measure,
+        n_bins=n_bins,
+        strategy=strategy,
+    )
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)

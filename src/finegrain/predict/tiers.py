@@ -385,7 +385,8 @@ def tier_table(
         raise FinegrainError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
     keep = ref.isin(rows) & pred.notna()
     counts = pd.crosstab(
-        pd.Categorical(ref[keep], categories=rows), pd.Categorical(pred[keep], categories=TIERS),
+        pd.Categorical(ref[keep], categories=rows),
+        pd.Categorical(pred[keep], categories=TIERS),
         dropna=False,
     )
     table = pd.DataFrame(counts.to_numpy(dtype=int), index=rows, columns=list(TIERS))
