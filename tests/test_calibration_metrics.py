@@ -76,6 +76,30 @@ def test_replicates_are_the_measure_on_each_resample(measure):
     assert (low, high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])))
 
 
+@pytest.mark.parametrize("strategy", ["quantile", "uniform"])
+def test_vectorised_replicates_keep_the_edge_rule_with_ties(strategy, monkeypatch):
+    """Probabilities on a 0.05 grid put many cases exactly on bin edges (each goes to the lower
+    bin): the vectorised replicates still equal the measure of each resample, block by block,
+    and calibration_ci equals bootstrap_ci's interval."""
+    from finegrain.calibration import calibration_ci
+
+    rng = np.random.default_rng(7)
+    p = np.round(rng.random(700) * 20) / 20
+    y = (rng.random(700) < p).astype(int)
+    monkeypatch.setattr("finegrain.calibration._BLOCK_CELLS", 700 * 150)  # blocks of 150 rows
+    idx = bootstrap_indices(y, 400, seed=2)
+    reps = calibration_replicates(y, p, idx, n_bins=10, strategy=strategy)
+    one = [expected_calibration_error(y[r], p[r], n_bins=10, strategy=strategy) for r in idx]
+    np.testing.assert_allclose(reps, one, rtol=0, atol=1e-12)
+
+    def ece(yy, pp):
+        return expected_calibration_error(yy, pp, n_bins=10, strategy=strategy)
+
+    reference = bootstrap_ci(ece, y, p, n_boot=400, seed=2)
+    got = calibration_ci(y, p, n_boot=400, seed=2, n_bins=10, strategy=strategy)
+    assert got == pytest.approx(reference, abs=1e-12)
+
+
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match=r"1\.2 at position 1 is not a probability"):
         expected_calibration_error([0, 1], [0.5, 1.2])

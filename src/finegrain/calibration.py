@@ -61,6 +61,8 @@ N_BINS = 15
 #: Equal-mass bins (``"quantile"``) by default; ``"uniform"``: equal-width.
 STRATEGY = "quantile"
 STRATEGIES = ("quantile", "uniform")
+#: How many resampled cases :func:`calibration_replicates` holds at once (memory bound).
+_BLOCK_CELLS = 4_000_000
 #: The two calibration measures, as :func:`calibration_replicates` names them.
 ECE, BRIER = "ece", "brier"
 
@@ -213,10 +215,25 @@ def calibration_replicates(
     if measure == BRIER:
         return np.mean((p[indices] - y[indices]) ** 2, axis=1)
     out = np.empty(indices.shape[0])
-    for r, rows in enumerate(indices):
-        yr, pr = y[rows], p[rows]
-        total, sums, positives = _bin_sums(yr, pr, _edges(pr, n_bins, strategy), n_bins)
-        out[r] = np.abs(positives - sums).sum() / total.sum()
+    # a block of replicates at a time, every step vectorised across the block: each row's
+    # edges are np.percentile of that row (the same values as one row at a time), a case's bin
+    # the number of inner edges below it (searchsorted's "left": an edge's case goes lower)
+    block = max(1, _BLOCK_CELLS // max(1, indices.shape[1]))
+    for start in range(0, indices.shape[0], block):
+        rows = indices[start : start + block]
+        pr, yr = p[rows], y[rows]
+        if strategy == "quantile":
+            edges = np.percentile(pr, np.linspace(0, 1, n_bins + 1) * 100, axis=1).T
+        else:
+            edges = np.broadcast_to(np.linspace(0.0, 1.0, n_bins + 1), (len(rows), n_bins + 1))
+        flat = np.repeat(n_bins * np.arange(len(rows)), rows.shape[1]).reshape(pr.shape)
+        for k in range(1, n_bins):  # + 1 for each inner edge below the case
+            flat += pr > edges[:, k : k + 1]
+        flat = flat.ravel()
+        size = len(rows) * n_bins
+        sums = np.bincount(flat, weights=pr.ravel(), minlength=size).reshape(len(rows), n_bins)
+        positives = np.bincount(flat, weights=yr.ravel(), minlength=size).reshape(sums.shape)
+        out[start : start + len(rows)] = np.abs(positives - sums).sum(axis=1) / rows.shape[1]
     return out
 
 
@@ -230,20 +247,25 @@ def calibration_ci(
     seed: int = 0,
     n_bins: int = N_BINS,
     strategy: str = STRATEGY,
+    indices: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap CI ``(low, high)`` of ECE or Brier, the resamples stratified by
     ``y_true``: the interval ``finegrain.metrics.bootstrap_ci(expected_calibration_error, y,
-    p)`` gives, from :func:`calibration_replicates` (one binning per resample, no re-checks).
+    p)`` gives, from :func:`calibration_replicates` (vectorised, no re-checks). ``indices``:
+    resamples already drawn (``bootstrap_indices(y, n_boot, seed=seed)``), to share them
+    between ECE and Brier.
     """
     from finegrain.metrics import bootstrap_indices
 
     if not 0.0 < level < 1.0:
         raise FinegrainError(f"level must be between 0 and 1 (exclusive), got {level}")
     y, _ = _check(y_true, probability)
+    if indices is None:
+        indices = bootstrap_indices(y, n_boot, seed=seed)
     reps = calibration_replicates(
         y,
         probability,
-        bootstrap_indices(y, n_boot, seed=seed),
+        indices,
         measure=measure,
         n_bins=n_bins,
         strategy=strategy,
