@@ -391,3 +391,23 @@ def test_a_cut_with_youden_j_zero_is_refused():
         fit_thresholds(labels, subs, [0.4, 0.4, 0.6, 0.6, 0.1, 0.2])
     with pytest.raises(ValueError, match="positive/negative cut has Youden's J 0"):
         fit_thresholds(labels, subs, [0.2, 0.4, 0.2, 0.4, 0.2, 0.4], method="youden")
+
+
+def test_tier_table_counts_each_reference_row_and_its_share_right():
+    from finegrain.predict.tiers import TRUTH_ROWS, mined_class, tier_table
+
+    labels = [0, 0, 1, 1, 1, -1, 1, np.nan]
+    subs = ["", "", "atypical", "typical", "typical", "typical", "", ""]
+    assert mined_class(labels, subs).tolist() == [
+        "negative", "negative", "atypical", "typical", "typical", "", "", ""
+    ]  # fmt: skip
+    got = ["negative", "atypical positive", "atypical positive", "typical positive", "negative",
+           "typical positive", "negative", None]  # fmt: skip
+    table = tier_table(mined_class(labels, subs), got)
+    assert table.loc["negative"].tolist()[:4] == [1, 1, 0, 2]
+    assert table.loc["typical", "share_right"] == 0.5 and table["n"].sum() == 5
+    truth = tier_table(["absent", "slight", "significant", "significant"],
+                       ["negative", "negative", "typical positive", None], TRUTH_ROWS)  # fmt: skip
+    assert truth["share_right"].tolist() == [1.0, 0.0, 1.0]  # an unreadable image is left out
+    with pytest.raises(ValueError, match="unknown tier"):
+        tier_table(["negative"], ["maybe"])
