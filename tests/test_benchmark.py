@@ -76,7 +76,7 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     assert "U-Zeros" not in md  # --methods replaced the table's methods
     # CAMs of U-Ones vs PU-RM, computed once for the figure and the table, and nothing failed
     assert (tmp_path / "figures" / "cam-edema.png").is_file()
-    assert result.outputs.notes == []
+    assert [n for n in result.outputs.notes if "temperature scaling" not in n] == []
     # Figure 5, measured: the runs' index points into a phantom, so U-Ones and PU-RM CAMs are
     # scored against its true lesion masks on the same test cases
     loc = pd.read_csv(tmp_path / "localisation.csv")
@@ -91,8 +91,45 @@ def test_tiny_grid_end_to_end(tiny_data, tmp_path, monkeypatch):
     assert "Figure 5, measured" in md
     assert set(loc["variant"]) == {"u-ones", "pu-rm-tau0.3"}  # keyed by the run's identity
     page = (tmp_path / "report.html").read_text()
-    # learning curves, score distributions, ROC, the CAMs against the true lesion
-    assert page.count("data:image/png;base64,") == 4
+    # learning curves, score distributions, ROC, the CAMs against the true lesion, reliability
+    assert page.count("data:image/png;base64,") == 5
+    assert "Edema: reliability diagram" in page
+    # calibration: each run's on test at its chosen checkpoint, the same numbers as its
+    # predictions give, and results.csv's ECE and Brier at every checkpoint
+    from finegrain.calibration import brier_score, expected_calibration_error
+    from finegrain.experiment.aggregate import selected_predictions
+
+    calib = pd.read_csv(tmp_path / "calibration.csv")
+    assert len(calib) == 4 and set(calib["split"]) == {"test"}
+    for sel in result.outputs.selections:
+        test = selected_predictions(sel, "test")
+        test = test[test["label"].isin([0, 1])]
+        y, p = test["label"].to_numpy(dtype=int), test["score"].to_numpy(dtype=float)
+        row = calib[(calib["method"] == sel.spec.method) & (calib["seed"] == sel.spec.seed)]
+        assert row["ece"].item() == pytest.approx(expected_calibration_error(y, p))
+        assert row["brier"].item() == pytest.approx(brier_score(y, p))
+        assert row["ece_low"].item() <= row["ece_high"].item()
+        assert not row["temperature"].item() <= 0  # NaN: not fitted (worse than chance)
+        chosen = results[(results["method"] == sel.spec.method) & (results["seed"] ==
+                         sel.spec.seed) & results["selected"] & (results["split"] == "test")]  # fmt: skip
+        assert chosen["ece"].item() == pytest.approx(row["ece"].item())
+    assert results["ece"].notna().all() and results["brier"].between(0, 1).all()
+    assert "Calibration of the positive probability" in md
+    # the tier reading: every test case of every seed in one row of each 3 × 3 table
+    tiers = pd.read_csv(tmp_path / "tiers.csv")
+    assert set(tiers["against"]) == {"mined label", "image truth"}
+    cells = ["negative", "atypical positive", "typical positive"]
+    assert (tiers[cells].sum(axis=1) == tiers["n"]).all()
+    truth_rows = tiers[tiers["against"] == "image truth"]
+    fitted = calib[calib["temperature"].notna()].groupby("variant").size()
+    assert fitted.sum() > 0
+    scored = len(selected_predictions(result.outputs.selections[0], "test"))
+    assert truth_rows.groupby("variant")["n"].sum().to_dict() == (fitted * scored).to_dict()
+    # a tiny untrained run can rank worse than chance: then no temperature fits, and says so
+    unfitted = calib["temperature"].isna().sum()
+    said = [n for n in result.outputs.notes if "temperature scaling and the tier reading" in n]
+    assert len(said) == unfitted
+    assert "Edema: predicted tier against the image truth" in md
 
 
 def test_interrupted_benchmark_resumes_without_redoing_runs(tiny_data, tmp_path):

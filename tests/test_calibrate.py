@@ -133,12 +133,13 @@ def _fake_run(tmp_path, iterations=(10, 20)):
     rows = []
     rng = np.random.default_rng(0)
     for it in iterations:
-        shift = it / 100  # later iterations score higher: the cut must follow the iteration
+        shift = it / 200  # later iterations score higher: the cut must follow the iteration
         for i in range(20):
             label = [0, 1, 1, -1][i % 4]
             sub = "" if label == 0 else ("atypical" if i % 8 < 4 else "typical")
             score = {0: 0.1, 1: 0.5}[max(label, 0)] + (0.3 if sub == "typical" else 0) + shift
-            rows.append((f"img{i}", it, label, sub, score + rng.uniform(0, 0.01)))
+            noise = 0.5 if label == 0 else 0.01  # negatives overlap the positives
+            rows.append((f"img{i}", it, label, sub, score + rng.uniform(0, noise)))
     frame = pd.DataFrame(rows, columns=["image_id", "iteration", "label", "subcategory", "score"])
     frame.to_csv(run / "predictions-validate.csv", index=False)
     assert torch.load(run / "checkpoints" / "iter-0000010.pt", weights_only=True)
@@ -147,18 +148,31 @@ def _fake_run(tmp_path, iterations=(10, 20)):
 
 def test_calibrate_run_dir_stores_thresholds_per_iteration(tmp_path):
     from finegrain.predict import calibrate, stored_thresholds
+    from finegrain.predict.calibrate import stored_recalibration
 
     run, frame = _fake_run(tmp_path)
-    fitted = calibrate(run, sensitivity=1.0)
+    fitted = calibrate(run, sensitivity=1.0, calibration="none")
     assert len(fitted) == 2
-    for path, th in fitted.items():
+    for path, reading in fitted.items():
+        th = reading.thresholds
         it = int(path.stem.split("-")[1])
         rows = frame[(frame.iteration == it) & (frame.label == 1)]
-        assert th.iteration == it
+        assert th.iteration == it and th.calibration == "none"
         assert th.positive == pytest.approx(rows.score.min())
         typical_min = rows[rows.subcategory == "typical"].score.min()
         assert th.typical == pytest.approx(typical_min)
         assert stored_thresholds(path) == th  # stored in the checkpoint, loadable weights_only
+        assert stored_recalibration(path) is None and reading.recalibration is None
+    # the default: temperature scaling first, the thresholds carried through it, both stored
+    for path, reading in calibrate(run, sensitivity=1.0).items():
+        it = int(path.stem.split("-")[1])
+        rows = frame[(frame.iteration == it) & (frame.label == 1)]
+        recal = reading.recalibration
+        assert recal.kind == "temperature" and recal.iteration == it
+        assert reading.thresholds.calibration == "temperature"
+        assert reading.thresholds.positive == pytest.approx(recal.apply([rows.score.min()])[0])
+        assert stored_recalibration(path) == recal
+        assert stored_thresholds(path) == reading.thresholds
 
 
 def test_calibrate_errors_name_the_file(tmp_path):
@@ -267,7 +281,7 @@ def test_calibrate_refuses_predictions_of_another_run_or_method(tmp_path, caplog
     run, _ = _fake_run(tmp_path, iterations=(10,))
     ckpt = run / "checkpoints" / "iter-0000010.pt"
     config = _with_run_config(run, method="three-class")
-    assert calibrate_checkpoint(ckpt, write=False).iteration == 10  # its own predictions
+    assert calibrate_checkpoint(ckpt, write=False).thresholds.iteration == 10  # its own
     for name, change, named in (
         ("ordinal", {"method": "ordinal"}, "method: 'ordinal' -> 'three-class'"),
         ("seed1", {"seed": 1}, "seed: 1 -> 0"),
@@ -344,7 +358,7 @@ def test_label_noise_runs_calibrate_and_evaluate_on_the_true_labels(tmp_path):
     run, true, subcategory, flip = _noisy_run(tmp_path)
     assert flip.any()
     ckpt = run / "checkpoints" / "iter-0000010.pt"
-    th = calibrate_checkpoint(ckpt, sensitivity=1.0, write=False)
+    th = calibrate_checkpoint(ckpt, sensitivity=1.0, write=False).thresholds
     assert (th.n_positive, th.n_negative) == (int((true == 1).sum()), int((true == 0).sum()))
     assert (th.n_atypical, th.n_typical) == (
         int((subcategory == "atypical").sum()),
@@ -377,3 +391,23 @@ def test_a_cut_with_youden_j_zero_is_refused():
         fit_thresholds(labels, subs, [0.4, 0.4, 0.6, 0.6, 0.1, 0.2])
     with pytest.raises(ValueError, match="positive/negative cut has Youden's J 0"):
         fit_thresholds(labels, subs, [0.2, 0.4, 0.2, 0.4, 0.2, 0.4], method="youden")
+
+
+def test_tier_table_counts_each_reference_row_and_its_share_right():
+    from finegrain.predict.tiers import TRUTH_ROWS, mined_class, tier_table
+
+    labels = [0, 0, 1, 1, 1, -1, 1, np.nan]
+    subs = ["", "", "atypical", "typical", "typical", "typical", "", ""]
+    assert mined_class(labels, subs).tolist() == [
+        "negative", "negative", "atypical", "typical", "typical", "", "", ""
+    ]  # fmt: skip
+    got = ["negative", "atypical positive", "atypical positive", "typical positive", "negative",
+           "typical positive", "negative", None]  # fmt: skip
+    table = tier_table(mined_class(labels, subs), got)
+    assert table.loc["negative"].tolist()[:4] == [1, 1, 0, 2]
+    assert table.loc["typical", "share_right"] == 0.5 and table["n"].sum() == 5
+    truth = tier_table(["absent", "slight", "significant", "significant"],
+                       ["negative", "negative", "typical positive", None], TRUTH_ROWS)  # fmt: skip
+    assert truth["share_right"].tolist() == [1.0, 0.0, 1.0]  # an unreadable image is left out
+    with pytest.raises(ValueError, match="unknown tier"):
+        tier_table(["negative"], ["maybe"])

@@ -249,6 +249,36 @@ def test_undefined_metric_is_reported_not_raised(tmp_path):
     assert "AUC^FG  undefined" in ev.format()
 
 
+def test_calibration_of_the_positive_probability_beside_auc(tmp_path, capsys):
+    """ECE (15 equal-mass bins) and Brier on the AUC's cases, each with the bootstrap CI that
+    bootstrap_ci gives; scores outside [0, 1] are not probabilities and say so."""
+    from sklearn.metrics import brier_score_loss
+
+    from finegrain.calibration import expected_calibration_error
+
+    path, _, label, _, early, _ = _run_predictions(tmp_path, n=300)
+    used = np.isin(label, ["1", "0"])
+    y, p = (label[used] == "1").astype(int), early[used]
+    ev = evaluate_predictions(path, iteration=100, n_boot=200, seed=1)
+    assert ev.ece == pytest.approx(expected_calibration_error(y, p)) and ev.n_bins == 15
+    assert ev.brier == pytest.approx(brier_score_loss(y, p))
+    reference = bootstrap_ci(expected_calibration_error, y, p, n_boot=200, seed=1)
+    assert ev.ece_ci == pytest.approx(reference)
+    assert ev.ece_ci[0] < ev.ece < ev.ece_ci[1] + 1e-12 and ev.brier_ci[0] < ev.brier
+    assert ev.ece > 0.1  # uniform scores against ~50 % positives: far from calibrated
+    text = ev.format()
+    assert f"ECE     {ev.ece:.4f}  95% CI {ev.ece_ci[0]:.4f}" in text
+    assert f"Brier   {ev.brier:.4f}" in text
+    assert main(["evaluate", str(path), "--iteration", "100", "--n-boot", "200", "--seed", "1",
+                 "--json"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert result["ece"] == ev.ece and result["ece_ci"] == list(ev.ece_ci)
+    assert result["brier"] == ev.brier and result["brier_ci"] == list(ev.brier_ci)
+    late = evaluate_predictions(path, n_boot=50)  # iteration 200: scores up to 1.8
+    assert late.ece is None and late.brier is None and late.auc is not None
+    assert "ECE     undefined (the scores are not probabilities" in late.format()
+
+
 def test_cli_text_and_json(tmp_path, capsys):
     path, *_ = _run_predictions(tmp_path)
     assert main(["evaluate", str(path), "--n-boot", "100", "--json"]) == 0

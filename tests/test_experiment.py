@@ -391,7 +391,7 @@ def test_report_is_self_contained(synthetic_benchmark):
     assert "<script" not in page.lower()
     assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # no external assets
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == 4  # τ ablation, learning curves, score distributions, ROC
+    assert len(images) == 5  # τ ablation, learning curves, score distributions, ROC, reliability
     assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     for table in outputs.tables:
         assert f'id="{table.key}"' in page

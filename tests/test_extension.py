@@ -115,7 +115,7 @@ def test_predict_export_and_cam_ask_the_method(extended_benchmark, tmp_path):
     expected = THREE_WAY.positive_probability(logits).numpy()
     np.testing.assert_allclose(predictor.probabilities(images), expected, atol=1e-6)
     # tiers: the typical cut is fitted on, and applied to, the method's own fine score
-    thresholds = calibrate_checkpoint(checkpoint, write=False)
+    thresholds = calibrate_checkpoint(checkpoint, calibration="none", write=False).thresholds
     assert thresholds.n_atypical > 0 and thresholds.n_typical > 0
     frame = predict(predictor, paths, thresholds=thresholds, progress=False)
     np.testing.assert_allclose(frame["probability"], expected, atol=1e-6)

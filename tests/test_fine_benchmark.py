@@ -112,7 +112,7 @@ def test_predict_tiers_from_a_fine_checkpoint_cut_on_its_fine_score(fine_benchma
     probability = method.positive_probability(logits).numpy()
     fine = method.fine_score(logits).numpy()
     assert not np.allclose(probability, fine)
-    thresholds = calibrate_checkpoint(checkpoint, write=False)
+    thresholds = calibrate_checkpoint(checkpoint, calibration="none", write=False).thresholds
     frame = predict(predictor, paths, thresholds=thresholds, progress=False)
     np.testing.assert_allclose(frame["probability"], probability, atol=1e-6)
     assert frame["tier"].tolist() == tiers(probability, thresholds, fine)
@@ -200,3 +200,25 @@ def test_auc_fg_by_where_the_atypical_label_comes_from(fine_benchmark):
     y = (frame["subcategory"] == "typical").to_numpy(dtype=int)[keep]
     assert row["auc_fg_severity"] == pytest.approx(auc_fg(y, frame["score"].to_numpy()[keep]))
     assert "AUC^FG by where the atypical label comes from" in (out / "summary.md").read_text()
+
+
+def test_a_fine_score_of_its_own_has_its_calibration_among_the_mined_positives(fine_benchmark):
+    """calibration.csv: ECE and Brier of ordinal's and three-class's own P(typical | positive)
+    against typical (1) vs atypical (0) positives, none for a method whose fine score is the
+    positive probability."""
+    from finegrain.calibration import brier_score, expected_calibration_error
+    from finegrain.experiment.aggregate import fg_cases, selected_predictions
+
+    out, _, result = fine_benchmark
+    calib = pd.read_csv(out / "calibration.csv")
+    for sel in result.outputs.selections:
+        row = calib[(calib["method"] == sel.spec.method) & (calib["seed"] == sel.spec.seed)]
+        if not sel.method.own_fine_score:
+            assert row["ece_fine"].isna().all()
+            continue
+        cases = fg_cases(selected_predictions(sel, "test"))
+        y = (cases["subcategory"] == "typical").to_numpy(dtype=int)
+        fine = cases["fine_score"].to_numpy(dtype=float)
+        assert row["ece_fine"].item() == pytest.approx(expected_calibration_error(y, fine))
+        assert row["brier_fine"].item() == pytest.approx(brier_score(y, fine))
+    assert "fine score ECE" in (out / "summary.md").read_text()

@@ -1,4 +1,6 @@
-"""Predictions + labels → AUC^FG and AUC, with counts of every case used or left out.
+"""Predictions + labels → AUC^FG, AUC and the positive probability's calibration (ECE and
+Brier on the AUC's cases, :mod:`finegrain.calibration`), with counts of every case used or
+left out.
 
 Which cases enter which metric (the paper measures AUC^FG over positive cases):
 
@@ -24,6 +26,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finegrain.calibration import (
+    BRIER,
+    ECE,
+    N_BINS,
+    brier_score,
+    calibration_ci,
+    expected_calibration_error,
+)
 from finegrain.data.index import FINE_LABEL_SOURCES, fine_label_column
 from finegrain.errors import FinegrainError, option
 from finegrain.labels import check_labels, check_subcategories
@@ -480,6 +490,16 @@ class Evaluation:
     #: the paper's AUC^FG of the positive probability, where it differs from the ranked one
     auc_fg_probability: float | None = None
     auc_fg_probability_ci: tuple[float, float] | None = None
+    #: calibration of the positive probability on the AUC's cases (:mod:`finegrain.calibration`):
+    #: expected calibration error over ``n_bins`` equal-mass bins and the Brier score, each with
+    #: its bootstrap CI; ``None`` with ``calibration_note`` saying why (no case, scores that are
+    #: not probabilities)
+    ece: float | None = None
+    ece_ci: tuple[float, float] | None = None
+    brier: float | None = None
+    brier_ci: tuple[float, float] | None = None
+    n_bins: int = N_BINS
+    calibration_note: str | None = None
 
     @property
     def evaluated(self) -> bool:
@@ -502,7 +522,7 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("auc_fg_ci", "auc_ci", "auc_fg_probability_ci"):
+        for key in ("auc_fg_ci", "auc_ci", "auc_fg_probability_ci", "ece_ci", "brier_ci"):
             out[key] = list(out[key]) if out[key] is not None else None
         return out
 
@@ -551,6 +571,14 @@ class Evaluation:
                 f"positive {self.n_positive}, negative {self.n_negative}",
                 "needs at least one positive and one negative",
             ),
+            line(
+                "ECE",
+                self.ece,
+                self.ece_ci,
+                f"positive probability, {self.n_bins} equal-mass bins",
+                self.calibration_note,
+            ),
+            line("Brier", self.brier, self.brier_ci, "positive probability", self.calibration_note),
         ]
         for reason, n in self.left_out.items():
             lines.append(f"left out {n} ({reason})")
@@ -696,6 +724,7 @@ def evaluate_predictions(
     own = fine is not None and not np.array_equal(fine, score)  # a fine score of its own
     if own:
         paper, paper_ci = measure(auc_fg, sel.fg, sel.fg_score, n_atypical and n_typical)
+    calibration = _calibration(sel.y, sel.y_score, n_boot=n_boot, level=level, seed=seed)
     return Evaluation(
         observation=observation,
         iteration=chosen,
@@ -722,7 +751,27 @@ def evaluate_predictions(
         ranked=FINE_SCORE if own else SCORE,
         auc_fg_probability=paper,
         auc_fg_probability_ci=paper_ci,
+        **calibration,
     )
+
+
+def _calibration(
+    y: np.ndarray, probability: np.ndarray, *, n_boot: int, level: float, seed: int
+) -> dict[str, Any]:
+    """ECE and Brier of the positive probability with their CIs, or a note why not."""
+    y = np.asarray(y)
+    p = np.asarray(probability, dtype=float)
+    if y.shape[0] == 0:
+        return {"calibration_note": "needs at least one positive or negative"}
+    if np.nanmin(p) < 0 or np.nanmax(p) > 1:
+        return {"calibration_note": "the scores are not probabilities: outside [0, 1]"}
+    common = {"n_boot": n_boot, "level": level, "seed": seed}
+    return {
+        "ece": expected_calibration_error(y, p),
+        "ece_ci": calibration_ci(y, p, measure=ECE, **common),
+        "brier": brier_score(y, p),
+        "brier_ci": calibration_ci(y, p, measure=BRIER, **common),
+    }
 
 
 def _join_keys(preds: pd.DataFrame, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "measure AUC^FG (atypical vs typical positives) and AUC of predictions, with 95% CIs"
+HELP = (
+    "measure AUC^FG (atypical vs typical positives), AUC and calibration (ECE, Brier) of "
+    "predictions, with 95% CIs"
+)
 
 DESCRIPTION = """\
 Measure how well a model's positive probability separates atypical from typical positive
-cases (AUC^FG) and positive from negative cases (the ordinary AUC), each with a percentile
-bootstrap confidence interval, and print the number of cases behind each.
+cases (AUC^FG) and positive from negative cases (the ordinary AUC), and how well the positive
+probability means what it says on the AUC's cases (expected calibration error over 15
+equal-mass bins, and the Brier score; docs/calibration.md), each with a percentile bootstrap
+confidence interval, and print the number of cases behind each. Scores outside [0, 1] are not
+probabilities: their calibration is not measured.
 
 PREDICTIONS.csv is either
   * a run's predictions-<split>.csv (image_id, iteration, label, subcategory, score,

@@ -58,7 +58,11 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "selected",
     "variant",
     *TRAINING_FIELDS,
+    "ece",
+    "brier",
 )
+#: The calibration columns of the results table (:func:`checkpoint_calibration`).
+CALIBRATION_FIELDS: tuple[str, ...] = ("ece", "brier")
 #: A variant of the grid: its method, τ and the values of the grid's other axes (``variant``
 #: spells them, e.g. ``u-ones-iterations600``).
 KEY: list[str] = ["observation", "method", "tau", "variant"]
@@ -83,13 +87,19 @@ SUMMARY_COLUMNS: list[str] = [
 
 def results_table(selections: Sequence[RunSelection]) -> pd.DataFrame:
     """One row per run × checkpoint × split, with ``selected`` marking the chosen checkpoint,
-    ``variant`` naming the run's variant and a column per extra axis of the grid (e.g.
+    ``variant`` naming the run's variant, the positive probability's ``ece`` and ``brier``
+    (:func:`checkpoint_calibration`) and a column per extra axis of the grid (e.g.
     ``iterations``) at the end."""
     axes = axes_of([sel.spec for sel in selections])
     columns = [*RESULT_COLUMNS, *axes]
     frames = []
     for sel in selections:
         m = sel.metrics.copy()
+        calibration = checkpoint_calibration(sel, m["split"].unique())
+        if calibration.empty:
+            m = m.assign(**dict.fromkeys(CALIBRATION_FIELDS, math.nan))
+        else:
+            m = m.merge(calibration, on=["split", "iteration"], how="left")
         m["observation"] = sel.spec.observation
         m["method"] = sel.spec.method
         m["tau"] = sel.spec.tau
@@ -105,6 +115,35 @@ def results_table(selections: Sequence[RunSelection]) -> pd.DataFrame:
     return out.sort_values(
         ["observation", "method", "tau", "variant", "seed", "split", "iteration"], kind="stable"
     ).reset_index(drop=True)
+
+
+def checkpoint_calibration(sel: RunSelection, splits: Sequence[str]) -> pd.DataFrame:
+    """ECE (15 equal-mass bins) and Brier of the positive probability, positives against
+    negatives, at every checkpoint of the run's predictions of ``splits`` (``split,
+    iteration, ece, brier``; empty without predictions, NaN where a checkpoint has no case or
+    its scores are not probabilities)."""
+    from finegrain.calibration import brier_score, expected_calibration_error
+
+    rows = []
+    for split in splits:
+        frame = sel.run.read_predictions(split)
+        if frame is None:
+            continue
+        label = pd.to_numeric(frame["label"], errors="coerce")
+        known = frame[label.isin([0, 1])]
+        for iteration, group in known.groupby("iteration", sort=True):
+            y = (pd.to_numeric(group["label"]) == POSITIVE).to_numpy(dtype=int)
+            p = group["score"].to_numpy(dtype=float)
+            ok = bool(len(p)) and np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1
+            rows.append(
+                {
+                    "split": split,
+                    "iteration": int(iteration),
+                    "ece": expected_calibration_error(y, p) if ok else math.nan,
+                    "brier": brier_score(y, p) if ok else math.nan,
+                }
+            )
+    return pd.DataFrame(rows, columns=["split", "iteration", *CALIBRATION_FIELDS])
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ checkpoint), **aggregated** into every number the outputs show (:func:`aggregate
 :class:`Results`), turned into **tables** and **figures**, then **written** with the report.
 
 A table computed from the selected runs beyond the paper's (image truth, the positive control,
-human fine labels, Figure 5 measured; a rank correlation or a calibration table later) is one
+human fine labels, calibration and the tier reading, Figure 5 measured) is one
 :class:`ResultTable` registered in :data:`RESULT_TABLES`: how to compute its rows from the
 :class:`Results` (its CSV) and how to render them. Every AUC^FG follows
 :mod:`finegrain.scores`.
@@ -46,6 +46,14 @@ from finegrain.experiment.localisation import (
 )
 from finegrain.experiment.plan import Plan
 from finegrain.experiment.presets import Preset
+from finegrain.experiment.reliability import (
+    calibration_runs,
+    calibration_summary_table,
+    calibration_table,
+    reliability_figure,
+    tier_rows,
+    tier_summary_tables,
+)
 from finegrain.experiment.report import Figure, write_report
 from finegrain.experiment.selection import RunSelection, describe_runs, select_runs
 from finegrain.experiment.sources import source_table
@@ -118,6 +126,9 @@ class Results:
     figures: list[tuple[str, Any, Figure]] = field(default_factory=list)
     #: the feature-map label of the CAMs (Figure 5)
     cells: str = ""
+    #: each run's calibration and tier reading, computed once for both tables
+    #: (:func:`finegrain.experiment.reliability.calibration_runs`)
+    calibration: list[dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,42 @@ def _control(results: Results) -> pd.DataFrame:
 
 def _sources(results: Results) -> pd.DataFrame:
     return source_table(results.selections, results.phantom, results.split)
+
+
+def _calibration_runs(results: Results) -> list[dict]:
+    if results.calibration is None:
+        results.calibration = calibration_runs(
+            results.selections, results.phantom, results.split, results.notes
+        )
+    return results.calibration
+
+
+def _calibration(results: Results) -> pd.DataFrame:
+    """Each run's calibration, and a reliability diagram per observation."""
+    runs = _calibration_runs(results)
+    frame = calibration_table(runs)
+    for obs in dict.fromkeys(frame["observation"]):
+        slug = obs.lower().replace(" ", "-")
+        results.figures.append(
+            (
+                f"reliability-{slug}",
+                reliability_figure(runs, obs, results.split),
+                Figure(
+                    f"{obs}: reliability diagram",
+                    Path(f"reliability-{slug}.png"),
+                    f"Share of positives against the mean positive probability in each of 15 "
+                    f"equal-mass bins of the {results.split} cases (positives and negatives), "
+                    "each method's seeds pooled, at the checkpoints chosen on validation "
+                    "(scikit-learn's CalibrationDisplay); on the diagonal a probability means "
+                    "what it says, below it the model over-calls positives.",
+                ),
+            )
+        )
+    return frame
+
+
+def _tiers(results: Results) -> pd.DataFrame:
+    return tier_rows(_calibration_runs(results))
 
 
 def _fine_labels(results: Results) -> pd.DataFrame:
@@ -203,6 +250,16 @@ for _table in (
         "sources", "sources.csv", _sources,
         lambda frame, r: [source_summary_table(frame, r.split)],
         "AUC^FG by where the atypical label comes from not measured",
+    ),
+    ResultTable(
+        "calibration", "calibration.csv", _calibration,
+        lambda frame, r: [calibration_summary_table(frame, r.split)],
+        "calibration not measured",
+    ),
+    ResultTable(
+        "tiers", "tiers.csv", _tiers,
+        lambda frame, r: tier_summary_tables(frame, r.split),
+        "the tier reading not measured",
     ),
     ResultTable(
         "control", "control.csv", _control,

@@ -1,8 +1,11 @@
-"""Fit tier thresholds from a run's validation predictions and store them in the checkpoint.
+"""Fit the reading of a checkpoint from its run's validation predictions and store it in the
+checkpoint: the positive probability's recalibration (temperature scaling by default,
+:mod:`finegrain.recalibration`) under ``"calibration"`` and the tier thresholds fitted after it
+under ``"thresholds"`` (:func:`finegrain.predict.tiers.fit_reading`).
 
-The thresholds live *inside* the checkpoint under ``"thresholds"`` (see docs/architecture.md),
-so a checkpoint file is all ``finegrain predict`` needs. The checkpoint is rewritten atomically:
-loaded with ``weights_only=True``, the key added, saved through :func:`finegrain.io.atomic_open`.
+Both live *inside* the checkpoint (see docs/architecture.md), so a checkpoint file is all
+``finegrain predict`` and ``export`` need. The checkpoint is rewritten atomically: loaded with
+``weights_only=True``, the keys set, saved through :func:`finegrain.io.atomic_open`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from pathlib import Path
 
 from finegrain.errors import FinegrainError, option
 from finegrain.evaluate import true_labels
-from finegrain.predict.tiers import Thresholds, fit_thresholds
-from finegrain.train.checkpoint import load_checkpoint, save_checkpoint
+from finegrain.predict.tiers import Reading, Thresholds, fit_reading
+from finegrain.recalibration import Recalibration, from_dict
+from finegrain.train.checkpoint import load_checkpoint, method_of, save_checkpoint
 from finegrain.train.rundir import CONFIG_FILE, RunDirectory, checkpoints_of
 
 log = logging.getLogger(__name__)
@@ -27,10 +31,22 @@ def stored_thresholds(checkpoint: str | os.PathLike | dict) -> Thresholds | None
     return Thresholds.from_dict(data) if data else None
 
 
-def store_thresholds(checkpoint_path: str | os.PathLike, thresholds: Thresholds) -> None:
-    """Rewrite ``checkpoint_path`` atomically with ``"thresholds"`` added (or replaced)."""
+def stored_recalibration(checkpoint: str | os.PathLike | dict) -> Recalibration | None:
+    """The probability's recalibration stored in a checkpoint (path or loaded dict), or
+    ``None`` (none stored: the model's own probability)."""
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    data = ckpt.get("calibration")
+    return from_dict(data) if data else None
+
+
+def store_reading(checkpoint_path: str | os.PathLike, reading: Reading) -> None:
+    """Rewrite ``checkpoint_path`` atomically with ``"calibration"`` (removed for none) and
+    ``"thresholds"`` set."""
     ckpt = load_checkpoint(checkpoint_path)
-    ckpt["thresholds"] = thresholds.to_dict()
+    ckpt.pop("calibration", None)
+    if reading.recalibration is not None:
+        ckpt["calibration"] = reading.recalibration.to_dict()
+    ckpt["thresholds"] = reading.thresholds.to_dict()
     save_checkpoint(checkpoint_path, ckpt)
 
 
@@ -102,13 +118,15 @@ def calibrate_checkpoint(
     iteration: int | None = None,
     sensitivity: float = 0.95,
     method: str = "sensitivity",
+    calibration: str = "temperature",
     write: bool = True,
-) -> Thresholds:
-    """Fit thresholds for one checkpoint from validation predictions at its iteration.
+) -> Reading:
+    """Fit the reading of one checkpoint (the recalibration of ``calibration``, then the
+    thresholds) from validation predictions at its iteration.
 
     ``predictions`` defaults to the validation predictions of the run directory the checkpoint
     belongs to (``RUN/checkpoints/iter-N.pt``); ``iteration`` defaults to
-    the checkpoint's own. With ``write`` the thresholds are stored in the checkpoint.
+    the checkpoint's own. With ``write`` the reading is stored in the checkpoint.
     """
     import pandas as pd
 
@@ -156,22 +174,32 @@ def calibrate_checkpoint(
         labels = table.loc[ids, "label"].to_numpy(dtype=float)
         subs = pd.Series(table.loc[ids, "subcategory"].to_numpy(), dtype=object).fillna("")
         log.info("calibrating on %s", source)
+    own_fine = bool(ckpt.get("method")) and method_of(ckpt).own_fine_score and "fine_score" in rows
     try:
-        thresholds = fit_thresholds(
+        reading = fit_reading(
             labels,
             subs.tolist(),
             rows["score"].to_numpy(dtype=float),
+            fine_scores=rows["fine_score"].to_numpy(dtype=float) if own_fine else None,
+            calibration=calibration,
             sensitivity=sensitivity,
             method=method,
             iteration=int(iteration),
-            fine_scores=rows["fine_score"].to_numpy(dtype=float) if "fine_score" in rows else None,
         )
     except ValueError as exc:
         raise FinegrainError(f"{predictions} (iteration {iteration}): {exc}") from exc
+    if reading.changed:
+        log.warning(
+            "%s: after %s, %d validation reading(s) differ from those of thresholds fitted on "
+            "the model's own probabilities (the map ties probabilities the model separates)",
+            checkpoint_path,
+            calibration,
+            reading.changed,
+        )
     if write:
-        store_thresholds(checkpoint_path, thresholds)
-        log.info("stored thresholds in %s", checkpoint_path)
-    return thresholds
+        store_reading(checkpoint_path, reading)
+        log.info("stored the calibration and thresholds in %s", checkpoint_path)
+    return reading
 
 
 def calibrate(
@@ -181,9 +209,10 @@ def calibrate(
     iteration: int | None = None,
     sensitivity: float = 0.95,
     method: str = "sensitivity",
+    calibration: str = "temperature",
     write: bool = True,
-) -> dict[Path, Thresholds]:
-    """Calibrate a checkpoint, or every checkpoint of a run directory; returns path -> thresholds.
+) -> dict[Path, Reading]:
+    """Calibrate a checkpoint, or every checkpoint of a run directory; returns path -> reading.
 
     ``iteration`` may only be given with a single checkpoint.
     """
@@ -197,6 +226,7 @@ def calibrate(
             iteration=iteration,
             sensitivity=sensitivity,
             method=method,
+            calibration=calibration,
             write=write,
         )
         for p in paths

@@ -219,10 +219,7 @@ class CAMRenderer:
 
         results = [compute_cam(p.model, images, p.method) for p in self.predictors]
         scores = [
-            {
-                k: v.numpy().astype(float)
-                for k, v in p.method.scores(torch.from_numpy(r.logits)).items()
-            }
+            p.scores_of(torch.from_numpy(r.logits))
             for p, r in zip(self.predictors, results, strict=True)
         ]
         outputs = []
@@ -232,7 +229,8 @@ class CAMRenderer:
                 self.predictors, self.labels, results, scores, strict=True
             ):
                 prob = float(sc["score"][i])
-                text = f"{label}\np = {prob:.3f}"
+                calibrated = "calibrated " if p.recalibration is not None else ""
+                text = f"{label}\n{calibrated}p = {prob:.3f}"
                 if p.thresholds is not None:
                     text += f" ({tier(prob, p.thresholds, float(sc['fine_score'][i]))})"
                 h, w = res.feature_cam.shape[1:]

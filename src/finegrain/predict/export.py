@@ -9,6 +9,14 @@ own (``Method.own_fine_score``: ordinal, three-class) also returns it, ``(probab
 fine_score [B])`` (ONNX outputs ``probability`` and ``fine_score``): the tiers' typical cut is
 decided by it (:mod:`finegrain.scores`). ONNX needs the optional extra ``export``
 (``pip install 'finegrain[export]'``: onnx, onnxscript; onnxruntime to run it).
+
+The probability is the **calibrated** one: the recalibration ``finegrain calibrate`` stored in
+the checkpoint (temperature scaling by default) is part of the graph, the same float32
+operations ``predict`` applies (:func:`finegrain.predict.predictor.calibrated_scores`), so the
+exported model and ``predict`` agree. The file also says what it computes, in its metadata
+(:data:`METADATA_KEY`: JSON with the observation, method, iteration, the calibration in the
+graph and the tier thresholds, which stay outside it): ONNX ``metadata_props``, a TorchScript
+extra file of that name.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from finegrain.errors import FinegrainError
 from finegrain.io import atomic_open, atomic_write_bytes, refuse_overwriting_input
@@ -25,6 +33,8 @@ from finegrain.io import atomic_open, atomic_write_bytes, refuse_overwriting_inp
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from finegrain.predict.predictor import Predictor
+    from finegrain.recalibration import Recalibration
     from finegrain.train.methods import Method
 
 FORMATS = ("torchscript", "onnx")
@@ -34,6 +44,9 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
 #: The second output of a method with a fine score of its own.
 FINE_OUTPUT_NAME = "fine_score"
+#: The metadata entry (ONNX ``metadata_props`` key, TorchScript extra file) saying what the
+#: exported graph computes (:func:`export_metadata`).
+METADATA_KEY = "finegrain.json"
 
 
 def output_names(method: Method) -> list[str]:
@@ -42,10 +55,15 @@ def output_names(method: Method) -> list[str]:
     return [OUTPUT_NAME, FINE_OUTPUT_NAME] if method.own_fine_score else [OUTPUT_NAME]
 
 
-def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module:
-    """Wrap a model so that it returns ``method``'s positive probability ``[B]``, and its fine
-    score ``[B]`` beside it when the method has one of its own (eval mode)."""
+def probability_model(
+    model: torch.nn.Module, method: Method, recalibration: Recalibration | None = None
+) -> torch.nn.Module:
+    """Wrap a model so that it returns ``method``'s positive probability ``[B]``, recalibrated
+    by ``recalibration`` when given, and its fine score ``[B]`` beside it when the method has
+    one of its own (eval mode)."""
     from torch import nn
+
+    from finegrain.predict.predictor import calibrated_scores
 
     class PositiveProbability(nn.Module):
         def __init__(self, inner: nn.Module):
@@ -53,12 +71,29 @@ def probability_model(model: torch.nn.Module, method: Method) -> torch.nn.Module
             self.inner = inner
 
         def forward(self, image):
-            logits = self.inner(image).float()
+            scores = calibrated_scores(method, self.inner(image).float(), recalibration)
             if method.own_fine_score:
-                return method.positive_probability(logits), method.fine_score(logits)
-            return method.positive_probability(logits)
+                return scores["score"], scores["fine_score"]
+            return scores["score"]
 
     return PositiveProbability(model).eval()
+
+
+def export_metadata(predictor: Predictor) -> dict[str, Any]:
+    """What the exported graph computes: ``observation``, ``method``, ``iteration``, its
+    ``outputs``, the ``calibration`` in the graph (the stored dict, ``None`` for none) and the
+    tier ``thresholds`` (not in the graph; apply them with :func:`finegrain.predict.tier`)."""
+    meta = predictor.meta
+    return {
+        "observation": meta.get("observation"),
+        "method": predictor.method.name,
+        "iteration": meta.get("iteration"),
+        "outputs": output_names(predictor.method),
+        "calibration": None
+        if predictor.recalibration is None
+        else predictor.recalibration.to_dict(),
+        "thresholds": None if predictor.thresholds is None else predictor.thresholds.to_dict(),
+    }
 
 
 def checked_input(inner: torch.nn.Module, image_size: int) -> torch.nn.Module:
@@ -126,6 +161,8 @@ def export(
         predictor.image_size,
         out,
         method=predictor.method,
+        recalibration=predictor.recalibration,
+        metadata=export_metadata(predictor),
         format=format,
         opset=opset,
         onnx_exporter=onnx_exporter,
@@ -138,13 +175,17 @@ def export_model(
     out: str | os.PathLike,
     *,
     method: Method,
+    recalibration: Recalibration | None = None,
+    metadata: dict[str, Any] | None = None,
     format: str = "torchscript",  # noqa: A002
     opset: int | None = None,
     onnx_exporter: str = "dynamo",
 ) -> Path:
     """Export a model (uint8 ``[B, 1, S, S]`` -> logits), trained by ``method``, with the
-    method's positive probability as its output (and its own fine score beside it:
-    :func:`output_names`)."""
+    method's positive probability, recalibrated by ``recalibration``, as its output (and its
+    own fine score beside it: :func:`output_names`); ``metadata`` is written into the file
+    under :data:`METADATA_KEY` as JSON."""
+    import json
     import warnings
 
     import torch
@@ -152,7 +193,8 @@ def export_model(
     if format not in FORMATS:
         raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
     out = Path(out)
-    wrapped = probability_model(model, method)
+    wrapped = probability_model(model, method, recalibration)
+    extra = {METADATA_KEY: json.dumps(metadata or {}, sort_keys=True)}
     example = torch.randint(0, 256, (2, 1, image_size, image_size), dtype=torch.uint8)
     if format == "torchscript":
         with warnings.catch_warnings():  # torch marks jit as deprecated; it still works
@@ -161,11 +203,17 @@ def export_model(
                 traced = torch.jit.trace(wrapped, (example,), check_trace=False)
                 traced = torch.jit.freeze(checked_input(traced, image_size))
             with atomic_open(out, "wb") as handle:
-                torch.jit.save(traced, handle)
+                torch.jit.save(traced, handle, _extra_files=extra)
         return out
     if format == "onnx":
         return _export_onnx(
-            wrapped, example, out, opset=opset, exporter=onnx_exporter, outputs=output_names(method)
+            wrapped,
+            example,
+            out,
+            opset=opset,
+            exporter=onnx_exporter,
+            outputs=output_names(method),
+            metadata=extra,
         )
     raise FinegrainError(f"unknown export format {format!r}; choose from {FORMATS}")
 
@@ -211,6 +259,7 @@ def _export_onnx(
     opset: int | None,
     exporter: str,
     outputs: list[str],
+    metadata: dict[str, str],
 ) -> Path:
     import io
     import warnings
@@ -263,8 +312,19 @@ def _export_onnx(
             f"--opset {opset}: the {exporter} ONNX exporter wrote opset {written} instead; "
             "nothing written"
         )
-    atomic_write_bytes(out, data)
+    atomic_write_bytes(out, _with_metadata(data, metadata))
     return out
+
+
+def _with_metadata(data: bytes, metadata: dict[str, str]) -> bytes:
+    """The ONNX model ``data`` with ``metadata`` in its ``metadata_props``."""
+    import onnx
+
+    model = onnx.load_from_string(data)
+    onnx.helper.set_model_props(
+        model, {**{p.key: p.value for p in model.metadata_props}, **metadata}
+    )
+    return model.SerializeToString()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from finegrain.errors import FinegrainError, option
 from finegrain.predict.cam import CAMRenderer
 from finegrain.predict.images import IMAGE_EXTENSIONS, collect_images, degenerate, read_batches
 from finegrain.predict.predictor import Predictor
-from finegrain.predict.tiers import Thresholds, tiers
+from finegrain.predict.tiers import Thresholds, reading_of, tiers
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: Columns of the predictions table: per image, then what the probability is of (the
-#: checkpoint's observation, method, iteration and file), so a table read later says it.
+#: checkpoint's observation, method, iteration and file, and the recalibration applied to it),
+#: so a table read later says it.
 COLUMNS = (
     "path",
     "probability",
@@ -42,6 +43,7 @@ COLUMNS = (
     "method",
     "iteration",
     "checkpoint",
+    "calibration",
 )
 
 
@@ -59,7 +61,9 @@ def predict(
 
     Returns a DataFrame with columns ``path, probability, fine_score, tier, error, warning`` one
     row per image in :func:`collect_images` order, then ``observation, method, iteration,
-    checkpoint`` (the same on every row: what the probability is of); ``error`` is empty for
+    checkpoint, calibration`` (the same on every row: what the probability is of, and the
+    recalibration stored in the checkpoint that made it: ``temperature T = 1.83``, or ``none``
+    for the model's own probability); ``error`` is empty for
     images that were read, and holds the reason (with ``probability`` NaN and ``tier`` empty) for
     those that were not; ``warning`` says what makes a read image a poor radiograph (tiny, an
     extreme aspect ratio, constant: :func:`~finegrain.predict.images.degenerate`), else it is
@@ -79,6 +83,7 @@ def predict(
         predictor.thresholds = (
             thresholds if isinstance(thresholds, Thresholds) else Thresholds.from_dict(thresholds)
         )
+        reading_of(predictor.recalibration, predictor.thresholds)
     if predictor.thresholds is None:
         where = (
             predictor.meta.get("path", predictor.name) if predictor is checkpoint else checkpoint
@@ -141,6 +146,7 @@ def predict(
             "method": predictor.method.name,
             "iteration": predictor.meta.get("iteration"),
             "checkpoint": predictor.meta.get("path", ""),
+            "calibration": predictor.calibration,
         },
         columns=list(COLUMNS),
     )

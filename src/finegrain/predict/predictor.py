@@ -3,7 +3,9 @@
 The preprocessing (image size, crop, normalisation) is read from the checkpoint itself, where
 training stored it (:class:`finegrain.data.cache.Preprocessing`): nothing is looked up on disk,
 so a prediction does not depend on where it runs. A checkpoint without it (written by an older
-finegrain) is refused, never guessed.
+finegrain) is refused, never guessed. So is the probability's recalibration, stored beside the
+tier thresholds by ``finegrain calibrate``: every probability a predictor gives (``predict``,
+``cam``, the exported graph) is the recalibrated one (:func:`calibrated_scores`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 
 from finegrain.data.cache import Preprocessing
 from finegrain.errors import FinegrainError
-from finegrain.predict.tiers import Thresholds
+from finegrain.predict.tiers import Thresholds, reading_of
+from finegrain.recalibration import Recalibration, describe, from_dict
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,20 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from finegrain.train.methods import Method
+
+
+def calibrated_scores(
+    method: Method, logits: torch.Tensor, recalibration: Recalibration | None
+) -> dict[str, torch.Tensor]:
+    """``method``'s scores of ``logits`` (:meth:`~finegrain.train.methods.Method.scores`) with
+    the positive probability recalibrated; a fine score that is the positive probability (the
+    paper's methods) is the recalibrated probability too, a method's own is left as it is."""
+    scores = method.scores(logits)
+    if recalibration is None:
+        return scores
+    probability = recalibration.apply_tensor(scores["score"])
+    fine = scores["fine_score"] if method.own_fine_score else probability
+    return {"score": probability, "fine_score": fine}
 
 
 @dataclass
@@ -39,6 +56,13 @@ class Predictor:
     thresholds: Thresholds | None = None
     name: str = ""
     meta: dict = field(default_factory=dict)
+    #: the positive probability's recalibration (``None``: the model's own probability)
+    recalibration: Recalibration | None = None
+
+    @property
+    def calibration(self) -> str:
+        """The recalibration in one line (``temperature T = 1.83``, ``none``)."""
+        return describe(self.recalibration)
 
     @property
     def image_size(self) -> int:
@@ -77,6 +101,13 @@ class Predictor:
                 f"size {preprocessing.size}"
             )
         data = meta.get("thresholds")
+        thresholds = Thresholds.from_dict(data) if data else None
+        try:
+            recalibration = from_dict(meta["calibration"]) if meta.get("calibration") else None
+            if thresholds is not None:
+                reading_of(recalibration, thresholds)
+        except (TypeError, ValueError) as exc:
+            raise FinegrainError(f"{checkpoint}: {exc}") from exc
         iteration = meta.get("iteration")
         name = " ".join(
             str(x)
@@ -91,9 +122,10 @@ class Predictor:
             model=model.eval(),
             method=method,
             preprocessing=preprocessing,
-            thresholds=Thresholds.from_dict(data) if data else None,
+            thresholds=thresholds,
             name=name or checkpoint.stem,
             meta=meta,
+            recalibration=recalibration,
         )
 
     def read(self, path: str | os.PathLike) -> np.ndarray:
@@ -110,9 +142,16 @@ class Predictor:
 
     def scores(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """``{"score": positive probability, "fine_score": fine score}``, each ``(B,)``, for
-        uint8 images ``(B, S, S)`` (:meth:`~finegrain.train.methods.Method.scores`)."""
-        logits = self.logits(images)
-        return {k: v.numpy().astype(float) for k, v in self.method.scores(logits).items()}
+        uint8 images ``(B, S, S)``, recalibrated (:func:`calibrated_scores`)."""
+        return self.scores_of(self.logits(images))
+
+    def scores_of(self, logits: torch.Tensor) -> dict[str, np.ndarray]:
+        """:meth:`scores` from the model's logits ``[B, outputs]``."""
+        import torch
+
+        with torch.inference_mode():
+            scores = calibrated_scores(self.method, logits, self.recalibration)
+        return {k: v.numpy().astype(float) for k, v in scores.items()}
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Positive probabilities ``(B,)`` for uint8 images ``(B, S, S)``."""

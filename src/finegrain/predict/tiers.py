@@ -24,6 +24,12 @@ A method that learns a fine score of its own (:meth:`finegrain.train.methods.Met
 passes it as ``fine_scores``: the atypical/typical cut is then fitted on, and applied to, the
 fine score, and the positive cut stays on the positive probability.
 
+:func:`fit_reading` is what ``finegrain calibrate`` fits: the probability's recalibration
+(:mod:`finegrain.recalibration`, temperature scaling by default) and the thresholds of the
+recalibrated probability. A strictly increasing map keeps every order, so those thresholds
+give the same tiers as thresholds fitted on the model's own probabilities; the reading counts
+the validation cases where they do not (float saturation, an isotonic map's flat steps).
+
 >>> th = fit_thresholds([1, 1, 1, 1, 0, 0], ["atypical", "atypical", "typical", "typical", "", ""],
 ...                     [0.3, 0.4, 0.8, 0.9, 0.1, 0.2], sensitivity=0.75)
 >>> th.positive, th.typical
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +51,7 @@ import pandas as pd
 from finegrain.errors import FinegrainError
 from finegrain.labels import check_labels, check_subcategories
 from finegrain.observations import ATYPICAL, NEGATIVE, POSITIVE, TYPICAL
+from finegrain.recalibration import Recalibration, describe, fit_recalibration
 
 NEGATIVE_TIER = "negative"
 ATYPICAL_TIER = "atypical positive"
@@ -69,6 +76,9 @@ class Thresholds:
     n_atypical: int = 0
     n_typical: int = 0
     iteration: int | None = None  # checkpoint iteration the predictions came from
+    #: the recalibration of the probability they were fitted after (its kind; ``none``: the
+    #: model's own probability, as every threshold fitted before finegrain 0.4)
+    calibration: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of str/float/int/None (storable in a ``weights_only`` checkpoint)."""
@@ -158,6 +168,7 @@ def fit_thresholds(
     method: str = "sensitivity",
     iteration: int | None = None,
     fine_scores: Sequence | None = None,
+    calibration: str = "none",
 ) -> Thresholds:
     """Fit the tier thresholds on validation predictions (see the module docstring); the
     atypical/typical cut on ``fine_scores`` when given (else on ``scores``).
@@ -214,7 +225,89 @@ def fit_thresholds(
         n_atypical=n_atyp,
         n_typical=n_typ,
         iteration=iteration,
+        calibration=calibration,
     )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What ``finegrain calibrate`` stores in a checkpoint: the probability's recalibration
+    (``None``: none) and the tier thresholds fitted after it."""
+
+    recalibration: Recalibration | None
+    thresholds: Thresholds
+    #: validation cases whose tier differs from the tier that thresholds fitted on the model's
+    #: own probabilities give (0 unless the map ties scores the model separates)
+    changed: int = 0
+
+
+def fit_reading(
+    labels: Sequence,
+    subcategories: Sequence,
+    scores: Sequence,
+    *,
+    fine_scores: Sequence | None = None,
+    calibration: str = "temperature",
+    sensitivity: float = 0.95,
+    method: str = "sensitivity",
+    iteration: int | None = None,
+) -> Reading:
+    """Fit the recalibration of ``calibration`` (:data:`finegrain.recalibration.KINDS`) on the
+    validation positives (label 1) against negatives (0), and the tier thresholds of the
+    recalibrated probability; ``fine_scores``: a method's own fine score (not recalibrated),
+    else the fine score is the (recalibrated) probability.
+
+    The thresholds are :func:`fit_thresholds` on the model's own probabilities carried through
+    the map (``t' = f(t)``). For a strictly increasing map they *are* the thresholds fitted on
+    the recalibrated validation probabilities (the k-th highest score and Youden's best cut move
+    with the map) and give the same tiers; a map that ties probabilities the model separates
+    (float saturation, an isotonic step) cannot move a cut inside the tie, and
+    :attr:`Reading.changed` counts the validation cases whose tier it changes.
+
+    >>> r = fit_reading([1, 1, 1, 1, 0, 0, 0], ["atypical", "typical", "atypical", "typical",
+    ...                 "", "", ""], [0.4, 0.95, 0.7, 0.99, 0.1, 0.6, 0.3], sensitivity=0.75)
+    >>> r.recalibration.describe(), round(r.thresholds.positive, 3), r.changed
+    ('temperature T = 0.6925', 0.773, 0)
+    """
+    labels_, subs, raw = _as_arrays(labels, subcategories, scores)
+    common = {"sensitivity": sensitivity, "method": method, "iteration": iteration}
+    own = fit_thresholds(labels_, subs, raw, fine_scores=fine_scores, **common)
+    if calibration == "none":
+        return Reading(None, own)
+    known = np.isin(labels_, (POSITIVE, NEGATIVE))
+    recalibration = fit_recalibration(
+        labels_[known] == POSITIVE, raw[known], kind=calibration, iteration=iteration
+    )
+    probability = recalibration.apply(raw)
+    positive = float(recalibration.apply([own.positive])[0])
+    typical = (
+        own.typical if fine_scores is not None else float(recalibration.apply([own.typical])[0])
+    )
+    pos, neg = labels_ == POSITIVE, labels_ == NEGATIVE
+    thresholds = replace(
+        own,
+        positive=positive,
+        typical=typical,
+        achieved_sensitivity=float((probability[pos] >= positive).mean()),
+        specificity=float((probability[neg] < positive).mean()) if neg.any() else None,
+        calibration=calibration,
+    )
+    before = tiers(raw, own, fine_scores)
+    after = tiers(probability, thresholds, fine_scores)
+    changed = sum(a != b for a, b in zip(before, after, strict=True))
+    return Reading(recalibration, thresholds, changed)
+
+
+def reading_of(recalibration: Recalibration | None, thresholds: Thresholds) -> str:
+    """Refuse thresholds fitted after another recalibration than the one stored beside them
+    (their tiers would not be the ones fitted); returns the recalibration's description."""
+    kind = "none" if recalibration is None else recalibration.kind
+    if thresholds.calibration != kind:
+        raise FinegrainError(
+            f"the tier thresholds were fitted after calibration {thresholds.calibration!r}, but "
+            f"the probability's calibration is {kind!r}; run `finegrain calibrate` again"
+        )
+    return describe(recalibration)
 
 
 def _cuts(thresholds: Thresholds | dict) -> tuple[float, float]:
@@ -244,3 +337,61 @@ def tiers(
     return [
         None if math.isnan(s) else tier(s, thresholds, f) for s, f in zip(scores, fine, strict=True)
     ]
+
+
+#: The rows of a tier table against the mined label, and against a phantom's image truth: the
+#: i-th row is read right when its case gets the i-th tier of :data:`TIERS`.
+MINED_ROWS = ("negative", "atypical", "typical")
+TRUTH_ROWS = ("absent", "slight", "significant")
+
+
+def mined_class(labels: Sequence, subcategories: Sequence) -> np.ndarray:
+    """Each case's row of :data:`MINED_ROWS`: ``negative`` (label 0), ``atypical`` or
+    ``typical`` (label 1 with that subcategory), ``""`` otherwise (uncertain, blank, a positive
+    without a subcategory)."""
+    labels_, subs, _ = _as_arrays(labels, subcategories, np.zeros(len(labels)))
+    out = np.full(labels_.shape, "", dtype=object)
+    out[labels_ == NEGATIVE] = "negative"
+    for sub in (ATYPICAL, TYPICAL):
+        out[(labels_ == POSITIVE) & (subs == sub)] = sub
+    return out
+
+
+def tier_table(
+    reference: Sequence, predicted: Sequence, rows: Sequence[str] = MINED_ROWS
+) -> pd.DataFrame:
+    """The reading a clinician meets: counts of each predicted tier (columns :data:`TIERS`) per
+    ``reference`` class (index ``rows``; a case of any other class is left out), with ``n`` and
+    ``share_right`` (the share of the row given the tier in the same position: negative,
+    atypical positive, typical positive), NaN for an empty row.
+
+    >>> tier_table(["negative", "typical", "typical", ""],
+    ...            ["negative", "typical positive", "atypical positive", "negative"])
+    ...                                          # doctest: +NORMALIZE_WHITESPACE
+              negative  atypical positive  typical positive  n  share_right
+    negative         1                  0                 0  1          1.0
+    atypical         0                  0                 0  0          NaN
+    typical          0                  1                 1  2          0.5
+    """
+    rows = list(rows)
+    if len(rows) != len(TIERS):
+        raise FinegrainError(f"a tier table has {len(TIERS)} rows, got {rows}")
+    ref = pd.Series(np.asarray(reference, dtype=object))
+    pred = pd.Series(np.asarray(predicted, dtype=object))
+    if len(ref) != len(pred):
+        raise FinegrainError(f"{len(ref)} reference classes but {len(pred)} predicted tiers")
+    unknown = set(pred[ref.isin(rows)].dropna()) - set(TIERS)
+    if unknown:
+        raise FinegrainError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
+    keep = ref.isin(rows) & pred.notna()
+    counts = pd.crosstab(
+        pd.Categorical(ref[keep], categories=rows),
+        pd.Categorical(pred[keep], categories=TIERS),
+        dropna=False,
+    )
+    table = pd.DataFrame(counts.to_numpy(dtype=int), index=rows, columns=list(TIERS))
+    table["n"] = table[list(TIERS)].sum(axis=1)
+    right = np.diag(table[list(TIERS)].to_numpy())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["share_right"] = np.where(table["n"] > 0, right / table["n"].to_numpy(), np.nan)
+    return table

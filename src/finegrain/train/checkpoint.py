@@ -22,7 +22,8 @@ image_size        the side of the images it was trained on
 preprocessing     size, crop, normalisation (:class:`finegrain.data.cache.Preprocessing`)
 observation, tau  what it was trained for
 train_loss        mean training loss since the previous checkpoint; ``elapsed_s`` time so far
-thresholds        the tiers' thresholds, once ``finegrain calibrate`` stored them
+calibration       the positive probability's recalibration (:mod:`finegrain.recalibration`) and
+thresholds        the tiers' thresholds fitted after it, once ``finegrain calibrate`` stored them
 ================= ===========================================================================
 """
 
