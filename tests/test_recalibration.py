@@ -243,3 +243,18 @@ def test_a_fine_score_of_its_own_is_not_recalibrated(tmp_path):
     probability, fine = torch.jit.load(str(tmp_path / "m.ts"))(torch.from_numpy(x))
     np.testing.assert_allclose(probability.numpy(), scores["score"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(fine.numpy(), scores["fine_score"], rtol=0, atol=1e-5)
+
+
+def test_temperature_scaling_refuses_a_shift_it_cannot_remove_and_names_isotonic():
+    """Every case called positive, most of them negatives: the positives rank higher (AUC 1),
+    yet no temperature beats 0.5 for all, so none is fitted; the message says why and what
+    fits instead (isotonic does)."""
+    from finegrain.errors import FinegrainError
+    from finegrain.recalibration import fit_recalibration
+
+    y = np.array([1] * 20 + [0] * 80)
+    p = np.where(y == 1, 0.99, 0.9)
+    with pytest.raises(FinegrainError, match="shift.*isotonic"):
+        fit_recalibration(y, p)
+    iso = fit_recalibration(y, p, kind="isotonic")
+    assert iso.apply([0.9, 0.99]).tolist() == pytest.approx([0.0, 1.0])

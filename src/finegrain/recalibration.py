@@ -177,10 +177,13 @@ def _fit_temperature(y: np.ndarray, p: np.ndarray) -> float:
         return float(-np.mean(log_expit(sign * a * z)))
 
     gradient_at_zero = float(np.mean(sign * z))  # d(-loss)/da at a = 0
-    if gradient_at_zero <= 0:
+    if gradient_at_zero <= 0:  # the best T is infinite: every case at 0.5
+        isotonic = option("calibration='isotonic'", "--calibration isotonic")
         raise FinegrainError(
-            "temperature scaling needs probabilities that are higher, on average in log-odds, "
-            "for the positives than for the negatives; these are not (no T > 0 fits)"
+            "temperature scaling cannot fit these probabilities: no temperature does better "
+            "than 0.5 for every case (the positives' log-odds summed do not exceed the "
+            "negatives', as when most negatives are called positive too: a shift, which a "
+            f"temperature cannot remove); {isotonic} fits any increasing map"
         )
     found = minimize_scalar(loss, bounds=(1e-4, 1e4), method="bounded", options={"xatol": 1e-10})
     return float(1.0 / found.x)
