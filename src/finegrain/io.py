@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -390,6 +390,35 @@ def decode_text(
 class LockedError(FinegrainError):
     """Another process holds the lock (a ``ValueError``: the command line reports it in one
     line, like other unusable arguments)."""
+
+
+@contextlib.contextmanager
+def held_lock(path: Path, busy: Callable[[str], FinegrainError]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (our pid written in it) while the block
+    runs; the file stays. If another process holds it, raise ``busy(pid)`` (the holder's pid as
+    its file says, or ""). The OS releases the lock when the holder exits or is killed, so a
+    leftover lock file is harmless."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the end
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            holder = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+            raise busy(holder) from None
+        raise
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
 
 
 @contextlib.contextmanager

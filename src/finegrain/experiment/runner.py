@@ -485,33 +485,19 @@ def benchmark_lock(out: Path) -> Iterator[None]:
     ``out`` (data, runs and report); a second benchmark into it stops at once with
     :class:`BenchmarkLockedError`, one line naming the folder. The OS releases the lock when
     the holder exits or is killed, so a leftover lock file is harmless."""
-    import errno
-    import fcntl
+    from finegrain.io import held_lock
 
-    out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE
-    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the end
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            holder = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-            raise BenchmarkLockedError(
-                f"another benchmark{f' (process {holder})' if holder else ''} is training into "
-                f"{out} (it holds {path}): wait for it to finish or stop it, or choose another "
-                f"{option('out', '--out')}"
-            ) from None
-        raise
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+
+    def busy(holder: str) -> BenchmarkLockedError:
+        return BenchmarkLockedError(
+            f"another benchmark{f' (process {holder})' if holder else ''} is training into "
+            f"{out} (it holds {path}): wait for it to finish or stop it, or choose another "
+            f"{option('out', '--out')}"
+        )
+
+    with held_lock(path, busy):
         yield
-    finally:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
 
 
 @dataclass

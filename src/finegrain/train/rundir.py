@@ -18,7 +18,6 @@ Writes are atomic (``finegrain.io``); ``metrics.jsonl`` is appended line by line
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
@@ -310,29 +309,16 @@ class RunDirectory:
         A second process raises :class:`RunLockedError` naming the directory. The OS releases
         the lock when the holder exits or is killed, so a stale lock file is harmless.
         """
-        import fcntl
+        from finegrain.io import held_lock
 
-        self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunLockedError(
-                    f"{self.path} is being trained by another process (it holds {self.lock_path});"
-                    " wait for it to finish or stop it, or choose another --out"
-                ) from None
-            raise
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+        def busy(holder: str) -> RunLockedError:
+            return RunLockedError(
+                f"{self.path} is being trained by another process (it holds {self.lock_path});"
+                " wait for it to finish or stop it, or choose another --out"
+            )
+
+        with held_lock(self.lock_path, busy):
             yield self
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
 
 
 def resolve_checkpoint(checkpoint_or_run: str | os.PathLike) -> Path:
