@@ -263,7 +263,7 @@ def _mean_std(values: pd.Series, digits: int = 3) -> str:
 def calibration_summary_table(frame: pd.DataFrame, split: str = "test"):
     """Rows = variants; per observation the ECE, Brier and ECE after temperature scaling (mean
     ± std over seeds), and a method's own fine score's ECE."""
-    from finegrain.experiment.tables import Table
+    from finegrain.experiment.tables import Table, frame_rows
 
     observations = list(dict.fromkeys(frame["observation"]))
     fine = frame["ece_fine"].notna().any()
@@ -275,15 +275,8 @@ def calibration_summary_table(frame: pd.DataFrame, split: str = "test"):
             "Brier",
             "ECE after T",
         ] + (["fine score ECE"] if fine else [])
-    rows = []
-    for variant in dict.fromkeys(frame["variant"]):
-        part = frame[frame["variant"] == variant]
-        cells = [str(part["display"].iloc[0])]
-        for obs in observations:
-            r = part[part["observation"] == obs]
-            keys = ["ece", "brier", "ece_scaled"] + (["ece_fine"] if fine else [])
-            cells += ["–"] * len(keys) if r.empty else [_mean_std(r[k]) for k in keys]
-        rows.append(cells)
+    keys = ["ece", "brier", "ece_scaled"] + (["ece_fine"] if fine else [])
+    rows = frame_rows(frame, observations, lambda r: [_mean_std(r[k]) for k in keys], len(keys))
     return Table(
         "calibration",
         f"Calibration of the positive probability ({split}, checkpoints chosen on validation)",

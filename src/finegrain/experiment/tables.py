@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -516,6 +516,26 @@ def to_html(table: Table) -> str:
     return "\n".join(parts)
 
 
+def frame_rows(
+    frame: pd.DataFrame,
+    observations: Sequence[str],
+    cells: Callable[[pd.DataFrame], list[str]],
+    width: int,
+) -> list[list[str]]:
+    """The rows of a table of a result frame: one per ``frame["variant"]`` in order, its
+    ``display`` name, then per observation the ``width`` cells ``cells(rows)`` of its rows
+    there (dashes where it has none)."""
+    rows = []
+    for variant in dict.fromkeys(frame["variant"]):
+        part = frame[frame["variant"] == variant]
+        row = [str(part["display"].iloc[0])]
+        for obs in observations:
+            r = part[part["observation"] == obs]
+            row += [DASH] * width if r.empty else cells(r)
+        rows.append(row)
+    return rows
+
+
 def source_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
     """AUC^FG against the mined labels by where the atypical label comes from
     (:func:`finegrain.experiment.sources.source_table`): per observation, every atypical case,
@@ -529,15 +549,10 @@ def source_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
             f"severity word (n = {first['n_severity']})",
             f"change word (n = {first['n_change']}, {first['change_share']:.0%})",
         ]
-    rows = []
-    for variant in dict.fromkeys(frame["variant"]):
-        part = frame[frame["variant"] == variant]
-        cells = [str(part["display"].iloc[0])]
-        for obs in observations:
-            r = part[part["observation"] == obs]
-            keys = ("auc_fg_mined", "auc_fg_severity", "auc_fg_change")
-            cells += [DASH] * 3 if r.empty else [_number(float(r[k].iloc[0])) for k in keys]
-        rows.append(cells)
+    keys = ("auc_fg_mined", "auc_fg_severity", "auc_fg_change")
+    rows = frame_rows(
+        frame, observations, lambda r: [_number(float(r[k].iloc[0])) for k in keys], 3
+    )
     return Table(
         "sources",
         f"AUC^FG by where the atypical label comes from ({split} positives)",
@@ -566,33 +581,23 @@ def truth_summary_table(frame: pd.DataFrame, split: str = "test") -> Table:
             f"{first['n_significant']} significant)",
             f"{obs} ρ with true severity",
         ]
-    rows = []
-    for variant in dict.fromkeys(frame["variant"]):
-        part = frame[frame["variant"] == variant]
-        cells = [str(part["display"].iloc[0])]
-        for obs in observations:
-            r = part[part["observation"] == obs]
-            if r.empty:
-                cells += [DASH, DASH, DASH]
-                continue
-            own = (
-                check_method(str(r["method"].iloc[0])).own_fine_score
-                if variant != "oracle"
-                else False
-            )
-            for kind in ("mined", "truth"):
-                cell = _number(float(r[f"auc_fg_{kind}"].iloc[0]))
-                if own:  # the paper's AUC^FG of the positive probability beside
-                    cell += (
-                        f" [P(positive) {_number(float(r[f'auc_fg_{kind}_probability'].iloc[0]))}]"
-                    )
-                left = float(r.get(f"headroom_{kind}", pd.Series([math.nan])).iloc[0])
-                if not math.isnan(left):  # the oracle's is NaN: it is the ceiling
-                    cell += f" ({left:+.3f} left)"
-                cells.append(cell)
-            rho = float(r.get("rho_truth", pd.Series([math.nan])).iloc[0])
-            cells.append(DASH if math.isnan(rho) else f"{rho:.3f}")
-        rows.append(cells)
+
+    def cells(r: pd.DataFrame) -> list[str]:
+        oracle = r["variant"].iloc[0] == "oracle"
+        own = not oracle and check_method(str(r["method"].iloc[0])).own_fine_score
+        shown = []
+        for kind in ("mined", "truth"):
+            cell = _number(float(r[f"auc_fg_{kind}"].iloc[0]))
+            if own:  # the paper's AUC^FG of the positive probability beside
+                cell += f" [P(positive) {_number(float(r[f'auc_fg_{kind}_probability'].iloc[0]))}]"
+            left = float(r.get(f"headroom_{kind}", pd.Series([math.nan])).iloc[0])
+            if not math.isnan(left):  # the oracle's is NaN: it is the ceiling
+                cell += f" ({left:+.3f} left)"
+            shown.append(cell)
+        rho = float(r.get("rho_truth", pd.Series([math.nan])).iloc[0])
+        return [*shown, DASH if math.isnan(rho) else f"{rho:.3f}"]
+
+    rows = frame_rows(frame, observations, cells, 3)
     return Table(
         "truth",
         f"AUC^FG against the phantom's image truth ({split} positives)",
