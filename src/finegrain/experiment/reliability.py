@@ -135,23 +135,33 @@ def run_calibration(
     if validate is None:
         out["note"] = "no validation predictions at the chosen checkpoint"
         return out
-    try:
-        reading = fit_reading(
+
+    def reading_of(calibration: str):
+        return fit_reading(
             pd.to_numeric(validate["label"], errors="coerce").to_numpy(dtype=float),
             validate["subcategory"].fillna("").astype(str).tolist(),
             validate["score"].to_numpy(dtype=float),
             fine_scores=validate["fine_score"].to_numpy(dtype=float) if own_fine else None,
-            calibration="temperature",
+            calibration=calibration,
             sensitivity=SENSITIVITY,
             iteration=sel.iteration,
         )
-    except (FinegrainError, ValueError) as exc:  # no validation negatives, worse than chance
-        out["note"] = str(exc)
-        return out
-    scaled = reading.recalibration.apply(p)
-    row["temperature"] = reading.recalibration.temperature
-    row["ece_scaled"] = expected_calibration_error(y, scaled[known])
-    row["brier_scaled"] = brier_score(y, scaled[known])
+
+    try:
+        reading = reading_of("temperature")
+    except (FinegrainError, ValueError) as exc:  # no validation negatives, a shift, ...
+        out["note"] = f"temperature scaling not fitted ({exc})"
+        try:  # the cuts are rank-based: any increasing map reads the same tiers
+            reading = reading_of("none")
+        except (FinegrainError, ValueError) as again:
+            out["note"] += f"; the tier reading not fitted either ({again})"
+            return out
+        out["note"] += "; its tiers read the model's own probability (the same tiers)"
+    scaled = reading.recalibration.apply(p) if reading.recalibration is not None else p
+    if reading.recalibration is not None:
+        row["temperature"] = reading.recalibration.temperature
+        row["ece_scaled"] = expected_calibration_error(y, scaled[known])
+        row["brier_scaled"] = brier_score(y, scaled[known])
     got = tiers(
         scaled, reading.thresholds, frame["fine_score"].to_numpy(dtype=float) if own_fine else None
     )
@@ -181,7 +191,7 @@ def calibration_runs(
             if one["note"] and notes is not None:
                 notes.append(
                     f"{sel.spec.observation} {one['row']['display']} seed {sel.spec.seed}: "
-                    f"temperature scaling and the tier reading not fitted ({one['note']})"
+                    f"{one['note']}"
                 )
     return found
 
