@@ -60,7 +60,7 @@ Examples:
   finegrain benchmark --out finegrain-benchmark --report-only   # rebuild tables and report
   finegrain benchmark --selection study --out study     # the study (docs/study.md)
   finegrain benchmark --visibility Consolidation=0.5 --out harder-consolidation
-  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda  # 1 run per GPU
+  finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda --out paper-run
   finegrain benchmark --preset paper --mimic /data/mimic-cxr-jpg --device cuda \\
       --launcher slurm --partition gpu --gpus-per-run 2 --time 1440 --out /shared/bench
 """
