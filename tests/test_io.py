@@ -55,3 +55,28 @@ def test_read_csv_reads_a_utf16_table(tmp_path):
         frame = read_csv(path)
         assert list(frame.columns) == ["image_id", "score"], encoding
         assert frame["image_id"].tolist() == ["ä1"]
+
+
+def test_locks_refuse_a_second_holder_naming_it(tmp_path):
+    """held_lock keeps its file and names the holder's pid; exclusive_lock removes its file;
+    both refuse a second holder with the caller's message (flock conflicts between two opens
+    even in one process)."""
+    import os
+
+    from finegrain.errors import FinegrainError
+    from finegrain.io import LockedError, exclusive_lock, held_lock
+
+    path = tmp_path / "deep" / "x.lock"
+    with held_lock(path, lambda pid: FinegrainError(f"busy {pid}")):
+        assert path.read_text(encoding="utf-8") == f"{os.getpid()}\n"
+        busy = pytest.raises(FinegrainError, match=f"busy {os.getpid()}")
+        with busy, held_lock(path, lambda pid: FinegrainError(f"busy {pid}")):
+            pass
+    assert path.is_file()
+    with held_lock(path, lambda pid: FinegrainError("not again")):  # released: taken again
+        pass
+    other = tmp_path / "y.lock"
+    with exclusive_lock(other, "in use"):
+        with pytest.raises(LockedError, match="in use"), exclusive_lock(other, "in use"):
+            pass
+    assert not other.exists()

@@ -392,6 +392,28 @@ class LockedError(FinegrainError):
     line, like other unusable arguments)."""
 
 
+def _flock(handle: IO[str], busy: Callable[[], FinegrainError]) -> None:
+    """Take an exclusive ``flock`` on the open ``handle`` without waiting; if another process
+    holds it, close the handle and raise ``busy()``."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise busy() from None
+        raise
+
+
+def _write_pid(handle: IO[str]) -> None:
+    """Our pid as the lock file's whole content (what a busy message can name)."""
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+
+
 @contextlib.contextmanager
 def held_lock(path: Path, busy: Callable[[str], FinegrainError]) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the file ``path`` (our pid written in it) while the block
@@ -402,19 +424,13 @@ def held_lock(path: Path, busy: Callable[[str], FinegrainError]) -> Iterator[Non
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until the end
+
+    def holder() -> FinegrainError:
+        return busy(path.read_text(encoding="utf-8").strip() if path.is_file() else "")
+
+    _flock(handle, holder)
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        handle.close()
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            holder = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-            raise busy(holder) from None
-        raise
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        _write_pid(handle)
         yield
     finally:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
@@ -436,13 +452,7 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
             handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held until exit
         except OSError as exc:
             raise _naming(exc, path) from exc
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LockedError(busy) from None
-            raise
+        _flock(handle, lambda: LockedError(busy))
         try:  # the holder before us may have removed the file after we opened it
             same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
         except FileNotFoundError:
@@ -452,10 +462,7 @@ def exclusive_lock(path: str | os.PathLike, busy: str) -> Iterator[None]:
         handle.close()
     with handle:
         try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+            _write_pid(handle)
             yield
         finally:
             with contextlib.suppress(OSError):
