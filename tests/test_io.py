@@ -76,7 +76,7 @@ def test_locks_refuse_a_second_holder_naming_it(tmp_path):
     with held_lock(path, lambda pid: FinegrainError("not again")):  # released: taken again
         pass
     other = tmp_path / "y.lock"
-    with exclusive_lock(other, "in use"):
-        with pytest.raises(LockedError, match="in use"), exclusive_lock(other, "in use"):
-            pass
+    refused = pytest.raises(LockedError, match="in use")
+    with exclusive_lock(other, "in use"), refused, exclusive_lock(other, "in use"):
+        pass
     assert not other.exists()
