@@ -149,6 +149,17 @@ def test_study_resumes_without_retraining(tiny_study):
     assert (run / "done").stat().st_mtime_ns == stamp
 
 
+def test_a_study_into_a_folder_a_benchmark_trains_into_stops_at_once(tmp_path):
+    """The study holds the benchmark lock too: a second study (or benchmark) into its folder
+    stops before anything is made instead of training beside it."""
+    from finegrain.experiment.runner import BenchmarkLockedError, benchmark_lock
+
+    out = tmp_path / "study"
+    with benchmark_lock(out), pytest.raises(BenchmarkLockedError, match="another benchmark"):
+        run_study(out, TINY, TINY_PLAN, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.lock"]
+
+
 def test_benchmark_cli_prints_tables_with_cis_and_the_paired_difference(tiny_study, capsys):
     from finegrain.cli import main
 

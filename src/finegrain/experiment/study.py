@@ -19,6 +19,7 @@ finished runs are reused; a partial study still writes its outputs over the fini
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -249,12 +250,29 @@ def run_study(
     progress: bool = True,
     report_only: bool = False,
 ) -> StudyResult:
-    """Train every condition of ``plan`` (skipping finished runs) and write the outputs."""
+    """Train every condition of ``plan`` (skipping finished runs) and write the outputs; while
+    it trains it holds ``out``'s benchmark lock, so a second study or benchmark into ``out``
+    stops at once (:func:`~finegrain.experiment.runner.benchmark_lock`)."""
+    from finegrain.experiment.runner import benchmark_lock
+
+    out = Path(out)
+    with contextlib.nullcontext() if report_only else benchmark_lock(out):
+        return _run_study(out, preset, plan, jobs, device, progress, report_only)
+
+
+def _run_study(
+    out: Path,
+    preset: Preset,
+    plan: StudyPlan | None,
+    jobs: int | None,
+    device: str | None,
+    progress: bool,
+    report_only: bool,
+) -> StudyResult:
     from finegrain.experiment.plan import plan_runs
     from finegrain.experiment.runner import DataMismatch, require_benchmark, run_grid
 
     plan = plan or default_plan()
-    out = Path(out)
     if report_only:
         require_benchmark(out, "study.json", "conditions/")
     jobs = max(1, min(jobs if jobs is not None else preset.jobs, os.cpu_count() or 1))
