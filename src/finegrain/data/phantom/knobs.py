@@ -41,7 +41,7 @@ The ``continuum`` design (the default; ``design``) has three knobs of its own, a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from finegrain.data.phantom.calibration import CALIBRATED
@@ -124,27 +124,22 @@ def _nocue(value: float | Mapping[str, float]) -> float:
 def _multiplier(value: float | Mapping[str, float], knob: str) -> float | dict[str, float]:
     """One contrast multiplier (a float) or ``{observation: multiplier}`` over drawn
     observations, for the knob called ``knob``."""
-    if isinstance(value, Mapping):
-        multipliers = {str(k): float(v) for k, v in value.items()}
-        unknown = sorted(set(multipliers) - set(CALIBRATED))
-        if unknown:
-            raise FinegrainError(
-                f"{knob}: {unknown} not drawn by the phantom; use {list(CALIBRATED)}"
-            )
-        bad = {k: v for k, v in multipliers.items() if not v > 0}
-        result: float | dict[str, float] = multipliers
-    else:
-        result = float(value)
-        bad = {} if result > 0 else {"all": result}
-    if bad:
-        raise FinegrainError(f"{knob} multipliers must be > 0, got {bad}")
-    return result
+    return _checked(value, knob, lambda v: v > 0, "multipliers must be > 0")
 
 
 def _per_observation(
     value: float | Mapping[str, float], knob: str, low: float, high: float
 ) -> float | dict[str, float]:
     """One number in [low, high], or ``{observation: number}`` over drawn observations."""
+    return _checked(value, knob, lambda v: low <= v <= high, f"must be in [{low:g}, {high:g}]")
+
+
+def _checked(
+    value: float | Mapping[str, float], knob: str, ok: Callable[[float], bool], rule: str
+) -> float | dict[str, float]:
+    """``value`` (one number, or ``{observation: number}`` over drawn observations) with each
+    number ``ok``; an observation the phantom does not draw, or a number against ``rule``, is
+    an error naming ``knob``."""
     if isinstance(value, Mapping):
         values = {str(k): float(v) for k, v in value.items()}
         unknown = sorted(set(values) - set(CALIBRATED))
@@ -152,13 +147,13 @@ def _per_observation(
             raise FinegrainError(
                 f"{knob}: {unknown} not drawn by the phantom; use {list(CALIBRATED)}"
             )
-        bad = {k: v for k, v in values.items() if not low <= v <= high}
+        bad = {k: v for k, v in values.items() if not ok(v)}
         result: float | dict[str, float] = values
     else:
         result = float(value)
-        bad = {} if low <= result <= high else {"all": result}
+        bad = {} if ok(result) else {"all": result}
     if bad:
-        raise FinegrainError(f"{knob} must be in [{low:g}, {high:g}], got {bad}")
+        raise FinegrainError(f"{knob} {rule}, got {bad}")
     return result
 
 
