@@ -222,29 +222,16 @@ CALIBRATED_PHANTOM: dict[str, Any] = {
 }
 
 #: The regime the phantom was calibrated in and the comparisons ran in (docs/study.md,
-#: sections 6-7): densenet-small from scratch at 64 px, 600 iterations with a checkpoint every
-#: 150, on that phantom with 15,000 studies in each evaluation split; 5 seeds.
-CALIBRATED = Preset(
+#: sections 6-7): finegrain 0.3's demo settings with densenet-small trained 600 iterations (a
+#: checkpoint every 150) on that phantom, 15,000 studies in each evaluation split; 5 seeds.
+CALIBRATED = dataclasses.replace(
+    DEMO_V03,
     name="calibrated",
     description="densenet-small on the continuum phantom calibrated to real targets (study 6-7)",
     seeds=5,
-    train={
-        "model": "densenet-small",
-        "pretrained": False,
-        "iterations": 600,
-        "checkpoint_every": 150,
-        "batch_size": 32,
-        "lr": 1e-3,
-        "augment": False,
-        "num_workers": 0,
-    },
-    image_size=64,
-    phantom_studies=4000,
+    train={**DEMO_V03.train, "model": "densenet-small", "iterations": 600},
     phantom_eval_studies=15_000,
-    phantom_size=64,
     phantom=CALIBRATED_PHANTOM,
-    threads=1,
-    jobs=2,
 )
 
 #: The quick start (``finegrain benchmark``): the paper's four methods and the best fine-label
