@@ -21,7 +21,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -29,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from finegrain.experiment.difficulty import REAL_RANGE
-from finegrain.experiment.presets import DEMO
+from finegrain.experiment.presets import DEMO_V03
+from finegrain.experiment.study import cpu_seconds
 
 OBSERVATIONS = ("Consolidation", "Edema")
 #: The paper's U-Ones validation AUC^FG on MIMIC-CXR (Table 2): target (b), +-0.03.
@@ -45,17 +45,12 @@ SEEDS = 2
 #: scratch, 64 px, Adam 1e-3, batch 32, 600 iterations with a checkpoint every 150, 1 thread
 #: a run, two runs at a time; 4,000 training and 15,000 evaluation studies per split.
 PRESET = dataclasses.replace(
-    DEMO,
+    DEMO_V03,
     name="continuum-calibration",
-    train={**DEMO.train, "model": "densenet-small", "iterations": 600, "checkpoint_every": 150},
+    train={**DEMO_V03.train, "model": "densenet-small", "iterations": 600, "checkpoint_every": 150},
     phantom_eval_studies=15_000,
     phantom={"design": "continuum"},
 )
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def stage0(out: Path) -> dict[str, float]:
@@ -134,10 +129,10 @@ def run_point(out: Path, name: str, point_knobs: dict, seeds: int) -> dict:
 
     folder = out / name
     knobs = _knobs(out, point_knobs)
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     preset = dataclasses.replace(PRESET, phantom={**PRESET.phantom, **knobs})
     data = prepare_data(DataSource(phantom=True), folder, preset, progress=False)
-    data_cpu = _cpu() - c0
+    data_cpu = cpu_seconds() - c0
     specs = [RunSpec(obs, "u-ones", None, s) for s in range(seeds) for obs in OBSERVATIONS]
     run_grid(specs, folder / "runs", preset, data, jobs=preset.jobs, progress=False)
     result = measure(folder, preset, specs)
@@ -146,7 +141,7 @@ def run_point(out: Path, name: str, point_knobs: dict, seeds: int) -> dict:
         knobs=knobs,
         seeds=seeds,
         wall_s=round(time.perf_counter() - t0),
-        cpu_s=round(_cpu() - c0),
+        cpu_s=round(cpu_seconds() - c0),
         data_cpu_s=round(data_cpu),
     )
     (folder / "point.json").write_text(json.dumps(result, indent=2, default=float) + "\n")

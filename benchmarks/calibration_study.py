@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,17 +34,12 @@ from finegrain.calibration import (  # noqa: E402
     calibration_replicates,
     expected_calibration_error,
 )
-from finegrain.experiment.study import decide  # noqa: E402
+from finegrain.experiment.study import cpu_seconds, decide  # noqa: E402
 
 TARGET = "pu-rm"
 N_BOOT = 2000
 SEED = 0
 SENSITIVITY = 0.95
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def hierarchical_delta(reps_a: np.ndarray, reps_b: np.ndarray, point_a, point_b, seed=SEED):
@@ -337,10 +331,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.out.resolve().is_relative_to(args.study.resolve()):
         parser.error("--out must lie outside the study's folder (it is only read)")
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     analyse(args.study, args.out, n_boot=args.n_boot)
     print((args.out / "calibration-study.md").read_text())
-    print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {_cpu() - c0:.0f} s CPU")
+    print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from finegrain.experiment.grid import RunSpec
+from finegrain.experiment.study import cpu_seconds
 
 OBSERVATIONS = ("Consolidation", "Edema")
 #: (method, τ): the paper's four, τ fixed a priori at the paper's 0.3, then the fine-label ones
@@ -49,11 +49,6 @@ def specs() -> list[list[RunSpec]]:
         [RunSpec(obs, method, tau, s) for s in SEEDS for obs in OBSERVATIONS]
         for method, tau in METHODS
     ]
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _matrix(selections, split: str, column: str) -> pd.DataFrame:
@@ -279,26 +274,29 @@ def main() -> None:
     parser.add_argument("--analyse", action="store_true")
     args = parser.parse_args()
     if args.analyse:
-        t0, c0 = time.perf_counter(), _cpu()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         analyse(args.out)
         print((args.out / "continuum-study.md").read_text())
-        print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {_cpu() - c0:.0f} s CPU")
+        print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU")
         return
     preset = get_preset(PRESET)
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     data = prepare_data(DataSource(phantom=True), args.out, preset, progress=False)
-    print(f"data ready: {time.perf_counter() - t0:.0f} s wall, {_cpu() - c0:.0f} s CPU", flush=True)
+    print(
+        f"data ready: {time.perf_counter() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU",
+        flush=True,
+    )
     for block in specs():
         if args.until and time.strftime("%H:%M", time.gmtime()) >= args.until:
             print(f"stopped at {args.until} UTC before {block[0].method}", flush=True)
             break
-        b0, bc0 = time.perf_counter(), _cpu()
+        b0, bc0 = time.perf_counter(), cpu_seconds()
         planned = plan_runs(block, args.out / "runs", preset, data)
         outcome = run_grid(planned, threads=preset.threads, jobs=preset.jobs, progress=False)
         print(
             f"{block[0].variant}: trained {len(outcome.trained)}, skipped "
             f"{len(outcome.skipped)}; {time.perf_counter() - b0:.0f} s wall, "
-            f"{_cpu() - bc0:.0f} s CPU",
+            f"{cpu_seconds() - bc0:.0f} s CPU",
             flush=True,
         )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
@@ -24,8 +23,9 @@ import pandas as pd
 
 from finegrain.experiment.grid import RunSpec
 from finegrain.experiment.plan import plan_runs
-from finegrain.experiment.presets import DEMO
+from finegrain.experiment.presets import DEMO_V03 as DEMO  # the demo of sections 1-5
 from finegrain.experiment.runner import DataSource, prepare_data, run_grid
+from finegrain.experiment.study import cpu_seconds
 
 OBSERVATIONS = ("Consolidation", "Edema")
 #: methods in the order trained; seeds 0-4 of each before the next
@@ -46,11 +46,6 @@ def specs() -> list[list[RunSpec]]:
         for m in SECONDARY
     ]
     return blocks
-
-
-def _cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
 
 
 def _matrix(selections, split: str, column: str) -> pd.DataFrame:
@@ -198,27 +193,30 @@ def main() -> None:
     parser.add_argument("--analyse", action="store_true")
     args = parser.parse_args()
     if args.analyse:
-        t0, c0 = time.perf_counter(), _cpu()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         analyse(args.out)
         print((args.out / "fine-study.md").read_text())
-        print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {_cpu() - c0:.0f} s CPU")
+        print(f"analysis: {time.perf_counter() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU")
         return
-    t0, c0 = time.perf_counter(), _cpu()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     data = prepare_data(DataSource(phantom=True), args.out, DEMO, progress=False)
-    print(f"data ready: {time.perf_counter() - t0:.0f} s wall, {_cpu() - c0:.0f} s CPU", flush=True)
+    print(
+        f"data ready: {time.perf_counter() - t0:.0f} s wall, {cpu_seconds() - c0:.0f} s CPU",
+        flush=True,
+    )
     if args.data_only:
         return
     for block in specs():
         if args.until and time.strftime("%H:%M", time.gmtime()) >= args.until:
             print(f"stopped at {args.until} UTC before {block[0].method}", flush=True)
             break
-        b0, bc0 = time.perf_counter(), _cpu()
+        b0, bc0 = time.perf_counter(), cpu_seconds()
         runs = plan_runs(block, args.out / "runs", DEMO, data)
         outcome = run_grid(runs, threads=DEMO.threads, jobs=DEMO.jobs, progress=False)
         print(
             f"{block[0].variant}: trained {len(outcome.trained)}, skipped "
             f"{len(outcome.skipped)}; {time.perf_counter() - b0:.0f} s wall, "
-            f"{_cpu() - bc0:.0f} s CPU",
+            f"{cpu_seconds() - bc0:.0f} s CPU",
             flush=True,
         )
 

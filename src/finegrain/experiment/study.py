@@ -225,7 +225,9 @@ def condition_data(folder: Path, plan: StudyPlan, condition: Condition, preset: 
     return prepare_data(source, folder, preset, progress=progress)
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (user + system): what a study's
+    cost is reported in."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
@@ -280,10 +282,10 @@ def _run_study(
         out / "study.json", {"preset": preset.to_dict(), "plan": plan.to_dict(), "jobs": jobs}
     )
     trained = skipped = 0
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
     for condition in plan.conditions() if not report_only else []:
         folder = out / "conditions" / condition.data_key
-        c0, cpu_c0 = time.perf_counter(), _cpu_seconds()
+        c0, cpu_c0 = time.perf_counter(), cpu_seconds()
         try:
             data = condition_data(folder, plan, condition, preset, progress=progress)
         except DataMismatch:  # not the knob's fault: another request's phantom is there
@@ -307,12 +309,12 @@ def _run_study(
                 "trained": len(grid.trained),
                 "skipped": len(grid.skipped),
                 "wall_s": round(time.perf_counter() - c0, 1),
-                "cpu_s": round(_cpu_seconds() - cpu_c0, 1),
+                "cpu_s": round(cpu_seconds() - cpu_c0, 1),
                 "jobs": jobs,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
         )
-    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     table = write_study_outputs(out, preset, plan)
     return StudyResult(out, trained, skipped, seconds, cpu, table)
 
