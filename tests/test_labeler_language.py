@@ -7,28 +7,11 @@ import shutil
 
 import pytest
 
-from finegrain.division import SEVERITY_CUES, SEVERITY_ORDER, divide
+from finegrain.division import SEVERITY_CUES, SEVERITY_ORDER
 from finegrain.reports import Lexicon, label_report
 from finegrain.reports.engine import deciding_cues
 from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR
-
-EFF = "Pleural Effusion"
-EDEMA = "Edema"
-CONS = "Consolidation"
-ATEL = "Atelectasis"
-HEART = "Cardiomegaly"
-PTX = "Pneumothorax"
-OPAC = "Lung Opacity"
-DEVICE = "Support Devices"
-PNA = "Pneumonia"
-
-
-def check(text: str, observation: str, status, severity, change) -> None:
-    label = label_report(text)[observation]
-    subcategory = divide(severity, change) if status in (1, -1) else None
-    want = (status, severity, change, subcategory)
-    got = (label.status, label.severity, label.change, label.subcategory)
-    assert got == want, f"{text!r} / {observation}"
+from labeler_cases import ATEL, CONS, DEVICE, EDEMA, EFF, HEART, OPAC, PNA, PTX, check
 
 
 @pytest.mark.parametrize(

@@ -8,30 +8,24 @@ import shutil
 
 import pytest
 
-from finegrain.division import SEVERITY_CUES, SEVERITY_ORDER, divide
+from finegrain.division import SEVERITY_CUES, SEVERITY_ORDER
 from finegrain.reports import Lexicon, label_report
 from finegrain.reports.lexicon import DEFAULT_LEXICON_DIR, default_lexicon, range_term
-
-EFF = "Pleural Effusion"
-EDEMA = "Edema"
-CONS = "Consolidation"
-ATEL = "Atelectasis"
-HEART = "Cardiomegaly"
-MEDIASTINUM = "Enlarged Cardiomediastinum"
-PTX = "Pneumothorax"
-OPAC = "Lung Opacity"
-DEVICE = "Support Devices"
-PNA = "Pneumonia"
-LESION = "Lung Lesion"
-FRACTURE = "Fracture"
-
-
-def check(text: str, observation: str, status, severity=None, change=None) -> None:
-    label = label_report(text)[observation]
-    subcategory = divide(severity, change) if status in (1, -1) else None
-    want = (status, severity, change, subcategory)
-    got = (label.status, label.severity, label.change, label.subcategory)
-    assert got == want, f"{text!r} / {observation}"
+from labeler_cases import (
+    ATEL,
+    CONS,
+    DEVICE,
+    EDEMA,
+    EFF,
+    FRACTURE,
+    HEART,
+    LESION,
+    MEDIASTINUM,
+    OPAC,
+    PNA,
+    PTX,
+    check,
+)
 
 
 # --- 1. degree ranges of adverbs (and intensifiers) on a predicate ----------------------------
